@@ -1,0 +1,188 @@
+"""Every error genbatch raises on purpose.
+
+    GenbatchError                      root; ``exit_code`` tells the CLI how to end
+    ├── UsageError                     bad command line or configuration        (exit 2)
+    ├── ManifestError                  bad manifest: file, line, field          (exit 2)
+    ├── LedgerError                    ledger unreadable, corrupt or locked     (exit 4)
+    ├── OutputError                    output directory unwritable, disk full  (exit 4)
+    ├── ApiError                       the API said no, or could not be heard
+    │   ├── AuthError                  400004 / 401: bad, expired, revoked token (exit 3)
+    │   ├── BalanceExhausted           400002: no balance left                  (exit 3)
+    │   ├── ModelNotFound              400001: unknown model id
+    │   ├── InputRejected              422: input outside the model's schema
+    │   ├── RequestForbidden           403001: request id of another account
+    │   ├── RequestGone                404001: unknown, deleted or expired request id
+    │   ├── RateLimited                429, maybe with Retry-After
+    │   ├── ServerError                5xx
+    │   ├── BadAnswer                  a 2xx whose body is not the JSON we expect
+    │   └── TransportError             timeout, reset, refused: no answer at all
+    ├── DownloadError                  an output file could not be fetched safely
+    │   ├── HostNotAllowed             URL (or redirect) outside the allowed hosts
+    │   ├── FileTooLarge               over the size cap
+    │   └── IncompleteDownload         fewer bytes than announced
+    └── RunStopped                     the whole run must stop (auth, balance)  (exit 3)
+
+Each class's docstring is its default message, so most errors are one-line declarations.
+Messages never contain the API token: the client never puts it in anything it raises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Exit codes of the CLI, documented in the README.
+EXIT_OK = 0
+EXIT_JOBS_NOT_DONE = 1
+EXIT_USAGE = 2
+EXIT_ACCOUNT_STOP = 3
+EXIT_ENVIRONMENT = 4
+EXIT_INTERRUPTED = 130
+
+
+class GenbatchError(Exception):
+    """genbatch failed."""
+
+    exit_code: int = EXIT_JOBS_NOT_DONE
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(GenbatchError):
+    """Bad usage."""
+
+    exit_code = EXIT_USAGE
+
+
+class ManifestError(GenbatchError):
+    """The manifest is not valid."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.reason = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = self.file if self.line is None else f"{self.file}:{self.line}"
+            where += ": "
+        field = f"{self.field}: " if self.field else ""
+        return f"{where}{field}{self.reason}"
+
+
+class LedgerError(GenbatchError):
+    """The ledger cannot be used."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class OutputError(GenbatchError):
+    """An output file cannot be written."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class ApiError(GenbatchError):
+    """The RunComfy API call failed."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        http_status: int | None = None,
+        error_code: int | None = None,
+        detail: Any = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.http_status = http_status
+        self.error_code = error_code
+        self.detail = detail
+        self.request_id = request_id
+        super().__init__(message)
+
+
+class AuthError(ApiError):
+    """The API token was refused (bad, expired or revoked): set RUNCOMFY_TOKEN."""
+
+    exit_code = EXIT_ACCOUNT_STOP
+
+
+class BalanceExhausted(ApiError):
+    """The RunComfy account has no balance left: top it up, then run again to resume."""
+
+    exit_code = EXIT_ACCOUNT_STOP
+
+
+class ModelNotFound(ApiError):
+    """The API does not know this model id."""
+
+
+class InputRejected(ApiError):
+    """The API rejected the inputs of this job."""
+
+
+class RequestForbidden(ApiError):
+    """This request id belongs to another account."""
+
+
+class RequestGone(ApiError):
+    """The remote record of this request is gone (unknown, deleted or expired)."""
+
+
+class RateLimited(ApiError):
+    """The API is rate limiting us."""
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None,
+                 **fields: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **fields)
+
+
+class ServerError(ApiError):
+    """The API had a server error."""
+
+
+class BadAnswer(ApiError):
+    """The API answered with something that is not the JSON the contract describes."""
+
+
+class TransportError(ApiError):
+    """No answer from the API (timeout, reset or refused connection)."""
+
+
+class DownloadError(GenbatchError):
+    """An output file could not be downloaded."""
+
+
+class HostNotAllowed(DownloadError):
+    """The output URL is not on an allowed host."""
+
+
+class FileTooLarge(DownloadError):
+    """The output file is larger than the size cap."""
+
+
+class IncompleteDownload(DownloadError):
+    """The output file arrived shorter than announced."""
+
+
+class RunStopped(GenbatchError):
+    """The run was stopped."""
+
+    exit_code = EXIT_ACCOUNT_STOP

@@ -1,0 +1,76 @@
+"""Job states and the named sets of them that the rest of genbatch uses.
+
+The values are the names that appear in every machine-readable output.
+
+    pending ──claim──▶ submitting ──answer──▶ queued ─▶ running ─▶ fetching ─▶ done
+                          │                      │          │          │
+                          └─answer lost─▶ unknown └──────────┴─▶ failed / cancelled / expired
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    """Not submitted yet."""
+    SUBMITTING = "submitting"
+    """The intent to submit is committed; the POST is (or was) on its way."""
+    QUEUED = "queued"
+    """Accepted by the API (request_id known), waiting in the remote queue."""
+    RUNNING = "running"
+    """Generating remotely."""
+    FETCHING = "fetching"
+    """Succeeded remotely; output URLs are known; files are being downloaded."""
+    DONE = "done"
+    """Every output file is on disk and verified."""
+    FAILED = "failed"
+    """Failed for good (the generation failed, or the API rejected the job)."""
+    CANCELLED = "cancelled"
+    """Cancelled remotely."""
+    UNKNOWN = "unknown"
+    """The submit was sent but its answer never recorded: it may or may not be paid for."""
+    EXPIRED = "expired"
+    """The remote record or the output files were gone before we got them."""
+
+
+ALL_STATES: tuple[JobState, ...] = tuple(JobState)
+
+# Jobs with a request_id whose remote side is not finished, or whose files are not yet here:
+# on resume they are re-attached (polled, fetched), never resubmitted.
+ATTACHED_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FETCHING})
+
+# Jobs that hold a slot of the run's remote concurrency.
+REMOTE_ACTIVE_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING})
+
+# Final: nothing more happens to these without an explicit user action (retry).
+TERMINAL_STATES = frozenset(
+    {JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED}
+)
+
+# Jobs a run leaves alone unless the user asks (--resubmit-unknown, genbatch retry).
+SETTLED_STATES = TERMINAL_STATES | {JobState.UNKNOWN}
+
+
+class RemoteStatus(StrEnum):
+    """Status values the API reports, on the status and the result endpoints."""
+
+    IN_QUEUE = "in_queue"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    CANCELED = "canceled"
+
+
+REMOTE_FINAL = frozenset(
+    {
+        RemoteStatus.COMPLETED,
+        RemoteStatus.SUCCEEDED,
+        RemoteStatus.FAILED,
+        RemoteStatus.CANCELLED,
+        RemoteStatus.CANCELED,
+    }
+)
