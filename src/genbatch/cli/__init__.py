@@ -1,0 +1,40 @@
+"""The ``genbatch`` command line: one module per command, each thin (parse, call, render)."""
+
+from __future__ import annotations
+
+import typer
+
+from genbatch import __version__
+
+app = typer.Typer(
+    name="genbatch",
+    help="Run batches of generations on RunComfy's Model API from a YAML manifest.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"genbatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Run batches of generations on RunComfy's Model API from a YAML manifest."""
+
+
+def _register_commands() -> None:
+    # Each command module adds itself to ``app``; imported here so ``genbatch`` sees them all.
+    from genbatch.cli import simulate  # noqa: F401  (registers the command)
+
+
+def main() -> None:
+    """Entry point of the ``genbatch`` console script."""
+    _register_commands()
+    app()
