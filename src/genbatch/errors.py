@@ -165,6 +165,9 @@ class BadAnswer(ApiError):
 class TransportError(ApiError):
     """No answer from the API (timeout, reset or refused connection)."""
 
+    request_sent: bool = True
+    """False only when the request provably never left (the connection was never made)."""
+
 
 class DownloadError(GenbatchError):
     """An output file could not be downloaded."""

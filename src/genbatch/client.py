@@ -1,0 +1,388 @@
+"""The one seam to RunComfy's Model API: the only module that imports httpx.
+
+It speaks the contract (``shared/runcomfy-model-api.md``) and turns every answer into a value
+object or one of the exceptions of ``genbatch.errors``. It never retries: whether a call may be
+repeated is the scheduler's decision (a submit whose answer was lost must never be repeated).
+The token goes into the API client's headers only; file downloads use a second client that never
+carries it, and nothing raised here contains it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from genbatch import __version__
+from genbatch.errors import (
+    ApiError,
+    AuthError,
+    BadAnswer,
+    BalanceExhausted,
+    DownloadError,
+    HostNotAllowed,
+    InputRejected,
+    ModelNotFound,
+    RateLimited,
+    RequestForbidden,
+    RequestGone,
+    ServerError,
+    TransportError,
+)
+
+DEFAULT_API_BASE = "https://model-api.runcomfy.net"
+USER_AGENT = f"genbatch/{__version__}"
+MAX_REDIRECTS = 5
+# Most servers close idle keep-alive connections after 5 s; reusing one at that instant makes a
+# request fail ambiguously, which for a submit means an `unknown` job. Expire ours first.
+KEEPALIVE_EXPIRY = 3.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submission:
+    """The API's answer to an accepted submit."""
+
+    request_id: str
+    status_url: str | None = None
+    result_url: str | None = None
+    cancel_url: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteResult:
+    """The result endpoint's answer: the current state, and outputs once succeeded."""
+
+    request_id: str
+    status: str
+    output_urls: tuple[str, ...] = ()
+    error: Any = None
+    created_at: str | None = None
+    finished_at: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteStatusAnswer:
+    """The status endpoint's answer."""
+
+    request_id: str
+    status: str
+    queue_position: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelAnswer:
+    """The cancel endpoint's answer; ``outcome`` is ``cancelled`` or ``not_cancellable``."""
+
+    request_id: str
+    status: str
+    outcome: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileStream:
+    """An open download: headers known, body not yet read."""
+
+    url: str
+    status_code: int
+    content_length: int | None
+    content_type: str | None
+    content_range_start: int | None
+    chunks: Callable[[], AsyncIterator[bytes]] = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """Seconds to wait for the API and for file hosts."""
+
+    connect: float = 10.0
+    read: float = 60.0
+    download_read: float = 120.0
+
+
+class RunComfyClient:
+    """Asynchronous client of the RunComfy Model API. Use as ``async with``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_API_BASE,
+        token: str | None,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        timeouts = timeouts or Timeouts()
+        limits = httpx.Limits(max_connections=max_connections,
+                              max_keepalive_connections=max_connections,
+                              keepalive_expiry=KEEPALIVE_EXPIRY)
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._api = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, limits=limits, follow_redirects=False,
+            timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect))
+        self._files = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT}, limits=limits, follow_redirects=False,
+            timeout=httpx.Timeout(timeouts.download_read, connect=timeouts.connect))
+
+    async def __aenter__(self) -> RunComfyClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        await self._api.aclose()
+        await self._files.aclose()
+
+    async def submit(self, model_id: str, inputs: Mapping[str, Any]) -> Submission:
+        """Submit one generation. Raises ``TransportError`` with ``request_sent`` when unsure."""
+        body = await self._call("POST", f"/v1/models/{model_id}", json_body=dict(inputs))
+        request_id = body.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise BadAnswer("the submit answer has no request_id", detail=_short(body))
+        return Submission(request_id=request_id, status_url=body.get("status_url"),
+                          result_url=body.get("result_url"), cancel_url=body.get("cancel_url"))
+
+    async def result(self, request_id: str) -> RemoteResult:
+        """The result of a request: its state while unfinished, its outputs once succeeded."""
+        body = await self._call("GET", f"/v1/requests/{request_id}/result", request_id=request_id)
+        return RemoteResult(
+            request_id=request_id, status=_status_of(body),
+            output_urls=tuple(collect_urls(body.get("output"))), error=body.get("error"),
+            created_at=body.get("created_at"), finished_at=body.get("finished_at"))
+
+    async def status(self, request_id: str) -> RemoteStatusAnswer:
+        """The status of a request."""
+        body = await self._call("GET", f"/v1/requests/{request_id}/status", request_id=request_id)
+        position = body.get("queue_position")
+        return RemoteStatusAnswer(request_id=request_id, status=_status_of(body),
+                                  queue_position=position if isinstance(position, int) else None)
+
+    async def cancel(self, request_id: str) -> CancelAnswer:
+        """Ask to cancel a request; only queued requests can be cancelled."""
+        body = await self._call("POST", f"/v1/requests/{request_id}/cancel",
+                                request_id=request_id)
+        return CancelAnswer(request_id=request_id, status=str(body.get("status", "")),
+                            outcome=str(body.get("outcome", "")))
+
+    async def model_info(self, model_id: str) -> dict[str, Any]:
+        """The catalog entry of a model (price and unit), when the API offers it."""
+        return await self._call("GET", f"/v1/models/{model_id}")
+
+    @asynccontextmanager
+    async def open_file(
+        self, url: str, *, is_allowed: Callable[[str], bool], offset: int = 0
+    ) -> AsyncIterator[FileStream]:
+        """Open an output file for streaming, following redirects only to allowed hosts.
+
+        With ``offset`` > 0 it asks for the rest of the file (HTTP Range); the answer says
+        whether the server honoured that (``content_range_start``).
+        """
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        for _ in range(MAX_REDIRECTS + 1):
+            if not is_allowed(url):
+                raise HostNotAllowed(f"refusing to download from a host not allowed: {url}")
+            request = self._files.build_request("GET", url, headers=headers)
+            response = await self._send_stream(request)
+            try:
+                if response.is_redirect and "location" in response.headers:
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                yield _file_stream(url, response)
+                return
+            finally:
+                await response.aclose()
+        raise DownloadError(f"too many redirects downloading {url}")
+
+    async def _send_stream(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._files.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, request_id=None) from None
+
+    async def _call(
+        self, method: str, path: str, *, json_body: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        try:
+            response = await self._api.request(method, path, json=json_body)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, request_id=request_id) from None
+        return _parse_answer(response, request_id=request_id)
+
+
+def collect_urls(output: Any) -> list[str]:
+    """Every http(s) URL in a result's ``output``, in document order."""
+    found: list[str] = []
+    if isinstance(output, str):
+        if output.startswith(("https://", "http://")):
+            found.append(output)
+    elif isinstance(output, Mapping):
+        for value in output.values():
+            found.extend(collect_urls(value))
+    elif isinstance(output, list):
+        for value in output:
+            found.extend(collect_urls(value))
+    return found
+
+
+def _status_of(body: Mapping[str, Any]) -> str:
+    status = body.get("status")
+    if not isinstance(status, str) or not status:
+        raise BadAnswer("the answer has no status", detail=_short(body))
+    return status.lower()
+
+
+def _file_stream(url: str, response: httpx.Response) -> FileStream:
+    if response.status_code in (404, 410):
+        raise RequestGone(f"output file is gone (HTTP {response.status_code}): {url}",
+                          http_status=response.status_code)
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ServerError(f"file host answered HTTP {response.status_code} for {url}",
+                          http_status=response.status_code)
+    if response.status_code not in (200, 206):
+        raise DownloadError(f"file host answered HTTP {response.status_code} for {url}")
+    length = response.headers.get("content-length")
+    start = _range_start(response.headers.get("content-range")) \
+        if response.status_code == 206 else None
+    return FileStream(url=url, status_code=response.status_code,
+                      content_length=int(length) if length and length.isdigit() else None,
+                      content_type=response.headers.get("content-type"),
+                      content_range_start=start, chunks=response.aiter_raw)
+
+
+def _range_start(content_range: str | None) -> int | None:
+    # "bytes 100-199/200"
+    if not content_range or not content_range.startswith("bytes "):
+        return None
+    first = content_range[6:].split("-", 1)[0]
+    return int(first) if first.isdigit() else None
+
+
+def _transport_error(exc: httpx.TransportError, *, request_id: str | None) -> TransportError:
+    # Only a failure to connect proves the request never left: anything later is ambiguous.
+    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    error = TransportError(f"no answer from the API: {type(exc).__name__}: {exc}",
+                           request_id=request_id)
+    error.request_sent = sent
+    return error
+
+
+def _parse_answer(response: httpx.Response, *, request_id: str | None) -> dict[str, Any]:
+    body = _json_or_none(response)
+    error_code = body.get("error_code") if isinstance(body, dict) else None
+    if response.is_success and isinstance(body, dict) and error_code in (None, 0, ""):
+        return body
+    if response.is_success and body is None:
+        raise BadAnswer(f"HTTP {response.status_code} answer is not JSON",
+                        http_status=response.status_code, request_id=request_id)
+    raise _api_error(response, body, request_id=request_id)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+_ERRORS_BY_CODE: dict[int, type[ApiError]] = {
+    400001: ModelNotFound,
+    400002: BalanceExhausted,
+    400004: AuthError,
+    403001: RequestForbidden,
+    404001: RequestGone,
+    500001: ServerError,
+}
+
+
+def _api_error(response: httpx.Response, body: Any, *, request_id: str | None) -> ApiError:
+    status = response.status_code
+    code = _int_or_none(body.get("error_code")) if isinstance(body, dict) else None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    fields: dict[str, Any] = {"http_status": status, "error_code": code, "detail": detail,
+                              "request_id": request_id}
+    message = _message_of(response, body)
+    if status == 429:
+        return RateLimited(message, retry_after=_retry_after(response), **fields)
+    cls = _ERRORS_BY_CODE.get(code or 0) or _error_class_for_status(status)
+    if cls is InputRejected:
+        message = _describe_validation(detail) or message
+    return cls(message, **fields)
+
+
+def _error_class_for_status(status: int) -> type[ApiError]:
+    if status == 401:
+        return AuthError
+    if status == 403:
+        return RequestForbidden
+    if status == 404:
+        return RequestGone
+    if status == 422:
+        return InputRejected
+    if status >= 500:
+        return ServerError
+    return ApiError
+
+
+def _message_of(response: httpx.Response, body: Any) -> str:
+    prefix = f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        code = body.get("error_code")
+        for key in ("error_message", "message", "error", "detail"):
+            value = body.get(key)
+            if value:
+                text = value if isinstance(value, str) else json.dumps(value)[:300]
+                return f"{prefix} ({code}): {text}" if code else f"{prefix}: {text}"
+        return f"{prefix}: {_short(body)}"
+    content_type = response.headers.get("content-type", "")
+    if "html" in content_type or response.text.lstrip()[:1] == "<":
+        return f"{prefix} (an HTML error page)"
+    return f"{prefix}: {response.text[:200]!r}" if response.text else prefix
+
+
+def _describe_validation(detail: Any) -> str | None:
+    """``{"detail": [{"loc": [...], "msg": ...}]}`` as ``field: message; ...``."""
+    if not isinstance(detail, list) or not detail:
+        return None
+    parts = []
+    for item in detail:
+        if not isinstance(item, dict):
+            continue
+        loc = [str(p) for p in item.get("loc", []) if p != "body"]
+        parts.append(f"{'.'.join(loc) or 'input'}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts) or None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _short(body: Any) -> str:
+    return json.dumps(body, default=str)[:300]

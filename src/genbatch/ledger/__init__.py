@@ -1,0 +1,24 @@
+"""The ledger: the durable record of runs, jobs, attempts and output files."""
+
+from __future__ import annotations
+
+from genbatch.ledger.engine import LedgerLocation, resolve_location
+from genbatch.ledger.ledger import Ledger
+from genbatch.ledger.records import AttemptRecord, JobRecord, OutputRecord, RunInfo, SyncReport
+
+__all__ = [
+    "AttemptRecord",
+    "JobRecord",
+    "Ledger",
+    "LedgerLocation",
+    "OutputRecord",
+    "RunInfo",
+    "SyncReport",
+    "open_ledger",
+    "resolve_location",
+]
+
+
+def open_ledger(given: str | None = None) -> Ledger:
+    """Open the ledger named by ``given`` (a path or URL), ``$GENBATCH_LEDGER`` or the default."""
+    return Ledger.open(resolve_location(given))

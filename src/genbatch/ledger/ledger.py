@@ -1,0 +1,454 @@
+"""The ledger: the durable record of every run, job, submission attempt and output file.
+
+Every method is one transaction, committed before it returns, so the caller can perform the side
+effect that depends on it (a POST, a rename) knowing the record survives a crash. SQL is written
+with SQLAlchemy Core over the SQLModel tables: the same statements run on SQLite and PostgreSQL;
+only claiming work differs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from genbatch.errors import LedgerError
+from genbatch.jobs import JobSpec, canonical_json
+from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
+from genbatch.ledger.migrations import ensure_schema
+from genbatch.ledger.records import (
+    AttemptRecord,
+    JobRecord,
+    OutputRecord,
+    RunInfo,
+    SyncReport,
+)
+from genbatch.ledger.tables import AttemptRow, JobRow, OutputRow, RunRow, utcnow
+from genbatch.states import ATTACHED_STATES, JobState
+
+JOBS = JobRow.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
+ATTEMPTS = AttemptRow.__table__  # type: ignore[attr-defined]  # idem
+OUTPUTS = OutputRow.__table__  # type: ignore[attr-defined]  # idem
+RUNS = RunRow.__table__  # type: ignore[attr-defined]  # idem
+
+SYNC_BATCH = 5000
+
+
+class Ledger:
+    """The durable record of runs. Open with ``Ledger.open(location)``."""
+
+    def __init__(self, engine: Engine, location: LedgerLocation) -> None:
+        self.engine = engine
+        self.location = location
+        self.is_sqlite = location.is_sqlite
+
+    @classmethod
+    def open(cls, location: LedgerLocation) -> Ledger:
+        """Open (creating if needed) the ledger at ``location``; refuses a corrupt one."""
+        engine = create_ledger_engine(location)
+        ledger = cls(engine, location)
+        with ledger._errors("open"):
+            ensure_schema(engine, display=location.display)
+        return ledger
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def ensure_run(self, name: str, manifest_path: str) -> RunInfo:
+        """The run called ``name``, created if new."""
+        with self._transaction("ensure_run") as conn:
+            row = conn.execute(select(RUNS).where(RUNS.c.name == name)).first()
+            now = utcnow()
+            if row is None:
+                conn.execute(insert(RUNS).values(name=name, manifest_path=manifest_path,
+                                                 created_at=now, updated_at=now))
+                row = conn.execute(select(RUNS).where(RUNS.c.name == name)).one()
+            else:
+                conn.execute(update(RUNS).where(RUNS.c.id == row.id).values(
+                    manifest_path=manifest_path, updated_at=now, stop_reason=None))
+        return _run_info(row)
+
+    def find_run(self, name: str) -> RunInfo | None:
+        """The run called ``name``, or None."""
+        with self._transaction("find_run") as conn:
+            row = conn.execute(select(RUNS).where(RUNS.c.name == name)).first()
+        return _run_info(row) if row else None
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, oldest first."""
+        with self._transaction("runs") as conn:
+            rows = conn.execute(select(RUNS).order_by(RUNS.c.id)).all()
+        return [_run_info(r) for r in rows]
+
+    def set_stop_reason(self, run_id: int, reason: str | None) -> None:
+        """Remember why the run last stopped early (shown by status)."""
+        with self._transaction("set_stop_reason") as conn:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
+                stop_reason=reason, updated_at=utcnow()))
+
+    # -- syncing a manifest ---------------------------------------------------------------------
+
+    def sync_jobs(self, run_id: int, specs: Iterable[JobSpec]) -> SyncReport:
+        """Make the run's jobs those of the manifest: insert new ones, retire removed ones.
+
+        Jobs already known (same key) keep their state, request ids and files: an edited
+        manifest runs only its new jobs. Retired jobs stay in the ledger (they may be paid for).
+        """
+        with self._transaction("sync_jobs") as conn:
+            known = {r.key: (r.id, r.ordinal, r.in_manifest) for r in conn.execute(
+                select(JOBS.c.key, JOBS.c.id, JOBS.c.ordinal, JOBS.c.in_manifest)
+                .where(JOBS.c.run_id == run_id))}
+            seen: set[str] = set()
+            new_rows: list[dict[str, Any]] = []
+            moved: list[dict[str, Any]] = []
+            now = utcnow()
+            total = 0
+            for spec in specs:
+                total += 1
+                seen.add(spec.key)
+                existing = known.get(spec.key)
+                if existing is None:
+                    new_rows.append(_new_job_row(run_id, spec, now))
+                    if len(new_rows) >= SYNC_BATCH:
+                        conn.execute(insert(JOBS), new_rows)
+                        new_rows.clear()
+                    continue
+                job_id, ordinal, in_manifest = existing
+                if ordinal != spec.ordinal or not in_manifest:
+                    moved.append({"b_id": job_id, "b_ordinal": spec.ordinal})
+            new = total - len(known.keys() & seen)
+            if new_rows:
+                conn.execute(insert(JOBS), new_rows)
+            _apply_moves(conn, moved)
+            retired = _retire_missing(conn, run_id, known, seen)
+            counts = _counts(conn, run_id)
+        return SyncReport(total=total, new=new, changed_order=len(moved), retired=retired,
+                          counts=counts)
+
+    # -- claiming and submitting ----------------------------------------------------------------
+
+    def claim_next(self, run_id: int, *, worker: str | None = None) -> JobRecord | None:
+        """Take the next pending job and commit the intent to submit it (state ``submitting``).
+
+        Returns None when nothing is pending. The commit is durable before this returns: a crash
+        after it leaves the job ``submitting``, which a resume turns into ``unknown``.
+        """
+        with self._transaction("claim_next", durable=True) as conn:
+            job_id = conn.execute(self._next_pending_query(run_id)).scalar()
+            if job_id is None:
+                return None
+            now = utcnow()
+            conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(
+                state=JobState.SUBMITTING, attempts=JOBS.c.attempts + 1, error=None,
+                request_id=None, worker=worker, updated_at=now))
+            row = conn.execute(select(JOBS).where(JOBS.c.id == job_id)).one()
+            attempt_id = conn.execute(insert(ATTEMPTS).values(
+                job_id=job_id, number=row.attempts, outcome="sending", intent_at=now)
+            ).inserted_primary_key[0]  # type: ignore[index]  # always one key
+        return _job_record(row, attempt_id=attempt_id)
+
+    def _next_pending_query(self, run_id: int) -> Any:
+        query = (select(JOBS.c.id)
+                 .where(JOBS.c.run_id == run_id, JOBS.c.state == JobState.PENDING,
+                        JOBS.c.in_manifest.is_(True))
+                 .order_by(JOBS.c.ordinal).limit(1))
+        if not self.is_sqlite:
+            # Several workers may claim at once: each skips the rows the others have locked.
+            query = query.with_for_update(skip_locked=True)
+        return query
+
+    def record_accepted(self, job: JobRecord, request_id: str) -> None:
+        """The API accepted the submit: the request id is recorded the moment it is known."""
+        now = utcnow()
+        with self._transaction("record_accepted") as conn:
+            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
+                request_id=request_id, outcome="accepted", accepted_at=now))
+            self._set_state(conn, job.id, JobState.QUEUED, request_id=request_id)
+
+    def record_refused(self, job: JobRecord, error: str, *, final: bool) -> None:
+        """The API refused the submit (nothing was created): back to pending, or failed."""
+        with self._transaction("record_refused") as conn:
+            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
+                outcome="refused", error=error, finished_at=utcnow()))
+            if final:
+                self._set_state(conn, job.id, JobState.FAILED, error=error,
+                                finished_at=utcnow())
+            else:
+                # A refused submit created nothing remotely: it does not use up an attempt.
+                self._set_state(conn, job.id, JobState.PENDING, error=error,
+                                attempts=JOBS.c.attempts - 1)
+
+    def record_submit_unknown(self, job: JobRecord, error: str) -> None:
+        """The submit was sent but its answer lost: it may or may not have created a job."""
+        with self._transaction("record_submit_unknown") as conn:
+            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
+                outcome="unknown", error=error, finished_at=utcnow()))
+            self._set_state(conn, job.id, JobState.UNKNOWN, error=error)
+
+    # -- following a request --------------------------------------------------------------------
+
+    def record_remote_state(self, job: JobRecord, state: JobState, remote_status: str) -> None:
+        """The request is now queued or running remotely."""
+        with self._transaction("record_remote_state") as conn:
+            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
+                remote_status=remote_status))
+            self._set_state(conn, job.id, state)
+
+    def record_succeeded(self, job: JobRecord, urls: Sequence[str]) -> list[OutputRecord]:
+        """The generation succeeded: its output URLs are recorded before any download starts."""
+        now = utcnow()
+        with self._transaction("record_succeeded") as conn:
+            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
+                outcome="succeeded", remote_status="succeeded", finished_at=now))
+            conn.execute(OUTPUTS.delete().where(OUTPUTS.c.job_id == job.id))
+            if urls:
+                conn.execute(insert(OUTPUTS), [
+                    {"job_id": job.id, "attempt_id": job.attempt_id, "position": i, "url": u}
+                    for i, u in enumerate(urls)])
+            self._set_state(conn, job.id, JobState.FETCHING)
+            rows = conn.execute(select(OUTPUTS).where(OUTPUTS.c.job_id == job.id)
+                                .order_by(OUTPUTS.c.position)).all()
+        return [_output_record(r) for r in rows]
+
+    def record_generation_failed(self, job: JobRecord, error: str, *, retry: bool,
+                                 outcome: str = "failed") -> None:
+        """The generation failed (or was cancelled): retry it later, or give up."""
+        now = utcnow()
+        with self._transaction("record_generation_failed") as conn:
+            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
+                outcome=outcome, remote_status=outcome, error=error, finished_at=now))
+            final = JobState.CANCELLED if outcome == "cancelled" else JobState.FAILED
+            if retry:
+                self._set_state(conn, job.id, JobState.PENDING, error=error, request_id=None)
+            else:
+                self._set_state(conn, job.id, final, error=error, finished_at=now)
+
+    def record_expired(self, job: JobRecord, error: str) -> None:
+        """The remote record or its files were gone before we got them."""
+        now = utcnow()
+        with self._transaction("record_expired") as conn:
+            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
+                outcome="expired", error=error, finished_at=now))
+            self._set_state(conn, job.id, JobState.EXPIRED, error=error, finished_at=now)
+
+    def record_job_error(self, job: JobRecord, error: str, *,
+                         state: JobState | None = None) -> None:
+        """Remember the last error of a job without (or with) changing its state."""
+        with self._transaction("record_job_error") as conn:
+            self._set_state(conn, job.id, state or job.state, error=error)
+
+    # -- outputs --------------------------------------------------------------------------------
+
+    def outputs(self, job_id: int) -> list[OutputRecord]:
+        """The output files of a job, in output order."""
+        with self._transaction("outputs") as conn:
+            rows = conn.execute(select(OUTPUTS).where(OUTPUTS.c.job_id == job_id)
+                                .order_by(OUTPUTS.c.position)).all()
+        return [_output_record(r) for r in rows]
+
+    def record_file(self, output: OutputRecord, *, path: str, size: int, sha256: str) -> None:
+        """An output file is on disk, verified, under its final name."""
+        with self._transaction("record_file") as conn:
+            conn.execute(update(OUTPUTS).where(OUTPUTS.c.id == output.id).values(
+                path=path, size=size, sha256=sha256, downloaded_at=utcnow()))
+
+    def record_done(self, job: JobRecord) -> None:
+        """Every output file of the job is on disk and verified."""
+        with self._transaction("record_done") as conn:
+            self._set_state(conn, job.id, JobState.DONE, error=None, finished_at=utcnow())
+
+    # -- resuming -------------------------------------------------------------------------------
+
+    def mark_interrupted_submits_unknown(self, run_id: int) -> int:
+        """Jobs left ``submitting`` by a crash become ``unknown``: their POST may have landed."""
+        message = "interrupted while submitting: the request may or may not exist remotely"
+        with self._transaction("mark_interrupted") as conn:
+            ids = [r.id for r in conn.execute(select(JOBS.c.id).where(
+                JOBS.c.run_id == run_id, JOBS.c.state == JobState.SUBMITTING))]
+            if ids:
+                conn.execute(update(ATTEMPTS).where(
+                    ATTEMPTS.c.job_id.in_(ids), ATTEMPTS.c.outcome == "sending").values(
+                    outcome="unknown", error=message, finished_at=utcnow()))
+                conn.execute(update(JOBS).where(JOBS.c.id.in_(ids)).values(
+                    state=JobState.UNKNOWN, error=message, updated_at=utcnow()))
+        return len(ids)
+
+    def reset_to_pending(self, run_id: int, states: Iterable[JobState]) -> int:
+        """Put the run's jobs in ``states`` back to pending (explicit user decision)."""
+        wanted = [s.value for s in states]
+        with self._transaction("reset_to_pending") as conn:
+            result = conn.execute(update(JOBS).where(
+                JOBS.c.run_id == run_id, JOBS.c.state.in_(wanted),
+                JOBS.c.in_manifest.is_(True)).values(
+                state=JobState.PENDING, request_id=None, updated_at=utcnow()))
+        return int(result.rowcount)
+
+    def attached_jobs(self, run_id: int) -> list[JobRecord]:
+        """Jobs with a request id whose outputs are not here yet: re-attach, never resubmit."""
+        with self._transaction("attached_jobs") as conn:
+            rows = conn.execute(select(JOBS).where(
+                JOBS.c.run_id == run_id, JOBS.c.state.in_([s.value for s in ATTACHED_STATES]))
+                .order_by(JOBS.c.ordinal)).all()
+            attempts = _current_attempts(conn, [r.id for r in rows])
+        return [_job_record(r, attempt_id=attempts.get(r.id)) for r in rows]
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def counts(self, run_id: int, *, in_manifest_only: bool = True) -> dict[JobState, int]:
+        """Number of jobs of the run per state (every state present, zeros included)."""
+        with self._transaction("counts") as conn:
+            return _counts(conn, run_id, in_manifest_only=in_manifest_only)
+
+    def jobs(self, run_id: int, *, states: Iterable[JobState] | None = None,
+             limit: int | None = None) -> list[JobRecord]:
+        """The run's jobs (of the current manifest) in manifest order."""
+        query = select(JOBS).where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
+        if states is not None:
+            query = query.where(JOBS.c.state.in_([s.value for s in states]))
+        query = query.order_by(JOBS.c.ordinal).limit(limit)
+        with self._transaction("jobs") as conn:
+            return [_job_record(r) for r in conn.execute(query)]
+
+    def job_by_key(self, run_id: int, key: str) -> JobRecord | None:
+        """One job of the run by its key (or a unique prefix of it)."""
+        with self._transaction("job_by_key") as conn:
+            rows = conn.execute(select(JOBS).where(
+                JOBS.c.run_id == run_id, JOBS.c.key.startswith(key, autoescape=True)).limit(2)
+            ).all()
+        return _job_record(rows[0]) if len(rows) == 1 else None
+
+    def attempts(self, job_id: int) -> list[AttemptRecord]:
+        """Every submission attempt of a job, oldest first."""
+        with self._transaction("attempts") as conn:
+            rows = conn.execute(select(ATTEMPTS).where(ATTEMPTS.c.job_id == job_id)
+                                .order_by(ATTEMPTS.c.number, ATTEMPTS.c.id)).all()
+        return [AttemptRecord(id=r.id, number=r.number, request_id=r.request_id,
+                              outcome=r.outcome, remote_status=r.remote_status, error=r.error,
+                              intent_at=r.intent_at, accepted_at=r.accepted_at,
+                              finished_at=r.finished_at) for r in rows]
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _set_state(self, conn: Connection, job_id: int, state: JobState, **values: Any) -> None:
+        conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(
+            state=state, updated_at=utcnow(), **values))
+
+    @contextmanager
+    def _transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
+        with self._errors(what), self.engine.connect() as conn:
+            durable_sqlite = durable and self.is_sqlite
+            if durable_sqlite:
+                _set_synchronous(conn, "FULL")
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if durable_sqlite:
+                    _set_synchronous(conn, "NORMAL")
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise LedgerError(_describe(self.location, exc)) from None
+        except IntegrityError as exc:
+            raise LedgerError(f"ledger {self.location.display}: {what}: "
+                              f"inconsistent data: {exc.orig}") from None
+        except DBAPIError as exc:
+            raise LedgerError(_describe(self.location, exc)) from None
+
+
+def _set_synchronous(conn: Connection, level: str) -> None:
+    # Issued on the driver connection, outside SQLAlchemy's transaction bookkeeping: a pragma
+    # must run between transactions.
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA synchronous={level}")
+
+
+def _describe(location: LedgerLocation, exc: DBAPIError) -> str:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if "locked" in reason:
+        return (f"the ledger {location.display} is locked by another process "
+                f"(another genbatch run?): {reason}")
+    if "not a database" in reason or "malformed" in reason:
+        return f"the ledger {location.display} is corrupt or not a ledger: {reason}"
+    return f"ledger {location.display}: {reason}"
+
+
+def _new_job_row(run_id: int, spec: JobSpec, now: datetime) -> dict[str, Any]:
+    return {
+        "run_id": run_id, "key": spec.key, "ordinal": spec.ordinal, "block": spec.block,
+        "model_id": spec.model_id, "inputs_json": canonical_json(spec.inputs),
+        "variables_json": canonical_json(spec.variables), "repeat_index": spec.repeat_index,
+        "file_stem": spec.file_stem, "output_dir": spec.output_dir, "in_manifest": True,
+        "state": JobState.PENDING.value, "attempts": 0, "created_at": now, "updated_at": now,
+    }
+
+
+def _apply_moves(conn: Connection, moved: list[dict[str, Any]]) -> None:
+    if not moved:
+        return
+    conn.execute(update(JOBS).where(JOBS.c.id == bindparam("b_id")).values(
+        ordinal=bindparam("b_ordinal"), in_manifest=True), moved)
+
+
+def _retire_missing(conn: Connection, run_id: int, known: dict[str, tuple[int, int, bool]],
+                    seen: set[str]) -> int:
+    gone = [job_id for key, (job_id, _, active) in known.items() if active and key not in seen]
+    for start in range(0, len(gone), SYNC_BATCH):
+        conn.execute(update(JOBS).where(JOBS.c.id.in_(gone[start:start + SYNC_BATCH]))
+                     .values(in_manifest=False))
+    return len(gone)
+
+
+def _counts(conn: Connection, run_id: int, *, in_manifest_only: bool = True
+            ) -> dict[JobState, int]:
+    query = select(JOBS.c.state, func.count()).where(JOBS.c.run_id == run_id)
+    if in_manifest_only:
+        query = query.where(JOBS.c.in_manifest.is_(True))
+    found = dict(conn.execute(query.group_by(JOBS.c.state)).tuples().all())
+    return {state: int(found.get(state.value, 0)) for state in JobState}
+
+
+def _current_attempts(conn: Connection, job_ids: list[int]) -> dict[int, int]:
+    if not job_ids:
+        return {}
+    found: dict[int, int] = {}
+    for start in range(0, len(job_ids), SYNC_BATCH):
+        chunk = job_ids[start:start + SYNC_BATCH]
+        latest = (select(ATTEMPTS.c.job_id, func.max(ATTEMPTS.c.id))
+                  .where(ATTEMPTS.c.job_id.in_(chunk)).group_by(ATTEMPTS.c.job_id))
+        found.update(dict(conn.execute(latest).tuples().all()))
+    return found
+
+
+def _run_info(row: Any) -> RunInfo:
+    return RunInfo(id=row.id, name=row.name, manifest_path=row.manifest_path,
+                   created_at=row.created_at, updated_at=row.updated_at,
+                   stop_reason=row.stop_reason)
+
+
+def _job_record(row: Any, *, attempt_id: int | None = None) -> JobRecord:
+    return JobRecord(
+        id=row.id, run_id=row.run_id, key=row.key, ordinal=row.ordinal, block=row.block,
+        model_id=row.model_id, inputs=json.loads(row.inputs_json),
+        variables=json.loads(row.variables_json), repeat_index=row.repeat_index,
+        file_stem=row.file_stem, output_dir=row.output_dir, state=JobState(row.state),
+        request_id=row.request_id, attempts=row.attempts, error=row.error,
+        attempt_id=attempt_id)
+
+
+def _output_record(row: Any) -> OutputRecord:
+    return OutputRecord(id=row.id, job_id=row.job_id, position=row.position, url=row.url,
+                        path=row.path, size=row.size, sha256=row.sha256)
+

@@ -1,0 +1,117 @@
+"""The ledger's tables. Every job, every submission attempt and every output file is a row.
+
+Times are UTC. JSON values (inputs, variables, errors) are stored as text so that SQLite and
+PostgreSQL hold exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    """The current time, in UTC, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def _when(nullable: bool = True) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class MetaRow(SQLModel, table=True):
+    """Facts about the ledger itself: its schema version, who created it."""
+
+    __tablename__ = "genbatch_meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class RunRow(SQLModel, table=True):
+    """One run: the jobs of one manifest, kept across resumes and edits of that manifest."""
+
+    __tablename__ = "runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    manifest_path: str
+    created_at: datetime = Field(sa_column=_when(nullable=False))
+    updated_at: datetime = Field(sa_column=_when(nullable=False))
+    stop_reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class JobRow(SQLModel, table=True):
+    """One job of a run, with its current state."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "key", name="uq_jobs_run_key"),
+        Index("ix_jobs_run_state_ordinal", "run_id", "state", "ordinal"),
+        Index("ix_jobs_request_id", "request_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id")
+    key: str
+    ordinal: int
+    block: str
+    model_id: str
+    inputs_json: str = Field(sa_column=Column(Text, nullable=False))
+    variables_json: str = Field(sa_column=Column(Text, nullable=False))
+    repeat_index: int = 0
+    file_stem: str
+    output_dir: str = Field(sa_column=Column(Text, nullable=False))
+    in_manifest: bool = True
+    state: str
+    request_id: str | None = None
+    attempts: int = 0
+    """Submissions accepted or possibly accepted (not those refused with 429)."""
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(sa_column=_when(nullable=False))
+    updated_at: datetime = Field(sa_column=_when(nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=_when())
+    worker: str | None = None
+    lease_until: datetime | None = Field(default=None, sa_column=_when())
+
+
+class AttemptRow(SQLModel, table=True):
+    """One submission of a job: from the committed intent to the final remote outcome."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_job", "job_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id")
+    number: int
+    request_id: str | None = None
+    outcome: str = "sending"
+    """sending, accepted, refused, unknown, succeeded, failed, cancelled, expired."""
+    remote_status: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    intent_at: datetime = Field(sa_column=_when(nullable=False))
+    accepted_at: datetime | None = Field(default=None, sa_column=_when())
+    finished_at: datetime | None = Field(default=None, sa_column=_when())
+
+
+class OutputRow(SQLModel, table=True):
+    """One output file of a job: its URL, and once downloaded, where it is and its checksum."""
+
+    __tablename__ = "outputs"
+    __table_args__ = (
+        UniqueConstraint("job_id", "position", name="uq_outputs_job_position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id")
+    attempt_id: int = Field(foreign_key="attempts.id")
+    position: int
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    path: str | None = Field(default=None, sa_column=Column(Text))
+    size: int | None = None
+    sha256: str | None = None
+    downloaded_at: datetime | None = Field(default=None, sa_column=_when())
