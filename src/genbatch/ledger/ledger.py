@@ -8,7 +8,9 @@ only claiming work differs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -59,6 +61,29 @@ class Ledger:
     def close(self) -> None:
         """Release every connection."""
         self.engine.dispose()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the right to drive runs of this ledger (one process at a time for SQLite).
+
+        Two processes driving one SQLite ledger would re-attach to the same requests and each
+        take the other's ``submitting`` jobs for interrupted ones. PostgreSQL ledgers share work
+        through row locks instead.
+        """
+        if self.location.sqlite_path is None:
+            yield
+            return
+        lock_path = self.location.sqlite_path.with_name(self.location.sqlite_path.name + ".lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LedgerError(f"another genbatch process is running on the ledger "
+                                  f"{self.location.display}; wait for it or stop it") from None
+            yield
+        finally:
+            os.close(fd)
 
     # -- runs ---------------------------------------------------------------------------------
 

@@ -1,0 +1,231 @@
+"""Fetching output files: only from allowed hosts, capped in size, verified, renamed into place.
+
+A file is streamed to a hidden ``.part`` file beside its final name, hashed as it arrives, checked
+against ``Content-Length``, flushed to disk, and only then renamed to its final name: a file with
+its final name is always complete. An interrupted transfer resumes with HTTP Range when the host
+honours it, and restarts otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import mimetypes
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+
+from genbatch.client import RunComfyClient
+from genbatch.errors import (
+    DownloadError,
+    FileTooLarge,
+    IncompleteDownload,
+    OutputError,
+    ServerError,
+    TransportError,
+)
+from genbatch.filenames import sanitize_file_stem
+from genbatch.retry import Backoff
+
+DEFAULT_MAX_FILE_SIZE = 2 * 1024**3
+DEFAULT_ALLOWED_SUFFIXES = (".runcomfy.net", ".runcomfy.com")
+KNOWN_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".png", ".jpg", ".jpeg", ".webp",
+                              ".gif", ".mp3", ".wav", ".m4a", ".glb", ".json", ".txt"})
+DOWNLOAD_ATTEMPTS = 6
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostPolicy:
+    """Which hosts output files may come from."""
+
+    api_host: str
+    extra_hosts: tuple[str, ...] = ()
+    """Exact host names, or ``*.example.com`` for a domain and its subdomains."""
+
+    def allows(self, url: str) -> bool:
+        """True when ``url`` may be fetched."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not host:
+            return False
+        if parts.scheme == "http" and not _is_loopback(host):
+            return False
+        if parts.scheme not in ("http", "https"):
+            return False
+        if host == self.api_host or host.endswith(DEFAULT_ALLOWED_SUFFIXES):
+            return True
+        return any(_host_matches(host, pattern) for pattern in self.extra_hosts)
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    pattern = pattern.lower().strip()
+    if pattern.startswith("*."):
+        return host == pattern[2:] or host.endswith(pattern[1:])
+    return host == pattern
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownloadedFile:
+    """A verified file under its final name."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+class Downloader:
+    """Downloads output files safely; shared by every job of a run."""
+
+    def __init__(self, client: RunComfyClient, *, hosts: HostPolicy,
+                 max_bytes: int = DEFAULT_MAX_FILE_SIZE, backoff: Backoff | None = None,
+                 attempts: int = DOWNLOAD_ATTEMPTS) -> None:
+        self._client = client
+        self._hosts = hosts
+        self._max_bytes = max_bytes
+        self._backoff = backoff or Backoff(base=0.5, cap=20.0)
+        self._attempts = attempts
+
+    async def fetch(self, url: str, *, directory: Path, stem: str,
+                    default_extension: str) -> DownloadedFile:
+        """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry."""
+        _make_directory(directory)
+        stem = sanitize_file_stem(stem)
+        part = directory / f".{stem}.part"
+        # A .part left by an earlier process may hold another attempt's bytes: never resume it.
+        _remove(part)
+        for failures in range(1, self._attempts + 1):
+            try:
+                return await self._transfer(url, part, directory, stem, default_extension)
+            except (TransportError, ServerError, IncompleteDownload):
+                if failures == self._attempts:
+                    _remove(part)
+                    raise
+                await anyio.sleep(self._backoff.delay(failures, random.Random()))
+            except BaseException:
+                _remove(part)
+                raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _transfer(self, url: str, part: Path, directory: Path, stem: str,
+                        default_extension: str) -> DownloadedFile:
+        offset = part.stat().st_size if part.exists() else 0
+        async with self._client.open_file(url, is_allowed=self._hosts.allows,
+                                          offset=offset) as stream:
+            resumed = offset > 0 and stream.content_range_start == offset
+            expected = _expected_size(stream.content_length, offset if resumed else 0)
+            if expected is not None and expected > self._max_bytes:
+                raise FileTooLarge(f"{url} is {expected} bytes, over the cap of "
+                                   f"{self._max_bytes} bytes")
+            digest = _hash_existing(part) if resumed else hashlib.sha256()
+            size = await self._write(stream.chunks(), part, digest, append=resumed,
+                                     start=offset if resumed else 0)
+            extension = extension_for(url, stream.content_type, default_extension)
+        if expected is not None and size != expected:
+            raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
+        final = directory / f"{stem}{extension}"
+        _commit(part, final)
+        return DownloadedFile(path=final, size=size, sha256=digest.hexdigest())
+
+    async def _write(self, chunks: object, part: Path, digest: hashlib._Hash, *, append: bool,
+                     start: int) -> int:
+        size = start
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        try:
+            fd = os.open(part, flags, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot write {part.parent}: {exc.strerror}") from None
+        try:
+            async for chunk in chunks:  # type: ignore[attr-defined]  # an async iterator of bytes
+                size += len(chunk)
+                if size > self._max_bytes:
+                    raise FileTooLarge(f"{part.name}: more than the cap of {self._max_bytes} "
+                                       "bytes arrived")
+                digest.update(chunk)
+                _write_all(fd, chunk, part)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return size
+
+
+def _write_all(fd: int, chunk: bytes, part: Path) -> None:
+    try:
+        view = memoryview(chunk)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        raise OutputError(f"cannot write {part.parent}: {exc.strerror}") from None
+
+
+def _commit(part: Path, final: Path) -> None:
+    try:
+        os.replace(part, final)
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise OutputError(f"cannot move {final.name} into place: {exc.strerror}") from None
+
+
+def _make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output directory {directory}: "
+                          f"{exc.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise OutputError(f"the output directory {directory} is not writable")
+
+
+def _expected_size(content_length: int | None, offset: int) -> int | None:
+    return None if content_length is None else content_length + offset
+
+
+def _hash_existing(part: Path) -> hashlib._Hash:
+    digest = hashlib.sha256()
+    with part.open("rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest
+
+
+def _extension_from_url(url: str) -> str | None:
+    suffix = Path(urlsplit(url).path).suffix.lower()
+    return suffix if suffix in KNOWN_EXTENSIONS else None
+
+
+def extension_for(url: str, content_type: str | None, default: str) -> str:
+    """The file extension for an output: from its URL, else its content type, else ``default``."""
+    found = _extension_from_url(url)
+    if found:
+        return found
+    if content_type:
+        guessed = mimetypes.guess_extension(content_type.split(";")[0].strip())
+        if guessed in KNOWN_EXTENSIONS:
+            return guessed
+    return default
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+__all__ = ["DownloadError", "DownloadedFile", "Downloader", "HostPolicy", "extension_for"]

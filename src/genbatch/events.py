@@ -1,0 +1,42 @@
+"""What a run reports as it goes: job state changes and run-level notices.
+
+The runner emits these to a sink; the terminal UI, the line log and ``--json`` output are sinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from genbatch.states import JobState
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEvent:
+    """A job moved to ``state``."""
+
+    key: str
+    ordinal: int
+    state: JobState
+    request_id: str | None = None
+    message: str | None = None
+
+
+NoticeLevel = Literal["info", "warning", "error"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunNotice:
+    """Something the user should know about the run as a whole."""
+
+    level: NoticeLevel
+    message: str
+
+
+Event = JobEvent | RunNotice
+EventSink = Callable[[Event], None]
+
+
+def ignore_events(_event: Event) -> None:
+    """A sink that drops everything."""

@@ -1,0 +1,432 @@
+"""The scheduler: drives a run's jobs through the API under a concurrency limit, resumably.
+
+One anyio task group holds a submitter (claims pending jobs while a slot is free) and one task
+per job in flight (submit → poll → download). Every state change is committed to the ledger
+before the side effect that depends on it:
+
+* the intent to submit (``submitting``) before the POST;
+* the request id the moment the answer arrives (the POST and this record are shielded from
+  cancellation together, so Ctrl-C never loses an answer that arrived);
+* the output URLs before any download; ``done`` only after every file is verified and renamed.
+
+A submit whose answer was lost is never retried: the job becomes ``unknown``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+from anyio.abc import TaskGroup
+
+from genbatch.catalog import find_model
+from genbatch.client import RemoteResult, RunComfyClient
+from genbatch.downloads import DEFAULT_MAX_FILE_SIZE, Downloader, HostPolicy
+from genbatch.errors import (
+    ApiError,
+    AuthError,
+    BadAnswer,
+    BalanceExhausted,
+    DownloadError,
+    FileTooLarge,
+    HostNotAllowed,
+    OutputError,
+    RateLimited,
+    RequestGone,
+    ServerError,
+    TransportError,
+)
+from genbatch.events import Event, EventSink, JobEvent, NoticeLevel, RunNotice, ignore_events
+from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo
+from genbatch.polling import DurationHistory, PollPolicy, next_poll_delay
+from genbatch.retry import Backoff
+from genbatch.states import REMOTE_ACTIVE_STATES, JobState
+from genbatch.throttle import RateGate, Slots
+
+SUCCEEDED = frozenset({"succeeded", "completed"})
+FAILED = frozenset({"failed", "error"})
+CANCELLED = frozenset({"cancelled", "canceled"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """How a run behaves; the CLI and the manifest fill these in."""
+
+    concurrency: int = 4
+    max_attempts: int = 1
+    """Generations per job: a failed generation is submitted again until this many."""
+    resubmit_unknown: bool = False
+    poll: PollPolicy = field(default_factory=PollPolicy)
+    backoff: Backoff = field(default_factory=Backoff)
+    download_concurrency: int = 8
+    allowed_hosts: tuple[str, ...] = ()
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    handle_signals: bool = True
+    worker: str | None = None
+
+
+@dataclass(kw_only=True)
+class RunSummary:
+    """How a run ended."""
+
+    counts: dict[JobState, int]
+    stop_reason: str | None = None
+    stop_error: Exception | None = None
+    interrupted: bool = False
+    recovered_unknown: int = 0
+
+    @property
+    def all_done(self) -> bool:
+        """True when every job of the manifest is done."""
+        return all(n == 0 for state, n in self.counts.items() if state != JobState.DONE)
+
+
+class Runner:
+    """Runs one run of the ledger to completion (or until stopped)."""
+
+    def __init__(self, *, ledger: Ledger, client: RunComfyClient, run: RunInfo,
+                 options: RunOptions, events: EventSink = ignore_events) -> None:
+        self._ledger = ledger
+        self._client = client
+        self._run = run
+        self._options = options
+        self._emit_to = events
+        self._slots = Slots(options.concurrency)
+        self._gate = RateGate()
+        self._downloads = anyio.CapacityLimiter(options.download_concurrency)
+        self._downloader = Downloader(client, hosts=HostPolicy(
+            api_host=(urlsplit(client.base_url).hostname or "").lower(),
+            extra_hosts=options.allowed_hosts), max_bytes=options.max_file_size)
+        self._history = DurationHistory()
+        self._rng = random.Random()
+        self._stop_submitting = False
+        self._stop_reason: str | None = None
+        self._stop_error: Exception | None = None
+        self._interrupted = False
+        self._active = 0
+        self._job_ended = anyio.Event()
+        self._tg: TaskGroup | None = None
+        self._consecutive_429 = 0
+
+    async def run(self) -> RunSummary:
+        """Drive the run until every job is settled, the run is stopped, or interrupted."""
+        recovered = self._prepare()
+        attached = self._ledger.attached_jobs(self._run.id)
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            if self._options.handle_signals:
+                tg.start_soon(self._watch_signals)
+            for job in attached:
+                if job.state in REMOTE_ACTIVE_STATES:
+                    self._slots.occupy()
+                self._start(job, holds_slot=job.state in REMOTE_ACTIVE_STATES)
+            await self._submit_pending()
+            tg.cancel_scope.cancel()  # only the signal watcher can still be running
+        if self._stop_reason:
+            self._ledger.set_stop_reason(self._run.id, self._stop_reason)
+        return RunSummary(counts=self._ledger.counts(self._run.id), stop_reason=self._stop_reason,
+                          stop_error=self._stop_error, interrupted=self._interrupted,
+                          recovered_unknown=recovered)
+
+    def _prepare(self) -> int:
+        recovered = self._ledger.mark_interrupted_submits_unknown(self._run.id)
+        if recovered:
+            self._notice("warning", f"{recovered} job(s) were interrupted while submitting and "
+                         "are now `unknown`: they may exist remotely (see --resubmit-unknown)")
+        if self._options.resubmit_unknown:
+            count = self._ledger.reset_to_pending(self._run.id, [JobState.UNKNOWN])
+            if count:
+                self._notice("warning", f"resubmitting {count} unknown job(s) as asked")
+        return recovered
+
+    # -- the submitter ------------------------------------------------------------------------
+
+    async def _submit_pending(self) -> None:
+        while True:
+            if self._stop_submitting:
+                await self._wait_for_active_jobs()
+                return
+            await self._slots.acquire()
+            await self._gate.wait()
+            job = None if self._stop_submitting else self._ledger.claim_next(
+                self._run.id, worker=self._options.worker)
+            if job is None:
+                self._slots.release()
+                if self._active == 0 or self._stop_submitting:
+                    await self._wait_for_active_jobs()
+                    if not self._may_have_pending():
+                        return
+                    continue
+                await self._job_ended.wait()
+                continue
+            self._start(job, holds_slot=True)
+
+    def _may_have_pending(self) -> bool:
+        # A job can go back to pending after the submitter looked (429, a retried generation).
+        return not self._stop_submitting and \
+            self._ledger.counts(self._run.id)[JobState.PENDING] > 0
+
+    async def _wait_for_active_jobs(self) -> None:
+        while self._active:
+            await self._job_ended.wait()
+
+    def _start(self, job: JobRecord, *, holds_slot: bool) -> None:
+        assert self._tg is not None
+        self._active += 1
+        self._tg.start_soon(self._drive, job, holds_slot)
+
+    async def _drive(self, job: JobRecord, holds_slot: bool) -> None:
+        try:
+            reattached = job.state != JobState.SUBMITTING
+            if not reattached:
+                job = await self._submit(job)
+            if job.state in (JobState.QUEUED, JobState.RUNNING):
+                job = await self._follow(job, poll_now=reattached)
+            if holds_slot:
+                holds_slot = False
+                self._slots.release()
+            if job.state == JobState.FETCHING:
+                await self._fetch(job)
+        finally:
+            if holds_slot:
+                self._slots.release()
+            self._active -= 1
+            self._job_ended.set()
+            self._job_ended = anyio.Event()
+
+    # -- one job: submit ----------------------------------------------------------------------
+
+    async def _submit(self, job: JobRecord) -> JobRecord:
+        # Shielded: once the POST is on its way, its answer is awaited and recorded even if the
+        # run is interrupted, so a Ctrl-C never turns an accepted request into an unknown one.
+        with anyio.CancelScope(shield=True):
+            try:
+                submission = await self._client.submit(job.model_id, job.inputs)
+            except ApiError as exc:
+                return self._submit_failed(job, exc)
+            self._ledger.record_accepted(job, submission.request_id)
+        self._consecutive_429 = 0
+        self._slots.on_accepted()
+        job = _with(job, state=JobState.QUEUED, request_id=submission.request_id)
+        self._job_event(job, None)
+        return job
+
+    def _submit_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
+        message = str(exc)
+        if isinstance(exc, RateLimited):
+            self._on_rate_limited(exc)
+            self._ledger.record_refused(job, message, final=False)
+            return _with(job, state=JobState.PENDING)
+        if isinstance(exc, TransportError) and not exc.request_sent:
+            self._gate.block_for(self._options.backoff.delay(1, self._rng))
+            self._ledger.record_refused(job, message, final=False)
+            return _with(job, state=JobState.PENDING)
+        if isinstance(exc, TransportError | ServerError | BadAnswer):
+            self._ledger.record_submit_unknown(job, message)
+            job = _with(job, state=JobState.UNKNOWN)
+            self._job_event(job, f"answer to the submit was lost: {message}")
+            return job
+        if isinstance(exc, AuthError | BalanceExhausted):
+            self._ledger.record_refused(job, message, final=False)
+            self._stop(exc, cancel_all=isinstance(exc, AuthError))
+            return _with(job, state=JobState.PENDING)
+        self._ledger.record_refused(job, message, final=True)
+        job = _with(job, state=JobState.FAILED)
+        self._job_event(job, message)
+        return job
+
+    def _on_rate_limited(self, exc: RateLimited) -> None:
+        self._consecutive_429 += 1
+        wait = exc.retry_after
+        if wait is None:
+            wait = self._options.backoff.delay(self._consecutive_429, self._rng)
+        self._gate.block_for(wait)
+        self._slots.on_rate_limited()
+
+    # -- one job: follow ------------------------------------------------------------------------
+
+    async def _follow(self, job: JobRecord, *, poll_now: bool) -> JobRecord:
+        assert job.request_id is not None
+        accepted = time.monotonic()
+        running_since = accepted
+        failures = 0
+        first = poll_now
+        while True:
+            now = time.monotonic()
+            delay = 0.0 if first else next_poll_delay(
+                self._options.poll, running_for=now - running_since,
+                since_accepted=now - accepted,
+                shortest_seen=self._history.shortest.get(job.model_id))
+            first = False
+            await anyio.sleep(delay)
+            await self._gate.wait()
+            try:
+                result = await self._client.result(job.request_id)
+            except ApiError as exc:
+                failures += 1
+                settled = self._poll_failed(job, exc)
+                if settled is not None:
+                    return settled
+                if not isinstance(exc, RateLimited):  # the gate already holds rate-limited calls
+                    await anyio.sleep(self._options.backoff.delay(failures, self._rng))
+                first = True
+                continue
+            failures = 0
+            if result.status == "in_queue":
+                running_since = time.monotonic()
+            settled = self._on_result(job, result, accepted)
+            if settled.state not in (JobState.QUEUED, JobState.RUNNING):
+                return settled
+            job = settled
+
+    def _poll_failed(self, job: JobRecord, exc: ApiError) -> JobRecord | None:
+        """The job settled by a failed poll, or None when the poll is to be repeated."""
+        if isinstance(exc, RateLimited):
+            self._on_rate_limited(exc)
+            return None
+        if isinstance(exc, TransportError | ServerError | BadAnswer):
+            self._ledger.record_job_error(job, f"polling: {exc}")
+            return None
+        if isinstance(exc, RequestGone):
+            self._ledger.record_expired(job, str(exc))
+            return self._settle(job, JobState.EXPIRED, str(exc))
+        if isinstance(exc, AuthError):
+            self._stop(exc, cancel_all=True)
+            return job
+        self._ledger.record_generation_failed(job, str(exc), retry=False)
+        return self._settle(job, JobState.FAILED, str(exc))
+
+    def _on_result(self, job: JobRecord, result: RemoteResult, accepted: float) -> JobRecord:
+        status = result.status
+        if status in ("in_queue", "in_progress"):
+            state = JobState.QUEUED if status == "in_queue" else JobState.RUNNING
+            if state != job.state:
+                self._ledger.record_remote_state(job, state, status)
+                job = _with(job, state=state)
+                self._job_event(job, None)
+            return job
+        if status in SUCCEEDED and result.output_urls:
+            self._history.observe(job.model_id, time.monotonic() - accepted)
+            self._ledger.record_succeeded(job, result.output_urls)
+            return self._settle(job, JobState.FETCHING, None)
+        if status in CANCELLED:
+            self._ledger.record_generation_failed(job, "cancelled remotely", retry=False,
+                                                  outcome="cancelled")
+            return self._settle(job, JobState.CANCELLED, "cancelled remotely")
+        if status in FAILED or status in SUCCEEDED:
+            return self._generation_failed(job, result)
+        return job  # a status this version does not know: keep polling
+
+    def _generation_failed(self, job: JobRecord, result: RemoteResult) -> JobRecord:
+        error = describe_remote_error(result.error) if result.error is not None \
+            else "the generation finished without any output"
+        retry = job.attempts < self._options.max_attempts and not self._stop_submitting
+        self._ledger.record_generation_failed(job, error, retry=retry)
+        if retry:
+            return self._settle(job, JobState.PENDING,
+                                f"generation failed (attempt {job.attempts}), retrying: {error}")
+        return self._settle(job, JobState.FAILED, error)
+
+    # -- one job: fetch -------------------------------------------------------------------------
+
+    async def _fetch(self, job: JobRecord) -> None:
+        async with self._downloads:
+            for output in self._ledger.outputs(job.id):
+                if output.sha256 is not None and output.path and Path(output.path).exists():
+                    continue
+                if not await self._fetch_one(job, output):
+                    return
+        self._ledger.record_done(job)
+        self._settle(job, JobState.DONE, None)
+
+    async def _fetch_one(self, job: JobRecord, output: OutputRecord) -> bool:
+        count = len(self._ledger.outputs(job.id))
+        stem = job.file_stem if count == 1 else f"{job.file_stem}_{output.position}"
+        spec = find_model(job.model_id)
+        try:
+            file = await self._downloader.fetch(
+                output.url, directory=Path(job.output_dir), stem=stem,
+                default_extension=spec.extension if spec else ".bin")
+        except RequestGone as exc:
+            self._ledger.record_expired(job, f"output file gone before download: {exc}")
+            self._settle(job, JobState.EXPIRED, str(exc))
+            return False
+        except (HostNotAllowed, FileTooLarge) as exc:
+            self._ledger.record_generation_failed(job, str(exc), retry=False)
+            self._settle(job, JobState.FAILED, str(exc))
+            return False
+        except OutputError as exc:
+            self._ledger.record_job_error(job, str(exc))
+            self._stop(exc, cancel_all=True)
+            return False
+        except (DownloadError, ApiError) as exc:
+            self._ledger.record_job_error(job, f"download failed, will retry on resume: {exc}")
+            self._job_event(job, f"download failed: {exc}")
+            return False
+        self._ledger.record_file(output, path=str(file.path), size=file.size, sha256=file.sha256)
+        return True
+
+    # -- run-level ------------------------------------------------------------------------------
+
+    def _stop(self, exc: Exception, *, cancel_all: bool) -> None:
+        if self._stop_error is None:
+            self._stop_error = exc
+            self._stop_reason = str(exc)
+            self._notice("error", f"stopping the run: {exc}")
+        self._stop_submitting = True
+        if cancel_all and self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+            async for _signum in received:
+                if self._interrupted:
+                    # Second signal: leave at once. Every commit is atomic; nothing is corrupted.
+                    os._exit(130)
+                self._interrupted = True
+                self._stop_submitting = True
+                self._notice("warning", "interrupted: recording submissions in flight, then "
+                             "exiting (press Ctrl-C again to exit at once); run again to resume")
+                assert self._tg is not None
+                self._tg.cancel_scope.cancel()
+
+    def _settle(self, job: JobRecord, state: JobState, message: str | None) -> JobRecord:
+        job = _with(job, state=state)
+        self._job_event(job, message)
+        return job
+
+    def _job_event(self, job: JobRecord, message: str | None) -> None:
+        self._emit(JobEvent(key=job.key, ordinal=job.ordinal, state=job.state,
+                            request_id=job.request_id, message=message))
+
+    def _notice(self, level: NoticeLevel, message: str) -> None:
+        self._emit(RunNotice(level=level, message=message))
+
+    def _emit(self, event: Event) -> None:
+        self._emit_to(event)
+
+
+def describe_remote_error(error: object) -> str:
+    """A readable one-line form of a result's ``error``, whatever its shape."""
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        text = error.get("error") or error.get("message") or error.get("error_message")
+        code = error.get("errorCode") or error.get("error_code") or error.get("code")
+        if text:
+            return f"{text} ({code})" if code else str(text)
+    if isinstance(error, list) and error:
+        return "; ".join(describe_remote_error(item) for item in error)
+    return json.dumps(error, default=str)[:300]
+
+
+def _with(job: JobRecord, **changes: Any) -> JobRecord:
+    return replace(job, **changes)

@@ -1,0 +1,79 @@
+"""The run's remote concurrency and its reaction to rate limiting.
+
+``Slots`` bounds the requests in flight remotely (submitting, queued or running). Its limit
+follows AIMD, as TCP and the best rate-limited clients do: halved on a 429, then grown back by one
+slot per limit's worth of accepted submits. ``RateGate`` holds every API call back while the API
+has asked us to wait (``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+
+class Slots:
+    """A counting limit whose size can change while tasks wait on it."""
+
+    def __init__(self, limit: int) -> None:
+        self.max_limit = max(1, limit)
+        self.limit = self.max_limit
+        self.in_use = 0
+        self._credit = 0.0
+        self._changed = anyio.Event()
+
+    async def acquire(self) -> None:
+        """Wait for a free slot and take it."""
+        while self.in_use >= self.limit:
+            await self._changed.wait()
+        self.in_use += 1
+
+    def occupy(self) -> None:
+        """Take a slot without waiting: for requests already in flight when the run starts."""
+        self.in_use += 1
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self.in_use -= 1
+        self._wake()
+
+    def on_rate_limited(self) -> None:
+        """Multiplicative decrease."""
+        self.limit = max(1, self.limit // 2)
+        self._credit = 0.0
+
+    def on_accepted(self) -> None:
+        """Additive increase, back up to the configured limit."""
+        if self.limit >= self.max_limit:
+            return
+        self._credit += 1.0 / self.limit
+        if self._credit >= 1.0:
+            self._credit = 0.0
+            self.limit += 1
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+class RateGate:
+    """Holds calls back until the time the API asked us to wait for has passed."""
+
+    def __init__(self) -> None:
+        self.blocked_until = 0.0
+
+    async def wait(self) -> None:
+        """Return once the gate is open."""
+        while (remaining := self.blocked_until - time.monotonic()) > 0:
+            await anyio.sleep(remaining)
+
+    def block_for(self, seconds: float) -> None:
+        """Keep the gate shut for at least ``seconds`` from now."""
+        self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
+
+    @property
+    def remaining(self) -> float:
+        """Seconds until the gate opens (0 when open)."""
+        return max(0.0, self.blocked_until - time.monotonic())
