@@ -19,6 +19,7 @@ class JobEvent:
     key: str
     ordinal: int
     state: JobState
+    previous: JobState
     request_id: str | None = None
     message: str | None = None
 

@@ -180,6 +180,9 @@ class Runner:
 
     def _start(self, job: JobRecord, *, holds_slot: bool) -> None:
         assert self._tg is not None
+        if job.state == JobState.SUBMITTING:
+            self._emit(JobEvent(key=job.key, ordinal=job.ordinal, state=job.state,
+                                previous=JobState.PENDING))
         self._active += 1
         self._tg.start_soon(self._drive, job, holds_slot)
 
@@ -215,33 +218,28 @@ class Runner:
             self._ledger.record_accepted(job, submission.request_id)
         self._consecutive_429 = 0
         self._slots.on_accepted()
-        job = _with(job, state=JobState.QUEUED, request_id=submission.request_id)
-        self._job_event(job, None)
-        return job
+        return self._settle(_with(job, request_id=submission.request_id), JobState.QUEUED, None)
 
     def _submit_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
         message = str(exc)
         if isinstance(exc, RateLimited):
             self._on_rate_limited(exc)
             self._ledger.record_refused(job, message, final=False)
-            return _with(job, state=JobState.PENDING)
+            return self._settle(job, JobState.PENDING, f"rate limited: {message}")
         if isinstance(exc, TransportError) and not exc.request_sent:
             self._gate.block_for(self._options.backoff.delay(1, self._rng))
             self._ledger.record_refused(job, message, final=False)
-            return _with(job, state=JobState.PENDING)
+            return self._settle(job, JobState.PENDING, message)
         if isinstance(exc, TransportError | ServerError | BadAnswer):
             self._ledger.record_submit_unknown(job, message)
-            job = _with(job, state=JobState.UNKNOWN)
-            self._job_event(job, f"answer to the submit was lost: {message}")
-            return job
+            return self._settle(job, JobState.UNKNOWN,
+                                f"answer to the submit was lost: {message}")
         if isinstance(exc, AuthError | BalanceExhausted):
             self._ledger.record_refused(job, message, final=False)
             self._stop(exc, cancel_all=isinstance(exc, AuthError))
-            return _with(job, state=JobState.PENDING)
+            return self._settle(job, JobState.PENDING, None)
         self._ledger.record_refused(job, message, final=True)
-        job = _with(job, state=JobState.FAILED)
-        self._job_event(job, message)
-        return job
+        return self._settle(job, JobState.FAILED, message)
 
     def _on_rate_limited(self, exc: RateLimited) -> None:
         self._consecutive_429 += 1
@@ -310,8 +308,7 @@ class Runner:
             state = JobState.QUEUED if status == "in_queue" else JobState.RUNNING
             if state != job.state:
                 self._ledger.record_remote_state(job, state, status)
-                job = _with(job, state=state)
-                self._job_event(job, None)
+                job = self._settle(job, state, None)
             return job
         if status in SUCCEEDED and result.output_urls:
             self._history.observe(job.model_id, time.monotonic() - accepted)
@@ -369,7 +366,7 @@ class Runner:
             return False
         except (DownloadError, ApiError) as exc:
             self._ledger.record_job_error(job, f"download failed, will retry on resume: {exc}")
-            self._job_event(job, f"download failed: {exc}")
+            self._notice("warning", f"#{job.ordinal} {job.key}: download failed: {exc}")
             return False
         self._ledger.record_file(output, path=str(file.path), size=file.size, sha256=file.sha256)
         return True
@@ -399,13 +396,10 @@ class Runner:
                 self._tg.cancel_scope.cancel()
 
     def _settle(self, job: JobRecord, state: JobState, message: str | None) -> JobRecord:
-        job = _with(job, state=state)
-        self._job_event(job, message)
-        return job
-
-    def _job_event(self, job: JobRecord, message: str | None) -> None:
-        self._emit(JobEvent(key=job.key, ordinal=job.ordinal, state=job.state,
-                            request_id=job.request_id, message=message))
+        """The job, now in ``state`` (already committed to the ledger), announced."""
+        self._emit(JobEvent(key=job.key, ordinal=job.ordinal, state=state,
+                            previous=job.state, request_id=job.request_id, message=message))
+        return _with(job, state=state)
 
     def _notice(self, level: NoticeLevel, message: str) -> None:
         self._emit(RunNotice(level=level, message=message))

@@ -342,6 +342,12 @@ class Ledger:
         with self._transaction("jobs") as conn:
             return [_job_record(r) for r in conn.execute(query)]
 
+    def states_by_key(self, run_id: int) -> dict[str, JobState]:
+        """The state of every job of the run (retired ones included), by key."""
+        with self._transaction("states_by_key") as conn:
+            rows = conn.execute(select(JOBS.c.key, JOBS.c.state).where(JOBS.c.run_id == run_id))
+            return {key: JobState(state) for key, state in rows}
+
     def job_by_key(self, run_id: int, key: str) -> JobRecord | None:
         """One job of the run by its key (or a unique prefix of it)."""
         with self._transaction("job_by_key") as conn:

@@ -1,0 +1,189 @@
+"""The Python API: load a manifest, sync it into the ledger, run it. The CLI is a thin layer on it.
+
+    from genbatch import run_manifest
+    summary = run_manifest("sweep.yaml", simulate=True)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+
+from genbatch.client import DEFAULT_API_BASE, RunComfyClient
+from genbatch.errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
+    EXIT_JOBS_NOT_DONE,
+    EXIT_OK,
+    GenbatchError,
+    ManifestError,
+    UsageError,
+)
+from genbatch.events import EventSink, ignore_events
+from genbatch.jobs import JobSpec
+from genbatch.ledger import Ledger, RunInfo, SyncReport, resolve_location
+from genbatch.manifest import Manifest, load_manifest
+from genbatch.runner import Runner, RunOptions, RunSummary
+
+TOKEN_ENV = "RUNCOMFY_TOKEN"
+API_BASE_ENV = "RUNCOMFY_API_BASE"
+# With --simulate the bundled simulator plays a 4-minute clip in about a second.
+SIMULATE_TIME_SCALE = 0.004
+SIMULATE_POLL_SCALE = 0.02
+
+
+@dataclass(frozen=True, kw_only=True)
+class Connection:
+    """Where the API is and how to authenticate: never printed with its token."""
+
+    api_base: str
+    token: str | None = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A manifest loaded, its run found or created in the ledger, its jobs synced."""
+
+    manifest: Manifest
+    ledger: Ledger
+    run: RunInfo
+    sync: SyncReport
+
+
+def resolve_connection(api_base: str | None, *, allow_insecure: bool = False,
+                       token_required: bool = True) -> Connection:
+    """The API base (``--api-base``, ``$RUNCOMFY_API_BASE``, default) and ``$RUNCOMFY_TOKEN``."""
+    base = (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"--api-base: not an http(s) URL: {base}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure:
+        raise UsageError(f"--api-base: refusing plain http:// to {parts.hostname} (the token "
+                         "would travel in clear); use https:// or --allow-insecure")
+    token = os.environ.get(TOKEN_ENV) or None
+    if token_required and not token:
+        raise UsageError(f"no API token: set {TOKEN_ENV} (or use --simulate to rehearse "
+                         "against the bundled simulator)")
+    return Connection(api_base=base, token=token)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_manifest(path: str | Path, *, max_jobs: int | None = None,
+                  strict_models: bool = False) -> Manifest:
+    """Load and validate a manifest (every job checked against its model's schema)."""
+    manifest = load_manifest(path, strict_models=strict_models, max_jobs=max_jobs)
+    manifest.validate()
+    return manifest
+
+
+def prepare(manifest: Manifest, ledger: Ledger) -> Prepared:
+    """Find or create the manifest's run and sync its jobs into the ledger."""
+    run = ledger.ensure_run(manifest.name, str(manifest.path))
+    report = ledger.sync_jobs(run.id, unique_names(manifest))
+    return Prepared(manifest=manifest, ledger=ledger, run=run, sync=report)
+
+
+def unique_names(manifest: Manifest) -> Iterator[JobSpec]:
+    """The manifest's jobs, refusing two jobs that would write the same file."""
+    seen: dict[tuple[str, str], int] = {}
+    for spec in manifest.jobs():
+        where = (spec.output_dir, spec.file_stem)
+        other = seen.setdefault(where, spec.ordinal)
+        if other != spec.ordinal:
+            raise ManifestError(
+                f"jobs {other} and {spec.ordinal} would both write '{spec.file_stem}': "
+                "add {index} or {key} to output.name", file=str(manifest.path),
+                field="output.name")
+        yield spec
+
+
+@contextmanager
+def open_ledger_for(given: str | None, *, base_dir: Path | None = None) -> Iterator[Ledger]:
+    """Open the ledger named by ``--ledger`` / ``$GENBATCH_LEDGER`` / the default, then close."""
+    ledger = Ledger.open(resolve_location(given, cwd=base_dir))
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def options_for(manifest: Manifest, *, concurrency: int | None = None,
+                base: RunOptions | None = None) -> RunOptions:
+    """Run options from the manifest's settings, overridden by the command line."""
+    options = base or RunOptions()
+    settings = manifest.settings
+    changes: dict[str, object] = {
+        "concurrency": concurrency or manifest.concurrency or options.concurrency,
+        "max_attempts": settings.max_attempts or options.max_attempts,
+        "allowed_hosts": tuple(settings.allowed_hosts or ()) + options.allowed_hosts,
+    }
+    if settings.max_file_size:
+        changes["max_file_size"] = settings.max_file_size
+    return replace(options, **changes)  # type: ignore[arg-type]  # RunOptions fields
+
+
+async def execute(prepared: Prepared, connection: Connection, options: RunOptions,
+                  events: EventSink = ignore_events) -> RunSummary:
+    """Run a prepared manifest against the API until it is settled, stopped or interrupted."""
+    async with RunComfyClient(base_url=connection.api_base, token=connection.token,
+                              max_connections=max(16, options.concurrency * 2)) as client:
+        runner = Runner(ledger=prepared.ledger, client=client, run=prepared.run,
+                        options=options, events=events)
+        return await runner.run()
+
+
+@contextmanager
+def simulated_connection(*, seed: int | None = None) -> Iterator[Connection]:
+    """Start the bundled simulator in this process and yield a connection to it."""
+    from genbatch.simulator import Simulator, SimulatorConfig
+
+    config = SimulatorConfig(time_scale=SIMULATE_TIME_SCALE, capacity=8,
+                             seed=seed if seed is not None else 0)
+    with Simulator(config) as simulator:
+        yield Connection(api_base=simulator.base_url, token=simulator.token)
+
+
+def run_manifest(path: str | Path, *, ledger: str | None = None, api_base: str | None = None,
+                 simulate: bool = False, concurrency: int | None = None,
+                 options: RunOptions | None = None,
+                 events: EventSink = ignore_events) -> RunSummary:
+    """Run a manifest from Python: the same as ``genbatch run``, returning its summary."""
+    manifest = open_manifest(path)
+    base = options or RunOptions(handle_signals=False)
+    with ExitStack() as stack:
+        if simulate:
+            connection = stack.enter_context(simulated_connection())
+            base = replace(base, poll=base.poll.scaled(SIMULATE_POLL_SCALE))
+        else:
+            connection = resolve_connection(api_base)
+        store = stack.enter_context(open_ledger_for(ledger))
+        stack.enter_context(store.exclusive())
+        prepared = prepare(manifest, store)
+        run_options = options_for(manifest, concurrency=concurrency, base=base)
+        return anyio.run(execute, prepared, connection, run_options, events)
+
+
+def exit_code_for(summary: RunSummary) -> int:
+    """The CLI's exit code for a finished run (documented in the README)."""
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if isinstance(summary.stop_error, GenbatchError):
+        return summary.stop_error.exit_code
+    if summary.stop_error is not None:
+        return EXIT_ENVIRONMENT
+    return EXIT_OK if summary.all_done else EXIT_JOBS_NOT_DONE
