@@ -1,0 +1,303 @@
+"""The HTTP face of the simulator: RunComfy's routes, auth, faults, output files.
+
+Every call goes the same way: count it, draw its fault, answer early for faults that stop a
+call at the door (429, 5xx, dropped connection), check the token, do the work, then let the
+fault shape the answer (slow, partial, lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route, Router
+from starlette.types import Receive, Scope, Send
+
+from genbatch.catalog import find_model
+from genbatch.simulator.config import SimulatorConfig
+from genbatch.simulator.engine import (
+    Engine,
+    InvalidInput,
+    PollState,
+    SimError,
+    file_url,
+    unknown_model,
+)
+from genbatch.simulator.faults import CallRoute, Fault, FaultInjector, FaultKind
+from genbatch.simulator.media import MediaFile
+from genbatch.simulator.responses import (
+    DelayedResponse,
+    DroppedResponse,
+    MediaResponse,
+    PartialResponse,
+    body_problem_response,
+    byte_range,
+    cdn_error_page,
+    error_response,
+    json_response,
+    validation_response,
+)
+from genbatch.simulator.stats import SimulatorStats
+
+Handler = Callable[[Request, Fault | None], Awaitable[Response]]
+
+_EARLY = frozenset({FaultKind.RATE_LIMIT, FaultKind.RATE_LIMIT_BARE, FaultKind.SERVER_ERROR,
+                    FaultKind.BAD_GATEWAY, FaultKind.UNAVAILABLE, FaultKind.DROP})
+_DEFAULT_FAILURE = {"code": "generation_failed", "message": "Generation failed (scripted)."}
+
+
+def iso(moment: Any) -> str | None:
+    """ISO-8601 with microseconds and offset, or None."""
+    return None if moment is None else str(moment.isoformat(timespec="microseconds"))
+
+
+class SimulatorApp:
+    """The ASGI application of one simulator run."""
+
+    def __init__(self, config: SimulatorConfig, engine: Engine, faults: FaultInjector,
+                 stats: SimulatorStats) -> None:
+        self.config = config
+        self.engine = engine
+        self.faults = faults
+        self.stats = stats
+        self._bearer = f"Bearer {config.token}"
+        # Replaced by the server on each start: an Event belongs to the loop that waits on it.
+        self.closing = asyncio.Event()
+        self.router = Router(routes=[
+            Route("/v1/models/{model_id:path}", self._models, methods=["GET", "POST"]),
+            Route("/v1/requests/{request_id}/status", self._status, methods=["GET"]),
+            Route("/v1/requests/{request_id}/result", self._result, methods=["GET"]),
+            Route("/v1/requests/{request_id}/cancel", self._cancel, methods=["POST"]),
+            Route("/files/{request_id}/{name}", self._file, methods=["GET"]),
+        ], default=self._unknown_route)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.router(scope, receive, send)
+
+    # -- routes -----------------------------------------------------------------------------
+
+    async def _models(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self._api(request, "submit", self._submit)
+        return await self._api(request, "catalog", self._catalog)
+
+    async def _status(self, request: Request) -> Response:
+        return await self._api(request, "status", self._answer_status)
+
+    async def _result(self, request: Request) -> Response:
+        return await self._api(request, "result", self._answer_result)
+
+    async def _cancel(self, request: Request) -> Response:
+        return await self._api(request, "cancel", self._answer_cancel)
+
+    async def _unknown_route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.stats.count_call("other")
+        response = error_response(404, 404000, f"No route {scope.get('path', '')!r}.")
+        await response(scope, receive, send)
+
+    # -- the common path of API calls -------------------------------------------------------
+
+    async def _api(self, request: Request, route: CallRoute, handle: Handler) -> Response:
+        self.stats.count_call(route)
+        fault = self.faults.draw(route)
+        if fault is not None and fault.kind in _EARLY:
+            self.stats.count_fault(fault.kind)
+            return self._early_answer(fault)
+        if request.headers.get("authorization") != self._bearer:
+            self.stats.add("auth_failures")
+            response = error_response(401, 400004, "Invalid or missing API token.")
+        else:
+            try:
+                response = await handle(request, fault)
+            except SimError as error:
+                if error.error_code == 404001:
+                    self.stats.add("not_found")
+                response = error_response(error.http_status, error.error_code, error.message)
+        return self._late_answer(fault, response, route)
+
+    def _early_answer(self, fault: Fault) -> Response:
+        kind = fault.kind
+        if kind is FaultKind.RATE_LIMIT:
+            retry_after = fault.number("retry_after", self.config.faults.retry_after)
+            return error_response(429, 429001, "Too many requests, slow down.",
+                                  {"retry-after": _seconds(retry_after)})
+        if kind is FaultKind.RATE_LIMIT_BARE:
+            return error_response(429, 429001, "Too many requests, slow down.")
+        if kind is FaultKind.SERVER_ERROR:
+            return error_response(500, 500001, "Internal server error.")
+        if kind is FaultKind.BAD_GATEWAY:
+            return cdn_error_page(502, "Bad Gateway")
+        if kind is FaultKind.UNAVAILABLE:
+            return cdn_error_page(503, "Service Temporarily Unavailable")
+        return DroppedResponse()
+
+    def _late_answer(self, fault: Fault | None, response: Response, route: CallRoute
+                     ) -> Response:
+        if fault is None or fault.kind is FaultKind.FAIL:
+            return response
+        kind = fault.kind
+        if kind is FaultKind.LOST_ANSWER and response.status_code != 200:
+            kind = FaultKind.DROP  # nothing was created: a plain drop, counted as such
+        self.stats.count_fault(kind)
+        if kind is FaultKind.SLOW:
+            delay = fault.number("delay", self.config.faults.slow_seconds)
+            return DelayedResponse(response, delay, self.closing)
+        if kind is FaultKind.PARTIAL:
+            keep = fault.params.get("keep")
+            return PartialResponse(response, None if keep is None else int(keep))
+        return DroppedResponse()
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def _submit(self, request: Request, fault: Fault | None) -> Response:
+        model_id = request.path_params["model_id"]
+        if find_model(model_id) is None:
+            self.stats.add("rejected_submissions")
+            raise unknown_model(model_id)
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            self.stats.add("rejected_submissions")
+            return body
+        fail_with = None
+        if fault is not None and fault.kind is FaultKind.FAIL:
+            fail_with = fault.params.get("error", _DEFAULT_FAILURE)
+        try:
+            record = self.engine.submit(model_id, body, fail_with=fail_with)
+        except InvalidInput as invalid:
+            self.stats.add("rejected_submissions")
+            return validation_response(invalid.problems)
+        except SimError:
+            self.stats.add("rejected_submissions")
+            raise
+        if fault is not None and fault.kind is FaultKind.LOST_ANSWER:
+            self.engine.mark_answer_lost(record)
+        base = self._base_url(request)
+        return json_response({"request_id": record.request_id,
+                              **self._links(base, record.request_id),
+                              "cancel_url": f"{base}/v1/requests/{record.request_id}/cancel"})
+
+    async def _catalog(self, request: Request, fault: Fault | None) -> Response:
+        model_id = request.path_params["model_id"]
+        model = find_model(model_id)
+        if model is None:
+            raise unknown_model(model_id)
+        inputs = [{"name": f.name, "type": f.type, "required": f.required, "default": f.default,
+                   "choices": list(f.choices) if f.choices is not None else None,
+                   "minimum": f.minimum, "maximum": f.maximum, "max_length": f.max_length}
+                  for f in model.inputs]
+        return json_response({"model_id": model.model_id, "base_price_usd": model.base_price_usd,
+                              "price_unit": model.price_unit, "output_key": model.output_key,
+                              "kind": model.kind, "typical_seconds": model.typical_seconds,
+                              "inputs": inputs})
+
+    async def _answer_status(self, request: Request, fault: Fault | None) -> Response:
+        state = self.engine.poll(request.path_params["request_id"])
+        payload: dict[str, Any] = {"request_id": state.request_id, "status": state.status}
+        if state.queue_position is not None:
+            payload["queue_position"] = state.queue_position
+        payload.update(self._links(self._base_url(request), state.request_id))
+        return json_response(payload)
+
+    async def _answer_result(self, request: Request, fault: Fault | None) -> Response:
+        state = self.engine.poll(request.path_params["request_id"])
+        payload: dict[str, Any] = {"request_id": state.request_id,
+                                   "status": state.result_status}
+        if state.output_names:
+            payload["output"] = self._output(self._base_url(request), state)
+        if state.error is not None:
+            payload["error"] = state.error
+        payload["created_at"] = iso(state.created_at)
+        if state.finished_at is not None:
+            payload["finished_at"] = iso(state.finished_at)
+        return json_response(payload)
+
+    async def _answer_cancel(self, request: Request, fault: Fault | None) -> Response:
+        request_id = request.path_params["request_id"]
+        status, outcome = self.engine.cancel(request_id)
+        return json_response({"request_id": request_id, "status": status, "outcome": outcome},
+                             202)
+
+    # -- output files (public, no token, like a CDN) ----------------------------------------
+
+    async def _file(self, request: Request) -> Response:
+        self.stats.count_call("file")
+        fault = self.faults.draw("file")
+        if fault is not None and fault.kind in _EARLY:
+            self.stats.count_fault(fault.kind)
+            return self._early_answer(fault)
+        file = self._find_file(request.path_params["request_id"], request.path_params["name"])
+        if file is None:
+            self.stats.add("not_found")
+            return PlainTextResponse("Not Found", 404)
+        span = byte_range(request.headers.get("range"), file.size)
+        if span == "unsatisfiable":
+            return Response(b"", 416, {"content-range": f"bytes */{file.size}"})
+        assert not isinstance(span, str)  # narrowed: the only string is handled above
+        return self._media_answer(file, span, fault)
+
+    def _find_file(self, request_id: str, name: str) -> MediaFile | None:
+        try:
+            files = self.engine.files(request_id)
+        except SimError:
+            return None
+        return next((f for f in files if f.name == name), None)
+
+    def _media_answer(self, file: MediaFile, span: tuple[int, int] | None, fault: Fault | None
+                      ) -> Response:
+        length = file.size if span is None else span[1] - span[0] + 1
+        slow: float | None = None
+        keep: int | None = None
+        if fault is not None:
+            self.stats.count_fault(fault.kind)
+            if fault.kind is FaultKind.SLOW:
+                slow = fault.number("delay", self.config.faults.slow_seconds)
+            else:  # truncate or partial: announce everything, send less
+                wanted = fault.params.get("keep")
+                keep = length // 2 if wanted is None else int(wanted)
+                keep = max(0, min(keep, length - 1))
+        return MediaResponse(file, span, on_sent=self._count_sent, closing=self.closing,
+                             slow=slow, keep=keep)
+
+    def _count_sent(self, sent: int, complete: bool) -> None:
+        self.stats.add("bytes_served", sent)
+        if complete:
+            self.stats.add("files_served")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _base_url(self, request: Request) -> str:
+        host = request.headers.get("host")
+        if host:
+            return f"{request.scope.get('scheme', 'http')}://{host}"
+        server = request.scope.get("server") or (self.config.host, self.config.port)
+        return f"http://{server[0]}:{server[1]}"
+
+    @staticmethod
+    def _links(base: str, request_id: str) -> dict[str, str]:
+        return {"status_url": f"{base}/v1/requests/{request_id}/status",
+                "result_url": f"{base}/v1/requests/{request_id}/result"}
+
+    @staticmethod
+    def _output(base: str, state: PollState) -> dict[str, Any]:
+        urls = [file_url(base, state.request_id, name) for name in state.output_names]
+        key = state.model.output_key
+        return {key: urls if key.endswith("s") else urls[0]}
+
+
+async def _json_object(request: Request) -> dict[str, Any] | Response:
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return body_problem_response(f"JSON decode error: {error}", "json_invalid")
+    if not isinstance(body, dict):
+        return body_problem_response("Input should be a JSON object", "dict_type")
+    return body
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
