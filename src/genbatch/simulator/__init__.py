@@ -12,7 +12,13 @@ See docs/simulator.md for every option, fault and counter.
 
 from __future__ import annotations
 
-from genbatch.simulator.config import ROUTE_CLASSES, FaultConfig, RouteClass, SimulatorConfig
+from genbatch.simulator.config import (
+    ROUTE_CLASSES,
+    FaultConfig,
+    RouteClass,
+    SimulatorConfig,
+    parse_routes,
+)
 from genbatch.simulator.engine import output_count, price_usd
 from genbatch.simulator.faults import INJECT_ROUTES, FaultKind
 from genbatch.simulator.media import IMAGE_TYPE, PNG_SIGNATURE, VIDEO_TYPE, MediaFile
@@ -37,5 +43,6 @@ __all__ = [
     "SimulatorConfig",
     "SimulatorStats",
     "output_count",
+    "parse_routes",
     "price_usd",
 ]

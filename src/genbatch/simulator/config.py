@@ -116,6 +116,18 @@ class SimulatorConfig:
                 raise ValueError(f"durations[{model_id!r}] must be (median >= 0, sigma >= 0)")
 
 
+def parse_routes(text: str) -> frozenset[RouteClass]:
+    """Route classes from a comma-separated list such as ``"submit,poll"`` (ValueError if bad)."""
+    routes: set[RouteClass] = set()
+    for name in (part.strip() for part in text.split(",")):
+        if not name:
+            continue
+        if name not in ROUTE_CLASSES:
+            raise ValueError(f"unknown route class {name!r}; known: {sorted(ROUTE_CLASSES)}")
+        routes.add(name)  # mypy narrows ``name`` through the ``in`` check
+    return frozenset(routes)
+
+
 def _check_probability(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a probability between 0 and 1, not {value}")

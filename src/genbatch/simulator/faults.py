@@ -101,7 +101,8 @@ def check_injection(route: str, fault: str, count: int, params: Mapping[str, Any
     try:
         kind = FaultKind(fault)
     except ValueError:
-        raise ValueError(f"unknown fault {fault!r}; known: {[k.value for k in FaultKind]}") from None
+        known = [k.value for k in FaultKind]
+        raise ValueError(f"unknown fault {fault!r}; known: {known}") from None
     targets = _EVERYWHERE if route == "any" else (
         {"status", "result"} if route == "poll" else {route})
     if not targets <= _VALID_ROUTES[kind]:

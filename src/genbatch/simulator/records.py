@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,7 +52,9 @@ class RequestRecord:
     def status(self) -> StatusStatus:
         """The state on the status endpoint."""
         result = self.result_status
-        return "completed" if result in ("succeeded", "failed") else result
+        if result == "succeeded" or result == "failed":
+            return "completed"
+        return result
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,10 +112,10 @@ class RecordsView(Mapping[str, RequestInfo]):
     def __len__(self) -> int:
         return len(self._source.request_ids())
 
-    def list(self) -> list[RequestInfo]:
+    def list(self) -> builtins.list[RequestInfo]:
         """Every request, in submit order."""
         return [self._source.info(request_id) for request_id in self._source.request_ids()]
 
-    def for_model(self, model_id: str) -> list[RequestInfo]:
+    def for_model(self, model_id: str) -> builtins.list[RequestInfo]:
         """The requests of one model, in submit order."""
         return [info for info in self.list() if info.model_id == model_id]

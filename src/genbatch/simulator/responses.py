@@ -100,7 +100,7 @@ class DelayedResponse(Response):
         await super().__call__(scope, receive, send)
 
 
-def byte_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+def byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """The inclusive (first, last) bytes a Range header asks for.
 
     None means serve the whole file (no header, or one we ignore as RFC 9110 allows: not

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
 import threading
@@ -93,10 +94,8 @@ class Simulator:
             return
         if loop is not None and not loop.is_closed():
             # Wakes answers sleeping in a slow fault, so shutdown does not wait for them.
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
                 loop.call_soon_threadsafe(self.app.closing.set)
-            except RuntimeError:  # the loop closed in between
-                pass
         server.should_exit = True
         thread.join(timeout=_START_TIMEOUT)
         self._server = self._thread = self._loop = None

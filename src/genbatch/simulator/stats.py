@@ -56,12 +56,12 @@ class SimulatorStats:
     def count_call(self, route: str) -> None:
         """Count one call of ``route``."""
         with self._lock:
-            self.calls[route] += 1
+            self.calls[str(route)] += 1
 
     def count_fault(self, kind: str) -> None:
         """Count one injected fault of ``kind``."""
         with self._lock:
-            self.faults[kind] += 1
+            self.faults[str(kind)] += 1
 
     def count_submission(self, canonical: str) -> None:
         """Count an accepted submit, and a duplicate if ``canonical`` was accepted before."""
