@@ -20,7 +20,8 @@
     │   ├── HostNotAllowed             URL (or redirect) outside the allowed hosts
     │   ├── FileTooLarge               over the size cap
     │   └── IncompleteDownload         fewer bytes than announced
-    └── RunStopped                     the whole run must stop (auth, balance)  (exit 3)
+    ├── RunStopped                     the whole run must stop (auth, balance)  (exit 3)
+    └── FailureStreak                  recent jobs keep failing the same way    (exit 1)
 
 Each class's docstring is its default message, so most errors are one-line declarations.
 Messages never contain the API token: the client never puts it in anything it raises.
@@ -189,3 +190,7 @@ class RunStopped(GenbatchError):
     """The run was stopped."""
 
     exit_code = EXIT_ACCOUNT_STOP
+
+
+class FailureStreak(GenbatchError):
+    """Recent jobs keep failing the same way: the run stopped early."""

@@ -36,8 +36,10 @@ from genbatch.errors import (
     BadAnswer,
     BalanceExhausted,
     DownloadError,
+    FailureStreak,
     FileTooLarge,
     HostNotAllowed,
+    ModelNotFound,
     OutputError,
     RateLimited,
     RequestGone,
@@ -45,6 +47,7 @@ from genbatch.errors import (
     TransportError,
 )
 from genbatch.events import Event, EventSink, JobEvent, NoticeLevel, RunNotice, ignore_events
+from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatch
 from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo
 from genbatch.polling import DurationHistory, PollPolicy, next_poll_delay
 from genbatch.retry import Backoff
@@ -71,6 +74,9 @@ class RunOptions:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     handle_signals: bool = True
     worker: str | None = None
+    max_failures: FailureLimit = field(default_factory=FailureLimit)
+    stop_check_interval: float = 1.0
+    """How often to look for a stop request from ``genbatch cancel``."""
 
 
 @dataclass(kw_only=True)
@@ -115,6 +121,8 @@ class Runner:
         self._job_ended = anyio.Event()
         self._tg: TaskGroup | None = None
         self._consecutive_429 = 0
+        self._consecutive_unknown = 0
+        self._failures = FailureWatch(options.max_failures)
 
     async def run(self) -> RunSummary:
         """Drive the run until every job is settled, the run is stopped, or interrupted."""
@@ -124,12 +132,13 @@ class Runner:
             self._tg = tg
             if self._options.handle_signals:
                 tg.start_soon(self._watch_signals)
+            tg.start_soon(self._watch_stop_requests)
             for job in attached:
                 if job.state in REMOTE_ACTIVE_STATES:
                     self._slots.occupy()
                 self._start(job, holds_slot=job.state in REMOTE_ACTIVE_STATES)
             await self._submit_pending()
-            tg.cancel_scope.cancel()  # only the signal watcher can still be running
+            tg.cancel_scope.cancel()  # only the watchers can still be running
         if self._stop_reason:
             self._ledger.set_stop_reason(self._run.id, self._stop_reason)
         return RunSummary(counts=self._ledger.counts(self._run.id), stop_reason=self._stop_reason,
@@ -137,6 +146,7 @@ class Runner:
                           recovered_unknown=recovered)
 
     def _prepare(self) -> int:
+        self._ledger.clear_stop_request(self._run.id)
         recovered = self._ledger.mark_interrupted_submits_unknown(self._run.id)
         if recovered:
             self._notice("warning", f"{recovered} job(s) were interrupted while submitting and "
@@ -217,6 +227,7 @@ class Runner:
                 return self._submit_failed(job, exc)
             self._ledger.record_accepted(job, submission.request_id)
         self._consecutive_429 = 0
+        self._consecutive_unknown = 0
         self._slots.on_accepted()
         return self._settle(_with(job, request_id=submission.request_id), JobState.QUEUED, None)
 
@@ -232,6 +243,7 @@ class Runner:
             return self._settle(job, JobState.PENDING, message)
         if isinstance(exc, TransportError | ServerError | BadAnswer):
             self._ledger.record_submit_unknown(job, message)
+            self._on_submit_unknown(message)
             return self._settle(job, JobState.UNKNOWN,
                                 f"answer to the submit was lost: {message}")
         if isinstance(exc, AuthError | BalanceExhausted):
@@ -239,7 +251,33 @@ class Runner:
             self._stop(exc, cancel_all=isinstance(exc, AuthError))
             return self._settle(job, JobState.PENDING, None)
         self._ledger.record_refused(job, message, final=True)
-        return self._settle(job, JobState.FAILED, message)
+        job = self._settle(job, JobState.FAILED, message)
+        if isinstance(exc, ModelNotFound):
+            self._fail_model(job.model_id, message)
+        self._count_failure(type(exc).__name__ if exc.error_code is None
+                            else f"{type(exc).__name__} {exc.error_code}")
+        return job
+
+    def _on_submit_unknown(self, message: str) -> None:
+        # Each lost answer may be a job paid twice later: pause, and stop if it goes on.
+        self._consecutive_unknown += 1
+        self._gate.block_for(self._options.backoff.delay(self._consecutive_unknown, self._rng))
+        if self._consecutive_unknown >= MAX_CONSECUTIVE_UNKNOWN:
+            self._stop(FailureStreak(
+                f"{self._consecutive_unknown} submits in a row got no answer (latest: "
+                f"{message}); stopping so the API outage does not pile up unknown jobs"),
+                cancel_all=False)
+
+    def _fail_model(self, model_id: str, message: str) -> None:
+        count = self._ledger.fail_pending_of_model(self._run.id, model_id, message)
+        self._notice("error", f"the API does not know the model {model_id}: "
+                     f"{count + 1} job(s) of it failed without being sent")
+
+    def _count_failure(self, kind: str) -> None:
+        reason = self._failures.failed(kind)
+        if reason:
+            self._stop(FailureStreak(f"stopping early: {reason}; fix the cause and run again "
+                                     "(see --max-failures)"), cancel_all=False)
 
     def _on_rate_limited(self, exc: RateLimited) -> None:
         self._consecutive_429 += 1
@@ -295,6 +333,7 @@ class Runner:
             return None
         if isinstance(exc, RequestGone):
             self._ledger.record_expired(job, str(exc))
+            self._count_failure("expired")
             return self._settle(job, JobState.EXPIRED, str(exc))
         if isinstance(exc, AuthError):
             self._stop(exc, cancel_all=True)
@@ -311,6 +350,7 @@ class Runner:
                 job = self._settle(job, state, None)
             return job
         if status in SUCCEEDED and result.output_urls:
+            self._failures.succeeded()
             self._history.observe(job.model_id, time.monotonic() - accepted)
             self._ledger.record_succeeded(job, result.output_urls)
             return self._settle(job, JobState.FETCHING, None)
@@ -327,6 +367,7 @@ class Runner:
             else "the generation finished without any output"
         retry = job.attempts < self._options.max_attempts and not self._stop_submitting
         self._ledger.record_generation_failed(job, error, retry=retry)
+        self._count_failure(f"generation failed: {error[:80]}")
         if retry:
             return self._settle(job, JobState.PENDING,
                                 f"generation failed (attempt {job.attempts}), retrying: {error}")
@@ -381,6 +422,15 @@ class Runner:
         self._stop_submitting = True
         if cancel_all and self._tg is not None:
             self._tg.cancel_scope.cancel()
+
+    async def _watch_stop_requests(self) -> None:
+        while True:
+            await anyio.sleep(self._options.stop_check_interval)
+            reason = self._ledger.stop_requested(self._run.id)
+            if reason and not self._stop_submitting:
+                self._stop_submitting = True
+                self._stop_reason = reason
+                self._notice("warning", f"stop requested: {reason}; no more submits")
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:

@@ -76,6 +76,7 @@ class JsonLog:
         self._stream = stream or sys.stdout
 
     def __call__(self, event: Event) -> None:
+        record: dict[str, object]
         if isinstance(event, RunNotice):
             record = {"event": "notice", "level": event.level, "message": event.message}
         else:

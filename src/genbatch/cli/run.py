@@ -1,10 +1,11 @@
-"""``genbatch run`` and ``genbatch resume``: run a manifest to completion, resumably."""
+"""``genbatch run``, ``resume`` and ``retry``: run a manifest to completion, resumably."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack, nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -14,89 +15,150 @@ from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
 from genbatch.events import EventSink
+from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
 from genbatch.polling import PollPolicy
 from genbatch.runner import RunOptions, RunSummary
 from genbatch.states import JobState
 from genbatch.ui import JsonLog, LineLog, LiveDisplay
 
-MANIFEST_ARGUMENT = typer.Argument(..., exists=False, help="The YAML manifest.")
+EXIT_CODES = """Exit codes: 0 all jobs done; 1 some jobs not done (failed, unknown, expired...);
+2 bad manifest or usage; 3 run stopped by the account (token, balance);
+4 ledger or output directory problem; 130 interrupted (run again to resume)."""
 
-RUN_EPILOG = """Examples:
+RUN_EPILOG = f"""Examples:
 
   genbatch run manifests/quickstart.yaml --simulate     rehearse for free
 
   RUNCOMFY_TOKEN=... genbatch run sweep.yaml -c 8       the real thing
 
-Exit codes: 0 all jobs done; 1 some jobs not done (failed, unknown, expired...);
-2 bad manifest or usage; 3 run stopped by the account (token, balance);
-4 ledger or output directory problem; 130 interrupted (run again to resume).
+{EXIT_CODES}
 """
+
+MANIFEST = typer.Argument(..., help="The YAML manifest.")
+CONCURRENCY = typer.Option(None, "--concurrency", "-c", min=1,
+                           help="Requests in flight at once [default: the manifest's, else 4]")
+API_BASE = typer.Option(None, "--api-base", metavar="URL", help="API base [default: "
+                        "$RUNCOMFY_API_BASE or https://model-api.runcomfy.net]")
+SIMULATE = typer.Option(False, "--simulate",
+                        help="Run against the bundled simulator (no token, no cost).")
+RESUBMIT_UNKNOWN = typer.Option(
+    False, "--resubmit-unknown", help="Submit again the jobs whose earlier submit may or may "
+    "not have been received (may pay twice for them).")
+MAX_JOBS = typer.Option(None, "--max-jobs", min=1,
+                        help="Allow manifests that expand to more jobs than this.")
+STRICT = typer.Option(False, "--strict", help="Unknown models are an error.")
+POLL_INTERVAL = typer.Option(1.0, "--poll-interval", min=0.001, metavar="SECONDS",
+                             help="Shortest delay between two polls of one job.")
+MAX_FAILURES = typer.Option(
+    DEFAULT_MAX_FAILURES, "--max-failures", metavar="N|P%|off",
+    help="Stop early after N jobs in a row failed the same way, or when P% of the last 20 "
+    "failed.")
+ALLOW_INSECURE = typer.Option(False, "--allow-insecure",
+                              help="Allow a plain http:// API base that is not loopback.")
+JSON_OUTPUT = typer.Option(False, "--json", help="One JSON event per line on stdout.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest:
+    """Everything the run-like commands take from the command line."""
+
+    manifest: Path
+    ledger: str | None = None
+    concurrency: int | None = None
+    api_base: str | None = None
+    simulate: bool = False
+    resubmit_unknown: bool = False
+    max_jobs: int | None = None
+    strict: bool = False
+    poll_interval: float = 1.0
+    max_failures: str = DEFAULT_MAX_FAILURES
+    allow_insecure: bool = False
+    json_output: bool = False
+    reset_states: Sequence[JobState] = ()
 
 
 @app.command(epilog=RUN_EPILOG)
 @one_line_errors
-def run(
-    manifest: Path = MANIFEST_ARGUMENT,
-    ledger: str | None = LEDGER_OPTION,
-    concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", min=1, help="Requests in flight at once [default: the "
-        "manifest's concurrency, else 4]"),
-    api_base: str | None = typer.Option(
-        None, "--api-base", metavar="URL",
-        help="API base [default: $RUNCOMFY_API_BASE or https://model-api.runcomfy.net]"),
-    simulate: bool = typer.Option(
-        False, "--simulate", help="Run against the bundled simulator (no token, no cost)."),
-    resubmit_unknown: bool = typer.Option(
-        False, "--resubmit-unknown",
-        help="Submit again the jobs whose earlier submit may or may not have been received "
-        "(may pay twice for them)."),
-    max_jobs: int | None = typer.Option(
-        None, "--max-jobs", min=1, help="Allow manifests that expand to more jobs than this."),
-    strict: bool = typer.Option(False, "--strict", help="Unknown models are an error."),
-    poll_interval: float = typer.Option(
-        1.0, "--poll-interval", min=0.001, metavar="SECONDS",
-        help="Shortest delay between two polls of one job."),
-    allow_insecure: bool = typer.Option(
-        False, "--allow-insecure", help="Allow a plain http:// API base that is not loopback."),
-    json_output: bool = typer.Option(False, "--json", help="One JSON event per line on stdout."),
-) -> None:
+def run(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
+        concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
+        simulate: bool = SIMULATE, resubmit_unknown: bool = RESUBMIT_UNKNOWN,
+        max_jobs: int | None = MAX_JOBS, strict: bool = STRICT,
+        poll_interval: float = POLL_INTERVAL, max_failures: str = MAX_FAILURES,
+        allow_insecure: bool = ALLOW_INSECURE, json_output: bool = JSON_OUTPUT) -> None:
     """Run every job of MANIFEST that is not done yet; run it again to resume."""
-    loaded = batch.open_manifest(manifest, max_jobs=max_jobs, strict_models=strict)
+    execute_request(RunRequest(
+        manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
+        simulate=simulate, resubmit_unknown=resubmit_unknown, max_jobs=max_jobs, strict=strict,
+        poll_interval=poll_interval, max_failures=max_failures, allow_insecure=allow_insecure,
+        json_output=json_output))
+
+
+@app.command(epilog=EXIT_CODES)
+@one_line_errors
+def resume(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
+           concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
+           simulate: bool = SIMULATE, resubmit_unknown: bool = RESUBMIT_UNKNOWN,
+           poll_interval: float = POLL_INTERVAL, max_failures: str = MAX_FAILURES,
+           json_output: bool = JSON_OUTPUT) -> None:
+    """Resume MANIFEST's run (the same as `run`): re-attach to requests in flight, submit the
+    pending jobs."""
+    execute_request(RunRequest(
+        manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
+        simulate=simulate, resubmit_unknown=resubmit_unknown, poll_interval=poll_interval,
+        max_failures=max_failures, json_output=json_output))
+
+
+@app.command(epilog="Example: genbatch retry sweep.yaml --failed --expired\n\n" + EXIT_CODES)
+@one_line_errors
+def retry(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
+          failed: bool = typer.Option(False, "--failed", help="Retry failed jobs."),
+          unknown: bool = typer.Option(False, "--unknown", help="Retry unknown jobs (their "
+                                       "first submit may have been received: may pay twice)."),
+          expired: bool = typer.Option(False, "--expired", help="Retry expired jobs."),
+          cancelled: bool = typer.Option(False, "--cancelled", help="Retry cancelled jobs."),
+          concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
+          simulate: bool = SIMULATE, poll_interval: float = POLL_INTERVAL,
+          max_failures: str = MAX_FAILURES, json_output: bool = JSON_OUTPUT) -> None:
+    """Run again the jobs of MANIFEST that ended failed (default), unknown, expired or
+    cancelled; done jobs are kept."""
+    states = [s for s, wanted in ((JobState.FAILED, failed), (JobState.UNKNOWN, unknown),
+                                  (JobState.EXPIRED, expired),
+                                  (JobState.CANCELLED, cancelled)) if wanted]
+    execute_request(RunRequest(
+        manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
+        simulate=simulate, poll_interval=poll_interval, max_failures=max_failures,
+        json_output=json_output, reset_states=states or [JobState.FAILED]))
+
+
+def execute_request(request: RunRequest) -> None:
+    """Load, sync, run, report; exits with the documented code."""
+    loaded = batch.open_manifest(request.manifest, max_jobs=request.max_jobs,
+                                 strict_models=request.strict)
     for warning in loaded.warnings:
         print(f"genbatch: warning: {warning}", file=sys.stderr)
-    options = RunOptions(resubmit_unknown=resubmit_unknown,
-                         poll=PollPolicy(min_interval=poll_interval))
+    options = RunOptions(resubmit_unknown=request.resubmit_unknown,
+                         poll=PollPolicy(min_interval=request.poll_interval),
+                         max_failures=FailureLimit.parse(request.max_failures))
     with ExitStack() as stack:
-        if simulate:
+        if request.simulate:
             connection = stack.enter_context(batch.simulated_connection())
             options = replace(options, poll=PollPolicy(min_interval=0.02, max_interval=1.0))
         else:
-            connection = batch.resolve_connection(api_base, allow_insecure=allow_insecure)
-        store = stack.enter_context(batch.open_ledger_for(ledger))
+            connection = batch.resolve_connection(request.api_base,
+                                                  allow_insecure=request.allow_insecure)
+        store = stack.enter_context(batch.open_ledger_for(request.ledger))
         stack.enter_context(store.exclusive())
         prepared = batch.prepare(loaded, store)
-        _print_plan_line(prepared, simulate)
-        options = batch.options_for(loaded, concurrency=concurrency, base=options)
-        summary = _execute(prepared, connection, options, json_output)
-    _print_summary(summary, prepared)
+        if request.reset_states:
+            count = store.reset_to_pending(prepared.run.id, request.reset_states)
+            print(f"genbatch: {count} job(s) to run again", file=sys.stderr)
+            prepared = replace(prepared, sync=replace(
+                prepared.sync, counts=store.counts(prepared.run.id)))
+        _print_plan_line(prepared, request.simulate)
+        options = batch.options_for(loaded, concurrency=request.concurrency, base=options)
+        summary = _execute(prepared, connection, options, request.json_output)
+        _print_summary(summary, prepared)
     raise typer.Exit(batch.exit_code_for(summary))
-
-
-@app.command(epilog="Same options as `genbatch run`.")
-@one_line_errors
-def resume(
-    manifest: Path = MANIFEST_ARGUMENT,
-    ledger: str | None = LEDGER_OPTION,
-    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1),
-    api_base: str | None = typer.Option(None, "--api-base", metavar="URL"),
-    simulate: bool = typer.Option(False, "--simulate"),
-    resubmit_unknown: bool = typer.Option(False, "--resubmit-unknown"),
-    json_output: bool = typer.Option(False, "--json"),
-) -> None:
-    """Resume MANIFEST's run: re-attach to requests in flight, submit what is pending."""
-    run(manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
-        simulate=simulate, resubmit_unknown=resubmit_unknown, max_jobs=None, strict=False,
-        poll_interval=1.0, allow_insecure=False, json_output=json_output)
 
 
 def _execute(prepared: batch.Prepared, connection: batch.Connection, options: RunOptions,
@@ -117,8 +179,8 @@ def _print_plan_line(prepared: batch.Prepared, simulate: bool) -> None:
     sync, counts = prepared.sync, prepared.sync.counts
     target = "the bundled simulator" if simulate else "RunComfy"
     print(f"genbatch: run '{prepared.run.name}': {sync.total} jobs ({sync.new} new, "
-          f"{counts[JobState.DONE]} done, {counts[JobState.PENDING]} to submit) against {target}; "
-          f"ledger {prepared.ledger.location.display}", file=sys.stderr)
+          f"{counts[JobState.DONE]} done, {counts[JobState.PENDING]} to submit) against "
+          f"{target}; ledger {prepared.ledger.location.display}", file=sys.stderr)
 
 
 def _print_summary(summary: RunSummary, prepared: batch.Prepared) -> None:

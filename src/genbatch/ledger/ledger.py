@@ -119,6 +119,22 @@ class Ledger:
             conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
                 stop_reason=reason, updated_at=utcnow()))
 
+    def request_stop(self, run_id: int, reason: str) -> None:
+        """Ask whichever process drives the run to stop submitting (it checks every second)."""
+        with self._transaction("request_stop") as conn:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stop_requested=reason))
+
+    def stop_requested(self, run_id: int) -> str | None:
+        """Why the run was asked to stop, or None."""
+        with self._transaction("stop_requested") as conn:
+            value = conn.execute(select(RUNS.c.stop_requested).where(RUNS.c.id == run_id))
+            return value.scalar()
+
+    def clear_stop_request(self, run_id: int) -> None:
+        """A new run starts: forget an earlier stop request."""
+        with self._transaction("clear_stop_request") as conn:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stop_requested=None))
+
     # -- syncing a manifest ---------------------------------------------------------------------
 
     def sync_jobs(self, run_id: int, specs: Iterable[JobSpec]) -> SyncReport:
@@ -189,6 +205,15 @@ class Ledger:
             # Several workers may claim at once: each skips the rows the others have locked.
             query = query.with_for_update(skip_locked=True)
         return query
+
+    def fail_pending_of_model(self, run_id: int, model_id: str, error: str) -> int:
+        """Fail every pending job of ``model_id`` at once (the API does not know that model)."""
+        with self._transaction("fail_pending_of_model") as conn:
+            result = conn.execute(update(JOBS).where(
+                JOBS.c.run_id == run_id, JOBS.c.model_id == model_id,
+                JOBS.c.state == JobState.PENDING).values(
+                state=JobState.FAILED, error=error, updated_at=utcnow(), finished_at=utcnow()))
+        return int(result.rowcount)
 
     def record_accepted(self, job: JobRecord, request_id: str) -> None:
         """The API accepted the submit: the request id is recorded the moment it is known."""
@@ -447,7 +472,7 @@ def _counts(conn: Connection, run_id: int, *, in_manifest_only: bool = True
     query = select(JOBS.c.state, func.count()).where(JOBS.c.run_id == run_id)
     if in_manifest_only:
         query = query.where(JOBS.c.in_manifest.is_(True))
-    found = dict(conn.execute(query.group_by(JOBS.c.state)).tuples().all())
+    found: dict[str, int] = dict(conn.execute(query.group_by(JOBS.c.state)).tuples().all())
     return {state: int(found.get(state.value, 0)) for state in JobState}
 
 

@@ -43,7 +43,8 @@ def ensure_schema(engine: Engine, *, display: str) -> None:
 
 
 def _create(conn: Connection) -> None:
-    assert tables.RunRow  # the tables module must be imported so SQLModel knows every table
+    # SQLModel.metadata knows the tables because ``tables`` is imported above.
+    assert tables.SCHEMA_VERSION == SCHEMA_VERSION
     SQLModel.metadata.create_all(conn)
     conn.execute(META.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
 

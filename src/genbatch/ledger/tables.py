@@ -43,6 +43,8 @@ class RunRow(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_when(nullable=False))
     updated_at: datetime = Field(sa_column=_when(nullable=False))
     stop_reason: str | None = Field(default=None, sa_column=Column(Text))
+    stop_requested: str | None = Field(default=None, sa_column=Column(Text))
+    """Set by ``genbatch cancel``: the process driving the run stops submitting."""
 
 
 class JobRow(SQLModel, table=True):

@@ -1,0 +1,63 @@
+"""Cancelling a run: stop its submitting, cancel its queued remote requests.
+
+Only queued requests can be cancelled (the API answers ``not_cancellable`` once one runs: it will
+complete and be billed, so its job stays attached and a later run still fetches its files).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anyio
+
+from genbatch.client import RunComfyClient
+from genbatch.errors import ApiError, AuthError, RequestGone
+from genbatch.ledger import JobRecord, Ledger, RunInfo
+
+CANCEL_CONCURRENCY = 8
+
+
+@dataclass(kw_only=True)
+class CancelReport:
+    """What ``cancel_run`` did, job key by job key."""
+
+    cancelled: list[str] = field(default_factory=list)
+    still_running: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+async def cancel_run(ledger: Ledger, client: RunComfyClient, run: RunInfo) -> CancelReport:
+    """Ask the run's driver to stop submitting, then cancel every queued remote request."""
+    ledger.request_stop(run.id, "cancelled with `genbatch cancel`")
+    report = CancelReport()
+    jobs = [j for j in ledger.attached_jobs(run.id) if j.request_id is not None
+            and j.state.value in ("queued", "running")]
+    limiter = anyio.CapacityLimiter(CANCEL_CONCURRENCY)
+    async with anyio.create_task_group() as tg:
+        for job in jobs:
+            tg.start_soon(_cancel_one, ledger, client, job, report, limiter)
+    return report
+
+
+async def _cancel_one(ledger: Ledger, client: RunComfyClient, job: JobRecord,
+                      report: CancelReport, limiter: anyio.CapacityLimiter) -> None:
+    assert job.request_id is not None
+    async with limiter:
+        try:
+            answer = await client.cancel(job.request_id)
+        except RequestGone as exc:
+            ledger.record_expired(job, str(exc))
+            report.gone.append(job.key)
+            return
+        except AuthError:
+            raise
+        except ApiError as exc:
+            report.errors[job.key] = str(exc)
+            return
+    if answer.outcome == "cancelled":
+        ledger.record_generation_failed(job, "cancelled with `genbatch cancel`", retry=False,
+                                        outcome="cancelled")
+        report.cancelled.append(job.key)
+    else:
+        report.still_running.append(job.key)

@@ -1,0 +1,52 @@
+"""``genbatch cancel``: stop a run and cancel its queued remote requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import typer
+
+from genbatch import batch
+from genbatch.cancel import cancel_run
+from genbatch.cli import app
+from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.client import RunComfyClient
+from genbatch.errors import EXIT_JOBS_NOT_DONE, UsageError
+from genbatch.manifest import load_manifest
+
+
+@app.command(epilog="Example: genbatch cancel sweep.yaml")
+@one_line_errors
+def cancel(
+    manifest: Path = typer.Argument(..., help="The manifest whose run to cancel."),
+    ledger: str | None = LEDGER_OPTION,
+    api_base: str | None = typer.Option(None, "--api-base", metavar="URL"),
+) -> None:
+    """Stop MANIFEST's run from submitting and cancel its queued remote requests.
+
+    Requests already running cannot be cancelled: they complete and are billed, and a later
+    `genbatch run` still downloads their files. Pending jobs stay pending.
+    """
+    name = load_manifest(manifest).name
+    connection = batch.resolve_connection(api_base)
+    with batch.open_ledger_for(ledger) as store:
+        run = store.find_run(name)
+        if run is None:
+            raise UsageError(f"the ledger has no run '{name}'")
+
+        async def go() -> None:
+            async with RunComfyClient(base_url=connection.api_base,
+                                      token=connection.token) as client:
+                report = await cancel_run(store, client, run)
+            print(f"cancelled {len(report.cancelled)} queued request(s)")
+            if report.still_running:
+                print(f"{len(report.still_running)} request(s) were already running and could "
+                      "not be cancelled: they will complete and be billed; `genbatch run` "
+                      "fetches them: " + ", ".join(report.still_running))
+            for key, error in report.errors.items():
+                print(f"{key}: could not cancel: {error}")
+            if report.errors:
+                raise typer.Exit(EXIT_JOBS_NOT_DONE)
+
+        anyio.run(go)

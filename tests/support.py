@@ -1,0 +1,92 @@
+"""Helpers for end-to-end tests: run the real ``genbatch`` CLI in a subprocess against a simulator.
+
+Nothing here reaches into genbatch's internals: tests drive the CLI, read the ledger through
+``genbatch status --json`` or the public Python API, and ask the simulator what it saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from genbatch.simulator import Simulator
+
+KLING = "kling/kling-2-6/pro/text-to-video"
+
+
+def kling_manifest(directory: Path, jobs: int, *, name: str = "sweep.yaml",
+                   extra: str = "", prefix: str = "clip") -> Path:
+    """A manifest of ``jobs`` distinct Kling jobs (one prompt per job) writing to ``out/``."""
+    prompts = "\n".join(f'  - "{prefix} number {i}"' for i in range(jobs))
+    path = directory / name
+    path.write_text(f"model: {KLING}\nprompts:\n{prompts}\noutput:\n  dir: out\n{extra}",
+                    encoding="utf-8")
+    return path
+
+
+def cli_env(simulator: Simulator, ledger: Path, **extra: str) -> dict[str, str]:
+    """Environment for a CLI run against ``simulator`` with ``ledger``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNCOMFY_", "GENBATCH_"))}
+    env.update(RUNCOMFY_API_BASE=simulator.base_url, RUNCOMFY_TOKEN=simulator.token,
+               GENBATCH_LEDGER=str(ledger), NO_COLOR="1", COLUMNS="200")
+    env.update(extra)
+    return env
+
+
+def genbatch(args: Sequence[str], *, env: dict[str, str], cwd: Path,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``genbatch ARGS`` to completion."""
+    return subprocess.run([sys.executable, "-m", "genbatch", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def start_genbatch(args: Sequence[str], *, env: dict[str, str], cwd: Path
+                   ) -> subprocess.Popen[str]:
+    """Start ``genbatch ARGS`` in the background."""
+    return subprocess.Popen([sys.executable, "-m", "genbatch", *args], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def status(env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """``genbatch status --json``, parsed."""
+    done = genbatch(["status", "--json"], env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 30.0,
+               interval: float = 0.05, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def kill(process: subprocess.Popen[str], sig: int = signal.SIGKILL, timeout: float = 30
+         ) -> tuple[int, str, str]:
+    """Send ``sig`` and collect the exit code and output."""
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def output_files(directory: Path) -> list[Path]:
+    """Visible files of an output directory (no .part leftovers), sorted."""
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -1,0 +1,304 @@
+"""`genbatch run`, end to end: the CLI against the simulator over loopback, a real SQLite ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import (
+    cli_env,
+    genbatch,
+    kling_manifest,
+    output_files,
+    sha256_of,
+    status,
+)
+
+from genbatch.simulator import FaultConfig, Simulator, SimulatorConfig
+
+FAST = 0.0005  # a 240 s Kling clip takes 0.12 s
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(SimulatorConfig(time_scale=FAST, capacity=8, seed=1)) as simulator:
+        yield simulator
+
+
+def run_args(manifest: Path, *extra: str) -> list[str]:
+    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
+
+
+def served_hashes(simulator: Simulator) -> set[str]:
+    return {out.sha256 for info in simulator.records.list() for out in info.outputs}
+
+
+def test_a_run_downloads_every_output_verified_and_exits_0(tmp_path: Path, sim: Simulator
+                                                           ) -> None:
+    manifest = kling_manifest(tmp_path, 6)
+    env = cli_env(sim, tmp_path / "ledger.db")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    files = output_files(tmp_path / "out")
+    assert len(files) == 6
+    assert all(f.suffix == ".mp4" for f in files)
+    assert {sha256_of(f) for f in files} == served_hashes(sim)
+    assert sim.stats.submissions == 6
+    assert sim.stats.duplicate_submissions == 0
+    assert status(env, tmp_path)["counts"]["done"] == 6
+
+
+def test_running_again_submits_nothing_and_an_edited_manifest_runs_only_new_jobs(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 3)
+    assert genbatch(run_args(manifest), env=env, cwd=tmp_path).returncode == 0
+
+    again = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert sim.stats.submissions == 3
+
+    kling_manifest(tmp_path, 5)  # the same three prompts, and two more
+    edited = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert edited.returncode == 0, edited.stderr
+    assert sim.stats.submissions == 5
+    assert sim.stats.duplicate_submissions == 0
+    assert len(output_files(tmp_path / "out")) == 5
+
+
+def test_plan_counts_new_and_done_jobs_without_network_or_creating_a_ledger(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 2)
+
+    before = genbatch(["plan", str(manifest), "--json"], env=env, cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["new"] == 2
+    assert not (tmp_path / "ledger.db").exists()
+    assert sim.stats.calls.total() == 0
+
+    genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    kling_manifest(tmp_path, 3)
+    after = json.loads(genbatch(["plan", str(manifest), "--json"], env=env,
+                                cwd=tmp_path).stdout)
+    assert (after["jobs"], after["new"], after["done"]) == (3, 1, 2)
+
+
+def test_status_json_maps_every_state_name_to_a_count(tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 2)
+    genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    report = status(env, tmp_path)
+
+    assert set(report["counts"]) == {"pending", "submitting", "queued", "running", "fetching",
+                                     "done", "failed", "cancelled", "unknown", "expired"}
+    assert report["runs"][0]["counts"]["done"] == 2
+    one = json.loads(genbatch(["status", str(manifest), "--json"], env=env,
+                              cwd=tmp_path).stdout)
+    assert one["total"] == 2
+
+
+def test_the_ledger_is_created_readable_by_its_owner_only(tmp_path: Path, sim: Simulator
+                                                           ) -> None:
+    env = cli_env(sim, tmp_path / "state" / "ledger.db")
+    genbatch(run_args(kling_manifest(tmp_path, 1)), env=env, cwd=tmp_path)
+
+    mode = stat.S_IMODE(os.stat(tmp_path / "state" / "ledger.db").st_mode)
+    assert mode == 0o600
+
+
+def test_a_lost_submit_answer_makes_the_job_unknown_and_it_is_never_resubmitted_silently(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 3)
+    sim.inject(route="submit", fault="lost_answer", count=1)
+
+    first = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert first.returncode == 1
+    assert "unknown" in first.stderr
+    assert status(env, tmp_path)["counts"]["unknown"] == 1
+    assert sim.stats.submissions == 3  # the lost one exists remotely
+
+    again = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert again.returncode == 1
+    assert sim.stats.submissions == 3
+
+    forced = genbatch(run_args(manifest, "--resubmit-unknown"), env=env, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert sim.stats.duplicate_submissions == 1  # paid twice, as the user asked
+
+
+def test_input_rejected_by_the_api_fails_that_job_with_the_servers_message(
+        tmp_path: Path, sim: Simulator) -> None:
+    # An unknown model is sent unchecked; the simulator knows its real schema and says 422/400.
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("model: acme/unknown-model\nprompts: [a, b]\noutput: {dir: out}\n")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert status(env, tmp_path)["counts"]["failed"] == 2
+    assert "400001" in done.stderr or "model" in done.stderr
+
+
+def test_a_bad_token_stops_the_run_with_exit_3_and_leaves_it_resumable(
+        tmp_path: Path, sim: Simulator) -> None:
+    manifest = kling_manifest(tmp_path, 3)
+    env = cli_env(sim, tmp_path / "ledger.db", RUNCOMFY_TOKEN="wrong-token")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 3
+    assert "token" in done.stderr.lower()
+    assert "wrong-token" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    assert status(env, tmp_path)["counts"]["pending"] == 3
+    good = genbatch(run_args(manifest), env=cli_env(sim, tmp_path / "ledger.db"), cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+
+
+def test_an_empty_balance_stops_submitting_then_a_resume_finishes(tmp_path: Path) -> None:
+    price_of_two_clips = 2 * 5 * 0.14 + 0.01
+    config = SimulatorConfig(time_scale=FAST, balance_usd=price_of_two_clips, seed=2)
+    with Simulator(config) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 4)
+
+        stopped = genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)
+        assert stopped.returncode == 3
+        assert "balance" in stopped.stderr
+        counts = status(env, tmp_path)["counts"]
+        assert (counts["done"], counts["pending"]) == (2, 2)
+
+        sim.set_balance(None)
+        resumed = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        assert sim.stats.submissions == 4
+
+
+def test_transient_faults_on_polls_and_downloads_are_retried_to_completion(
+        tmp_path: Path) -> None:
+    faults = FaultConfig(server_error=0.15, drop=0.1, truncate=0.2,
+                         routes=frozenset({"poll", "file"}))
+    with Simulator(SimulatorConfig(time_scale=FAST, faults=faults, seed=3)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        done = genbatch(run_args(kling_manifest(tmp_path, 8)), env=env, cwd=tmp_path)
+
+        assert done.returncode == 0, done.stderr
+        assert sum(sim.stats.faults.values()) > 0
+        assert {sha256_of(f) for f in output_files(tmp_path / "out")} == served_hashes(sim)
+        assert sim.stats.duplicate_submissions == 0
+
+
+def test_rate_limits_are_waited_out_without_losing_or_repeating_jobs(tmp_path: Path) -> None:
+    faults = FaultConfig(rate_limit=0.3, retry_after=0.05, routes=frozenset({"submit"}))
+    with Simulator(SimulatorConfig(time_scale=FAST, faults=faults, seed=4)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        done = genbatch(run_args(kling_manifest(tmp_path, 10)), env=env, cwd=tmp_path)
+
+        assert done.returncode == 0, done.stderr
+        assert sim.stats.faults["rate_limit"] + sim.stats.faults["rate_limit_bare"] > 0
+        assert sim.stats.submissions == 10
+        assert sim.stats.duplicate_submissions == 0
+
+
+def test_concurrency_limits_requests_in_flight_remotely(tmp_path: Path) -> None:
+    with Simulator(SimulatorConfig(time_scale=0.002, capacity=50, seed=5)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        done = genbatch(run_args(kling_manifest(tmp_path, 12), "--concurrency", "3"),
+                        env=env, cwd=tmp_path)
+
+        assert done.returncode == 0, done.stderr
+        assert sim.stats.peak_active == 3
+
+
+def test_polling_adapts_so_a_job_costs_a_handful_of_calls(tmp_path: Path) -> None:
+    # 240 s clips scaled to 2.4 s, with a 0.05 s floor: fixed polling would make ~48 calls a job.
+    with Simulator(SimulatorConfig(time_scale=0.01, capacity=20, seed=6)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        done = genbatch(["run", str(kling_manifest(tmp_path, 10)), "--poll-interval", "0.05"],
+                        env=env, cwd=tmp_path)
+
+        assert done.returncode == 0, done.stderr
+        polls_per_job = (sim.stats.calls["result"] + sim.stats.calls["status"]) / 10
+        assert polls_per_job <= 16
+
+
+def test_the_token_never_appears_in_any_artifact_of_a_run(tmp_path: Path) -> None:
+    token = "sk-very-secret-token-4242"
+    with Simulator(SimulatorConfig(time_scale=FAST, token=token, seed=7)) as sim:
+        sim.inject(route="submit", fault="lost_answer", count=1)
+        sim.inject(route="result", fault="server_error", count=2)
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 3)
+        outputs = [genbatch(run_args(manifest), env=env, cwd=tmp_path),
+                   genbatch(run_args(manifest, "--json"), env=env, cwd=tmp_path),
+                   genbatch(["status", "--json"], env=env, cwd=tmp_path)]
+
+    for done in outputs:
+        assert token not in done.stdout + done.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+
+
+def test_json_output_is_one_event_per_line(tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    done = genbatch(run_args(kling_manifest(tmp_path, 2), "--json"), env=env, cwd=tmp_path)
+
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    done_events = [e for e in events if e["event"] == "job" and e["state"] == "done"]
+    assert len(done_events) == 2
+    assert all(e["request_id"] for e in done_events)
+
+
+def test_a_corrupt_ledger_is_refused_never_replaced(tmp_path: Path, sim: Simulator) -> None:
+    ledger = tmp_path / "ledger.db"
+    ledger.write_bytes(b"this is not a database, but somebody's precious file" * 100)
+    env = cli_env(sim, ledger)
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 1)), env=env, cwd=tmp_path)
+
+    assert done.returncode == 4
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "corrupt" in done.stderr
+    assert ledger.read_bytes().startswith(b"this is not a database")
+    assert sim.stats.submissions == 0
+
+
+def test_bad_manifests_get_one_line_errors_and_exit_2(tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    cases = {
+        "duration.yaml": "model: kling/kling-2-6/pro/text-to-video\nprompts: [a]\n"
+                         "grid:\n  duration: [5, 7]\n",
+        "syntax.yaml": "model: [unclosed\n",
+        "dupe.yaml": "model: x/y\nmodel: x/z\nprompts: [a]\n",
+        "missing.yaml": "prompts: [a]\n",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        done = genbatch(run_args(tmp_path / name), env=env, cwd=tmp_path)
+        assert done.returncode == 2, (name, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)
+        assert name in done.stderr and "Traceback" not in done.stderr
+    assert sim.stats.submissions == 0
+    assert "duration.yaml:4" in genbatch(run_args(tmp_path / "duration.yaml"), env=env,
+                                         cwd=tmp_path).stderr
+
+
+def test_plain_http_api_bases_are_refused_unless_loopback(tmp_path: Path, sim: Simulator
+                                                          ) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    done = genbatch(run_args(kling_manifest(tmp_path, 1), "--api-base",
+                             "http://api.example.com"), env=env, cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "http://" in done.stderr
