@@ -1,0 +1,25 @@
+"""The manifest: a YAML file describing a batch of generations, loaded into jobs.
+
+    load_manifest(path) -> Manifest        read, check, count; raises ManifestError
+    Manifest.jobs() -> Iterator[JobSpec]    lazy expansion in a deterministic order
+    Manifest.validate()                     expand and check every job once
+
+Modules: ``yaml_loader`` (safe YAML with lines), ``schema`` (the keys and their types),
+``prompts`` (prompt lists and files), ``templates``, ``blocks`` (inheritance and checks made once
+per block), ``expand`` (blocks into jobs), ``settings`` (run-wide knobs), ``manifest`` (the API).
+The format is documented in docs/manifest.md.
+"""
+
+from __future__ import annotations
+
+from genbatch.manifest.manifest import BlockSummary, Manifest, load_manifest
+from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings, parse_size
+
+__all__ = [
+    "DEFAULT_MAX_JOBS",
+    "BlockSummary",
+    "Manifest",
+    "ManifestSettings",
+    "load_manifest",
+    "parse_size",
+]

@@ -1,0 +1,507 @@
+"""Blocks of jobs: inheritance from the top level, then everything checkable once per block.
+
+A ``BlockPlan`` is a block compiled for fast expansion: its fixed values, its axes (prompts,
+each grid key, the zip rows) as pre-validated fragments, its templates parsed and their
+variables resolved, its output folder and file-name template. Whatever does not depend on one
+particular combination is checked here, once, so expanding a million jobs only renders
+templates and hashes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from math import prod
+from pathlib import Path
+from typing import Any
+
+from genbatch.catalog import MODELS, ModelSpec, find_model
+from genbatch.errors import ManifestError
+from genbatch.filenames import (
+    DEFAULT_FILE_NAME_TEMPLATE,
+    FileNameTemplate,
+    compile_file_name_template,
+    sanitize_file_stem,
+)
+from genbatch.manifest.locations import Path_, Source, did_you_mean, render_path
+from genbatch.manifest.prompts import PromptEntry, inline_prompts, read_prompt_file
+from genbatch.manifest.schema import BlockSpec, ManifestSpec, PromptFileSpec
+from genbatch.manifest.templates import Template, compile_template
+from genbatch.manifest.yaml_loader import YamlDocument
+
+__all__ = ["BUILTIN_FILE_FIELDS", "BlockPlan", "Fragment", "compile_blocks"]
+
+MAIN_BLOCK = "main"
+BUILTIN_FILE_FIELDS = ("index", "key", "block", "repeat", "model", "prompt")
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)+")
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """What one choice adds to a job: the fixed values, one grid value or one zip row."""
+
+    inputs: dict[str, Any]
+    """Input values sent as they are."""
+    variables: dict[str, Any]
+    """Template variables (and grid/zip axes, which are recorded as variables too)."""
+    sources: dict[str, Source]
+    """Where each input or variable was written."""
+    templates: tuple[Template, ...] = ()
+    """Inputs rendered per job; ``Template.label`` is the input's name."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockPlan:
+    """One block compiled for expansion (see the module docstring)."""
+
+    name: str
+    model_id: str
+    model: ModelSpec | None
+    source: Source
+    """The block's line: its item under ``jobs:``, or the top-level ``model:``."""
+    fixed: Fragment
+    prompts: tuple[str | Template, ...] | None
+    prompt_sources: tuple[Source, ...]
+    axes: tuple[tuple[Fragment, ...], ...]
+    """Grid keys in written order, then the zip rows; combined as a cartesian product."""
+    repeat: int
+    output_dir: str
+    file_name: FileNameTemplate
+    first_ordinal: int = 0
+    job_count: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        prompts = len(self.prompts) if self.prompts is not None else 1
+        count = prompts * prod(len(axis) for axis in self.axes) * self.repeat
+        object.__setattr__(self, "job_count", count)
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A value as the block sees it after inheritance, with the path it was written at."""
+
+    value: Any
+    path: Path_
+
+
+class _BlockCompiler:
+    """Compiles one block; ``document`` gives the lines, ``top`` the inherited values."""
+
+    def __init__(
+        self,
+        document: YamlDocument,
+        top: ManifestSpec,
+        block: BlockSpec | None,
+        index: int | None,
+        *,
+        base_dir: Path,
+        run_name: str,
+    ) -> None:
+        self.document = document
+        self.top = top
+        self.block = block
+        self.block_path: Path_ = ("jobs", index) if index is not None else ()
+        self.base_dir = base_dir
+        self.run_name = run_name
+
+    def source(self, path: Path_) -> Source:
+        """Where the value at ``path`` is written in the manifest."""
+        return Source(self.document.file, self.document.line_of(path))
+
+    def pick(self, key: str) -> _Written:
+        """The block's own value of ``key`` if it sets one, else the top level's."""
+        if self.block is not None and key in self.block.model_fields_set:
+            return _Written(getattr(self.block, key), (*self.block_path, key))
+        return _Written(getattr(self.top, key), (key,))
+
+    def merged(self, key: str) -> dict[str, _Written]:
+        """``inputs`` or ``vars``: the top level's, updated with the block's."""
+        found = {
+            name: _Written(value, (key, name))
+            for name, value in (getattr(self.top, key) or {}).items()
+        }
+        if self.block is not None:
+            found.update(
+                {
+                    name: _Written(value, (*self.block_path, key, name))
+                    for name, value in (getattr(self.block, key) or {}).items()
+                }
+            )
+        return found
+
+    def output(self, key: str) -> _Written:
+        """``output.dir`` or ``output.name``: the block's if it sets it, else the top level's."""
+        for spec, path in ((self.block, (*self.block_path, "output")), (self.top, ("output",))):
+            output = getattr(spec, "output", None)
+            if output is not None and getattr(output, key) is not None:
+                return _Written(getattr(output, key), (*path, key))
+        return _Written(None, ("output", key))
+
+
+def compile_blocks(
+    document: YamlDocument, spec: ManifestSpec, *, base_dir: Path, run_name: str, strict: bool
+) -> tuple[list[BlockPlan], list[str]]:
+    """Every block of the manifest compiled, with the warnings found on the way."""
+    blocks: list[tuple[BlockSpec | None, int | None]] = (
+        [(block, i) for i, block in enumerate(spec.jobs)] if spec.jobs else [(None, None)]
+    )
+    plans: list[BlockPlan] = []
+    warnings: list[str] = []
+    names: dict[str, int] = {}
+    ordinal = 0
+    for block, index in blocks:
+        compiler = _BlockCompiler(
+            document, spec, block, index, base_dir=base_dir, run_name=run_name
+        )
+        name = _block_name(compiler, block, index, names)
+        plan = _compile_block(compiler, name, ordinal, strict, warnings)
+        plans.append(plan)
+        ordinal += plan.job_count
+    return plans, warnings
+
+
+def _block_name(
+    compiler: _BlockCompiler, block: BlockSpec | None, index: int | None, names: dict[str, int]
+) -> str:
+    if block is None or index is None:
+        return MAIN_BLOCK
+    name = block.name or f"block-{index + 1}"
+    line = compiler.document.line_of(("jobs", index, "name"))
+    if name in names:
+        raise ManifestError(
+            f"two blocks are named '{name}' (first at line {names[name]})",
+            file=compiler.document.file,
+            line=line,
+            field="name",
+        )
+    names[name] = line
+    return name
+
+
+def _compile_block(
+    compiler: _BlockCompiler, name: str, first_ordinal: int, strict: bool, warnings: list[str]
+) -> BlockPlan:
+    model_id, model, model_source = _model(compiler, strict, warnings)
+    prompt_entries = _prompt_entries(compiler)
+    inputs, variables = compiler.merged("inputs"), compiler.merged("vars")
+    grid, zipped = compiler.pick("grid"), compiler.pick("zip")
+    _check_no_clashes(compiler, inputs, variables, grid, zipped, prompt_entries)
+    prompts = _compile_prompts(prompt_entries)
+    fixed_templates = _compile_input_templates(compiler, inputs)
+    defined = set(variables) | set(grid.value or {}) | set(zipped.value or {})
+    all_templates = [t for t in (*prompts, *fixed_templates.values()) if isinstance(t, Template)]
+    _check_defined(all_templates, defined)
+    referenced = {name for t in all_templates for name in t.fields}
+    axis_builder = _AxisBuilder(compiler, model, referenced)
+    axes = (*axis_builder.grid_axes(grid), *axis_builder.zip_axis(zipped))
+    fixed = _fixed_fragment(compiler, inputs, variables, fixed_templates)
+    checker = _StaticChecker(model_id, model, model_source)
+    checker.check(fixed, axes, has_prompts=prompt_entries is not None)
+    return BlockPlan(
+        name=name,
+        model_id=model_id,
+        model=model,
+        source=_block_source(compiler, model_source),
+        fixed=fixed,
+        prompts=tuple(prompts) if prompt_entries is not None else None,
+        prompt_sources=tuple(e.source for e in prompt_entries or ()),
+        axes=axes,
+        repeat=compiler.pick("repeat").value or 1,
+        output_dir=_output_dir(compiler),
+        file_name=_file_name(compiler, model, fixed, axes, has_prompts=bool(prompt_entries)),
+        first_ordinal=first_ordinal,
+    )
+
+
+def _block_source(compiler: _BlockCompiler, model_source: Source) -> Source:
+    return compiler.source(compiler.block_path) if compiler.block_path else model_source
+
+
+def _model(
+    compiler: _BlockCompiler, strict: bool, warnings: list[str]
+) -> tuple[str, ModelSpec | None, Source]:
+    written = compiler.pick("model")
+    source = compiler.source(written.path if written.value is not None else compiler.block_path)
+    if written.value is None:
+        raise source.error(
+            "is required: set the RunComfy model id at the top level or in "
+            "this block, e.g. kling/kling-2-6/pro/text-to-video",
+            field="model",
+        )
+    model_id = str(written.value)
+    if not _MODEL_ID.fullmatch(model_id):
+        raise source.error(
+            f"'{model_id}' is not a model id like kling/kling-2-6/pro/text-to-video", field="model"
+        )
+    model = find_model(model_id)
+    if model is None:
+        hint = did_you_mean(model_id, MODELS)
+        if strict:
+            raise source.error(
+                f"unknown model '{model_id}'{hint} (strict mode refuses models "
+                "genbatch does not know)",
+                field="model",
+            )
+        warning = source.error(
+            f"unknown model '{model_id}'{hint}; inputs are sent unchecked", field="model"
+        )
+        if str(warning) not in warnings:
+            warnings.append(str(warning))
+    return model_id, model, source
+
+
+def _prompt_entries(compiler: _BlockCompiler) -> list[PromptEntry] | None:
+    written = compiler.pick("prompts")
+    if written.value is None:
+        return None
+    if isinstance(written.value, PromptFileSpec):
+        display_dir = os.path.dirname(compiler.document.file)
+        return read_prompt_file(
+            written.value,
+            base_dir=compiler.base_dir,
+            display_dir=display_dir,
+            where=compiler.source((*written.path, "file")),
+        )
+    if not written.value:
+        raise compiler.source(written.path).error(
+            "is empty, which would make no jobs; list at least one prompt", field="prompts"
+        )
+    sources = [compiler.source((*written.path, i)) for i in range(len(written.value))]
+    return inline_prompts(written.value, sources)
+
+
+def _compile_prompts(entries: list[PromptEntry] | None) -> list[str | Template]:
+    return [compile_template(e.text, source=e.source, label="prompt") for e in entries or ()]
+
+
+def _compile_input_templates(
+    compiler: _BlockCompiler, inputs: Mapping[str, _Written]
+) -> dict[str, str | Template]:
+    """The string inputs, each as a template or the literal it means."""
+    return {
+        name: compile_template(written.value, source=compiler.source(written.path), label=name)
+        for name, written in inputs.items()
+        if isinstance(written.value, str)
+    }
+
+
+def _check_defined(templates: Iterable[Template], defined: set[str]) -> None:
+    for template in templates:
+        for name in sorted(template.fields - defined):
+            hint = did_you_mean(name, defined)
+            raise template.source.error(
+                f"undefined template variable {{{name}}}{hint}; variables come from grid, zip "
+                "and vars (write {{ and }} for literal braces)",
+                field=template.label,
+            )
+
+
+def _check_no_clashes(
+    compiler: _BlockCompiler,
+    inputs: Mapping[str, _Written],
+    variables: Mapping[str, _Written],
+    grid: _Written,
+    zipped: _Written,
+    prompts: list[PromptEntry] | None,
+) -> None:
+    """A name may be set in only one of inputs, vars, grid, zip (and prompts for ``prompt``)."""
+    seen: dict[str, tuple[str, Source]] = {}
+    places: list[tuple[str, str, Path_]] = [
+        *(("inputs", name, w.path) for name, w in inputs.items()),
+        *(("vars", name, w.path) for name, w in variables.items()),
+        *(("grid", name, (*grid.path, name)) for name in grid.value or {}),
+        *(("zip", name, (*zipped.path, name)) for name in zipped.value or {}),
+    ]
+    if prompts is not None:
+        places.insert(0, ("prompts", "prompt", compiler.pick("prompts").path))
+    for place, name, path in places:
+        source = compiler.source(path)
+        if name in seen:
+            first_place, first = seen[name]
+            raise source.error(
+                f"is set both in {first_place} (line {first.line}) and in {place}; keep one",
+                field=name,
+            )
+        seen[name] = (place, source)
+
+
+class _AxisBuilder:
+    """Turns grid keys and zip lists into fragments; knows which keys are only variables."""
+
+    def __init__(
+        self, compiler: _BlockCompiler, model: ModelSpec | None, referenced: set[str]
+    ) -> None:
+        self.compiler = compiler
+        self.model = model
+        self.referenced = referenced
+
+    def is_input(self, key: str) -> bool:
+        """A key is sent as an input unless templates use it and the model has no such input."""
+        if key not in self.referenced:
+            return True
+        return self.model is not None and key in self.model.fields
+
+    def grid_axes(self, grid: _Written) -> list[tuple[Fragment, ...]]:
+        """One axis per grid key, in written order."""
+        return [
+            tuple(
+                self._fragment({key: value}, {key: (*grid.path, key, i)})
+                for i, value in enumerate(self._values(grid, key))
+            )
+            for key in grid.value or {}
+        ]
+
+    def zip_axis(self, zipped: _Written) -> list[tuple[Fragment, ...]]:
+        """The zip lists advanced together as one axis of rows (none without ``zip:``)."""
+        keys = list(zipped.value or {})
+        if not keys:
+            return []
+        columns = [self._values(zipped, key) for key in keys]
+        for key, column in zip(keys[1:], columns[1:], strict=True):
+            if len(column) != len(columns[0]):
+                raise self.compiler.source((*zipped.path, key)).error(
+                    f"has {len(column)} values but '{keys[0]}' has {len(columns[0])}; zip lists "
+                    "must have the same length",
+                    field=f"zip.{key}",
+                )
+        return [
+            tuple(
+                self._fragment(
+                    {key: column[row] for key, column in zip(keys, columns, strict=True)},
+                    {key: (*zipped.path, key, row) for key in keys},
+                )
+                for row in range(len(columns[0]))
+            )
+        ]
+
+    def _values(self, written: _Written, key: str) -> list[Any]:
+        values: list[Any] = written.value[key]
+        if not values:
+            raise self.compiler.source((*written.path, key)).error(
+                "is an empty list, which would make no jobs",
+                field=render_path((written.path[-1], key)),
+            )
+        return values
+
+    def _fragment(self, values: dict[str, Any], paths: dict[str, Path_]) -> Fragment:
+        sources = {key: self.compiler.source(path) for key, path in paths.items()}
+        inputs = {key: value for key, value in values.items() if self.is_input(key)}
+        return Fragment(inputs=inputs, variables=values, sources=sources)
+
+
+def _fixed_fragment(
+    compiler: _BlockCompiler,
+    inputs: Mapping[str, _Written],
+    variables: Mapping[str, _Written],
+    compiled: Mapping[str, str | Template],
+) -> Fragment:
+    literal = {
+        name: compiled.get(name, written.value)
+        for name, written in inputs.items()
+        if not isinstance(compiled.get(name), Template)
+    }
+    sources = {name: compiler.source(w.path) for name, w in (*inputs.items(), *variables.items())}
+    return Fragment(
+        inputs=literal,
+        variables={name: written.value for name, written in variables.items()},
+        sources=sources,
+        templates=tuple(t for t in compiled.values() if isinstance(t, Template)),
+    )
+
+
+class _StaticChecker:
+    """Checks a block's fixed and axis values against the model schema, once each."""
+
+    def __init__(self, model_id: str, model: ModelSpec | None, model_source: Source) -> None:
+        self.model_id = model_id
+        self.model = model
+        self.model_source = model_source
+
+    def check(
+        self, fixed: Fragment, axes: Iterable[tuple[Fragment, ...]], *, has_prompts: bool
+    ) -> None:
+        """Raise ``ManifestError`` at the first value, name or missing input that is wrong."""
+        names = {*fixed.inputs, *(t.label for t in fixed.templates)}
+        if has_prompts:
+            names.add("prompt")
+        for template in fixed.templates:
+            self._check_name(template.label, template.source)
+        for fragment in (fixed, *(f for axis in axes for f in axis)):
+            names.update(fragment.inputs)
+            for name, value in fragment.inputs.items():
+                self._check_value(name, value, fragment.sources[name])
+        if self.model is not None:
+            self._check_required(names)
+
+    def _check_name(self, name: str, source: Source) -> None:
+        if self.model is not None and name not in self.model.fields:
+            known = ", ".join(self.model.fields)
+            raise source.error(
+                f"is not an input of {self.model_id}"
+                f"{did_you_mean(name, self.model.fields)} (known: {known})",
+                field=name,
+            )
+
+    def _check_value(self, name: str, value: Any, source: Source) -> None:
+        if value is None:
+            raise source.error("has no value; write one, or remove the key", field=name)
+        self._check_name(name, source)
+        spec = self.model.fields[name] if self.model is not None else None
+        problem = spec.problem(value) if spec is not None else None
+        if problem:
+            raise source.error(problem, field=name)
+
+    def _check_required(self, names: set[str]) -> None:
+        assert self.model is not None
+        for spec in self.model.inputs:
+            if spec.required and spec.name not in names:
+                where = "prompts:" if spec.name == "prompt" else f"inputs: {{{spec.name}: ...}}"
+                raise self.model_source.error(
+                    f"is required by {self.model_id}; add {where}", field=spec.name
+                )
+
+
+def _output_dir(compiler: _BlockCompiler) -> str:
+    written = compiler.output("dir")
+    text = written.value or os.path.join("out", sanitize_file_stem(compiler.run_name))
+    return os.path.normpath(compiler.base_dir / os.path.expanduser(text))
+
+
+def _file_name(
+    compiler: _BlockCompiler,
+    model: ModelSpec | None,
+    fixed: Fragment,
+    axes: Iterable[tuple[Fragment, ...]],
+    *,
+    has_prompts: bool,
+) -> FileNameTemplate:
+    written = compiler.output("name")
+    source = compiler.source(written.path)
+    text = written.value or DEFAULT_FILE_NAME_TEMPLATE
+    template = compile_file_name_template(text, file=source.file, line=source.line)
+    if "/" in text or "\\" in text:
+        raise source.error(
+            "must not contain / or \\ (a file name cannot create folders; use output.dir)",
+            field="output.name",
+        )
+    available = {
+        *BUILTIN_FILE_FIELDS,
+        *fixed.inputs,
+        *fixed.variables,
+        *(t.label for t in fixed.templates),
+    }
+    if not has_prompts and "prompt" not in (*fixed.inputs, *(t.label for t in fixed.templates)):
+        available.discard("prompt")  # only a grid of prompts is left, added just below
+    available.update(k for axis in axes for k in (*axis[0].inputs, *axis[0].variables))
+    if model is not None:
+        available.update(s.name for s in model.inputs if s.default is not None)
+    for name in template.fields:
+        if name not in available:
+            raise source.error(
+                f"unknown field {{{name}}}{did_you_mean(name, available)}; "
+                f"fields: {', '.join(sorted(available))}",
+                field="output.name",
+            )
+    return template

@@ -1,0 +1,211 @@
+"""``load_manifest``: a YAML manifest read, checked and ready to expand into jobs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from genbatch.errors import ManifestError
+from genbatch.jobs import JobSpec
+from genbatch.manifest.blocks import BlockPlan, compile_blocks
+from genbatch.manifest.expand import expand_block
+from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
+from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
+from genbatch.manifest.yaml_loader import YamlDocument, decode_text, load_yaml
+
+__all__ = ["BlockSummary", "Manifest", "load_manifest"]
+
+_K = TypeVar("_K")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockSummary:
+    """One block of a manifest, for plans and reports."""
+
+    name: str
+    model_id: str
+    known_model: bool
+    """Whether genbatch knows the model's schema (its inputs were checked)."""
+    job_count: int
+    output_dir: str
+    line: int | None
+
+
+class Manifest:
+    """A loaded manifest: its settings, and its jobs expanded lazily in a deterministic order.
+
+    Made by ``load_manifest``. Everything that can be checked without expanding every job was
+    checked on load; ``validate()`` checks the rest (rendered templates, file names, duplicates).
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        name: str,
+        concurrency: int | None,
+        settings: ManifestSettings,
+        warnings: list[str],
+        blocks: list[BlockPlan],
+    ) -> None:
+        self.path = path
+        self.name = name
+        self.concurrency = concurrency
+        self.settings = settings
+        self.warnings = warnings
+        self._blocks = blocks
+        self.job_count = sum(block.job_count for block in blocks)
+        """Number of jobs, computed from the sizes of prompts, grid, zip and repeat."""
+
+    @property
+    def blocks(self) -> tuple[BlockSummary, ...]:
+        """The blocks in order (one named ``main`` when the manifest has no ``jobs:``)."""
+        return tuple(
+            BlockSummary(
+                name=b.name,
+                model_id=b.model_id,
+                known_model=b.model is not None,
+                job_count=b.job_count,
+                output_dir=b.output_dir,
+                line=b.source.line,
+            )
+            for b in self._blocks
+        )
+
+    def jobs(self) -> Iterator[JobSpec]:
+        """Every job in expansion order; a job whose inputs break the model's schema raises
+        ``ManifestError`` naming the file, line and field of the offending value."""
+        for block in self._blocks:
+            yield from expand_block(block)
+
+    def validate(self) -> int:
+        """Expand every job once and check it; return the number of jobs.
+
+        Beyond what ``jobs()`` checks, refuses two identical jobs (same model, inputs and
+        repeat index, hence the same key) and two jobs writing the same file.
+        """
+        keys: dict[str, int] = {}
+        stems: dict[tuple[str, str], int] = {}
+        count = 0
+        for block in self._blocks:
+            # A name holding {key} is unique whenever keys are: skip the costly stem set.
+            track_stems = "key" not in block.file_name.fields
+            for job in expand_block(block):
+                count += 1
+                _remember(
+                    keys,
+                    job.key,
+                    job,
+                    "the same model, inputs and repeat index",
+                    block,
+                    "use repeat: for more samples of the same inputs",
+                )
+                if track_stems:
+                    _remember(
+                        stems,
+                        (job.output_dir, job.file_stem.casefold()),
+                        job,
+                        f"the same file name '{job.file_stem}'",
+                        block,
+                        "add {index} or {key} to output.name",
+                    )
+        return count
+
+    def __repr__(self) -> str:
+        return (
+            f"Manifest(path={str(self.path)!r}, name={self.name!r}, "
+            f"job_count={self.job_count}, blocks={[b.name for b in self._blocks]!r})"
+        )
+
+
+def _remember(
+    seen: dict[_K, int], value: _K, job: JobSpec, what: str, block: BlockPlan, hint: str
+) -> None:
+    first = seen.setdefault(value, job.ordinal)
+    if first != job.ordinal:
+        raise ManifestError(
+            f"job {job.ordinal} has {what} as job {first}; {hint}",
+            file=block.source.file,
+            line=job.source_line,
+        )
+
+
+def load_manifest(
+    path: str | os.PathLike[str], *, strict_models: bool = False, max_jobs: int | None = None
+) -> Manifest:
+    """Read and check the manifest at ``path``.
+
+    ``strict_models`` makes unknown models an error (as ``strict: true`` does); ``max_jobs``
+    overrides the explosion guard (the manifest's ``max_jobs:``, else 100,000). Every problem
+    raises a one-line ``ManifestError`` naming the file, line and field.
+    """
+    display = os.fspath(path)
+    absolute = Path(os.path.abspath(display))
+    document = load_yaml(decode_text(_read(absolute, display), display), display)
+    spec = parse_manifest_spec(document)
+    run_name = spec.name or absolute.stem
+    blocks, warnings = compile_blocks(
+        document,
+        spec,
+        base_dir=absolute.parent,
+        run_name=run_name,
+        strict=strict_models or spec.strict,
+    )
+    manifest = Manifest(
+        path=absolute,
+        name=run_name,
+        concurrency=spec.concurrency,
+        settings=_settings(spec),
+        warnings=warnings,
+        blocks=blocks,
+    )
+    _guard_explosion(manifest, document, spec, max_jobs)
+    return manifest
+
+
+def _read(path: Path, display: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError("manifest not found", file=display) from None
+    except IsADirectoryError:
+        raise ManifestError("is a folder, not a manifest file", file=display) from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ManifestError(f"cannot read the manifest: {reason}", file=display) from None
+
+
+def _settings(spec: ManifestSpec) -> ManifestSettings:
+    return ManifestSettings(
+        max_jobs=spec.max_jobs,
+        strict=spec.strict,
+        allowed_hosts=tuple(spec.allowed_hosts or ()),
+        max_file_size=spec.max_file_size,
+        max_attempts=spec.max_attempts,
+        budget_usd=spec.budget_usd,
+    )
+
+
+def _guard_explosion(
+    manifest: Manifest, document: YamlDocument, spec: ManifestSpec, max_jobs: int | None
+) -> None:
+    limit = max_jobs or spec.max_jobs or DEFAULT_MAX_JOBS
+    if manifest.job_count <= limit:
+        return
+    field = "max_jobs" if spec.max_jobs and not max_jobs else None
+    line = document.line_of(("max_jobs",)) if field else _biggest_block_line(manifest)
+    raise ManifestError(
+        f"this manifest would make {manifest.job_count:,} jobs, more than the limit of "
+        f"{limit:,}; if that is intended, set max_jobs: {manifest.job_count} in the manifest "
+        f"(or pass --max-jobs {manifest.job_count})",
+        file=document.file,
+        line=line,
+        field=field,
+    )
+
+
+def _biggest_block_line(manifest: Manifest) -> int | None:
+    return max(manifest.blocks, key=lambda block: block.job_count).line

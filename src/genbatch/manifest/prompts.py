@@ -1,0 +1,159 @@
+"""Prompt lists: written in the manifest, or read from a .txt, .csv or .jsonl file.
+
+Every prompt keeps where it came from (the manifest line, or the prompt file and its line), so
+an error about a prompt points at the line to fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genbatch.errors import ManifestError
+from genbatch.manifest.locations import Source
+from genbatch.manifest.schema import PromptFileSpec
+from genbatch.manifest.yaml_loader import decode_text
+
+__all__ = ["PROMPT_FILE_KINDS", "PromptEntry", "inline_prompts", "read_prompt_file"]
+
+PROMPT_FILE_KINDS = {
+    ".txt": "text",
+    ".text": "text",
+    ".prompts": "text",
+    "": "text",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+DEFAULT_COLUMN = "prompt"
+
+
+@dataclass(frozen=True, slots=True)
+class PromptEntry:
+    """One prompt (a template) and where it was written."""
+
+    text: str
+    source: Source
+
+
+def inline_prompts(texts: Sequence[str], sources: Sequence[Source]) -> list[PromptEntry]:
+    """Prompts written in the manifest, each with the line of its list item."""
+    return [
+        PromptEntry(text=text, source=source) for text, source in zip(texts, sources, strict=True)
+    ]
+
+
+def read_prompt_file(
+    spec: PromptFileSpec, *, base_dir: Path, display_dir: str, where: Source
+) -> list[PromptEntry]:
+    """The prompts of the file ``spec`` names, relative to ``base_dir`` (the manifest's folder).
+
+    Blank entries are skipped, and in text files lines starting with ``#``. ``where`` is the
+    manifest line naming the file, for errors about the file as a whole.
+    """
+    kind = _kind(spec, where)
+    path = base_dir / os.path.expanduser(spec.file)
+    display = os.path.normpath(os.path.join(display_dir, spec.file))
+    raw = _read(path, spec.file, where)
+    text = decode_text(raw, display)
+    if kind == "text":
+        entries = list(_text_prompts(text, display))
+    elif kind == "jsonl":
+        entries = list(_jsonl_prompts(text, display, spec.field or DEFAULT_COLUMN))
+    else:
+        delimiter = "\t" if kind == "tsv" else ","
+        entries = list(_csv_prompts(text, display, spec.column or DEFAULT_COLUMN, delimiter))
+    if not entries:
+        raise where.error(f"prompt file '{spec.file}' has no prompts", field="prompts.file")
+    return entries
+
+
+def _kind(spec: PromptFileSpec, where: Source) -> str:
+    suffix = Path(spec.file).suffix.lower()
+    kind = PROMPT_FILE_KINDS.get(suffix)
+    if kind is None:
+        raise where.error(
+            f"cannot read prompts from a '{suffix}' file; use .txt (one per line), .csv or .jsonl",
+            field="prompts.file",
+        )
+    if spec.column is not None and kind not in ("csv", "tsv"):
+        raise where.error("'column' applies to .csv files only", field="prompts.column")
+    if spec.field is not None and kind != "jsonl":
+        raise where.error("'field' applies to .jsonl files only", field="prompts.field")
+    return kind
+
+
+def _read(path: Path, written: str, where: Source) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise where.error(
+            f"prompt file '{written}' not found (looked for {path})", field="prompts.file"
+        ) from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise where.error(
+            f"cannot read prompt file '{written}': {reason}", field="prompts.file"
+        ) from None
+
+
+def _text_prompts(text: str, display: str) -> Iterator[PromptEntry]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        prompt = line.strip()
+        if prompt and not prompt.startswith("#"):
+            yield PromptEntry(text=prompt, source=Source(display, number))
+
+
+def _jsonl_prompts(text: str, display: str, field: str) -> Iterator[PromptEntry]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row: Any = json.loads(line)
+        except ValueError as error:
+            raise ManifestError(f"not valid JSON: {error}", file=display, line=number) from None
+        if not isinstance(row, dict):
+            raise ManifestError("each line must be a JSON object", file=display, line=number)
+        if field not in row:
+            raise ManifestError(
+                f"no field '{field}' (fields: {', '.join(map(str, row))})",
+                file=display,
+                line=number,
+                field=field,
+            )
+        yield from _entry(row[field], display, number, field)
+
+
+def _csv_prompts(text: str, display: str, column: str, delimiter: str) -> Iterator[PromptEntry]:
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = reader.fieldnames or []
+        if column not in header:
+            raise ManifestError(
+                f"no column '{column}' (columns: {', '.join(header) or 'none'})",
+                file=display,
+                line=1,
+                field=column,
+            )
+        for row in reader:
+            # line_num is the line the row ends on: right for one-line rows.
+            yield from _entry(row.get(column), display, reader.line_num, column)
+    except csv.Error as error:
+        raise ManifestError(f"not valid CSV: {error}", file=display, line=reader.line_num) from None
+
+
+def _entry(value: Any, display: str, number: int, field: str) -> Iterator[PromptEntry]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return
+    if not isinstance(value, str):
+        raise ManifestError(
+            f"must be text, not {json.dumps(value)}", file=display, line=number, field=field
+        )
+    yield PromptEntry(text=value.strip(), source=Source(display, number))
