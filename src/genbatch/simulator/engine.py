@@ -270,6 +270,7 @@ class Engine:
             return RequestInfo(
                 request_id=request_id, model_id=record.model.model_id, body=dict(record.body),
                 status=record.result_status, cost_usd=record.cost_usd,
+                generation_seconds=record.duration,
                 created_at=self.wall(record.submitted_at), started_at=self.wall_or_none(
                     record.started_at), finished_at=self.wall_or_none(record.finished_at),
                 error=record.error if record.result_status == "failed" else None,

@@ -78,6 +78,8 @@ class RequestInfo:
     status: ResultStatus
     """As the result endpoint names it (kept after expiry)."""
     cost_usd: float
+    generation_seconds: float
+    """The (scaled) generation time drawn at submit."""
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

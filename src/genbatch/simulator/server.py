@@ -8,10 +8,12 @@ import dataclasses
 import socket
 import threading
 import time
+from email.utils import formatdate
 from types import TracebackType
 from typing import Any
 
 import uvicorn
+from uvicorn.server import ServerState
 
 from genbatch.simulator.app import SimulatorApp
 from genbatch.simulator.config import SimulatorConfig
@@ -22,6 +24,7 @@ from genbatch.simulator.records import RecordsView, RequestInfo
 from genbatch.simulator.stats import SimulatorStats
 
 _START_TIMEOUT = 10.0
+_STOP_GRACE = 1.0
 
 
 class Simulator:
@@ -44,7 +47,7 @@ class Simulator:
         self.app = SimulatorApp(self.config, self.engine, self.faults, self.stats)
         self.records = RecordsView(_BoundRecords(self))
         """Every request created so far, by request id (a live, read-only mapping)."""
-        self._server: uvicorn.Server | None = None
+        self._stopping = asyncio.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._port = self.config.port
@@ -58,47 +61,58 @@ class Simulator:
         sock = _bind(self.config.host, self._port)
         self._port = sock.getsockname()[1]
         self.app.closing = asyncio.Event()
-        server = uvicorn.Server(uvicorn.Config(
-            self.app, http=SimulatorProtocol, lifespan="off", log_config=None,
-            access_log=False, proxy_headers=False, server_header=False, ws="none",
-            timeout_graceful_shutdown=1, timeout_keep_alive=30, backlog=2048))
+        self._stopping = asyncio.Event()
         ready = threading.Event()
-        thread = threading.Thread(target=self._serve, args=(server, sock, ready),
+        thread = threading.Thread(target=self._serve, args=(sock, ready),
                                   name=f"genbatch-simulator:{self._port}", daemon=True)
-        self._server, self._thread = server, thread
+        self._thread = thread
         thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            ready.wait(0.005)
-        if not server.started:
+        if not ready.wait(_START_TIMEOUT) or self._loop is None:
             self.stop()
             raise RuntimeError("the simulator did not start")
         return self
 
-    def _serve(self, server: uvicorn.Server, sock: socket.socket, ready: threading.Event
-               ) -> None:
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            await server.serve(sockets=[sock])
-
+    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
         try:
-            asyncio.run(serve())
+            asyncio.run(self._serve_until_stopped(sock, ready))
         finally:
             sock.close()
             ready.set()
 
+    async def _serve_until_stopped(self, sock: socket.socket, ready: threading.Event) -> None:
+        # uvicorn's protocol on a plain asyncio server: uvicorn.Server would add a 0.1 s
+        # tick to notice a stop and a fixed 0.1 s pause to shut down, on every test.
+        config = uvicorn.Config(self.app, http=SimulatorProtocol, lifespan="off",
+                                log_config=None, access_log=False, proxy_headers=False,
+                                server_header=False, ws="none", timeout_keep_alive=30)
+        config.load()
+        state = ServerState()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SimulatorProtocol(config=config, server_state=state, app_state={}),
+            sock=sock, backlog=2048)
+        clock = asyncio.ensure_future(_keep_date_header(state))
+        self._loop = loop
+        ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            clock.cancel()
+            server.close()
+            await _close_connections(state)
+
     def stop(self) -> None:
         """Stop serving (in-flight slow answers are cut) and wait for the thread to end."""
-        server, thread, loop = self._server, self._thread, self._loop
-        if server is None or thread is None:
+        thread, loop = self._thread, self._loop
+        if thread is None:
             return
         if loop is not None and not loop.is_closed():
-            # Wakes answers sleeping in a slow fault, so shutdown does not wait for them.
             with contextlib.suppress(RuntimeError):  # the loop closed in between
+                # ``closing`` wakes answers sleeping in a slow fault, so none holds the stop.
                 loop.call_soon_threadsafe(self.app.closing.set)
-        server.should_exit = True
+                loop.call_soon_threadsafe(self._stopping.set)
         thread.join(timeout=_START_TIMEOUT)
-        self._server = self._thread = self._loop = None
+        self._thread = self._loop = None
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -192,9 +206,30 @@ class _BoundRecords:
         return self._simulator.engine.info(request_id, self._simulator.base_url)
 
 
+async def _keep_date_header(state: ServerState) -> None:
+    while True:
+        state.default_headers = [(b"date", formatdate(usegmt=True).encode())]
+        await asyncio.sleep(1.0)
+
+
+async def _close_connections(state: ServerState) -> None:
+    # Idle keep-alive connections close at once; busy ones after their answer, within a bound.
+    for connection in list(state.connections):
+        connection.shutdown()
+    deadline = time.monotonic() + _STOP_GRACE
+    while (state.connections or state.tasks) and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    for task in list(state.tasks):
+        task.cancel()
+    if state.tasks:
+        await asyncio.gather(*state.tasks, return_exceptions=True)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio only sets TCP_NODELAY on such sockets, and without it every
+    # answer (headers and body written apart) waits 40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
