@@ -9,19 +9,37 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from genbatch.filenames import slugify
 from genbatch.jobs import JobSpec, job_key
 from genbatch.manifest.blocks import BlockPlan, Fragment
 from genbatch.manifest.templates import Template
 
-__all__ = ["expand_block"]
+__all__ = ["JobCheck", "check_block", "expand_block"]
+
+# File-name fields whose values are always safe and whose format is checked by the first job.
+_PLAIN_FIELDS = frozenset({"index", "key", "block", "repeat", "model"})
+
+
+class JobCheck(NamedTuple):
+    """What ``Manifest.validate`` needs of a job, without building the ``JobSpec``."""
+
+    ordinal: int
+    key: str
+    file_stem: str | None
+    """None when the block's file names are unique by construction (they hold ``{key}``)."""
+    source_line: int | None
 
 
 def expand_block(plan: BlockPlan) -> Iterator[JobSpec]:
     """Every job of ``plan`` in expansion order; raises ``ManifestError`` at the first bad one."""
     return _BlockExpander(plan).jobs()
+
+
+def check_block(plan: BlockPlan) -> Iterator[JobCheck]:
+    """Like ``expand_block`` but lighter: keys and (only when needed) file names."""
+    return _BlockExpander(plan).checks()
 
 
 class _BlockExpander:
@@ -39,15 +57,37 @@ class _BlockExpander:
 
     def jobs(self) -> Iterator[JobSpec]:
         """The jobs, rendering templates and checking what they render to."""
+        ordinal = self.plan.first_ordinal
+        for inputs, variables, identity, line in self._combinations():
+            for repeat in range(self.plan.repeat):
+                yield self._job(ordinal, repeat, identity, inputs, variables, line)
+                ordinal += 1
+
+    def checks(self) -> Iterator[JobCheck]:
+        """Keys and file names of the jobs, each checked as ``jobs()`` would."""
         plan = self.plan
+        plain_stems = "key" in self.stem_fields and _PLAIN_FIELDS.issuperset(self.stem_fields)
         ordinal = plan.first_ordinal
+        for inputs, variables, identity, line in self._combinations():
+            for repeat in range(plan.repeat):
+                key = job_key(plan.model_id, identity, repeat)
+                stem = None
+                if not plain_stems or ordinal == plan.first_ordinal:
+                    values = self._stem_values(ordinal, key, repeat, inputs, variables)
+                    stem = plan.file_name.render(values)
+                yield JobCheck(ordinal, key, None if plain_stems else stem, line)
+                ordinal += 1
+
+    def _combinations(
+        self,
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any], int | None]]:
+        """Inputs, variables, identity inputs and line of each combination before repeats."""
+        plan = self.plan
         for prompt, line in self._prompts():
             for combo in itertools.product(*plan.axes):
                 inputs, variables = self._inputs(prompt, combo)
                 identity = plan.model.with_defaults(inputs) if plan.model else inputs
-                for repeat in range(plan.repeat):
-                    yield self._job(ordinal, repeat, identity, inputs, variables, line)
-                    ordinal += 1
+                yield inputs, variables, identity, line
 
     def _prompts(self) -> Iterator[tuple[str | Template | None, int | None]]:
         """Each prompt with the manifest line it comes from (the block's, for prompt files)."""

@@ -11,7 +11,7 @@ from typing import TypeVar
 from genbatch.errors import ManifestError
 from genbatch.jobs import JobSpec
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
-from genbatch.manifest.expand import expand_block
+from genbatch.manifest.expand import JobCheck, check_block, expand_block
 from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
 from genbatch.manifest.yaml_loader import YamlDocument, decode_text, load_yaml
@@ -91,9 +91,7 @@ class Manifest:
         stems: dict[tuple[str, str], int] = {}
         count = 0
         for block in self._blocks:
-            # A name holding {key} is unique whenever keys are: skip the costly stem set.
-            track_stems = "key" not in block.file_name.fields
-            for job in expand_block(block):
+            for job in check_block(block):
                 count += 1
                 _remember(
                     keys,
@@ -103,10 +101,10 @@ class Manifest:
                     block,
                     "use repeat: for more samples of the same inputs",
                 )
-                if track_stems:
+                if job.file_stem is not None:
                     _remember(
                         stems,
-                        (job.output_dir, job.file_stem.casefold()),
+                        (block.output_dir, job.file_stem.casefold()),
                         job,
                         f"the same file name '{job.file_stem}'",
                         block,
@@ -122,7 +120,7 @@ class Manifest:
 
 
 def _remember(
-    seen: dict[_K, int], value: _K, job: JobSpec, what: str, block: BlockPlan, hint: str
+    seen: dict[_K, int], value: _K, job: JobCheck, what: str, block: BlockPlan, hint: str
 ) -> None:
     first = seen.setdefault(value, job.ordinal)
     if first != job.ordinal:

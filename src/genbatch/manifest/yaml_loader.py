@@ -10,6 +10,7 @@ count what aliases expand to before memory blows up.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -223,7 +224,12 @@ class _Converter:
         if tag == _INT and _INT_RE.fullmatch(text):
             return _int(text)
         if tag == _FLOAT and (_FLOAT_RE.fullmatch(text) or _INT_RE.fullmatch(text)):
-            return float(text) if not text.startswith(("0o", "0x")) else float(_int(text))
+            number = float(text) if not text.startswith(("0o", "0x")) else float(_int(text))
+            if not math.isfinite(number):
+                raise self._error(
+                    f"{text} is too large for a number (quote it for text)", node, path
+                )
+            return number
         if tag in (_NULL, _BOOL, _INT, _FLOAT):
             raise self._error(f"{text!r} is not a valid {tag.rsplit(':', 1)[1]}", node, path)
         raise self._error(
