@@ -49,8 +49,9 @@ def simulator(make_simulator: MakeSimulator) -> Simulator:
 @pytest.fixture
 def sim_client(simulator: Simulator) -> Iterator[httpx.Client]:
     """An httpx client on ``simulator``'s base URL, carrying its token."""
-    with httpx.Client(base_url=simulator.base_url, headers=simulator.headers,
-                      timeout=10.0) as client:
+    with httpx.Client(
+        base_url=simulator.base_url, headers=simulator.headers, timeout=10.0
+    ) as client:
         yield client
 
 

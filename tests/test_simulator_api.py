@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable
@@ -52,15 +53,21 @@ def client_for(sim: Simulator) -> httpx.Client:
 
 # -- submit -----------------------------------------------------------------------------------
 
+
 def test_submit_answers_absolute_urls_for_an_opaque_request_id(
-        simulator: Simulator, sim_client: httpx.Client) -> None:
+    simulator: Simulator, sim_client: httpx.Client
+) -> None:
     answer = submit(sim_client, KLING, {"prompt": "a red fox"}).json()
 
     request_id = answer["request_id"]
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", request_id)
+    assert re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", request_id)
     base = f"{simulator.base_url}/v1/requests/{request_id}"
-    assert answer == {"request_id": request_id, "status_url": f"{base}/status",
-                      "result_url": f"{base}/result", "cancel_url": f"{base}/cancel"}
+    assert answer == {
+        "request_id": request_id,
+        "status_url": f"{base}/status",
+        "result_url": f"{base}/result",
+        "cancel_url": f"{base}/cancel",
+    }
     assert simulator.records[request_id].body == {"prompt": "a red fox"}
     assert simulator.stats.submissions == 1
 
@@ -76,13 +83,17 @@ def test_an_unknown_model_is_400001(simulator: Simulator, sim_client: httpx.Clie
 
 
 def test_input_outside_the_schema_is_422_with_one_detail_per_field(
-        simulator: Simulator, sim_client: httpx.Client) -> None:
+    simulator: Simulator, sim_client: httpx.Client
+) -> None:
     response = submit(sim_client, KLING, {"duration": 7, "colour": "red"})
 
     assert response.status_code == 422
     detail = response.json()["detail"]
-    assert [d["loc"] for d in detail] == [["body", "prompt"], ["body", "duration"],
-                                          ["body", "colour"]]
+    assert [d["loc"] for d in detail] == [
+        ["body", "prompt"],
+        ["body", "duration"],
+        ["body", "colour"],
+    ]
     assert [d["type"] for d in detail] == ["missing", "value_error", "extra_forbidden"]
     assert all(d["msg"] for d in detail)
     assert len(simulator.records) == 0
@@ -90,8 +101,9 @@ def test_input_outside_the_schema_is_422_with_one_detail_per_field(
 
 @pytest.mark.parametrize("raw", [b"[1, 2]", b"{not json", b""])
 def test_a_body_that_is_not_a_json_object_is_422(sim_client: httpx.Client, raw: bytes) -> None:
-    response = sim_client.post(f"/v1/models/{KLING}", content=raw,
-                               headers={"content-type": "application/json"})
+    response = sim_client.post(
+        f"/v1/models/{KLING}", content=raw, headers={"content-type": "application/json"}
+    )
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body"]
@@ -103,15 +115,21 @@ def test_numeric_strings_are_accepted_where_the_schema_allows(sim_client: httpx.
 
 # -- auth -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": "sim-token"}])
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "sim-token"}]
+)
 def test_every_api_route_refuses_a_missing_or_wrong_token(
-        simulator: Simulator, sim_client: httpx.Client, headers: dict[str, str]) -> None:
+    simulator: Simulator, sim_client: httpx.Client, headers: dict[str, str]
+) -> None:
     request_id = accepted(sim_client, KLING, {"prompt": "x"})
-    calls = [("POST", f"/v1/models/{KLING}"), ("GET", f"/v1/models/{KLING}"),
-             ("GET", f"/v1/requests/{request_id}/status"),
-             ("GET", f"/v1/requests/{request_id}/result"),
-             ("POST", f"/v1/requests/{request_id}/cancel")]
+    calls = [
+        ("POST", f"/v1/models/{KLING}"),
+        ("GET", f"/v1/models/{KLING}"),
+        ("GET", f"/v1/requests/{request_id}/status"),
+        ("GET", f"/v1/requests/{request_id}/result"),
+        ("POST", f"/v1/requests/{request_id}/cancel"),
+    ]
     with httpx.Client(base_url=simulator.base_url, headers=headers) as anonymous:
         for method, path in calls:
             response = anonymous.request(method, path, json={"prompt": "x"})
@@ -132,6 +150,7 @@ def test_a_custom_token_is_the_only_one_accepted(make_simulator: MakeSimulator) 
 
 # -- catalog ----------------------------------------------------------------------------------
 
+
 def test_the_catalog_endpoint_gives_price_and_unit(sim_client: httpx.Client) -> None:
     for model in MODELS.values():
         answer = sim_client.get(f"/v1/models/{model.model_id}").json()
@@ -145,8 +164,8 @@ def test_the_catalog_endpoint_gives_price_and_unit(sim_client: httpx.Client) -> 
 
 # -- status and result ------------------------------------------------------------------------
 
-def test_a_request_goes_from_queue_to_success_with_iso_timestamps(
-        sim_client: httpx.Client) -> None:
+
+def test_a_request_goes_from_queue_to_success_with_iso_timestamps(sim_client: httpx.Client) -> None:
     request_id = accepted(sim_client, KLING, {"prompt": "x"})
     status = sim_client.get(f"/v1/requests/{request_id}/status").json()
     assert status["status"] == "in_progress"
@@ -168,16 +187,19 @@ def test_a_request_goes_from_queue_to_success_with_iso_timestamps(
     assert sim_client.get(f"/v1/requests/{request_id}/status").json()["status"] == "completed"
 
 
-@pytest.mark.parametrize(("model", "body", "key", "count"), [
-    (KLING, {"prompt": "x"}, "video", None),
-    (HAILUO, {"prompt": "x", "num_videos": 2}, "videos", 2),
-    (HAILUO, {"prompt": "x"}, "videos", 1),
-    (SEEDREAM, {"prompt": "x"}, "image", None),
-    (NANO, {"prompt": "x", "num_images": 3}, "images", 3),
-])
+@pytest.mark.parametrize(
+    ("model", "body", "key", "count"),
+    [
+        (KLING, {"prompt": "x"}, "video", None),
+        (HAILUO, {"prompt": "x", "num_videos": 2}, "videos", 2),
+        (HAILUO, {"prompt": "x"}, "videos", 1),
+        (SEEDREAM, {"prompt": "x"}, "image", None),
+        (NANO, {"prompt": "x", "num_images": 3}, "images", 3),
+    ],
+)
 def test_output_is_shaped_by_the_models_output_key(
-        make_simulator: MakeSimulator, model: str, body: dict[str, Any], key: str,
-        count: int | None) -> None:
+    make_simulator: MakeSimulator, model: str, body: dict[str, Any], key: str, count: int | None
+) -> None:
     sim = make_simulator(durations={model: (10.0, 0.0)})
     with client_for(sim) as client:
         result = wait_result(client, accepted(client, model, body))
@@ -192,7 +214,8 @@ def test_output_is_shaped_by_the_models_output_key(
 
 
 def test_a_failed_generation_reads_completed_then_failed_with_an_error(
-        make_simulator: MakeSimulator) -> None:
+    make_simulator: MakeSimulator,
+) -> None:
     sim = make_simulator(fail_rate=1.0, balance_usd=1.0)
     with client_for(sim) as client:
         request_id = accepted(client, KLING, {"prompt": "x"})
@@ -208,8 +231,9 @@ def test_a_failed_generation_reads_completed_then_failed_with_an_error(
     assert sim.balance_usd == pytest.approx(1.0)  # a failure is not billed
 
 
-def test_a_scripted_failure_carries_the_given_error(simulator: Simulator,
-                                                    sim_client: httpx.Client) -> None:
+def test_a_scripted_failure_carries_the_given_error(
+    simulator: Simulator, sim_client: httpx.Client
+) -> None:
     simulator.inject(route="submit", fault="fail", error=[{"errorCode": 7, "error": "nsfw"}])
     failed = wait_result(sim_client, accepted(sim_client, NANO, {"prompt": "x"}))
     fine = wait_result(sim_client, accepted(sim_client, NANO, {"prompt": "x"}))
@@ -219,8 +243,9 @@ def test_a_scripted_failure_carries_the_given_error(simulator: Simulator,
     assert fine["status"] == "succeeded"
 
 
-def test_an_unknown_request_id_is_404001_everywhere(simulator: Simulator,
-                                                     sim_client: httpx.Client) -> None:
+def test_an_unknown_request_id_is_404001_everywhere(
+    simulator: Simulator, sim_client: httpx.Client
+) -> None:
     for method, verb in (("GET", "status"), ("GET", "result"), ("POST", "cancel")):
         response = sim_client.request(method, f"/v1/requests/no-such-id/{verb}")
         assert response.status_code == 404
@@ -230,8 +255,10 @@ def test_an_unknown_request_id_is_404001_everywhere(simulator: Simulator,
 
 # -- capacity and queue -----------------------------------------------------------------------
 
+
 def test_capacity_runs_n_and_queues_the_rest_with_true_positions(
-        make_simulator: MakeSimulator) -> None:
+    make_simulator: MakeSimulator,
+) -> None:
     sim = make_simulator(capacity=2, time_scale=FROZEN)
     with client_for(sim) as client:
         ids = [accepted(client, KLING, {"prompt": f"clip {i}"}) for i in range(6)]
@@ -243,8 +270,9 @@ def test_capacity_runs_n_and_queues_the_rest_with_true_positions(
         assert sim.stats.peak_in_progress == 2
 
         client.post(f"/v1/requests/{ids[3]}/cancel")
-        positions = [client.get(f"/v1/requests/{i}/status").json().get("queue_position")
-                     for i in ids]
+        positions = [
+            client.get(f"/v1/requests/{i}/status").json().get("queue_position") for i in ids
+        ]
         assert positions == [None, None, 1, None, 2, 3]
 
         sim.set_capacity(4)
@@ -260,12 +288,13 @@ def test_a_freed_slot_starts_the_oldest_queued_request(make_simulator: MakeSimul
             wait_result(client, request_id)
     infos = [sim.records[i] for i in ids]
 
-    for before, after in zip(infos, infos[1:], strict=False):
+    for before, after in itertools.pairwise(infos):
         assert after.started_at == before.finished_at  # back to back, FIFO
     assert sim.stats.peak_in_progress == 1
 
 
 # -- cancel -----------------------------------------------------------------------------------
+
 
 def test_cancel_outcomes_and_refund(make_simulator: MakeSimulator) -> None:
     sim = make_simulator(capacity=1, time_scale=FROZEN, balance_usd=10.0)
@@ -279,12 +308,14 @@ def test_cancel_outcomes_and_refund(make_simulator: MakeSimulator) -> None:
         refused = client.post(f"/v1/requests/{running}/cancel")
 
         assert first.status_code == 202
-        assert first.json() == {"request_id": queued, "status": "cancelled",
-                                "outcome": "cancelled"}
+        assert first.json() == {"request_id": queued, "status": "cancelled", "outcome": "cancelled"}
         assert again.json()["outcome"] == "cancelled"
         assert refused.status_code == 202
-        assert refused.json() == {"request_id": running, "status": "in_progress",
-                                  "outcome": "not_cancellable"}
+        assert refused.json() == {
+            "request_id": running,
+            "status": "in_progress",
+            "outcome": "not_cancellable",
+        }
         assert sim.balance_usd == pytest.approx(10.0 - 0.35)
         result = client.get(f"/v1/requests/{queued}/result").json()
         assert result["status"] == "cancelled"
@@ -307,8 +338,8 @@ def test_a_finished_request_is_not_cancellable(sim_client: httpx.Client) -> None
 
 # -- balance ----------------------------------------------------------------------------------
 
-def test_balance_runs_out_with_400002_and_can_be_topped_up(
-        make_simulator: MakeSimulator) -> None:
+
+def test_balance_runs_out_with_400002_and_can_be_topped_up(make_simulator: MakeSimulator) -> None:
     kling = MODELS[KLING]
     price = price_usd(kling, {"prompt": "x"})
     sim = make_simulator(balance_usd=price * 2 + 0.01)
@@ -329,11 +360,13 @@ def test_price_is_per_second_of_video_and_per_image() -> None:
     assert price_usd(MODELS[KLING], {"prompt": "x"}) == pytest.approx(0.07 * 5)
     assert price_usd(MODELS[KLING], {"prompt": "x", "duration": "10"}) == pytest.approx(0.7)
     assert price_usd(MODELS[HAILUO], {"prompt": "x", "num_videos": 2}) == pytest.approx(
-        0.045 * 6 * 2)
+        0.045 * 6 * 2
+    )
     assert price_usd(MODELS[NANO], {"prompt": "x", "num_images": 4}) == pytest.approx(0.156)
 
 
 # -- expiry -----------------------------------------------------------------------------------
+
 
 def test_records_and_files_expire_after_the_retention(make_simulator: MakeSimulator) -> None:
     sim = make_simulator(expire_after=0.3, durations={NANO: (1.0, 0.0)})
@@ -355,8 +388,10 @@ def test_records_and_files_expire_after_the_retention(make_simulator: MakeSimula
 
 # -- accounting -------------------------------------------------------------------------------
 
-def test_duplicates_are_the_same_model_and_canonical_body(simulator: Simulator,
-                                                         sim_client: httpx.Client) -> None:
+
+def test_duplicates_are_the_same_model_and_canonical_body(
+    simulator: Simulator, sim_client: httpx.Client
+) -> None:
     accepted(sim_client, KLING, {"prompt": "x", "duration": 5})
     accepted(sim_client, KLING, {"duration": 5, "prompt": "x"})  # same body, other key order
     accepted(sim_client, KLING, {"prompt": "x", "duration": 10})

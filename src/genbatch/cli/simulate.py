@@ -13,8 +13,10 @@ from genbatch.cli import app
 from genbatch.cli.common import fail
 from genbatch.errors import EXIT_ENVIRONMENT, EXIT_USAGE
 
-_EPILOG = ("Example: genbatch simulate --time-scale 0.01 --fault-429 0.05 --fault-lost-answer 0.01"
-           "  (then, in another shell, run the printed export line and genbatch run)")
+_EPILOG = (
+    "Example: genbatch simulate --time-scale 0.01 --fault-429 0.05 --fault-lost-answer 0.01"
+    "  (then, in another shell, run the printed export line and genbatch run)"
+)
 
 
 @app.command(epilog=_EPILOG)
@@ -23,63 +25,125 @@ def simulate(
     port: int = typer.Option(8787, "--port", min=0, max=65535, help="Port (0: any free one)."),
     token: str = typer.Option("sim-token", "--token", help="The only accepted API token."),
     time_scale: float = typer.Option(
-        0.01, "--time-scale", min=0.0,
-        help="Multiplies generation times (0.01: a 240 s clip takes 2.4 s)."),
-    capacity: int = typer.Option(4, "--capacity", min=1,
-                                 help="Requests in progress at once; the rest queue."),
+        0.01,
+        "--time-scale",
+        min=0.0,
+        help="Multiplies generation times (0.01: a 240 s clip takes 2.4 s).",
+    ),
+    capacity: int = typer.Option(
+        4, "--capacity", min=1, help="Requests in progress at once; the rest queue."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seeds generation times, failures and faults."),
     balance: float | None = typer.Option(
-        None, "--balance", min=0.0, metavar="USD",
-        help="Account balance in USD; submits beyond it get 400002. Unlimited if omitted."),
+        None,
+        "--balance",
+        min=0.0,
+        metavar="USD",
+        help="Account balance in USD; submits beyond it get 400002. Unlimited if omitted.",
+    ),
     expire_after: float = typer.Option(
-        3600.0, "--expire-after", min=0.0, metavar="SECONDS",
-        help="Real seconds after a request finishes before its record and files are gone."),
-    fail_rate: float = typer.Option(0.0, "--fail-rate", min=0.0, max=1.0,
-                                    help="Probability that a generation fails."),
-    fault_429: float = typer.Option(0.0, "--fault-429", min=0.0, max=1.0, metavar="P",
-                                    help="429, half of them with Retry-After."),
-    retry_after: float = typer.Option(1.0, "--retry-after", min=0.0, metavar="SECONDS",
-                                      help="Retry-After of the 429s that carry one."),
-    fault_5xx: float = typer.Option(0.0, "--fault-5xx", min=0.0, max=1.0, metavar="P",
-                                    help="500 (JSON), 502 or 503 (HTML)."),
-    fault_drop: float = typer.Option(0.0, "--fault-drop", min=0.0, max=1.0, metavar="P",
-                                     help="Connection closed with no answer."),
-    fault_partial: float = typer.Option(0.0, "--fault-partial", min=0.0, max=1.0, metavar="P",
-                                        help="Connection closed halfway through the answer."),
-    fault_slow: float = typer.Option(0.0, "--fault-slow", min=0.0, max=1.0, metavar="P",
-                                     help="Answer (or file) delayed by --slow-seconds."),
+        3600.0,
+        "--expire-after",
+        min=0.0,
+        metavar="SECONDS",
+        help="Real seconds after a request finishes before its record and files are gone.",
+    ),
+    fail_rate: float = typer.Option(
+        0.0, "--fail-rate", min=0.0, max=1.0, help="Probability that a generation fails."
+    ),
+    fault_429: float = typer.Option(
+        0.0,
+        "--fault-429",
+        min=0.0,
+        max=1.0,
+        metavar="P",
+        help="429, half of them with Retry-After.",
+    ),
+    retry_after: float = typer.Option(
+        1.0,
+        "--retry-after",
+        min=0.0,
+        metavar="SECONDS",
+        help="Retry-After of the 429s that carry one.",
+    ),
+    fault_5xx: float = typer.Option(
+        0.0, "--fault-5xx", min=0.0, max=1.0, metavar="P", help="500 (JSON), 502 or 503 (HTML)."
+    ),
+    fault_drop: float = typer.Option(
+        0.0, "--fault-drop", min=0.0, max=1.0, metavar="P", help="Connection closed with no answer."
+    ),
+    fault_partial: float = typer.Option(
+        0.0,
+        "--fault-partial",
+        min=0.0,
+        max=1.0,
+        metavar="P",
+        help="Connection closed halfway through the answer.",
+    ),
+    fault_slow: float = typer.Option(
+        0.0,
+        "--fault-slow",
+        min=0.0,
+        max=1.0,
+        metavar="P",
+        help="Answer (or file) delayed by --slow-seconds.",
+    ),
     slow_seconds: float = typer.Option(2.0, "--slow-seconds", min=0.0, metavar="SECONDS"),
-    fault_truncate: float = typer.Option(0.0, "--fault-truncate", min=0.0, max=1.0,
-                                         metavar="P", help="File downloads cut short."),
+    fault_truncate: float = typer.Option(
+        0.0, "--fault-truncate", min=0.0, max=1.0, metavar="P", help="File downloads cut short."
+    ),
     fault_lost_answer: float = typer.Option(
-        0.0, "--fault-lost-answer", min=0.0, max=1.0, metavar="P",
-        help="Submits created (and billed) whose answer is lost."),
+        0.0,
+        "--fault-lost-answer",
+        min=0.0,
+        max=1.0,
+        metavar="P",
+        help="Submits created (and billed) whose answer is lost.",
+    ),
     fault_routes: str = typer.Option(
-        "submit,poll,cancel,file", "--fault-routes", metavar="LIST",
-        help="Route classes random faults hit: submit, poll, cancel, file."),
+        "submit,poll,cancel,file",
+        "--fault-routes",
+        metavar="LIST",
+        help="Route classes random faults hit: submit, poll, cancel, file.",
+    ),
 ) -> None:
     """Serve a local RunComfy Model API (real HTTP, queue, media, faults) until Ctrl-C."""
     from genbatch.simulator import FaultConfig, Simulator, SimulatorConfig, parse_routes
 
     try:
         faults = FaultConfig(
-            rate_limit=fault_429, retry_after=retry_after, server_error=fault_5xx,
-            drop=fault_drop, partial=fault_partial, slow=fault_slow, slow_seconds=slow_seconds,
-            truncate=fault_truncate, lost_answer=fault_lost_answer,
+            rate_limit=fault_429,
+            retry_after=retry_after,
+            server_error=fault_5xx,
+            drop=fault_drop,
+            partial=fault_partial,
+            slow=fault_slow,
+            slow_seconds=slow_seconds,
+            truncate=fault_truncate,
+            lost_answer=fault_lost_answer,
             routes=parse_routes(fault_routes),
         )
         config = SimulatorConfig(
-            token=token, host=host, port=port, time_scale=time_scale, capacity=capacity,
-            seed=seed, balance_usd=balance, expire_after=expire_after, fail_rate=fail_rate,
-            faults=faults)
+            token=token,
+            host=host,
+            port=port,
+            time_scale=time_scale,
+            capacity=capacity,
+            seed=seed,
+            balance_usd=balance,
+            expire_after=expire_after,
+            fail_rate=fail_rate,
+            faults=faults,
+        )
     except ValueError as error:
         raise fail(str(error), EXIT_USAGE) from None
     simulator = Simulator(config)
     try:
         simulator.start()
     except OSError as error:
-        raise fail(f"cannot listen on {host}:{port}: {error.strerror or error}",
-                   EXIT_ENVIRONMENT) from None
+        raise fail(
+            f"cannot listen on {host}:{port}: {error.strerror or error}", EXIT_ENVIRONMENT
+        ) from None
     try:
         _announce(simulator.base_url, simulator.token)
         _wait_for_signal()

@@ -45,8 +45,16 @@ from genbatch.simulator.stats import SimulatorStats
 
 Handler = Callable[[Request, Fault | None], Awaitable[Response]]
 
-_EARLY = frozenset({FaultKind.RATE_LIMIT, FaultKind.RATE_LIMIT_BARE, FaultKind.SERVER_ERROR,
-                    FaultKind.BAD_GATEWAY, FaultKind.UNAVAILABLE, FaultKind.DROP})
+_EARLY = frozenset(
+    {
+        FaultKind.RATE_LIMIT,
+        FaultKind.RATE_LIMIT_BARE,
+        FaultKind.SERVER_ERROR,
+        FaultKind.BAD_GATEWAY,
+        FaultKind.UNAVAILABLE,
+        FaultKind.DROP,
+    }
+)
 _DEFAULT_FAILURE = {"code": "generation_failed", "message": "Generation failed (scripted)."}
 
 
@@ -58,8 +66,9 @@ def iso(moment: Any) -> str | None:
 class SimulatorApp:
     """The ASGI application of one simulator run."""
 
-    def __init__(self, config: SimulatorConfig, engine: Engine, faults: FaultInjector,
-                 stats: SimulatorStats) -> None:
+    def __init__(
+        self, config: SimulatorConfig, engine: Engine, faults: FaultInjector, stats: SimulatorStats
+    ) -> None:
         self.config = config
         self.engine = engine
         self.faults = faults
@@ -67,13 +76,16 @@ class SimulatorApp:
         self._bearer = f"Bearer {config.token}"
         # Replaced by the server on each start: an Event belongs to the loop that waits on it.
         self.closing = asyncio.Event()
-        self.router = Router(routes=[
-            Route("/v1/models/{model_id:path}", self._models, methods=["GET", "POST"]),
-            Route("/v1/requests/{request_id}/status", self._status, methods=["GET"]),
-            Route("/v1/requests/{request_id}/result", self._result, methods=["GET"]),
-            Route("/v1/requests/{request_id}/cancel", self._cancel, methods=["POST"]),
-            Route("/files/{request_id}/{name}", self._file, methods=["GET"]),
-        ], default=self._unknown_route)
+        self.router = Router(
+            routes=[
+                Route("/v1/models/{model_id:path}", self._models, methods=["GET", "POST"]),
+                Route("/v1/requests/{request_id}/status", self._status, methods=["GET"]),
+                Route("/v1/requests/{request_id}/result", self._result, methods=["GET"]),
+                Route("/v1/requests/{request_id}/cancel", self._cancel, methods=["POST"]),
+                Route("/files/{request_id}/{name}", self._file, methods=["GET"]),
+            ],
+            default=self._unknown_route,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.router(scope, receive, send)
@@ -123,8 +135,9 @@ class SimulatorApp:
         kind = fault.kind
         if kind is FaultKind.RATE_LIMIT:
             retry_after = fault.number("retry_after", self.config.faults.retry_after)
-            return error_response(429, 429001, "Too many requests, slow down.",
-                                  {"retry-after": _seconds(retry_after)})
+            return error_response(
+                429, 429001, "Too many requests, slow down.", {"retry-after": _seconds(retry_after)}
+            )
         if kind is FaultKind.RATE_LIMIT_BARE:
             return error_response(429, 429001, "Too many requests, slow down.")
         if kind is FaultKind.SERVER_ERROR:
@@ -135,8 +148,7 @@ class SimulatorApp:
             return cdn_error_page(503, "Service Temporarily Unavailable")
         return DroppedResponse()
 
-    def _late_answer(self, fault: Fault | None, response: Response, route: CallRoute
-                     ) -> Response:
+    def _late_answer(self, fault: Fault | None, response: Response, route: CallRoute) -> Response:
         if fault is None or fault.kind is FaultKind.FAIL:
             return response
         kind = fault.kind
@@ -176,23 +188,43 @@ class SimulatorApp:
         if fault is not None and fault.kind is FaultKind.LOST_ANSWER:
             self.engine.mark_answer_lost(record)
         base = self._base_url(request)
-        return json_response({"request_id": record.request_id,
-                              **self._links(base, record.request_id),
-                              "cancel_url": f"{base}/v1/requests/{record.request_id}/cancel"})
+        return json_response(
+            {
+                "request_id": record.request_id,
+                **self._links(base, record.request_id),
+                "cancel_url": f"{base}/v1/requests/{record.request_id}/cancel",
+            }
+        )
 
     async def _catalog(self, request: Request, fault: Fault | None) -> Response:
         model_id = request.path_params["model_id"]
         model = find_model(model_id)
         if model is None:
             raise unknown_model(model_id)
-        inputs = [{"name": f.name, "type": f.type, "required": f.required, "default": f.default,
-                   "choices": list(f.choices) if f.choices is not None else None,
-                   "minimum": f.minimum, "maximum": f.maximum, "max_length": f.max_length}
-                  for f in model.inputs]
-        return json_response({"model_id": model.model_id, "base_price_usd": model.base_price_usd,
-                              "price_unit": model.price_unit, "output_key": model.output_key,
-                              "kind": model.kind, "typical_seconds": model.typical_seconds,
-                              "inputs": inputs})
+        inputs = [
+            {
+                "name": f.name,
+                "type": f.type,
+                "required": f.required,
+                "default": f.default,
+                "choices": list(f.choices) if f.choices is not None else None,
+                "minimum": f.minimum,
+                "maximum": f.maximum,
+                "max_length": f.max_length,
+            }
+            for f in model.inputs
+        ]
+        return json_response(
+            {
+                "model_id": model.model_id,
+                "base_price_usd": model.base_price_usd,
+                "price_unit": model.price_unit,
+                "output_key": model.output_key,
+                "kind": model.kind,
+                "typical_seconds": model.typical_seconds,
+                "inputs": inputs,
+            }
+        )
 
     async def _answer_status(self, request: Request, fault: Fault | None) -> Response:
         state = self.engine.poll(request.path_params["request_id"])
@@ -204,8 +236,7 @@ class SimulatorApp:
 
     async def _answer_result(self, request: Request, fault: Fault | None) -> Response:
         state = self.engine.poll(request.path_params["request_id"])
-        payload: dict[str, Any] = {"request_id": state.request_id,
-                                   "status": state.result_status}
+        payload: dict[str, Any] = {"request_id": state.request_id, "status": state.result_status}
         if state.output_names:
             payload["output"] = self._output(self._base_url(request), state)
         if state.error is not None:
@@ -218,8 +249,7 @@ class SimulatorApp:
     async def _answer_cancel(self, request: Request, fault: Fault | None) -> Response:
         request_id = request.path_params["request_id"]
         status, outcome = self.engine.cancel(request_id)
-        return json_response({"request_id": request_id, "status": status, "outcome": outcome},
-                             202)
+        return json_response({"request_id": request_id, "status": status, "outcome": outcome}, 202)
 
     # -- output files (public, no token, like a CDN) ----------------------------------------
 
@@ -246,8 +276,9 @@ class SimulatorApp:
             return None
         return next((f for f in files if f.name == name), None)
 
-    def _media_answer(self, file: MediaFile, span: tuple[int, int] | None, fault: Fault | None
-                      ) -> Response:
+    def _media_answer(
+        self, file: MediaFile, span: tuple[int, int] | None, fault: Fault | None
+    ) -> Response:
         length = file.size if span is None else span[1] - span[0] + 1
         slow: float | None = None
         keep: int | None = None
@@ -259,8 +290,9 @@ class SimulatorApp:
                 wanted = fault.params.get("keep")
                 keep = length // 2 if wanted is None else int(wanted)
                 keep = max(0, min(keep, length - 1))
-        return MediaResponse(file, span, on_sent=self._count_sent, closing=self.closing,
-                             slow=slow, keep=keep)
+        return MediaResponse(
+            file, span, on_sent=self._count_sent, closing=self.closing, slow=slow, keep=keep
+        )
 
     def _count_sent(self, sent: int, complete: bool) -> None:
         self.stats.add("bytes_served", sent)
@@ -278,8 +310,10 @@ class SimulatorApp:
 
     @staticmethod
     def _links(base: str, request_id: str) -> dict[str, str]:
-        return {"status_url": f"{base}/v1/requests/{request_id}/status",
-                "result_url": f"{base}/v1/requests/{request_id}/result"}
+        return {
+            "status_url": f"{base}/v1/requests/{request_id}/status",
+            "result_url": f"{base}/v1/requests/{request_id}/result",
+        }
 
     @staticmethod
     def _output(base: str, state: PollState) -> dict[str, Any]:

@@ -44,15 +44,24 @@ class FaultConfig:
     routes: frozenset[RouteClass] = ROUTE_CLASSES
 
     def __post_init__(self) -> None:
-        for name in ("rate_limit", "server_error", "drop", "partial", "slow", "truncate",
-                     "lost_answer", "retry_after_share"):
+        for name in (
+            "rate_limit",
+            "server_error",
+            "drop",
+            "partial",
+            "slow",
+            "truncate",
+            "lost_answer",
+            "retry_after_share",
+        ):
             _check_probability(name, getattr(self, name))
         if self.retry_after < 0 or self.slow_seconds < 0:
             raise ValueError("retry_after and slow_seconds must not be negative")
         unknown = set(self.routes) - ROUTE_CLASSES
         if unknown:
-            raise ValueError(f"unknown route classes {sorted(unknown)}; known: "
-                             f"{sorted(ROUTE_CLASSES)}")
+            raise ValueError(
+                f"unknown route classes {sorted(unknown)}; known: {sorted(ROUTE_CLASSES)}"
+            )
         for route in ROUTE_CLASSES:
             total = sum(self.probabilities(route).values())
             if total > 1.0 + 1e-9:
@@ -62,8 +71,13 @@ class FaultConfig:
         """The fault groups that can hit ``route`` and their probabilities (zero ones left out)."""
         if route not in self.routes:
             return {}
-        groups = {"rate_limit": self.rate_limit, "server_error": self.server_error,
-                  "drop": self.drop, "partial": self.partial, "slow": self.slow}
+        groups = {
+            "rate_limit": self.rate_limit,
+            "server_error": self.server_error,
+            "drop": self.drop,
+            "partial": self.partial,
+            "slow": self.slow,
+        }
         if route == "file":
             groups["truncate"] = self.truncate
         if route == "submit":

@@ -56,10 +56,13 @@ async def pause(receive: Receive, seconds: float, closing: asyncio.Event) -> boo
     """Wait ``seconds``; True if the client left or the server is closing meanwhile."""
     if seconds <= 0:
         return False
-    waiters = [asyncio.ensure_future(until_disconnected(receive)),
-               asyncio.ensure_future(closing.wait())]
-    done, pending = await asyncio.wait(waiters, timeout=seconds,
-                                       return_when=asyncio.FIRST_COMPLETED)
+    waiters = [
+        asyncio.ensure_future(until_disconnected(receive)),
+        asyncio.ensure_future(closing.wait()),
+    ]
+    done, pending = await asyncio.wait(
+        waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+    )
     for waiter in pending:
         waiter.cancel()
     await asyncio.gather(*pending, return_exceptions=True)

@@ -116,8 +116,12 @@ def canonical_submission(model_id: str, body: Mapping[str, Any]) -> str:
 class Engine:
     """The simulated account; every public method is thread-safe."""
 
-    def __init__(self, config: SimulatorConfig, stats: SimulatorStats,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        stats: SimulatorStats,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._config = config
         self._stats = stats
         self._clock = clock
@@ -165,8 +169,9 @@ class Engine:
 
     # -- the API's verbs --------------------------------------------------------------------
 
-    def submit(self, model_id: str, body: dict[str, Any], *, fail_with: Any = None
-               ) -> RequestRecord:
+    def submit(
+        self, model_id: str, body: dict[str, Any], *, fail_with: Any = None
+    ) -> RequestRecord:
         """Create a request, or raise SimError (400001, 400002) or InvalidInput.
 
         ``fail_with``: an error JSON that dooms this generation (a scripted ``fail`` fault).
@@ -204,14 +209,18 @@ class Engine:
             record = self.lookup(request_id)
             result = record.result_status
             return PollState(
-                request_id=request_id, model=record.model, status=record.status,
+                request_id=request_id,
+                model=record.model,
+                status=record.status,
                 result_status=result,
                 queue_position=self.queue_position(record) if result == "in_queue" else None,
                 created_at=self.wall(record.submitted_at),
                 finished_at=self.wall_or_none(record.finished_at),
                 error=record.error if result == "failed" else None,
                 output_names=tuple(output_names(record.model, record.body))
-                if result == "succeeded" else ())
+                if result == "succeeded"
+                else (),
+            )
 
     def cancel(self, request_id: str) -> tuple[StatusStatus, str]:
         """Cancel a queued request (refunded): returns its status after and the outcome."""
@@ -264,17 +273,30 @@ class Engine:
             outputs: tuple[OutputInfo, ...] = ()
             if record.result_status == "succeeded":
                 outputs = tuple(
-                    OutputInfo(url=file_url(base_url, request_id, f.name), name=f.name,
-                               content_type=f.content_type, sha256=f.sha256, size=f.size)
-                    for f in self._render(record, keep=not record.expired))
+                    OutputInfo(
+                        url=file_url(base_url, request_id, f.name),
+                        name=f.name,
+                        content_type=f.content_type,
+                        sha256=f.sha256,
+                        size=f.size,
+                    )
+                    for f in self._render(record, keep=not record.expired)
+                )
             return RequestInfo(
-                request_id=request_id, model_id=record.model.model_id, body=dict(record.body),
-                status=record.result_status, cost_usd=record.cost_usd,
+                request_id=request_id,
+                model_id=record.model.model_id,
+                body=dict(record.body),
+                status=record.result_status,
+                cost_usd=record.cost_usd,
                 generation_seconds=record.duration,
-                created_at=self.wall(record.submitted_at), started_at=self.wall_or_none(
-                    record.started_at), finished_at=self.wall_or_none(record.finished_at),
+                created_at=self.wall(record.submitted_at),
+                started_at=self.wall_or_none(record.started_at),
+                finished_at=self.wall_or_none(record.finished_at),
                 error=record.error if record.result_status == "failed" else None,
-                outputs=outputs, expired=record.expired, answer_lost=record.answer_lost)
+                outputs=outputs,
+                expired=record.expired,
+                answer_lost=record.answer_lost,
+            )
 
     def wall(self, instant: float) -> datetime:
         """The wall-clock time (UTC) of a monotonic ``instant``."""
@@ -291,8 +313,11 @@ class Engine:
             self._stats.add("billed_usd", cost)
             return
         if self._balance + _EPSILON_USD < cost:
-            raise SimError(400, 400002, f"Insufficient balance: ${self._balance:.4f} left, "
-                                        f"this request costs ${cost:.4f}.")
+            raise SimError(
+                400,
+                400002,
+                f"Insufficient balance: ${self._balance:.4f} left, this request costs ${cost:.4f}.",
+            )
         self._balance -= cost
         self._stats.add("billed_usd", cost)
 
@@ -301,25 +326,37 @@ class Engine:
             self._balance += record.cost_usd
         self._stats.add("billed_usd", -record.cost_usd)
 
-    def _create(self, model: ModelSpec, body: dict[str, Any], cost: float, now: float,
-                fail_with: Any) -> RequestRecord:
+    def _create(
+        self, model: ModelSpec, body: dict[str, Any], cost: float, now: float, fail_with: Any
+    ) -> RequestRecord:
         # Always the same draws in the same order, so a seed fixes every request's fate.
         duration = self._draw_duration(model) * self._config.time_scale
         fails = self._rng.random() < self._config.fail_rate
-        error = fail_with if fail_with is not None else (
-            _generation_error(self._rng.randrange(3)) if fails else None)
+        error = (
+            fail_with
+            if fail_with is not None
+            else (_generation_error(self._rng.randrange(3)) if fails else None)
+        )
         if error is not None:
             self._stats.count_fault("fail")
-        record = RequestRecord(request_id=str(uuid.uuid4()), model=model, body=dict(body),
-                               cost_usd=cost, duration=duration, error=error, submitted_at=now,
-                               queue_seq=self._queued_total)
+        record = RequestRecord(
+            request_id=str(uuid.uuid4()),
+            model=model,
+            body=dict(body),
+            cost_usd=cost,
+            duration=duration,
+            error=error,
+            submitted_at=now,
+            queue_seq=self._queued_total,
+        )
         self._queued_total += 1
         self._records[record.request_id] = record
         return record
 
     def _draw_duration(self, model: ModelSpec) -> float:
         median, sigma = self._config.durations.get(
-            model.model_id, (model.typical_seconds, DEFAULT_SIGMA))
+            model.model_id, (model.typical_seconds, DEFAULT_SIGMA)
+        )
         if median <= 0:
             return 0.0
         return self._rng.lognormvariate(math.log(median), sigma) if sigma > 0 else median
@@ -339,8 +376,9 @@ class Engine:
             self._started_from_queue += 1
             record.started_at = max(instant, record.submitted_at)
             self._order += 1
-            heapq.heappush(self._running, (record.started_at + record.duration, self._order,
-                                           record.request_id))
+            heapq.heappush(
+                self._running, (record.started_at + record.duration, self._order, record.request_id)
+            )
             self._stats.see_concurrency(self._active(), len(self._running))
 
     def _finish(self, record: RequestRecord, instant: float) -> None:
@@ -354,8 +392,9 @@ class Engine:
 
     def _expire_later(self, record: RequestRecord) -> None:
         assert record.finished_at is not None  # only finished requests expire
-        heapq.heappush(self._expiries, (record.finished_at + self._config.expire_after,
-                                        record.request_id))
+        heapq.heappush(
+            self._expiries, (record.finished_at + self._config.expire_after, record.request_id)
+        )
 
     def _purge(self, now: float) -> None:
         while self._expiries and self._expiries[0][0] <= now:
@@ -373,9 +412,16 @@ class Engine:
         if record.files is not None:
             return record.files
         aspect = record.body.get("aspect_ratio")
-        files = tuple(render(record.model.kind, name, record.request_id, index,
-                             aspect if isinstance(aspect, str) else None)
-                      for index, name in enumerate(output_names(record.model, record.body)))
+        files = tuple(
+            render(
+                record.model.kind,
+                name,
+                record.request_id,
+                index,
+                aspect if isinstance(aspect, str) else None,
+            )
+            for index, name in enumerate(output_names(record.model, record.body))
+        )
         if keep:
             record.files = files
         return files

@@ -64,7 +64,11 @@ _PARAMS: Mapping[FaultKind, frozenset[str]] = {
     FaultKind.FAIL: frozenset({"error"}),
 }
 _ROUTE_CLASS: Mapping[str, RouteClass] = {
-    "submit": "submit", "status": "poll", "result": "poll", "cancel": "cancel", "file": "file",
+    "submit": "submit",
+    "status": "poll",
+    "result": "poll",
+    "cancel": "cancel",
+    "file": "file",
 }
 
 
@@ -103,14 +107,16 @@ def check_injection(route: str, fault: str, count: int, params: Mapping[str, Any
     except ValueError:
         known = [k.value for k in FaultKind]
         raise ValueError(f"unknown fault {fault!r}; known: {known}") from None
-    targets = _EVERYWHERE if route == "any" else (
-        {"status", "result"} if route == "poll" else {route})
+    targets = (
+        _EVERYWHERE if route == "any" else ({"status", "result"} if route == "poll" else {route})
+    )
     if not targets <= _VALID_ROUTES[kind]:
         raise ValueError(f"fault {kind} only applies to {sorted(_VALID_ROUTES[kind])}")
     unknown = set(params) - _PARAMS[kind]
     if unknown:
-        raise ValueError(f"fault {kind} takes {sorted(_PARAMS[kind]) or 'no'} parameters, "
-                         f"not {sorted(unknown)}")
+        raise ValueError(
+            f"fault {kind} takes {sorted(_PARAMS[kind]) or 'no'} parameters, not {sorted(unknown)}"
+        )
     if count < 1:
         raise ValueError("count must be at least 1")
     return Fault(kind, dict(params))
@@ -171,5 +177,6 @@ class FaultInjector:
             return FaultKind.RATE_LIMIT if with_header else FaultKind.RATE_LIMIT_BARE
         if group == "server_error":
             return self._rng.choice(
-                (FaultKind.SERVER_ERROR, FaultKind.BAD_GATEWAY, FaultKind.UNAVAILABLE))
+                (FaultKind.SERVER_ERROR, FaultKind.BAD_GATEWAY, FaultKind.UNAVAILABLE)
+            )
         return FaultKind(group)

@@ -21,8 +21,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PALETTES = 4
 _CLIP_RATIOS = {"16:9": "16x9", "9:16": "9x16", "1:1": "1x1"}
 # Long side 64 px keeps each image a few KB while keeping the requested shape.
-_IMAGE_SIZES = {"1:1": (64, 64), "16:9": (64, 36), "9:16": (36, 64), "4:3": (64, 48),
-                "3:4": (48, 64)}
+_IMAGE_SIZES = {
+    "1:1": (64, 64),
+    "16:9": (64, 36),
+    "9:16": (36, 64),
+    "4:3": (64, 48),
+    "3:4": (48, 64),
+}
 
 
 @dataclass(frozen=True)
@@ -40,13 +45,15 @@ class MediaFile:
         object.__setattr__(self, "size", len(self.data))
 
 
-def render(kind: str, name: str, request_id: str, index: int, aspect_ratio: str | None
-           ) -> MediaFile:
+def render(
+    kind: str, name: str, request_id: str, index: int, aspect_ratio: str | None
+) -> MediaFile:
     """The ``index``-th output file of ``request_id``: a clip for ``video``, else an image."""
     digest = hashlib.sha256(f"{request_id}:{index}".encode()).digest()
     if kind == "video":
-        return MediaFile(name, VIDEO_TYPE,
-                         mp4_for(request_id, index, digest[0] % _PALETTES, aspect_ratio))
+        return MediaFile(
+            name, VIDEO_TYPE, mp4_for(request_id, index, digest[0] % _PALETTES, aspect_ratio)
+        )
     return MediaFile(name, IMAGE_TYPE, png_for(request_id, index, digest, aspect_ratio))
 
 
@@ -82,8 +89,13 @@ def png_for(request_id: str, index: int, digest: bytes, aspect_ratio: str | None
         rows.append(bytes(row))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     text = b"Comment\x00" + f"genbatch-simulator request_id={request_id} index={index}".encode()
-    return (PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"tEXt", text)
-            + _chunk(b"IDAT", zlib.compress(b"".join(rows), 6)) + _chunk(b"IEND", b""))
+    return (
+        PNG_SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"tEXt", text)
+        + _chunk(b"IDAT", zlib.compress(b"".join(rows), 6))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

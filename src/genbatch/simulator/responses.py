@@ -25,24 +25,27 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _SLOW_CHUNK = 512
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A compact JSON answer."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(body, status, headers, media_type="application/json")
 
 
-def error_response(http_status: int, error_code: int, message: str,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    http_status: int, error_code: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     """RunComfy's error body: ``{"error_code", "error_message"}``."""
-    return json_response({"error_code": error_code, "error_message": message}, http_status,
-                         headers)
+    return json_response({"error_code": error_code, "error_message": message}, http_status, headers)
 
 
 def validation_response(problems: list[InputProblem]) -> Response:
     """422 with one ``{"loc", "msg", "type"}`` per problem, the way FastAPI-style APIs answer."""
-    detail = [{"loc": ["body", p.field], "msg": f"{p.field} {p.message}",
-               "type": _PROBLEM_TYPES[p.kind]} for p in problems]
+    detail = [
+        {"loc": ["body", p.field], "msg": f"{p.field} {p.message}", "type": _PROBLEM_TYPES[p.kind]}
+        for p in problems
+    ]
     return json_response({"detail": detail}, 422)
 
 
@@ -51,8 +54,7 @@ def body_problem_response(message: str, kind: str) -> Response:
     return json_response({"detail": [{"loc": ["body"], "msg": message, "type": kind}]}, 422)
 
 
-def cdn_error_page(status: int, reason: str, headers: dict[str, str] | None = None
-                   ) -> Response:
+def cdn_error_page(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
     """An HTML error page like a CDN in front of the API sends."""
     page = _CDN_PAGE.format(status=status, reason=reason)
     return Response(page, status, headers, media_type="text/html")
@@ -77,10 +79,12 @@ class PartialResponse(Response):
         self.keep = len(self.body) // 2 if keep is None else max(0, min(keep, len(self.body)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code,
-                    "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": bytes(self.body[: self.keep]),
-                    "more_body": True})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send(
+            {"type": "http.response.body", "body": bytes(self.body[: self.keep]), "more_body": True}
+        )
         await close_connection(scope, receive)
 
 
@@ -134,44 +138,61 @@ class MediaResponse(Response):
     ``on_sent(bytes_sent, complete)`` is called once the answer is over, for the accounting.
     """
 
-    def __init__(self, file: MediaFile, span: tuple[int, int] | None, *,
-                 on_sent: Callable[[int, bool], None], closing: asyncio.Event,
-                 slow: float | None = None, keep: int | None = None) -> None:
+    def __init__(
+        self,
+        file: MediaFile,
+        span: tuple[int, int] | None,
+        *,
+        on_sent: Callable[[int, bool], None],
+        closing: asyncio.Event,
+        slow: float | None = None,
+        keep: int | None = None,
+    ) -> None:
         first, last = span if span is not None else (0, file.size - 1)
-        headers = {"accept-ranges": "bytes", "etag": f'"{file.sha256}"',
-                   "cache-control": "public, max-age=3600"}
+        headers = {
+            "accept-ranges": "bytes",
+            "etag": f'"{file.sha256}"',
+            "cache-control": "public, max-age=3600",
+        }
         if span is not None:
             headers["content-range"] = f"bytes {first}-{last}/{file.size}"
-        super().__init__(file.data[first: last + 1], 206 if span is not None else 200,
-                         headers, media_type=file.content_type)
+        super().__init__(
+            file.data[first : last + 1],
+            206 if span is not None else 200,
+            headers,
+            media_type=file.content_type,
+        )
         self.on_sent = on_sent
         self.closing = closing
         self.slow = slow
         self.keep = keep
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code,
-                    "headers": self.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
         body = bytes(self.body)
+        # Counted before the last send, so a client that has the file also sees it counted.
         if scope["method"] == "HEAD":
-            await send({"type": "http.response.body", "body": b""})
             self.on_sent(0, True)
+            await send({"type": "http.response.body", "body": b""})
         elif self.keep is not None:
             await self._send_cut(scope, receive, send, body[: self.keep])
         elif self.slow is not None:
             await self._send_slowly(scope, receive, send, body, self.slow)
         else:
-            await send({"type": "http.response.body", "body": body})
             self.on_sent(len(body), True)
+            await send({"type": "http.response.body", "body": body})
 
     async def _send_cut(self, scope: Scope, receive: Receive, send: Send, part: bytes) -> None:
-        await send({"type": "http.response.body", "body": part, "more_body": True})
         self.on_sent(len(part), False)
+        await send({"type": "http.response.body", "body": part, "more_body": True})
         await close_connection(scope, receive)
 
-    async def _send_slowly(self, scope: Scope, receive: Receive, send: Send, body: bytes,
-                           seconds: float) -> None:
-        chunks = [body[i: i + _SLOW_CHUNK] for i in range(0, len(body), _SLOW_CHUNK)] or [b""]
+    async def _send_slowly(
+        self, scope: Scope, receive: Receive, send: Send, body: bytes, seconds: float
+    ) -> None:
+        chunks = [body[i : i + _SLOW_CHUNK] for i in range(0, len(body), _SLOW_CHUNK)] or [b""]
         gap = seconds / max(1, len(chunks) - 1)
         sent = 0
         for index, chunk in enumerate(chunks):
@@ -181,6 +202,7 @@ class MediaResponse(Response):
                 self.on_sent(sent, False)
                 await close_connection(scope, receive)
                 return
-            await send({"type": "http.response.body", "body": chunk, "more_body": not last})
             sent += len(chunk)
-        self.on_sent(sent, True)
+            if last:
+                self.on_sent(sent, True)
+            await send({"type": "http.response.body", "body": chunk, "more_body": not last})

@@ -63,8 +63,12 @@ class Simulator:
         self.app.closing = asyncio.Event()
         self._stopping = asyncio.Event()
         ready = threading.Event()
-        thread = threading.Thread(target=self._serve, args=(sock, ready),
-                                  name=f"genbatch-simulator:{self._port}", daemon=True)
+        thread = threading.Thread(
+            target=self._serve,
+            args=(sock, ready),
+            name=f"genbatch-simulator:{self._port}",
+            daemon=True,
+        )
         self._thread = thread
         thread.start()
         if not ready.wait(_START_TIMEOUT) or self._loop is None:
@@ -82,15 +86,25 @@ class Simulator:
     async def _serve_until_stopped(self, sock: socket.socket, ready: threading.Event) -> None:
         # uvicorn's protocol on a plain asyncio server: uvicorn.Server would add a 0.1 s
         # tick to notice a stop and a fixed 0.1 s pause to shut down, on every test.
-        config = uvicorn.Config(self.app, http=SimulatorProtocol, lifespan="off",
-                                log_config=None, access_log=False, proxy_headers=False,
-                                server_header=False, ws="none", timeout_keep_alive=30)
+        config = uvicorn.Config(
+            self.app,
+            http=SimulatorProtocol,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            ws="none",
+            timeout_keep_alive=30,
+        )
         config.load()
         state = ServerState()
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             lambda: SimulatorProtocol(config=config, server_state=state, app_state={}),
-            sock=sock, backlog=2048)
+            sock=sock,
+            backlog=2048,
+        )
         clock = asyncio.ensure_future(_keep_date_header(state))
         self._loop = loop
         ready.set()
@@ -117,8 +131,12 @@ class Simulator:
     def __enter__(self) -> Simulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.stop()
 
     @property
@@ -150,8 +168,9 @@ class Simulator:
 
     # -- steering it from a test ------------------------------------------------------------
 
-    def inject(self, route: str = "any", fault: str = "drop", count: int = 1, **params: Any
-               ) -> None:
+    def inject(
+        self, route: str = "any", fault: str = "drop", count: int = 1, **params: Any
+    ) -> None:
         """Apply ``fault`` to the next ``count`` calls of ``route``, before any random fault.
 
         route: submit, status, result, poll (status or result), cancel, catalog, file, any.
