@@ -113,7 +113,7 @@ def load_yaml(text: str, file: str) -> YamlDocument:
         raise ManifestError(
             _reader_message(error), file=file, line=_reader_line(error, text)
         ) from None
-    if node is None:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
         raise ManifestError(
             "the manifest is empty; it needs at least model and prompts", file=file, line=1
         )
