@@ -168,9 +168,7 @@ class Simulator:
 
     # -- steering it from a test ------------------------------------------------------------
 
-    def inject(
-        self, route: str = "any", fault: str = "drop", count: int = 1, **params: Any
-    ) -> None:
+    def inject(self, route: str, fault: str, count: int = 1, **params: Any) -> None:
         """Apply ``fault`` to the next ``count`` calls of ``route``, before any random fault.
 
         route: submit, status, result, poll (status or result), cancel, catalog, file, any.
