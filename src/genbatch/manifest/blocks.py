@@ -199,6 +199,7 @@ def _compile_block(
     fixed = _fixed_fragment(compiler, inputs, variables, fixed_templates)
     checker = _StaticChecker(model_id, model, model_source)
     checker.check(fixed, axes, has_prompts=prompt_entries is not None)
+    checker.check_prompts(prompts, prompt_entries or ())
     return BlockPlan(
         name=name,
         model_id=model_id,
@@ -434,6 +435,14 @@ class _StaticChecker:
                 self._check_value(name, value, fragment.sources[name])
         if self.model is not None:
             self._check_required(names)
+
+    def check_prompts(
+        self, prompts: Iterable[str | Template], entries: Iterable[PromptEntry]
+    ) -> None:
+        """Check the prompts that are plain text; templates are checked once rendered."""
+        for prompt, entry in zip(prompts, entries, strict=True):
+            if isinstance(prompt, str):
+                self._check_value("prompt", prompt, entry.source)
 
     def _check_name(self, name: str, source: Source) -> None:
         if self.model is not None and name not in self.model.fields:
