@@ -159,8 +159,9 @@ def test_grid_keys_used_by_templates_are_variables_not_inputs() -> None:
 
 
 def test_a_model_input_used_in_a_template_is_sent_too() -> None:
-    m = load(f"model: {KLING}\nprompts: ['shot in {{aspect_ratio}}']\n"
-             "grid: {aspect_ratio: ['1:1']}\n")
+    m = load(
+        f"model: {KLING}\nprompts: ['shot in {{aspect_ratio}}']\ngrid: {{aspect_ratio: ['1:1']}}\n"
+    )
     assert next(m.jobs()).inputs == {"prompt": "shot in 1:1", "aspect_ratio": "1:1"}
 
 
@@ -172,8 +173,10 @@ grid: {{duration: [5, 10]}}
 zip: {{camera: [static, dolly], aspect_ratio: ["16:9", "9:16"]}}
 repeat: 2
 """)
-    order = [(j.inputs["prompt"][:2], j.inputs["duration"], j.variables["camera"], j.repeat_index)
-             for j in m.jobs()]
+    order = [
+        (j.inputs["prompt"][:2], j.inputs["duration"], j.variables["camera"], j.repeat_index)
+        for j in m.jobs()
+    ]
     assert order[:8] == [
         ("p1", 5, "static", 0), ("p1", 5, "static", 1), ("p1", 5, "dolly", 0),
         ("p1", 5, "dolly", 1), ("p1", 10, "static", 0), ("p1", 10, "static", 1),
@@ -184,10 +187,14 @@ repeat: 2
 
 
 def test_zip_lists_advance_together() -> None:
-    m = load(f"model: {BANANA}\nprompts: ['{{camera}} shot']\n"
-             "zip:\n  camera: [static, dolly]\n  seed: [1, 2]\n")
+    m = load(
+        f"model: {BANANA}\nprompts: ['{{camera}} shot']\n"
+        "zip:\n  camera: [static, dolly]\n  seed: [1, 2]\n"
+    )
     assert [(j.inputs["prompt"], j.inputs["seed"]) for j in m.jobs()] == [
-        ("static shot", 1), ("dolly shot", 2)]
+        ("static shot", 1),
+        ("dolly shot", 2),
+    ]
 
 
 def test_vars_are_fixed_template_variables() -> None:
@@ -198,8 +205,10 @@ def test_vars_are_fixed_template_variables() -> None:
 
 
 def test_string_inputs_are_templates_too() -> None:
-    m = load(f"model: {KLING}\nprompts: [a cat]\ngrid: {{thing: [dogs]}}\n"
-             "inputs: {negative_prompt: 'no {thing}, {{braces}}'}\n")
+    m = load(
+        f"model: {KLING}\nprompts: [a cat]\ngrid: {{thing: [dogs]}}\n"
+        "inputs: {negative_prompt: 'no {thing}, {{braces}}'}\n"
+    )
     assert next(m.jobs()).inputs["negative_prompt"] == "no dogs, {braces}"
 
 
@@ -224,13 +233,16 @@ def test_repeat_makes_samples_with_their_own_keys() -> None:
 def test_prompt_can_be_a_fixed_input_instead_of_prompts() -> None:
     m = load(f"model: {KLING}\ninputs: {{prompt: a cat}}\ngrid: {{duration: [5, 10]}}\n")
     assert [j.inputs for j in m.jobs()] == [
-        {"prompt": "a cat", "duration": 5}, {"prompt": "a cat", "duration": 10}]
+        {"prompt": "a cat", "duration": 5},
+        {"prompt": "a cat", "duration": 10},
+    ]
 
 
 def test_an_unknown_model_gets_a_warning_and_its_inputs_unchecked() -> None:
     m = load("model: acme/dream/v1\nprompts: [x]\ninputs: {anything: [1, 2]}\n")
-    assert m.warnings == ["sweep.yaml:1: model: unknown model 'acme/dream/v1'; "
-                          "inputs are sent unchecked"]
+    assert m.warnings == [
+        "sweep.yaml:1: model: unknown model 'acme/dream/v1'; inputs are sent unchecked"
+    ]
     assert next(m.jobs()).inputs == {"prompt": "x", "anything": [1, 2]}
 
 
@@ -241,8 +253,10 @@ def test_an_unknown_model_gets_a_suggestion_when_close() -> None:
 
 def test_strict_makes_unknown_models_an_error() -> None:
     text = "model: acme/dream/v1\nprompts: [x]\n"
-    expected = ("sweep.yaml:1: model: unknown model 'acme/dream/v1' (strict mode refuses "
-                "models genbatch does not know)")
+    expected = (
+        "sweep.yaml:1: model: unknown model 'acme/dream/v1' (strict mode refuses "
+        "models genbatch does not know)"
+    )
     assert error_of(text, strict_models=True) == expected
     assert error_of("strict: true\n" + text).startswith("sweep.yaml:2: model: unknown model")
 
@@ -285,16 +299,20 @@ def test_blocks_inherit_the_top_level_and_may_override(tmp_path: Path) -> None:
 
 
 def test_block_inputs_merge_over_top_level_inputs() -> None:
-    m = load(f"model: {KLING}\nprompts: [a]\ninputs: {{duration: 5, generate_audio: false}}\n"
-             "jobs:\n  - inputs: {duration: 10}\n")
+    m = load(
+        f"model: {KLING}\nprompts: [a]\ninputs: {{duration: 5, generate_audio: false}}\n"
+        "jobs:\n  - inputs: {duration: 10}\n"
+    )
     assert next(m.jobs()).inputs == {"prompt": "a", "duration": 10, "generate_audio": False}
 
 
 def test_inherited_inputs_are_checked_against_the_block_model() -> None:
-    assert error_of(f"model: {KLING}\nprompts: [a]\ninputs: {{duration: 5}}\n"
-                    f"jobs:\n  - model: {BANANA}\n") == (
+    assert error_of(
+        f"model: {KLING}\nprompts: [a]\ninputs: {{duration: 5}}\njobs:\n  - model: {BANANA}\n"
+    ) == (
         "sweep.yaml:3: duration: is not an input of google/nano-banana-2/text-to-image "
-        "(known: prompt, aspect_ratio, num_images, seed)")
+        "(known: prompt, aspect_ratio, num_images, seed)"
+    )
 
 
 def test_blocks_come_in_order_with_global_ordinals() -> None:
@@ -309,8 +327,11 @@ def test_blocks_come_in_order_with_global_ordinals() -> None:
 def test_block_output_dir_is_relative_to_the_manifest(tmp_path: Path) -> None:
     m = load(BLOCKS)
     dirs = {j.block: j.output_dir for j in m.jobs()}
-    assert dirs == {"wide": str(tmp_path / "out/all"), "long": str(tmp_path / "out/all"),
-                    "images": str(tmp_path / "out/images")}
+    assert dirs == {
+        "wide": str(tmp_path / "out/all"),
+        "long": str(tmp_path / "out/all"),
+        "images": str(tmp_path / "out/images"),
+    }
 
 
 def test_unnamed_blocks_are_numbered() -> None:
@@ -319,20 +340,24 @@ def test_unnamed_blocks_are_numbered() -> None:
 
 
 def test_a_block_may_clear_an_inherited_grid() -> None:
-    m = load(f"model: {KLING}\nprompts: [a]\ngrid: {{duration: [5, 10]}}\n"
-             "jobs:\n  - name: one\n    grid: null\n")
+    m = load(
+        f"model: {KLING}\nprompts: [a]\ngrid: {{duration: [5, 10]}}\n"
+        "jobs:\n  - name: one\n    grid: null\n"
+    )
     assert m.job_count == 1
 
 
 def test_two_blocks_with_one_name_are_an_error() -> None:
     assert error_of(f"model: {KLING}\nprompts: [a]\njobs:\n  - name: x\n  - name: x\n") == (
-        "sweep.yaml:5: name: two blocks are named 'x' (first at line 4)")
+        "sweep.yaml:5: name: two blocks are named 'x' (first at line 4)"
+    )
 
 
 def test_settings_are_top_level_only() -> None:
     assert error_of(f"model: {KLING}\nprompts: [a]\njobs:\n  - concurrency: 2\n") == (
         "sweep.yaml:4: jobs[0].concurrency: 'concurrency' is only allowed at the top level, "
-        "not in a block")
+        "not in a block"
+    )
 
 
 # --- job identity -----------------------------------------------------------------------------
@@ -344,8 +369,13 @@ def keys_of(text: str) -> list[str]:
 
 def test_key_is_the_job_key_of_model_inputs_with_defaults_and_repeat() -> None:
     job = next(load(f"model: {KLING}\nprompts: [a cat]\n").jobs())
-    full = {"prompt": "a cat", "negative_prompt": "blur, distort, and low quality",
-            "duration": 5, "aspect_ratio": "16:9", "generate_audio": True}
+    full = {
+        "prompt": "a cat",
+        "negative_prompt": "blur, distort, and low quality",
+        "duration": 5,
+        "aspect_ratio": "16:9",
+        "generate_audio": True,
+    }
     assert job.key == job_key(KLING, full, 0)
 
 
@@ -356,8 +386,10 @@ def test_same_inputs_give_the_same_key_across_loads() -> None:
 
 def test_writing_a_default_out_does_not_change_the_key() -> None:
     plain = keys_of(f"model: {KLING}\nprompts: [a cat]\n")
-    explicit = keys_of(f"model: {KLING}\nprompts: [a cat]\ninputs: {{duration: 5, "
-                       "aspect_ratio: '16:9', generate_audio: true}\n")
+    explicit = keys_of(
+        f"model: {KLING}\nprompts: [a cat]\ninputs: {{duration: 5, "
+        "aspect_ratio: '16:9', generate_audio: true}\n"
+    )
     assert plain == explicit
 
 
@@ -376,16 +408,17 @@ def test_the_repeat_index_changes_the_key() -> None:
 
 
 def test_reordering_yaml_keys_does_not_change_keys() -> None:
-    first = keys_of(f"model: {KLING}\nprompts: [a cat]\n"
-                    "inputs: {duration: 10, generate_audio: false}\n")
-    second = keys_of(f"inputs: {{generate_audio: false, duration: 10}}\nprompts: [a cat]\n"
-                     f"model: {KLING}\n")
+    first = keys_of(
+        f"model: {KLING}\nprompts: [a cat]\ninputs: {{duration: 10, generate_audio: false}}\n"
+    )
+    second = keys_of(
+        f"inputs: {{generate_audio: false, duration: 10}}\nprompts: [a cat]\nmodel: {KLING}\n"
+    )
     assert first == second
 
 
 def test_template_variables_that_are_not_sent_do_not_change_the_key() -> None:
-    via_template = keys_of(f"model: {KLING}\nprompts: ['a {{animal}}']\n"
-                           "grid: {animal: [cat]}\n")
+    via_template = keys_of(f"model: {KLING}\nprompts: ['a {{animal}}']\ngrid: {{animal: [cat]}}\n")
     written_out = keys_of(f"model: {KLING}\nprompts: [a cat]\n")
     assert via_template == written_out
 
@@ -404,12 +437,15 @@ output:
 """)
     job = next(m.jobs())
     assert job.file_stem == (
-        "000_main_kling-kling-2-6-pro-text-to-video_a-cat-at-dawn_10_16_9_v1_0")
+        "000_main_kling-kling-2-6-pro-text-to-video_a-cat-at-dawn_10_16_9_v1_0"
+    )
 
 
 def test_file_name_values_cannot_escape_the_output_dir() -> None:
-    m = load(f"model: {KLING}\nprompts: ['{{where}}']\ngrid: {{where: ['../../etc/passwd']}}\n"
-             "output: {name: '{where}-{key}'}\n")
+    m = load(
+        f"model: {KLING}\nprompts: ['{{where}}']\ngrid: {{where: ['../../etc/passwd']}}\n"
+        "output: {name: '{where}-{key}'}\n"
+    )
     stem = next(m.jobs()).file_stem
     assert "/" not in stem
     assert ".." not in stem
@@ -418,26 +454,34 @@ def test_file_name_values_cannot_escape_the_output_dir() -> None:
 def test_output_name_with_a_slash_is_refused() -> None:
     assert error_of(f"model: {KLING}\nprompts: [a]\noutput: {{name: 'a/{{key}}'}}\n") == (
         "sweep.yaml:3: output.name: must not contain / or \\ (a file name cannot create "
-        "folders; use output.dir)")
+        "folders; use output.dir)"
+    )
 
 
 def test_output_name_with_an_unknown_field_names_its_line() -> None:
-    message = error_of(f"model: {KLING}\nprompts: [a]\noutput:\n  dir: o\n"
-                       "  name: '{indx}-{key}'\n")
+    message = error_of(
+        f"model: {KLING}\nprompts: [a]\noutput:\n  dir: o\n  name: '{{indx}}-{{key}}'\n"
+    )
     assert message.startswith(
-        "sweep.yaml:5: output.name: unknown field {indx} (did you mean 'index'?); fields: ")
+        "sweep.yaml:5: output.name: unknown field {indx} (did you mean 'index'?); fields: "
+    )
 
 
 def test_output_name_format_that_does_not_fit_a_value_is_an_error() -> None:
-    message = error_of(f"model: {KLING}\nprompts: ['{{a}}']\ngrid: {{a: [cat]}}\n"
-                       "output: {name: '{a:05d}-{key}'}\n")
+    message = error_of(
+        f"model: {KLING}\nprompts: ['{{a}}']\ngrid: {{a: [cat]}}\n"
+        "output: {name: '{a:05d}-{key}'}\n"
+    )
     assert message.startswith("sweep.yaml:4: output.name: cannot format {a} = 'cat' with ':05d'")
 
 
 def test_two_jobs_writing_one_file_name_are_refused_by_validate() -> None:
     m = load(f"model: {KLING}\nprompts: [a, b]\noutput: {{name: same}}\n")
-    with pytest.raises(ManifestError, match=r"job 1 has the same file name 'same' as job 0; "
-                       r"add \{index\} or \{key\} to output.name"):
+    with pytest.raises(
+        ManifestError,
+        match=r"job 1 has the same file name 'same' as job 0; "
+        r"add \{index\} or \{key\} to output.name",
+    ):
         m.validate()
 
 
@@ -457,8 +501,10 @@ def test_output_dir_may_be_absolute(tmp_path: Path) -> None:
 
 def big_grid(values: int) -> str:
     numbers = ", ".join(str(i) for i in range(values))
-    return (f"model: {BANANA}\nprompts: ['{{a}} {{b}} {{c}}']\n"
-            f"grid:\n  a: [{numbers}]\n  b: [{numbers}]\n  c: [{numbers}]\n")
+    return (
+        f"model: {BANANA}\nprompts: ['{{a}} {{b}} {{c}}']\n"
+        f"grid:\n  a: [{numbers}]\n  b: [{numbers}]\n  c: [{numbers}]\n"
+    )
 
 
 def test_job_count_is_computed_without_expanding() -> None:
@@ -470,7 +516,8 @@ def test_too_many_jobs_is_an_error_saying_how_many_and_how_to_allow_it() -> None
     assert DEFAULT_MAX_JOBS == 100_000
     assert error_of(big_grid(47)) == (
         "sweep.yaml:1: this manifest would make 103,823 jobs, more than the limit of 100,000; "
-        "if that is intended, set max_jobs: 103823 in the manifest (or pass --max-jobs 103823)")
+        "if that is intended, set max_jobs: 103823 in the manifest (or pass --max-jobs 103823)"
+    )
 
 
 def test_max_jobs_key_and_argument_raise_or_lower_the_limit() -> None:
@@ -478,7 +525,8 @@ def test_max_jobs_key_and_argument_raise_or_lower_the_limit() -> None:
     assert load(big_grid(47), max_jobs=200_000).job_count == 103_823
     assert "more than the limit of 10" in error_of(big_grid(3), max_jobs=10)
     assert error_of(big_grid(3) + "max_jobs: 5\n").startswith(
-        "sweep.yaml:7: max_jobs: this manifest would make 27 jobs, more than the limit of 5")
+        "sweep.yaml:7: max_jobs: this manifest would make 27 jobs, more than the limit of 5"
+    )
 
 
 def test_identical_jobs_are_refused_by_validate() -> None:
@@ -487,11 +535,13 @@ def test_identical_jobs_are_refused_by_validate() -> None:
         m.validate()
     assert str(caught.value) == (
         "sweep.yaml:4: job 1 has the same model, inputs and repeat index as job 0; "
-        "use repeat: for more samples of the same inputs")
+        "use repeat: for more samples of the same inputs"
+    )
 
 
 def test_a_variable_no_template_uses_per_prompt_makes_duplicates() -> None:
-    m = load(f"model: {KLING}\nprompts: ['a {{animal}}', 'still life']\n"
-             "grid: {animal: [cat, dog]}\n")
+    m = load(
+        f"model: {KLING}\nprompts: ['a {{animal}}', 'still life']\ngrid: {{animal: [cat, dog]}}\n"
+    )
     with pytest.raises(ManifestError, match="job 3 has the same model, inputs"):
         m.validate()

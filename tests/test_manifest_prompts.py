@@ -42,119 +42,142 @@ def error_of(text: str, files: dict[str, str | bytes]) -> str:
 
 
 def test_a_text_file_gives_one_prompt_per_line_skipping_blanks_and_comments() -> None:
-    m = load(f"model: {KLING}\nprompts: {{file: prompts.txt}}\n",
-             {"prompts.txt": "# my prompts\na cat\n\n   \n  a dog  \n#a fox\nno\n"})
+    m = load(
+        f"model: {KLING}\nprompts: {{file: prompts.txt}}\n",
+        {"prompts.txt": "# my prompts\na cat\n\n   \n  a dog  \n#a fox\nno\n"},
+    )
     assert prompts_of(m) == ["a cat", "a dog", "no"]
 
 
 def test_a_csv_file_reads_the_prompt_column_by_default() -> None:
-    m = load(f"model: {KLING}\nprompts: {{file: p.csv}}\n",
-             {"p.csv": 'id,prompt\n1,a cat\n2,"a dog, running"\n3,\n'})
+    m = load(
+        f"model: {KLING}\nprompts: {{file: p.csv}}\n",
+        {"p.csv": 'id,prompt\n1,a cat\n2,"a dog, running"\n3,\n'},
+    )
     assert prompts_of(m) == ["a cat", "a dog, running"]
 
 
 def test_a_csv_file_can_name_its_column() -> None:
-    m = load(f"model: {KLING}\nprompts: {{file: p.csv, column: text}}\n",
-             {"p.csv": "text,other\na cat,x\n"})
+    m = load(
+        f"model: {KLING}\nprompts: {{file: p.csv, column: text}}\n",
+        {"p.csv": "text,other\na cat,x\n"},
+    )
     assert prompts_of(m) == ["a cat"]
 
 
 def test_a_jsonl_file_reads_the_prompt_field_by_default() -> None:
     rows = [{"prompt": "a cat"}, {"prompt": "a \u00e9t\u00e9 dog", "x": 1}]
-    m = load(f"model: {KLING}\nprompts: {{file: p.jsonl}}\n",
-             {"p.jsonl": "\n".join(json.dumps(r) for r in rows) + "\n\n"})
+    m = load(
+        f"model: {KLING}\nprompts: {{file: p.jsonl}}\n",
+        {"p.jsonl": "\n".join(json.dumps(r) for r in rows) + "\n\n"},
+    )
     assert prompts_of(m) == ["a cat", "a \u00e9t\u00e9 dog"]
 
 
 def test_a_jsonl_file_can_name_its_field() -> None:
-    m = load(f"model: {KLING}\nprompts: {{file: p.jsonl, field: text}}\n",
-             {"p.jsonl": '{"text": "a cat"}\n'})
+    m = load(
+        f"model: {KLING}\nprompts: {{file: p.jsonl, field: text}}\n",
+        {"p.jsonl": '{"text": "a cat"}\n'},
+    )
     assert prompts_of(m) == ["a cat"]
 
 
-def test_prompt_files_are_relative_to_the_manifest(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prompt_files_are_relative_to_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     load(f"model: {KLING}\nprompts: {{file: data/p.txt}}\n", {"data/p.txt": "a cat\n"})
     monkeypatch.chdir("/")
     assert prompts_of(load_manifest(tmp_path / "sweep.yaml")) == ["a cat"]
 
 
 def test_prompts_from_a_file_are_templates() -> None:
-    m = load(f"model: {KLING}\nprompts: {{file: p.txt}}\ngrid: {{animal: [cat, owl]}}\n",
-             {"p.txt": "a {animal}\n"})
+    m = load(
+        f"model: {KLING}\nprompts: {{file: p.txt}}\ngrid: {{animal: [cat, owl]}}\n",
+        {"p.txt": "a {animal}\n"},
+    )
     assert prompts_of(m) == ["a cat", "a owl"]
 
 
 def test_a_missing_prompt_file_names_the_manifest_line() -> None:
     message = error_of(f"model: {KLING}\nprompts:\n  file: missing.txt\n", {})
     assert message.startswith(
-        "sweep.yaml:3: prompts.file: prompt file 'missing.txt' not found (looked for ")
+        "sweep.yaml:3: prompts.file: prompt file 'missing.txt' not found (looked for "
+    )
 
 
 def test_an_empty_prompt_file_is_an_error() -> None:
     assert error_of(f"model: {KLING}\nprompts: {{file: p.txt}}\n", {"p.txt": "# none\n"}) == (
-        "sweep.yaml:2: prompts.file: prompt file 'p.txt' has no prompts")
+        "sweep.yaml:2: prompts.file: prompt file 'p.txt' has no prompts"
+    )
 
 
 def test_an_unknown_prompt_file_type_is_an_error() -> None:
     assert error_of(f"model: {KLING}\nprompts: {{file: p.json}}\n", {"p.json": "[]"}) == (
         "sweep.yaml:2: prompts.file: cannot read prompts from a '.json' file; use .txt "
-        "(one per line), .csv or .jsonl")
+        "(one per line), .csv or .jsonl"
+    )
 
 
 def test_column_is_for_csv_and_field_for_jsonl() -> None:
-    assert error_of(f"model: {KLING}\nprompts: {{file: p.txt, column: a}}\n",
-                    {"p.txt": "x\n"}) == (
-        "sweep.yaml:2: prompts.column: 'column' applies to .csv files only")
-    assert error_of(f"model: {KLING}\nprompts: {{file: p.csv, field: a}}\n",
-                    {"p.csv": "prompt\nx\n"}) == (
-        "sweep.yaml:2: prompts.field: 'field' applies to .jsonl files only")
+    assert error_of(f"model: {KLING}\nprompts: {{file: p.txt, column: a}}\n", {"p.txt": "x\n"}) == (
+        "sweep.yaml:2: prompts.column: 'column' applies to .csv files only"
+    )
+    assert error_of(
+        f"model: {KLING}\nprompts: {{file: p.csv, field: a}}\n", {"p.csv": "prompt\nx\n"}
+    ) == ("sweep.yaml:2: prompts.field: 'field' applies to .jsonl files only")
 
 
 def test_a_csv_without_the_column_names_the_header_line() -> None:
     assert error_of(f"model: {KLING}\nprompts: {{file: p.csv}}\n", {"p.csv": "text\nx\n"}) == (
-        "p.csv:1: prompt: no column 'prompt' (columns: text)")
+        "p.csv:1: prompt: no column 'prompt' (columns: text)"
+    )
 
 
 def test_bad_json_names_the_prompt_file_line() -> None:
-    assert error_of(f"model: {KLING}\nprompts: {{file: p.jsonl}}\n",
-                    {"p.jsonl": '{"prompt": "a"}\n{"prompt": \n'}).startswith(
-        "p.jsonl:2: not valid JSON: ")
+    assert error_of(
+        f"model: {KLING}\nprompts: {{file: p.jsonl}}\n",
+        {"p.jsonl": '{"prompt": "a"}\n{"prompt": \n'},
+    ).startswith("p.jsonl:2: not valid JSON: ")
 
 
 def test_a_jsonl_row_without_the_field_names_its_line() -> None:
-    assert error_of(f"model: {KLING}\nprompts: {{file: p.jsonl}}\n",
-                    {"p.jsonl": '{"prompt": "a"}\n{"text": "b"}\n'}) == (
-        "p.jsonl:2: prompt: no field 'prompt' (fields: text)")
+    assert error_of(
+        f"model: {KLING}\nprompts: {{file: p.jsonl}}\n",
+        {"p.jsonl": '{"prompt": "a"}\n{"text": "b"}\n'},
+    ) == ("p.jsonl:2: prompt: no field 'prompt' (fields: text)")
 
 
 def test_a_jsonl_prompt_that_is_not_text_names_its_line() -> None:
-    assert error_of(f"model: {KLING}\nprompts: {{file: p.jsonl}}\n",
-                    {"p.jsonl": '{"prompt": 5}\n'}) == "p.jsonl:1: prompt: must be text, not 5"
+    assert (
+        error_of(f"model: {KLING}\nprompts: {{file: p.jsonl}}\n", {"p.jsonl": '{"prompt": 5}\n'})
+        == "p.jsonl:1: prompt: must be text, not 5"
+    )
 
 
 def test_a_non_utf8_prompt_file_names_its_line() -> None:
-    assert error_of(f"model: {KLING}\nprompts: {{file: p.txt}}\n",
-                    {"p.txt": "a cat\nun caf\xe9\n".encode("latin-1")}) == (
-        "p.txt:2: not valid UTF-8 text (byte 0xe9); save the file as UTF-8")
+    assert error_of(
+        f"model: {KLING}\nprompts: {{file: p.txt}}\n",
+        {"p.txt": "a cat\nun caf\xe9\n".encode("latin-1")},
+    ) == ("p.txt:2: not valid UTF-8 text (byte 0xe9); save the file as UTF-8")
 
 
 def test_an_invalid_value_from_a_prompt_file_names_that_file_and_line() -> None:
     too_long = "x" * 2501
-    assert error_of(f"model: {KLING}\nprompts: {{file: p.txt}}\n",
-                    {"p.txt": f"a cat\n\n{too_long}\n"}) == (
-        "p.txt:3: prompt: is 2501 characters long, more than 2500")
+    assert error_of(
+        f"model: {KLING}\nprompts: {{file: p.txt}}\n", {"p.txt": f"a cat\n\n{too_long}\n"}
+    ) == ("p.txt:3: prompt: is 2501 characters long, more than 2500")
 
 
 def test_a_bad_template_in_a_prompt_file_names_that_file_and_line() -> None:
-    assert error_of(f"model: {KLING}\nprompts: {{file: p.txt}}\n",
-                    {"p.txt": "a cat\na {dog}\n"}).startswith(
-        "p.txt:2: prompt: undefined template variable {dog}")
+    assert error_of(
+        f"model: {KLING}\nprompts: {{file: p.txt}}\n", {"p.txt": "a cat\na {dog}\n"}
+    ).startswith("p.txt:2: prompt: undefined template variable {dog}")
 
 
 def test_prompt_files_in_a_subfolder_are_named_by_their_path() -> None:
-    assert error_of(f"model: {KLING}\nprompts: {{file: data/p.txt}}\n",
-                    {"data/p.txt": "a {dog}\n"}).startswith("data/p.txt:1: prompt: ")
+    assert error_of(
+        f"model: {KLING}\nprompts: {{file: data/p.txt}}\n", {"data/p.txt": "a {dog}\n"}
+    ).startswith("data/p.txt:1: prompt: ")
 
 
 def test_jobs_from_a_prompt_file_point_at_the_block_line() -> None:

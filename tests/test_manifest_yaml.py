@@ -71,8 +71,17 @@ def test_leading_zero_numbers_stay_strings() -> None:
 
 @pytest.mark.parametrize(
     ("written", "value"),
-    [("12", 12), ("-3", -3), ("0", 0), ("+4", 4), ("1.5", 1.5), ("0.25", 0.25), ("1e3", 1000.0),
-     ("0x1F", 31), ("0o17", 15)],
+    [
+        ("12", 12),
+        ("-3", -3),
+        ("0", 0),
+        ("+4", 4),
+        ("1.5", 1.5),
+        ("0.25", 0.25),
+        ("1e3", 1000.0),
+        ("0x1F", 31),
+        ("0o17", 15),
+    ],
 )
 def test_numbers_follow_the_yaml_1_2_core_schema(written: str, value: object) -> None:
     result = sent(written)
@@ -109,17 +118,20 @@ def test_an_aspect_ratio_grid_keeps_its_strings() -> None:
 
 def test_a_number_where_a_prompt_goes_is_refused_not_converted() -> None:
     assert error_of(f"model: {KLING}\nprompts:\n  - 1.10\n") == (
-        "sweep.yaml:3: prompts[0]: must be text (quote it), not 1.1")
+        "sweep.yaml:3: prompts[0]: must be text (quote it), not 1.1"
+    )
 
 
 def test_yes_is_not_true_for_boolean_settings() -> None:
     assert error_of(f"model: {KLING}\nprompts: [x]\nstrict: yes\n") == (
-        "sweep.yaml:3: strict: must be true or false, not 'yes'")
+        "sweep.yaml:3: strict: must be true or false, not 'yes'"
+    )
 
 
 def test_a_huge_number_is_refused() -> None:
     assert error_of(f"model: {UNKNOWN}\nprompts: [x]\ninputs: {{v: 1e999}}\n") == (
-        "sweep.yaml:3: inputs.v: 1e999 is too large for a number (quote it for text)")
+        "sweep.yaml:3: inputs.v: 1e999 is too large for a number (quote it for text)"
+    )
 
 
 # --- safety -----------------------------------------------------------------------------------
@@ -127,15 +139,18 @@ def test_a_huge_number_is_refused() -> None:
 
 def test_python_tags_are_refused() -> None:
     message = error_of(f"model: {KLING}\nprompts:\n  - !!python/object/apply:os.system [ls]\n")
-    assert message.startswith("sweep.yaml:3: prompts[0]: unsupported YAML tag "
-                              "!!python/object/apply:os.system")
+    assert message.startswith(
+        "sweep.yaml:3: prompts[0]: unsupported YAML tag !!python/object/apply:os.system"
+    )
 
 
-@pytest.mark.parametrize("tag", ["!!binary aGk=", "!!timestamp 2024-01-01", "!custom x",
-                                 "!!set {a: null}"])
+@pytest.mark.parametrize(
+    "tag", ["!!binary aGk=", "!!timestamp 2024-01-01", "!custom x", "!!set {a: null}"]
+)
 def test_other_tags_are_refused(tag: str) -> None:
-    assert "unsupported YAML tag" in error_of(f"model: {UNKNOWN}\nprompts: [x]\ninputs:\n"
-                                              f"  v: {tag}\n")
+    assert "unsupported YAML tag" in error_of(
+        f"model: {UNKNOWN}\nprompts: [x]\ninputs:\n  v: {tag}\n"
+    )
 
 
 def test_a_billion_laughs_alias_bomb_is_caught() -> None:
@@ -150,19 +165,24 @@ def test_a_billion_laughs_alias_bomb_is_caught() -> None:
 
 def test_a_recursive_alias_is_caught() -> None:
     assert error_of("a: &a [*a]\n") == (
-        "sweep.yaml:1: a[0]: a YAML alias refers to its own parent (recursive alias)")
+        "sweep.yaml:1: a[0]: a YAML alias refers to its own parent (recursive alias)"
+    )
 
 
 def test_modest_aliases_are_fine() -> None:
-    m = load(f"model: {KLING}\nprompts: [a]\ninputs: &base {{duration: 10}}\n"
-             "jobs:\n  - inputs: *base\n  - inputs: *base\n")
+    m = load(
+        f"model: {KLING}\nprompts: [a]\ninputs: &base {{duration: 10}}\n"
+        "jobs:\n  - inputs: *base\n  - inputs: *base\n"
+    )
     assert [j.inputs["duration"] for j in m.jobs()] == [10, 10]
 
 
 def test_merge_keys_are_refused_with_a_hint() -> None:
     message = error_of(f"model: {KLING}\nprompts: [a]\njobs:\n  - <<: {{repeat: 2}}\n")
-    assert message == ("sweep.yaml:4: jobs[0]: YAML merge keys (<<) are not supported; "
-                       "blocks under jobs: inherit the top-level keys already")
+    assert message == (
+        "sweep.yaml:4: jobs[0]: YAML merge keys (<<) are not supported; "
+        "blocks under jobs: inherit the top-level keys already"
+    )
 
 
 # --- broken files -----------------------------------------------------------------------------
@@ -170,19 +190,21 @@ def test_merge_keys_are_refused_with_a_hint() -> None:
 
 def test_duplicate_key_is_an_error_naming_its_line() -> None:
     assert error_of(f"model: {KLING}\nprompts: [a]\nrepeat: 2\nrepeat: 3\n") == (
-        "sweep.yaml:4: repeat: duplicate key 'repeat' (first at line 3)")
+        "sweep.yaml:4: repeat: duplicate key 'repeat' (first at line 3)"
+    )
 
 
 def test_duplicate_nested_key_is_an_error_naming_its_line() -> None:
-    assert error_of(f"model: {KLING}\nprompts: [a]\ngrid:\n  duration: [5]\n"
-                    "  duration: [10]\n") == (
-        "sweep.yaml:5: grid.duration: duplicate key 'duration' (first at line 4)")
+    assert error_of(
+        f"model: {KLING}\nprompts: [a]\ngrid:\n  duration: [5]\n  duration: [10]\n"
+    ) == ("sweep.yaml:5: grid.duration: duplicate key 'duration' (first at line 4)")
 
 
 def test_non_utf8_file_is_an_error_with_its_line() -> None:
     raw = f"model: {KLING}\nprompts:\n  - caf\xe9\n".encode("latin-1")
     assert error_of(raw) == (
-        "sweep.yaml:3: not valid UTF-8 text (byte 0xe9); save the file as UTF-8")
+        "sweep.yaml:3: not valid UTF-8 text (byte 0xe9); save the file as UTF-8"
+    )
 
 
 def test_a_utf8_bom_is_accepted() -> None:
@@ -193,17 +215,21 @@ def test_a_utf8_bom_is_accepted() -> None:
 @pytest.mark.parametrize("text", ["", "   \n", "# only a comment\n", "---\n"])
 def test_an_empty_file_is_an_error(text: str) -> None:
     assert error_of(text) == (
-        "sweep.yaml:1: the manifest is empty; it needs at least model and prompts")
+        "sweep.yaml:1: the manifest is empty; it needs at least model and prompts"
+    )
 
 
 def test_a_top_level_list_is_an_error() -> None:
     assert error_of("- model: x\n- prompts: [a]\n") == (
-        "sweep.yaml:1: the manifest must be a mapping of keys (model, prompts, ...), not a list")
+        "sweep.yaml:1: the manifest must be a mapping of keys (model, prompts, ...), not a list"
+    )
 
 
 def test_a_top_level_string_is_an_error() -> None:
-    assert error_of("hello\n") == ("sweep.yaml:1: the manifest must be a mapping of keys "
-                                   "(model, prompts, ...), not a single value")
+    assert error_of("hello\n") == (
+        "sweep.yaml:1: the manifest must be a mapping of keys "
+        "(model, prompts, ...), not a single value"
+    )
 
 
 def test_tabs_are_an_error_with_a_hint() -> None:
@@ -214,27 +240,31 @@ def test_tabs_are_an_error_with_a_hint() -> None:
 
 def test_a_syntax_error_names_its_line() -> None:
     assert error_of(f"model: {KLING}\nprompts: [a, b\nrepeat: 2\n").startswith(
-        "sweep.yaml:3: YAML syntax error: ")
+        "sweep.yaml:3: YAML syntax error: "
+    )
 
 
 def test_an_unclosed_quote_names_its_line() -> None:
-    assert error_of(f"model: {KLING}\nprompts:\n  - \"a cat\n").startswith("sweep.yaml:")
+    assert error_of(f'model: {KLING}\nprompts:\n  - "a cat\n').startswith("sweep.yaml:")
 
 
 def test_two_documents_are_an_error() -> None:
     assert error_of(f"model: {KLING}\nprompts: [a]\n---\nrepeat: 2\n") == (
-        "sweep.yaml:3: a manifest must be one YAML document (remove the '---' separator)")
+        "sweep.yaml:3: a manifest must be one YAML document (remove the '---' separator)"
+    )
 
 
 def test_control_characters_are_an_error_with_their_line() -> None:
     assert error_of(f"model: {KLING}\nprompts: [a]\nname: x\x07y\n") == (
         "sweep.yaml:3: character U+0007 is not allowed in YAML (a control character?); "
-        "remove it or write it as an escape inside double quotes")
+        "remove it or write it as an escape inside double quotes"
+    )
 
 
 def test_a_key_that_is_a_list_is_an_error() -> None:
     assert error_of("? [a, b]\n: 1\n") == (
-        "sweep.yaml:1: a key must be plain text, not a list or mapping")
+        "sweep.yaml:1: a key must be plain text, not a list or mapping"
+    )
 
 
 def test_a_missing_manifest_is_an_error() -> None:
