@@ -427,13 +427,14 @@ def test_template_variables_that_are_not_sent_do_not_change_the_key() -> None:
 
 
 def test_output_name_template_uses_inputs_variables_and_builtins() -> None:
+    name = "{index:03d}_{block}_{model}_{prompt}_{duration}_{aspect_ratio}_{tag}_{repeat}"
     m = load(f"""\
 model: {KLING}
 prompts: ["A Cat, at dawn!"]
 grid: {{duration: [10]}}
 vars: {{tag: v1}}
 output:
-  name: "{{index:03d}}_{{block}}_{{model}}_{{prompt}}_{{duration}}_{{aspect_ratio}}_{{tag}}_{{repeat}}"
+  name: "{name}"
 """)
     job = next(m.jobs())
     assert job.file_stem == (
