@@ -301,7 +301,7 @@ def test_cancel_outcomes_and_refund(make_simulator: MakeSimulator) -> None:
     with client_for(sim) as client:
         running = accepted(client, KLING, {"prompt": "first"})
         queued = accepted(client, KLING, {"prompt": "second"})
-        assert sim.balance_usd == pytest.approx(10.0 - 2 * 0.35)
+        assert sim.balance_usd == pytest.approx(10.0 - 2 * 0.7)
 
         first = client.post(f"/v1/requests/{queued}/cancel")
         again = client.post(f"/v1/requests/{queued}/cancel")
@@ -316,7 +316,7 @@ def test_cancel_outcomes_and_refund(make_simulator: MakeSimulator) -> None:
             "status": "in_progress",
             "outcome": "not_cancellable",
         }
-        assert sim.balance_usd == pytest.approx(10.0 - 0.35)
+        assert sim.balance_usd == pytest.approx(10.0 - 0.7)
         result = client.get(f"/v1/requests/{queued}/result").json()
         assert result["status"] == "cancelled"
         assert "output" not in result
@@ -357,8 +357,10 @@ def test_balance_runs_out_with_400002_and_can_be_topped_up(make_simulator: MakeS
 
 
 def test_price_is_per_second_of_video_and_per_image() -> None:
-    assert price_usd(MODELS[KLING], {"prompt": "x"}) == pytest.approx(0.07 * 5)
-    assert price_usd(MODELS[KLING], {"prompt": "x", "duration": "10"}) == pytest.approx(0.7)
+    assert price_usd(MODELS[KLING], {"prompt": "x"}) == pytest.approx(0.14 * 5)  # with audio
+    silent = {"prompt": "x", "generate_audio": False}
+    assert price_usd(MODELS[KLING], silent) == pytest.approx(0.07 * 5)
+    assert price_usd(MODELS[KLING], {**silent, "duration": "10"}) == pytest.approx(0.7)
     assert price_usd(MODELS[HAILUO], {"prompt": "x", "num_videos": 2}) == pytest.approx(
         0.045 * 6 * 2
     )
