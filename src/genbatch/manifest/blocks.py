@@ -432,7 +432,7 @@ class _StaticChecker:
         for fragment in (fixed, *(f for axis in axes for f in axis)):
             names.update(fragment.inputs)
             for name, value in fragment.inputs.items():
-                self._check_value(name, value, fragment.sources[name])
+                self._check_value(name, value, fragment.sources[name], axis=fragment is not fixed)
         if self.model is not None:
             self._check_required(names)
 
@@ -444,19 +444,21 @@ class _StaticChecker:
             if isinstance(prompt, str):
                 self._check_value("prompt", prompt, entry.source)
 
-    def _check_name(self, name: str, source: Source) -> None:
+    def _check_name(self, name: str, source: Source, *, axis: bool = False) -> None:
         if self.model is not None and name not in self.model.fields:
             known = ", ".join(self.model.fields)
+            # A grid/zip key is an input only because no template uses it: say so.
+            unused = f" and no template uses {{{name}}}" if axis else ""
             raise source.error(
-                f"is not an input of {self.model_id}"
-                f"{did_you_mean(name, self.model.fields)} (known: {known})",
+                f"is not an input of {self.model_id}{did_you_mean(name, self.model.fields)}"
+                f"{unused} (known: {known})",
                 field=name,
             )
 
-    def _check_value(self, name: str, value: Any, source: Source) -> None:
+    def _check_value(self, name: str, value: Any, source: Source, *, axis: bool = False) -> None:
         if value is None:
             raise source.error("has no value; write one, or remove the key", field=name)
-        self._check_name(name, source)
+        self._check_name(name, source, axis=axis)
         spec = self.model.fields[name] if self.model is not None else None
         problem = spec.problem(value) if spec is not None else None
         if problem:
