@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from genbatch.simulator import Simulator, SimulatorConfig
+
 from support import (
     cli_env,
     genbatch,
@@ -23,8 +26,6 @@ from support import (
     status,
     wait_until,
 )
-
-from genbatch.simulator import Simulator, SimulatorConfig
 
 
 @pytest.fixture
@@ -50,8 +51,10 @@ def test_killed_while_waiting_to_submit_resumes_without_duplicates(tmp_path: Pat
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 4)
     sim.inject(route="submit", fault="rate_limit", count=1, retry_after=60)
-    process = start_genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    process = start_genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)
     wait_until(lambda: sim.stats.faults["rate_limit"] == 1, what="the 429")
+    # The refused job is back to pending and the run waits out Retry-After: nothing in flight.
+    wait_until(lambda: status(env, tmp_path)["counts"]["pending"] == 4, what="pending again")
 
     kill(process)
     resumed = genbatch(run_args(manifest), env=env, cwd=tmp_path)

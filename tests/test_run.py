@@ -9,7 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from genbatch.catalog import find_model
+from genbatch.simulator import FaultConfig, Simulator, SimulatorConfig
+
 from support import (
+    KLING,
     cli_env,
     genbatch,
     kling_manifest,
@@ -17,8 +22,6 @@ from support import (
     sha256_of,
     status,
 )
-
-from genbatch.simulator import FaultConfig, Simulator, SimulatorConfig
 
 FAST = 0.0005  # a 240 s Kling clip takes 0.12 s
 
@@ -166,7 +169,9 @@ def test_a_bad_token_stops_the_run_with_exit_3_and_leaves_it_resumable(
 
 
 def test_an_empty_balance_stops_submitting_then_a_resume_finishes(tmp_path: Path) -> None:
-    price_of_two_clips = 2 * 5 * 0.14 + 0.01
+    clip = find_model(KLING)
+    assert clip is not None
+    price_of_two_clips = 2 * clip.cost_usd({"prompt": "x"}) + 0.01
     config = SimulatorConfig(time_scale=FAST, balance_usd=price_of_two_clips, seed=2)
     with Simulator(config) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")

@@ -73,6 +73,13 @@ def _parse_number(text: str) -> Any:
             return _INVALID
 
 
+def _as_float(value: Any, default: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -107,6 +114,8 @@ class ModelSpec:
     base_price_usd: float
     price_unit: str
     """What the base price is per: "second" of video or "image"."""
+    audio_multiplier: float = 1.0
+    """Price factor when the job asks for audio (``generate_audio`` true)."""
     extension: str
     fields: Mapping[str, InputField] = field(init=False, repr=False, compare=False)
 
@@ -133,6 +142,16 @@ class ModelSpec:
                     kind="unknown"))
         return found
 
+    def cost_usd(self, inputs: Mapping[str, Any]) -> float:
+        """What one job with ``inputs`` costs: base price x seconds x outputs x audio factor."""
+        full = self.with_defaults(inputs)
+        units = _as_float(full.get("duration"), 5.0) if self.price_unit == "second" else 1.0
+        count = 1.0
+        if self.output_key.endswith("s"):
+            count = max(1.0, _as_float(full.get(f"num_{self.output_key}"), 1.0))
+        audio = self.audio_multiplier if full.get("generate_audio") is True else 1.0
+        return self.base_price_usd * units * count * audio
+
     def with_defaults(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """``inputs`` completed with the schema's defaults (used for job identity)."""
         full = {f.name: f.default for f in self.inputs if f.default is not None}
@@ -157,6 +176,7 @@ KLING_2_6_PRO_T2V = ModelSpec(
     typical_seconds=240.0,
     base_price_usd=0.07,
     price_unit="second",
+    audio_multiplier=2.0,
     extension=".mp4",
 )
 

@@ -257,7 +257,16 @@ def _file_stream(url: str, response: httpx.Response) -> FileStream:
     return FileStream(url=url, status_code=response.status_code,
                       content_length=int(length) if length and length.isdigit() else None,
                       content_type=response.headers.get("content-type"),
-                      content_range_start=start, chunks=response.aiter_raw)
+                      content_range_start=start, chunks=lambda: _body_chunks(response))
+
+
+async def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The raw body, with a connection lost mid-body reported as our TransportError."""
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    except httpx.TransportError as exc:
+        raise _transport_error(exc, request_id=None) from None
 
 
 def _range_start(content_range: str | None) -> int | None:

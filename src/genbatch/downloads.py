@@ -36,7 +36,7 @@ DEFAULT_MAX_FILE_SIZE = 2 * 1024**3
 DEFAULT_ALLOWED_SUFFIXES = (".runcomfy.net", ".runcomfy.com")
 KNOWN_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".png", ".jpg", ".jpeg", ".webp",
                               ".gif", ".mp3", ".wav", ".m4a", ".glb", ".json", ".txt"})
-DOWNLOAD_ATTEMPTS = 6
+DOWNLOAD_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, kw_only=True)

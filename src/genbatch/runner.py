@@ -208,6 +208,10 @@ class Runner:
                 self._slots.release()
             if job.state == JobState.FETCHING:
                 await self._fetch(job)
+        except Exception as exc:  # one job's bug must not stop the others
+            self._ledger.record_job_error(job, f"internal error: {exc!r}")
+            self._notice("error", f"#{job.ordinal} {job.key}: internal error, the job stays "
+                         f"{job.state.value} and is resumable: {exc!r}")
         finally:
             if holds_slot:
                 self._slots.release()

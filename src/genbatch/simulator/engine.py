@@ -81,17 +81,8 @@ def request_gone(request_id: str) -> SimError:
 
 
 def price_usd(model: ModelSpec, body: Mapping[str, Any]) -> float:
-    """What one submit of ``body`` costs: base price x seconds (if per second) x count.
-
-    A model with a ``generate_audio`` input costs double with audio (on by default): the
-    contract quotes Kling at $0.07/s without audio and $0.14/s with it.
-    """
-    full = model.with_defaults(body)
-    units = 1.0
-    if model.price_unit == "second":
-        units = _number(full.get("duration"), 5.0)
-    audio = 2.0 if "generate_audio" in model.fields and full.get("generate_audio") is True else 1.0
-    return model.base_price_usd * units * audio * output_count(model, body)
+    """What one submit of ``body`` costs: the catalog's price (genbatch estimates the same)."""
+    return model.cost_usd(body)
 
 
 def output_count(model: ModelSpec, body: Mapping[str, Any]) -> int:
