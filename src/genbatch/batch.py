@@ -23,11 +23,9 @@ from genbatch.errors import (
     EXIT_JOBS_NOT_DONE,
     EXIT_OK,
     GenbatchError,
-    ManifestError,
     UsageError,
 )
 from genbatch.events import EventSink, ignore_events
-from genbatch.jobs import JobSpec
 from genbatch.ledger import Ledger, RunInfo, SyncReport, resolve_location
 from genbatch.manifest import Manifest, load_manifest
 from genbatch.runner import Runner, RunOptions, RunSummary
@@ -85,7 +83,8 @@ def _is_loopback(host: str) -> bool:
 
 def open_manifest(path: str | Path, *, max_jobs: int | None = None,
                   strict_models: bool = False) -> Manifest:
-    """Load and validate a manifest (every job checked against its model's schema)."""
+    """Load and validate a manifest: every job checked against its model's schema, no two jobs
+    alike or writing the same file."""
     manifest = load_manifest(path, strict_models=strict_models, max_jobs=max_jobs)
     manifest.validate()
     return manifest
@@ -94,22 +93,8 @@ def open_manifest(path: str | Path, *, max_jobs: int | None = None,
 def prepare(manifest: Manifest, ledger: Ledger) -> Prepared:
     """Find or create the manifest's run and sync its jobs into the ledger."""
     run = ledger.ensure_run(manifest.name, str(manifest.path))
-    report = ledger.sync_jobs(run.id, unique_names(manifest))
+    report = ledger.sync_jobs(run.id, manifest.jobs())
     return Prepared(manifest=manifest, ledger=ledger, run=run, sync=report)
-
-
-def unique_names(manifest: Manifest) -> Iterator[JobSpec]:
-    """The manifest's jobs, refusing two jobs that would write the same file."""
-    seen: dict[tuple[str, str], int] = {}
-    for spec in manifest.jobs():
-        where = (spec.output_dir, spec.file_stem)
-        other = seen.setdefault(where, spec.ordinal)
-        if other != spec.ordinal:
-            raise ManifestError(
-                f"jobs {other} and {spec.ordinal} would both write '{spec.file_stem}': "
-                "add {index} or {key} to output.name", file=str(manifest.path),
-                field="output.name")
-        yield spec
 
 
 @contextmanager
