@@ -307,3 +307,64 @@ def test_plain_http_api_bases_are_refused_unless_loopback(tmp_path: Path, sim: S
 
     assert done.returncode == 2
     assert "http://" in done.stderr
+
+
+def test_a_budget_stops_submitting_lets_in_flight_jobs_finish_and_says_what_is_left(
+        tmp_path: Path, sim: Simulator) -> None:
+    clip = find_model(KLING)
+    assert clip is not None
+    env = cli_env(sim, tmp_path / "ledger.db")
+    budget = 2.5 * clip.cost_usd({"prompt": "x"})
+    manifest = kling_manifest(tmp_path, 5, extra=f"budget_usd: {budget}\n")
+
+    stopped = genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)
+
+    assert stopped.returncode == 3
+    assert "budget reached" in stopped.stderr
+    assert "3 job(s) left to run" in stopped.stderr
+    counts = status(env, tmp_path)["counts"]
+    assert (counts["done"], counts["pending"]) == (2, 3)
+    assert sim.stats.submissions == 2
+
+    raised = genbatch(run_args(manifest, "--budget", "100"), env=env, cwd=tmp_path)
+    assert raised.returncode == 0, raised.stderr
+    assert sim.stats.submissions == 5
+
+
+def test_a_budget_refuses_to_run_jobs_it_cannot_price(tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("model: acme/new-model\nprompts: [a]\nbudget_usd: 5\n")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "no known price" in done.stderr
+    assert sim.stats.submissions == 0
+
+
+def test_plan_estimates_the_cost_of_the_manifest_and_of_what_is_left(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 3, extra="inputs: {duration: 10}\n")
+    plan = json.loads(genbatch(["plan", str(manifest), "--json"], env=env, cwd=tmp_path).stdout)
+    assert plan["cost_usd"] == pytest.approx(3 * 1.40)  # 10 s with audio: $0.14 a second
+
+    genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    kling_manifest(tmp_path, 4, extra="inputs: {duration: 10}\n")
+    after = json.loads(genbatch(["plan", str(manifest), "--json"], env=env,
+                                cwd=tmp_path).stdout)
+    assert (after["cost_usd"], after["cost_left_usd"]) == (pytest.approx(5.60),
+                                                           pytest.approx(1.40))
+
+
+def test_manifest_prices_price_models_genbatch_does_not_know(tmp_path: Path,
+                                                             sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("model: acme/new-model\nprompts: [a, b]\n"
+                        "prices:\n  acme/new-model: {base_price_usd: 0.25}\n")
+
+    plan = json.loads(genbatch(["plan", str(manifest), "--json"], env=env, cwd=tmp_path).stdout)
+
+    assert (plan["cost_usd"], plan["unpriced_jobs"]) == (0.5, 0)

@@ -28,6 +28,7 @@ from genbatch.errors import (
 from genbatch.events import EventSink, ignore_events
 from genbatch.ledger import Ledger, RunInfo, SyncReport, resolve_location
 from genbatch.manifest import Manifest, load_manifest
+from genbatch.pricing import PriceTable, fetch_api_prices
 from genbatch.runner import Runner, RunOptions, RunSummary
 
 TOKEN_ENV = "RUNCOMFY_TOKEN"
@@ -90,10 +91,12 @@ def open_manifest(path: str | Path, *, max_jobs: int | None = None,
     return manifest
 
 
-def prepare(manifest: Manifest, ledger: Ledger) -> Prepared:
-    """Find or create the manifest's run and sync its jobs into the ledger."""
+def prepare(manifest: Manifest, ledger: Ledger, prices: PriceTable | None = None) -> Prepared:
+    """Find or create the manifest's run and sync its jobs (with their estimated cost)."""
+    table = prices or PriceTable(manifest=manifest.settings.prices)
     run = ledger.ensure_run(manifest.name, str(manifest.path))
-    report = ledger.sync_jobs(run.id, manifest.jobs())
+    report = ledger.sync_jobs(run.id, manifest.jobs(),
+                              cost=lambda spec: table.cost(spec.model_id, spec.inputs))
     return Prepared(manifest=manifest, ledger=ledger, run=run, sync=report)
 
 
@@ -107,6 +110,24 @@ def open_ledger_for(given: str | None, *, base_dir: Path | None = None) -> Itera
         ledger.close()
 
 
+async def price_table(manifest: Manifest, connection: Connection) -> PriceTable:
+    """The manifest's prices, completed by what the API's catalog endpoint says."""
+    table = PriceTable(manifest=manifest.settings.prices)
+    async with RunComfyClient(base_url=connection.api_base, token=connection.token) as client:
+        found = await fetch_api_prices(client, {block.model_id for block in manifest.blocks})
+    return table.with_api_prices(found)
+
+
+def check_budget_coverage(prepared: Prepared, budget_usd: float | None) -> None:
+    """Refuse a budget that some pending jobs could slip through (no known price)."""
+    if budget_usd is None:
+        return
+    unpriced = prepared.ledger.unpriced_pending(prepared.run.id)
+    if unpriced:
+        raise UsageError(f"a budget is set but {unpriced} pending job(s) use a model with no "
+                         "known price: give it one under prices: in the manifest")
+
+
 def options_for(manifest: Manifest, *, concurrency: int | None = None,
                 base: RunOptions | None = None) -> RunOptions:
     """Run options from the manifest's settings, overridden by the command line."""
@@ -116,6 +137,8 @@ def options_for(manifest: Manifest, *, concurrency: int | None = None,
         "concurrency": concurrency or manifest.concurrency or options.concurrency,
         "max_attempts": settings.max_attempts or options.max_attempts,
         "allowed_hosts": tuple(settings.allowed_hosts or ()) + options.allowed_hosts,
+        "budget_usd": options.budget_usd if options.budget_usd is not None
+        else settings.budget_usd,
     }
     if settings.max_file_size:
         changes["max_file_size"] = settings.max_file_size
@@ -158,8 +181,9 @@ def run_manifest(path: str | Path, *, ledger: str | None = None, api_base: str |
             connection = resolve_connection(api_base)
         store = stack.enter_context(open_ledger_for(ledger))
         stack.enter_context(store.exclusive())
-        prepared = prepare(manifest, store)
+        prepared = prepare(manifest, store, anyio.run(price_table, manifest, connection))
         run_options = options_for(manifest, concurrency=concurrency, base=base)
+        check_budget_coverage(prepared, run_options.budget_usd)
         return anyio.run(execute, prepared, connection, run_options, events)
 
 

@@ -89,6 +89,29 @@ def _show(value: Any) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Price:
+    """A model's price: ``base_price_usd`` per ``price_unit`` (second of video, image, request)."""
+
+    base_price_usd: float
+    price_unit: str = "request"
+    audio_multiplier: float = 1.0
+    """Factor applied when the job asks for audio (``generate_audio`` true)."""
+
+
+def estimate_cost(price: Price, inputs: Mapping[str, Any], spec: ModelSpec | None) -> float:
+    """What one job costs: base price x seconds (per-second prices) x outputs x audio factor.
+
+    ``inputs`` should already carry the schema's defaults (a 5 s clip unless told otherwise).
+    """
+    units = _as_float(inputs.get("duration"), 5.0) if price.price_unit == "second" else 1.0
+    count = 1.0
+    if spec is not None and spec.output_key.endswith("s"):
+        count = max(1.0, _as_float(inputs.get(f"num_{spec.output_key}"), 1.0))
+    audio = price.audio_multiplier if inputs.get("generate_audio") is True else 1.0
+    return price.base_price_usd * units * count * audio
+
+
+@dataclass(frozen=True, kw_only=True)
 class InputProblem:
     """One reason a job's inputs do not fit the model's schema."""
 
@@ -142,15 +165,15 @@ class ModelSpec:
                     kind="unknown"))
         return found
 
+    @property
+    def price(self) -> Price:
+        """The built-in price of this model."""
+        return Price(base_price_usd=self.base_price_usd, price_unit=self.price_unit,
+                     audio_multiplier=self.audio_multiplier)
+
     def cost_usd(self, inputs: Mapping[str, Any]) -> float:
-        """What one job with ``inputs`` costs: base price x seconds x outputs x audio factor."""
-        full = self.with_defaults(inputs)
-        units = _as_float(full.get("duration"), 5.0) if self.price_unit == "second" else 1.0
-        count = 1.0
-        if self.output_key.endswith("s"):
-            count = max(1.0, _as_float(full.get(f"num_{self.output_key}"), 1.0))
-        audio = self.audio_multiplier if full.get("generate_audio") is True else 1.0
-        return self.base_price_usd * units * count * audio
+        """What one job with ``inputs`` costs at the built-in price."""
+        return estimate_cost(self.price, self.with_defaults(inputs), self)
 
     def with_defaults(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """``inputs`` completed with the schema's defaults (used for job identity)."""

@@ -21,6 +21,7 @@
     │   ├── FileTooLarge               over the size cap
     │   └── IncompleteDownload         fewer bytes than announced
     ├── RunStopped                     the whole run must stop (auth, balance)  (exit 3)
+    │   └── BudgetReached              the next job would cross the budget      (exit 3)
     └── FailureStreak                  recent jobs keep failing the same way    (exit 1)
 
 Each class's docstring is its default message, so most errors are one-line declarations.
@@ -194,3 +195,7 @@ class RunStopped(GenbatchError):
 
 class FailureStreak(GenbatchError):
     """Recent jobs keep failing the same way: the run stopped early."""
+
+
+class BudgetReached(RunStopped):
+    """The next job would cross the run's budget."""

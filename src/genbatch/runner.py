@@ -35,6 +35,7 @@ from genbatch.errors import (
     AuthError,
     BadAnswer,
     BalanceExhausted,
+    BudgetReached,
     DownloadError,
     FailureStreak,
     FileTooLarge,
@@ -75,6 +76,8 @@ class RunOptions:
     handle_signals: bool = True
     worker: str | None = None
     max_failures: FailureLimit = field(default_factory=FailureLimit)
+    budget_usd: float | None = None
+    """Stop submitting before the run's estimated spending would pass this."""
     stop_check_interval: float = 1.0
     """How often to look for a stop request from ``genbatch cancel``."""
 
@@ -166,8 +169,7 @@ class Runner:
                 return
             await self._slots.acquire()
             await self._gate.wait()
-            job = None if self._stop_submitting else self._ledger.claim_next(
-                self._run.id, worker=self._options.worker)
+            job = None if self._stop_submitting else self._claim()
             if job is None:
                 self._slots.release()
                 if self._active == 0 or self._stop_submitting:
@@ -178,6 +180,14 @@ class Runner:
                 await self._job_ended.wait()
                 continue
             self._start(job, holds_slot=True)
+
+    def _claim(self) -> JobRecord | None:
+        try:
+            return self._ledger.claim_next(self._run.id, worker=self._options.worker,
+                                           budget_usd=self._options.budget_usd)
+        except BudgetReached as exc:
+            self._stop(exc, cancel_all=False)
+            return None
 
     def _may_have_pending(self) -> bool:
         # A job can go back to pending after the submitter looked (429, a retried generation).

@@ -44,6 +44,10 @@ ATTACHED_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FETCHIN
 # Jobs that hold a slot of the run's remote concurrency.
 REMOTE_ACTIVE_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING})
 
+# Jobs whose cost counts against a budget: paid, being paid, or possibly paid.
+SPENDING_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING,
+                             JobState.FETCHING, JobState.DONE, JobState.UNKNOWN})
+
 # Final: nothing more happens to these without an explicit user action (retry).
 TERMINAL_STATES = frozenset(
     {JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED}

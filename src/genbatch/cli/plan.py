@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -14,7 +15,24 @@ from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
 from genbatch.ledger import Ledger, resolve_location
 from genbatch.manifest import Manifest
+from genbatch.pricing import PriceTable, describe_usd
 from genbatch.states import JobState
+
+
+@dataclass(kw_only=True)
+class PlanSummary:
+    """What a run of the manifest would do, and cost (built-in and manifest prices)."""
+
+    run: str
+    jobs: int = 0
+    new: int = 0
+    done: int = 0
+    other: int = 0
+    cost_usd: float = 0.0
+    cost_left_usd: float = 0.0
+    unpriced_jobs: int = 0
+    budget_usd: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @app.command(epilog="Example: genbatch plan sweep.yaml --sample 10")
@@ -28,21 +46,33 @@ def plan(
     strict: bool = typer.Option(False, "--strict", help="Unknown models are an error."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Expand and validate MANIFEST without any network call; show what a run would do."""
+    """Expand and validate MANIFEST without any network call; show what a run would do and
+    what it would cost."""
     loaded = batch.open_manifest(manifest, max_jobs=max_jobs, strict_models=strict)
     known = _known_states(loaded, ledger)
     summary = _summarise(loaded, known)
     if json_output:
-        print(json.dumps(summary))
+        print(json.dumps(asdict(summary)))
         return
     for warning in loaded.warnings:
         print(f"genbatch: warning: {warning}", file=sys.stderr)
-    print(f"{loaded.name}: {summary['jobs']} jobs: {summary['new']} new, "
-          f"{summary['done']} already done, {summary['other']} recorded but not done")
+    print(f"{loaded.name}: {summary.jobs} jobs: {summary.new} new, {summary.done} already "
+          f"done, {summary.other} recorded but not done")
+    print(_cost_line(summary))
     for spec in islice(loaded.jobs(), sample):
         state = known.get(spec.key, "new")
         print(f"  #{spec.ordinal} {spec.key} [{state}] {spec.model_id} "
               f"{json.dumps(spec.inputs, ensure_ascii=False)[:160]}")
+
+
+def _cost_line(summary: PlanSummary) -> str:
+    line = (f"estimated cost: {describe_usd(summary.cost_usd)} for the whole manifest, "
+            f"{describe_usd(summary.cost_left_usd)} left to submit")
+    if summary.budget_usd is not None:
+        line += f" (budget {describe_usd(summary.budget_usd)})"
+    if summary.unpriced_jobs:
+        line += f"; {summary.unpriced_jobs} job(s) of models with no known price"
+    return line
 
 
 def _known_states(manifest: Manifest, given: str | None) -> dict[str, str]:
@@ -57,12 +87,23 @@ def _known_states(manifest: Manifest, given: str | None) -> dict[str, str]:
         store.close()
 
 
-def _summarise(manifest: Manifest, known: dict[str, str]) -> dict[str, object]:
-    total = new = done = 0
+def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
+    prices = PriceTable(manifest=manifest.settings.prices)
+    summary = PlanSummary(run=manifest.name, budget_usd=manifest.settings.budget_usd,
+                          warnings=list(manifest.warnings))
     for spec in manifest.jobs():
-        total += 1
+        summary.jobs += 1
         state = known.get(spec.key)
-        new += state is None
-        done += state == JobState.DONE.value
-    return {"run": manifest.name, "jobs": total, "new": new, "done": done,
-            "other": total - new - done, "warnings": list(manifest.warnings)}
+        summary.new += state is None
+        summary.done += state == JobState.DONE.value
+        cost = prices.cost(spec.model_id, spec.inputs)
+        if cost is None:
+            summary.unpriced_jobs += 1
+        else:
+            summary.cost_usd += cost
+            if state in (None, JobState.PENDING.value):
+                summary.cost_left_usd += cost
+    summary.other = summary.jobs - summary.new - summary.done
+    summary.cost_usd = round(summary.cost_usd, 2)
+    summary.cost_left_usd = round(summary.cost_left_usd, 2)
+    return summary

@@ -18,7 +18,7 @@ from genbatch.events import EventSink
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
 from genbatch.polling import PollPolicy
 from genbatch.runner import RunOptions, RunSummary
-from genbatch.states import JobState
+from genbatch.states import SPENDING_STATES, JobState
 from genbatch.ui import JsonLog, LineLog, LiveDisplay
 
 EXIT_CODES = """Exit codes: 0 all jobs done; 1 some jobs not done (failed, unknown, expired...);
@@ -56,6 +56,9 @@ MAX_FAILURES = typer.Option(
 ALLOW_INSECURE = typer.Option(False, "--allow-insecure",
                               help="Allow a plain http:// API base that is not loopback.")
 JSON_OUTPUT = typer.Option(False, "--json", help="One JSON event per line on stdout.")
+BUDGET = typer.Option(None, "--budget", min=0.0, metavar="USD",
+                      help="Stop submitting before the run's estimated spending would pass "
+                      "this [default: the manifest's budget_usd]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +77,7 @@ class RunRequest:
     max_failures: str = DEFAULT_MAX_FAILURES
     allow_insecure: bool = False
     json_output: bool = False
+    budget: float | None = None
     reset_states: Sequence[JobState] = ()
 
 
@@ -84,13 +88,14 @@ def run(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
         simulate: bool = SIMULATE, resubmit_unknown: bool = RESUBMIT_UNKNOWN,
         max_jobs: int | None = MAX_JOBS, strict: bool = STRICT,
         poll_interval: float = POLL_INTERVAL, max_failures: str = MAX_FAILURES,
-        allow_insecure: bool = ALLOW_INSECURE, json_output: bool = JSON_OUTPUT) -> None:
+        budget: float | None = BUDGET, allow_insecure: bool = ALLOW_INSECURE,
+        json_output: bool = JSON_OUTPUT) -> None:
     """Run every job of MANIFEST that is not done yet; run it again to resume."""
     execute_request(RunRequest(
         manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
         simulate=simulate, resubmit_unknown=resubmit_unknown, max_jobs=max_jobs, strict=strict,
-        poll_interval=poll_interval, max_failures=max_failures, allow_insecure=allow_insecure,
-        json_output=json_output))
+        poll_interval=poll_interval, max_failures=max_failures, budget=budget,
+        allow_insecure=allow_insecure, json_output=json_output))
 
 
 @app.command(epilog=EXIT_CODES)
@@ -99,13 +104,13 @@ def resume(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
            concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
            simulate: bool = SIMULATE, resubmit_unknown: bool = RESUBMIT_UNKNOWN,
            poll_interval: float = POLL_INTERVAL, max_failures: str = MAX_FAILURES,
-           json_output: bool = JSON_OUTPUT) -> None:
+           budget: float | None = BUDGET, json_output: bool = JSON_OUTPUT) -> None:
     """Resume MANIFEST's run (the same as `run`): re-attach to requests in flight, submit the
     pending jobs."""
     execute_request(RunRequest(
         manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
         simulate=simulate, resubmit_unknown=resubmit_unknown, poll_interval=poll_interval,
-        max_failures=max_failures, json_output=json_output))
+        max_failures=max_failures, budget=budget, json_output=json_output))
 
 
 @app.command(epilog="Example: genbatch retry sweep.yaml --failed --expired\n\n" + EXIT_CODES)
@@ -118,7 +123,8 @@ def retry(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
           cancelled: bool = typer.Option(False, "--cancelled", help="Retry cancelled jobs."),
           concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
           simulate: bool = SIMULATE, poll_interval: float = POLL_INTERVAL,
-          max_failures: str = MAX_FAILURES, json_output: bool = JSON_OUTPUT) -> None:
+          max_failures: str = MAX_FAILURES, budget: float | None = BUDGET,
+          json_output: bool = JSON_OUTPUT) -> None:
     """Run again the jobs of MANIFEST that ended failed (default), unknown, expired or
     cancelled; done jobs are kept."""
     states = [s for s, wanted in ((JobState.FAILED, failed), (JobState.UNKNOWN, unknown),
@@ -127,7 +133,7 @@ def retry(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
     execute_request(RunRequest(
         manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
         simulate=simulate, poll_interval=poll_interval, max_failures=max_failures,
-        json_output=json_output, reset_states=states or [JobState.FAILED]))
+        budget=budget, json_output=json_output, reset_states=states or [JobState.FAILED]))
 
 
 def execute_request(request: RunRequest) -> None:
@@ -138,7 +144,8 @@ def execute_request(request: RunRequest) -> None:
         print(f"genbatch: warning: {warning}", file=sys.stderr)
     options = RunOptions(resubmit_unknown=request.resubmit_unknown,
                          poll=PollPolicy(min_interval=request.poll_interval),
-                         max_failures=FailureLimit.parse(request.max_failures))
+                         max_failures=FailureLimit.parse(request.max_failures),
+                         budget_usd=request.budget)
     with ExitStack() as stack:
         if request.simulate:
             connection = stack.enter_context(batch.simulated_connection())
@@ -148,7 +155,8 @@ def execute_request(request: RunRequest) -> None:
                                                   allow_insecure=request.allow_insecure)
         store = stack.enter_context(batch.open_ledger_for(request.ledger))
         stack.enter_context(store.exclusive())
-        prepared = batch.prepare(loaded, store)
+        prices = anyio.run(batch.price_table, loaded, connection)
+        prepared = batch.prepare(loaded, store, prices)
         if request.reset_states:
             count = store.reset_to_pending(prepared.run.id, request.reset_states)
             print(f"genbatch: {count} job(s) to run again", file=sys.stderr)
@@ -156,6 +164,7 @@ def execute_request(request: RunRequest) -> None:
                 prepared.sync, counts=store.counts(prepared.run.id)))
         _print_plan_line(prepared, request.simulate)
         options = batch.options_for(loaded, concurrency=request.concurrency, base=options)
+        batch.check_budget_coverage(prepared, options.budget_usd)
         summary = _execute(prepared, connection, options, request.json_output)
         _print_summary(summary, prepared)
     raise typer.Exit(batch.exit_code_for(summary))
@@ -194,6 +203,11 @@ def _print_summary(summary: RunSummary, prepared: batch.Prepared) -> None:
         print("genbatch: interrupted; run the same command again to resume", file=sys.stderr)
     elif summary.stop_reason:
         print(f"genbatch: stopped: {summary.stop_reason}", file=sys.stderr)
+    spend = prepared.ledger.spend(prepared.run.id)
+    spent = sum(spend[s] for s in SPENDING_STATES)
+    if spent:
+        print(f"genbatch: estimated spend ${spent:,.2f} (done ${spend[JobState.DONE]:,.2f}); "
+              f"left to run ${spend[JobState.PENDING]:,.2f}", file=sys.stderr)
     first = prepared.ledger.jobs(prepared.run.id, limit=1)
     if summary.all_done and first:
         print(f"genbatch: outputs in {first[0].output_dir}", file=sys.stderr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -19,19 +19,20 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from genbatch.errors import LedgerError
+from genbatch.errors import BudgetReached, LedgerError
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
 from genbatch.ledger.migrations import ensure_schema
 from genbatch.ledger.records import (
     AttemptRecord,
+    JobOutputs,
     JobRecord,
     OutputRecord,
     RunInfo,
     SyncReport,
 )
 from genbatch.ledger.tables import AttemptRow, JobRow, OutputRow, RunRow, utcnow
-from genbatch.states import ATTACHED_STATES, JobState
+from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
 
 JOBS = JobRow.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 ATTEMPTS = AttemptRow.__table__  # type: ignore[attr-defined]  # idem
@@ -137,16 +138,20 @@ class Ledger:
 
     # -- syncing a manifest ---------------------------------------------------------------------
 
-    def sync_jobs(self, run_id: int, specs: Iterable[JobSpec]) -> SyncReport:
+    def sync_jobs(self, run_id: int, specs: Iterable[JobSpec], *,
+                  cost: Callable[[JobSpec], float | None] | None = None) -> SyncReport:
         """Make the run's jobs those of the manifest: insert new ones, retire removed ones.
 
         Jobs already known (same key) keep their state, request ids and files: an edited
         manifest runs only its new jobs. Retired jobs stay in the ledger (they may be paid for).
+        ``cost`` estimates each job's cost; pending jobs get the current estimate.
         """
+        price = cost or (lambda _spec: None)
         with self._transaction("sync_jobs") as conn:
-            known = {r.key: (r.id, r.ordinal, r.in_manifest) for r in conn.execute(
-                select(JOBS.c.key, JOBS.c.id, JOBS.c.ordinal, JOBS.c.in_manifest)
-                .where(JOBS.c.run_id == run_id))}
+            known = {r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd)
+                     for r in conn.execute(
+                         select(JOBS.c.key, JOBS.c.id, JOBS.c.ordinal, JOBS.c.in_manifest,
+                                JOBS.c.state, JOBS.c.cost_usd).where(JOBS.c.run_id == run_id))}
             seen: set[str] = set()
             new_rows: list[dict[str, Any]] = []
             moved: list[dict[str, Any]] = []
@@ -157,14 +162,16 @@ class Ledger:
                 seen.add(spec.key)
                 existing = known.get(spec.key)
                 if existing is None:
-                    new_rows.append(_new_job_row(run_id, spec, now))
+                    new_rows.append(_new_job_row(run_id, spec, now, price(spec)))
                     if len(new_rows) >= SYNC_BATCH:
                         conn.execute(insert(JOBS), new_rows)
                         new_rows.clear()
                     continue
-                job_id, ordinal, in_manifest = existing
-                if ordinal != spec.ordinal or not in_manifest:
-                    moved.append({"b_id": job_id, "b_ordinal": spec.ordinal})
+                job_id, ordinal, in_manifest, state, old_cost = existing
+                new_cost = price(spec) if state == JobState.PENDING else old_cost
+                if ordinal != spec.ordinal or not in_manifest or new_cost != old_cost:
+                    moved.append({"b_id": job_id, "b_ordinal": spec.ordinal,
+                                  "b_cost": new_cost})
             new = total - len(known.keys() & seen)
             if new_rows:
                 conn.execute(insert(JOBS), new_rows)
@@ -176,16 +183,20 @@ class Ledger:
 
     # -- claiming and submitting ----------------------------------------------------------------
 
-    def claim_next(self, run_id: int, *, worker: str | None = None) -> JobRecord | None:
+    def claim_next(self, run_id: int, *, worker: str | None = None,
+                   budget_usd: float | None = None) -> JobRecord | None:
         """Take the next pending job and commit the intent to submit it (state ``submitting``).
 
-        Returns None when nothing is pending. The commit is durable before this returns: a crash
-        after it leaves the job ``submitting``, which a resume turns into ``unknown``.
+        Returns None when nothing is pending; raises ``BudgetReached`` when the job would take
+        the run's spending past ``budget_usd``. The commit is durable before this returns: a
+        crash after it leaves the job ``submitting``, which a resume turns into ``unknown``.
         """
         with self._transaction("claim_next", durable=True) as conn:
             job_id = conn.execute(self._next_pending_query(run_id)).scalar()
             if job_id is None:
                 return None
+            if budget_usd is not None:
+                _check_budget(conn, run_id, job_id, budget_usd)
             now = utcnow()
             conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(
                 state=JobState.SUBMITTING, attempts=JOBS.c.attempts + 1, error=None,
@@ -367,6 +378,22 @@ class Ledger:
         with self._transaction("jobs") as conn:
             return [_job_record(r) for r in conn.execute(query)]
 
+    def spend(self, run_id: int) -> dict[JobState, float]:
+        """Estimated cost of the run's jobs (of the current manifest) per state."""
+        with self._transaction("spend") as conn:
+            rows = conn.execute(select(JOBS.c.state, func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
+                                .where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
+                                .group_by(JOBS.c.state)).tuples().all()
+        found = {state: float(total) for state, total in rows}
+        return {state: found.get(state.value, 0.0) for state in JobState}
+
+    def unpriced_pending(self, run_id: int) -> int:
+        """Pending jobs whose model has no known price (a budget cannot account for them)."""
+        with self._transaction("unpriced_pending") as conn:
+            return int(conn.execute(select(func.count()).where(
+                JOBS.c.run_id == run_id, JOBS.c.state == JobState.PENDING,
+                JOBS.c.in_manifest.is_(True), JOBS.c.cost_usd.is_(None))).scalar() or 0)
+
     def states_by_key(self, run_id: int) -> dict[str, JobState]:
         """The state of every job of the run (retired ones included), by key."""
         with self._transaction("states_by_key") as conn:
@@ -390,6 +417,44 @@ class Ledger:
                               outcome=r.outcome, remote_status=r.remote_status, error=r.error,
                               intent_at=r.intent_at, accepted_at=r.accepted_at,
                               finished_at=r.finished_at) for r in rows]
+
+    def job_outputs(self, *, run_id: int | None = None, output_dirs: Sequence[str] | None = None,
+                    states: Iterable[JobState] | None = None, in_manifest_only: bool = False,
+                    job_id: int | None = None) -> list[JobOutputs]:
+        """Jobs with their output files and the attempt behind them, in run and manifest order.
+
+        One query (jobs, outputs, attempts and runs joined), so exports and galleries of large
+        runs do not issue a query per job. Every filter left at None matches everything.
+        """
+        query = _job_outputs_query()
+        if run_id is not None:
+            query = query.where(JOBS.c.run_id == run_id)
+        if output_dirs is not None:
+            query = query.where(JOBS.c.output_dir.in_(list(output_dirs)))
+        if states is not None:
+            query = query.where(JOBS.c.state.in_([s.value for s in states]))
+        if in_manifest_only:
+            query = query.where(JOBS.c.in_manifest.is_(True))
+        if job_id is not None:
+            query = query.where(JOBS.c.id == job_id)
+        with self._transaction("job_outputs") as conn:
+            rows = conn.execute(query).all()
+        return _group_job_outputs(rows)
+
+    def find_jobs(self, *, key_prefix: str | None = None, ordinal: int | None = None,
+                  run_id: int | None = None, limit: int = 10) -> list[JobRecord]:
+        """Jobs (retired ones included) whose key starts with ``key_prefix`` or at ``ordinal``,
+        in one run or in all; at most ``limit``."""
+        query = select(JOBS)
+        if key_prefix is not None:
+            query = query.where(JOBS.c.key.startswith(key_prefix, autoescape=True))
+        if ordinal is not None:
+            query = query.where(JOBS.c.ordinal == ordinal, JOBS.c.in_manifest.is_(True))
+        if run_id is not None:
+            query = query.where(JOBS.c.run_id == run_id)
+        query = query.order_by(JOBS.c.run_id, JOBS.c.ordinal).limit(limit)
+        with self._transaction("find_jobs") as conn:
+            return [_job_record(r) for r in conn.execute(query)]
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -423,6 +488,21 @@ class Ledger:
             raise LedgerError(_describe(self.location, exc)) from None
 
 
+def _check_budget(conn: Connection, run_id: int, job_id: int, budget_usd: float) -> None:
+    spent = conn.execute(select(func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
+        JOBS.c.run_id == run_id, JOBS.c.state.in_([s.value for s in SPENDING_STATES]))
+    ).scalar() or 0.0
+    cost = conn.execute(select(JOBS.c.cost_usd).where(JOBS.c.id == job_id)).scalar() or 0.0
+    if float(spent) + float(cost) > budget_usd + 1e-9:
+        left = conn.execute(select(func.count(), func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
+                            .where(JOBS.c.run_id == run_id, JOBS.c.state == JobState.PENDING,
+                                   JOBS.c.in_manifest.is_(True))).one()
+        raise BudgetReached(
+            f"budget reached: ${float(spent):,.2f} of ${budget_usd:,.2f} spent or committed; the "
+            f"next job costs ${float(cost):,.2f}; {left[0]} job(s) left to run "
+            f"(about ${float(left[1]):,.2f}): raise budget_usd or --budget to go on")
+
+
 def _set_synchronous(conn: Connection, level: str) -> None:
     # Issued on the driver connection, outside SQLAlchemy's transaction bookkeeping: a pragma
     # must run between transactions.
@@ -441,13 +521,15 @@ def _describe(location: LedgerLocation, exc: DBAPIError) -> str:
     return f"ledger {location.display}: {reason}"
 
 
-def _new_job_row(run_id: int, spec: JobSpec, now: datetime) -> dict[str, Any]:
+def _new_job_row(run_id: int, spec: JobSpec, now: datetime, cost: float | None
+                 ) -> dict[str, Any]:
     return {
         "run_id": run_id, "key": spec.key, "ordinal": spec.ordinal, "block": spec.block,
         "model_id": spec.model_id, "inputs_json": canonical_json(spec.inputs),
         "variables_json": canonical_json(spec.variables), "repeat_index": spec.repeat_index,
         "file_stem": spec.file_stem, "output_dir": spec.output_dir, "in_manifest": True,
         "state": JobState.PENDING.value, "attempts": 0, "created_at": now, "updated_at": now,
+        "cost_usd": cost,
     }
 
 
@@ -455,12 +537,12 @@ def _apply_moves(conn: Connection, moved: list[dict[str, Any]]) -> None:
     if not moved:
         return
     conn.execute(update(JOBS).where(JOBS.c.id == bindparam("b_id")).values(
-        ordinal=bindparam("b_ordinal"), in_manifest=True), moved)
+        ordinal=bindparam("b_ordinal"), in_manifest=True, cost_usd=bindparam("b_cost")), moved)
 
 
-def _retire_missing(conn: Connection, run_id: int, known: dict[str, tuple[int, int, bool]],
+def _retire_missing(conn: Connection, run_id: int, known: dict[str, tuple[Any, ...]],
                     seen: set[str]) -> int:
-    gone = [job_id for key, (job_id, _, active) in known.items() if active and key not in seen]
+    gone = [row[0] for key, row in known.items() if row[2] and key not in seen]
     for start in range(0, len(gone), SYNC_BATCH):
         conn.execute(update(JOBS).where(JOBS.c.id.in_(gone[start:start + SYNC_BATCH]))
                      .values(in_manifest=False))
@@ -508,3 +590,47 @@ def _output_record(row: Any) -> OutputRecord:
     return OutputRecord(id=row.id, job_id=row.job_id, position=row.position, url=row.url,
                         path=row.path, size=row.size, sha256=row.sha256)
 
+
+def _labelled(table: Any, prefix: str) -> list[Any]:
+    return [column.label(f"{prefix}{column.name}") for column in table.c]
+
+
+def _job_outputs_query() -> Any:
+    # The attempt shown is the one that produced the outputs, else the job's latest one.
+    latest = (select(func.max(ATTEMPTS.c.id)).where(ATTEMPTS.c.job_id == JOBS.c.id)
+              .correlate(JOBS).scalar_subquery())
+    joined = (JOBS.join(RUNS, RUNS.c.id == JOBS.c.run_id)
+              .outerjoin(OUTPUTS, OUTPUTS.c.job_id == JOBS.c.id)
+              .outerjoin(ATTEMPTS, ATTEMPTS.c.id == func.coalesce(OUTPUTS.c.attempt_id, latest)))
+    return (select(JOBS, RUNS.c.name.label("r_name"), *_labelled(OUTPUTS, "o_"),
+                   *_labelled(ATTEMPTS, "a_"))
+            .select_from(joined)
+            .order_by(JOBS.c.run_id, JOBS.c.ordinal, JOBS.c.id, OUTPUTS.c.position))
+
+
+def _group_job_outputs(rows: Sequence[Any]) -> list[JobOutputs]:
+    found: list[JobOutputs] = []
+    outputs: list[OutputRecord] = []
+    for index, row in enumerate(rows):
+        if row.o_id is not None:
+            outputs.append(OutputRecord(id=row.o_id, job_id=row.id, position=row.o_position,
+                                        url=row.o_url, path=row.o_path, size=row.o_size,
+                                        sha256=row.o_sha256))
+        last_of_job = index + 1 == len(rows) or rows[index + 1].id != row.id
+        if last_of_job:
+            found.append(_job_outputs(row, tuple(outputs)))
+            outputs = []
+    return found
+
+
+def _job_outputs(row: Any, outputs: tuple[OutputRecord, ...]) -> JobOutputs:
+    attempt = None
+    if row.a_id is not None:
+        attempt = AttemptRecord(id=row.a_id, number=row.a_number, request_id=row.a_request_id,
+                                outcome=row.a_outcome, remote_status=row.a_remote_status,
+                                error=row.a_error, intent_at=row.a_intent_at,
+                                accepted_at=row.a_accepted_at, finished_at=row.a_finished_at)
+    return JobOutputs(job=_job_record(row), run_name=row.r_name, outputs=outputs,
+                      attempt=attempt, in_manifest=bool(row.in_manifest),
+                      created_at=row.created_at, updated_at=row.updated_at,
+                      finished_at=row.finished_at)

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run)."""
 
 
 def utcnow() -> datetime:
@@ -73,12 +74,17 @@ class JobRow(SQLModel, table=True):
     request_id: str | None = None
     attempts: int = 0
     """Submissions accepted or possibly accepted (not those refused with 429)."""
+    cost_usd: float | None = None
+    """Estimated cost of one generation of this job; None when its model has no known price."""
     error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(sa_column=_when(nullable=False))
     updated_at: datetime = Field(sa_column=_when(nullable=False))
     finished_at: datetime | None = Field(default=None, sa_column=_when())
     worker: str | None = None
+    """The worker that claimed or last took over the job (and, once done, finished it)."""
     lease_until: datetime | None = Field(default=None, sa_column=_when())
+    """Until when ``worker`` holds the job (database clock). Past: the worker is gone and any
+    other takes the job over. NULL: nobody drives it now; the next worker to start adopts it."""
 
 
 class AttemptRow(SQLModel, table=True):
@@ -117,3 +123,24 @@ class OutputRow(SQLModel, table=True):
     size: int | None = None
     sha256: str | None = None
     downloaded_at: datetime | None = Field(default=None, sa_column=_when())
+    host: str | None = None
+    """The machine whose worker wrote the file (outputs may sit on shared storage)."""
+
+
+class WorkerRow(SQLModel, table=True):
+    """One genbatch process driving a run; its heartbeat proves it alive to the others."""
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_run", "run_id"),)
+
+    id: str = Field(primary_key=True)
+    """``host:pid:random``: unique even when a pid is reused."""
+    run_id: int = Field(foreign_key="runs.id")
+    host: str
+    pid: int
+    concurrency: int
+    """The worker's own cap on requests in flight."""
+    lease_seconds: float
+    started_at: datetime = Field(sa_column=_when(nullable=False))
+    heartbeat_at: datetime = Field(sa_column=_when(nullable=False))
+    stopped_at: datetime | None = Field(default=None, sa_column=_when())

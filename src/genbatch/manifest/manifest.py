@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from genbatch.catalog import Price
 from genbatch.errors import ManifestError
 from genbatch.jobs import JobSpec
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
@@ -184,6 +185,9 @@ def _settings(spec: ManifestSpec) -> ManifestSettings:
         max_file_size=spec.max_file_size,
         max_attempts=spec.max_attempts,
         budget_usd=spec.budget_usd,
+        prices={model_id: Price(base_price_usd=p.base_price_usd, price_unit=p.price_unit,
+                                audio_multiplier=p.audio_multiplier)
+                for model_id, p in (spec.prices or {}).items()},
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -105,6 +105,14 @@ def _finite(value: float) -> float:
     return value
 
 
+class PriceSpec(_Strict):
+    """``prices: {model_id: {...}}``: what a model costs, overriding built-in and API prices."""
+
+    base_price_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    price_unit: Literal["second", "image", "request"] = "request"
+    audio_multiplier: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 1.0
+
+
 class ManifestSpec(BlockSpec):
     """The whole manifest: a block plus run-wide settings and optional ``jobs:`` blocks."""
 
@@ -116,6 +124,7 @@ class ManifestSpec(BlockSpec):
     max_file_size: Annotated[PositiveInt, BeforeValidator(_size)] | None = None
     max_attempts: PositiveInt = 1
     budget_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    prices: dict[str, PriceSpec] | None = None
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -181,6 +190,8 @@ def _keys_at(parent: Path_) -> list[str]:
         return list(OutputSpec.model_fields)
     if parent[-1] == "prompts":
         return list(PromptFileSpec.model_fields)
+    if len(parent) == 2 and parent[0] == "prices":
+        return list(PriceSpec.model_fields)
     return list(BlockSpec.model_fields)
 
 

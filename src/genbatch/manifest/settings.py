@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from genbatch.catalog import Price
 
 __all__ = ["DEFAULT_MAX_JOBS", "ManifestSettings", "parse_size"]
 
@@ -46,6 +49,8 @@ class ManifestSettings:
     """Attempts per job when a generation fails (1: no retry)."""
     budget_usd: float | None = None
     """Spending limit of the run in US dollars."""
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    """Prices by model id, overriding the built-in ones and the API's catalog."""
 
 
 def parse_size(text: str) -> int:
