@@ -87,6 +87,11 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# What genbatch writes beside the outputs: not outputs themselves.
+SIDE_FILES = frozenset({"metadata.jsonl", "gallery.html"})
+
+
 def output_files(directory: Path) -> list[Path]:
-    """Visible files of an output directory (no .part leftovers), sorted."""
-    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    """Visible output files of an output directory (no .part leftovers, no metadata), sorted."""
+    return sorted(p for p in directory.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.name not in SIDE_FILES)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,12 +27,15 @@ from genbatch.errors import (
     UsageError,
 )
 from genbatch.events import EventSink, ignore_events
+from genbatch.export import write_run_metadata
 from genbatch.ledger import Ledger, RunInfo, SyncReport, resolve_location
 from genbatch.manifest import Manifest, load_manifest
 from genbatch.pricing import PriceTable, fetch_api_prices
 from genbatch.runner import Runner, RunOptions, RunSummary
 
 TOKEN_ENV = "RUNCOMFY_TOKEN"
+CONFIG_DIR_ENV = "RUNCOMFY_CONFIG_DIR"
+TOKEN_FILE = "token.json"
 API_BASE_ENV = "RUNCOMFY_API_BASE"
 # With --simulate the bundled simulator plays a 4-minute clip in about a second.
 SIMULATE_TIME_SCALE = 0.004
@@ -58,7 +62,8 @@ class Prepared:
 
 def resolve_connection(api_base: str | None, *, allow_insecure: bool = False,
                        token_required: bool = True) -> Connection:
-    """The API base (``--api-base``, ``$RUNCOMFY_API_BASE``, default) and ``$RUNCOMFY_TOKEN``."""
+    """The API base (``--api-base``, ``$RUNCOMFY_API_BASE``, default) and the token
+    (``$RUNCOMFY_TOKEN``, else the official runcomfy CLI's ``token.json``)."""
     base = (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
     parts = urlsplit(base)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -66,11 +71,41 @@ def resolve_connection(api_base: str | None, *, allow_insecure: bool = False,
     if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure:
         raise UsageError(f"--api-base: refusing plain http:// to {parts.hostname} (the token "
                          "would travel in clear); use https:// or --allow-insecure")
-    token = os.environ.get(TOKEN_ENV) or None
+    token = os.environ.get(TOKEN_ENV) or token_from_config()
     if token_required and not token:
-        raise UsageError(f"no API token: set {TOKEN_ENV} (or use --simulate to rehearse "
-                         "against the bundled simulator)")
+        raise UsageError(f"no API token: set {TOKEN_ENV} or log in with the runcomfy CLI "
+                         f"({token_file()}) (or use --simulate to rehearse against the bundled "
+                         "simulator)")
     return Connection(api_base=base, token=token)
+
+
+def token_file() -> Path:
+    """Where the official runcomfy CLI keeps its login: ``$RUNCOMFY_CONFIG_DIR``, else
+    ``$XDG_CONFIG_HOME/runcomfy``, else ``~/.config/runcomfy``; the file ``token.json``."""
+    if os.environ.get(CONFIG_DIR_ENV):
+        return Path(os.environ[CONFIG_DIR_ENV]).expanduser() / TOKEN_FILE
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home).expanduser() / "runcomfy" / TOKEN_FILE
+
+
+def token_from_config() -> str | None:
+    """The ``access_token`` of the official CLI's ``token.json``, or None when there is none.
+
+    A file that exists but cannot be used is an error naming the file, never its content.
+    """
+    path = token_file()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read the API token file {path}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise UsageError(f"the API token file {path} is not JSON") from None
+    token = data.get("access_token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token.strip():
+        raise UsageError(f"the API token file {path} has no access_token")
+    return token.strip()
 
 
 def _is_loopback(host: str) -> bool:
@@ -184,7 +219,9 @@ def run_manifest(path: str | Path, *, ledger: str | None = None, api_base: str |
         prepared = prepare(manifest, store, anyio.run(price_table, manifest, connection))
         run_options = options_for(manifest, concurrency=concurrency, base=base)
         check_budget_coverage(prepared, run_options.budget_usd)
-        return anyio.run(execute, prepared, connection, run_options, events)
+        summary = anyio.run(execute, prepared, connection, run_options, events)
+        write_run_metadata(store, prepared.run.id)
+        return summary
 
 
 def exit_code_for(summary: RunSummary) -> int:

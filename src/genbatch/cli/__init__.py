@@ -31,7 +31,17 @@ def _root(
 
 def _register_commands() -> None:
     # Each command module adds itself to ``app``; imported here so ``genbatch`` sees them all.
-    from genbatch.cli import cancel, plan, run, simulate, status  # noqa: F401  (they register)
+    from genbatch.cli import (  # noqa: F401  (they register)
+        cancel,
+        export,
+        gallery,
+        plan,
+        run,
+        runs,
+        show,
+        simulate,
+        status,
+    )
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import typer
 from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.export import refresh_metadata
 from genbatch.events import EventSink
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
 from genbatch.polling import PollPolicy
@@ -166,6 +167,7 @@ def execute_request(request: RunRequest) -> None:
         options = batch.options_for(loaded, concurrency=request.concurrency, base=options)
         batch.check_budget_coverage(prepared, options.budget_usd)
         summary = _execute(prepared, connection, options, request.json_output)
+        refresh_metadata(store, prepared.run.id)
         _print_summary(summary, prepared)
     raise typer.Exit(batch.exit_code_for(summary))
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from genbatch.ledger.engine import LedgerLocation, resolve_location
 from genbatch.ledger.ledger import Ledger
-from genbatch.ledger.records import AttemptRecord, JobRecord, OutputRecord, RunInfo, SyncReport
+from genbatch.ledger.records import (
+    AttemptRecord,
+    JobOutputs,
+    JobRecord,
+    OutputRecord,
+    RunInfo,
+    SyncReport,
+)
 
 __all__ = [
     "AttemptRecord",
+    "JobOutputs",
     "JobRecord",
     "Ledger",
     "LedgerLocation",

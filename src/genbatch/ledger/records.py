@@ -82,3 +82,18 @@ class SyncReport:
     retired: int
     counts: dict[JobState, int] = field(default_factory=dict)
     """Jobs of the manifest per state, after the sync."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobOutputs:
+    """A job with its output files and the attempt behind them: what export and gallery show."""
+
+    job: JobRecord
+    run_name: str
+    outputs: tuple[OutputRecord, ...]
+    attempt: AttemptRecord | None
+    """The attempt that produced the outputs; for a job without outputs, its latest attempt."""
+    in_manifest: bool
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None

@@ -1,0 +1,40 @@
+"""Which runs a reading command is about: a manifest's, every run, or the latest one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from genbatch.errors import UsageError
+from genbatch.ledger import Ledger, RunInfo
+from genbatch.manifest import load_manifest
+
+
+def run_of_manifest(store: Ledger, manifest: Path) -> RunInfo:
+    """The run of ``manifest``; a usage error when the ledger has none yet."""
+    name = load_manifest(manifest).name
+    run = store.find_run(name)
+    if run is None:
+        raise UsageError(f"the ledger has no run '{name}' yet: `genbatch run {manifest}` "
+                         "starts it")
+    return run
+
+
+def runs_for(store: Ledger, manifest: Path | None) -> list[RunInfo]:
+    """The run of ``manifest``, or every run of the ledger when it is None."""
+    return store.runs() if manifest is None else [run_of_manifest(store, manifest)]
+
+
+def one_run(store: Ledger, manifest: Path | None) -> RunInfo:
+    """The run of ``manifest``, else the run updated last (named on stderr when there are
+    several, so the choice is never silent)."""
+    if manifest is not None:
+        return run_of_manifest(store, manifest)
+    runs = store.runs()
+    if not runs:
+        raise UsageError(f"the ledger {store.location.display} has no runs yet")
+    latest = max(runs, key=lambda run: (run.updated_at, run.id))
+    if len(runs) > 1:
+        print(f"genbatch: run '{latest.name}' (updated last; give a manifest for another)",
+              file=sys.stderr)
+    return latest

@@ -1,0 +1,196 @@
+"""What a run leaves behind for people and tools: ``metadata.jsonl`` beside the files, exports.
+
+``metadata.jsonl`` is regenerated whole from the ledger (temp file, fsync, rename) at the end of
+every run and by ``genbatch export``, never appended to from the hot path. The ledger is the one
+source of truth: an append-only side file would need its own crash recovery (a file renamed but
+its row not yet written, a row written twice after a retry, rows for files since deleted), while a
+snapshot is correct by construction and costs milliseconds even for thousands of jobs. A crash
+mid-run leaves the previous snapshot, which the next run or export replaces.
+
+Each row describes one file, with ``file_name`` relative to the directory of ``metadata.jsonl``,
+so the directory loads as-is with Hugging Face ``datasets`` (``imagefolder``/``videofolder``) and
+with ``pandas.read_json(path, lines=True)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from genbatch.atomic import remove_if_present, write_atomically
+from genbatch.catalog import find_model
+from genbatch.ledger import JobOutputs, Ledger, OutputRecord
+from genbatch.states import JobState
+
+METADATA_FILE = "metadata.jsonl"
+
+FILE_COLUMNS = ("file_name", "inputs", "variables", "model_id", "job_key", "index", "block",
+                "repeat", "request_id", "sha256", "size", "created_at", "finished_at",
+                "cost_usd")
+"""The fixed columns of a metadata row; every input is also a top-level column."""
+
+EXPORT_COLUMNS = ("run", "output_dir", "url", "state", "error", "in_manifest")
+"""Columns an export adds to the metadata columns."""
+
+_RESERVED = frozenset(FILE_COLUMNS) | frozenset(EXPORT_COLUMNS)
+INPUT_PREFIX = "input_"
+"""Prefix of a flattened input whose name is a fixed column (Seedream's ``size``)."""
+
+
+def metadata_rows(item: JobOutputs, *, only_existing: bool = True) -> list[dict[str, Any]]:
+    """One metadata row per output file of a job (only files present on disk by default)."""
+    rows = []
+    for output in item.outputs:
+        if output.path is None or (only_existing and not os.path.isfile(output.path)):
+            continue
+        rows.append(_file_row(item, output))
+    return rows
+
+
+def export_rows(items: Iterable[JobOutputs], *, all_states: bool = False) -> list[dict[str, Any]]:
+    """Export rows: the metadata columns plus run, place, url, state and error.
+
+    Done jobs give one row per recorded output file; with ``all_states`` every other job gives
+    one row without file columns, carrying its state and last error.
+    """
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        done = item.job.state == JobState.DONE and item.outputs
+        if done:
+            rows.extend(_export_row(item, output) for output in item.outputs)
+        elif all_states:
+            rows.append(_export_row(item, None))
+    return rows
+
+
+def write_run_metadata(ledger: Ledger, run_id: int) -> list[Path]:
+    """Regenerate ``metadata.jsonl`` in every output directory of a run; the files written."""
+    directories = sorted({item.job.output_dir for item in ledger.job_outputs(run_id=run_id)})
+    return write_metadata(ledger, directories)
+
+
+def write_metadata(ledger: Ledger, directories: Sequence[str]) -> list[Path]:
+    """Regenerate ``metadata.jsonl`` in ``directories`` from every run writing there.
+
+    A directory without any file left loses its ``metadata.jsonl`` rather than keep stale rows.
+    """
+    if not directories:
+        return []
+    items = ledger.job_outputs(output_dirs=directories, states=[JobState.DONE])
+    per_directory: dict[str, list[dict[str, Any]]] = {d: [] for d in directories}
+    for item in items:
+        per_directory[item.job.output_dir].extend(metadata_rows(item))
+    written = []
+    for directory, rows in per_directory.items():
+        path = Path(directory) / METADATA_FILE
+        if rows:
+            write_atomically(path, to_jsonl(_unique_files(rows)).encode("utf-8"))
+            written.append(path)
+        elif Path(directory).is_dir():
+            remove_if_present(path)
+    return written
+
+
+def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    """One JSON object per line, UTF-8 text kept readable."""
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """CSV with the union of the rows' columns; objects become JSON text, null an empty cell."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_cell(value) for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def flat_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Inputs as top-level columns, prompt first; a name clashing with a fixed column is
+    prefixed with ``input_``."""
+    ordered = sorted(inputs, key=lambda name: (name != "prompt", name))
+    return {(INPUT_PREFIX + name if name in _RESERVED else name): inputs[name]
+            for name in ordered}
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO-8601 with an explicit UTC offset (SQLite hands back naive UTC times)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
+def cost_share(item: JobOutputs) -> float | None:
+    """The catalog price of the job split across its files, so a column sums to the run's cost;
+    None for a model genbatch has no price for."""
+    spec = find_model(item.job.model_id)
+    if spec is None:
+        return None
+    return round(spec.cost_usd(item.job.inputs) / max(1, len(item.outputs)), 6)
+
+
+def _file_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]:
+    job, attempt = item.job, item.attempt
+    started = (attempt.accepted_at or attempt.intent_at) if attempt else None
+    finished = (attempt.finished_at if attempt else None) or item.finished_at
+    file_name = _relative(output.path, job.output_dir) if output and output.path else None
+    return {
+        "file_name": file_name,
+        **flat_inputs(job.inputs),
+        "inputs": job.inputs,
+        "variables": job.variables,
+        "model_id": job.model_id,
+        "job_key": job.key,
+        "index": job.ordinal,
+        "block": job.block,
+        "repeat": job.repeat_index,
+        "request_id": (attempt.request_id if attempt else None) or job.request_id,
+        "sha256": output.sha256 if output else None,
+        "size": output.size if output else None,
+        "created_at": iso(started),
+        "finished_at": iso(finished),
+        "cost_usd": cost_share(item),
+    }
+
+
+def _export_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]:
+    row = _file_row(item, output)
+    row.update(run=item.run_name, output_dir=item.job.output_dir,
+               url=output.url if output else None, state=item.job.state.value,
+               error=item.job.error, in_manifest=item.in_manifest)
+    return row
+
+
+def _relative(path: str, directory: str) -> str:
+    return Path(os.path.relpath(path, directory)).as_posix()
+
+
+def _unique_files(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Two runs may have written the same file name in one directory: the file on disk is the
+    # one finished last, so that row wins.
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        kept = latest.get(row["file_name"])
+        if kept is None or (row["finished_at"] or "") >= (kept["finished_at"] or ""):
+            latest[row["file_name"]] = row
+    return [row for row in rows if latest[row["file_name"]] is row]
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | bool):
+        return json.dumps(value, ensure_ascii=False)
+    return value
