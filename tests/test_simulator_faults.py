@@ -330,3 +330,35 @@ def test_fault_probabilities_are_checked() -> None:
         FaultConfig(slow=1.5)
     with pytest.raises(ValueError, match="route"):
         FaultConfig(routes=frozenset({"upload"}))  # type: ignore[arg-type]  # on purpose
+
+
+def test_a_malformed_answer_is_a_200_whose_body_is_not_json_after_the_work_is_done(
+    simulator: Simulator, sim_client: httpx.Client
+) -> None:
+    simulator.inject(route="submit", fault="malformed")
+
+    response = submit(sim_client)
+
+    assert response.status_code == 200
+    with pytest.raises(ValueError):
+        response.json()
+    assert len(simulator.records) == 1  # the request exists: the answer is ambiguous
+    assert simulator.stats.faults["malformed"] == 1
+
+
+def test_a_redirected_file_answers_302_to_the_given_location(
+    simulator: Simulator, sim_client: httpx.Client
+) -> None:
+    simulator.inject(route="file", fault="redirect", location="https://elsewhere.example/x.mp4")
+
+    response = httpx.get(f"{simulator.base_url}/files/any/output-0.mp4")
+
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://elsewhere.example/x.mp4"
+
+
+def test_file_requests_carrying_a_token_are_counted(simulator: Simulator) -> None:
+    httpx.get(f"{simulator.base_url}/files/none/x.mp4", headers={"Authorization": "Bearer t"})
+    httpx.get(f"{simulator.base_url}/files/none/x.mp4")
+
+    assert simulator.stats.file_requests_with_token == 1

@@ -21,7 +21,8 @@
     │   ├── FileTooLarge               over the size cap
     │   └── IncompleteDownload         fewer bytes than announced
     ├── RunStopped                     the whole run must stop (auth, balance)  (exit 3)
-    │   └── BudgetReached              the next job would cross the budget      (exit 3)
+    │   ├── BudgetReached              the next job would cross the budget      (exit 3)
+    │   └── StopRequested              `genbatch cancel` asked the run to stop  (exit 1)
     └── FailureStreak                  recent jobs keep failing the same way    (exit 1)
 
 Each class's docstring is its default message, so most errors are one-line declarations.
@@ -199,3 +200,9 @@ class FailureStreak(GenbatchError):
 
 class BudgetReached(RunStopped):
     """The next job would cross the run's budget."""
+
+
+class StopRequested(RunStopped):
+    """The run was asked to stop (genbatch cancel)."""
+
+    exit_code = EXIT_JOBS_NOT_DONE

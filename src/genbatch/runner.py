@@ -40,11 +40,13 @@ from genbatch.errors import (
     FailureStreak,
     FileTooLarge,
     HostNotAllowed,
+    LedgerError,
     ModelNotFound,
     OutputError,
     RateLimited,
     RequestGone,
     ServerError,
+    StopRequested,
     TransportError,
 )
 from genbatch.events import Event, EventSink, JobEvent, NoticeLevel, RunNotice, ignore_events
@@ -54,6 +56,7 @@ from genbatch.polling import DurationHistory, PollPolicy, next_poll_delay
 from genbatch.retry import Backoff
 from genbatch.states import REMOTE_ACTIVE_STATES, JobState
 from genbatch.throttle import RateGate, Slots
+from genbatch.workers import DEFAULT_LEASE_SECONDS, WorkerIdentity
 
 SUCCEEDED = frozenset({"succeeded", "completed"})
 FAILED = frozenset({"failed", "error"})
@@ -78,8 +81,15 @@ class RunOptions:
     max_failures: FailureLimit = field(default_factory=FailureLimit)
     budget_usd: float | None = None
     """Stop submitting before the run's estimated spending would pass this."""
-    stop_check_interval: float = 1.0
-    """How often to look for a stop request from ``genbatch cancel``."""
+    run_concurrency: int | None = None
+    """Requests in flight for the whole run, every worker together (the manifest's
+    ``concurrency``); ``concurrency`` caps this worker's own share."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long this worker's hold on a job outlives its last heartbeat; then another worker
+    takes the job over."""
+    idle_interval: float = 0.2
+    """How often a worker with nothing to claim looks again while other workers share the run
+    (they may free run-wide capacity, hand jobs back to pending, or die)."""
 
 
 @dataclass(kw_only=True)
@@ -126,31 +136,39 @@ class Runner:
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
         self._failures = FailureWatch(options.max_failures)
+        self._worker = WorkerIdentity.of_this_process(options.worker)
 
     async def run(self) -> RunSummary:
         """Drive the run until every job is settled, the run is stopped, or interrupted."""
-        recovered = self._prepare()
-        attached = self._ledger.attached_jobs(self._run.id)
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            if self._options.handle_signals:
-                tg.start_soon(self._watch_signals)
-            tg.start_soon(self._watch_stop_requests)
-            for job in attached:
-                if job.state in REMOTE_ACTIVE_STATES:
-                    self._slots.occupy()
-                self._start(job, holds_slot=job.state in REMOTE_ACTIVE_STATES)
-            await self._submit_pending()
-            tg.cancel_scope.cancel()  # only the watchers can still be running
+        recovered, attached = self._prepare()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                if self._options.handle_signals:
+                    tg.start_soon(self._watch_signals)
+                    tg.start_soon(self._keep_leases)
+                self._adopt(attached)
+                await self._submit_pending()
+                tg.cancel_scope.cancel()  # only the watchers can still be running
+        finally:
+            self._leave()
         if self._stop_reason:
             self._ledger.set_stop_reason(self._run.id, self._stop_reason)
         return RunSummary(counts=self._ledger.counts(self._run.id), stop_reason=self._stop_reason,
                           stop_error=self._stop_error, interrupted=self._interrupted,
                           recovered_unknown=recovered)
 
-    def _prepare(self) -> int:
+    def _prepare(self) -> tuple[int, list[JobRecord]]:
         self._ledger.clear_stop_request(self._run.id)
-        recovered = self._ledger.mark_interrupted_submits_unknown(self._run.id)
+        me, options = self._worker, self._options
+        self._ledger.register_worker(self._run.id, me.id, host=me.host, pid=me.pid,
+                                     concurrency=options.concurrency,
+                                     lease_seconds=options.lease_seconds)
+        # Jobs left in flight by a crash (or by workers that are gone): re-attached, and those
+        # caught submitting become unknown.
+        takeover = self._ledger.take_over(self._run.id, me.id,
+                                          lease_seconds=options.lease_seconds, starting=True)
+        recovered = takeover.unknown
         if recovered:
             self._notice("warning", f"{recovered} job(s) were interrupted while submitting and "
                          "are now `unknown`: they may exist remotely (see --resubmit-unknown)")
@@ -158,7 +176,23 @@ class Runner:
             count = self._ledger.reset_to_pending(self._run.id, [JobState.UNKNOWN])
             if count:
                 self._notice("warning", f"resubmitting {count} unknown job(s) as asked")
-        return recovered
+        return recovered, takeover.attached
+
+    def _adopt(self, jobs: list[JobRecord]) -> None:
+        """Drive jobs already in flight (re-attached after a crash or taken over)."""
+        for job in jobs:
+            holds_slot = job.state in REMOTE_ACTIVE_STATES
+            if holds_slot:
+                self._slots.occupy()
+            self._start(job, holds_slot=holds_slot)
+
+    def _leave(self) -> None:
+        # The leases end now rather than when they expire: running workers take over at once.
+        try:
+            self._ledger.release_worker(self._run.id, self._worker.id)
+        except LedgerError as exc:
+            self._notice("warning", f"could not release this worker's leases (other workers "
+                         f"take its jobs over once they expire): {exc}")
 
     # -- the submitter ------------------------------------------------------------------------
 
@@ -170,29 +204,43 @@ class Runner:
             await self._slots.acquire()
             await self._gate.wait()
             job = None if self._stop_submitting else self._claim()
-            if job is None:
-                self._slots.release()
-                if self._active == 0 or self._stop_submitting:
-                    await self._wait_for_active_jobs()
-                    if not self._may_have_pending():
-                        return
-                    continue
-                await self._job_ended.wait()
+            if job is not None:
+                self._start(job, holds_slot=True)
                 continue
-            self._start(job, holds_slot=True)
+            self._slots.release()
+            if self._active == 0 and not self._run_unsettled():
+                return
+            await self._idle()
 
     def _claim(self) -> JobRecord | None:
         try:
-            return self._ledger.claim_next(self._run.id, worker=self._options.worker,
-                                           budget_usd=self._options.budget_usd)
-        except BudgetReached as exc:
+            return self._ledger.claim_next(self._run.id, worker=self._worker.id,
+                                           budget_usd=self._options.budget_usd,
+                                           run_limit=self._options.run_concurrency,
+                                           lease_seconds=self._options.lease_seconds)
+        except (BudgetReached, StopRequested) as exc:
             self._stop(exc, cancel_all=False)
             return None
 
-    def _may_have_pending(self) -> bool:
-        # A job can go back to pending after the submitter looked (429, a retried generation).
-        return not self._stop_submitting and \
-            self._ledger.counts(self._run.id)[JobState.PENDING] > 0
+    def _run_unsettled(self) -> bool:
+        """Work may still come: pending jobs (back after a 429 or a failed generation, or not
+        claimable yet under the run-wide limit) or jobs other workers hold (they may hand them
+        back, or die and leave them to be taken over)."""
+        if self._stop_submitting:
+            return False
+        if self._ledger.counts(self._run.id)[JobState.PENDING] > 0:
+            return True
+        return self._ledger.shared and \
+            self._ledger.others_in_flight(self._run.id, self._worker.id) > 0
+
+    async def _idle(self) -> None:
+        """Wait for one of this worker's jobs to end; with other workers (or nothing of ours in
+        flight), for at most ``idle_interval``: the change may come from elsewhere."""
+        if self._ledger.shared or self._active == 0:
+            with anyio.move_on_after(self._options.idle_interval):
+                await self._job_ended.wait()
+        else:
+            await self._job_ended.wait()
 
     async def _wait_for_active_jobs(self) -> None:
         while self._active:
@@ -220,6 +268,7 @@ class Runner:
                 await self._fetch(job)
         except Exception as exc:  # one job's bug must not stop the others
             self._ledger.record_job_error(job, f"internal error: {exc!r}")
+            self._park(job)
             self._notice("error", f"#{job.ordinal} {job.key}: internal error, the job stays "
                          f"{job.state.value} and is resumable: {exc!r}")
         finally:
@@ -381,7 +430,8 @@ class Runner:
             else "the generation finished without any output"
         retry = job.attempts < self._options.max_attempts and not self._stop_submitting
         self._ledger.record_generation_failed(job, error, retry=retry)
-        self._count_failure(f"generation failed: {error[:80]}")
+        # Messages of failed generations vary (ids, prompts): the kind is the failure itself.
+        self._count_failure("generation failed")
         if retry:
             return self._settle(job, JobState.PENDING,
                                 f"generation failed (attempt {job.attempts}), retrying: {error}")
@@ -421,9 +471,11 @@ class Runner:
             return False
         except (DownloadError, ApiError) as exc:
             self._ledger.record_job_error(job, f"download failed, will retry on resume: {exc}")
+            self._park(job)
             self._notice("warning", f"#{job.ordinal} {job.key}: download failed: {exc}")
             return False
-        self._ledger.record_file(output, path=str(file.path), size=file.size, sha256=file.sha256)
+        self._ledger.record_file(output, path=str(file.path), size=file.size, sha256=file.sha256,
+                                 host=self._worker.host)
         return True
 
     # -- run-level ------------------------------------------------------------------------------
@@ -437,14 +489,37 @@ class Runner:
         if cancel_all and self._tg is not None:
             self._tg.cancel_scope.cancel()
 
-    async def _watch_stop_requests(self) -> None:
+    def _park(self, job: JobRecord) -> None:
+        # This worker stops driving the job; other running workers would only fail on it the
+        # same way (and waiting for each other's stuck jobs, never finish): the next start
+        # adopts it instead.
+        try:
+            self._ledger.park_job(job, self._worker.id)
+        except LedgerError as exc:
+            self._notice("warning", f"#{job.ordinal} {job.key}: {exc}")
+
+    async def _keep_leases(self) -> None:
+        """Heartbeat: renew this worker's leases, and take over the jobs of workers gone."""
         while True:
-            await anyio.sleep(self._options.stop_check_interval)
-            reason = self._ledger.stop_requested(self._run.id)
-            if reason and not self._stop_submitting:
-                self._stop_submitting = True
-                self._stop_reason = reason
-                self._notice("warning", f"stop requested: {reason}; no more submits")
+            await anyio.sleep(self._options.lease_seconds / 3)
+            try:
+                self._ledger.heartbeat(self._run.id, self._worker.id,
+                                       lease_seconds=self._options.lease_seconds)
+                if self._ledger.shared and not self._stop_submitting:
+                    self._take_over_orphans()
+            except LedgerError as exc:
+                self._notice("warning", f"could not renew this worker's leases: {exc}")
+
+    def _take_over_orphans(self) -> None:
+        takeover = self._ledger.take_over(self._run.id, self._worker.id,
+                                          lease_seconds=self._options.lease_seconds)
+        if takeover.unknown:
+            self._notice("warning", f"{takeover.unknown} job(s) of a worker that is gone were "
+                         "caught submitting and are now `unknown`: they may exist remotely")
+        if takeover.attached:
+            self._notice("info", f"took over {len(takeover.attached)} job(s) in flight from a "
+                         "worker that is gone (re-attached, not resubmitted)")
+        self._adopt(takeover.attached)
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:

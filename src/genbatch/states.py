@@ -41,6 +41,9 @@ ALL_STATES: tuple[JobState, ...] = tuple(JobState)
 # on resume they are re-attached (polled, fetched), never resubmitted.
 ATTACHED_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FETCHING})
 
+# Jobs a worker drives and holds a lease on: when the lease ends, another worker takes them over.
+LEASED_STATES = ATTACHED_STATES | {JobState.SUBMITTING}
+
 # Jobs that hold a slot of the run's remote concurrency.
 REMOTE_ACTIVE_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING})
 

@@ -100,6 +100,14 @@ def simulate(
         metavar="P",
         help="Submits created (and billed) whose answer is lost.",
     ),
+    fault_malformed: float = typer.Option(
+        0.0,
+        "--fault-malformed",
+        min=0.0,
+        max=1.0,
+        metavar="P",
+        help="API answers 200 with a body that is not valid JSON (after doing the work).",
+    ),
     fault_routes: str = typer.Option(
         "submit,poll,cancel,file",
         "--fault-routes",
@@ -121,6 +129,7 @@ def simulate(
             slow_seconds=slow_seconds,
             truncate=fault_truncate,
             lost_answer=fault_lost_answer,
+            malformed=fault_malformed,
             routes=parse_routes(fault_routes),
         )
         config = SimulatorConfig(

@@ -17,11 +17,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from genbatch.errors import BudgetReached, LedgerError
+from genbatch.errors import BudgetReached, LedgerError, StopRequested
 from genbatch.jobs import JobSpec, canonical_json
+from genbatch.ledger import leases
 from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
+from genbatch.ledger.leases import Adopt, Clock
 from genbatch.ledger.migrations import ensure_schema
 from genbatch.ledger.records import (
     AttemptRecord,
@@ -30,6 +33,8 @@ from genbatch.ledger.records import (
     OutputRecord,
     RunInfo,
     SyncReport,
+    Takeover,
+    WorkerInfo,
 )
 from genbatch.ledger.tables import AttemptRow, JobRow, OutputRow, RunRow, utcnow
 from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
@@ -49,6 +54,9 @@ class Ledger:
         self.engine = engine
         self.location = location
         self.is_sqlite = location.is_sqlite
+        self.shared = not location.is_sqlite
+        """Several processes may drive its runs at once (PostgreSQL)."""
+        self._clock = Clock(shared=self.shared)
 
     @classmethod
     def open(cls, location: LedgerLocation) -> Ledger:
@@ -91,15 +99,15 @@ class Ledger:
     def ensure_run(self, name: str, manifest_path: str) -> RunInfo:
         """The run called ``name``, created if new."""
         with self._transaction("ensure_run") as conn:
-            row = conn.execute(select(RUNS).where(RUNS.c.name == name)).first()
             now = utcnow()
-            if row is None:
-                conn.execute(insert(RUNS).values(name=name, manifest_path=manifest_path,
-                                                 created_at=now, updated_at=now))
-                row = conn.execute(select(RUNS).where(RUNS.c.name == name)).one()
-            else:
-                conn.execute(update(RUNS).where(RUNS.c.id == row.id).values(
-                    manifest_path=manifest_path, updated_at=now, stop_reason=None))
+            # Workers starting together all insert it: every insert but the first does nothing.
+            dialect = postgresql if self.shared else sqlite
+            conn.execute(dialect.insert(RUNS).values(
+                name=name, manifest_path=manifest_path, created_at=now, updated_at=now
+            ).on_conflict_do_nothing(index_elements=["name"]))
+            conn.execute(update(RUNS).where(RUNS.c.name == name).values(
+                manifest_path=manifest_path, updated_at=now, stop_reason=None))
+            row = conn.execute(select(RUNS).where(RUNS.c.name == name)).one()
         return _run_info(row)
 
     def find_run(self, name: str) -> RunInfo | None:
@@ -121,15 +129,9 @@ class Ledger:
                 stop_reason=reason, updated_at=utcnow()))
 
     def request_stop(self, run_id: int, reason: str) -> None:
-        """Ask whichever process drives the run to stop submitting (it checks every second)."""
+        """Make every claim of the run fail from now on, until the next run starts."""
         with self._transaction("request_stop") as conn:
             conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stop_requested=reason))
-
-    def stop_requested(self, run_id: int) -> str | None:
-        """Why the run was asked to stop, or None."""
-        with self._transaction("stop_requested") as conn:
-            value = conn.execute(select(RUNS.c.stop_requested).where(RUNS.c.id == run_id))
-            return value.scalar()
 
     def clear_stop_request(self, run_id: int) -> None:
         """A new run starts: forget an earlier stop request."""
@@ -148,6 +150,7 @@ class Ledger:
         """
         price = cost or (lambda _spec: None)
         with self._transaction("sync_jobs") as conn:
+            leases.lock_run(conn, run_id)  # workers starting together sync one after the other
             known = {r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd)
                      for r in conn.execute(
                          select(JOBS.c.key, JOBS.c.id, JOBS.c.ordinal, JOBS.c.in_manifest,
@@ -184,14 +187,26 @@ class Ledger:
     # -- claiming and submitting ----------------------------------------------------------------
 
     def claim_next(self, run_id: int, *, worker: str | None = None,
-                   budget_usd: float | None = None) -> JobRecord | None:
+                   budget_usd: float | None = None, run_limit: int | None = None,
+                   lease_seconds: float | None = None) -> JobRecord | None:
         """Take the next pending job and commit the intent to submit it (state ``submitting``).
 
-        Returns None when nothing is pending; raises ``BudgetReached`` when the job would take
-        the run's spending past ``budget_usd``. The commit is durable before this returns: a
-        crash after it leaves the job ``submitting``, which a resume turns into ``unknown``.
+        Returns None when nothing is pending or the run already has ``run_limit`` jobs in flight
+        remotely (all workers together); raises ``BudgetReached`` when the job would take the
+        run's spending past ``budget_usd``, and ``StopRequested`` once ``request_stop`` was
+        called (in the same transaction: no claim slips past a cancel). With ``lease_seconds``
+        the job is leased to ``worker``. Claims of one run are serialized, so the limit and the
+        budget hold for the run as a whole. The commit is durable before this returns: a crash
+        after it leaves the job ``submitting``, which a resume (or another worker) turns into
+        ``unknown``.
         """
         with self._transaction("claim_next", durable=True) as conn:
+            leases.lock_run(conn, run_id)
+            stop = conn.execute(select(RUNS.c.stop_requested).where(RUNS.c.id == run_id)).scalar()
+            if stop:
+                raise StopRequested(f"stop requested: {stop}")
+            if run_limit is not None and leases.remote_active(conn, run_id) >= run_limit:
+                return None
             job_id = conn.execute(self._next_pending_query(run_id)).scalar()
             if job_id is None:
                 return None
@@ -200,7 +215,8 @@ class Ledger:
             now = utcnow()
             conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(
                 state=JobState.SUBMITTING, attempts=JOBS.c.attempts + 1, error=None,
-                request_id=None, worker=worker, updated_at=now))
+                request_id=None, worker=worker, updated_at=now,
+                lease_until=None if lease_seconds is None else self._clock.at(lease_seconds)))
             row = conn.execute(select(JOBS).where(JOBS.c.id == job_id)).one()
             attempt_id = conn.execute(insert(ATTEMPTS).values(
                 job_id=job_id, number=row.attempts, outcome="sending", intent_at=now)
@@ -315,11 +331,12 @@ class Ledger:
                                 .order_by(OUTPUTS.c.position)).all()
         return [_output_record(r) for r in rows]
 
-    def record_file(self, output: OutputRecord, *, path: str, size: int, sha256: str) -> None:
-        """An output file is on disk, verified, under its final name."""
+    def record_file(self, output: OutputRecord, *, path: str, size: int, sha256: str,
+                    host: str | None = None) -> None:
+        """An output file is on disk, verified, under its final name, written by ``host``."""
         with self._transaction("record_file") as conn:
             conn.execute(update(OUTPUTS).where(OUTPUTS.c.id == output.id).values(
-                path=path, size=size, sha256=sha256, downloaded_at=utcnow()))
+                path=path, size=size, sha256=sha256, downloaded_at=utcnow(), host=host))
 
     def record_done(self, job: JobRecord) -> None:
         """Every output file of the job is on disk and verified."""
@@ -360,6 +377,62 @@ class Ledger:
                 .order_by(JOBS.c.ordinal)).all()
             attempts = _current_attempts(conn, [r.id for r in rows])
         return [_job_record(r, attempt_id=attempts.get(r.id)) for r in rows]
+
+    # -- workers and leases (see leases.py) ----------------------------------------------------
+
+    def register_worker(self, run_id: int, worker_id: str, *, host: str, pid: int,
+                        concurrency: int, lease_seconds: float) -> None:
+        """A worker (this process) starts driving the run."""
+        with self._transaction("register_worker") as conn:
+            leases.register(conn, self._clock, worker_id=worker_id, run_id=run_id, host=host,
+                            pid=pid, concurrency=concurrency, lease_seconds=lease_seconds)
+
+    def heartbeat(self, run_id: int, worker_id: str, *, lease_seconds: float) -> int:
+        """The worker is alive: renew every lease it holds; returns how many jobs it holds."""
+        with self._transaction("heartbeat") as conn:
+            return leases.renew(conn, self._clock, worker_id=worker_id, run_id=run_id,
+                                lease_seconds=lease_seconds)
+
+    def take_over(self, run_id: int, worker_id: str, *, lease_seconds: float,
+                  starting: bool = False) -> Takeover:
+        """Adopt the jobs in flight of workers that are gone (their lease ended).
+
+        Jobs with a request id are leased to ``worker_id`` and returned to be re-attached,
+        never resubmitted; jobs caught ``submitting`` become ``unknown``. ``starting``: also
+        adopt jobs nobody drives (a resume); on SQLite, every job in flight (the file lock of
+        ``exclusive()`` proves no other process drives any).
+        """
+        adopt = Adopt.EXPIRED
+        if starting:
+            adopt = Adopt.ON_START if self.shared else Adopt.EVERYTHING
+        with self._transaction("take_over") as conn:
+            rows, unknown = leases.take_over(conn, self._clock, run_id=run_id,
+                                             worker_id=worker_id, lease_seconds=lease_seconds,
+                                             adopt=adopt)
+            attempts = _current_attempts(conn, [r.id for r in rows])
+        return Takeover(attached=[_job_record(r, attempt_id=attempts.get(r.id)) for r in rows],
+                        unknown=unknown)
+
+    def park_job(self, job: JobRecord, worker_id: str) -> None:
+        """The worker gives up on the job for now (a download failed...): not taken over by
+        running workers, adopted by the next one to start."""
+        with self._transaction("park_job") as conn:
+            leases.park(conn, job_id=job.id, worker_id=worker_id)
+
+    def release_worker(self, run_id: int, worker_id: str) -> None:
+        """The worker exits: running workers take over its jobs in flight at once."""
+        with self._transaction("release_worker") as conn:
+            leases.release(conn, self._clock, worker_id=worker_id, run_id=run_id)
+
+    def others_in_flight(self, run_id: int, worker_id: str) -> int:
+        """Jobs in flight that other workers hold (or held, if they are gone)."""
+        with self._transaction("others_in_flight") as conn:
+            return leases.others_in_flight(conn, run_id, worker_id)
+
+    def workers(self, run_id: int) -> list[WorkerInfo]:
+        """Every worker the run has had, newest first, with its leases and throughput."""
+        with self._transaction("workers") as conn:
+            return leases.workers(conn, self._clock, run_id)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -588,7 +661,7 @@ def _job_record(row: Any, *, attempt_id: int | None = None) -> JobRecord:
 
 def _output_record(row: Any) -> OutputRecord:
     return OutputRecord(id=row.id, job_id=row.job_id, position=row.position, url=row.url,
-                        path=row.path, size=row.size, sha256=row.sha256)
+                        path=row.path, size=row.size, sha256=row.sha256, host=row.host)
 
 
 def _labelled(table: Any, prefix: str) -> list[Any]:

@@ -161,6 +161,9 @@ class SimulatorApp:
         if kind is FaultKind.PARTIAL:
             keep = fault.params.get("keep")
             return PartialResponse(response, None if keep is None else int(keep))
+        if kind is FaultKind.MALFORMED:
+            return Response(bytes(response.body)[: max(1, len(response.body) // 2)], 200,
+                            media_type="application/json")
         return DroppedResponse()
 
     # -- handlers ---------------------------------------------------------------------------
@@ -255,10 +258,16 @@ class SimulatorApp:
 
     async def _file(self, request: Request) -> Response:
         self.stats.count_call("file")
+        if "authorization" in request.headers:
+            self.stats.add("file_requests_with_token")
         fault = self.faults.draw("file")
         if fault is not None and fault.kind in _EARLY:
             self.stats.count_fault(fault.kind)
             return self._early_answer(fault)
+        if fault is not None and fault.kind is FaultKind.REDIRECT:
+            self.stats.count_fault(fault.kind)
+            location = str(fault.params.get("location") or request.url)
+            return Response(b"", 302, {"location": location})
         file = self._find_file(request.path_params["request_id"], request.path_params["name"])
         if file is None:
             self.stats.add("not_found")

@@ -41,6 +41,8 @@ class FaultConfig:
     """Files only: full ``Content-Length`` announced, about half the bytes sent, closed."""
     lost_answer: float = 0.0
     """Submits only: the request is created, runs and is billed, but the answer is lost."""
+    malformed: float = 0.0
+    """API routes: a 200 whose body is not valid JSON (the call's side effects did happen)."""
     routes: frozenset[RouteClass] = ROUTE_CLASSES
 
     def __post_init__(self) -> None:
@@ -52,6 +54,7 @@ class FaultConfig:
             "slow",
             "truncate",
             "lost_answer",
+            "malformed",
             "retry_after_share",
         ):
             _check_probability(name, getattr(self, name))
@@ -82,6 +85,8 @@ class FaultConfig:
             groups["truncate"] = self.truncate
         if route == "submit":
             groups["lost_answer"] = self.lost_answer
+        if route != "file":
+            groups["malformed"] = self.malformed
         return {name: p for name, p in groups.items() if p > 0}
 
     @property

@@ -44,6 +44,10 @@ class FaultKind(StrEnum):
     """Files: full Content-Length announced, only param ``keep`` bytes (default half) sent."""
     LOST_ANSWER = "lost_answer"
     """Submits: the request is created (runs, billed, in records); the connection drops."""
+    MALFORMED = "malformed"
+    """API routes: 200 whose body is not valid JSON (after the side effects, like partial)."""
+    REDIRECT = "redirect"
+    """Files: 302 to param ``location`` (default: the same URL, asked again)."""
     FAIL = "fail"
     """Submits: the generation of the created request fails (param ``error``: its JSON)."""
 
@@ -52,6 +56,8 @@ _EVERYWHERE = frozenset({"submit", "status", "result", "cancel", "catalog", "fil
 _VALID_ROUTES: Mapping[FaultKind, frozenset[str]] = {
     **{kind: _EVERYWHERE for kind in FaultKind},
     FaultKind.TRUNCATE: frozenset({"file"}),
+    FaultKind.MALFORMED: frozenset({"submit", "status", "result", "cancel", "catalog"}),
+    FaultKind.REDIRECT: frozenset({"file"}),
     FaultKind.LOST_ANSWER: frozenset({"submit"}),
     FaultKind.FAIL: frozenset({"submit"}),
 }
@@ -62,6 +68,7 @@ _PARAMS: Mapping[FaultKind, frozenset[str]] = {
     FaultKind.PARTIAL: frozenset({"keep"}),
     FaultKind.TRUNCATE: frozenset({"keep"}),
     FaultKind.FAIL: frozenset({"error"}),
+    FaultKind.REDIRECT: frozenset({"location"}),
 }
 _ROUTE_CLASS: Mapping[str, RouteClass] = {
     "submit": "submit",

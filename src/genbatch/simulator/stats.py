@@ -26,6 +26,8 @@ class SimulatorStats:
         billed_usd: what the account paid, net of refunds (cancelled, failed).
         bytes_served: body bytes of output files sent (truncated and ranged ones included).
         files_served: output file answers sent complete (200 or 206).
+        file_requests_with_token: file requests that carried an Authorization header (a client
+            must never send its API token to a file host).
     """
 
     def __init__(self) -> None:
@@ -46,6 +48,7 @@ class SimulatorStats:
         self.billed_usd = 0.0
         self.bytes_served = 0
         self.files_served = 0
+        self.file_requests_with_token = 0
         self._seen_bodies: set[str] = set()
 
     def add(self, name: str, amount: int | float = 1) -> None:

@@ -1,0 +1,196 @@
+"""Faults and failures, end to end: what is retried, what is not, and when a run stops early."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from genbatch.ledger import Ledger, resolve_location
+from genbatch.simulator import Simulator, SimulatorConfig
+
+from support import (
+    cli_env,
+    genbatch,
+    kling_manifest,
+    output_files,
+    start_genbatch,
+    status,
+    wait_until,
+)
+
+FAST = 0.0005
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(SimulatorConfig(time_scale=FAST, capacity=8, seed=21)) as simulator:
+        yield simulator
+
+
+def run_args(manifest: Path, *extra: str) -> list[str]:
+    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
+
+
+def attempts_of(ledger_path: Path, run: str) -> list[list[str]]:
+    """Each job's attempt outcomes, read through the public ledger API."""
+    ledger = Ledger.open(resolve_location(str(ledger_path)))
+    try:
+        info = ledger.find_run(run)
+        assert info is not None
+        return [[a.outcome for a in ledger.attempts(job.id)] for job in ledger.jobs(info.id)]
+    finally:
+        ledger.close()
+
+
+def test_a_failed_generation_is_retried_up_to_max_attempts_each_attempt_recorded(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 2, extra="max_attempts: 2\n")
+    sim.inject(route="submit", fault="fail", count=1,
+               error={"code": "nsfw", "message": "content policy"})
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert sorted(attempts_of(tmp_path / "ledger.db", "sweep")) == [
+        ["failed", "succeeded"], ["succeeded"]]
+    assert sim.stats.submissions == 3
+
+
+def test_a_generation_failing_every_attempt_ends_failed_with_the_servers_error(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 1, extra="max_attempts: 2\n")
+    sim.inject(route="submit", fault="fail", count=2,
+               error=[{"errorCode": "E42", "error": "the model crashed", "debugInfo": "x"}])
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "the model crashed (E42)" in done.stderr
+    assert status(env, tmp_path)["counts"]["failed"] == 1
+
+
+def test_jobs_failing_the_same_way_stop_the_run_early(tmp_path: Path) -> None:
+    with Simulator(SimulatorConfig(time_scale=FAST, fail_rate=1.0, seed=22)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 30)
+
+        done = genbatch(run_args(manifest, "-c", "1", "--max-failures", "3"), env=env,
+                        cwd=tmp_path)
+
+        assert done.returncode == 1
+        assert "3 jobs in a row failed the same way" in done.stderr
+        assert sim.stats.submissions == 3
+        assert status(env, tmp_path)["counts"]["pending"] == 27
+
+
+def test_a_failure_percentage_stops_the_run_too(tmp_path: Path) -> None:
+    with Simulator(SimulatorConfig(time_scale=FAST, fail_rate=0.9, seed=23)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        done = genbatch(run_args(kling_manifest(tmp_path, 60), "-c", "2", "--max-failures",
+                                 "50%"), env=env, cwd=tmp_path)
+
+        assert done.returncode == 1
+        assert "of the last 20 jobs failed" in done.stderr
+        assert sim.stats.submissions < 30
+
+
+def test_lost_answers_in_a_row_stop_submitting_instead_of_piling_up_unknown_jobs(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    sim.inject(route="submit", fault="lost_answer", count=10)
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 10), "-c", "1"), env=env, cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "3 submits in a row got no answer" in done.stderr
+    counts = status(env, tmp_path)["counts"]
+    assert (counts["unknown"], counts["pending"]) == (3, 7)
+
+
+def test_a_malformed_submit_answer_is_ambiguous_and_a_malformed_poll_is_retried(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    sim.inject(route="submit", fault="malformed", count=1)
+    sim.inject(route="result", fault="malformed", count=3)
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 3), "-c", "1"), env=env, cwd=tmp_path)
+
+    counts = status(env, tmp_path)["counts"]
+    assert (counts["unknown"], counts["done"]) == (1, 2)
+    assert done.returncode == 1
+    assert sim.stats.duplicate_submissions == 0
+
+
+def test_html_error_pages_and_429s_without_retry_after_are_waited_out(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    for fault in ("bad_gateway", "unavailable", "rate_limit_bare", "server_error"):
+        sim.inject(route="result", fault=fault, count=2)
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 3)), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert sum(sim.stats.faults.values()) == 8
+    assert sim.stats.duplicate_submissions == 0
+
+
+def test_retry_reruns_only_the_failed_jobs_and_keeps_the_successes(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 4)
+    sim.inject(route="submit", fault="fail", count=1)
+    first = genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)
+    assert first.returncode == 1
+
+    again = genbatch(["retry", str(manifest), "--failed", "--poll-interval", "0.01"],
+                     env=env, cwd=tmp_path)
+
+    assert again.returncode == 0, again.stderr
+    assert "1 job(s) to run again" in again.stderr
+    assert sim.stats.submissions == 5
+    assert len(output_files(tmp_path / "out")) == 4
+
+
+def test_cancel_cancels_queued_requests_reports_running_ones_and_stops_the_run(
+        tmp_path: Path) -> None:
+    # Capacity 1 and long generations: one job runs, the others wait in the remote queue.
+    with Simulator(SimulatorConfig(time_scale=0.1, capacity=1, seed=25)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 6)
+        runner = start_genbatch(run_args(manifest, "-c", "3"), env=env, cwd=tmp_path)
+        wait_until(lambda: sim.stats.submissions == 3, what="three submits")
+
+        cancelled = genbatch(["cancel", str(manifest)], env=env, cwd=tmp_path)
+
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert "cancelled 2 queued request(s)" in cancelled.stdout
+        assert "1 request(s) were already running" in cancelled.stdout
+        runner.kill()  # the running clip takes 24 s here; the stop request is what matters
+        runner.communicate()
+        counts = status(env, tmp_path)["counts"]
+        assert counts["cancelled"] == 2
+        assert counts["pending"] == 3
+        assert sim.stats.cancellations == 2
+
+
+def test_a_running_process_stops_submitting_when_cancel_is_requested(tmp_path: Path) -> None:
+    with Simulator(SimulatorConfig(time_scale=0.01, capacity=2, seed=26)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 20)
+        runner = start_genbatch(run_args(manifest, "-c", "2", "--json"), env=env,
+                                cwd=tmp_path)
+        wait_until(lambda: sim.stats.submissions >= 2, what="the run to start")
+
+        genbatch(["cancel", str(manifest)], env=env, cwd=tmp_path)
+        stdout, stderr = runner.communicate(timeout=60)
+
+        notices = [json.loads(line) for line in stdout.splitlines()]
+        assert any("stop requested" in (n.get("message") or "") for n in notices)
+        assert "stop requested" in stderr
+        assert sim.stats.submissions < 20
+        assert runner.returncode == 1
