@@ -1,0 +1,147 @@
+"""Hostile surroundings: file hosts, redirects, sizes, names, full or unwritable disks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from genbatch.simulator import Simulator, SimulatorConfig
+
+from support import cli_env, genbatch, kling_manifest, output_files, status
+
+FAST = 0.0005
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(SimulatorConfig(time_scale=FAST, capacity=8, seed=31)) as simulator:
+        yield simulator
+
+
+def run_args(manifest: Path, *extra: str) -> list[str]:
+    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
+
+
+def test_the_token_is_never_sent_to_file_hosts(tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 3)), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert sim.stats.calls["file"] == 3
+    assert sim.stats.file_requests_with_token == 0
+
+
+def test_a_redirect_to_a_host_not_allowed_is_refused(tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    sim.inject(route="file", fault="redirect", location="https://evil.example.com/x.mp4")
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 1)), env=env, cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "not allowed" in done.stderr
+    assert status(env, tmp_path)["counts"]["failed"] == 1
+    assert not output_files(tmp_path / "out")
+
+
+def test_a_redirect_within_allowed_hosts_is_followed(tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    sim.inject(route="file", fault="redirect")  # to the same URL on the same (allowed) host
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 1)), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert sim.stats.faults["redirect"] == 1
+    assert len(output_files(tmp_path / "out")) == 1
+
+
+def test_files_over_the_size_cap_are_refused_and_nothing_is_left_on_disk(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 1, extra="max_file_size: 100\n")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "cap" in done.stderr
+    assert status(env, tmp_path)["counts"]["failed"] == 1
+    assert not [p for p in (tmp_path / "out").iterdir() if p.suffix in (".mp4", ".part")]
+
+
+def test_file_names_made_from_hostile_prompts_stay_inside_the_output_directory(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "model: kling/kling-2-6/pro/text-to-video\n"
+        'prompts: ["../../escape", "/etc/passwd", "CON", "a\\0b", "' + "x" * 400 + '"]\n'
+        "output: {dir: out, name: '{prompt}'}\n")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    written = [p for p in tmp_path.rglob("*.mp4")]
+    assert len(written) == 5
+    assert all(p.parent == tmp_path / "out" for p in written)
+    assert all(len(p.name) <= 255 and "\0" not in p.name for p in written)
+
+
+def test_an_unwritable_output_directory_stops_the_run_and_resumes_once_fixed(
+        tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 2)
+    (tmp_path / "out").write_text("a file where the output directory should be")
+
+    stopped = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert stopped.returncode == 4
+    assert "output directory" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert status(env, tmp_path)["counts"]["done"] == 0
+    (tmp_path / "out").unlink()
+    resumed = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sim.stats.submissions == 2
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs, mounted for the test (needs root; skipped elsewhere)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                              str(mount_point)], capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root: cannot simulate a full disk here")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_leaves_no_partial_file_as_if_complete_and_resumes_once_space_is_back(
+        tmp_path: Path, sim: Simulator, tiny_disk: Path) -> None:
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"\0" * (63 * 1024))  # leaves less than one clip's worth of space
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 3, extra=f"output: {{dir: {tiny_disk}/out}}\n",
+                              name="disk.yaml")
+    manifest.write_text(manifest.read_text().replace("output:\n  dir: out\n", ""))
+
+    stopped = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert stopped.returncode == 4, stopped.stderr
+    assert "No space left" in stopped.stderr
+    counts = status(env, tmp_path)["counts"]
+    assert counts["done"] == 0
+    assert not [p for p in (tiny_disk / "out").iterdir() if p.suffix in (".mp4", ".part")]
+    filler.unlink()
+    resumed = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(output_files(tiny_disk / "out")) == 3
+    assert sim.stats.submissions == 3
+    shutil.rmtree(tiny_disk / "out")
