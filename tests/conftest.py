@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from genbatch.simulator import Simulator, SimulatorConfig
 
@@ -58,3 +61,69 @@ def sim_client(simulator: Simulator) -> Iterator[httpx.Client]:
 # ---------------------------------------------------------------------------------------------
 # (end of the simulator section)
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL fixtures (owner: scale-out, issue #7)
+# ---------------------------------------------------------------------------------------------
+
+POSTGRES_URL_ENV = "GENBATCH_TEST_POSTGRES_URL"
+POSTGRES_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REQUIRE_POSTGRES_ENV = "GENBATCH_REQUIRE_POSTGRES"
+_postgres_problem: list[str | None] = []
+"""Why PostgreSQL is unreachable (None: it is reachable); probed once per session."""
+
+
+def _probe_postgres(url: str) -> str | None:
+    try:
+        import psycopg  # only the PostgreSQL tests need the driver
+    except ImportError:
+        return "psycopg is not installed: pip install -e '.[test]'"
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The test PostgreSQL's URL (``$GENBATCH_TEST_POSTGRES_URL`` or the local ``test``
+    database). Skips the test when unreachable, or fails it with GENBATCH_REQUIRE_POSTGRES=1."""
+    url = os.environ.get(POSTGRES_URL_ENV, POSTGRES_DEFAULT_URL)
+    if not _postgres_problem:
+        _postgres_problem.append(_probe_postgres(url))
+    problem = _postgres_problem[0]
+    if problem is not None:
+        message = f"no PostgreSQL reachable at {url} ({problem}); set {POSTGRES_URL_ENV}"
+        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+            pytest.fail(f"{message} ({REQUIRE_POSTGRES_ENV}=1 makes this an error)")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A ledger URL in a fresh schema of the test PostgreSQL, dropped when the test ends."""
+    import psycopg
+
+    schema = f"genbatch_test_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in postgres_server else "?"
+    yield f"{postgres_server}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+# ---------------------------------------------------------------------------------------------
+# (end of the PostgreSQL section)
+# ---------------------------------------------------------------------------------------------
+
+
+# -- hypothesis profiles ------------------------------------------------------------------------
+# "default" keeps the suite quick; HYPOTHESIS_PROFILE=thorough runs thousands of examples each.
+settings.register_profile("default", max_examples=350, deadline=None)
+settings.register_profile("thorough", max_examples=5000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
