@@ -99,7 +99,7 @@ def run(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
         allow_insecure=allow_insecure, json_output=json_output))
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(epilog="Example: genbatch resume sweep.yaml\n\n" + EXIT_CODES)
 @one_line_errors
 def resume(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
            concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,

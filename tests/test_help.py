@@ -1,0 +1,47 @@
+"""Every command explains itself with an example, and shell completion is available."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from genbatch.cli import _register_commands, app
+
+_register_commands()
+COMMANDS = sorted(command.name or command.callback.__name__  # type: ignore[union-attr]
+                  for command in app.registered_commands)
+GENBATCH = Path(sys.executable).with_name("genbatch")
+
+
+def genbatch(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "genbatch", *args], capture_output=True,
+                          text=True, timeout=60, check=False,
+                          env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **env})
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    done = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+
+    assert done.exit_code == 0, done.output
+    assert "Example" in done.output, f"genbatch {command} --help has no example"
+
+
+def test_the_new_commands_are_registered() -> None:
+    assert {"export", "gallery", "show", "runs"} <= set(COMMANDS)
+
+
+def test_bash_completion_completes_command_names() -> None:
+    if not GENBATCH.exists():
+        pytest.skip("the genbatch console script is not installed beside this Python")
+    done = subprocess.run([str(GENBATCH)], capture_output=True, text=True, timeout=60,
+                          check=False, env={**os.environ, "_GENBATCH_COMPLETE": "complete_bash",
+                                            "COMP_WORDS": "genbatch gal", "COMP_CWORD": "1"})
+
+    assert done.stdout.split() == ["gallery"]
+    assert "--install-completion" in genbatch("--help").stdout
