@@ -170,6 +170,8 @@ def options_for(manifest: Manifest, *, concurrency: int | None = None,
     settings = manifest.settings
     changes: dict[str, object] = {
         "concurrency": concurrency or manifest.concurrency or options.concurrency,
+        # The manifest's limit holds for the run as a whole, however many workers share it.
+        "run_concurrency": manifest.concurrency,
         "max_attempts": settings.max_attempts or options.max_attempts,
         "allowed_hosts": tuple(settings.allowed_hosts or ()) + options.allowed_hosts,
         "budget_usd": options.budget_usd if options.budget_usd is not None

@@ -21,6 +21,7 @@ from genbatch.polling import PollPolicy
 from genbatch.runner import RunOptions, RunSummary
 from genbatch.states import SPENDING_STATES, JobState
 from genbatch.ui import JsonLog, LineLog, LiveDisplay
+from genbatch.workers import DEFAULT_LEASE_SECONDS, LEASE_ENV
 
 EXIT_CODES = """Exit codes: 0 all jobs done; 1 some jobs not done (failed, unknown, expired...);
 2 bad manifest or usage; 3 run stopped by the account (token, balance);
@@ -37,7 +38,13 @@ RUN_EPILOG = f"""Examples:
 
 MANIFEST = typer.Argument(..., help="The YAML manifest.")
 CONCURRENCY = typer.Option(None, "--concurrency", "-c", min=1,
-                           help="Requests in flight at once [default: the manifest's, else 4]")
+                           help="Requests in flight at once from this process [default: the "
+                           "manifest's, else 4]; the manifest's concurrency caps the whole run, "
+                           "all workers together")
+LEASE_SECONDS = typer.Option(DEFAULT_LEASE_SECONDS, "--lease-seconds", envvar=LEASE_ENV,
+                             min=0.1, metavar="SECONDS",
+                             help="With a shared (PostgreSQL) ledger: how long after this "
+                             "worker's last heartbeat other workers take its jobs over.")
 API_BASE = typer.Option(None, "--api-base", metavar="URL", help="API base [default: "
                         "$RUNCOMFY_API_BASE or https://model-api.runcomfy.net]")
 SIMULATE = typer.Option(False, "--simulate",
@@ -78,6 +85,7 @@ class RunRequest:
     max_failures: str = DEFAULT_MAX_FAILURES
     allow_insecure: bool = False
     json_output: bool = False
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     budget: float | None = None
     reset_states: Sequence[JobState] = ()
 
@@ -90,13 +98,13 @@ def run(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
         max_jobs: int | None = MAX_JOBS, strict: bool = STRICT,
         poll_interval: float = POLL_INTERVAL, max_failures: str = MAX_FAILURES,
         budget: float | None = BUDGET, allow_insecure: bool = ALLOW_INSECURE,
-        json_output: bool = JSON_OUTPUT) -> None:
+        json_output: bool = JSON_OUTPUT, lease_seconds: float = LEASE_SECONDS) -> None:
     """Run every job of MANIFEST that is not done yet; run it again to resume."""
     execute_request(RunRequest(
         manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
         simulate=simulate, resubmit_unknown=resubmit_unknown, max_jobs=max_jobs, strict=strict,
         poll_interval=poll_interval, max_failures=max_failures, budget=budget,
-        allow_insecure=allow_insecure, json_output=json_output))
+        allow_insecure=allow_insecure, json_output=json_output, lease_seconds=lease_seconds))
 
 
 @app.command(epilog="Example: genbatch resume sweep.yaml\n\n" + EXIT_CODES)
@@ -105,13 +113,15 @@ def resume(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
            concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
            simulate: bool = SIMULATE, resubmit_unknown: bool = RESUBMIT_UNKNOWN,
            poll_interval: float = POLL_INTERVAL, max_failures: str = MAX_FAILURES,
-           budget: float | None = BUDGET, json_output: bool = JSON_OUTPUT) -> None:
+           budget: float | None = BUDGET, json_output: bool = JSON_OUTPUT,
+           lease_seconds: float = LEASE_SECONDS) -> None:
     """Resume MANIFEST's run (the same as `run`): re-attach to requests in flight, submit the
     pending jobs."""
     execute_request(RunRequest(
         manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
         simulate=simulate, resubmit_unknown=resubmit_unknown, poll_interval=poll_interval,
-        max_failures=max_failures, budget=budget, json_output=json_output))
+        max_failures=max_failures, budget=budget, json_output=json_output,
+        lease_seconds=lease_seconds))
 
 
 @app.command(epilog="Example: genbatch retry sweep.yaml --failed --expired\n\n" + EXIT_CODES)
@@ -125,7 +135,7 @@ def retry(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
           concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
           simulate: bool = SIMULATE, poll_interval: float = POLL_INTERVAL,
           max_failures: str = MAX_FAILURES, budget: float | None = BUDGET,
-          json_output: bool = JSON_OUTPUT) -> None:
+          json_output: bool = JSON_OUTPUT, lease_seconds: float = LEASE_SECONDS) -> None:
     """Run again the jobs of MANIFEST that ended failed (default), unknown, expired or
     cancelled; done jobs are kept."""
     states = [s for s, wanted in ((JobState.FAILED, failed), (JobState.UNKNOWN, unknown),
@@ -134,7 +144,8 @@ def retry(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
     execute_request(RunRequest(
         manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
         simulate=simulate, poll_interval=poll_interval, max_failures=max_failures,
-        budget=budget, json_output=json_output, reset_states=states or [JobState.FAILED]))
+        budget=budget, json_output=json_output, lease_seconds=lease_seconds,
+        reset_states=states or [JobState.FAILED]))
 
 
 def execute_request(request: RunRequest) -> None:
@@ -146,7 +157,7 @@ def execute_request(request: RunRequest) -> None:
     options = RunOptions(resubmit_unknown=request.resubmit_unknown,
                          poll=PollPolicy(min_interval=request.poll_interval),
                          max_failures=FailureLimit.parse(request.max_failures),
-                         budget_usd=request.budget)
+                         budget_usd=request.budget, lease_seconds=request.lease_seconds)
     with ExitStack() as stack:
         if request.simulate:
             connection = stack.enter_context(batch.simulated_connection())

@@ -1,4 +1,4 @@
-"""``genbatch status``: counts per state, per run, from the ledger."""
+"""``genbatch status``: counts per state, per run, and the workers driving each run."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
 from genbatch.errors import UsageError
-from genbatch.ledger import Ledger, RunInfo
+from genbatch.ledger import Ledger, RunInfo, WorkerInfo
 from genbatch.manifest import load_manifest
 from genbatch.states import JobState
 
@@ -29,10 +29,14 @@ def status(
     with batch.open_ledger_for(ledger) as store:
         runs = _runs(store, manifest)
         per_run = [(run, store.counts(run.id)) for run in runs]
+        workers = [(run, worker) for run in runs for worker in store.workers(run.id)]
     if json_output:
-        print(json.dumps(_as_json(per_run)))
+        report = _as_json(per_run)
+        report["workers"] = [_worker_json(run, worker) for run, worker in workers]
+        print(json.dumps(report))
         return
     _print_table(per_run)
+    _print_workers(workers)
 
 
 def _runs(store: Ledger, manifest: Path | None) -> list[RunInfo]:
@@ -70,3 +74,55 @@ def _print_table(per_run: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
         if run.stop_reason:
             Console().print(f"{run.name}: last stopped because: {run.stop_reason}",
                             highlight=False)
+
+
+# Stopped workers pile up run after run: the table shows the live ones and the latest others.
+STOPPED_WORKERS_SHOWN = 4
+
+
+def _worker_json(run: RunInfo, worker: WorkerInfo) -> dict[str, object]:
+    lease_left = worker.lease_left
+    return {
+        "run": run.name, "id": worker.id, "host": worker.host, "pid": worker.pid,
+        "status": worker.status, "concurrency": worker.concurrency,
+        "lease_seconds": worker.lease_seconds, "jobs_held": worker.jobs_held,
+        "lease_left_seconds": None if lease_left is None else round(lease_left, 3),
+        "jobs_done": worker.jobs_done,
+        "done_per_minute": round(worker.done_per_minute, 3),
+        "started_at": worker.started_at.isoformat(),
+        "heartbeat_at": worker.heartbeat_at.isoformat(),
+        "stopped_at": worker.stopped_at.isoformat() if worker.stopped_at else None,
+    }
+
+
+def _print_workers(workers: list[tuple[RunInfo, WorkerInfo]]) -> None:
+    shown = _workers_shown(workers)
+    if not shown:
+        return
+    table = Table(title="workers", show_lines=False)
+    for name in ("run", "worker", "status", "held", "lease left", "done", "done/min",
+                 "heartbeat"):
+        table.add_column(name, justify="left" if name in ("run", "worker", "status")
+                         else "right")
+    for run, worker in shown:
+        left = worker.lease_left
+        silent = (worker.as_of - worker.heartbeat_at).total_seconds()
+        table.add_row(run.name, worker.id, worker.status, str(worker.jobs_held),
+                      "·" if left is None else f"{left:.0f}s", str(worker.jobs_done),
+                      f"{worker.done_per_minute:.1f}",
+                      "·" if worker.stopped_at else f"{silent:.0f}s ago")
+    Console().print(table)
+
+
+def _workers_shown(workers: list[tuple[RunInfo, WorkerInfo]]
+                   ) -> list[tuple[RunInfo, WorkerInfo]]:
+    """Every worker not stopped, and the latest few stopped ones of each run (newest first)."""
+    stopped_seen: dict[int, int] = {}
+    shown = []
+    for run, worker in workers:
+        if worker.status == "stopped":
+            stopped_seen[run.id] = stopped_seen.get(run.id, 0) + 1
+            if stopped_seen[run.id] > STOPPED_WORKERS_SHOWN:
+                continue
+        shown.append((run, worker))
+    return shown

@@ -11,6 +11,8 @@ from genbatch.ledger.records import (
     OutputRecord,
     RunInfo,
     SyncReport,
+    Takeover,
+    WorkerInfo,
 )
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "OutputRecord",
     "RunInfo",
     "SyncReport",
+    "Takeover",
+    "WorkerInfo",
     "open_ledger",
     "resolve_location",
 ]

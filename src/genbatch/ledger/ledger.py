@@ -63,8 +63,12 @@ class Ledger:
         """Open (creating if needed) the ledger at ``location``; refuses a corrupt one."""
         engine = create_ledger_engine(location)
         ledger = cls(engine, location)
-        with ledger._errors("open"):
-            ensure_schema(engine, display=location.display)
+        try:
+            with ledger._errors("open"):
+                ensure_schema(engine, display=location.display)
+        except BaseException:
+            engine.dispose()  # a refused ledger leaves no connection behind
+            raise
         return ledger
 
     def close(self) -> None:
@@ -456,7 +460,7 @@ class Ledger:
         with self._transaction("spend") as conn:
             rows = conn.execute(select(JOBS.c.state, func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
                                 .where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
-                                .group_by(JOBS.c.state)).tuples().all()
+                                .group_by(JOBS.c.state)).all()
         found = {state: float(total) for state, total in rows}
         return {state: found.get(state.value, 0.0) for state in JobState}
 
@@ -627,7 +631,8 @@ def _counts(conn: Connection, run_id: int, *, in_manifest_only: bool = True
     query = select(JOBS.c.state, func.count()).where(JOBS.c.run_id == run_id)
     if in_manifest_only:
         query = query.where(JOBS.c.in_manifest.is_(True))
-    found: dict[str, int] = dict(conn.execute(query.group_by(JOBS.c.state)).tuples().all())
+    found: dict[str, int] = {state: count for state, count in
+                             conn.execute(query.group_by(JOBS.c.state))}
     return {state: int(found.get(state.value, 0)) for state in JobState}
 
 
@@ -639,7 +644,7 @@ def _current_attempts(conn: Connection, job_ids: list[int]) -> dict[int, int]:
         chunk = job_ids[start:start + SYNC_BATCH]
         latest = (select(ATTEMPTS.c.job_id, func.max(ATTEMPTS.c.id))
                   .where(ATTEMPTS.c.job_id.in_(chunk)).group_by(ATTEMPTS.c.job_id))
-        found.update(dict(conn.execute(latest).tuples().all()))
+        found.update({job_id: attempt_id for job_id, attempt_id in conn.execute(latest)})
     return found
 
 
@@ -688,7 +693,7 @@ def _group_job_outputs(rows: Sequence[Any]) -> list[JobOutputs]:
         if row.o_id is not None:
             outputs.append(OutputRecord(id=row.o_id, job_id=row.id, position=row.o_position,
                                         url=row.o_url, path=row.o_path, size=row.o_size,
-                                        sha256=row.o_sha256))
+                                        sha256=row.o_sha256, host=row.o_host))
         last_of_job = index + 1 == len(rows) or rows[index + 1].id != row.id
         if last_of_job:
             found.append(_job_outputs(row, tuple(outputs)))

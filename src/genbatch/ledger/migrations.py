@@ -9,22 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlmodel import SQLModel
 
 from genbatch.errors import LedgerError
 from genbatch.ledger import tables
-from genbatch.ledger.tables import SCHEMA_VERSION, MetaRow
+from genbatch.ledger.tables import SCHEMA_VERSION, MetaRow, WorkerRow
 
 META = MetaRow.__table__  # type: ignore[attr-defined]  # set by SQLModel
+WORKERS = WorkerRow.__table__  # type: ignore[attr-defined]  # idem
+
+# Any constant will do: it names the lock every genbatch takes while creating or upgrading.
+SCHEMA_LOCK_KEY = 0x67656E62  # "genb"
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """Several workers per run: the workers table, and which host wrote each output file."""
+    WORKERS.create(conn)
+    conn.execute(text("ALTER TABLE outputs ADD COLUMN host VARCHAR"))
+
 
 # MIGRATIONS[n] upgrades a ledger from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
 
 
 def ensure_schema(engine: Engine, *, display: str) -> None:
     """Create or upgrade the schema of the ledger behind ``engine``."""
     with engine.begin() as conn:
+        _one_at_a_time(conn)
         names = set(inspect(conn).get_table_names())
         if not names:
             _create(conn)
@@ -40,6 +52,16 @@ def ensure_schema(engine: Engine, *, display: str) -> None:
         for step in range(version, SCHEMA_VERSION):
             MIGRATIONS[step](conn)
             _set_version(conn, step + 1)
+
+
+def _one_at_a_time(conn: Connection) -> None:
+    # Processes starting together: one creates or upgrades, the others then find it done.
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    else:
+        # pysqlite runs DDL outside any transaction unless one is opened explicitly; IMMEDIATE
+        # takes the write lock now, so a second process waits instead of racing.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _create(conn: Connection) -> None:

@@ -55,6 +55,8 @@ class OutputRecord:
     path: str | None
     size: int | None
     sha256: str | None
+    host: str | None = None
+    """The machine whose worker wrote the file."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,3 +99,59 @@ class JobOutputs:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerInfo:
+    """One worker (genbatch process) of a run, as ``genbatch status`` shows it."""
+
+    id: str
+    run_id: int
+    host: str
+    pid: int
+    concurrency: int
+    lease_seconds: float
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    jobs_held: int
+    """Jobs in flight this worker holds a lease on."""
+    lease_until: datetime | None
+    """The latest lease it holds (None when it holds none)."""
+    jobs_done: int
+    """Jobs this worker finished (downloaded and verified)."""
+    as_of: datetime
+    """The ledger's clock when this was read: ages and rates are relative to it."""
+
+    @property
+    def status(self) -> str:
+        """``stopped`` (exited), ``running`` (heartbeat fresh) or ``lost`` (silent past its
+        lease: killed, or cut off from the ledger; its jobs go to the others)."""
+        if self.stopped_at is not None:
+            return "stopped"
+        silent = (self.as_of - self.heartbeat_at).total_seconds()
+        return "running" if silent <= self.lease_seconds else "lost"
+
+    @property
+    def lease_left(self) -> float | None:
+        """Seconds until its latest lease expires (negative: expired), None without leases."""
+        if self.lease_until is None:
+            return None
+        return (self.lease_until - self.as_of).total_seconds()
+
+    @property
+    def done_per_minute(self) -> float:
+        """Throughput: jobs done per minute over the worker's life so far."""
+        end = self.stopped_at or (self.heartbeat_at if self.status == "lost" else self.as_of)
+        minutes = max((end - self.started_at).total_seconds(), 1.0) / 60.0
+        return self.jobs_done / minutes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Takeover:
+    """What a worker adopted from workers that are gone."""
+
+    attached: list[JobRecord] = field(default_factory=list)
+    """Jobs with a request id: re-attached (polled, fetched), never resubmitted."""
+    unknown: int = 0
+    """Jobs caught ``submitting``: their POST may have landed, so they became ``unknown``."""

@@ -1,0 +1,194 @@
+"""Workers and leases: how several genbatch processes share one run without stepping on each other.
+
+A worker claims a job with a lease (``jobs.worker``, ``jobs.lease_until``) and its heartbeat
+renews every lease it holds. A lease past its end means its worker is gone: another worker takes
+the job over, re-attaching to its request id (never resubmitting it), or, for a job caught
+``submitting``, marking it ``unknown`` (its POST may have landed). A NULL lease means nobody
+drives the job now (its worker gave up on it this time, say a download failed): the next worker to
+start adopts it, as a resume does.
+
+Times come from the database's clock on PostgreSQL, so workers on machines whose clocks disagree
+still agree on when a lease ends; a SQLite ledger lives on one machine, whose clock is the clock.
+These are statements on a connection: ``Ledger`` wraps each use in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from genbatch.ledger.records import WorkerInfo
+from genbatch.ledger.tables import AttemptRow, JobRow, RunRow, WorkerRow, utcnow
+from genbatch.states import LEASED_STATES, REMOTE_ACTIVE_STATES, JobState
+
+JOBS = JobRow.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
+ATTEMPTS = AttemptRow.__table__  # type: ignore[attr-defined]  # idem
+RUNS = RunRow.__table__  # type: ignore[attr-defined]  # idem
+WORKERS = WorkerRow.__table__  # type: ignore[attr-defined]  # idem
+
+LEASED = [s.value for s in LEASED_STATES]
+INTERRUPTED = "interrupted while submitting: the request may or may not exist remotely"
+
+
+class Adopt(Enum):
+    """Which jobs in flight a worker takes over."""
+
+    EVERYTHING = "everything"
+    """SQLite: the file lock proves no other process drives any job."""
+    ON_START = "on_start"
+    """Expired leases and jobs nobody drives (NULL lease): what a resume picks up."""
+    EXPIRED = "expired"
+    """While running: only the jobs of workers that stopped renewing their leases."""
+
+
+class Clock:
+    """The time leases are measured in: the database's on PostgreSQL, the local one on SQLite."""
+
+    def __init__(self, *, shared: bool) -> None:
+        self.shared = shared
+
+    def at(self, seconds_from_now: float = 0.0) -> Any:
+        """A value (or SQL expression) for now plus ``seconds_from_now``."""
+        delta = timedelta(seconds=seconds_from_now)
+        if self.shared:
+            return func.now() + delta if seconds_from_now else func.now()
+        return utcnow() + delta
+
+    def now(self, conn: Connection) -> datetime:
+        """The current time, read from the database when it is shared."""
+        if not self.shared:
+            return utcnow()
+        return aware(conn.execute(select(func.now())).scalar_one())
+
+
+def aware(value: datetime) -> datetime:
+    """``value`` with a timezone: SQLite hands UTC times back naive."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def lock_run(conn: Connection, run_id: int) -> None:
+    """Serialize the rest of the transaction with every other claim or sync of the run.
+
+    The run-wide limit and the budget are checks over all of the run's jobs: two workers that
+    checked at once could both pass and together cross them. Call it first in the transaction.
+    """
+    if conn.dialect.name == "sqlite":
+        # pysqlite opens its transaction only at the first write, after our reads; IMMEDIATE
+        # takes SQLite's single write lock before them instead.
+        driver = conn.connection.driver_connection
+        if driver is not None and not driver.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id).with_for_update())
+
+
+def remote_active(conn: Connection, run_id: int) -> int:
+    """Jobs of the run in flight remotely that some worker holds (or held: gone, not yet
+    taken over). Jobs nobody drives (NULL lease) are not counted: no one would free them."""
+    return int(conn.execute(select(func.count()).where(
+        JOBS.c.run_id == run_id, JOBS.c.state.in_([s.value for s in REMOTE_ACTIVE_STATES]),
+        JOBS.c.lease_until.is_not(None))).scalar_one())
+
+
+def register(conn: Connection, clock: Clock, *, worker_id: str, run_id: int, host: str,
+             pid: int, concurrency: int, lease_seconds: float) -> None:
+    """Record a new worker of the run."""
+    conn.execute(insert(WORKERS).values(
+        id=worker_id, run_id=run_id, host=host, pid=pid, concurrency=concurrency,
+        lease_seconds=lease_seconds, started_at=clock.at(), heartbeat_at=clock.at()))
+
+
+def renew(conn: Connection, clock: Clock, *, worker_id: str, run_id: int,
+          lease_seconds: float) -> int:
+    """Heartbeat: extend every lease the worker still holds; the number of jobs held."""
+    conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(heartbeat_at=clock.at()))
+    result = conn.execute(update(JOBS).where(*_held_by(run_id, worker_id)).values(
+        lease_until=clock.at(lease_seconds)))
+    return int(result.rowcount)
+
+
+def release(conn: Connection, clock: Clock, *, worker_id: str, run_id: int) -> None:
+    """The worker exits: its leases end now, so running workers take its jobs over at once."""
+    conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(
+        stopped_at=clock.at(), heartbeat_at=clock.at()))
+    conn.execute(update(JOBS).where(*_held_by(run_id, worker_id)).values(lease_until=clock.at()))
+
+
+def park(conn: Connection, *, job_id: int, worker_id: str) -> None:
+    """The worker stops driving this job for now; the next worker to start adopts it."""
+    conn.execute(update(JOBS).where(JOBS.c.id == job_id, JOBS.c.worker == worker_id).values(
+        lease_until=None))
+
+
+def others_in_flight(conn: Connection, run_id: int, worker_id: str) -> int:
+    """Jobs in flight held by other workers: alive (they may still go back to pending) or gone
+    (to be taken over once their lease ends)."""
+    return int(conn.execute(select(func.count()).where(
+        JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED), JOBS.c.lease_until.is_not(None),
+        JOBS.c.worker != worker_id)).scalar_one())
+
+
+def take_over(conn: Connection, clock: Clock, *, run_id: int, worker_id: str,
+              lease_seconds: float, adopt: Adopt) -> tuple[list[Any], int]:
+    """Adopt orphaned jobs in flight: rows re-attached to ``worker_id``, and how many jobs
+    caught ``submitting`` became ``unknown``."""
+    query = select(JOBS).where(JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED))
+    if adopt is Adopt.EXPIRED:
+        query = query.where(JOBS.c.lease_until <= clock.at(), JOBS.c.worker != worker_id)
+    elif adopt is Adopt.ON_START:
+        query = query.where((JOBS.c.lease_until <= clock.at()) | JOBS.c.lease_until.is_(None))
+    # Two workers looking at once each take different jobs; a renewing owner keeps its own.
+    rows = conn.execute(query.order_by(JOBS.c.ordinal).with_for_update(skip_locked=True)).all()
+    interrupted = [r.id for r in rows if r.state == JobState.SUBMITTING]
+    attached = [r for r in rows if r.state != JobState.SUBMITTING]
+    _mark_unknown(conn, interrupted)
+    if attached:
+        conn.execute(update(JOBS).where(JOBS.c.id.in_([r.id for r in attached])).values(
+            worker=worker_id, lease_until=clock.at(lease_seconds)))
+    return attached, len(interrupted)
+
+
+def _mark_unknown(conn: Connection, job_ids: Sequence[int]) -> None:
+    if not job_ids:
+        return
+    conn.execute(update(ATTEMPTS).where(
+        ATTEMPTS.c.job_id.in_(job_ids), ATTEMPTS.c.outcome == "sending").values(
+        outcome="unknown", error=INTERRUPTED, finished_at=utcnow()))
+    conn.execute(update(JOBS).where(JOBS.c.id.in_(job_ids)).values(
+        state=JobState.UNKNOWN, error=INTERRUPTED, lease_until=None, updated_at=utcnow()))
+
+
+def workers(conn: Connection, clock: Clock, run_id: int) -> list[WorkerInfo]:
+    """Every worker the run has had, newest first, with its leases and jobs done."""
+    as_of = clock.now(conn)
+    rows = conn.execute(select(WORKERS).where(WORKERS.c.run_id == run_id)
+                        .order_by(WORKERS.c.started_at.desc())).all()
+    held = {w: (n, until) for w, n, until in conn.execute(
+        select(JOBS.c.worker, func.count(), func.max(JOBS.c.lease_until))
+        .where(JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED),
+               JOBS.c.lease_until.is_not(None)).group_by(JOBS.c.worker))}
+    done: dict[str, int] = {worker: count for worker, count in conn.execute(
+        select(JOBS.c.worker, func.count()).where(
+            JOBS.c.run_id == run_id, JOBS.c.state == JobState.DONE).group_by(JOBS.c.worker))}
+    return [_worker_info(r, held.get(r.id, (0, None)), int(done.get(r.id, 0)), as_of)
+            for r in rows]
+
+
+def _worker_info(row: Any, held: tuple[int, datetime | None], done: int,
+                 as_of: datetime) -> WorkerInfo:
+    count, until = held
+    return WorkerInfo(
+        id=row.id, run_id=row.run_id, host=row.host, pid=row.pid, concurrency=row.concurrency,
+        lease_seconds=row.lease_seconds, started_at=aware(row.started_at),
+        heartbeat_at=aware(row.heartbeat_at),
+        stopped_at=aware(row.stopped_at) if row.stopped_at else None, jobs_held=int(count),
+        lease_until=aware(until) if until else None, jobs_done=done, as_of=as_of)
+
+
+def _held_by(run_id: int, worker_id: str) -> tuple[Any, ...]:
+    return (JOBS.c.run_id == run_id, JOBS.c.worker == worker_id, JOBS.c.state.in_(LEASED),
+            JOBS.c.lease_until.is_not(None))

@@ -1,0 +1,345 @@
+"""The ledger's contract, through its public API, on SQLite and PostgreSQL alike.
+
+Every test runs on both backends (the PostgreSQL ones are marked ``postgres``). Where the two
+must differ (several processes at once, which only a PostgreSQL ledger allows) the test says so.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from genbatch.errors import BudgetReached, LedgerError
+from genbatch.jobs import JobSpec
+from genbatch.ledger import JobRecord, Ledger, resolve_location
+from genbatch.ledger.migrations import MIGRATIONS
+from genbatch.ledger.tables import SCHEMA_VERSION
+from genbatch.states import JobState
+
+KLING = "kling/kling-2-6/pro/text-to-video"
+LEASE = 60.0
+
+OpenLedger = Callable[[], Ledger]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the ledger lives: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def open_ledger(backend: str) -> Iterator[OpenLedger]:
+    """Open the test's ledger (again and again: each call is a new handle, as a new process)."""
+    opened: list[Ledger] = []
+
+    def open_one() -> Ledger:
+        ledger = Ledger.open(resolve_location(backend))
+        opened.append(ledger)
+        return ledger
+
+    yield open_one
+    for ledger in opened:
+        ledger.close()
+
+
+@pytest.fixture
+def ledger(open_ledger: OpenLedger) -> Ledger:
+    return open_ledger()
+
+
+def specs(count: int, *, start: int = 0) -> list[JobSpec]:
+    return [JobSpec(key=f"job-{i:04d}", ordinal=i, block="main", model_id=KLING,
+                    inputs={"prompt": f"clip {i}"}, file_stem=f"{i:04d}", output_dir="/out")
+            for i in range(start, start + count)]
+
+
+def new_run(ledger: Ledger, jobs: int, *, cost: float | None = None) -> int:
+    run = ledger.ensure_run("sweep", "sweep.yaml")
+    ledger.sync_jobs(run.id, specs(jobs), cost=lambda _spec: cost)
+    return run.id
+
+
+def claim(ledger: Ledger, run_id: int, worker: str = "w1", **kwargs: Any) -> JobRecord | None:
+    kwargs.setdefault("lease_seconds", LEASE)
+    return ledger.claim_next(run_id, worker=worker, **kwargs)
+
+
+def accepted(ledger: Ledger, run_id: int, worker: str, request_id: str) -> JobRecord:
+    job = claim(ledger, run_id, worker)
+    assert job is not None
+    ledger.record_accepted(job, request_id)
+    return job
+
+
+# -- schema -----------------------------------------------------------------------------------
+
+
+def test_a_new_ledger_gets_the_current_schema_and_reopening_keeps_its_data(
+        open_ledger: OpenLedger) -> None:
+    first = open_ledger()
+    run_id = new_run(first, 3)
+    first.close()
+
+    again = open_ledger()
+
+    assert again.counts(run_id)[JobState.PENDING] == 3
+    assert _version(again) == SCHEMA_VERSION
+
+
+def test_a_version_1_ledger_is_upgraded_step_by_step_keeping_its_jobs(
+        open_ledger: OpenLedger) -> None:
+    assert set(MIGRATIONS) == set(range(1, SCHEMA_VERSION))
+    old = open_ledger()
+    run_id = new_run(old, 2)
+    _downgrade_to_version_1(old)
+    old.close()
+
+    upgraded = open_ledger()
+
+    assert _version(upgraded) == SCHEMA_VERSION
+    assert upgraded.counts(run_id)[JobState.PENDING] == 2
+    upgraded.register_worker(run_id, "h:1:a", host="h", pid=1, concurrency=2, lease_seconds=9)
+    assert [w.id for w in upgraded.workers(run_id)] == ["h:1:a"]
+
+
+def test_a_ledger_written_by_a_newer_genbatch_is_refused(open_ledger: OpenLedger) -> None:
+    newer = open_ledger()
+    with newer.engine.begin() as conn:
+        conn.execute(text("UPDATE genbatch_meta SET value = :v WHERE key = 'schema_version'"),
+                     {"v": str(SCHEMA_VERSION + 1)})
+    newer.close()
+
+    with pytest.raises(LedgerError, match="newer genbatch"):
+        open_ledger()
+
+
+def test_workers_opening_an_empty_database_at_once_create_the_schema_once(
+        open_ledger: OpenLedger) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        opened = list(pool.map(lambda _: open_ledger(), range(4)))
+
+    assert all(_version(ledger) == SCHEMA_VERSION for ledger in opened)
+
+
+# -- runs and jobs ----------------------------------------------------------------------------
+
+
+def test_ensure_run_and_sync_are_idempotent_even_from_several_workers_at_once(
+        open_ledger: OpenLedger) -> None:
+    ledgers = [open_ledger() for _ in range(4)]
+
+    def join(ledger: Ledger) -> int:
+        run = ledger.ensure_run("sweep", "sweep.yaml")
+        ledger.sync_jobs(run.id, specs(50))
+        return run.id
+
+    with ThreadPoolExecutor(4) as pool:
+        run_ids = set(pool.map(join, ledgers))
+
+    assert len(run_ids) == 1
+    assert ledgers[0].counts(run_ids.pop())[JobState.PENDING] == 50
+
+
+def test_claims_follow_manifest_order_and_stop_when_nothing_is_pending(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 3)
+
+    keys = [job.key for job in iter(lambda: claim(ledger, run_id), None)]
+
+    assert keys == ["job-0000", "job-0001", "job-0002"]
+    assert ledger.counts(run_id)[JobState.SUBMITTING] == 3
+
+
+def test_a_claim_commits_the_intent_with_the_worker_and_its_lease(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 1)
+    ledger.register_worker(run_id, "w1", host="h", pid=1, concurrency=1, lease_seconds=LEASE)
+
+    job = claim(ledger, run_id, "w1")
+
+    assert job is not None and job.state == JobState.SUBMITTING and job.attempt_id is not None
+    assert ledger.attempts(job.id)[0].outcome == "sending"
+    (worker,) = ledger.workers(run_id)
+    assert worker.jobs_held == 1
+    assert worker.lease_left is not None and LEASE - 5 < worker.lease_left <= LEASE
+
+
+def test_the_run_wide_limit_counts_every_workers_jobs_in_flight(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 5)
+    accepted(ledger, run_id, "w1", "r1")
+    assert claim(ledger, run_id, "w2") is not None
+
+    assert claim(ledger, run_id, "w3", run_limit=2) is None
+    assert claim(ledger, run_id, "w3", run_limit=3) is not None
+
+
+def test_the_budget_stops_claims_before_the_spending_would_pass_it(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 5, cost=1.0)
+    for _ in range(3):
+        assert claim(ledger, run_id, budget_usd=3.5) is not None
+
+    with pytest.raises(BudgetReached):
+        claim(ledger, run_id, budget_usd=3.5)
+
+
+def test_concurrent_claims_never_take_a_job_twice_nor_pass_the_limit_or_the_budget(
+        open_ledger: OpenLedger) -> None:
+    """On PostgreSQL these are separate connections racing; on SQLite, its single writer."""
+    run_id = new_run(open_ledger(), 40, cost=1.0)
+    ledgers = [open_ledger() for _ in range(8)]
+    claimed: list[JobRecord] = []
+    lock = threading.Lock()
+
+    def worker(ledger: Ledger, name: str) -> None:
+        while True:
+            try:
+                job = claim(ledger, run_id, name, run_limit=12, budget_usd=30.0)
+            except BudgetReached:
+                return
+            if job is None:
+                return
+            with lock:
+                claimed.append(job)
+
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(worker, ledger, f"w{i}") for i, ledger in enumerate(ledgers)]:
+            future.result()
+
+    assert len({job.id for job in claimed}) == len(claimed) == 12
+
+
+# -- leases and takeover ----------------------------------------------------------------------
+
+
+def test_a_heartbeat_renews_the_leases_of_the_jobs_its_worker_holds(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 3)
+    ledger.register_worker(run_id, "w1", host="h", pid=1, concurrency=2, lease_seconds=LEASE)
+    accepted(ledger, run_id, "w1", "r1")
+    claim(ledger, run_id, "w1", lease_seconds=0.0)
+
+    assert ledger.heartbeat(run_id, "w1", lease_seconds=LEASE) == 2
+    assert ledger.take_over(run_id, "w2", lease_seconds=LEASE).attached == []
+
+
+def test_expired_leases_are_taken_over_reattached_and_submitting_jobs_become_unknown(
+        ledger: Ledger) -> None:
+    run_id = new_run(ledger, 3)
+    job = claim(ledger, run_id, "dead", lease_seconds=0.0)
+    assert job is not None
+    ledger.record_accepted(job, "req-1")
+    caught = claim(ledger, run_id, "dead", lease_seconds=0.0)
+    assert caught is not None
+
+    takeover = ledger.take_over(run_id, "w2", lease_seconds=LEASE)
+
+    assert [(j.key, j.request_id, j.attempt_id) for j in takeover.attached] == [
+        (job.key, "req-1", job.attempt_id)]
+    assert takeover.unknown == 1
+    assert ledger.job_by_key(run_id, caught.key).state == JobState.UNKNOWN  # type: ignore[union-attr]
+    assert ledger.attempts(caught.id)[0].outcome == "unknown"
+    assert ledger.take_over(run_id, "w3", lease_seconds=LEASE).attached == []  # w2 holds it now
+
+
+def test_live_leases_and_a_workers_own_jobs_are_never_taken_over(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 2)
+    accepted(ledger, run_id, "w1", "r1")
+    mine = claim(ledger, run_id, "w2", lease_seconds=0.0)
+    assert mine is not None
+
+    assert ledger.take_over(run_id, "w2", lease_seconds=LEASE).attached == []
+    assert ledger.counts(run_id)[JobState.SUBMITTING] == 1
+
+
+def test_a_worker_that_exits_hands_its_jobs_over_at_once(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 1)
+    ledger.register_worker(run_id, "w1", host="h", pid=1, concurrency=1, lease_seconds=LEASE)
+    accepted(ledger, run_id, "w1", "r1")
+
+    ledger.release_worker(run_id, "w1")
+
+    assert [j.request_id for j in ledger.take_over(run_id, "w2", lease_seconds=LEASE).attached
+            ] == ["r1"]
+    assert ledger.workers(run_id)[0].status == "stopped"
+
+
+def test_a_parked_job_waits_for_the_next_worker_to_start(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 1)
+    job = accepted(ledger, run_id, "w1", "r1")
+    ledger.record_succeeded(job, ["https://x.runcomfy.net/a.mp4"])
+
+    ledger.park_job(job, "w1")
+
+    assert ledger.others_in_flight(run_id, "w2") == 0
+    assert ledger.take_over(run_id, "w2", lease_seconds=LEASE).attached == []
+    adopted = ledger.take_over(run_id, "w3", lease_seconds=LEASE, starting=True).attached
+    assert [(j.key, j.state) for j in adopted] == [(job.key, JobState.FETCHING)]
+
+
+def test_a_starting_worker_adopts_jobs_in_flight_as_only_its_backend_allows(
+        ledger: Ledger) -> None:
+    """SQLite: the file lock proves nobody else drives anything, so every job in flight is an
+    orphan. PostgreSQL: jobs under a live lease belong to a running worker."""
+    run_id = new_run(ledger, 1)
+    accepted(ledger, run_id, "w1", "r1")
+
+    adopted = ledger.take_over(run_id, "w2", lease_seconds=LEASE, starting=True).attached
+
+    assert len(adopted) == (0 if ledger.shared else 1)
+
+
+def test_others_in_flight_counts_the_jobs_other_workers_hold(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 3)
+    accepted(ledger, run_id, "w1", "r1")
+    accepted(ledger, run_id, "w2", "r2")
+    claim(ledger, run_id, "w2")
+
+    assert ledger.others_in_flight(run_id, "w1") == 2
+    assert ledger.others_in_flight(run_id, "w2") == 1
+
+
+# -- workers, outputs -------------------------------------------------------------------------
+
+
+def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 2)
+    ledger.register_worker(run_id, "w1", host="h1", pid=1, concurrency=2, lease_seconds=LEASE)
+    ledger.register_worker(run_id, "lost", host="h2", pid=2, concurrency=2,
+                           lease_seconds=0.05)
+    job = accepted(ledger, run_id, "w1", "r1")
+    (output,) = ledger.record_succeeded(job, ["https://x.runcomfy.net/a.mp4"])
+    ledger.record_file(output, path="/out/a.mp4", size=3, sha256="abc", host="h1")
+    ledger.record_done(job)
+    time.sleep(0.1)
+
+    by_id = {w.id: w for w in ledger.workers(run_id)}
+
+    assert by_id["w1"].status == "running" and by_id["w1"].jobs_done == 1
+    assert by_id["w1"].done_per_minute > 0
+    assert by_id["lost"].status == "lost" and by_id["lost"].jobs_done == 0
+    assert ledger.outputs(job.id)[0].host == "h1"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _version(ledger: Ledger) -> int:
+    with ledger.engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT value FROM genbatch_meta WHERE key = 'schema_version'")).scalar_one())
+
+
+def _downgrade_to_version_1(ledger: Ledger) -> None:
+    """Make the ledger what genbatch's schema version 1 wrote: no workers, no output hosts."""
+    with ledger.engine.begin() as conn:
+        conn.execute(text("DROP TABLE workers"))
+        conn.execute(text("ALTER TABLE outputs DROP COLUMN host"))
+        conn.execute(text("UPDATE genbatch_meta SET value = '1' WHERE key = 'schema_version'"))
