@@ -35,7 +35,22 @@ class RunNotice:
     message: str
 
 
-Event = JobEvent | RunNotice
+@dataclass(frozen=True, kw_only=True)
+class RunGauge:
+    """The run's vital signs, reported every second or so."""
+
+    in_flight: int
+    """Requests submitting, queued or running remotely."""
+    limit: int
+    """The current concurrency limit (lowered after 429s, grown back as submits succeed)."""
+    max_limit: int
+    backoff_seconds: float
+    """How long every call is still held back for a rate limit (0 when not)."""
+    spent_usd: float
+    """Estimated cost of the jobs done, in flight or unknown."""
+
+
+Event = JobEvent | RunNotice | RunGauge
 EventSink = Callable[[Event], None]
 
 

@@ -49,12 +49,20 @@ from genbatch.errors import (
     StopRequested,
     TransportError,
 )
-from genbatch.events import Event, EventSink, JobEvent, NoticeLevel, RunNotice, ignore_events
+from genbatch.events import (
+    Event,
+    EventSink,
+    JobEvent,
+    NoticeLevel,
+    RunGauge,
+    RunNotice,
+    ignore_events,
+)
 from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatch
 from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo
 from genbatch.polling import DurationHistory, PollPolicy, next_poll_delay
 from genbatch.retry import Backoff
-from genbatch.states import REMOTE_ACTIVE_STATES, JobState
+from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, JobState
 from genbatch.throttle import RateGate, Slots
 from genbatch.workers import DEFAULT_LEASE_SECONDS, WorkerIdentity
 
@@ -81,6 +89,8 @@ class RunOptions:
     max_failures: FailureLimit = field(default_factory=FailureLimit)
     budget_usd: float | None = None
     """Stop submitting before the run's estimated spending would pass this."""
+    gauge_interval: float = 1.0
+    """How often to report the run's vital signs (``RunGauge`` events)."""
     run_concurrency: int | None = None
     """Requests in flight for the whole run, every worker together (the manifest's
     ``concurrency``); ``concurrency`` caps this worker's own share."""
@@ -136,6 +146,7 @@ class Runner:
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
         self._failures = FailureWatch(options.max_failures)
+        self._spent = 0.0
         self._worker = WorkerIdentity.of_this_process(options.worker)
 
     async def run(self) -> RunSummary:
@@ -147,6 +158,7 @@ class Runner:
                 if self._options.handle_signals:
                     tg.start_soon(self._watch_signals)
                     tg.start_soon(self._keep_leases)
+                tg.start_soon(self._report_gauges)
                 self._adopt(attached)
                 await self._submit_pending()
                 tg.cancel_scope.cancel()  # only the watchers can still be running
@@ -160,6 +172,8 @@ class Runner:
 
     def _prepare(self) -> tuple[int, list[JobRecord]]:
         self._ledger.clear_stop_request(self._run.id)
+        spend = self._ledger.spend(self._run.id)
+        self._spent = sum(spend[state] for state in SPENDING_STATES)
         me, options = self._worker, self._options
         self._ledger.register_worker(self._run.id, me.id, host=me.host, pid=me.pid,
                                      concurrency=options.concurrency,
@@ -249,6 +263,7 @@ class Runner:
     def _start(self, job: JobRecord, *, holds_slot: bool) -> None:
         assert self._tg is not None
         if job.state == JobState.SUBMITTING:
+            self._spent += job.cost_usd or 0.0
             self._emit(JobEvent(key=job.key, ordinal=job.ordinal, state=job.state,
                                 previous=JobState.PENDING))
         self._active += 1
@@ -441,16 +456,16 @@ class Runner:
 
     async def _fetch(self, job: JobRecord) -> None:
         async with self._downloads:
-            for output in self._ledger.outputs(job.id):
+            outputs = self._ledger.outputs(job.id)
+            for output in outputs:
                 if output.sha256 is not None and output.path and Path(output.path).exists():
                     continue
-                if not await self._fetch_one(job, output):
+                if not await self._fetch_one(job, output, count=len(outputs)):
                     return
         self._ledger.record_done(job)
         self._settle(job, JobState.DONE, None)
 
-    async def _fetch_one(self, job: JobRecord, output: OutputRecord) -> bool:
-        count = len(self._ledger.outputs(job.id))
+    async def _fetch_one(self, job: JobRecord, output: OutputRecord, *, count: int) -> bool:
         stem = job.file_stem if count == 1 else f"{job.file_stem}_{output.position}"
         spec = find_model(job.model_id)
         try:
@@ -521,6 +536,14 @@ class Runner:
                          "worker that is gone (re-attached, not resubmitted)")
         self._adopt(takeover.attached)
 
+    async def _report_gauges(self) -> None:
+        while True:
+            self._emit(RunGauge(in_flight=self._slots.in_use, limit=self._slots.limit,
+                                max_limit=self._slots.max_limit,
+                                backoff_seconds=self._gate.remaining,
+                                spent_usd=round(self._spent, 6)))
+            await anyio.sleep(self._options.gauge_interval)
+
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
             async for _signum in received:
@@ -536,6 +559,9 @@ class Runner:
 
     def _settle(self, job: JobRecord, state: JobState, message: str | None) -> JobRecord:
         """The job, now in ``state`` (already committed to the ledger), announced."""
+        if (job.state in SPENDING_STATES) != (state in SPENDING_STATES):
+            sign = 1.0 if state in SPENDING_STATES else -1.0
+            self._spent += sign * (job.cost_usd or 0.0)
         self._emit(JobEvent(key=job.key, ordinal=job.ordinal, state=state,
                             previous=job.state, request_id=job.request_id, message=message))
         return _with(job, state=state)

@@ -1,7 +1,8 @@
 """The run's remote concurrency and its reaction to rate limiting.
 
 ``Slots`` bounds the requests in flight remotely (submitting, queued or running). Its limit
-follows AIMD, as TCP and the best rate-limited clients do: halved on a 429, then grown back by one
+follows AIMD, as TCP and the best rate-limited clients do: cut by a quarter on a 429 (once per
+burst: 429s within a second of the last cut count as the same signal), then grown back by one
 slot per limit's worth of accepted submits. ``RateGate`` holds every API call back while the API
 has asked us to wait (``Retry-After``).
 """
@@ -12,6 +13,9 @@ import time
 
 import anyio
 
+DECREASE_FACTOR = 0.75
+DECREASE_QUIET_SECONDS = 1.0
+
 
 class Slots:
     """A counting limit whose size can change while tasks wait on it."""
@@ -20,7 +24,8 @@ class Slots:
         self.max_limit = max(1, limit)
         self.limit = self.max_limit
         self.in_use = 0
-        self._credit = 0.0
+        self._credit = 0
+        self._last_decrease = -DECREASE_QUIET_SECONDS
         self._changed = anyio.Event()
 
     async def acquire(self) -> None:
@@ -39,17 +44,21 @@ class Slots:
         self._wake()
 
     def on_rate_limited(self) -> None:
-        """Multiplicative decrease."""
-        self.limit = max(1, self.limit // 2)
-        self._credit = 0.0
+        """Multiplicative decrease, once per burst of 429s."""
+        now = time.monotonic()
+        if now - self._last_decrease < DECREASE_QUIET_SECONDS:
+            return
+        self._last_decrease = now
+        self.limit = max(1, int(self.limit * DECREASE_FACTOR))
+        self._credit = 0
 
     def on_accepted(self) -> None:
         """Additive increase, back up to the configured limit."""
         if self.limit >= self.max_limit:
             return
-        self._credit += 1.0 / self.limit
-        if self._credit >= 1.0:
-            self._credit = 0.0
+        self._credit += 1
+        if self._credit >= self.limit:  # one more slot per window of accepted submits
+            self._credit = 0
             self.limit += 1
             self._wake()
 

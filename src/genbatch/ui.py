@@ -1,6 +1,7 @@
 """Showing a run: a live rich display on a terminal, one line per event otherwise, or JSON lines.
 
-All three are event sinks (see ``genbatch.events``); none ever sees the API token.
+All three are event sinks (see ``genbatch.events``); none ever sees the API token. Rich honours
+``NO_COLOR`` and narrow terminals by itself.
 """
 
 from __future__ import annotations
@@ -8,21 +9,29 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from types import TracebackType
 from typing import TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
 
-from genbatch.events import Event, JobEvent, RunNotice
+from genbatch.events import Event, JobEvent, RunGauge, RunNotice
 from genbatch.states import SETTLED_STATES, JobState
 
 STATE_STYLES = {
-    JobState.DONE: "green", JobState.FAILED: "red", JobState.UNKNOWN: "magenta",
-    JobState.EXPIRED: "red", JobState.CANCELLED: "yellow", JobState.RUNNING: "cyan",
-    JobState.QUEUED: "blue", JobState.FETCHING: "cyan",
+    JobState.PENDING: "dim", JobState.SUBMITTING: "blue", JobState.QUEUED: "blue",
+    JobState.RUNNING: "cyan", JobState.FETCHING: "cyan", JobState.DONE: "green",
+    JobState.FAILED: "red", JobState.CANCELLED: "yellow", JobState.UNKNOWN: "magenta",
+    JobState.EXPIRED: "red",
 }
+PROBLEM_STATES = frozenset({JobState.FAILED, JobState.UNKNOWN, JobState.EXPIRED})
+RECENT_FAILURES = 5
+GAUGE_LOG_EVERY = 30.0
+"""Seconds between two vital-sign lines in the line log (they are noise in between)."""
 
 
 class StateTally:
@@ -52,15 +61,33 @@ class StateTally:
                           if self.counts[state] > 0)
 
 
+def describe_gauge(gauge: RunGauge) -> str:
+    """``in flight 8/8 · spent ~$4.20`` with the rate-limit backoff when there is one."""
+    parts = [f"in flight {gauge.in_flight}/{gauge.limit}"]
+    if gauge.limit < gauge.max_limit:
+        parts[-1] += f" (lowered from {gauge.max_limit} after rate limiting)"
+    if gauge.backoff_seconds > 0:
+        parts.append(f"rate limited: waiting {gauge.backoff_seconds:.1f}s")
+    parts.append(f"spent ~${gauge.spent_usd:,.2f}")
+    return " · ".join(parts)
+
+
 class LineLog:
     """One line per event: for logs, pipes, CI and ``nohup``."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stderr
+        self._last_gauge = 0.0
 
     def __call__(self, event: Event) -> None:
         stamp = time.strftime("%H:%M:%S")
-        if isinstance(event, RunNotice):
+        if isinstance(event, RunGauge):
+            now = time.monotonic()
+            if now - self._last_gauge < GAUGE_LOG_EVERY and event.backoff_seconds == 0:
+                return
+            self._last_gauge = now
+            line = f"{stamp} {describe_gauge(event)}"
+        elif isinstance(event, RunNotice):
             line = f"{stamp} {event.level}: {event.message}"
         else:
             request = f" {event.request_id}" if event.request_id else ""
@@ -77,47 +104,69 @@ class JsonLog:
 
     def __call__(self, event: Event) -> None:
         record: dict[str, object]
-        if isinstance(event, RunNotice):
+        if isinstance(event, RunGauge):
+            record = {"event": "gauge", "in_flight": event.in_flight, "limit": event.limit,
+                      "max_limit": event.max_limit, "backoff_seconds": event.backoff_seconds,
+                      "spent_usd": event.spent_usd}
+        elif isinstance(event, RunNotice):
             record = {"event": "notice", "level": event.level, "message": event.message}
         else:
             record = {"event": "job", "key": event.key, "index": event.ordinal,
-                      "state": event.state.value, "request_id": event.request_id,
-                      "message": event.message}
+                      "state": event.state.value, "previous": event.previous.value,
+                      "request_id": event.request_id, "message": event.message}
         record["time"] = time.time()
         print(json.dumps(record), file=self._stream, flush=True)
 
 
 class LiveDisplay:
-    """A progress bar with ETA and per-state counts, redrawn in place on a terminal."""
+    """Progress bar with ETA, counts per state, requests in flight, backoff, spend, failures."""
 
     def __init__(self, counts: dict[JobState, int], console: Console | None = None) -> None:
         self._console = console or Console(stderr=True)
         self._tally = StateTally(counts)
+        self._gauge: RunGauge | None = None
+        self._failures: deque[str] = deque(maxlen=RECENT_FAILURES)
         self._progress = Progress(
             TextColumn("[bold]genbatch"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), TextColumn("{task.description}"),
-            console=self._console, transient=False)
-        self._task = self._progress.add_task(self._tally.describe(), total=self._tally.total,
+            TimeRemainingColumn(), console=self._console)
+        self._task = self._progress.add_task("run", total=self._tally.total,
                                              completed=self._tally.settled)
+        self._live = Live(self._render(), console=self._console, refresh_per_second=4,
+                          transient=False)
 
     def __enter__(self) -> LiveDisplay:
-        self._progress.start()
+        self._live.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._progress.stop()
+        self._live.update(self._render())
+        self._live.stop()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, RunNotice):
+        if isinstance(event, RunGauge):
+            self._gauge = event
+        elif isinstance(event, RunNotice):
             style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
-            self._progress.console.print(f"[{style}]{event.level}:[/] {event.message}"
-                                         if style else event.message, highlight=False)
-            return
-        self._tally.apply(event)
-        if event.state in (JobState.FAILED, JobState.UNKNOWN, JobState.EXPIRED) and event.message:
-            self._progress.console.print(
-                f"[{STATE_STYLES[event.state]}]{event.state.value}[/] #{event.ordinal} "
-                f"{event.key}: {event.message}", highlight=False)
-        self._progress.update(self._task, completed=self._tally.settled,
-                              description=self._tally.describe())
+            self._live.console.print(Text(f"{event.level}: {event.message}", style=style))
+        else:
+            self._tally.apply(event)
+            if event.state in PROBLEM_STATES:
+                self._failures.append(f"#{event.ordinal} {event.key} {event.state.value}"
+                                      + (f": {event.message}" if event.message else ""))
+            self._progress.update(self._task, completed=self._tally.settled)
+        self._live.update(self._render())
+
+    def _render(self) -> Group:
+        states = Table.grid(padding=(0, 2))
+        cells = [Text(f"{state.value} {self._tally.counts[state]}", style=STATE_STYLES[state])
+                 for state in JobState if self._tally.counts[state] > 0]
+        if cells:
+            states.add_row(*cells)
+        parts: list[Text | Table | Progress] = [self._progress, states]
+        if self._gauge is not None:
+            parts.append(Text(describe_gauge(self._gauge), style="dim"))
+        if self._failures:
+            parts.append(Text("recent problems:", style="bold red"))
+            parts.extend(Text(f"  {line[:160]}", style="red") for line in self._failures)
+        return Group(*parts)

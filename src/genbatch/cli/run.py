@@ -174,7 +174,7 @@ def execute_request(request: RunRequest) -> None:
             print(f"genbatch: {count} job(s) to run again", file=sys.stderr)
             prepared = replace(prepared, sync=replace(
                 prepared.sync, counts=store.counts(prepared.run.id)))
-        _print_plan_line(prepared, request.simulate)
+        _print_plan_line(prepared, connection, request.simulate)
         options = batch.options_for(loaded, concurrency=request.concurrency, base=options)
         batch.check_budget_coverage(prepared, options.budget_usd)
         summary = _execute(prepared, connection, options, request.json_output)
@@ -197,9 +197,10 @@ def _execute(prepared: batch.Prepared, connection: batch.Connection, options: Ru
         return anyio.run(batch.execute, prepared, connection, options, sink)
 
 
-def _print_plan_line(prepared: batch.Prepared, simulate: bool) -> None:
+def _print_plan_line(prepared: batch.Prepared, connection: batch.Connection,
+                     simulate: bool) -> None:
     sync, counts = prepared.sync, prepared.sync.counts
-    target = "the bundled simulator" if simulate else "RunComfy"
+    target = "the bundled simulator" if simulate else connection.api_base
     print(f"genbatch: run '{prepared.run.name}': {sync.total} jobs ({sync.new} new, "
           f"{counts[JobState.DONE]} done, {counts[JobState.PENDING]} to submit) against "
           f"{target}; ledger {prepared.ledger.location.display}", file=sys.stderr)

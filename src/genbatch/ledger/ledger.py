@@ -661,7 +661,7 @@ def _job_record(row: Any, *, attempt_id: int | None = None) -> JobRecord:
         variables=json.loads(row.variables_json), repeat_index=row.repeat_index,
         file_stem=row.file_stem, output_dir=row.output_dir, state=JobState(row.state),
         request_id=row.request_id, attempts=row.attempts, error=row.error,
-        attempt_id=attempt_id)
+        attempt_id=attempt_id, cost_usd=row.cost_usd)
 
 
 def _output_record(row: Any) -> OutputRecord:

@@ -42,6 +42,8 @@ class JobRecord:
     error: str | None
     attempt_id: int | None = None
     """The attempt being driven (set by claim and for re-attached jobs)."""
+    cost_usd: float | None = None
+    """Estimated cost of one generation; None when the model has no known price."""
 
 
 @dataclass(frozen=True, kw_only=True)
