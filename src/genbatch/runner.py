@@ -312,7 +312,7 @@ class Runner:
     def _submit_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
         message = str(exc)
         if isinstance(exc, RateLimited):
-            self._on_rate_limited(exc)
+            self._on_rate_limited(exc, submitting=True)
             self._ledger.record_refused(job, message, final=False)
             return self._settle(job, JobState.PENDING, f"rate limited: {message}")
         if isinstance(exc, TransportError) and not exc.request_sent:
@@ -357,13 +357,16 @@ class Runner:
             self._stop(FailureStreak(f"stopping early: {reason}; fix the cause and run again "
                                      "(see --max-failures)"), cancel_all=False)
 
-    def _on_rate_limited(self, exc: RateLimited) -> None:
+    def _on_rate_limited(self, exc: RateLimited, *, submitting: bool = False) -> None:
         self._consecutive_429 += 1
         wait = exc.retry_after
         if wait is None:
             wait = self._options.backoff.delay(self._consecutive_429, self._rng)
         self._gate.block_for(wait)
-        self._slots.on_rate_limited()
+        # Fewer jobs in flight means fewer submits; polls adapt their own pace, so a 429 on a
+        # poll only holds calls back.
+        if submitting:
+            self._slots.on_rate_limited()
 
     # -- one job: follow ------------------------------------------------------------------------
 
