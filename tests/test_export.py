@@ -126,7 +126,8 @@ def test_export_all_states_adds_failed_jobs_with_their_error(tmp_path: Path, sim
                                                              ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 1)
-    genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    first = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
     kling_manifest(tmp_path, 2)
     with Simulator(time_scale=FAST, fail_rate=1.0) as failing:
         genbatch(run_args(manifest), env=cli_env(failing, tmp_path / "ledger.db"), cwd=tmp_path)

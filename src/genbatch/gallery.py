@@ -385,6 +385,11 @@ _SCRIPT = """
   };
   const videos = Array.from(document.querySelectorAll(".media video"));
   videos.forEach((v) => watch(v, "loadedmetadata", () => v.readyState >= 1));
+  // A tiny seek makes every browser decode and show the first frame of a paused clip.
+  videos.forEach((v) => {
+    const first = () => { if (v.currentTime === 0) { v.currentTime = 0.001; } };
+    if (v.readyState >= 1) { first(); } else { v.addEventListener("loadedmetadata", first); }
+  });
   document.querySelectorAll(".media img").forEach(
     (i) => watch(i, "load", () => i.complete && i.naturalWidth > 0));
   // Controls stay in the markup (the page works without script) but show only on hover or
