@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from genbatch.atomic import remove_if_present, write_atomically
-from genbatch.catalog import find_model
 from genbatch.ledger import JobOutputs, Ledger, OutputRecord
 from genbatch.states import JobState
 
@@ -133,12 +132,11 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def cost_share(item: JobOutputs) -> float | None:
-    """The catalog price of the job split across its files, so a column sums to the run's cost;
-    None for a model genbatch has no price for."""
-    spec = find_model(item.job.model_id)
-    if spec is None:
+    """The job's cost as the ledger recorded it (the price the run used: manifest, API or
+    built-in) split across its files, so a column sums to the run's cost; None when unpriced."""
+    if item.job.cost_usd is None:
         return None
-    return round(spec.cost_usd(item.job.inputs) / max(1, len(item.outputs)), 6)
+    return round(item.job.cost_usd / max(1, len(item.outputs)), 6)
 
 
 def _file_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import quote
 
 from genbatch.atomic import write_atomically
-from genbatch.catalog import find_model
 from genbatch.errors import UsageError
 from genbatch.ledger import JobOutputs, Ledger, RunInfo
 from genbatch.states import JobState
@@ -183,7 +182,7 @@ class Page:
         chips = "".join(f'<span class="badge state-{_esc(state)}">{n} {_esc(state)}</span>'
                         for state, n in counts.items())
         spent = _catalog_cost(item for item in self.items if item.job.state == JobState.DONE)
-        cost = f" · about ${spent:,.2f} at catalog prices" if spent else ""
+        cost = f" · about ${spent:,.2f} (estimated)" if spent else ""
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         return _HEADER.format(
             run=_esc(self.run.name), manifest=_esc(self.run.manifest_path), chips=chips,
@@ -265,11 +264,7 @@ class Page:
 
 
 def _catalog_cost(items: Iterable[JobOutputs]) -> float:
-    total = 0.0
-    for item in items:
-        spec = find_model(item.job.model_id)
-        total += spec.cost_usd(item.job.inputs) if spec else 0.0
-    return total
+    return sum(item.job.cost_usd or 0.0 for item in items)
 
 
 def _esc(value: object) -> str:
