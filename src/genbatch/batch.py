@@ -185,8 +185,8 @@ def options_for(manifest: Manifest, *, concurrency: int | None = None,
 async def execute(prepared: Prepared, connection: Connection, options: RunOptions,
                   events: EventSink = ignore_events) -> RunSummary:
     """Run a prepared manifest against the API until it is settled, stopped or interrupted."""
-    async with RunComfyClient(base_url=connection.api_base, token=connection.token,
-                              max_connections=max(16, options.concurrency * 2)) as client:
+    # The client's pool stays small whatever the concurrency (see DEFAULT_MAX_CONNECTIONS).
+    async with RunComfyClient(base_url=connection.api_base, token=connection.token) as client:
         runner = Runner(ledger=prepared.ledger, client=client, run=prepared.run,
                         options=options, events=events)
         return await runner.run()
