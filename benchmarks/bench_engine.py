@@ -1,0 +1,135 @@
+"""Figures 1 and 6: engine overhead and the ledger's write path.
+
+Jobs with zero generation time and small files, so that what is measured is the engine itself:
+genbatch (manifest, ledger, scheduler, verified downloads) against the bare loop of
+``baseline.py`` making the same HTTP calls, each in its own process against its own simulator
+process. The genbatch side also counts the ledger's transactions and the time spent in them.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from baseline import run_baseline
+from common import Row, SimProcess, cpu_seconds, run_worker, worker_main, write_manifest
+from sqlalchemy import Connection, event
+
+from genbatch import batch
+from genbatch.ledger import Ledger, resolve_location
+from genbatch.polling import PollPolicy
+from genbatch.runner import RunOptions
+from genbatch.states import JobState
+
+FULL_JOBS = 5000
+QUICK_JOBS = 60
+CONCURRENCY = 64
+
+
+class TimedLedger(Ledger):
+    """The ledger, timing every transaction: they run on the event loop, blocking it."""
+
+    seconds = 0.0
+    transactions = 0
+
+    @contextmanager
+    def _transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
+        start = time.perf_counter()
+        try:
+            with super()._transaction(what, durable=durable) as conn:
+                yield conn
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.transactions += 1
+
+
+def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
+    """Load, sync and run the manifest in this process; what it cost."""
+    work = Path(params["dir"])
+    manifest_path = write_manifest(work, params["jobs"], concurrency=params["concurrency"])
+    started = time.perf_counter()
+    manifest = batch.open_manifest(manifest_path)
+    ledger = TimedLedger.open(resolve_location(str(work / "ledger.db")))
+    prepared = batch.prepare(manifest, ledger)
+    prepare_seconds = time.perf_counter() - started
+    commits = [0]
+    event.listen(ledger.engine, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1))
+    ledger.seconds, ledger.transactions = 0.0, 0
+    # min_interval 0: the first poll goes out as soon as the submit is answered, as in the
+    # baseline, so both make exactly the same calls.
+    options = RunOptions(concurrency=params["concurrency"], handle_signals=False,
+                         poll=PollPolicy(min_interval=0.0, max_interval=1.0))
+    connection = batch.Connection(api_base=params["base_url"], token=params["token"])
+    cpu, wall = cpu_seconds(), time.perf_counter()
+    summary = anyio.run(batch.execute, prepared, connection, options)
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    ledger.close()
+    return {"seconds": wall, "cpu": cpu, "prepare_seconds": prepare_seconds,
+            "done": summary.counts[JobState.DONE], "commits": commits[0],
+            "transactions": ledger.transactions, "ledger_seconds": ledger.seconds}
+
+
+def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
+    """The bare loop in this process; what it cost."""
+    cpu, wall = cpu_seconds(), time.perf_counter()
+    anyio.run(lambda: run_baseline(base_url=params["base_url"], token=params["token"],
+                                   jobs=params["jobs"], concurrency=params["concurrency"],
+                                   out_dir=Path(params["dir"]) / "out"))
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    return {"seconds": wall, "cpu": cpu, "done": params["jobs"]}
+
+
+def _measure(task: str, jobs: int, work: Path) -> dict[str, Any]:
+    with SimProcess(time_scale=0.0, capacity=CONCURRENCY, seed=0) as sim:
+        answer, _ = run_worker("bench_engine.py", task, {
+            "base_url": sim.base_url, "token": sim.token, "jobs": jobs,
+            "concurrency": CONCURRENCY, "dir": str(work / task)})
+        answer["api_calls"] = sim.api_calls()
+        answer["files"] = sim.ask("stats")["files_served"]
+    if answer["done"] != jobs:
+        raise RuntimeError(f"{task}: only {answer['done']} of {jobs} jobs done")
+    return answer
+
+
+def run(quick: bool) -> list[Row]:
+    """Figures 1 and 6."""
+    jobs = QUICK_JOBS if quick else FULL_JOBS
+    with tempfile.TemporaryDirectory(prefix="genbatch-bench-") as tmp:
+        base = _measure("baseline", jobs, Path(tmp))
+        ours = _measure("genbatch", jobs, Path(tmp))
+    return _rows(jobs, base, ours)
+
+
+def _rows(jobs: int, base: dict[str, Any], ours: dict[str, Any]) -> list[Row]:
+    rate, base_rate = jobs / ours["seconds"], jobs / base["seconds"]
+    calls = f"{ours['api_calls'] / jobs:.2f} vs {base['api_calls'] / jobs:.2f} API calls/job"
+    share = ours["ledger_seconds"] / ours["seconds"]
+    return [
+        Row(figure=1, label=f"jobs/s, {jobs} jobs, c={CONCURRENCY} ({calls})", value=rate,
+            unit="jobs/s", baseline=base_rate, baseline_label="bare anyio+httpx loop",
+            target=">= 0.8x baseline", met=rate >= 0.8 * base_rate),
+        Row(figure=1, label="CPU seconds per 1,000 jobs", value=1000 * ours["cpu"] / jobs,
+            unit="s", baseline=1000 * base["cpu"] / jobs, baseline_label="bare loop"),
+        Row(figure=1, label="prepare (load, validate, sync) before the run",
+            value=ours["prepare_seconds"], unit="s"),
+        Row(figure=6, label="ledger transactions per job", value=ours["transactions"] / jobs,
+            unit="tx/job"),
+        Row(figure=6, label="ledger commits per second sustained",
+            value=ours["commits"] / ours["seconds"], unit="commits/s"),
+        Row(figure=6, label="share of the run's wall time spent in the ledger", value=share,
+            unit="", target="< 0.5 (not the bottleneck)", met=share < 0.5),
+    ]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        worker_main({"genbatch": genbatch_worker, "baseline": baseline_worker})
+    else:
+        for row in run(quick="--quick" in sys.argv):
+            print(row)

@@ -1,0 +1,147 @@
+"""Figures 4 and 5: resume at scale, and memory that stays flat.
+
+Figure 4: a ledger of 100,000 jobs of which 99% are done (with their attempts and output rows,
+as a real run leaves them); the time from starting ``genbatch run`` to the first new submission
+answered (the first ``queued`` event of ``--json``). Baseline: the same 1,000 remaining jobs as a
+fresh manifest on an empty ledger.
+
+Figure 5: the peak memory of a whole ``genbatch run`` process of 20,000 jobs against that of a
+2,000-job run (zero generation time, small files).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import Row, SimProcess, run_worker, wait_measured, worker_main, write_manifest
+from sqlalchemy import text
+
+from genbatch import batch
+from genbatch.ledger import Ledger, resolve_location
+
+RESUME = {"jobs": 100_000, "done_share": 0.99}
+RESUME_QUICK = {"jobs": 2_000, "done_share": 0.99}
+RESUME_TARGET_SECONDS = 3.0
+MEMORY_JOBS = (2_000, 20_000)
+MEMORY_JOBS_QUICK = (20, 100)
+CONCURRENCY = 64
+
+# What a finished job leaves in the ledger: its attempt and its output file.
+_MARK_DONE = """UPDATE jobs SET state = 'done', attempts = 1, request_id = 'req-' || id,
+    finished_at = updated_at WHERE run_id = :run AND ordinal % :every != 0"""
+_ADD_ATTEMPTS = """INSERT INTO attempts (job_id, number, request_id, outcome, remote_status,
+    intent_at, accepted_at, finished_at) SELECT id, 1, request_id, 'succeeded', 'succeeded',
+    created_at, created_at, created_at FROM jobs WHERE run_id = :run AND state = 'done'"""
+_ADD_OUTPUTS = """INSERT INTO outputs (job_id, attempt_id, position, url, path, size, sha256,
+    downloaded_at) SELECT a.job_id, a.id, 0, 'http://127.0.0.1/files/' || a.request_id,
+    '/nonexistent/' || a.request_id || '.mp4', 2000, 'ab', a.finished_at FROM attempts a"""
+
+
+def build_worker(params: dict[str, Any]) -> dict[str, Any]:
+    """Sync the manifest into a new ledger and mark all but one job in ``every`` done."""
+    manifest = batch.open_manifest(params["manifest"], max_jobs=params["jobs"])
+    ledger = Ledger.open(resolve_location(params["ledger"]))
+    run = batch.prepare(manifest, ledger).run
+    with ledger.engine.begin() as conn:
+        conn.execute(text(_MARK_DONE), {"run": run.id, "every": params["every"]})
+        conn.execute(text(_ADD_ATTEMPTS), {"run": run.id})
+        conn.execute(text(_ADD_OUTPUTS))
+    counts = ledger.counts(run.id)
+    ledger.close()
+    return {"states": {state.value: n for state, n in counts.items() if n}}
+
+
+def _first_submission(manifest: Path, sim: SimProcess, ledger: Path) -> float:
+    """Seconds from starting ``genbatch run`` to its first ``queued`` event; then stop it."""
+    with tempfile.TemporaryFile("w+") as errors:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "genbatch", "run", str(manifest), "--json", "-c",
+             str(CONCURRENCY), "--poll-interval", "0.001"],
+            env=sim.env(ledger), stdout=subprocess.PIPE, stderr=errors, text=True)
+        assert process.stdout is not None
+        elapsed = None
+        for line in process.stdout:
+            event = json.loads(line)
+            if event.get("event") == "job" and event.get("state") == "queued":
+                elapsed = time.monotonic() - started
+                break
+        process.send_signal(signal.SIGINT)
+        process.stdout.close()
+        process.wait(timeout=60)
+        if elapsed is None:
+            errors.seek(0)
+            raise RuntimeError(f"genbatch run never submitted: {errors.read()[-2000:]}")
+    return elapsed
+
+
+def _resume_rows(sizes: dict[str, Any], work: Path) -> list[Row]:
+    jobs = sizes["jobs"]
+    every = round(1 / (1 - sizes["done_share"]))
+    big = write_manifest(work, jobs, name="resume")
+    small = write_manifest(work, jobs // every, name="fresh")
+    built, _ = run_worker("bench_resume.py", "build", {
+        "manifest": str(big), "jobs": jobs, "ledger": str(work / "resume.db"), "every": every})
+    with SimProcess(time_scale=0.0, capacity=CONCURRENCY) as sim:
+        fresh = _first_submission(small, sim, work / "fresh.db")
+        resumed = _first_submission(big, sim, work / "resume.db")
+    done = built["states"].get("done", 0)
+    return [Row(figure=4, label=f"run to first submission, {jobs:,} jobs, {done:,} done",
+                value=resumed, unit="s", baseline=fresh,
+                baseline_label=f"fresh run of {jobs // every:,} jobs",
+                target=f"< {RESUME_TARGET_SECONDS:g} s", met=resumed < RESUME_TARGET_SECONDS)]
+
+
+def _peak_memory(jobs: int, sim: SimProcess, work: Path) -> tuple[float, float]:
+    """Peak MB and wall seconds of a whole ``genbatch run`` of ``jobs`` jobs."""
+    manifest = write_manifest(work, jobs, name=f"memory-{jobs}")
+    with tempfile.TemporaryFile("w+") as errors:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "genbatch", "run", str(manifest), "--json", "-c",
+             str(CONCURRENCY), "--poll-interval", "0.001"],
+            env=sim.env(work / f"memory-{jobs}.db"), stdout=subprocess.DEVNULL, stderr=errors)
+        usage = wait_measured(process, started)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"genbatch run of {jobs} jobs exited {process.returncode}: "
+                               f"{errors.read()[-3000:]}")
+    return usage.peak_mb, usage.wall
+
+
+def _memory_rows(sizes: tuple[int, int], work: Path) -> list[Row]:
+    small, big = sizes
+    with SimProcess(time_scale=0.0, capacity=CONCURRENCY) as sim:
+        small_mb, _ = _peak_memory(small, sim, work)
+        big_mb, big_wall = _peak_memory(big, sim, work)
+    return [Row(figure=5, label=f"peak memory of a {big:,}-job run ({big_wall:.0f} s)",
+                value=big_mb, unit="MB", baseline=small_mb,
+                baseline_label=f"{small:,}-job run", target="<= 1.5x baseline",
+                met=big_mb <= 1.5 * small_mb)]
+
+
+def run_resume(quick: bool) -> list[Row]:
+    """Figure 4."""
+    with tempfile.TemporaryDirectory(prefix="genbatch-bench-") as tmp:
+        return _resume_rows(RESUME_QUICK if quick else RESUME, Path(tmp))
+
+
+def run_memory(quick: bool) -> list[Row]:
+    """Figure 5."""
+    with tempfile.TemporaryDirectory(prefix="genbatch-bench-") as tmp:
+        return _memory_rows(MEMORY_JOBS_QUICK if quick else MEMORY_JOBS, Path(tmp))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        worker_main({"build": build_worker})
+    else:
+        for row in run_resume("--quick" in sys.argv) + run_memory("--quick" in sys.argv):
+            print(row)

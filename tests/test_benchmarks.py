@@ -1,0 +1,29 @@
+"""The benchmark suite runs end to end at its --quick sizes (no timing is asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+
+def test_every_benchmark_runs_at_quick_sizes(tmp_path: Path) -> None:
+    saved = tmp_path / "rows.json"
+    done = subprocess.run([sys.executable, str(RUN), "--quick", "--json", str(saved)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(saved.read_text(encoding="utf-8"))
+    assert {row["figure"] for row in rows} == {1, 2, 3, 4, 5, 6}
+    assert all(row["value"] >= 0 for row in rows)
+    assert "not judged at --quick sizes" in done.stdout
+
+
+def test_one_figure_can_be_run_alone(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(RUN), "--quick", "--only", "3"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "3. genbatch plan" in done.stdout
+    assert "\n1:" not in done.stdout
