@@ -1,5 +1,35 @@
-"""genbatch: run thousands of paid generations on RunComfy's Model API, resumably."""
+"""genbatch: run thousands of paid generations on RunComfy's Model API, resumably.
+
+The Python API, for notebooks and scripts::
+
+    import genbatch
+
+    manifest = genbatch.load_manifest("sweep.yaml")     # validated; nothing sent
+    summary = genbatch.run_manifest("sweep.yaml", simulate=True)
+    rows = genbatch.results("sweep.yaml")               # one dict per output file
+
+``genbatch.batch`` has the steps one by one (open_manifest, prepare, execute).
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from genbatch.batch import results, run_manifest
+from genbatch.errors import GenbatchError, ManifestError
+from genbatch.manifest import Manifest, load_manifest
+from genbatch.runner import RunOptions, RunSummary
+from genbatch.states import JobState
+
+__all__ = [
+    "GenbatchError",
+    "JobState",
+    "Manifest",
+    "ManifestError",
+    "RunOptions",
+    "RunSummary",
+    "__version__",
+    "load_manifest",
+    "results",
+    "run_manifest",
+]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -27,7 +28,7 @@ from genbatch.errors import (
     UsageError,
 )
 from genbatch.events import EventSink, ignore_events
-from genbatch.export import write_run_metadata
+from genbatch.export import export_rows, write_run_metadata
 from genbatch.ledger import Ledger, RunInfo, SyncReport, resolve_location
 from genbatch.manifest import Manifest, load_manifest
 from genbatch.pricing import PriceTable, fetch_api_prices
@@ -224,6 +225,19 @@ def run_manifest(path: str | Path, *, ledger: str | None = None, api_base: str |
         summary = anyio.run(execute, prepared, connection, run_options, events)
         write_run_metadata(store, prepared.run.id)
         return summary
+
+
+def results(path: str | Path, *, ledger: str | None = None,
+            all_states: bool = False) -> list[dict[str, Any]]:
+    """What a manifest's run produced: the rows of ``genbatch export``, one per output file
+    (file path, prompt, inputs, request id, sha256, cost...); with ``all_states`` also one row per
+    job not done, with its state and error."""
+    manifest = load_manifest(path)
+    with open_ledger_for(ledger) as store:
+        run = store.find_run(manifest.name)
+        if run is None:
+            return []
+        return export_rows(store.job_outputs(run_id=run.id), all_states=all_states)
 
 
 def exit_code_for(summary: RunSummary) -> int:
