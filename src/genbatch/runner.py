@@ -157,7 +157,8 @@ class Runner:
                 self._tg = tg
                 if self._options.handle_signals:
                     tg.start_soon(self._watch_signals)
-                    tg.start_soon(self._keep_leases)
+                # Leases are renewed whoever drives the run (the CLI or the Python API).
+                tg.start_soon(self._keep_leases)
                 tg.start_soon(self._report_gauges)
                 self._adopt(attached)
                 await self._submit_pending()
