@@ -1,0 +1,197 @@
+"""Scale-out: throughput of 1, 2 and 4 workers sharing one run through a PostgreSQL ledger.
+
+    python benchmarks/scale_out.py            # full size (about three minutes)
+    python benchmarks/scale_out.py --quick    # tiny sizes: checks that everything runs
+    python benchmarks/scale_out.py --json     # the rows as JSON too
+
+A latency-bound run: every generation takes the same simulated time (no spread), the simulator's
+capacity is far above what the workers ask, each worker is capped at the same ``-c`` and gets
+the same number of jobs (32: eight rounds). The
+run-wide limit (the manifest's ``concurrency``) is first high enough for every worker, then
+lower than what four workers would ask: the simulator's peak of requests in flight shows it holds.
+
+Throughput is jobs done per minute between the first submit and the last verified file (from the
+ledger), so process start-up (the same for any number of workers) does not count; wall time
+including start-up is printed beside it. Needs the PostgreSQL at ``$GENBATCH_TEST_POSTGRES_URL``
+(default ``postgresql://postgres@127.0.0.1:5432/test``); each scenario uses a schema of its own,
+dropped afterwards. ``run(quick)`` returns the rows for ``benchmarks/run.py`` (figure 7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import KLING, Row, SimProcess, write_manifest  # benchmarks/ is on the path above
+
+from genbatch.ledger import Ledger, resolve_location
+
+FIGURE = 7
+POSTGRES_URL = os.environ.get("GENBATCH_TEST_POSTGRES_URL",
+                              "postgresql://postgres@127.0.0.1:5432/test")
+GENERATION_SECONDS = 4.0
+"""Every clip takes exactly this long (simulated): generation time dominates, and the machine's
+CPU (shared by the workers and the simulator) stays far from busy."""
+PER_WORKER = 4
+"""Each worker's own cap (``-c``)."""
+LOW_RUN_LIMIT = 6
+"""The run-wide limit of the last scenario: less than four workers' 16."""
+TARGET_SPEEDUP = 3.5
+JOBS_PER_WORKER = 32
+"""Eight rounds of ``-c`` jobs for each worker."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """What one set of workers did."""
+
+    workers: int
+    run_limit: int
+    jobs: int
+    per_minute: float
+    """Jobs done per minute, first submit to last verified file."""
+    wall: float
+    """Seconds from starting the workers to the last one's exit."""
+    peak_active: int
+    submissions: int
+    duplicates: int
+
+
+def measure(workers: int, *, jobs: int, run_limit: int) -> Scenario:
+    """Run ``jobs`` jobs with ``workers`` worker processes and a run-wide limit."""
+    config = {"time_scale": GENERATION_SECONDS / 240.0, "capacity": 256, "seed": 5,
+              "durations": {KLING: [240.0, 0.0]}}
+    with tempfile.TemporaryDirectory(prefix="genbatch-scale-") as tmp, \
+            _schema() as ledger_url, SimProcess(**config) as sim:
+        manifest = write_manifest(Path(tmp), jobs, name="scale", concurrency=run_limit)
+        env = sim.env(ledger_url)  # type: ignore[arg-type]  # a URL is a ledger too
+        started = time.monotonic()
+        processes = [_start_worker(manifest, env, Path(tmp)) for _ in range(workers)]
+        for process in processes:
+            _, stderr = process.communicate(timeout=900)
+            if process.returncode != 0:
+                raise RuntimeError(f"a worker failed ({process.returncode}): {stderr[-500:]}")
+        wall = time.monotonic() - started
+        stats = sim.ask("stats")
+        window = _active_window(ledger_url)
+    return Scenario(workers=workers, run_limit=run_limit, jobs=jobs,
+                    per_minute=jobs / window * 60.0, wall=wall,
+                    peak_active=int(stats["peak_active"]), submissions=int(stats["submissions"]),
+                    duplicates=int(stats["duplicate_submissions"]))
+
+
+def _start_worker(manifest: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "genbatch", "run", str(manifest), "-c", str(PER_WORKER),
+         "--poll-interval", "0.05", "--json"],
+        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _active_window(ledger_url: str) -> float:
+    """Seconds from the run's first submit intent to its last job done."""
+    ledger = Ledger.open(resolve_location(ledger_url))
+    try:
+        items = ledger.job_outputs()
+    finally:
+        ledger.close()
+    first = min(item.attempt.intent_at for item in items if item.attempt is not None)
+    last = max(item.finished_at for item in items if item.finished_at is not None)
+    return (last - first).total_seconds()
+
+
+@contextmanager
+def _schema() -> Iterator[str]:
+    """A fresh schema of the benchmark PostgreSQL, as a ledger URL; dropped afterwards."""
+    import psycopg
+
+    name = f"genbatch_bench_{secrets.token_hex(5)}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def scenarios(quick: bool) -> list[Scenario]:
+    """1, 2 and 4 workers under a high run-wide limit, then 4 under a low one.
+
+    Each worker gets the same number of jobs (so every run lasts about as long, and the few
+    hundred milliseconds between the first and the last worker's start weigh the same).
+    """
+    per_worker = 4 if quick else JOBS_PER_WORKER
+    high = PER_WORKER * 4 * 4
+    found = [measure(n, jobs=per_worker * n, run_limit=high) for n in (1, 2, 4)]
+    found.append(measure(4, jobs=per_worker * 2, run_limit=LOW_RUN_LIMIT))
+    return found
+
+
+def rows(found: list[Scenario], quick: bool) -> list[Row]:
+    """The figure's rows: each throughput against one worker's, and the low limit's peak."""
+    one = found[0].per_minute
+    result = []
+    for scenario in found[:3]:
+        speedup_target = scenario.workers == 4
+        result.append(Row(
+            figure=FIGURE, label=f"{scenario.workers} worker(s) x -c {PER_WORKER}, run-wide "
+            f"limit {scenario.run_limit}: jobs/min", value=scenario.per_minute, unit="jobs/min",
+            baseline=None if scenario.workers == 1 else one, baseline_label="1 worker",
+            target=f">= {TARGET_SPEEDUP} x one worker" if speedup_target else "",
+            met=(scenario.per_minute >= TARGET_SPEEDUP * one) if speedup_target else None))
+    low = found[3]
+    result.append(Row(
+        figure=FIGURE, label=f"4 workers x -c {PER_WORKER}, run-wide limit {low.run_limit}: "
+        "peak requests in flight", value=low.peak_active, unit="requests",
+        target=f"<= {low.run_limit}", met=low.peak_active <= low.run_limit))
+    result.append(Row(
+        figure=FIGURE, label=f"4 workers, run-wide limit {low.run_limit}: jobs/min",
+        value=low.per_minute, unit="jobs/min", baseline=one, baseline_label="1 worker"))
+    duplicates = sum(s.duplicates for s in found)
+    result.append(Row(figure=FIGURE, label="jobs submitted twice, every scenario",
+                      value=duplicates, unit="", target="0", met=duplicates == 0))
+    return result
+
+
+def run(quick: bool) -> list[Row]:
+    """Entry point for ``benchmarks/run.py``."""
+    return rows(scenarios(quick), quick)
+
+
+def main() -> None:
+    """Run standalone and print a table (and JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes")
+    parser.add_argument("--json", action="store_true", help="print the scenarios as JSON")
+    args = parser.parse_args()
+    found = scenarios(args.quick)
+    print(f"{'workers':>7} {'run limit':>9} {'jobs':>5} {'jobs/min':>9} {'speed-up':>8} "
+          f"{'wall s':>7} {'peak':>5} {'subs':>5} {'dups':>4}")
+    for s in found:
+        print(f"{s.workers:>7} {s.run_limit:>9} {s.jobs:>5} {s.per_minute:>9.1f} "
+              f"{s.per_minute / found[0].per_minute:>8.2f} {s.wall:>7.1f} {s.peak_active:>5} "
+              f"{s.submissions:>5} {s.duplicates:>4}")
+    for row in rows(found, args.quick):
+        if row.met is not None:
+            verdict = "not judged at --quick sizes" if args.quick else \
+                ("met" if row.met else "MISSED")
+            print(f"{row.label}: {row.value:.2f} [{verdict}: {row.target}]")
+    if args.json:
+        print(json.dumps([asdict(s) for s in found], indent=2))
+
+
+if __name__ == "__main__":
+    main()
