@@ -69,9 +69,11 @@ class Scenario:
     duplicates: int
 
 
-def measure(workers: int, *, jobs: int, run_limit: int) -> Scenario:
-    """Run ``jobs`` jobs with ``workers`` worker processes and a run-wide limit."""
-    config = {"time_scale": GENERATION_SECONDS / 240.0, "capacity": 256, "seed": 5,
+def measure(workers: int, *, jobs: int, run_limit: int,
+            generation: float = GENERATION_SECONDS) -> Scenario:
+    """Run ``jobs`` jobs of ``generation`` seconds each with ``workers`` worker processes and a
+    run-wide limit."""
+    config = {"time_scale": generation / 240.0, "capacity": 256, "seed": 5,
               "durations": {KLING: [240.0, 0.0]}}
     with tempfile.TemporaryDirectory(prefix="genbatch-scale-") as tmp, \
             _schema() as ledger_url, SimProcess(**config) as sim:
@@ -134,9 +136,12 @@ def scenarios(quick: bool) -> list[Scenario]:
     hundred milliseconds between the first and the last worker's start weigh the same).
     """
     per_worker = 4 if quick else JOBS_PER_WORKER
+    generation = 0.5 if quick else GENERATION_SECONDS
     high = PER_WORKER * 4 * 4
-    found = [measure(n, jobs=per_worker * n, run_limit=high) for n in (1, 2, 4)]
-    found.append(measure(4, jobs=per_worker * 2, run_limit=LOW_RUN_LIMIT))
+    found = [measure(n, jobs=per_worker * n, run_limit=high, generation=generation)
+             for n in (1, 2, 4)]
+    found.append(measure(4, jobs=per_worker * 2, run_limit=LOW_RUN_LIMIT,
+                         generation=generation))
     return found
 
 
