@@ -21,6 +21,7 @@ from genbatch.states import JobState
 
 from support import (
     cli_env,
+    genbatch,
     kill,
     kling_manifest,
     output_files,
@@ -87,6 +88,10 @@ def test_several_workers_share_a_run_and_never_submit_a_job_twice(
     assert len(report["workers"]) == 3
     assert {w["status"] for w in report["workers"]} == {"stopped"}
     assert sum(w["jobs_done"] for w in report["workers"]) == 24
+    table = genbatch(["status"], env=env, cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "workers" in table.stdout
+    assert all(w["id"] in table.stdout for w in report["workers"])
 
 
 def test_the_ledger_records_which_host_wrote_each_file(
