@@ -7,7 +7,6 @@ Nothing here reaches into genbatch's internals: tests drive the CLI, read the le
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from genbatch.ledger import Ledger, resolve_location
 from genbatch.simulator import Simulator
+from genbatch.states import JobState
 
 KLING = "kling/kling-2-6/pro/text-to-video"
 
@@ -56,11 +57,23 @@ def start_genbatch(args: Sequence[str], *, env: dict[str, str], cwd: Path
 
 
 def status(env: dict[str, str], cwd: Path) -> dict[str, Any]:
-    """``genbatch status --json``, parsed."""
-    done = genbatch(["status", "--json"], env=env, cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    """The ledger's counts, shaped like ``genbatch status --json``.
+
+    Read in-process through the public Ledger API: a CLI process costs most of a second, and
+    tests poll this. ``genbatch status --json`` itself is tested in test_run.py.
+    """
+    ledger = Ledger.open(resolve_location(env["GENBATCH_LEDGER"], cwd=cwd))
+    try:
+        totals = {state.value: 0 for state in JobState}
+        runs = []
+        for run in ledger.runs():
+            counts = {state.value: n for state, n in ledger.counts(run.id).items()}
+            for name, n in counts.items():
+                totals[name] += n
+            runs.append({"run": run.name, "counts": counts, "total": sum(counts.values())})
+        return {"counts": totals, "total": sum(totals.values()), "runs": runs}
+    finally:
+        ledger.close()
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float = 30.0,

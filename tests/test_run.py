@@ -98,7 +98,9 @@ def test_status_json_maps_every_state_name_to_a_count(tmp_path: Path, sim: Simul
     manifest = kling_manifest(tmp_path, 2)
     genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
-    report = status(env, tmp_path)
+    listed = genbatch(["status", "--json"], env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    report = json.loads(listed.stdout)
 
     assert set(report["counts"]) == {"pending", "submitting", "queued", "running", "fetching",
                                      "done", "failed", "cancelled", "unknown", "expired"}
