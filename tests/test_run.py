@@ -370,3 +370,14 @@ def test_manifest_prices_price_models_genbatch_does_not_know(tmp_path: Path,
     plan = json.loads(genbatch(["plan", str(manifest), "--json"], env=env, cwd=tmp_path).stdout)
 
     assert (plan["cost_usd"], plan["unpriced_jobs"]) == (0.5, 0)
+
+
+def test_the_command_line_concurrency_overrides_the_manifests_on_a_single_machine(
+        tmp_path: Path) -> None:
+    with Simulator(SimulatorConfig(time_scale=0.002, capacity=50, seed=8)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 12, extra="concurrency: 2\n")
+        done = genbatch(run_args(manifest, "--concurrency", "5"), env=env, cwd=tmp_path)
+
+        assert done.returncode == 0, done.stderr
+        assert sim.stats.peak_active == 5

@@ -165,14 +165,19 @@ def check_budget_coverage(prepared: Prepared, budget_usd: float | None) -> None:
 
 
 def options_for(manifest: Manifest, *, concurrency: int | None = None,
-                base: RunOptions | None = None) -> RunOptions:
-    """Run options from the manifest's settings, overridden by the command line."""
+                base: RunOptions | None = None, shared_ledger: bool = False) -> RunOptions:
+    """Run options from the manifest's settings, overridden by the command line.
+
+    On a shared (PostgreSQL) ledger the manifest's ``concurrency`` holds for the run as a whole
+    and ``--concurrency`` caps this worker's share; on a single-process SQLite ledger the two are
+    the same limit, and the command line wins.
+    """
     options = base or RunOptions()
     settings = manifest.settings
     changes: dict[str, object] = {
         "concurrency": concurrency or manifest.concurrency or options.concurrency,
         # The manifest's limit holds for the run as a whole, however many workers share it.
-        "run_concurrency": manifest.concurrency,
+        "run_concurrency": manifest.concurrency if shared_ledger else None,
         "max_attempts": settings.max_attempts or options.max_attempts,
         "allowed_hosts": tuple(settings.allowed_hosts or ()) + options.allowed_hosts,
         "budget_usd": options.budget_usd if options.budget_usd is not None
@@ -220,7 +225,8 @@ def run_manifest(path: str | Path, *, ledger: str | None = None, api_base: str |
         store = stack.enter_context(open_ledger_for(ledger))
         stack.enter_context(store.exclusive())
         prepared = prepare(manifest, store, anyio.run(price_table, manifest, connection))
-        run_options = options_for(manifest, concurrency=concurrency, base=base)
+        run_options = options_for(manifest, concurrency=concurrency, base=base,
+                                  shared_ledger=store.shared)
         check_budget_coverage(prepared, run_options.budget_usd)
         summary = anyio.run(execute, prepared, connection, run_options, events)
         write_run_metadata(store, prepared.run.id)

@@ -175,7 +175,8 @@ def execute_request(request: RunRequest) -> None:
             prepared = replace(prepared, sync=replace(
                 prepared.sync, counts=store.counts(prepared.run.id)))
         _print_plan_line(prepared, connection, request.simulate)
-        options = batch.options_for(loaded, concurrency=request.concurrency, base=options)
+        options = batch.options_for(loaded, concurrency=request.concurrency, base=options,
+                                    shared_ledger=store.shared)
         batch.check_budget_coverage(prepared, options.budget_usd)
         summary = _execute(prepared, connection, options, request.json_output)
         refresh_metadata(store, prepared.run.id)
