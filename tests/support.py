@@ -56,6 +56,14 @@ def start_genbatch(args: Sequence[str], *, env: dict[str, str], cwd: Path
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def status_json(env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """``genbatch status --json``, run and parsed (workers included)."""
+    done = genbatch(["status", "--json"], env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 def status(env: dict[str, str], cwd: Path) -> dict[str, Any]:
     """The ledger's counts, shaped like ``genbatch status --json``.
 

@@ -28,6 +28,7 @@ from support import (
     sha256_of,
     start_genbatch,
     status,
+    status_json,
     wait_until,
 )
 
@@ -66,7 +67,7 @@ def finish(workers: list[subprocess.Popen[str]], timeout: float = 90) -> list[tu
 
 
 def workers_of(env: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = status(env, cwd)["workers"]
+    found: list[dict[str, Any]] = status_json(env, cwd)["workers"]
     return found
 
 
@@ -83,7 +84,7 @@ def test_several_workers_share_a_run_and_never_submit_a_job_twice(
     files = [f for f in output_files(tmp_path / "out") if f.suffix == ".mp4"]
     served = {o.sha256 for info in sim.records.list() for o in info.outputs}
     assert len(files) == 24 and {sha256_of(f) for f in files} == served
-    report = status(env, tmp_path)
+    report = status_json(env, tmp_path)
     assert report["counts"]["done"] == 24
     assert len(report["workers"]) == 3
     assert {w["status"] for w in report["workers"]} == {"stopped"}
@@ -159,7 +160,7 @@ def test_a_killed_workers_jobs_are_finished_by_another_after_its_lease_expires(
         assert "took over" in stderr and "re-attached, not resubmitted" in stderr
         assert sim.stats.submissions == 8
         assert sim.stats.duplicate_submissions == 0
-        report = status(env, tmp_path)
+        report = status_json(env, tmp_path)
         assert report["counts"]["done"] == 8
         by_status = {w["status"]: w for w in report["workers"]}
         assert set(by_status) == {"lost", "stopped"}
