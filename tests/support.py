@@ -7,6 +7,7 @@ Nothing here reaches into genbatch's internals: tests drive the CLI, read the le
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
