@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,8 +36,12 @@ CONCURRENCY = 64
 class TimedLedger(Ledger):
     """The ledger, timing every transaction: they run on the event loop, blocking it."""
 
-    seconds = 0.0
-    transactions = 0
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seconds = 0.0
+        self.transactions = 0
+        self.by_kind: Counter[str] = Counter()
+        """Seconds per kind of transaction (``claim_next``, ``record_accepted``...)."""
 
     @contextmanager
     def _transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
@@ -45,8 +50,10 @@ class TimedLedger(Ledger):
             with super()._transaction(what, durable=durable) as conn:
                 yield conn
         finally:
-            self.seconds += time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            self.seconds += elapsed
             self.transactions += 1
+            self.by_kind[what] += elapsed
 
 
 def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +67,7 @@ def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
     prepare_seconds = time.perf_counter() - started
     commits = [0]
     event.listen(ledger.engine, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1))
-    ledger.seconds, ledger.transactions = 0.0, 0
+    ledger.seconds, ledger.transactions, ledger.by_kind = 0.0, 0, Counter()
     # min_interval 0: the first poll goes out as soon as the submit is answered, as in the
     # baseline, so both make exactly the same calls.
     options = RunOptions(concurrency=params["concurrency"], handle_signals=False,
@@ -72,7 +79,8 @@ def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
     ledger.close()
     return {"seconds": wall, "cpu": cpu, "prepare_seconds": prepare_seconds,
             "done": summary.counts[JobState.DONE], "commits": commits[0],
-            "transactions": ledger.transactions, "ledger_seconds": ledger.seconds}
+            "transactions": ledger.transactions, "ledger_seconds": ledger.seconds,
+            "ledger_by_kind": dict(ledger.by_kind.most_common(3))}
 
 
 def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +118,9 @@ def _rows(jobs: int, base: dict[str, Any], ours: dict[str, Any]) -> list[Row]:
     rate, base_rate = jobs / ours["seconds"], jobs / base["seconds"]
     calls = f"{ours['api_calls'] / jobs:.2f} vs {base['api_calls'] / jobs:.2f} API calls/job"
     share = ours["ledger_seconds"] / ours["seconds"]
+    ledger_ms, base_ms = 1000 * ours["ledger_seconds"] / jobs, 1000 * base["seconds"] / jobs
+    heaviest = ", ".join(f"{kind} {1000 * seconds / jobs:.1f} ms"
+                         for kind, seconds in ours["ledger_by_kind"].items())
     return [
         Row(figure=1, label=f"jobs/s, {jobs} jobs, c={CONCURRENCY} ({calls})", value=rate,
             unit="jobs/s", baseline=base_rate, baseline_label="bare anyio+httpx loop",
@@ -122,8 +133,13 @@ def _rows(jobs: int, base: dict[str, Any], ours: dict[str, Any]) -> list[Row]:
             unit="tx/job"),
         Row(figure=6, label="ledger commits per second sustained",
             value=ours["commits"] / ours["seconds"], unit="commits/s"),
-        Row(figure=6, label="share of the run's wall time spent in the ledger", value=share,
-            unit="", target="< 0.5 (not the bottleneck)", met=share < 0.5),
+        # The ledger is not the bottleneck when it fits in the overhead figure 1 allows: a
+        # quarter of the bare loop's time per job (0.8x its rate).
+        Row(figure=6, label=f"ledger ms per job, blocking the loop (heaviest: {heaviest})",
+            value=ledger_ms, unit="ms", baseline=base_ms, baseline_label="bare loop ms per job",
+            target="<= 0.25x baseline", met=ledger_ms <= 0.25 * base_ms),
+        Row(figure=6, label="share of genbatch's wall time spent in the ledger", value=share,
+            unit=""),
     ]
 
 
