@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from genbatch.client import DEFAULT_API_BASE, RunComfyClient
+from genbatch.downloads import is_loopback
 from genbatch.errors import (
     EXIT_ENVIRONMENT,
     EXIT_INTERRUPTED,
@@ -69,7 +69,7 @@ def resolve_connection(api_base: str | None, *, allow_insecure: bool = False,
     parts = urlsplit(base)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UsageError(f"--api-base: not an http(s) URL: {base}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure:
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
         raise UsageError(f"--api-base: refusing plain http:// to {parts.hostname} (the token "
                          "would travel in clear); use https:// or --allow-insecure")
     token = os.environ.get(TOKEN_ENV) or token_from_config()
@@ -107,15 +107,6 @@ def token_from_config() -> str | None:
     if not isinstance(token, str) or not token.strip():
         raise UsageError(f"the API token file {path} has no access_token")
     return token.strip()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def open_manifest(path: str | Path, *, max_jobs: int | None = None,

@@ -53,7 +53,7 @@ class HostPolicy:
         host = (parts.hostname or "").lower()
         if not host:
             return False
-        if parts.scheme == "http" and not _is_loopback(host):
+        if parts.scheme == "http" and not is_loopback(host):
             return False
         if parts.scheme not in ("http", "https"):
             return False
@@ -69,7 +69,8 @@ def _host_matches(host: str, pattern: str) -> bool:
     return host == pattern
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (where plain http is acceptable)."""
     if host == "localhost":
         return True
     try:
