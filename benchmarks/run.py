@@ -25,6 +25,7 @@ import bench_engine  # benchmarks/ is put on the path just above
 import bench_plan
 import bench_polling
 import bench_resume
+import scale_out
 from common import Row
 
 FIGURES: dict[int, tuple[str, Callable[[bool], list[Row]]]] = {
@@ -33,6 +34,7 @@ FIGURES: dict[int, tuple[str, Callable[[bool], list[Row]]]] = {
     3: ("planning at scale", bench_plan.run),
     4: ("resume at scale", bench_resume.run_resume),
     5: ("memory stays flat", bench_resume.run_memory),
+    7: ("scale-out across workers (PostgreSQL)", scale_out.run),
 }
 
 

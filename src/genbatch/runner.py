@@ -277,11 +277,14 @@ class Runner:
                 job = await self._submit(job)
             if job.state in (JobState.QUEUED, JobState.RUNNING):
                 job = await self._follow(job, poll_now=reattached)
-            if holds_slot:
-                holds_slot = False
-                self._slots.release()
             if job.state == JobState.FETCHING:
-                await self._fetch(job)
+                # Backpressure: a finished job keeps its slot until a download slot is free, so
+                # submits wait while downloads lag (outputs expire; a backlog would only grow).
+                async with self._downloads:
+                    if holds_slot:
+                        holds_slot = False
+                        self._slots.release()
+                    await self._fetch(job)
         except Exception as exc:  # one job's bug must not stop the others
             self._ledger.record_job_error(job, f"internal error: {exc!r}")
             self._park(job)
@@ -459,13 +462,12 @@ class Runner:
     # -- one job: fetch -------------------------------------------------------------------------
 
     async def _fetch(self, job: JobRecord) -> None:
-        async with self._downloads:
-            outputs = self._ledger.outputs(job.id)
-            for output in outputs:
-                if output.sha256 is not None and output.path and Path(output.path).exists():
-                    continue
-                if not await self._fetch_one(job, output, count=len(outputs)):
-                    return
+        outputs = self._ledger.outputs(job.id)
+        for output in outputs:
+            if output.sha256 is not None and output.path and Path(output.path).exists():
+                continue
+            if not await self._fetch_one(job, output, count=len(outputs)):
+                return
         self._ledger.record_done(job)
         self._settle(job, JobState.DONE, None)
 
