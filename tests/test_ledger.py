@@ -191,6 +191,21 @@ def test_the_budget_stops_claims_before_the_spending_would_pass_it(ledger: Ledge
         claim(ledger, run_id, budget_usd=3.5)
 
 
+def test_a_batch_claim_takes_jobs_in_order_up_to_the_limit_and_the_budget(
+        ledger: Ledger) -> None:
+    run_id = new_run(ledger, 10, cost=1.0)
+
+    first = ledger.claim_jobs(run_id, 4, worker="w1", run_limit=3, lease_seconds=LEASE)
+    assert [job.ordinal for job in first] == [0, 1, 2]
+    assert all(job.state == JobState.SUBMITTING and job.attempt_id for job in first)
+
+    second = ledger.claim_jobs(run_id, 5, worker="w1", budget_usd=5.5, lease_seconds=LEASE)
+    assert [job.ordinal for job in second] == [3, 4]  # the sixth dollar would cross the budget
+    with pytest.raises(BudgetReached):
+        ledger.claim_jobs(run_id, 5, worker="w1", budget_usd=5.5, lease_seconds=LEASE)
+    assert ledger.counts(run_id)[JobState.SUBMITTING] == 5
+
+
 def test_concurrent_claims_never_take_a_job_twice_nor_pass_the_limit_or_the_budget(
         open_ledger: OpenLedger) -> None:
     """On PostgreSQL these are separate connections racing; on SQLite, its single writer."""

@@ -66,6 +66,7 @@ from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, JobState
 from genbatch.throttle import RateGate, Slots
 from genbatch.workers import DEFAULT_LEASE_SECONDS, WorkerIdentity
 
+MAX_CLAIM_BATCH = 16
 SUCCEEDED = frozenset({"succeeded", "completed"})
 FAILED = frozenset({"failed", "error"})
 CANCELLED = frozenset({"cancelled", "canceled"})
@@ -218,24 +219,36 @@ class Runner:
                 return
             await self._slots.acquire()
             await self._gate.wait()
-            job = None if self._stop_submitting else self._claim()
-            if job is not None:
+            jobs = [] if self._stop_submitting else self._claim(1 + self._free_slots())
+            for job in jobs:
                 self._start(job, holds_slot=True)
+            if jobs:
                 continue
             self._slots.release()
             if self._active == 0 and not self._run_unsettled():
                 return
             await self._idle()
 
-    def _claim(self) -> JobRecord | None:
+    def _free_slots(self) -> int:
+        # Slots free beside the one just acquired, taken at once so that their claims share
+        # one durable commit; capped so a crash leaves few intents to turn `unknown`.
+        return max(0, min(self._slots.limit - self._slots.in_use, MAX_CLAIM_BATCH - 1))
+
+    def _claim(self, count: int) -> list[JobRecord]:
+        """Claim up to ``count`` jobs; the first slot is held already, the others are taken."""
+        for _ in range(count - 1):
+            self._slots.occupy()
         try:
-            return self._ledger.claim_next(self._run.id, worker=self._worker.id,
+            jobs = self._ledger.claim_jobs(self._run.id, count, worker=self._worker.id,
                                            budget_usd=self._options.budget_usd,
                                            run_limit=self._options.run_concurrency,
                                            lease_seconds=self._options.lease_seconds)
         except (BudgetReached, StopRequested) as exc:
             self._stop(exc, cancel_all=False)
-            return None
+            jobs = []
+        for _ in range(count - max(1, len(jobs))):
+            self._slots.release()
+        return jobs
 
     def _run_unsettled(self) -> bool:
         """Work may still come: pending jobs (back after a 429 or a failed generation, or not
