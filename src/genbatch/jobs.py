@@ -11,9 +11,13 @@ from typing import Any
 KEY_LENGTH = 16
 
 
+# One encoder for every call: json.dumps builds a new one per call when given options.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces: equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def job_key(model_id: str, identity_inputs: Mapping[str, Any], repeat_index: int) -> str:
