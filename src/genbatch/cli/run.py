@@ -180,7 +180,7 @@ def execute_request(request: RunRequest) -> None:
         batch.check_budget_coverage(prepared, options.budget_usd)
         summary = _execute(prepared, connection, options, request.json_output)
         refresh_metadata(store, prepared.run.id)
-        _print_summary(summary, prepared)
+        _print_summary(summary, prepared, request.simulate)
     raise typer.Exit(batch.exit_code_for(summary))
 
 
@@ -207,7 +207,7 @@ def _print_plan_line(prepared: batch.Prepared, connection: batch.Connection,
           f"{target}; ledger {prepared.ledger.location.display}", file=sys.stderr)
 
 
-def _print_summary(summary: RunSummary, prepared: batch.Prepared) -> None:
+def _print_summary(summary: RunSummary, prepared: batch.Prepared, simulate: bool) -> None:
     counts = ", ".join(f"{n} {s.value}" for s, n in summary.counts.items() if n)
     print(f"genbatch: {counts or 'no jobs'}", file=sys.stderr)
     if summary.counts[JobState.UNKNOWN]:
@@ -222,7 +222,9 @@ def _print_summary(summary: RunSummary, prepared: batch.Prepared) -> None:
     spent = sum(spend[s] for s in SPENDING_STATES)
     if spent:
         print(f"genbatch: estimated spend ${spent:,.2f} (done ${spend[JobState.DONE]:,.2f}); "
-              f"left to run ${spend[JobState.PENDING]:,.2f}", file=sys.stderr)
+              f"left to run ${spend[JobState.PENDING]:,.2f}"
+              + (" at RunComfy's prices; simulated, nothing was paid" if simulate else ""),
+              file=sys.stderr)
     first = prepared.ledger.jobs(prepared.run.id, limit=1)
     if summary.all_done and first:
         print(f"genbatch: outputs in {first[0].output_dir}", file=sys.stderr)
