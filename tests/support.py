@@ -34,6 +34,11 @@ def kling_manifest(directory: Path, jobs: int, *, name: str = "sweep.yaml",
     return path
 
 
+def run_args(manifest: Path, *extra: str) -> list[str]:
+    """``genbatch run MANIFEST`` with polls fast enough for a scaled simulator."""
+    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
+
+
 def cli_env(simulator: Simulator, ledger: Path, **extra: str) -> dict[str, str]:
     """Environment for a CLI run against ``simulator`` with ``ledger``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNCOMFY_", "GENBATCH_"))}

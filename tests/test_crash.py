@@ -21,6 +21,7 @@ from support import (
     kill,
     kling_manifest,
     output_files,
+    run_args,
     sha256_of,
     start_genbatch,
     status,
@@ -32,10 +33,6 @@ from support import (
 def sim() -> Iterator[Simulator]:
     with Simulator(SimulatorConfig(time_scale=0.0005, capacity=8, seed=11)) as simulator:
         yield simulator
-
-
-def run_args(manifest: Path, *extra: str) -> list[str]:
-    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
 
 
 def assert_complete_and_verified(sim: Simulator, out: Path, jobs: int) -> None:

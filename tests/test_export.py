@@ -17,13 +17,9 @@ from genbatch.export import FILE_COLUMNS, METADATA_FILE, flat_inputs
 from genbatch.ledger import open_ledger
 from genbatch.simulator import Simulator
 
-from support import cli_env, genbatch, kling_manifest, output_files, sha256_of
+from support import cli_env, genbatch, kling_manifest, output_files, run_args, sha256_of
 
 FAST = 0.0005
-
-
-def run_args(manifest: Path, *extra: str) -> list[str]:
-    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
 
 
 def read_jsonl(path: Path) -> list[dict[str, object]]:

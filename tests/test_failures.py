@@ -16,6 +16,7 @@ from support import (
     genbatch,
     kling_manifest,
     output_files,
+    run_args,
     start_genbatch,
     status,
     wait_until,
@@ -28,10 +29,6 @@ FAST = 0.0005
 def sim() -> Iterator[Simulator]:
     with Simulator(SimulatorConfig(time_scale=FAST, capacity=8, seed=21)) as simulator:
         yield simulator
-
-
-def run_args(manifest: Path, *extra: str) -> list[str]:
-    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
 
 
 def attempts_of(ledger_path: Path, run: str) -> list[list[str]]:

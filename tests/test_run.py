@@ -19,6 +19,7 @@ from support import (
     genbatch,
     kling_manifest,
     output_files,
+    run_args,
     sha256_of,
     status,
 )
@@ -30,10 +31,6 @@ FAST = 0.0005  # a 240 s Kling clip takes 0.12 s
 def sim() -> Iterator[Simulator]:
     with Simulator(SimulatorConfig(time_scale=FAST, capacity=8, seed=1)) as simulator:
         yield simulator
-
-
-def run_args(manifest: Path, *extra: str) -> list[str]:
-    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
 
 
 def served_hashes(simulator: Simulator) -> set[str]:

@@ -25,6 +25,7 @@ from support import (
     kill,
     kling_manifest,
     output_files,
+    run_args,
     sha256_of,
     start_genbatch,
     status,
@@ -42,10 +43,6 @@ def sim() -> Iterator[Simulator]:
     # A Kling clip takes about 0.5 s: long enough for several workers to overlap.
     with Simulator(SimulatorConfig(time_scale=0.002, capacity=16, seed=7)) as simulator:
         yield simulator
-
-
-def run_args(manifest: Path, *extra: str) -> list[str]:
-    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
 
 
 def workers_env(sim: Simulator, postgres_url: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pytest
 
 from genbatch.simulator import Simulator, SimulatorConfig
 
-from support import cli_env, genbatch, kling_manifest, output_files, status
+from support import cli_env, genbatch, kling_manifest, output_files, run_args, status
 
 FAST = 0.0005
 
@@ -20,10 +20,6 @@ FAST = 0.0005
 def sim() -> Iterator[Simulator]:
     with Simulator(SimulatorConfig(time_scale=FAST, capacity=8, seed=31)) as simulator:
         yield simulator
-
-
-def run_args(manifest: Path, *extra: str) -> list[str]:
-    return ["run", str(manifest), "--poll-interval", "0.01", *extra]
 
 
 def test_the_token_is_never_sent_to_file_hosts(tmp_path: Path, sim: Simulator) -> None:
