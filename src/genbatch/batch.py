@@ -182,6 +182,7 @@ def options_for(manifest: Manifest, *, concurrency: int | None = None,
 async def execute(prepared: Prepared, connection: Connection, options: RunOptions,
                   events: EventSink = ignore_events) -> RunSummary:
     """Run a prepared manifest against the API until it is settled, stopped or interrupted."""
+    check_budget_coverage(prepared, options.budget_usd)
     # The client's pool stays small whatever the concurrency (see DEFAULT_MAX_CONNECTIONS).
     async with RunComfyClient(base_url=connection.api_base, token=connection.token) as client:
         runner = Runner(ledger=prepared.ledger, client=client, run=prepared.run,
@@ -200,27 +201,50 @@ def simulated_connection(*, seed: int | None = None) -> Iterator[Connection]:
         yield Connection(api_base=simulator.base_url, token=simulator.token)
 
 
-def run_manifest(path: str | Path, *, ledger: str | None = None, api_base: str | None = None,
-                 simulate: bool = False, concurrency: int | None = None,
-                 options: RunOptions | None = None,
-                 events: EventSink = ignore_events) -> RunSummary:
-    """Run a manifest from Python: the same as ``genbatch run``, returning its summary."""
-    manifest = open_manifest(path)
+@dataclass(frozen=True, kw_only=True)
+class Session:
+    """Everything a run needs, set up: the synced run, where the API is, the options."""
+
+    prepared: Prepared
+    connection: Connection
+    options: RunOptions
+
+
+@contextmanager
+def open_session(manifest: Manifest, *, ledger: str | None = None,
+                 api_base: str | None = None, simulate: bool = False,
+                 allow_insecure: bool = False, concurrency: int | None = None,
+                 options: RunOptions | None = None) -> Iterator[Session]:
+    """Connect (or start the simulator), take the ledger's lock, price and sync the jobs.
+
+    The ``genbatch run`` command and ``run_manifest`` both run through here.
+    """
     base = options or RunOptions(handle_signals=False)
     with ExitStack() as stack:
         if simulate:
             connection = stack.enter_context(simulated_connection())
             base = replace(base, poll=base.poll.scaled(SIMULATE_POLL_SCALE))
         else:
-            connection = resolve_connection(api_base)
+            connection = resolve_connection(api_base, allow_insecure=allow_insecure)
         store = stack.enter_context(open_ledger_for(ledger))
         stack.enter_context(store.exclusive())
         prepared = prepare(manifest, store, anyio.run(price_table, manifest, connection))
         run_options = options_for(manifest, concurrency=concurrency, base=base,
                                   shared_ledger=store.shared)
-        check_budget_coverage(prepared, run_options.budget_usd)
-        summary = anyio.run(execute, prepared, connection, run_options, events)
-        write_run_metadata(store, prepared.run.id)
+        yield Session(prepared=prepared, connection=connection, options=run_options)
+
+
+def run_manifest(path: str | Path, *, ledger: str | None = None, api_base: str | None = None,
+                 simulate: bool = False, concurrency: int | None = None,
+                 options: RunOptions | None = None,
+                 events: EventSink = ignore_events) -> RunSummary:
+    """Run a manifest from Python: the same as ``genbatch run``, returning its summary."""
+    manifest = open_manifest(path)
+    with open_session(manifest, ledger=ledger, api_base=api_base, simulate=simulate,
+                      concurrency=concurrency, options=options) as session:
+        summary = anyio.run(execute, session.prepared, session.connection, session.options,
+                            events)
+        write_run_metadata(session.prepared.ledger, session.prepared.run.id)
         return summary
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -158,27 +158,17 @@ def execute_request(request: RunRequest) -> None:
                          poll=PollPolicy(min_interval=request.poll_interval),
                          max_failures=FailureLimit.parse(request.max_failures),
                          budget_usd=request.budget, lease_seconds=request.lease_seconds)
-    with ExitStack() as stack:
-        if request.simulate:
-            connection = stack.enter_context(batch.simulated_connection())
-            options = replace(options, poll=PollPolicy(min_interval=0.02, max_interval=1.0))
-        else:
-            connection = batch.resolve_connection(request.api_base,
-                                                  allow_insecure=request.allow_insecure)
-        store = stack.enter_context(batch.open_ledger_for(request.ledger))
-        stack.enter_context(store.exclusive())
-        prices = anyio.run(batch.price_table, loaded, connection)
-        prepared = batch.prepare(loaded, store, prices)
+    with batch.open_session(loaded, ledger=request.ledger, api_base=request.api_base,
+                            simulate=request.simulate, allow_insecure=request.allow_insecure,
+                            concurrency=request.concurrency, options=options) as session:
+        prepared, store = session.prepared, session.prepared.ledger
         if request.reset_states:
             count = store.reset_to_pending(prepared.run.id, request.reset_states)
             print(f"genbatch: {count} job(s) to run again", file=sys.stderr)
             prepared = replace(prepared, sync=replace(
                 prepared.sync, counts=store.counts(prepared.run.id)))
-        _print_plan_line(prepared, connection, request.simulate)
-        options = batch.options_for(loaded, concurrency=request.concurrency, base=options,
-                                    shared_ledger=store.shared)
-        batch.check_budget_coverage(prepared, options.budget_usd)
-        summary = _execute(prepared, connection, options, request.json_output)
+        _print_plan_line(prepared, session.connection, request.simulate)
+        summary = _execute(prepared, session.connection, session.options, request.json_output)
         refresh_metadata(store, prepared.run.id)
         _print_summary(summary, prepared, request.simulate)
     raise typer.Exit(batch.exit_code_for(summary))
