@@ -87,8 +87,11 @@ def test_killed_while_polling_reattaches_to_every_request(tmp_path: Path) -> Non
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, 5)
         process = start_genbatch(run_args(manifest), env=env, cwd=tmp_path)
-        wait_until(lambda: sim.stats.submissions == 5 and sim.stats.calls["result"] > 5,
-                   what="every job to be submitted and polled")
+        # Polling, not submitting: every answer recorded (a kill before that is the
+        # between-submit-and-record case, tested above), and polls under way.
+        wait_until(lambda: sim.stats.submissions == 5 and sim.stats.calls["result"] > 5
+                   and status(env, tmp_path)["counts"]["submitting"] == 0,
+                   what="every job to be submitted, recorded and polled")
 
         kill(process)
         assert status(env, tmp_path)["counts"]["done"] < 5
