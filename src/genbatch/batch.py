@@ -61,8 +61,7 @@ class Prepared:
     sync: SyncReport
 
 
-def resolve_connection(api_base: str | None, *, allow_insecure: bool = False,
-                       token_required: bool = True) -> Connection:
+def resolve_connection(api_base: str | None, *, allow_insecure: bool = False) -> Connection:
     """The API base (``--api-base``, ``$RUNCOMFY_API_BASE``, default) and the token
     (``$RUNCOMFY_TOKEN``, else the official runcomfy CLI's ``token.json``)."""
     base = (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
@@ -73,7 +72,7 @@ def resolve_connection(api_base: str | None, *, allow_insecure: bool = False,
         raise UsageError(f"--api-base: refusing plain http:// to {parts.hostname} (the token "
                          "would travel in clear); use https:// or --allow-insecure")
     token = os.environ.get(TOKEN_ENV) or token_from_config()
-    if token_required and not token:
+    if not token:
         raise UsageError(f"no API token: set {TOKEN_ENV} or log in with the runcomfy CLI "
                          f"({token_file()}) (or use --simulate to rehearse against the bundled "
                          "simulator)")

@@ -341,11 +341,11 @@ class Ledger:
                 outcome="expired", error=error, finished_at=now))
             self._set_state(conn, job.id, JobState.EXPIRED, error=error, finished_at=now)
 
-    def record_job_error(self, job: JobRecord, error: str, *,
-                         state: JobState | None = None) -> None:
-        """Remember the last error of a job without (or with) changing its state."""
+    def record_job_error(self, job: JobRecord, error: str) -> None:
+        """Remember the last error of a job, leaving its state as it is."""
         with self._transaction("record_job_error") as conn:
-            self._set_state(conn, job.id, state or job.state, error=error)
+            conn.execute(update(JOBS).where(JOBS.c.id == job.id).values(
+                error=error, updated_at=utcnow()))
 
     # -- outputs --------------------------------------------------------------------------------
 
