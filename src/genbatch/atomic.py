@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from genbatch.errors import OutputError
 
@@ -16,6 +19,14 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     A crash at any point leaves either the previous file or the new one; two writers at once
     each rename a complete file, and the last rename wins.
     """
+    with atomic_writer(path, mode=mode) as out:
+        out.write(data)
+
+
+@contextmanager
+def atomic_writer(path: Path, *, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A file to write ``path``'s new content into, piece by piece; on a clean exit it replaces
+    ``path`` as ``write_atomically`` does, on an error ``path`` is left as it was."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # mkstemp creates the file 0600 with a unique name, so concurrent writers never collide.
@@ -24,12 +35,11 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
     temp = Path(temp_name)
     try:
-        try:
-            _write_all(fd, data)
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
         os.replace(temp, path)
         _fsync_directory(path.parent)
     except OSError as exc:
@@ -48,12 +58,6 @@ def remove_if_present(path: Path) -> bool:
     except OSError as exc:
         raise OutputError(f"cannot remove {path}: {exc.strerror}") from None
     return True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _fsync_directory(directory: Path) -> None:

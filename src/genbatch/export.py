@@ -18,12 +18,13 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from genbatch.atomic import remove_if_present, write_atomically
+from genbatch.atomic import atomic_writer, remove_if_present
 from genbatch.ledger import JobOutputs, Ledger, OutputRecord
 from genbatch.states import JobState
 
@@ -42,14 +43,10 @@ INPUT_PREFIX = "input_"
 """Prefix of a flattened input whose name is a fixed column (Seedream's ``size``)."""
 
 
-def metadata_rows(item: JobOutputs, *, only_existing: bool = True) -> list[dict[str, Any]]:
-    """One metadata row per output file of a job (only files present on disk by default)."""
-    rows = []
+def _present_files(item: JobOutputs) -> Iterator[tuple[OutputRecord, dict[str, Any]]]:
     for output in item.outputs:
-        if output.path is None or (only_existing and not os.path.isfile(output.path)):
-            continue
-        rows.append(_file_row(item, output))
-    return rows
+        if output.path is not None and os.path.isfile(output.path):
+            yield output, _file_row(item, output)
 
 
 def export_rows(items: Iterable[JobOutputs], *, all_states: bool = False) -> list[dict[str, Any]]:
@@ -70,30 +67,36 @@ def export_rows(items: Iterable[JobOutputs], *, all_states: bool = False) -> lis
 
 def write_run_metadata(ledger: Ledger, run_id: int) -> list[Path]:
     """Regenerate ``metadata.jsonl`` in every output directory of a run; the files written."""
-    directories = sorted({item.job.output_dir for item in ledger.job_outputs(run_id=run_id)})
-    return write_metadata(ledger, directories)
+    return write_metadata(ledger, ledger.output_dirs(run_id))
 
 
 def write_metadata(ledger: Ledger, directories: Sequence[str]) -> list[Path]:
     """Regenerate ``metadata.jsonl`` in ``directories`` from every run writing there.
 
-    A directory without any file left loses its ``metadata.jsonl`` rather than keep stale rows.
+    Rows are streamed from the ledger to the files, so memory stays flat however many files a
+    run has. A directory without any file left loses its ``metadata.jsonl`` rather than keep
+    stale rows.
     """
     if not directories:
         return []
-    items = ledger.job_outputs(output_dirs=directories, states=[JobState.DONE])
-    per_directory: dict[str, list[dict[str, Any]]] = {d: [] for d in directories}
-    for item in items:
-        per_directory[item.job.output_dir].extend(metadata_rows(item))
-    written = []
-    for directory, rows in per_directory.items():
-        path = Path(directory) / METADATA_FILE
-        if rows:
-            write_atomically(path, to_jsonl(_unique_files(rows)).encode("utf-8"))
-            written.append(path)
-        elif Path(directory).is_dir():
-            remove_if_present(path)
-    return written
+    winners = _latest_writers(ledger, directories)
+    files: dict[str, BinaryIO] = {}
+    with ExitStack() as stack, ledger.stream_job_outputs(
+            output_dirs=directories, states=[JobState.DONE]) as items:
+        for item in items:
+            directory = item.job.output_dir
+            for output, row in _present_files(item):
+                if winners.get((directory, row["file_name"]), output.id) != output.id:
+                    continue  # another run's row for the same file name is the newer one
+                out = files.get(directory)
+                if out is None:
+                    out = files[directory] = stack.enter_context(
+                        atomic_writer(Path(directory) / METADATA_FILE))
+                out.write(to_jsonl([row]).encode("utf-8"))
+    for directory in directories:
+        if directory not in files and Path(directory).is_dir():
+            remove_if_present(Path(directory) / METADATA_FILE)
+    return [Path(directory) / METADATA_FILE for directory in directories if directory in files]
 
 
 def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
@@ -175,15 +178,23 @@ def _relative(path: str, directory: str) -> str:
     return Path(os.path.relpath(path, directory)).as_posix()
 
 
-def _unique_files(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Two runs may have written the same file name in one directory: the file on disk is the
-    # one finished last, so that row wins.
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        kept = latest.get(row["file_name"])
-        if kept is None or (row["finished_at"] or "") >= (kept["finished_at"] or ""):
-            latest[row["file_name"]] = row
-    return [row for row in rows if latest[row["file_name"]] is row]
+def _latest_writers(ledger: Ledger, directories: Sequence[str]) -> dict[tuple[str, str], int]:
+    """For each file name that several outputs claim (two runs wrote the same name in one
+    directory), the output whose row wins: the file on disk is the one finished last."""
+    shared = ledger.shared_output_paths(directories)
+    if not shared:
+        return {}
+    latest: dict[tuple[str, str], tuple[str, int]] = {}
+    with ledger.stream_job_outputs(output_dirs=directories, states=[JobState.DONE]) as items:
+        for item in items:
+            for output, row in _present_files(item):
+                if output.path not in shared:
+                    continue
+                key = (item.job.output_dir, row["file_name"])
+                finished = row["finished_at"] or ""
+                if key not in latest or finished >= latest[key][0]:
+                    latest[key] = (finished, output.id)
+    return {key: output_id for key, (_finished, output_id) in latest.items()}
 
 
 def _csv_cell(value: Any) -> Any:

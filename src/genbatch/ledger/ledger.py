@@ -45,6 +45,7 @@ OUTPUTS = OutputRow.__table__  # type: ignore[attr-defined]  # idem
 RUNS = RunRow.__table__  # type: ignore[attr-defined]  # idem
 
 SYNC_BATCH = 5000
+STREAM_CHUNK = 1000
 
 
 class Ledger:
@@ -524,6 +525,19 @@ class Ledger:
         One query (jobs, outputs, attempts and runs joined), so exports and galleries of large
         runs do not issue a query per job. Every filter left at None matches everything.
         """
+        with self.stream_job_outputs(run_id=run_id, output_dirs=output_dirs, states=states,
+                                     in_manifest_only=in_manifest_only, job_id=job_id) as items:
+            return list(items)
+
+    @contextmanager
+    def stream_job_outputs(self, *, run_id: int | None = None,
+                           output_dirs: Sequence[str] | None = None,
+                           states: Iterable[JobState] | None = None,
+                           in_manifest_only: bool = False,
+                           job_id: int | None = None) -> Iterator[Iterator[JobOutputs]]:
+        """``job_outputs`` one job at a time, fetched in chunks: memory stays flat however
+        many jobs the run has (metadata.jsonl of a million-job run). Iterate inside the
+        ``with``: the read transaction lasts as long as it."""
         query = _job_outputs_query()
         if run_id is not None:
             query = query.where(JOBS.c.run_id == run_id)
@@ -536,8 +550,24 @@ class Ledger:
         if job_id is not None:
             query = query.where(JOBS.c.id == job_id)
         with self._transaction("job_outputs") as conn:
-            rows = conn.execute(query).all()
-        return _group_job_outputs(rows)
+            rows = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
+            yield _group_job_outputs(rows)
+
+    def output_dirs(self, run_id: int) -> list[str]:
+        """The output directories of a run's jobs, sorted."""
+        with self._transaction("output_dirs") as conn:
+            return sorted(conn.execute(select(JOBS.c.output_dir).distinct()
+                                       .where(JOBS.c.run_id == run_id)).scalars())
+
+    def shared_output_paths(self, output_dirs: Sequence[str]) -> set[str]:
+        """Paths recorded for more than one output of done jobs in ``output_dirs`` (two runs
+        that wrote the same file name): usually none."""
+        query = (select(OUTPUTS.c.path).join(JOBS, JOBS.c.id == OUTPUTS.c.job_id)
+                 .where(JOBS.c.output_dir.in_(list(output_dirs)),
+                        JOBS.c.state == JobState.DONE, OUTPUTS.c.path.is_not(None))
+                 .group_by(OUTPUTS.c.path).having(func.count() > 1))
+        with self._transaction("shared_output_paths") as conn:
+            return set(conn.execute(query).scalars())
 
     def find_jobs(self, *, key_prefix: str | None = None, ordinal: int | None = None,
                   run_id: int | None = None, limit: int = 10) -> list[JobRecord]:
@@ -720,19 +750,21 @@ def _job_outputs_query() -> Any:
             .order_by(JOBS.c.run_id, JOBS.c.ordinal, JOBS.c.id, OUTPUTS.c.position))
 
 
-def _group_job_outputs(rows: Sequence[Any]) -> list[JobOutputs]:
-    found: list[JobOutputs] = []
+def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
+    # Rows come ordered by job: a job's rows are complete when the next job's first row arrives.
     outputs: list[OutputRecord] = []
-    for index, row in enumerate(rows):
+    last = None
+    for row in rows:
+        if last is not None and row.id != last.id:
+            yield _job_outputs(last, tuple(outputs))
+            outputs = []
         if row.o_id is not None:
             outputs.append(OutputRecord(id=row.o_id, job_id=row.id, position=row.o_position,
                                         url=row.o_url, path=row.o_path, size=row.o_size,
                                         sha256=row.o_sha256, host=row.o_host))
-        last_of_job = index + 1 == len(rows) or rows[index + 1].id != row.id
-        if last_of_job:
-            found.append(_job_outputs(row, tuple(outputs)))
-            outputs = []
-    return found
+        last = row
+    if last is not None:
+        yield _job_outputs(last, tuple(outputs))
 
 
 def _job_outputs(row: Any, outputs: tuple[OutputRecord, ...]) -> JobOutputs:
