@@ -28,7 +28,7 @@ from genbatch.errors import (
     UsageError,
 )
 from genbatch.events import EventSink, ignore_events
-from genbatch.export import export_rows, write_run_metadata
+from genbatch.export import ledger_export_rows, write_run_metadata
 from genbatch.ledger import Ledger, RunInfo, SyncReport, resolve_location
 from genbatch.manifest import Manifest, load_manifest
 from genbatch.pricing import PriceTable, fetch_api_prices
@@ -257,7 +257,7 @@ def results(path: str | Path, *, ledger: str | None = None,
         run = store.find_run(manifest.name)
         if run is None:
             return []
-        return export_rows(store.job_outputs(run_id=run.id), all_states=all_states)
+        return list(ledger_export_rows(store, [run.id], all_states=all_states))
 
 
 def exit_code_for(summary: RunSummary) -> int:

@@ -15,14 +15,13 @@ with ``pandas.read_json(path, lines=True)``.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from genbatch.atomic import atomic_writer, remove_if_present
 from genbatch.ledger import JobOutputs, Ledger, OutputRecord
@@ -38,6 +37,12 @@ FILE_COLUMNS = ("file_name", "inputs", "variables", "model_id", "job_key", "inde
 EXPORT_COLUMNS = ("run", "output_dir", "url", "state", "error", "in_manifest")
 """Columns an export adds to the metadata columns."""
 
+class TextSink(Protocol):
+    """Where export text goes: ``sys.stdout``, a text file, a ``StringIO``."""
+
+    def write(self, text: str, /) -> int | None: ...
+
+
 _RESERVED = frozenset(FILE_COLUMNS) | frozenset(EXPORT_COLUMNS)
 INPUT_PREFIX = "input_"
 """Prefix of a flattened input whose name is a fixed column (Seedream's ``size``)."""
@@ -49,20 +54,27 @@ def _present_files(item: JobOutputs) -> Iterator[tuple[OutputRecord, dict[str, A
             yield output, _file_row(item, output)
 
 
-def export_rows(items: Iterable[JobOutputs], *, all_states: bool = False) -> list[dict[str, Any]]:
+def export_rows(items: Iterable[JobOutputs], *, all_states: bool = False
+                ) -> Iterator[dict[str, Any]]:
     """Export rows: the metadata columns plus run, place, url, state and error.
 
     Done jobs give one row per recorded output file; with ``all_states`` every other job gives
     one row without file columns, carrying its state and last error.
     """
-    rows: list[dict[str, Any]] = []
     for item in items:
-        done = item.job.state == JobState.DONE and item.outputs
-        if done:
-            rows.extend(_export_row(item, output) for output in item.outputs)
+        if item.job.state == JobState.DONE and item.outputs:
+            for output in item.outputs:
+                yield _export_row(item, output)
         elif all_states:
-            rows.append(_export_row(item, None))
-    return rows
+            yield _export_row(item, None)
+
+
+def ledger_export_rows(ledger: Ledger, run_ids: Sequence[int] | None, *,
+                       all_states: bool = False) -> Iterator[dict[str, Any]]:
+    """The export rows of the runs ``run_ids`` (None: every run), streamed from the ledger."""
+    for run_id in run_ids if run_ids is not None else [None]:
+        with ledger.stream_job_outputs(run_id=run_id) as items:
+            yield from export_rows(items, all_states=all_states)
 
 
 def write_run_metadata(ledger: Ledger, run_id: int) -> list[Path]:
@@ -92,29 +104,35 @@ def write_metadata(ledger: Ledger, directories: Sequence[str]) -> list[Path]:
                 if out is None:
                     out = files[directory] = stack.enter_context(
                         atomic_writer(Path(directory) / METADATA_FILE))
-                out.write(to_jsonl([row]).encode("utf-8"))
+                out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
     for directory in directories:
         if directory not in files and Path(directory).is_dir():
             remove_if_present(Path(directory) / METADATA_FILE)
     return [Path(directory) / METADATA_FILE for directory in directories if directory in files]
 
 
-def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
-    """One JSON object per line, UTF-8 text kept readable."""
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+def write_jsonl(rows: Iterable[dict[str, Any]], out: TextSink) -> int:
+    """Write ``rows`` as JSON Lines, one at a time; how many were written."""
+    count = 0
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
+    return count
 
 
-def to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """CSV with the union of the rows' columns; objects become JSON text, null an empty cell."""
+def write_csv(rows: Callable[[], Iterable[dict[str, Any]]], out: TextSink) -> int:
+    """Write CSV with the union of the rows' columns (objects as JSON text, null as an empty
+    cell); ``rows`` is called twice, once for the columns, so no row has to stay in memory."""
     columns: dict[str, None] = {}
-    for row in rows:
+    for row in rows():
         columns.update(dict.fromkeys(row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
-    for row in rows:
+    count = 0
+    for row in rows():
         writer.writerow({key: _csv_cell(value) for key, value in row.items()})
-    return buffer.getvalue()
+        count += 1
+    return count
 
 
 def flat_inputs(inputs: dict[str, Any]) -> dict[str, Any]:

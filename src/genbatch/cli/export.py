@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import codecs
 import sys
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from genbatch import batch
-from genbatch.atomic import write_atomically
+from genbatch.atomic import atomic_writer
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import runs_for
 from genbatch.errors import GenbatchError
-from genbatch.export import export_rows, to_csv, to_jsonl, write_metadata, write_run_metadata
-from genbatch.ledger import JobOutputs, Ledger
+from genbatch.export import (
+    TextSink,
+    ledger_export_rows,
+    write_csv,
+    write_jsonl,
+    write_metadata,
+    write_run_metadata,
+)
+from genbatch.ledger import Ledger
 
 EPILOG = """Examples:
 
@@ -50,15 +60,26 @@ def export(
 ) -> None:
     """Write one row per output file of the done jobs (of MANIFEST's run, or of every run)."""
     with batch.open_ledger_for(ledger) as store:
-        items = _items(store, manifest)
-        write_metadata(store, sorted({item.job.output_dir for item in items}))
-    rows = export_rows(items, all_states=all_states)
-    text = to_csv(rows) if output_format == ExportFormat.CSV else to_jsonl(rows)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    write_atomically(output, text.encode("utf-8"))
-    print(f"genbatch: {len(rows)} row(s) written to {output}", file=sys.stderr)
+        run_ids = None if manifest is None else [run.id for run in runs_for(store, manifest)]
+        write_metadata(store, store.output_dirs(run_ids))
+
+        def rows() -> Iterator[dict[str, Any]]:
+            return ledger_export_rows(store, run_ids, all_states=all_states)
+
+        if output is None:
+            _write(output_format, rows, sys.stdout)
+            return
+        with atomic_writer(output) as raw:
+            count = _write(output_format, rows, codecs.getwriter("utf-8")(raw))
+    print(f"genbatch: {count} row(s) written to {output}", file=sys.stderr)
+
+
+def _write(output_format: ExportFormat, rows: Callable[[], Iterator[dict[str, Any]]],
+           out: TextSink) -> int:
+    # Rows stream from the ledger to the output: an export of a million files fits in memory.
+    if output_format == ExportFormat.CSV:
+        return write_csv(rows, out)
+    return write_jsonl(rows(), out)
 
 
 def refresh_metadata(store: Ledger, run_id: int) -> None:
@@ -68,10 +89,3 @@ def refresh_metadata(store: Ledger, run_id: int) -> None:
         write_run_metadata(store, run_id)
     except GenbatchError as exc:
         print(f"genbatch: warning: metadata.jsonl not updated: {exc}", file=sys.stderr)
-
-
-def _items(store: Ledger, manifest: Path | None) -> list[JobOutputs]:
-    if manifest is None:
-        return store.job_outputs()
-    return [item for run in runs_for(store, manifest)
-            for item in store.job_outputs(run_id=run.id)]

@@ -553,11 +553,14 @@ class Ledger:
             rows = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             yield _group_job_outputs(rows)
 
-    def output_dirs(self, run_id: int) -> list[str]:
-        """The output directories of a run's jobs, sorted."""
+    def output_dirs(self, run_ids: int | Sequence[int] | None = None) -> list[str]:
+        """The output directories of the jobs of a run, of several, or of every run (None)."""
+        query = select(JOBS.c.output_dir).distinct()
+        if run_ids is not None:
+            wanted = [run_ids] if isinstance(run_ids, int) else list(run_ids)
+            query = query.where(JOBS.c.run_id.in_(wanted))
         with self._transaction("output_dirs") as conn:
-            return sorted(conn.execute(select(JOBS.c.output_dir).distinct()
-                                       .where(JOBS.c.run_id == run_id)).scalars())
+            return sorted(conn.execute(query).scalars())
 
     def shared_output_paths(self, output_dirs: Sequence[str]) -> set[str]:
         """Paths recorded for more than one output of done jobs in ``output_dirs`` (two runs
