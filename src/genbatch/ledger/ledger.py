@@ -149,13 +149,27 @@ class Ledger:
     # -- syncing a manifest ---------------------------------------------------------------------
 
     def sync_run(self, name: str, manifest_path: str, specs: Iterable[JobSpec], *,
-                 cost: Callable[[JobSpec], float | None] | None = None
-                 ) -> tuple[RunInfo, SyncReport]:
+                 cost: Callable[[JobSpec], float | None] | None = None,
+                 fingerprint: str | None = None) -> tuple[RunInfo, SyncReport]:
         """``ensure_run`` then ``sync_jobs``, in one transaction: ``specs`` raising halfway (a
-        manifest found bad as it is expanded) leaves the ledger as it was."""
+        manifest found bad as it is expanded) leaves the ledger as it was.
+
+        ``fingerprint`` digests everything ``specs`` and ``cost`` depend on. When the run's
+        jobs were last synced from the same one, and no job went back to pending since,
+        ``specs`` is not even iterated: a real sync would change nothing.
+        """
         with self._transaction("sync_jobs") as conn:
             run = self._ensure_run(conn, name, manifest_path)
-            return run, _sync(conn, run.id, specs, cost)
+            leases.lock_run(conn, run.id)  # a worker that synced just before us counts
+            synced = conn.execute(select(RUNS.c.jobs_fingerprint)
+                                  .where(RUNS.c.id == run.id)).scalar()
+            if fingerprint is not None and synced == fingerprint:
+                counts = _counts(conn, run.id)
+                return run, SyncReport(total=sum(counts.values()), new=0, changed_order=0,
+                                       retired=0, counts=counts, unchanged=True)
+            report = _sync(conn, run.id, specs, cost)
+            _set_fingerprint(conn, run.id, fingerprint)
+            return run, report
 
     def sync_jobs(self, run_id: int, specs: Iterable[JobSpec], *,
                   cost: Callable[[JobSpec], float | None] | None = None) -> SyncReport:
@@ -166,7 +180,9 @@ class Ledger:
         ``cost`` estimates each job's cost; pending jobs get the current estimate.
         """
         with self._transaction("sync_jobs") as conn:
-            return _sync(conn, run_id, specs, cost)
+            report = _sync(conn, run_id, specs, cost)
+            _set_fingerprint(conn, run_id, None)  # synced from something without one
+            return report
 
 
     # -- claiming and submitting ----------------------------------------------------------------
@@ -268,6 +284,7 @@ class Ledger:
                 # A refused submit created nothing remotely: it does not use up an attempt.
                 self._set_state(conn, job.id, JobState.PENDING, error=error,
                                 attempts=JOBS.c.attempts - 1)
+                _back_to_pending(conn, job.run_id)
 
     def record_submit_unknown(self, job: JobRecord, error: str) -> None:
         """The submit was sent but its answer lost: it may or may not have created a job."""
@@ -311,6 +328,7 @@ class Ledger:
             final = JobState.CANCELLED if outcome == "cancelled" else JobState.FAILED
             if retry:
                 self._set_state(conn, job.id, JobState.PENDING, error=error, request_id=None)
+                _back_to_pending(conn, job.run_id)
             else:
                 self._set_state(conn, job.id, final, error=error, finished_at=now)
 
@@ -373,6 +391,7 @@ class Ledger:
                 JOBS.c.run_id == run_id, JOBS.c.state.in_(wanted),
                 JOBS.c.in_manifest.is_(True)).values(
                 state=JobState.PENDING, request_id=None, updated_at=utcnow()))
+            _back_to_pending(conn, run_id)
         return int(result.rowcount)
 
     def attached_jobs(self, run_id: int) -> list[JobRecord]:
@@ -699,6 +718,22 @@ _NEW_JOB_CONSTANT = ("run_id", "in_manifest", "state", "attempts", "created_at",
 
 def _bind_processors(dialect: Any, names: Sequence[str]) -> list[Callable[[Any], Any] | None]:
     return [JOBS.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+
+
+def _set_fingerprint(conn: Connection, run_id: int, fingerprint: str | None) -> None:
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(jobs_fingerprint=fingerprint))
+
+
+def _back_to_pending(conn: Connection, run_id: int) -> None:
+    """A job of the run is pending again: the next start syncs for real.
+
+    A sync gives pending jobs the current cost estimate and keeps the others' (what they were
+    submitted at). A job that was not pending at the last sync and is pending again may carry
+    an estimate from older prices, which only a real sync refreshes.
+    """
+    # Only the first one writes: the others find it NULL (and, on PostgreSQL, lock nothing).
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.jobs_fingerprint.is_not(None))
+                 .values(jobs_fingerprint=None))
 
 
 def _apply_moves(conn: Connection, moved: list[dict[str, Any]]) -> None:

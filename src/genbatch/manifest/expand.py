@@ -19,6 +19,10 @@ from genbatch.manifest.templates import Template
 
 __all__ = ["expand_block"]
 
+EXPANSION_VERSION = 1
+"""Raise it when a manifest's jobs change without the manifest changing (new defaults, new
+fields...): ledgers then sync again instead of trusting what they last synced."""
+
 # File-name fields whose values are always safe and whose format is checked by the first job.
 PLAIN_FIELDS = frozenset({"index", "key", "block", "repeat", "model"})
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from genbatch import __version__
 from genbatch.catalog import Price
 from genbatch.errors import ManifestError
-from genbatch.jobs import JobSpec
+from genbatch.jobs import JobSpec, canonical_json
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
-from genbatch.manifest.expand import PLAIN_FIELDS, expand_block
+from genbatch.manifest.expand import EXPANSION_VERSION, PLAIN_FIELDS, expand_block
 from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
+from genbatch.manifest.templates import Template
 from genbatch.manifest.yaml_loader import YamlDocument, decode_text, load_yaml
 
 __all__ = ["BlockSummary", "Manifest", "load_manifest"]
@@ -47,6 +50,7 @@ class Manifest:
         settings: ManifestSettings,
         warnings: list[str],
         blocks: list[BlockPlan],
+        digest: str = "",
     ) -> None:
         self.path = path
         self.name = name
@@ -56,6 +60,9 @@ class Manifest:
         self._blocks = blocks
         self.job_count = sum(block.job_count for block in blocks)
         """Number of jobs, computed from the sizes of prompts, grid, zip and repeat."""
+        self.digest = digest
+        """A hash of everything the jobs depend on (see ``load_manifest``): equal digests,
+        equal jobs. Prices are not in it."""
 
     @property
     def blocks(self) -> tuple[BlockSummary, ...]:
@@ -152,7 +159,8 @@ def load_manifest(
     """
     display = os.fspath(path)
     absolute = Path(os.path.abspath(display))
-    document = load_yaml(decode_text(_read(absolute, display), display), display)
+    raw = _read(absolute, display)
+    document = load_yaml(decode_text(raw, display), display)
     spec = parse_manifest_spec(document)
     run_name = spec.name or absolute.stem
     blocks, warnings = compile_blocks(
@@ -169,9 +177,25 @@ def load_manifest(
         settings=_settings(spec),
         warnings=warnings,
         blocks=blocks,
+        digest=_digest(raw, absolute, blocks, strict_models=strict_models, max_jobs=max_jobs),
     )
     _guard_explosion(manifest, document, spec, max_jobs)
     return manifest
+
+
+def _digest(raw: bytes, path: Path, blocks: list[BlockPlan], *, strict_models: bool,
+            max_jobs: int | None) -> str:
+    """What the jobs are made from: the manifest's bytes and path, the prompts (some come from
+    prompt files), the folders (``~`` expanded), the models' schemas, the options, the code."""
+    digest = hashlib.sha256()
+    header = (EXPANSION_VERSION, __version__, str(path), strict_models, max_jobs)
+    for part in (repr(header).encode(), raw):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    for block in blocks:
+        prompts = [p.text if isinstance(p, Template) else p for p in block.prompts or ()]
+        facts = (block.name, block.output_dir, repr(block.model), prompts)
+        digest.update(canonical_json(facts).encode())
+    return digest.hexdigest()
 
 
 def _read(path: Path, display: str) -> bytes:
