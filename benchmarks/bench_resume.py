@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 from common import Row, SimProcess, run_worker, wait_measured, worker_main, write_manifest
 from sqlalchemy import text
 
@@ -45,10 +46,14 @@ _ADD_OUTPUTS = """INSERT INTO outputs (job_id, attempt_id, position, url, path, 
 
 
 def build_worker(params: dict[str, Any]) -> dict[str, Any]:
-    """Sync the manifest into a new ledger and mark all but one job in ``every`` done."""
-    manifest = batch.open_manifest(params["manifest"], max_jobs=params["jobs"])
+    """Sync the manifest into a new ledger and mark all but one job in ``every`` done: the
+    ledger an earlier ``genbatch run`` against the same simulator (same prices) left."""
+    # Loaded as `genbatch run` loads it (no --max-jobs): the options are part of the fingerprint.
+    manifest = batch.open_manifest(params["manifest"])
     ledger = Ledger.open(resolve_location(params["ledger"]))
-    run = batch.prepare(manifest, ledger).run
+    connection = batch.Connection(api_base=params["api_base"], token=params["token"])
+    prices = anyio.run(batch.price_table, manifest, connection)
+    run = batch.prepare(manifest, ledger, prices).run
     with ledger.engine.begin() as conn:
         conn.execute(text(_MARK_DONE), {"run": run.id, "every": params["every"]})
         conn.execute(text(_ADD_ATTEMPTS), {"run": run.id})
@@ -87,9 +92,10 @@ def _resume_rows(sizes: dict[str, Any], work: Path) -> list[Row]:
     every = round(1 / (1 - sizes["done_share"]))
     big = write_manifest(work, jobs, name="resume")
     small = write_manifest(work, jobs // every, name="fresh")
-    built, _ = run_worker("bench_resume.py", "build", {
-        "manifest": str(big), "jobs": jobs, "ledger": str(work / "resume.db"), "every": every})
     with SimProcess(time_scale=0.0, capacity=CONCURRENCY) as sim:
+        built, _ = run_worker("bench_resume.py", "build", {
+            "manifest": str(big), "jobs": jobs, "ledger": str(work / "resume.db"),
+            "every": every, "api_base": sim.base_url, "token": sim.token})
         fresh = _first_submission(small, sim, work / "fresh.db")
         resumed = _first_submission(big, sim, work / "resume.db")
     done = built["states"].get("done", 0)

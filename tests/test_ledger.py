@@ -113,6 +113,63 @@ def test_a_version_1_ledger_is_upgraded_step_by_step_keeping_its_jobs(
     assert [w.id for w in upgraded.workers(run_id)] == ["h:1:a"]
 
 
+def test_a_version_2_ledger_is_upgraded_and_its_runs_sync_again(
+        open_ledger: OpenLedger) -> None:
+    old = open_ledger()
+    run_id = new_run(old, 2)
+    _downgrade_to_version_2(old)
+    old.close()
+
+    upgraded = open_ledger()
+    _, report = upgraded.sync_run("sweep", "sweep.yaml", specs(3), fingerprint="f1")
+    _, again = upgraded.sync_run("sweep", "sweep.yaml", specs(3), fingerprint="f1")
+
+    assert _version(upgraded) == SCHEMA_VERSION
+    assert (report.unchanged, report.new) == (False, 1)  # nothing was trusted from version 2
+    assert again.unchanged and again.total == 3
+    assert upgraded.counts(run_id)[JobState.PENDING] == 3
+
+
+def test_sync_run_skips_the_jobs_only_for_the_fingerprint_it_last_synced(
+        ledger: Ledger) -> None:
+    def unexpanded() -> Iterator[JobSpec]:
+        raise AssertionError("an unchanged run must not be expanded")
+        yield  # a generator
+
+    ledger.sync_run("sweep", "sweep.yaml", specs(3), fingerprint="f1")
+    _, same = ledger.sync_run("sweep", "sweep.yaml", unexpanded(), fingerprint="f1")
+    _, other = ledger.sync_run("sweep", "sweep.yaml", specs(4), fingerprint="f2")
+    _, unknown = ledger.sync_run("sweep", "sweep.yaml", specs(4), fingerprint=None)
+    _, after_none = ledger.sync_run("sweep", "sweep.yaml", specs(5), fingerprint="f2")
+
+    assert same.unchanged and same.counts[JobState.PENDING] == 3
+    assert not other.unchanged and other.new == 1
+    assert not unknown.unchanged
+    assert not after_none.unchanged and after_none.new == 1
+
+
+def test_a_job_back_to_pending_makes_the_next_start_sync_for_real(ledger: Ledger) -> None:
+    run, _ = ledger.sync_run("sweep", "sweep.yaml", specs(2), fingerprint="f1")
+    job = claim(ledger, run.id)
+    assert job is not None
+    ledger.record_refused(job, "rate limited", final=False)
+
+    _, report = ledger.sync_run("sweep", "sweep.yaml", specs(2), fingerprint="f1")
+
+    assert not report.unchanged
+
+
+def test_a_manifest_failing_halfway_through_its_sync_leaves_no_run(ledger: Ledger) -> None:
+    def failing() -> Iterator[JobSpec]:
+        yield from specs(2)
+        raise RuntimeError("bad job")
+
+    with pytest.raises(RuntimeError):
+        ledger.sync_run("sweep", "sweep.yaml", failing(), fingerprint="f1")
+
+    assert ledger.find_run("sweep") is None
+
+
 def test_a_ledger_written_by_a_newer_genbatch_is_refused(open_ledger: OpenLedger) -> None:
     newer = open_ledger()
     with newer.engine.begin() as conn:
@@ -352,8 +409,16 @@ def _version(ledger: Ledger) -> int:
             "SELECT value FROM genbatch_meta WHERE key = 'schema_version'")).scalar_one())
 
 
+def _downgrade_to_version_2(ledger: Ledger) -> None:
+    """Make the ledger what genbatch's schema version 2 wrote: no run fingerprints."""
+    with ledger.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE runs DROP COLUMN jobs_fingerprint"))
+        conn.execute(text("UPDATE genbatch_meta SET value = '2' WHERE key = 'schema_version'"))
+
+
 def _downgrade_to_version_1(ledger: Ledger) -> None:
     """Make the ledger what genbatch's schema version 1 wrote: no workers, no output hosts."""
+    _downgrade_to_version_2(ledger)
     with ledger.engine.begin() as conn:
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("ALTER TABLE outputs DROP COLUMN host"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from genbatch.errors import ManifestError
-from genbatch.jobs import job_key
+from genbatch.jobs import canonical_json, job_key, job_key_of_json
 from genbatch.manifest import DEFAULT_MAX_JOBS, Manifest, ManifestSettings, load_manifest
 
 KLING = "kling/kling-2-6/pro/text-to-video"
@@ -421,6 +421,58 @@ def test_template_variables_that_are_not_sent_do_not_change_the_key() -> None:
     via_template = keys_of(f"model: {KLING}\nprompts: ['a {{animal}}']\ngrid: {{animal: [cat]}}\n")
     written_out = keys_of(f"model: {KLING}\nprompts: [a cat]\n")
     assert via_template == written_out
+
+
+# Keys are stored in users' ledgers: a key that changed would submit (and pay for) every job of
+# a resumed run again. These were computed by genbatch before expansion was made faster.
+PINNED_MANIFEST = r"""name: pinned
+vars: {style: "film grain", "n": 1.5}
+jobs:
+  - model: kling/kling-2-6/pro/text-to-video
+    prompts:
+      - "un renard roux « {style} », scène {scene}"
+      - "a cat\twith \"quotes\" \\ and \u00e9 \U0001F98A {scene}"
+    inputs: {negative_prompt: "blur {style}", generate_audio: false}
+    grid:
+      duration: [5, "10"]
+      scene: [1, 2.25]
+    repeat: 2
+  - name: images
+    model: google/nano-banana-2/text-to-image
+    prompts: ["a fox {n}"]
+    zip:
+      seed: [0, 2147483647]
+      aspect_ratio: ["1:1", "16:9"]
+  - name: other
+    model: someone/unknown-model/v1
+    prompts: ["plain"]
+    inputs: {extra: {b: [1, 2.0, null, true], a: "x"}, "z": -3}
+"""
+PINNED_KEYS = [
+    "2fb193e356812db8", "ebe3d8d1553fcb00", "215af77fe37092ca", "e5e3e9a74bfd7363",
+    "3a04596fb0c60de5", "c5b652f02f4b249d", "addd9135b9f9d22b", "54bf4237fa578652",
+    "233a335738243c8a", "7e74fa616567065b", "26cd0db1b8e91946", "bf8649db2daa4cae",
+    "df4b883bf75307ef", "24fdefaa32c2b8e8", "a4051cfb13c8cbc0", "c02c23c9e7ef1929",
+    "8e436c7c1d369928", "ff24aaf57007fda7", "4b5771c667ea0a87",
+]
+
+
+def test_keys_are_those_earlier_versions_stored() -> None:
+    m = load(PINNED_MANIFEST)
+    assert [j.key for j in m.validated_jobs()] == PINNED_KEYS
+    assert [j.key for j in m.jobs()] == PINNED_KEYS
+
+
+def test_each_job_carries_the_canonical_json_of_its_inputs_and_variables() -> None:
+    for job in load(PINNED_MANIFEST).jobs():
+        assert job.inputs_json == canonical_json(job.inputs)
+        assert job.variables_json == canonical_json(job.variables)
+
+
+def test_job_key_of_json_is_job_key() -> None:
+    identity = {"prompt": "é \"q\"", "n": [1, 2.5, None], "b": {"y": True, "x": "z"}}
+    assert job_key_of_json(canonical_json(KLING), canonical_json(identity), 3) == job_key(
+        KLING, identity, 3)
 
 
 # --- output file names ------------------------------------------------------------------------

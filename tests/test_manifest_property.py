@@ -16,7 +16,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from genbatch.catalog import find_model
 from genbatch.errors import ManifestError
+from genbatch.jobs import JobSpec, canonical_json, job_key
 from genbatch.manifest import load_manifest
 
 VALID = """\
@@ -155,8 +157,18 @@ def check_loads_or_fails_cleanly(text: str | bytes) -> None:
             manifest.validate()
             for job in manifest.jobs():
                 assert job.file_stem
+                assert_identity_is_canonical(job)
         except ManifestError as error:
             assert "\n" not in str(error)
+
+
+def assert_identity_is_canonical(job: JobSpec) -> None:
+    """The texts expansion assembles from parts are exactly the canonical JSON of the job."""
+    model = find_model(job.model_id)
+    identity = model.with_defaults(job.inputs) if model else job.inputs
+    assert job.key == job_key(job.model_id, identity, job.repeat_index)
+    assert job.inputs_json == canonical_json(job.inputs)
+    assert job.variables_json == canonical_json(job.variables)
 
 
 PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])

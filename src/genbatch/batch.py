@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -118,12 +119,26 @@ def open_manifest(path: str | Path, *, max_jobs: int | None = None,
 
 
 def prepare(manifest: Manifest, ledger: Ledger, prices: PriceTable | None = None) -> Prepared:
-    """Find or create the manifest's run and sync its jobs (with their estimated cost)."""
+    """Find or create the manifest's run and sync its jobs (with their estimated cost).
+
+    Every job is validated in the walk that syncs it (``Manifest.validated_jobs``), in one
+    transaction with the run's creation: a manifest found bad halfway leaves the ledger as it
+    was. A resume of a manifest unchanged since its last sync (same files, options, prices)
+    neither expands nor validates it again (see ``Ledger.sync_run``).
+    """
     table = prices or PriceTable(manifest=manifest.settings.prices)
-    run = ledger.ensure_run(manifest.name, str(manifest.path))
-    report = ledger.sync_jobs(run.id, manifest.jobs(),
-                              cost=lambda spec: table.cost(spec.model_id, spec.inputs))
+    run, report = ledger.sync_run(manifest.name, str(manifest.path), manifest.validated_jobs(),
+                                  cost=lambda spec: table.cost(spec.model_id, spec.inputs),
+                                  fingerprint=jobs_fingerprint(manifest, table))
     return Prepared(manifest=manifest, ledger=ledger, run=run, sync=report)
+
+
+def jobs_fingerprint(manifest: Manifest, prices: PriceTable) -> str:
+    """What a sync of ``manifest`` at ``prices`` depends on, hashed: the manifest's digest and
+    the price of each of its models (pending jobs' estimated costs come from them)."""
+    used = {model_id: prices.price_of(model_id)
+            for model_id in sorted({block.model_id for block in manifest.blocks})}
+    return hashlib.sha256(f"{manifest.digest}\n{used!r}".encode()).hexdigest()
 
 
 @contextmanager
@@ -238,7 +253,7 @@ def run_manifest(path: str | Path, *, ledger: str | None = None, api_base: str |
                  options: RunOptions | None = None,
                  events: EventSink = ignore_events) -> RunSummary:
     """Run a manifest from Python: the same as ``genbatch run``, returning its summary."""
-    manifest = open_manifest(path)
+    manifest = load_manifest(path)  # validated as it is synced
     with open_session(manifest, ledger=ledger, api_base=api_base, simulate=simulate,
                       concurrency=concurrency, options=options) as session:
         summary = anyio.run(execute, session.prepared, session.connection, session.options,

@@ -30,7 +30,20 @@ def job_key(model_id: str, identity_inputs: Mapping[str, Any], repeat_index: int
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
 
 
-@dataclass(frozen=True, kw_only=True)
+def job_key_of_json(model_json: str, identity_json: str, repeat_index: int) -> str:
+    """``job_key`` from JSON already encoded: ``model_json`` is ``canonical_json(model_id)`` and
+    ``identity_json`` is ``canonical_json(identity_inputs)``; the key is the same byte for byte.
+
+    Expanding a manifest encodes each job's inputs once and reuses the text here.
+    """
+    # The text canonical_json gives the dict of job_key: its keys sorted, no spaces.
+    text = f'{{"inputs":{identity_json},"model":{model_json},"repeat":{repeat_index}}}'
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
+
+
+# Not frozen: a frozen dataclass's __init__ costs three times as much, and a million-job
+# manifest builds a million of these. Nothing changes a JobSpec once built.
+@dataclass(kw_only=True, slots=True)
 class JobSpec:
     """One job expanded from a manifest, before it meets the ledger."""
 
@@ -52,3 +65,7 @@ class JobSpec:
     """Absolute directory the outputs go to."""
     source_line: int | None = None
     """Line of the manifest the job comes from, for error messages."""
+    inputs_json: str | None = field(default=None, repr=False)
+    """``canonical_json(inputs)`` when the expansion already has it (the ledger stores it)."""
+    variables_json: str | None = field(default=None, repr=False)
+    """``canonical_json(variables)`` likewise."""

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from genbatch.catalog import Price, estimate_cost, find_model
+from genbatch.catalog import ModelSpec, Price, estimate_cost, find_model
 from genbatch.client import RunComfyClient
 from genbatch.errors import ApiError
+
+
+class _PricedModel(NamedTuple):
+    price: Price | None
+    spec: ModelSpec | None
+    defaults: dict[str, Any]
+    """The schema's defaults (``ModelSpec.with_defaults``), which prices depend on."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +30,9 @@ class PriceTable:
 
     manifest: Mapping[str, Price] = field(default_factory=dict)
     api: Mapping[str, Price] = field(default_factory=dict)
+    # What cost() needs of each model, looked up once: it runs for every job of a manifest.
+    _models: dict[str, _PricedModel] = field(default_factory=dict, init=False, repr=False,
+                                             compare=False)
 
     def price_of(self, model_id: str) -> Price | None:
         """The price genbatch uses for ``model_id``, or None when nothing is known."""
@@ -35,12 +45,15 @@ class PriceTable:
 
     def cost(self, model_id: str, inputs: Mapping[str, Any]) -> float | None:
         """Estimated cost of one job, or None when the model has no known price."""
-        price = self.price_of(model_id)
+        found = self._models.get(model_id)
+        if found is None:
+            spec = find_model(model_id)
+            found = self._models[model_id] = _PricedModel(
+                self.price_of(model_id), spec, spec.with_defaults({}) if spec else {})
+        price, spec, defaults = found
         if price is None:
             return None
-        spec = find_model(model_id)
-        full = spec.with_defaults(inputs) if spec else dict(inputs)
-        return round(estimate_cost(price, full, spec), 6)
+        return round(estimate_cost(price, {**defaults, **inputs}, spec), 6)
 
     def with_api_prices(self, prices: Mapping[str, Price]) -> PriceTable:
         """This table with prices read from the API's catalog endpoint."""

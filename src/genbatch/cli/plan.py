@@ -10,11 +10,10 @@ from pathlib import Path
 
 import typer
 
-from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
 from genbatch.ledger import Ledger, resolve_location
-from genbatch.manifest import Manifest
+from genbatch.manifest import Manifest, load_manifest
 from genbatch.pricing import PriceTable, describe_usd
 from genbatch.states import JobState
 
@@ -48,7 +47,7 @@ def plan(
 ) -> None:
     """Expand and validate MANIFEST without any network call; show what a run would do and
     what it would cost."""
-    loaded = batch.open_manifest(manifest, max_jobs=max_jobs, strict_models=strict)
+    loaded = load_manifest(manifest, max_jobs=max_jobs, strict_models=strict)
     known = _known_states(loaded, ledger)
     summary = _summarise(loaded, known)
     if json_output:
@@ -91,7 +90,8 @@ def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
     prices = PriceTable(manifest=manifest.settings.prices)
     summary = PlanSummary(run=manifest.name, budget_usd=manifest.settings.budget_usd,
                           warnings=list(manifest.warnings))
-    for spec in manifest.jobs():
+    # The jobs are validated in the same walk that sums them up: a bad one raises here.
+    for spec in manifest.validated_jobs():
         summary.jobs += 1
         state = known.get(spec.key)
         summary.new += state is None

@@ -17,6 +17,7 @@ from genbatch.cli.common import LEDGER_OPTION, one_line_errors
 from genbatch.cli.export import refresh_metadata
 from genbatch.events import EventSink
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
+from genbatch.manifest import load_manifest
 from genbatch.polling import PollPolicy
 from genbatch.runner import RunOptions, RunSummary
 from genbatch.states import SPENDING_STATES, JobState
@@ -150,8 +151,9 @@ def retry(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
 
 def execute_request(request: RunRequest) -> None:
     """Load, sync, run, report; exits with the documented code."""
-    loaded = batch.open_manifest(request.manifest, max_jobs=request.max_jobs,
-                                 strict_models=request.strict)
+    # Every job is validated as it is synced (one walk of the jobs, not two).
+    loaded = load_manifest(request.manifest, max_jobs=request.max_jobs,
+                           strict_models=request.strict)
     for warning in loaded.warnings:
         print(f"genbatch: warning: {warning}", file=sys.stderr)
     options = RunOptions(resubmit_unknown=request.resubmit_unknown,

@@ -46,6 +46,7 @@ RUNS = RunRow.__table__  # type: ignore[attr-defined]  # idem
 
 SYNC_BATCH = 5000
 STREAM_CHUNK = 1000
+INSERT_BATCH = 20000
 
 
 class Ledger:
@@ -104,15 +105,18 @@ class Ledger:
     def ensure_run(self, name: str, manifest_path: str) -> RunInfo:
         """The run called ``name``, created if new."""
         with self._transaction("ensure_run") as conn:
-            now = utcnow()
-            # Workers starting together all insert it: every insert but the first does nothing.
-            dialect = postgresql if self.shared else sqlite
-            conn.execute(dialect.insert(RUNS).values(
-                name=name, manifest_path=manifest_path, created_at=now, updated_at=now
-            ).on_conflict_do_nothing(index_elements=["name"]))
-            conn.execute(update(RUNS).where(RUNS.c.name == name).values(
-                manifest_path=manifest_path, updated_at=now, stop_reason=None))
-            row = conn.execute(select(RUNS).where(RUNS.c.name == name)).one()
+            return self._ensure_run(conn, name, manifest_path)
+
+    def _ensure_run(self, conn: Connection, name: str, manifest_path: str) -> RunInfo:
+        now = utcnow()
+        # Workers starting together all insert it: every insert but the first does nothing.
+        dialect = postgresql if self.shared else sqlite
+        conn.execute(dialect.insert(RUNS).values(
+            name=name, manifest_path=manifest_path, created_at=now, updated_at=now
+        ).on_conflict_do_nothing(index_elements=["name"]))
+        conn.execute(update(RUNS).where(RUNS.c.name == name).values(
+            manifest_path=manifest_path, updated_at=now, stop_reason=None))
+        row = conn.execute(select(RUNS).where(RUNS.c.name == name)).one()
         return _run_info(row)
 
     def find_run(self, name: str) -> RunInfo | None:
@@ -145,6 +149,29 @@ class Ledger:
 
     # -- syncing a manifest ---------------------------------------------------------------------
 
+    def sync_run(self, name: str, manifest_path: str, specs: Iterable[JobSpec], *,
+                 cost: Callable[[JobSpec], float | None] | None = None,
+                 fingerprint: str | None = None) -> tuple[RunInfo, SyncReport]:
+        """``ensure_run`` then ``sync_jobs``, in one transaction: ``specs`` raising halfway (a
+        manifest found bad as it is expanded) leaves the ledger as it was.
+
+        ``fingerprint`` digests everything ``specs`` and ``cost`` depend on. When the run's
+        jobs were last synced from the same one, and no job went back to pending since,
+        ``specs`` is not even iterated: a real sync would change nothing.
+        """
+        with self._transaction("sync_jobs") as conn:
+            run = self._ensure_run(conn, name, manifest_path)
+            leases.lock_run(conn, run.id)  # a worker that synced just before us counts
+            synced = conn.execute(select(RUNS.c.jobs_fingerprint)
+                                  .where(RUNS.c.id == run.id)).scalar()
+            if fingerprint is not None and synced == fingerprint:
+                counts = _counts(conn, run.id)
+                return run, SyncReport(total=sum(counts.values()), new=0, changed_order=0,
+                                       retired=0, counts=counts, unchanged=True)
+            report = _sync(conn, run.id, specs, cost)
+            _set_fingerprint(conn, run.id, fingerprint)
+            return run, report
+
     def sync_jobs(self, run_id: int, specs: Iterable[JobSpec], *,
                   cost: Callable[[JobSpec], float | None] | None = None) -> SyncReport:
         """Make the run's jobs those of the manifest: insert new ones, retire removed ones.
@@ -153,41 +180,11 @@ class Ledger:
         manifest runs only its new jobs. Retired jobs stay in the ledger (they may be paid for).
         ``cost`` estimates each job's cost; pending jobs get the current estimate.
         """
-        price = cost or (lambda _spec: None)
         with self._transaction("sync_jobs") as conn:
-            leases.lock_run(conn, run_id)  # workers starting together sync one after the other
-            known = {r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd)
-                     for r in conn.execute(
-                         select(JOBS.c.key, JOBS.c.id, JOBS.c.ordinal, JOBS.c.in_manifest,
-                                JOBS.c.state, JOBS.c.cost_usd).where(JOBS.c.run_id == run_id))}
-            seen: set[str] = set()
-            new_rows: list[dict[str, Any]] = []
-            moved: list[dict[str, Any]] = []
-            now = utcnow()
-            total = 0
-            for spec in specs:
-                total += 1
-                seen.add(spec.key)
-                existing = known.get(spec.key)
-                if existing is None:
-                    new_rows.append(_new_job_row(run_id, spec, now, price(spec)))
-                    if len(new_rows) >= SYNC_BATCH:
-                        conn.execute(insert(JOBS), new_rows)
-                        new_rows.clear()
-                    continue
-                job_id, ordinal, in_manifest, state, old_cost = existing
-                new_cost = price(spec) if state == JobState.PENDING else old_cost
-                if ordinal != spec.ordinal or not in_manifest or new_cost != old_cost:
-                    moved.append({"b_id": job_id, "b_ordinal": spec.ordinal,
-                                  "b_cost": new_cost})
-            new = total - len(known.keys() & seen)
-            if new_rows:
-                conn.execute(insert(JOBS), new_rows)
-            _apply_moves(conn, moved)
-            retired = _retire_missing(conn, run_id, known, seen)
-            counts = _counts(conn, run_id)
-        return SyncReport(total=total, new=new, changed_order=len(moved), retired=retired,
-                          counts=counts)
+            report = _sync(conn, run_id, specs, cost)
+            _set_fingerprint(conn, run_id, None)  # synced from something without one
+            return report
+
 
     # -- claiming and submitting ----------------------------------------------------------------
 
@@ -288,6 +285,7 @@ class Ledger:
                 # A refused submit created nothing remotely: it does not use up an attempt.
                 self._set_state(conn, job.id, JobState.PENDING, error=error,
                                 attempts=JOBS.c.attempts - 1)
+                _back_to_pending(conn, job.run_id)
 
     def record_submit_unknown(self, job: JobRecord, error: str) -> None:
         """The submit was sent but its answer lost: it may or may not have created a job."""
@@ -331,6 +329,7 @@ class Ledger:
             final = JobState.CANCELLED if outcome == "cancelled" else JobState.FAILED
             if retry:
                 self._set_state(conn, job.id, JobState.PENDING, error=error, request_id=None)
+                _back_to_pending(conn, job.run_id)
             else:
                 self._set_state(conn, job.id, final, error=error, finished_at=now)
 
@@ -393,6 +392,7 @@ class Ledger:
                 JOBS.c.run_id == run_id, JOBS.c.state.in_(wanted),
                 JOBS.c.in_manifest.is_(True)).values(
                 state=JobState.PENDING, request_id=None, updated_at=utcnow()))
+            _back_to_pending(conn, run_id)
         return int(result.rowcount)
 
     def attached_jobs(self, run_id: int) -> list[JobRecord]:
@@ -665,16 +665,108 @@ def _describe(location: LedgerLocation, exc: DBAPIError) -> str:
     return f"ledger {location.display}: {reason}"
 
 
-def _new_job_row(run_id: int, spec: JobSpec, now: datetime, cost: float | None
-                 ) -> dict[str, Any]:
-    return {
-        "run_id": run_id, "key": spec.key, "ordinal": spec.ordinal, "block": spec.block,
-        "model_id": spec.model_id, "inputs_json": canonical_json(spec.inputs),
-        "variables_json": canonical_json(spec.variables), "repeat_index": spec.repeat_index,
-        "file_stem": spec.file_stem, "output_dir": spec.output_dir, "in_manifest": True,
-        "state": JobState.PENDING.value, "attempts": 0, "created_at": now, "updated_at": now,
-        "cost_usd": cost,
-    }
+def _sync(conn: Connection, run_id: int, specs: Iterable[JobSpec],
+          cost: Callable[[JobSpec], float | None] | None) -> SyncReport:
+    price = cost or (lambda _spec: None)
+    leases.lock_run(conn, run_id)  # workers starting together sync one after the other
+    known = {r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd)
+             for r in conn.execute(
+                 select(JOBS.c.key, JOBS.c.id, JOBS.c.ordinal, JOBS.c.in_manifest,
+                        JOBS.c.state, JOBS.c.cost_usd).where(JOBS.c.run_id == run_id))}
+    found: set[str] = set()  # the known keys the manifest still has
+    moved: list[dict[str, Any]] = []
+    inserter = _JobInserter(conn, run_id, utcnow())
+    total = 0
+    for spec in specs:
+        total += 1
+        existing = known.get(spec.key)
+        if existing is None:
+            inserter.add(spec, price(spec))
+            continue
+        found.add(spec.key)
+        job_id, ordinal, in_manifest, state, old_cost = existing
+        new_cost = price(spec) if state == JobState.PENDING else old_cost
+        if ordinal != spec.ordinal or not in_manifest or new_cost != old_cost:
+            moved.append({"b_id": job_id, "b_ordinal": spec.ordinal, "b_cost": new_cost})
+    inserter.flush()
+    new = total - len(found)
+    _apply_moves(conn, moved)
+    retired = _retire_missing(conn, run_id, known, found)
+    counts = _counts(conn, run_id)
+    return SyncReport(total=total, new=new, changed_order=len(moved), retired=retired,
+                      counts=counts)
+
+
+class _JobInserter:
+    """Inserts new jobs in batches through the driver's ``executemany`` and one prepared INSERT.
+
+    SQLAlchemy's own executemany builds and processes a dict per row, which for a million jobs
+    took longer than expanding them. Values are bound as SQLAlchemy binds them (its type
+    processors: a SQLite DATETIME is text), so rows read back exactly as before.
+    """
+
+    def __init__(self, conn: Connection, run_id: int, now: datetime) -> None:
+        self.conn = conn
+        dialect = conn.dialect
+        self.processors = [(i, p) for i, p in enumerate(_bind_processors(dialect, _NEW_JOB_VARYING))
+                           if p is not None]
+        self.constants = tuple(
+            p(value) if p else value
+            for p, value in zip(_bind_processors(dialect, _NEW_JOB_CONSTANT), (
+                run_id, True, JobState.PENDING.value, 0, now, now), strict=True))
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        columns = (*_NEW_JOB_VARYING, *_NEW_JOB_CONSTANT)
+        self.sql = (f"INSERT INTO {JOBS.name} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join([marker] * len(columns))})")
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, spec: JobSpec, cost: float | None) -> None:
+        """Insert ``spec`` (in the next batch)."""
+        inputs_json = spec.inputs_json
+        if inputs_json is None:
+            inputs_json = canonical_json(spec.inputs)
+        variables_json = spec.variables_json
+        if variables_json is None:
+            variables_json = canonical_json(spec.variables)
+        row = [spec.key, spec.ordinal, spec.block, spec.model_id, inputs_json, variables_json,
+               spec.repeat_index, spec.file_stem, spec.output_dir, cost]
+        for index, process in self.processors:
+            row[index] = process(row[index])
+        self.rows.append((*row, *self.constants))
+        if len(self.rows) >= INSERT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the rows added since the last flush."""
+        if self.rows:
+            self.conn.exec_driver_sql(self.sql, self.rows)
+            self.rows = []
+
+
+# The columns of a new job: those from its JobSpec (and cost), then those the same for all.
+_NEW_JOB_VARYING = ("key", "ordinal", "block", "model_id", "inputs_json", "variables_json",
+                    "repeat_index", "file_stem", "output_dir", "cost_usd")
+_NEW_JOB_CONSTANT = ("run_id", "in_manifest", "state", "attempts", "created_at", "updated_at")
+
+
+def _bind_processors(dialect: Any, names: Sequence[str]) -> list[Callable[[Any], Any] | None]:
+    return [JOBS.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+
+
+def _set_fingerprint(conn: Connection, run_id: int, fingerprint: str | None) -> None:
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(jobs_fingerprint=fingerprint))
+
+
+def _back_to_pending(conn: Connection, run_id: int) -> None:
+    """A job of the run is pending again: the next start syncs for real.
+
+    A sync gives pending jobs the current cost estimate and keeps the others' (what they were
+    submitted at). A job that was not pending at the last sync and is pending again may carry
+    an estimate from older prices, which only a real sync refreshes.
+    """
+    # Only the first one writes: the others find it NULL (and, on PostgreSQL, lock nothing).
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.jobs_fingerprint.is_not(None))
+                 .values(jobs_fingerprint=None))
 
 
 def _apply_moves(conn: Connection, moved: list[dict[str, Any]]) -> None:
@@ -685,8 +777,8 @@ def _apply_moves(conn: Connection, moved: list[dict[str, Any]]) -> None:
 
 
 def _retire_missing(conn: Connection, run_id: int, known: dict[str, tuple[Any, ...]],
-                    seen: set[str]) -> int:
-    gone = [row[0] for key, row in known.items() if row[2] and key not in seen]
+                    found: set[str]) -> int:
+    gone = [row[0] for key, row in known.items() if row[2] and key not in found]
     for start in range(0, len(gone), SYNC_BATCH):
         conn.execute(update(JOBS).where(JOBS.c.id.in_(gone[start:start + SYNC_BATCH]))
                      .values(in_manifest=False))

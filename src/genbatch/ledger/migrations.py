@@ -29,8 +29,13 @@ def _v1_to_v2(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE outputs ADD COLUMN host VARCHAR"))
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """Resumes that skip the sync: what each run's jobs were last synced from (NULL: unknown)."""
+    conn.execute(text("ALTER TABLE runs ADD COLUMN jobs_fingerprint TEXT"))
+
+
 # MIGRATIONS[n] upgrades a ledger from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def ensure_schema(engine: Engine, *, display: str) -> None:

@@ -86,6 +86,8 @@ class SyncReport:
     retired: int
     counts: dict[JobState, int] = field(default_factory=dict)
     """Jobs of the manifest per state, after the sync."""
+    unchanged: bool = False
+    """The jobs were already synced from the same fingerprint: nothing was expanded."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
-"""1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run)."""
+SCHEMA_VERSION = 3
+"""1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run).
+3: runs.jobs_fingerprint (a resume of an unchanged manifest skips the sync)."""
 
 
 def utcnow() -> datetime:
@@ -46,6 +47,8 @@ class RunRow(SQLModel, table=True):
     stop_reason: str | None = Field(default=None, sa_column=Column(Text))
     stop_requested: str | None = Field(default=None, sa_column=Column(Text))
     """Set by ``genbatch cancel``: the process driving the run stops submitting."""
+    jobs_fingerprint: str | None = Field(default=None, sa_column=Column(Text))
+    """What the run's jobs were last synced from (see ``Ledger.sync_run``); NULL: sync again."""
 
 
 class JobRow(SQLModel, table=True):

@@ -12,24 +12,19 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from genbatch.filenames import slugify
-from genbatch.jobs import JobSpec, job_key
+from genbatch.jobs import JobSpec, job_key_of_json
 from genbatch.manifest.blocks import BlockPlan, Fragment
+from genbatch.manifest.layouts import Constant, JsonLayout, Slot, encode_value
 from genbatch.manifest.templates import Template
 
-__all__ = ["JobCheck", "check_block", "expand_block"]
+__all__ = ["expand_block"]
+
+EXPANSION_VERSION = 1
+"""Raise it when a manifest's jobs change without the manifest changing (new defaults, new
+fields...): ledgers then sync again instead of trusting what they last synced."""
 
 # File-name fields whose values are always safe and whose format is checked by the first job.
-_PLAIN_FIELDS = frozenset({"index", "key", "block", "repeat", "model"})
-
-
-class JobCheck(NamedTuple):
-    """What ``Manifest.validate`` needs of a job, without building the ``JobSpec``."""
-
-    ordinal: int
-    key: str
-    file_stem: str | None
-    """None when the block's file names are unique by construction (they hold ``{key}``)."""
-    source_line: int | None
+PLAIN_FIELDS = frozenset({"index", "key", "block", "repeat", "model"})
 
 
 def expand_block(plan: BlockPlan) -> Iterator[JobSpec]:
@@ -37,13 +32,29 @@ def expand_block(plan: BlockPlan) -> Iterator[JobSpec]:
     return _BlockExpander(plan).jobs()
 
 
-def check_block(plan: BlockPlan) -> Iterator[JobCheck]:
-    """Like ``expand_block`` but lighter: keys and (only when needed) file names."""
-    return _BlockExpander(plan).checks()
+class _Choice(NamedTuple):
+    """A fragment of an axis with the encoded JSON of its values, in slot order."""
+
+    fragment: Fragment
+    encoded: tuple[str, ...]
+
+
+class _Combination(NamedTuple):
+    """One combination of a prompt and a choice on every axis, before repeats."""
+
+    inputs: dict[str, Any]
+    variables: dict[str, Any]
+    slots: list[str]
+    line: int | None
 
 
 class _BlockExpander:
-    """Per-block state that makes each job cheap: slugs, defaults, which fields to render."""
+    """Per-block state that makes each job cheap: slugs, defaults, the JSON layouts.
+
+    Slots, in order: the prompt (when the block has prompts), each rendered input template,
+    then per axis its input values and its variable values. The inputs, the identity (inputs
+    completed with the schema's defaults) and the variables are each a ``JsonLayout`` over them.
+    """
 
     def __init__(self, plan: BlockPlan) -> None:
         self.plan = plan
@@ -54,40 +65,79 @@ class _BlockExpander:
             else {}
         )
         self.stem_fields = plan.file_name.fields
+        self.model_json = encode_value(plan.model_id)
+        inputs: dict[str, Constant | Slot] = {n: Constant(v) for n, v in plan.fixed.inputs.items()}
+        variables: dict[str, Constant | Slot] = {
+            n: Constant(v) for n, v in plan.fixed.variables.items()
+        }
+        rendered = ["prompt"] if plan.prompts is not None else []
+        rendered += [t.label for t in plan.fixed.templates]
+        for index, name in enumerate(rendered):
+            inputs[name] = Slot(index)
+        self.axes = tuple(self._choices(axis, inputs, variables) for axis in plan.axes)
+        identity = {n: Constant(v) for n, v in self.defaults.items()} | inputs
+        self.inputs_layout = JsonLayout(inputs)
+        self.identity_layout = JsonLayout(identity)
+        self.variables_layout = JsonLayout(variables)
+
+    def _choices(
+        self,
+        axis: tuple[Fragment, ...],
+        inputs: dict[str, Constant | Slot],
+        variables: dict[str, Constant | Slot],
+    ) -> tuple[_Choice, ...]:
+        """The axis's fragments with their encoded values; adds the axis's slots."""
+        first = axis[0]  # every fragment of an axis sets the same names
+        slot = sum(isinstance(p, Slot) for p in (*inputs.values(), *variables.values()))
+        for names, layout in ((first.inputs, inputs), (first.variables, variables)):
+            for name in names:
+                layout[name] = Slot(slot)
+                slot += 1
+        return tuple(
+            _Choice(f, tuple(encode_value(v) for v in (*f.inputs.values(), *f.variables.values())))
+            for f in axis
+        )
 
     def jobs(self) -> Iterator[JobSpec]:
         """The jobs, rendering templates and checking what they render to."""
-        ordinal = self.plan.first_ordinal
-        for inputs, variables, identity, line in self._combinations():
-            for repeat in range(self.plan.repeat):
-                yield self._job(ordinal, repeat, identity, inputs, variables, line)
-                ordinal += 1
-
-    def checks(self) -> Iterator[JobCheck]:
-        """Keys and file names of the jobs, each checked as ``jobs()`` would."""
         plan = self.plan
-        plain_stems = "key" in self.stem_fields and _PLAIN_FIELDS.issuperset(self.stem_fields)
         ordinal = plan.first_ordinal
-        for inputs, variables, identity, line in self._combinations():
+        for combination in self._combinations():
+            identity_json = self.identity_layout.render(combination.slots)
+            inputs_json = self.inputs_layout.render(combination.slots)
+            variables_json = self.variables_layout.render(combination.slots)
             for repeat in range(plan.repeat):
-                key = job_key(plan.model_id, identity, repeat)
-                stem = None
-                if not plain_stems or ordinal == plan.first_ordinal:
-                    values = self._stem_values(ordinal, key, repeat, inputs, variables)
-                    stem = plan.file_name.render(values)
-                yield JobCheck(ordinal, key, None if plain_stems else stem, line)
+                key = job_key_of_json(self.model_json, identity_json, repeat)
+                inputs, variables = combination.inputs, combination.variables
+                if repeat:
+                    # Each job owns its dicts: a consumer changing one must not change its siblings.
+                    inputs, variables = dict(inputs), dict(variables)
+                values = self._stem_values(ordinal, key, repeat, inputs, variables)
+                yield JobSpec(
+                    key=key,
+                    ordinal=ordinal,
+                    block=plan.name,
+                    model_id=plan.model_id,
+                    inputs=inputs,
+                    variables=variables,
+                    repeat_index=repeat,
+                    file_stem=plan.file_name.render(values),
+                    output_dir=plan.output_dir,
+                    source_line=combination.line,
+                    inputs_json=inputs_json,
+                    variables_json=variables_json,
+                )
                 ordinal += 1
 
-    def _combinations(
-        self,
-    ) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any], int | None]]:
-        """Inputs, variables, identity inputs and line of each combination before repeats."""
-        plan = self.plan
+    def _combinations(self) -> Iterator[_Combination]:
+        """Inputs, variables, slots and line of each combination before repeats."""
         for prompt, line in self._prompts():
-            for combo in itertools.product(*plan.axes):
-                inputs, variables = self._inputs(prompt, combo)
-                identity = plan.model.with_defaults(inputs) if plan.model else inputs
-                yield inputs, variables, identity, line
+            for choices in itertools.product(*self.axes):
+                combo = tuple(choice.fragment for choice in choices)
+                inputs, variables, slots = self._inputs(prompt, combo)
+                for choice in choices:
+                    slots.extend(choice.encoded)
+                yield _Combination(inputs, variables, slots, line)
 
     def _prompts(self) -> Iterator[tuple[str | Template | None, int | None]]:
         """Each prompt with the manifest line it comes from (the block's, for prompt files)."""
@@ -100,7 +150,8 @@ class _BlockExpander:
 
     def _inputs(
         self, prompt: str | Template | None, combo: tuple[Fragment, ...]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """The job's inputs and variables, and the encoded values of its rendered inputs."""
         fixed = self.plan.fixed
         variables = dict(fixed.variables)
         inputs: dict[str, Any] = {}
@@ -111,11 +162,13 @@ class _BlockExpander:
         elif prompt is not None:
             inputs["prompt"] = prompt
         inputs.update(fixed.inputs)
+        rendered = [encode_value(inputs["prompt"])] if prompt is not None else []
         for template in fixed.templates:
-            inputs[template.label] = self._checked(template, variables)
+            text = inputs[template.label] = self._checked(template, variables)
+            rendered.append(encode_value(text))
         for fragment in combo:
             inputs.update(fragment.inputs)
-        return inputs, variables
+        return inputs, variables, rendered
 
     def _checked(self, template: Template, variables: dict[str, Any]) -> str:
         """``template`` rendered, and the result checked against the model's schema."""
@@ -126,34 +179,6 @@ class _BlockExpander:
         if problem:
             raise template.source.error(problem, field=template.label)
         return text
-
-    def _job(
-        self,
-        ordinal: int,
-        repeat: int,
-        identity: dict[str, Any],
-        inputs: dict[str, Any],
-        variables: dict[str, Any],
-        line: int | None,
-    ) -> JobSpec:
-        plan = self.plan
-        key = job_key(plan.model_id, identity, repeat)
-        if repeat:
-            # Each job owns its dicts: a consumer changing one must not change its siblings.
-            inputs, variables = dict(inputs), dict(variables)
-        values = self._stem_values(ordinal, key, repeat, inputs, variables)
-        return JobSpec(
-            key=key,
-            ordinal=ordinal,
-            block=plan.name,
-            model_id=plan.model_id,
-            inputs=inputs,
-            variables=variables,
-            repeat_index=repeat,
-            file_stem=plan.file_name.render(values),
-            output_dir=plan.output_dir,
-            source_line=line,
-        )
 
     def _stem_values(
         self, ordinal: int, key: str, repeat: int, inputs: dict[str, Any], variables: dict[str, Any]

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
+from genbatch import __version__
 from genbatch.catalog import Price
 from genbatch.errors import ManifestError
-from genbatch.jobs import JobSpec
+from genbatch.jobs import JobSpec, canonical_json
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
-from genbatch.manifest.expand import JobCheck, check_block, expand_block
+from genbatch.manifest.expand import EXPANSION_VERSION, PLAIN_FIELDS, expand_block
 from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
+from genbatch.manifest.templates import Template
 from genbatch.manifest.yaml_loader import YamlDocument, decode_text, load_yaml
 
 __all__ = ["BlockSummary", "Manifest", "load_manifest"]
-
-_K = TypeVar("_K")
-
 
 @dataclass(frozen=True, kw_only=True)
 class BlockSummary:
@@ -51,6 +50,7 @@ class Manifest:
         settings: ManifestSettings,
         warnings: list[str],
         blocks: list[BlockPlan],
+        digest: str = "",
     ) -> None:
         self.path = path
         self.name = name
@@ -60,6 +60,9 @@ class Manifest:
         self._blocks = blocks
         self.job_count = sum(block.job_count for block in blocks)
         """Number of jobs, computed from the sizes of prompts, grid, zip and repeat."""
+        self.digest = digest
+        """A hash of everything the jobs depend on (see ``load_manifest``): equal digests,
+        equal jobs. Prices are not in it."""
 
     @property
     def blocks(self) -> tuple[BlockSummary, ...]:
@@ -82,36 +85,52 @@ class Manifest:
         for block in self._blocks:
             yield from expand_block(block)
 
-    def validate(self) -> int:
-        """Expand every job once and check it; return the number of jobs.
+    def validated_jobs(self) -> Iterator[JobSpec]:
+        """``jobs()``, each also checked against the jobs before it, in the same single walk.
 
         Beyond what ``jobs()`` checks, refuses two identical jobs (same model, inputs and
-        repeat index, hence the same key) and two jobs writing the same file.
+        repeat index, hence the same key) and two jobs writing the same file, at the second one.
         """
-        keys: dict[str, int] = {}
-        stems: dict[tuple[str, str], int] = {}
-        count = 0
+        keys: set[str] = set()
+        stems: dict[str, set[str]] = {}
         for block in self._blocks:
-            for job in check_block(block):
-                count += 1
-                _remember(
-                    keys,
-                    job.key,
-                    job,
-                    "the same model, inputs and repeat index",
-                    block,
-                    "use repeat: for more samples of the same inputs",
-                )
-                if job.file_stem is not None:
-                    _remember(
-                        stems,
-                        (block.output_dir, job.file_stem.casefold()),
-                        job,
-                        f"the same file name '{job.file_stem}'",
-                        block,
-                        "add {index} or {key} to output.name",
-                    )
-        return count
+            # A name holding {key} and only fields that cannot collide is unique already.
+            fields = block.file_name.fields
+            plain_stems = "key" in fields and PLAIN_FIELDS.issuperset(fields)
+            folder = stems.setdefault(block.output_dir, set())
+            for job in expand_block(block):
+                if job.key in keys:
+                    raise self._duplicate(job, block, _same_key(job))
+                keys.add(job.key)
+                if not plain_stems:
+                    stem = job.file_stem.casefold()
+                    if stem in folder:
+                        raise self._duplicate(job, block, _same_file(job))
+                    folder.add(stem)
+                yield job
+
+    def validate(self) -> int:
+        """Expand every job once and check it as ``validated_jobs()`` does; return how many."""
+        return sum(1 for _ in self.validated_jobs())
+
+    def _duplicate(
+        self, job: JobSpec, block: BlockPlan, same: Callable[[JobSpec], bool]
+    ) -> ManifestError:
+        """The error for ``job``, which repeats an earlier job (found again by walking)."""
+        # The first of the two is looked for again rather than remembered for every job: a
+        # million ordinals would cost more memory than this walk costs time, once.
+        first = next(other for other in self.jobs() if same(other))
+        if first.key == job.key:
+            what = "the same model, inputs and repeat index"
+            hint = "use repeat: for more samples of the same inputs"
+        else:
+            what = f"the same file name '{job.file_stem}'"
+            hint = "add {index} or {key} to output.name"
+        return ManifestError(
+            f"job {job.ordinal} has {what} as job {first.ordinal}; {hint}",
+            file=block.source.file,
+            line=job.source_line,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -120,16 +139,13 @@ class Manifest:
         )
 
 
-def _remember(
-    seen: dict[_K, int], value: _K, job: JobCheck, what: str, block: BlockPlan, hint: str
-) -> None:
-    first = seen.setdefault(value, job.ordinal)
-    if first != job.ordinal:
-        raise ManifestError(
-            f"job {job.ordinal} has {what} as job {first}; {hint}",
-            file=block.source.file,
-            line=job.source_line,
-        )
+def _same_key(job: JobSpec) -> Callable[[JobSpec], bool]:
+    return lambda other: other.key == job.key
+
+
+def _same_file(job: JobSpec) -> Callable[[JobSpec], bool]:
+    stem = job.file_stem.casefold()
+    return lambda other: other.output_dir == job.output_dir and other.file_stem.casefold() == stem
 
 
 def load_manifest(
@@ -143,7 +159,8 @@ def load_manifest(
     """
     display = os.fspath(path)
     absolute = Path(os.path.abspath(display))
-    document = load_yaml(decode_text(_read(absolute, display), display), display)
+    raw = _read(absolute, display)
+    document = load_yaml(decode_text(raw, display), display)
     spec = parse_manifest_spec(document)
     run_name = spec.name or absolute.stem
     blocks, warnings = compile_blocks(
@@ -160,9 +177,25 @@ def load_manifest(
         settings=_settings(spec),
         warnings=warnings,
         blocks=blocks,
+        digest=_digest(raw, absolute, blocks, strict_models=strict_models, max_jobs=max_jobs),
     )
     _guard_explosion(manifest, document, spec, max_jobs)
     return manifest
+
+
+def _digest(raw: bytes, path: Path, blocks: list[BlockPlan], *, strict_models: bool,
+            max_jobs: int | None) -> str:
+    """What the jobs are made from: the manifest's bytes and path, the prompts (some come from
+    prompt files), the folders (``~`` expanded), the models' schemas, the options, the code."""
+    digest = hashlib.sha256()
+    header = (EXPANSION_VERSION, __version__, str(path), strict_models, max_jobs)
+    for part in (repr(header).encode(), raw):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    for block in blocks:
+        prompts = [p.text if isinstance(p, Template) else p for p in block.prompts or ()]
+        facts = (block.name, block.output_dir, repr(block.model), prompts)
+        digest.update(canonical_json(facts).encode())
+    return digest.hexdigest()
 
 
 def _read(path: Path, display: str) -> bytes:
