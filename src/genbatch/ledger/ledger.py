@@ -185,7 +185,6 @@ class Ledger:
             _set_fingerprint(conn, run_id, None)  # synced from something without one
             return report
 
-
     # -- claiming and submitting ----------------------------------------------------------------
 
     def claim_next(self, run_id: int, *, worker: str | None = None,
