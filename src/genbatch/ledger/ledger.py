@@ -301,14 +301,14 @@ class Ledger:
         with self._transaction("record_succeeded") as conn:
             conn.execute(sql.ATTEMPT_SUCCEEDED, {"b_attempt": job.attempt_id, "b_now": now})
             conn.execute(sql.FORGET_OUTPUTS, {"b_job": job.id})
-            if urls:
-                conn.execute(sql.NEW_OUTPUT, [
-                    {"b_job": job.id, "b_attempt": job.attempt_id, "b_position": i, "b_url": u}
-                    for i, u in enumerate(urls)])
+            # One INSERT per URL (usually one): each gives its id, so nothing is read back.
+            outputs = [OutputRecord(id=_new_output(conn, job, position, url), job_id=job.id,
+                                    position=position, url=url, path=None, size=None,
+                                    sha256=None)
+                       for position, url in enumerate(urls)]
             conn.execute(sql.JOB_STATE, {"b_job": job.id, "b_state": JobState.FETCHING.value,
                                          "b_now": now})
-            rows = conn.execute(sql.OUTPUTS_OF_JOB, {"b_job": job.id}).all()
-        return [_output_record(r) for r in rows]
+        return outputs
 
     def record_generation_failed(self, job: JobRecord, error: str, *, retry: bool,
                                  outcome: str = "failed") -> None:
@@ -581,6 +581,12 @@ class Ledger:
                               f"inconsistent data: {exc.orig}") from None
         except DBAPIError as exc:
             raise LedgerError(_describe(self.location, exc)) from None
+
+
+def _new_output(conn: Connection, job: JobRecord, position: int, url: str) -> int:
+    result = conn.execute(sql.NEW_OUTPUT, {"b_job": job.id, "b_attempt": job.attempt_id,
+                                           "b_position": position, "b_url": url})
+    return int(result.inserted_primary_key[0])  # type: ignore[index]  # always one key
 
 
 def _within_budget(conn: Connection, run_id: int, job_id: int, budget_usd: float,
