@@ -3,7 +3,9 @@
 Jobs with zero generation time and small files, so that what is measured is the engine itself:
 genbatch (manifest, ledger, scheduler, verified downloads) against the bare loop of
 ``baseline.py`` making the same HTTP calls, each in its own process against its own simulator
-process. The genbatch side also counts the ledger's transactions and the time spent in them.
+process. The genbatch side also counts the ledger's transactions and the time spent in them:
+wall time, and the CPU time of the thread that runs them (the runner calls the ledger in a
+worker thread; its CPU still competes with the event loop for the GIL and the cores).
 """
 
 from __future__ import annotations
@@ -34,26 +36,32 @@ CONCURRENCY = 64
 
 
 class TimedLedger(Ledger):
-    """The ledger, timing every transaction: they run on the event loop, blocking it."""
+    """The ledger, timing every transaction (wall, and CPU of the thread running it)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what was measured so far."""
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self.transactions = 0
-        self.by_kind: Counter[str] = Counter()
-        """Seconds per kind of transaction (``claim_next``, ``record_accepted``...)."""
+        self.cpu_by_kind: Counter[str] = Counter()
+        """CPU seconds per kind of transaction (``claim_jobs``, ``record_accepted``...)."""
 
     @contextmanager
     def _transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         try:
             with super()._transaction(what, durable=durable) as conn:
                 yield conn
         finally:
-            elapsed = time.perf_counter() - start
-            self.seconds += elapsed
+            cpu = time.thread_time() - cpu_start
+            self.seconds += time.perf_counter() - start
+            self.cpu_seconds += cpu
             self.transactions += 1
-            self.by_kind[what] += elapsed
+            self.cpu_by_kind[what] += cpu
 
 
 def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +75,7 @@ def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
     prepare_seconds = time.perf_counter() - started
     commits = [0]
     event.listen(ledger.engine, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1))
-    ledger.seconds, ledger.transactions, ledger.by_kind = 0.0, 0, Counter()
+    ledger.reset()
     # min_interval 0: the first poll goes out as soon as the submit is answered, as in the
     # baseline, so both make exactly the same calls.
     options = RunOptions(concurrency=params["concurrency"], handle_signals=False,
@@ -80,7 +88,8 @@ def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": wall, "cpu": cpu, "prepare_seconds": prepare_seconds,
             "done": summary.counts[JobState.DONE], "commits": commits[0],
             "transactions": ledger.transactions, "ledger_seconds": ledger.seconds,
-            "ledger_by_kind": dict(ledger.by_kind.most_common(3))}
+            "ledger_cpu": ledger.cpu_seconds,
+            "ledger_cpu_by_kind": dict(ledger.cpu_by_kind.most_common(3))}
 
 
 def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
@@ -117,10 +126,9 @@ def run(quick: bool) -> list[Row]:
 def _rows(jobs: int, base: dict[str, Any], ours: dict[str, Any]) -> list[Row]:
     rate, base_rate = jobs / ours["seconds"], jobs / base["seconds"]
     calls = f"{ours['api_calls'] / jobs:.2f} vs {base['api_calls'] / jobs:.2f} API calls/job"
-    share = ours["ledger_seconds"] / ours["seconds"]
-    ledger_ms, base_ms = 1000 * ours["ledger_seconds"] / jobs, 1000 * base["seconds"] / jobs
-    heaviest = ", ".join(f"{kind} {1000 * seconds / jobs:.1f} ms"
-                         for kind, seconds in ours["ledger_by_kind"].items())
+    ledger_ms, base_ms = 1000 * ours["ledger_cpu"] / jobs, 1000 * base["seconds"] / jobs
+    heaviest = ", ".join(f"{kind} {1000 * seconds / jobs:.2f} ms"
+                         for kind, seconds in ours["ledger_cpu_by_kind"].items())
     return [
         Row(figure=1, label=f"jobs/s, {jobs} jobs, c={CONCURRENCY} ({calls})", value=rate,
             unit="jobs/s", baseline=base_rate, baseline_label="bare anyio+httpx loop",
@@ -134,12 +142,15 @@ def _rows(jobs: int, base: dict[str, Any], ours: dict[str, Any]) -> list[Row]:
         Row(figure=6, label="ledger commits per second sustained",
             value=ours["commits"] / ours["seconds"], unit="commits/s"),
         # The ledger is not the bottleneck when it fits in the overhead figure 1 allows: a
-        # quarter of the bare loop's time per job (0.8x its rate).
-        Row(figure=6, label=f"ledger ms per job, blocking the loop (heaviest: {heaviest})",
+        # quarter of the bare loop's time per job (0.8x its rate). It runs in its own thread,
+        # so what it takes from the event loop is its CPU (the GIL), not its waits.
+        Row(figure=6, label=f"ledger CPU ms per job, in its thread (heaviest: {heaviest})",
             value=ledger_ms, unit="ms", baseline=base_ms, baseline_label="bare loop ms per job",
             target="<= 0.25x baseline", met=ledger_ms <= 0.25 * base_ms),
-        Row(figure=6, label="share of genbatch's wall time spent in the ledger", value=share,
-            unit=""),
+        Row(figure=6, label="ledger wall ms per job inside transactions (off the event loop)",
+            value=1000 * ours["ledger_seconds"] / jobs, unit="ms"),
+        Row(figure=6, label="share of genbatch's CPU spent in ledger transactions",
+            value=ours["ledger_cpu"] / ours["cpu"], unit=""),
     ]
 
 

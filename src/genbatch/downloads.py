@@ -140,6 +140,7 @@ class Downloader:
         final = directory / f"{stem}{extension}"
         # A worker thread waits for the disk: an fsync takes milliseconds, and on the event loop
         # it would stall every other job's calls (measured: 2.7 ms per file, 3 per job).
+        # One trip to the thread for both fsyncs and the rename (each trip costs CPU too).
         await anyio.to_thread.run_sync(_commit, part, final)
         return DownloadedFile(path=final, size=size, sha256=digest.hexdigest())
 
@@ -159,7 +160,6 @@ class Downloader:
                                        "bytes arrived")
                 digest.update(chunk)
                 _write_all(fd, chunk, part)
-            await anyio.to_thread.run_sync(os.fsync, fd)  # off the event loop, as in _transfer
         finally:
             os.close(fd)
         return size
@@ -176,7 +176,9 @@ def _write_all(fd: int, chunk: bytes, part: Path) -> None:
 
 
 def _commit(part: Path, final: Path) -> None:
+    """Flush the complete ``part`` to disk, then rename it to ``final`` and flush the rename."""
     try:
+        _fsync_file(part)
         os.replace(part, final)
         dir_fd = os.open(final.parent, os.O_RDONLY)
         try:
@@ -185,6 +187,15 @@ def _commit(part: Path, final: Path) -> None:
             os.close(dir_fd)
     except OSError as exc:
         raise OutputError(f"cannot move {final.name} into place: {exc.strerror}") from None
+
+
+def _fsync_file(path: Path) -> None:
+    # An fsync flushes the file's data whichever descriptor it is called on.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _make_directory(directory: Path) -> None:

@@ -1,8 +1,9 @@
 """The scheduler: drives a run's jobs through the API under a concurrency limit, resumably.
 
 One anyio task group holds a submitter (claims pending jobs while a slot is free) and one task
-per job in flight (submit → poll → download). Every state change is committed to the ledger
-before the side effect that depends on it:
+per job in flight (submit → poll → download). While the run goes, the ledger is called in a
+worker thread (``OffLoop``): its commits wait for the disk there, not on the event loop. Every
+state change is committed to the ledger, and awaited, before the side effect that depends on it:
 
 * the intent to submit (``submitting``) before the POST;
 * the request id the moment the answer arrives (the POST and this record are shielded from
@@ -60,6 +61,7 @@ from genbatch.events import (
 )
 from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatch
 from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo
+from genbatch.ledger.offloop import OffLoop
 from genbatch.polling import DurationHistory, PollPolicy, next_poll_delay
 from genbatch.retry import Backoff
 from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, JobState
@@ -125,6 +127,7 @@ class Runner:
     def __init__(self, *, ledger: Ledger, client: RunComfyClient, run: RunInfo,
                  options: RunOptions, events: EventSink = ignore_events) -> None:
         self._ledger = ledger
+        self._off_loop = OffLoop()
         self._client = client
         self._run = run
         self._options = options
@@ -136,6 +139,8 @@ class Runner:
             api_host=(urlsplit(client.base_url).hostname or "").lower(),
             extra_hosts=options.allowed_hosts), max_bytes=options.max_file_size)
         self._history = DurationHistory()
+        self._urls_recorded: dict[int, list[OutputRecord]] = {}
+        """Outputs of jobs that just succeeded, by job id: what _fetch would read back."""
         self._rng = random.Random()
         self._stop_submitting = False
         self._stop_reason: str | None = None
@@ -219,30 +224,37 @@ class Runner:
                 return
             await self._slots.acquire()
             await self._gate.wait()
-            jobs = [] if self._stop_submitting else self._claim(1 + self._free_slots())
-            for job in jobs:
-                self._start(job, holds_slot=True)
+            # A job ending while the ledger is consulted (it may put a job back to pending)
+            # must not be missed by _idle below.
+            job_ended = self._job_ended
+            # Shielded: claimed jobs are committed `submitting`; each must be started (its POST
+            # is shielded too), or a resume would take them for interrupted submits.
+            with anyio.CancelScope(shield=True):
+                jobs = [] if self._stop_submitting else await self._claim(1 + self._free_slots())
+                for job in jobs:
+                    self._start(job, holds_slot=True)
             if jobs:
                 continue
             self._slots.release()
-            if self._active == 0 and not self._run_unsettled():
+            if self._active == 0 and not await self._run_unsettled():
                 return
-            await self._idle()
+            await self._idle(job_ended)
 
     def _free_slots(self) -> int:
         # Slots free beside the one just acquired, taken at once so that their claims share
         # one durable commit; capped so a crash leaves few intents to turn `unknown`.
         return max(0, min(self._slots.limit - self._slots.in_use, MAX_CLAIM_BATCH - 1))
 
-    def _claim(self, count: int) -> list[JobRecord]:
+    async def _claim(self, count: int) -> list[JobRecord]:
         """Claim up to ``count`` jobs; the first slot is held already, the others are taken."""
         for _ in range(count - 1):
             self._slots.occupy()
         try:
-            jobs = self._ledger.claim_jobs(self._run.id, count, worker=self._worker.id,
-                                           budget_usd=self._options.budget_usd,
-                                           run_limit=self._options.run_concurrency,
-                                           lease_seconds=self._options.lease_seconds)
+            jobs = await self._off_loop(self._ledger.claim_jobs, self._run.id, count,
+                                        worker=self._worker.id,
+                                        budget_usd=self._options.budget_usd,
+                                        run_limit=self._options.run_concurrency,
+                                        lease_seconds=self._options.lease_seconds)
         except (BudgetReached, StopRequested) as exc:
             self._stop(exc, cancel_all=False)
             jobs = []
@@ -250,25 +262,26 @@ class Runner:
             self._slots.release()
         return jobs
 
-    def _run_unsettled(self) -> bool:
+    async def _run_unsettled(self) -> bool:
         """Work may still come: pending jobs (back after a 429 or a failed generation, or not
         claimable yet under the run-wide limit) or jobs other workers hold (they may hand them
         back, or die and leave them to be taken over)."""
         if self._stop_submitting:
             return False
-        if self._ledger.counts(self._run.id)[JobState.PENDING] > 0:
+        if (await self._off_loop(self._ledger.counts, self._run.id))[JobState.PENDING] > 0:
             return True
         return self._ledger.shared and \
-            self._ledger.others_in_flight(self._run.id, self._worker.id) > 0
+            await self._off_loop(self._ledger.others_in_flight, self._run.id, self._worker.id) > 0
 
-    async def _idle(self) -> None:
-        """Wait for one of this worker's jobs to end; with other workers (or nothing of ours in
-        flight), for at most ``idle_interval``: the change may come from elsewhere."""
+    async def _idle(self, job_ended: anyio.Event) -> None:
+        """Wait for one of this worker's jobs to end (``job_ended`` is already set if one did);
+        with other workers (or nothing of ours in flight), for at most ``idle_interval``: the
+        change may come from elsewhere."""
         if self._ledger.shared or self._active == 0:
             with anyio.move_on_after(self._options.idle_interval):
-                await self._job_ended.wait()
+                await job_ended.wait()
         else:
-            await self._job_ended.wait()
+            await job_ended.wait()
 
     async def _wait_for_active_jobs(self) -> None:
         while self._active:
@@ -299,11 +312,12 @@ class Runner:
                         self._slots.release()
                     await self._fetch(job)
         except Exception as exc:  # one job's bug must not stop the others
-            self._ledger.record_job_error(job, f"internal error: {exc!r}")
-            self._park(job)
+            await self._off_loop(self._ledger.record_job_error, job, f"internal error: {exc!r}")
+            await self._park(job)
             self._notice("error", f"#{job.ordinal} {job.key}: internal error, the job stays "
                          f"{job.state.value} and is resumable: {exc!r}")
         finally:
+            self._urls_recorded.pop(job.id, None)  # a job that stopped before its download
             if holds_slot:
                 self._slots.release()
             self._active -= 1
@@ -319,36 +333,37 @@ class Runner:
             try:
                 submission = await self._client.submit(job.model_id, job.inputs)
             except ApiError as exc:
-                return self._submit_failed(job, exc)
-            self._ledger.record_accepted(job, submission.request_id)
+                return await self._submit_failed(job, exc)
+            await self._off_loop(self._ledger.record_accepted, job, submission.request_id)
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
         self._slots.on_accepted()
         return self._settle(_with(job, request_id=submission.request_id), JobState.QUEUED, None)
 
-    def _submit_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
+    async def _submit_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
         message = str(exc)
+        ledger = self._ledger
         if isinstance(exc, RateLimited):
             self._on_rate_limited(exc, submitting=True)
-            self._ledger.record_refused(job, message, final=False)
+            await self._off_loop(ledger.record_refused, job, message, final=False)
             return self._settle(job, JobState.PENDING, f"rate limited: {message}")
         if isinstance(exc, TransportError) and not exc.request_sent:
             self._gate.block_for(self._options.backoff.delay(1, self._rng))
-            self._ledger.record_refused(job, message, final=False)
+            await self._off_loop(ledger.record_refused, job, message, final=False)
             return self._settle(job, JobState.PENDING, message)
         if isinstance(exc, TransportError | ServerError | BadAnswer):
-            self._ledger.record_submit_unknown(job, message)
+            await self._off_loop(ledger.record_submit_unknown, job, message)
             self._on_submit_unknown(message)
             return self._settle(job, JobState.UNKNOWN,
                                 f"answer to the submit was lost: {message}")
         if isinstance(exc, AuthError | BalanceExhausted):
-            self._ledger.record_refused(job, message, final=False)
+            await self._off_loop(ledger.record_refused, job, message, final=False)
             self._stop(exc, cancel_all=isinstance(exc, AuthError))
             return self._settle(job, JobState.PENDING, None)
-        self._ledger.record_refused(job, message, final=True)
+        await self._off_loop(ledger.record_refused, job, message, final=True)
         job = self._settle(job, JobState.FAILED, message)
         if isinstance(exc, ModelNotFound):
-            self._fail_model(job.model_id, message)
+            await self._fail_model(job.model_id, message)
         self._count_failure(type(exc).__name__ if exc.error_code is None
                             else f"{type(exc).__name__} {exc.error_code}")
         return job
@@ -363,8 +378,9 @@ class Runner:
                 f"{message}); stopping so the API outage does not pile up unknown jobs"),
                 cancel_all=False)
 
-    def _fail_model(self, model_id: str, message: str) -> None:
-        count = self._ledger.fail_pending_of_model(self._run.id, model_id, message)
+    async def _fail_model(self, model_id: str, message: str) -> None:
+        count = await self._off_loop(self._ledger.fail_pending_of_model, self._run.id, model_id,
+                                     message)
         self._notice("error", f"the API does not know the model {model_id}: "
                      f"{count + 1} job(s) of it failed without being sent")
 
@@ -406,7 +422,7 @@ class Runner:
                 result = await self._client.result(job.request_id)
             except ApiError as exc:
                 failures += 1
-                settled = self._poll_failed(job, exc)
+                settled = await self._poll_failed(job, exc)
                 if settled is not None:
                     return settled
                 if not isinstance(exc, RateLimited):  # the gate already holds rate-limited calls
@@ -416,55 +432,57 @@ class Runner:
             failures = 0
             if result.status == "in_queue":
                 running_since = time.monotonic()
-            settled = self._on_result(job, result, accepted)
+            settled = await self._on_result(job, result, accepted)
             if settled.state not in (JobState.QUEUED, JobState.RUNNING):
                 return settled
             job = settled
 
-    def _poll_failed(self, job: JobRecord, exc: ApiError) -> JobRecord | None:
+    async def _poll_failed(self, job: JobRecord, exc: ApiError) -> JobRecord | None:
         """The job settled by a failed poll, or None when the poll is to be repeated."""
         if isinstance(exc, RateLimited):
             self._on_rate_limited(exc)
             return None
         if isinstance(exc, TransportError | ServerError | BadAnswer):
-            self._ledger.record_job_error(job, f"polling: {exc}")
+            await self._off_loop(self._ledger.record_job_error, job, f"polling: {exc}")
             return None
         if isinstance(exc, RequestGone):
-            self._ledger.record_expired(job, str(exc))
+            await self._off_loop(self._ledger.record_expired, job, str(exc))
             self._count_failure("expired")
             return self._settle(job, JobState.EXPIRED, str(exc))
         if isinstance(exc, AuthError):
             self._stop(exc, cancel_all=True)
             return job
-        self._ledger.record_generation_failed(job, str(exc), retry=False)
+        await self._off_loop(self._ledger.record_generation_failed, job, str(exc), retry=False)
         return self._settle(job, JobState.FAILED, str(exc))
 
-    def _on_result(self, job: JobRecord, result: RemoteResult, accepted: float) -> JobRecord:
+    async def _on_result(self, job: JobRecord, result: RemoteResult,
+                         accepted: float) -> JobRecord:
         status = result.status
         if status in ("in_queue", "in_progress"):
             state = JobState.QUEUED if status == "in_queue" else JobState.RUNNING
             if state != job.state:
-                self._ledger.record_remote_state(job, state, status)
+                await self._off_loop(self._ledger.record_remote_state, job, state, status)
                 job = self._settle(job, state, None)
             return job
         if status in SUCCEEDED and result.output_urls:
             self._failures.succeeded()
             self._history.observe(job.model_id, time.monotonic() - accepted)
-            self._ledger.record_succeeded(job, result.output_urls)
+            self._urls_recorded[job.id] = await self._off_loop(self._ledger.record_succeeded,
+                                                               job, result.output_urls)
             return self._settle(job, JobState.FETCHING, None)
         if status in CANCELLED:
-            self._ledger.record_generation_failed(job, "cancelled remotely", retry=False,
-                                                  outcome="cancelled")
+            await self._off_loop(self._ledger.record_generation_failed, job,
+                                 "cancelled remotely", retry=False, outcome="cancelled")
             return self._settle(job, JobState.CANCELLED, "cancelled remotely")
         if status in FAILED or status in SUCCEEDED:
-            return self._generation_failed(job, result)
+            return await self._generation_failed(job, result)
         return job  # a status this version does not know: keep polling
 
-    def _generation_failed(self, job: JobRecord, result: RemoteResult) -> JobRecord:
+    async def _generation_failed(self, job: JobRecord, result: RemoteResult) -> JobRecord:
         error = describe_remote_error(result.error) if result.error is not None \
             else "the generation finished without any output"
         retry = job.attempts < self._options.max_attempts and not self._stop_submitting
-        self._ledger.record_generation_failed(job, error, retry=retry)
+        await self._off_loop(self._ledger.record_generation_failed, job, error, retry=retry)
         # Messages of failed generations vary (ids, prompts): the kind is the failure itself.
         self._count_failure("generation failed")
         if retry:
@@ -475,16 +493,22 @@ class Runner:
     # -- one job: fetch -------------------------------------------------------------------------
 
     async def _fetch(self, job: JobRecord) -> None:
-        outputs = self._ledger.outputs(job.id)
-        for output in outputs:
-            if output.sha256 is not None and output.path and Path(output.path).exists():
-                continue
-            if not await self._fetch_one(job, output, count=len(outputs)):
+        outputs = self._urls_recorded.pop(job.id, None)
+        if outputs is None:  # re-attached: recorded by an earlier run
+            outputs = await self._off_loop(self._ledger.outputs, job.id)
+        missing = [o for o in outputs
+                   if o.sha256 is None or not o.path or not Path(o.path).exists()]
+        for output in missing:
+            # The last file's record also marks the job done: one commit instead of two.
+            if not await self._fetch_one(job, output, count=len(outputs),
+                                         last=output is missing[-1]):
                 return
-        self._ledger.record_done(job)
+        if not missing:
+            await self._off_loop(self._ledger.record_done, job)
         self._settle(job, JobState.DONE, None)
 
-    async def _fetch_one(self, job: JobRecord, output: OutputRecord, *, count: int) -> bool:
+    async def _fetch_one(self, job: JobRecord, output: OutputRecord, *, count: int,
+                         last: bool) -> bool:
         stem = job.file_stem if count == 1 else f"{job.file_stem}_{output.position}"
         spec = find_model(job.model_id)
         try:
@@ -492,24 +516,28 @@ class Runner:
                 output.url, directory=Path(job.output_dir), stem=stem,
                 default_extension=spec.extension if spec else ".bin")
         except RequestGone as exc:
-            self._ledger.record_expired(job, f"output file gone before download: {exc}")
+            await self._off_loop(self._ledger.record_expired, job,
+                                 f"output file gone before download: {exc}")
             self._settle(job, JobState.EXPIRED, str(exc))
             return False
         except (HostNotAllowed, FileTooLarge) as exc:
-            self._ledger.record_generation_failed(job, str(exc), retry=False)
+            await self._off_loop(self._ledger.record_generation_failed, job, str(exc),
+                                 retry=False)
             self._settle(job, JobState.FAILED, str(exc))
             return False
         except OutputError as exc:
-            self._ledger.record_job_error(job, str(exc))
+            await self._off_loop(self._ledger.record_job_error, job, str(exc))
             self._stop(exc, cancel_all=True)
             return False
         except (DownloadError, ApiError) as exc:
-            self._ledger.record_job_error(job, f"download failed, will retry on resume: {exc}")
-            self._park(job)
+            await self._off_loop(self._ledger.record_job_error, job,
+                                 f"download failed, will retry on resume: {exc}")
+            await self._park(job)
             self._notice("warning", f"#{job.ordinal} {job.key}: download failed: {exc}")
             return False
-        self._ledger.record_file(output, path=str(file.path), size=file.size, sha256=file.sha256,
-                                 host=self._worker.host)
+        await self._off_loop(self._ledger.record_file, output, path=str(file.path),
+                             size=file.size, sha256=file.sha256, host=self._worker.host,
+                             last=last)
         return True
 
     # -- run-level ------------------------------------------------------------------------------
@@ -523,12 +551,12 @@ class Runner:
         if cancel_all and self._tg is not None:
             self._tg.cancel_scope.cancel()
 
-    def _park(self, job: JobRecord) -> None:
+    async def _park(self, job: JobRecord) -> None:
         # This worker stops driving the job; other running workers would only fail on it the
         # same way (and waiting for each other's stuck jobs, never finish): the next start
         # adopts it instead.
         try:
-            self._ledger.park_job(job, self._worker.id)
+            await self._off_loop(self._ledger.park_job, job, self._worker.id)
         except LedgerError as exc:
             self._notice("warning", f"#{job.ordinal} {job.key}: {exc}")
 
@@ -537,16 +565,16 @@ class Runner:
         while True:
             await anyio.sleep(self._options.lease_seconds / 3)
             try:
-                self._ledger.heartbeat(self._run.id, self._worker.id,
-                                       lease_seconds=self._options.lease_seconds)
+                await self._off_loop(self._ledger.heartbeat, self._run.id, self._worker.id,
+                                     lease_seconds=self._options.lease_seconds)
                 if self._ledger.shared and not self._stop_submitting:
-                    self._take_over_orphans()
+                    await self._take_over_orphans()
             except LedgerError as exc:
                 self._notice("warning", f"could not renew this worker's leases: {exc}")
 
-    def _take_over_orphans(self) -> None:
-        takeover = self._ledger.take_over(self._run.id, self._worker.id,
-                                          lease_seconds=self._options.lease_seconds)
+    async def _take_over_orphans(self) -> None:
+        takeover = await self._off_loop(self._ledger.take_over, self._run.id, self._worker.id,
+                                        lease_seconds=self._options.lease_seconds)
         if takeover.unknown:
             self._notice("warning", f"{takeover.unknown} job(s) of a worker that is gone were "
                          "caught submitting and are now `unknown`: they may exist remotely")

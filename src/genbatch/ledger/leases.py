@@ -58,6 +58,14 @@ class Clock:
             return func.now() + delta if seconds_from_now else func.now()
         return utcnow() + delta
 
+    def lease(self, seconds: float | None) -> datetime | timedelta | None:
+        """The ``b_lease`` of ``statements.CLAIM_*`` for a lease of ``seconds`` (None: none):
+        its end on the local clock, its length for the database's clock to count."""
+        if seconds is None:
+            return None
+        delta = timedelta(seconds=seconds)
+        return delta if self.shared else utcnow() + delta
+
     def now(self, conn: Connection) -> datetime:
         """The current time, read from the database when it is shared."""
         if not self.shared:

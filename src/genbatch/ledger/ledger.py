@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from genbatch.errors import BudgetReached, LedgerError, StopRequested
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.ledger import leases
+from genbatch.ledger import statements as sql
 from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
 from genbatch.ledger.leases import Adopt, Clock
 from genbatch.ledger.migrations import ensure_schema
@@ -59,6 +60,7 @@ class Ledger:
         self.shared = not location.is_sqlite
         """Several processes may drive its runs at once (PostgreSQL)."""
         self._clock = Clock(shared=self.shared)
+        self._next_pending = sql.NEXT_PENDING_SKIP_LOCKED if self.shared else sql.NEXT_PENDING
 
     @classmethod
     def open(cls, location: LedgerLocation) -> Ledger:
@@ -223,7 +225,7 @@ class Ledger:
             for _ in range(count):
                 if run_limit is not None and leases.remote_active(conn, run_id) >= run_limit:
                     break
-                job_id = conn.execute(self._next_pending_query(run_id)).scalar()
+                job_id = conn.execute(self._next_pending, {"b_run": run_id}).scalar()
                 if job_id is None:
                     break
                 if budget_usd is not None and not _within_budget(conn, run_id, job_id,
@@ -235,25 +237,13 @@ class Ledger:
     def _claim_row(self, conn: Connection, job_id: int, worker: str | None,
                    lease_seconds: float | None) -> JobRecord:
         now = utcnow()
-        conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(
-            state=JobState.SUBMITTING, attempts=JOBS.c.attempts + 1, error=None,
-            request_id=None, worker=worker, updated_at=now,
-            lease_until=None if lease_seconds is None else self._clock.at(lease_seconds)))
-        row = conn.execute(select(JOBS).where(JOBS.c.id == job_id)).one()
-        attempt_id = conn.execute(insert(ATTEMPTS).values(
-            job_id=job_id, number=row.attempts, outcome="sending", intent_at=now)
+        claim = sql.CLAIM_DATABASE_CLOCK if self.shared else sql.CLAIM_LOCAL_CLOCK
+        row = conn.execute(claim, {"b_job": job_id, "b_worker": worker, "b_now": now,
+                                   "b_lease": self._clock.lease(lease_seconds)}).one()
+        attempt_id = conn.execute(sql.NEW_ATTEMPT, {
+            "b_job": job_id, "b_number": row.attempts, "b_now": now}
         ).inserted_primary_key[0]  # type: ignore[index]  # always one key
         return _job_record(row, attempt_id=attempt_id)
-
-    def _next_pending_query(self, run_id: int) -> Any:
-        query = (select(JOBS.c.id)
-                 .where(JOBS.c.run_id == run_id, JOBS.c.state == JobState.PENDING,
-                        JOBS.c.in_manifest.is_(True))
-                 .order_by(JOBS.c.ordinal).limit(1))
-        if not self.is_sqlite:
-            # Several workers may claim at once: each skips the rows the others have locked.
-            query = query.with_for_update(skip_locked=True)
-        return query
 
     def fail_pending_of_model(self, run_id: int, model_id: str, error: str) -> int:
         """Fail every pending job of ``model_id`` at once (the API does not know that model)."""
@@ -268,9 +258,9 @@ class Ledger:
         """The API accepted the submit: the request id is recorded the moment it is known."""
         now = utcnow()
         with self._transaction("record_accepted") as conn:
-            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
-                request_id=request_id, outcome="accepted", accepted_at=now))
-            self._set_state(conn, job.id, JobState.QUEUED, request_id=request_id)
+            conn.execute(sql.ATTEMPT_ACCEPTED, {"b_attempt": job.attempt_id,
+                                                "b_request": request_id, "b_now": now})
+            conn.execute(sql.JOB_QUEUED, {"b_job": job.id, "b_request": request_id, "b_now": now})
 
     def record_refused(self, job: JobRecord, error: str, *, final: bool) -> None:
         """The API refused the submit (nothing was created): back to pending, or failed."""
@@ -298,25 +288,25 @@ class Ledger:
     def record_remote_state(self, job: JobRecord, state: JobState, remote_status: str) -> None:
         """The request is now queued or running remotely."""
         with self._transaction("record_remote_state") as conn:
-            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
-                remote_status=remote_status))
-            self._set_state(conn, job.id, state)
+            conn.execute(sql.ATTEMPT_REMOTE_STATUS, {"b_attempt": job.attempt_id,
+                                                     "b_status": remote_status})
+            conn.execute(sql.JOB_STATE, {"b_job": job.id, "b_state": state.value,
+                                         "b_now": utcnow()})
 
     def record_succeeded(self, job: JobRecord, urls: Sequence[str]) -> list[OutputRecord]:
         """The generation succeeded: its output URLs are recorded before any download starts."""
         now = utcnow()
         with self._transaction("record_succeeded") as conn:
-            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
-                outcome="succeeded", remote_status="succeeded", finished_at=now))
-            conn.execute(OUTPUTS.delete().where(OUTPUTS.c.job_id == job.id))
-            if urls:
-                conn.execute(insert(OUTPUTS), [
-                    {"job_id": job.id, "attempt_id": job.attempt_id, "position": i, "url": u}
-                    for i, u in enumerate(urls)])
-            self._set_state(conn, job.id, JobState.FETCHING)
-            rows = conn.execute(select(OUTPUTS).where(OUTPUTS.c.job_id == job.id)
-                                .order_by(OUTPUTS.c.position)).all()
-        return [_output_record(r) for r in rows]
+            conn.execute(sql.ATTEMPT_SUCCEEDED, {"b_attempt": job.attempt_id, "b_now": now})
+            conn.execute(sql.FORGET_OUTPUTS, {"b_job": job.id})
+            # One INSERT per URL (usually one): each gives its id, so nothing is read back.
+            outputs = [OutputRecord(id=_new_output(conn, job, position, url), job_id=job.id,
+                                    position=position, url=url, path=None, size=None,
+                                    sha256=None)
+                       for position, url in enumerate(urls)]
+            conn.execute(sql.JOB_STATE, {"b_job": job.id, "b_state": JobState.FETCHING.value,
+                                         "b_now": now})
+        return outputs
 
     def record_generation_failed(self, job: JobRecord, error: str, *, retry: bool,
                                  outcome: str = "failed") -> None:
@@ -351,21 +341,28 @@ class Ledger:
     def outputs(self, job_id: int) -> list[OutputRecord]:
         """The output files of a job, in output order."""
         with self._transaction("outputs") as conn:
-            rows = conn.execute(select(OUTPUTS).where(OUTPUTS.c.job_id == job_id)
-                                .order_by(OUTPUTS.c.position)).all()
+            rows = conn.execute(sql.OUTPUTS_OF_JOB, {"b_job": job_id}).all()
         return [_output_record(r) for r in rows]
 
     def record_file(self, output: OutputRecord, *, path: str, size: int, sha256: str,
-                    host: str | None = None) -> None:
-        """An output file is on disk, verified, under its final name, written by ``host``."""
+                    host: str | None = None, last: bool = False) -> None:
+        """An output file is on disk, verified, under its final name, written by ``host``.
+
+        ``last``: every other file of the job is recorded already, so the job is done, in the
+        same transaction (one commit instead of two for the common single-file job).
+        """
+        now = utcnow()
         with self._transaction("record_file") as conn:
-            conn.execute(update(OUTPUTS).where(OUTPUTS.c.id == output.id).values(
-                path=path, size=size, sha256=sha256, downloaded_at=utcnow(), host=host))
+            conn.execute(sql.FILE_STORED, {"b_output": output.id, "b_path": path,
+                                           "b_size": size, "b_sha256": sha256, "b_now": now,
+                                           "b_host": host})
+            if last:
+                conn.execute(sql.JOB_DONE, {"b_job": output.job_id, "b_now": now})
 
     def record_done(self, job: JobRecord) -> None:
         """Every output file of the job is on disk and verified."""
         with self._transaction("record_done") as conn:
-            self._set_state(conn, job.id, JobState.DONE, error=None, finished_at=utcnow())
+            conn.execute(sql.JOB_DONE, {"b_job": job.id, "b_now": utcnow()})
 
     # -- resuming -------------------------------------------------------------------------------
 
@@ -616,6 +613,12 @@ class Ledger:
                               f"inconsistent data: {exc.orig}") from None
         except DBAPIError as exc:
             raise LedgerError(_describe(self.location, exc)) from None
+
+
+def _new_output(conn: Connection, job: JobRecord, position: int, url: str) -> int:
+    result = conn.execute(sql.NEW_OUTPUT, {"b_job": job.id, "b_attempt": job.attempt_id,
+                                           "b_position": position, "b_url": url})
+    return int(result.inserted_primary_key[0])  # type: ignore[index]  # always one key
 
 
 def _within_budget(conn: Connection, run_id: int, job_id: int, budget_usd: float,
