@@ -110,6 +110,10 @@ def test_killed_mid_download_fetches_again_and_verifies(tmp_path: Path, sim: Sim
     process = start_genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)
     wait_until(lambda: any(p.name.endswith(".part") for p in (tmp_path / "out").glob(".*"))
                if (tmp_path / "out").exists() else False, what="a partial download")
+    # The first job's slot is free once its download starts, so the second may be mid-submit
+    # (a kill then rightly leaves it `unknown`): kill once its answer is recorded.
+    wait_until(lambda: status(env, tmp_path)["counts"]["submitting"] == 0,
+               what="the second submit's answer recorded")
 
     kill(process)
     assert status(env, tmp_path)["counts"]["fetching"] >= 1
