@@ -41,7 +41,7 @@ def atomic_writer(path: Path, *, mode: int = 0o600) -> Iterator[BinaryIO]:
             os.fchmod(out.fileno(), mode)
             os.fsync(out.fileno())
         os.replace(temp, path)
-        _fsync_directory(path.parent)
+        fsync_path(path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
     finally:
@@ -60,8 +60,12 @@ def remove_if_present(path: Path) -> bool:
     return True
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush ``path`` (a file's data, or a directory's entries after a rename) to the disk.
+
+    An fsync flushes the file whichever descriptor it is called on, so a read-only one will do.
+    """
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

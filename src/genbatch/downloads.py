@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from genbatch.atomic import fsync_path
 from genbatch.client import RunComfyClient
 from genbatch.errors import (
     DownloadError,
@@ -178,24 +179,11 @@ def _write_all(fd: int, chunk: bytes, part: Path) -> None:
 def _commit(part: Path, final: Path) -> None:
     """Flush the complete ``part`` to disk, then rename it to ``final`` and flush the rename."""
     try:
-        _fsync_file(part)
+        fsync_path(part)
         os.replace(part, final)
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_path(final.parent)
     except OSError as exc:
         raise OutputError(f"cannot move {final.name} into place: {exc.strerror}") from None
-
-
-def _fsync_file(path: Path) -> None:
-    # An fsync flushes the file's data whichever descriptor it is called on.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _make_directory(directory: Path) -> None:
