@@ -48,13 +48,14 @@ class TimedLedger(Ledger):
         self.cpu_seconds = 0.0
         self.transactions = 0
         self.cpu_by_kind: Counter[str] = Counter()
-        """CPU seconds per kind of transaction (``claim_jobs``, ``record_accepted``...)."""
+        """CPU seconds per kind of transaction (``claim_jobs``, ``grouped``, ``outputs``...)."""
 
     @contextmanager
-    def _transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
+    def _open_transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
+        # Real transactions only: a call joining a group (``Ledger.grouped``) is inside one.
         start, cpu_start = time.perf_counter(), time.thread_time()
         try:
-            with super()._transaction(what, durable=durable) as conn:
+            with super()._open_transaction(what, durable=durable) as conn:
                 yield conn
         finally:
             cpu = time.thread_time() - cpu_start

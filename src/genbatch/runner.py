@@ -2,8 +2,9 @@
 
 One anyio task group holds a submitter (claims pending jobs while a slot is free) and one task
 per job in flight (submit → poll → download). While the run goes, the ledger is called in a
-worker thread (``OffLoop``): its commits wait for the disk there, not on the event loop. Every
-state change is committed to the ledger, and awaited, before the side effect that depends on it:
+worker thread (``OffLoop``): its commits wait for the disk there, not on the event loop, and the
+per-job writes queued together share one commit. Every state change is committed to the ledger,
+and awaited, before the side effect that depends on it:
 
 * the intent to submit (``submitting``) before the POST;
 * the request id the moment the answer arrives (the POST and this record are shielded from
@@ -127,7 +128,7 @@ class Runner:
     def __init__(self, *, ledger: Ledger, client: RunComfyClient, run: RunInfo,
                  options: RunOptions, events: EventSink = ignore_events) -> None:
         self._ledger = ledger
-        self._off_loop = OffLoop()
+        self._off_loop = OffLoop(ledger.grouped)
         self._client = client
         self._run = run
         self._options = options
@@ -334,7 +335,8 @@ class Runner:
                 submission = await self._client.submit(job.model_id, job.inputs)
             except ApiError as exc:
                 return await self._submit_failed(job, exc)
-            await self._off_loop(self._ledger.record_accepted, job, submission.request_id)
+            await self._off_loop.grouped(self._ledger.record_accepted, job,
+                                         submission.request_id)
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
         self._slots.on_accepted()
@@ -461,14 +463,15 @@ class Runner:
         if status in ("in_queue", "in_progress"):
             state = JobState.QUEUED if status == "in_queue" else JobState.RUNNING
             if state != job.state:
-                await self._off_loop(self._ledger.record_remote_state, job, state, status)
+                await self._off_loop.grouped(self._ledger.record_remote_state, job, state,
+                                             status)
                 job = self._settle(job, state, None)
             return job
         if status in SUCCEEDED and result.output_urls:
             self._failures.succeeded()
             self._history.observe(job.model_id, time.monotonic() - accepted)
-            self._urls_recorded[job.id] = await self._off_loop(self._ledger.record_succeeded,
-                                                               job, result.output_urls)
+            self._urls_recorded[job.id] = await self._off_loop.grouped(
+                self._ledger.record_succeeded, job, result.output_urls)
             return self._settle(job, JobState.FETCHING, None)
         if status in CANCELLED:
             await self._off_loop(self._ledger.record_generation_failed, job,
@@ -504,7 +507,7 @@ class Runner:
                                          last=output is missing[-1]):
                 return
         if not missing:
-            await self._off_loop(self._ledger.record_done, job)
+            await self._off_loop.grouped(self._ledger.record_done, job)
         self._settle(job, JobState.DONE, None)
 
     async def _fetch_one(self, job: JobRecord, output: OutputRecord, *, count: int,
@@ -535,9 +538,9 @@ class Runner:
             await self._park(job)
             self._notice("warning", f"#{job.ordinal} {job.key}: download failed: {exc}")
             return False
-        await self._off_loop(self._ledger.record_file, output, path=str(file.path),
-                             size=file.size, sha256=file.sha256, host=self._worker.host,
-                             last=last)
+        await self._off_loop.grouped(self._ledger.record_file, output, path=str(file.path),
+                                     size=file.size, sha256=file.sha256,
+                                     host=self._worker.host, last=last)
         return True
 
     # -- run-level ------------------------------------------------------------------------------
