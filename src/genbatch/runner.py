@@ -70,6 +70,8 @@ from genbatch.throttle import RateGate, Slots
 from genbatch.workers import DEFAULT_LEASE_SECONDS, WorkerIdentity
 
 MAX_CLAIM_BATCH = 16
+CLAIM_GATHER_SECONDS = 0.05
+"""How long a free slot may wait for others to free up, so that one claim covers them all."""
 SUCCEEDED = frozenset({"succeeded", "completed"})
 FAILED = frozenset({"failed", "error"})
 CANCELLED = frozenset({"cancelled", "canceled"})
@@ -225,6 +227,7 @@ class Runner:
                 return
             await self._slots.acquire()
             await self._gate.wait()
+            await self._gather_slots()
             # A job ending while the ledger is consulted (it may put a job back to pending)
             # must not be missed by _idle below.
             job_ended = self._job_ended
@@ -240,6 +243,17 @@ class Runner:
             if self._active == 0 and not await self._run_unsettled():
                 return
             await self._idle(job_ended)
+
+    async def _gather_slots(self) -> None:
+        """Wait a moment for more slots while jobs are in flight: a claim is a durable commit
+        (an fsync, about 0.9 ms of CPU on SQLite whatever its size), so claiming slots one by
+        one as jobs end would cost one each. A job ending sets a slot free; an eighth of the
+        limit is enough. The wait is short beside any generation, and nothing waits when
+        nothing is in flight."""
+        enough = min(MAX_CLAIM_BATCH, self._slots.limit // 8)
+        with anyio.move_on_after(CLAIM_GATHER_SECONDS):
+            while self._active and 1 + self._free_slots() < enough:
+                await self._slots.changed()
 
     def _free_slots(self) -> int:
         # Slots free beside the one just acquired, taken at once so that their claims share

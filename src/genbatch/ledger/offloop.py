@@ -119,6 +119,10 @@ class OffLoop:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._in_thread, batch)
         finally:
+            for call in batch:
+                if not call.finished:  # run_sync itself failed: _in_thread keeps every error
+                    call.error = call.error or RuntimeError("the ledger's thread failed")
+                    call.finished = True
             self._busy = False
             done, self._batch_done = self._batch_done, anyio.Event()
             done.set()
