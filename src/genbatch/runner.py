@@ -246,10 +246,10 @@ class Runner:
 
     async def _gather_slots(self) -> None:
         """Wait a moment for more slots while jobs are in flight: a claim is a durable commit
-        (an fsync, about 0.9 ms of CPU on SQLite whatever its size), so claiming slots one by
-        one as jobs end would cost one each. A job ending sets a slot free; an eighth of the
-        limit is enough. The wait is short beside any generation, and nothing waits when
-        nothing is in flight."""
+        (on SQLite about 0.9 ms of CPU whatever its size, the fsync included), so claiming
+        slots one by one as jobs end would pay that for each. An eighth of the limit free is
+        enough. The wait is short beside any generation, and nothing waits when nothing is in
+        flight."""
         enough = min(MAX_CLAIM_BATCH, self._slots.limit // 8)
         with anyio.move_on_after(CLAIM_GATHER_SECONDS):
             while self._active and 1 + self._free_slots() < enough:
