@@ -48,13 +48,15 @@ class TimedLedger(Ledger):
         self.cpu_seconds = 0.0
         self.transactions = 0
         self.cpu_by_kind: Counter[str] = Counter()
-        """CPU seconds per kind of transaction (``claim_jobs``, ``record_accepted``...)."""
+        """CPU seconds per kind of transaction (``claim_jobs``, ``grouped``, ``outputs``...)."""
+        self.count_by_kind: Counter[str] = Counter()
 
     @contextmanager
-    def _transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
+    def _open_transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
+        # Real transactions only: a call joining a group (``Ledger.grouped``) is inside one.
         start, cpu_start = time.perf_counter(), time.thread_time()
         try:
-            with super()._transaction(what, durable=durable) as conn:
+            with super()._open_transaction(what, durable=durable) as conn:
                 yield conn
         finally:
             cpu = time.thread_time() - cpu_start
@@ -62,6 +64,7 @@ class TimedLedger(Ledger):
             self.cpu_seconds += cpu
             self.transactions += 1
             self.cpu_by_kind[what] += cpu
+            self.count_by_kind[what] += 1
 
 
 def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +92,8 @@ def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
             "done": summary.counts[JobState.DONE], "commits": commits[0],
             "transactions": ledger.transactions, "ledger_seconds": ledger.seconds,
             "ledger_cpu": ledger.cpu_seconds,
-            "ledger_cpu_by_kind": dict(ledger.cpu_by_kind.most_common(3))}
+            "ledger_cpu_by_kind": dict(ledger.cpu_by_kind.most_common(3)),
+            "ledger_count_by_kind": dict(ledger.count_by_kind.most_common(3))}
 
 
 def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
@@ -127,8 +131,9 @@ def _rows(jobs: int, base: dict[str, Any], ours: dict[str, Any]) -> list[Row]:
     rate, base_rate = jobs / ours["seconds"], jobs / base["seconds"]
     calls = f"{ours['api_calls'] / jobs:.2f} vs {base['api_calls'] / jobs:.2f} API calls/job"
     ledger_ms, base_ms = 1000 * ours["ledger_cpu"] / jobs, 1000 * base["seconds"] / jobs
-    heaviest = ", ".join(f"{kind} {1000 * seconds / jobs:.2f} ms"
-                         for kind, seconds in ours["ledger_cpu_by_kind"].items())
+    counts = ours.get("ledger_count_by_kind", {})
+    heaviest = ", ".join(f"{kind} {1000 * seconds / jobs:.2f} ms ({counts.get(kind, 0) / jobs:.2f}"
+                         f"/job)" for kind, seconds in ours["ledger_cpu_by_kind"].items())
     return [
         Row(figure=1, label=f"jobs/s, {jobs} jobs, c={CONCURRENCY} ({calls})", value=rate,
             unit="jobs/s", baseline=base_rate, baseline_label="bare anyio+httpx loop",

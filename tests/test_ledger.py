@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from genbatch.errors import BudgetReached, LedgerError
 from genbatch.jobs import JobSpec
 from genbatch.ledger import JobRecord, Ledger, resolve_location
 from genbatch.ledger.migrations import MIGRATIONS
+from genbatch.ledger.offloop import OffLoop
 from genbatch.ledger.tables import SCHEMA_VERSION
 from genbatch.states import JobState
 
@@ -400,7 +403,103 @@ def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
     assert ledger.outputs(job.id)[0].host == "h1"
 
 
+# -- writes off the event loop, grouped --------------------------------------------------------
+
+
+def test_writes_queued_together_share_one_commit_and_each_caller_resumes_after_it(
+        ledger: Ledger) -> None:
+    run_id = new_run(ledger, 4)
+    jobs = [claim(ledger, run_id) for _ in range(4)]
+    commits = _count_commits(ledger)
+    seen: list[int] = []
+
+    async def scenario() -> None:
+        off_loop = OffLoop(ledger.grouped)
+
+        async def accept(job: JobRecord | None) -> None:
+            assert job is not None
+            await off_loop.grouped(ledger.record_accepted, job, f"req-{job.id}")
+            seen.append(commits[0])
+
+        await _while_the_thread_is_busy(off_loop, [lambda job=job: accept(job) for job in jobs])
+
+    anyio.run(scenario)
+    # The four writes queued behind the busy thread: one commit, made before any caller went on.
+    assert seen == [1, 1, 1, 1]
+    assert set(ledger.states_by_key(run_id).values()) == {JobState.QUEUED}
+
+
+def test_a_failing_write_in_a_group_fails_alone_and_the_others_are_committed(
+        ledger: Ledger) -> None:
+    run_id = new_run(ledger, 2)
+    first, second = claim(ledger, run_id), claim(ledger, run_id)
+    assert first is not None and second is not None
+    ghost = replace(first, id=10_000, attempt_id=10_000)  # no such job: its output is refused
+    outcomes: dict[str, object] = {}
+
+    async def scenario() -> None:
+        off_loop = OffLoop(ledger.grouped)
+
+        async def call(name: str, method: Callable[..., Any], *args: Any) -> None:
+            try:
+                outcomes[name] = await off_loop.grouped(method, *args)
+            except LedgerError as exc:
+                outcomes[name] = exc
+
+        await _while_the_thread_is_busy(off_loop, [
+            lambda: call("first", ledger.record_accepted, first, "req-1"),
+            lambda: call("ghost", ledger.record_succeeded, ghost, ["https://x.runcomfy.net/a"]),
+            lambda: call("second", ledger.record_accepted, second, "req-2")])
+
+    anyio.run(scenario)
+    error = outcomes["ghost"]
+    assert isinstance(error, LedgerError)
+    assert "inconsistent data" in str(error) and "\n" not in str(error)
+    assert outcomes["first"] is None and outcomes["second"] is None
+    assert ledger.states_by_key(run_id) == {first.key: JobState.QUEUED,
+                                            second.key: JobState.QUEUED}
+
+
+def test_a_caller_cancelled_before_its_turn_loses_it(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 1)
+    job = claim(ledger, run_id)
+    assert job is not None
+
+    async def scenario() -> None:
+        off_loop = OffLoop(ledger.grouped)
+        release = threading.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(off_loop, release.wait)
+            await anyio.sleep(0.05)
+            with anyio.move_on_after(0.05):
+                await off_loop.grouped(ledger.record_accepted, job, "req-1")
+            release.set()
+
+    anyio.run(scenario)
+    assert ledger.states_by_key(run_id) == {job.key: JobState.SUBMITTING}
+
+
 # -- helpers ----------------------------------------------------------------------------------
+
+
+async def _while_the_thread_is_busy(off_loop: OffLoop,
+                                    calls: list[Callable[[], Awaitable[None]]]) -> None:
+    """Start ``calls`` in order while the ledger's thread runs something else, then free it."""
+    release = threading.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(off_loop, release.wait)
+        await anyio.sleep(0.05)
+        for call in calls:
+            tg.start_soon(call)
+            await anyio.sleep(0)  # queued in this order
+        await anyio.sleep(0.05)
+        release.set()
+
+
+def _count_commits(ledger: Ledger) -> list[int]:
+    commits = [0]
+    event.listen(ledger.engine, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1))
+    return commits
 
 
 def _version(ledger: Ledger) -> int:

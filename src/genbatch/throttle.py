@@ -34,6 +34,10 @@ class Slots:
             await self._changed.wait()
         self.in_use += 1
 
+    async def changed(self) -> None:
+        """Wait for the next release of a slot or change of the limit."""
+        await self._changed.wait()
+
     def occupy(self) -> None:
         """Take a slot without waiting: for requests already in flight when the run starts."""
         self.in_use += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from genbatch.errors import BudgetReached, LedgerError, StopRequested
 from genbatch.jobs import JobSpec, canonical_json
@@ -60,7 +61,12 @@ class Ledger:
         self.shared = not location.is_sqlite
         """Several processes may drive its runs at once (PostgreSQL)."""
         self._clock = Clock(shared=self.shared)
-        self._next_pending = sql.NEXT_PENDING_SKIP_LOCKED if self.shared else sql.NEXT_PENDING
+        self._sql = sql.PerJobStatements(engine.dialect, shared=self.shared)
+        self._group = threading.local()
+        """``conn``: the connection of the group open in this thread (see ``grouped``)."""
+        dbapi = engine.dialect.loaded_dbapi  # errors of the statements run on its cursor
+        self._driver_error: type[Exception] = dbapi.Error
+        self._driver_integrity_error: type[Exception] = dbapi.IntegrityError
 
     @classmethod
     def open(cls, location: LedgerLocation) -> Ledger:
@@ -225,9 +231,10 @@ class Ledger:
             for _ in range(count):
                 if run_limit is not None and leases.remote_active(conn, run_id) >= run_limit:
                     break
-                job_id = conn.execute(self._next_pending, {"b_run": run_id}).scalar()
-                if job_id is None:
+                found = self._sql.next_pending.one(conn, {"b_run": run_id})
+                if found is None:
                     break
+                job_id = found[0]
                 if budget_usd is not None and not _within_budget(conn, run_id, job_id,
                                                                  budget_usd, claimed):
                     break
@@ -237,13 +244,14 @@ class Ledger:
     def _claim_row(self, conn: Connection, job_id: int, worker: str | None,
                    lease_seconds: float | None) -> JobRecord:
         now = utcnow()
-        claim = sql.CLAIM_DATABASE_CLOCK if self.shared else sql.CLAIM_LOCAL_CLOCK
-        row = conn.execute(claim, {"b_job": job_id, "b_worker": worker, "b_now": now,
-                                   "b_lease": self._clock.lease(lease_seconds)}).one()
-        attempt_id = conn.execute(sql.NEW_ATTEMPT, {
-            "b_job": job_id, "b_number": row.attempts, "b_now": now}
-        ).inserted_primary_key[0]  # type: ignore[index]  # always one key
-        return _job_record(row, attempt_id=attempt_id)
+        claimed = self._sql.claim.one(conn, {"b_job": job_id, "b_worker": worker, "b_now": now,
+                                             "b_lease": self._clock.lease(lease_seconds)})
+        assert claimed is not None  # the job was found pending in this same transaction
+        row = sql.ClaimedRow._make(claimed)
+        attempt = self._sql.new_attempt.one(conn, {"b_job": job_id, "b_number": row.attempts,
+                                                   "b_now": now})
+        assert attempt is not None  # RETURNING id
+        return _job_record(row, attempt_id=attempt[0])
 
     def fail_pending_of_model(self, run_id: int, model_id: str, error: str) -> int:
         """Fail every pending job of ``model_id`` at once (the API does not know that model)."""
@@ -258,9 +266,10 @@ class Ledger:
         """The API accepted the submit: the request id is recorded the moment it is known."""
         now = utcnow()
         with self._transaction("record_accepted") as conn:
-            conn.execute(sql.ATTEMPT_ACCEPTED, {"b_attempt": job.attempt_id,
-                                                "b_request": request_id, "b_now": now})
-            conn.execute(sql.JOB_QUEUED, {"b_job": job.id, "b_request": request_id, "b_now": now})
+            self._sql.attempt_accepted.run(conn, {"b_attempt": job.attempt_id,
+                                                  "b_request": request_id, "b_now": now})
+            self._sql.job_queued.run(conn, {"b_job": job.id, "b_request": request_id,
+                                            "b_now": now})
 
     def record_refused(self, job: JobRecord, error: str, *, final: bool) -> None:
         """The API refused the submit (nothing was created): back to pending, or failed."""
@@ -288,24 +297,26 @@ class Ledger:
     def record_remote_state(self, job: JobRecord, state: JobState, remote_status: str) -> None:
         """The request is now queued or running remotely."""
         with self._transaction("record_remote_state") as conn:
-            conn.execute(sql.ATTEMPT_REMOTE_STATUS, {"b_attempt": job.attempt_id,
-                                                     "b_status": remote_status})
-            conn.execute(sql.JOB_STATE, {"b_job": job.id, "b_state": state.value,
-                                         "b_now": utcnow()})
+            self._sql.attempt_remote_status.run(conn, {"b_attempt": job.attempt_id,
+                                                       "b_status": remote_status})
+            self._sql.job_state.run(conn, {"b_job": job.id, "b_state": state.value,
+                                           "b_now": utcnow()})
 
     def record_succeeded(self, job: JobRecord, urls: Sequence[str]) -> list[OutputRecord]:
         """The generation succeeded: its output URLs are recorded before any download starts."""
         now = utcnow()
         with self._transaction("record_succeeded") as conn:
-            conn.execute(sql.ATTEMPT_SUCCEEDED, {"b_attempt": job.attempt_id, "b_now": now})
-            conn.execute(sql.FORGET_OUTPUTS, {"b_job": job.id})
+            self._sql.attempt_succeeded.run(conn, {"b_attempt": job.attempt_id, "b_now": now})
+            # Kept on a first attempt too (about 8 µs): a job driven twice at once (a worker
+            # whose lease ran out while it still ran) records the same outputs again.
+            self._sql.forget_outputs.run(conn, {"b_job": job.id})
             # One INSERT per URL (usually one): each gives its id, so nothing is read back.
-            outputs = [OutputRecord(id=_new_output(conn, job, position, url), job_id=job.id,
-                                    position=position, url=url, path=None, size=None,
-                                    sha256=None)
+            outputs = [OutputRecord(id=self._new_output(conn, job, position, url),
+                                    job_id=job.id, position=position, url=url, path=None,
+                                    size=None, sha256=None)
                        for position, url in enumerate(urls)]
-            conn.execute(sql.JOB_STATE, {"b_job": job.id, "b_state": JobState.FETCHING.value,
-                                         "b_now": now})
+            self._sql.job_state.run(conn, {"b_job": job.id, "b_state": JobState.FETCHING.value,
+                                           "b_now": now})
         return outputs
 
     def record_generation_failed(self, job: JobRecord, error: str, *, retry: bool,
@@ -353,16 +364,16 @@ class Ledger:
         """
         now = utcnow()
         with self._transaction("record_file") as conn:
-            conn.execute(sql.FILE_STORED, {"b_output": output.id, "b_path": path,
-                                           "b_size": size, "b_sha256": sha256, "b_now": now,
-                                           "b_host": host})
+            self._sql.file_stored.run(conn, {"b_output": output.id, "b_path": path,
+                                             "b_size": size, "b_sha256": sha256, "b_now": now,
+                                             "b_host": host})
             if last:
-                conn.execute(sql.JOB_DONE, {"b_job": output.job_id, "b_now": now})
+                self._sql.job_done.run(conn, {"b_job": output.job_id, "b_now": now})
 
     def record_done(self, job: JobRecord) -> None:
         """Every output file of the job is on disk and verified."""
         with self._transaction("record_done") as conn:
-            conn.execute(sql.JOB_DONE, {"b_job": job.id, "b_now": utcnow()})
+            self._sql.job_done.run(conn, {"b_job": job.id, "b_now": utcnow()})
 
     # -- resuming -------------------------------------------------------------------------------
 
@@ -590,7 +601,38 @@ class Ledger:
             state=state, updated_at=utcnow(), **values))
 
     @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """One transaction for every ledger call this thread makes inside, committed at the end.
+
+        Several jobs' writes then share one commit (on SQLite, one write to the WAL). A call's
+        changes are committed only when the group ends, so its caller must not act on them
+        before (``OffLoop`` resumes callers after the commit). A call raising makes the whole
+        group roll back. Durable calls (claims) cannot join a group.
+        """
+        if getattr(self._group, "conn", None) is not None:
+            raise RuntimeError("ledger groups do not nest")
+        with self._open_transaction("grouped") as conn:
+            self._group.conn = conn
+            try:
+                yield
+            finally:
+                self._group.conn = None
+
+    @contextmanager
     def _transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
+        """One method's transaction: its own, or the open group's (see ``grouped``)."""
+        group: Connection | None = getattr(self._group, "conn", None)
+        if group is None:
+            with self._open_transaction(what, durable=durable) as conn:
+                yield conn
+            return
+        if durable:
+            raise RuntimeError(f"{what}: a durable commit cannot join a group")
+        with self._errors(what):
+            yield group
+
+    @contextmanager
+    def _open_transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
         with self._errors(what), self.engine.connect() as conn:
             durable_sqlite = durable and self.is_sqlite
             if durable_sqlite:
@@ -602,23 +644,24 @@ class Ledger:
                 if durable_sqlite:
                     _set_synchronous(conn, "NORMAL")
 
+    def _new_output(self, conn: Connection, job: JobRecord, position: int, url: str) -> int:
+        inserted = self._sql.new_output.one(conn, {"b_job": job.id, "b_attempt": job.attempt_id,
+                                                   "b_position": position, "b_url": url})
+        assert inserted is not None  # RETURNING id
+        return int(inserted[0])
+
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         try:
             yield
-        except OperationalError as exc:
-            raise LedgerError(_describe(self.location, exc)) from None
         except IntegrityError as exc:
-            raise LedgerError(f"ledger {self.location.display}: {what}: "
-                              f"inconsistent data: {exc.orig}") from None
+            raise LedgerError(_inconsistent(self.location, what, exc.orig)) from None
         except DBAPIError as exc:
+            raise LedgerError(_describe(self.location, exc.orig or exc)) from None
+        except self._driver_error as exc:  # raised by a statement run on the driver's cursor
+            if isinstance(exc, self._driver_integrity_error):
+                raise LedgerError(_inconsistent(self.location, what, exc)) from None
             raise LedgerError(_describe(self.location, exc)) from None
-
-
-def _new_output(conn: Connection, job: JobRecord, position: int, url: str) -> int:
-    result = conn.execute(sql.NEW_OUTPUT, {"b_job": job.id, "b_attempt": job.attempt_id,
-                                           "b_position": position, "b_url": url})
-    return int(result.inserted_primary_key[0])  # type: ignore[index]  # always one key
 
 
 def _within_budget(conn: Connection, run_id: int, job_id: int, budget_usd: float,
@@ -657,8 +700,17 @@ def _set_synchronous(conn: Connection, level: str) -> None:
     driver.execute(f"PRAGMA synchronous={level}")
 
 
-def _describe(location: LedgerLocation, exc: DBAPIError) -> str:
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+def _inconsistent(location: LedgerLocation, what: str, error: BaseException | None) -> str:
+    return f"ledger {location.display}: {what}: inconsistent data: {_first_line(error)}"
+
+
+def _first_line(error: BaseException | None) -> str:
+    lines = str(error).strip().splitlines()  # PostgreSQL adds DETAIL and HINT lines
+    return lines[0] if lines else type(error).__name__
+
+
+def _describe(location: LedgerLocation, error: BaseException) -> str:
+    reason = _first_line(error)
     if "locked" in reason:
         return (f"the ledger {location.display} is locked by another process "
                 f"(another genbatch run?): {reason}")
