@@ -48,7 +48,9 @@ class GenbatchError(Exception):
     exit_code: int = EXIT_JOBS_NOT_DONE
 
     def __init__(self, message: str | None = None) -> None:
-        self.message = message or (self.__doc__ or "").strip()
+        # One line, always: a value quoted in a message (a template, a server's answer) may
+        # hold line breaks, and the CLI and logs promise one line per error.
+        self.message = " ".join((message or (self.__doc__ or "").strip()).splitlines())
         super().__init__(self.message)
 
     def __str__(self) -> str:

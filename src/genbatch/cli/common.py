@@ -33,7 +33,7 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except GenbatchError as exc:
-            raise fail(str(exc).replace("\n", " "), exc.exit_code) from None
+            raise fail(str(exc), exc.exit_code) from None  # one line already
         except KeyboardInterrupt:
             raise fail("interrupted", EXIT_INTERRUPTED) from None
 
