@@ -17,7 +17,7 @@ from genbatch.states import JobState
 from genbatch.throttle import Slots
 from genbatch.ui import LiveDisplay
 
-from support import cli_env, genbatch, kling_manifest
+from support import cli_env, genbatch, kling_manifest, run_args
 
 
 def test_the_live_display_shows_progress_counts_in_flight_spend_and_problems(
@@ -59,6 +59,19 @@ def test_json_events_carry_job_states_and_the_runs_vital_signs(tmp_path: Path) -
     assert {(e["previous"], e["state"]) for e in jobs} >= {("pending", "submitting"),
                                                            ("fetching", "done")}
 
+
+
+def test_a_run_with_nothing_left_to_do_reports_nothing_in_flight(tmp_path: Path) -> None:
+    with Simulator(SimulatorConfig(time_scale=0.0005, seed=54)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 2)
+        assert genbatch(run_args(manifest), env=env, cwd=tmp_path).returncode == 0
+        again = genbatch(["run", str(manifest), "--json"],
+                         env=env, cwd=tmp_path)
+
+    gauges = [e for e in map(json.loads, again.stdout.splitlines()) if e["event"] == "gauge"]
+    assert gauges
+    assert {g["in_flight"] for g in gauges} == {0}
 
 def test_the_line_log_is_used_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     with Simulator(SimulatorConfig(time_scale=0.0005, seed=53)) as sim:

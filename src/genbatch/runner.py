@@ -150,6 +150,8 @@ class Runner:
         self._stop_error: Exception | None = None
         self._interrupted = False
         self._active = 0
+        self._reserved = 0
+        """Slots the submitter holds for jobs it is about to claim."""
         self._job_ended = anyio.Event()
         self._tg: TaskGroup | None = None
         self._consecutive_429 = 0
@@ -226,6 +228,7 @@ class Runner:
                 await self._wait_for_active_jobs()
                 return
             await self._slots.acquire()
+            self._reserved = 1
             await self._gate.wait()
             await self._gather_slots()
             # A job ending while the ledger is consulted (it may put a job back to pending)
@@ -235,6 +238,7 @@ class Runner:
             # is shielded too), or a resume would take them for interrupted submits.
             with anyio.CancelScope(shield=True):
                 jobs = [] if self._stop_submitting else await self._claim(1 + self._free_slots())
+                self._reserved = 0
                 for job in jobs:
                     self._start(job, holds_slot=True)
             if jobs:
@@ -264,6 +268,7 @@ class Runner:
         """Claim up to ``count`` jobs; the first slot is held already, the others are taken."""
         for _ in range(count - 1):
             self._slots.occupy()
+        self._reserved = count
         try:
             jobs = await self._off_loop(self._ledger.claim_jobs, self._run.id, count,
                                         worker=self._worker.id,
@@ -602,7 +607,9 @@ class Runner:
 
     async def _report_gauges(self) -> None:
         while True:
-            self._emit(RunGauge(in_flight=self._slots.in_use, limit=self._slots.limit,
+            # Slots held for a claim in progress are not requests in flight.
+            self._emit(RunGauge(in_flight=self._slots.in_use - self._reserved,
+                                limit=self._slots.limit,
                                 max_limit=self._slots.max_limit,
                                 backoff_seconds=self._gate.remaining,
                                 spent_usd=round(self._spent, 6)))
