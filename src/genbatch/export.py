@@ -104,18 +104,23 @@ def write_metadata(ledger: Ledger, directories: Sequence[str]) -> list[Path]:
                 if out is None:
                     out = files[directory] = stack.enter_context(
                         atomic_writer(Path(directory) / METADATA_FILE))
-                out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+                out.write(jsonl_line(row).encode("utf-8"))
     for directory in directories:
         if directory not in files and Path(directory).is_dir():
             remove_if_present(Path(directory) / METADATA_FILE)
     return [Path(directory) / METADATA_FILE for directory in directories if directory in files]
 
 
+def jsonl_line(row: dict[str, Any]) -> str:
+    """One JSON Lines line, UTF-8 text kept readable."""
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
 def write_jsonl(rows: Iterable[dict[str, Any]], out: TextSink) -> int:
     """Write ``rows`` as JSON Lines, one at a time; how many were written."""
     count = 0
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.write(jsonl_line(row))
         count += 1
     return count
 
