@@ -142,7 +142,7 @@ class Runner:
             api_host=(urlsplit(client.base_url).hostname or "").lower(),
             extra_hosts=options.allowed_hosts), max_bytes=options.max_file_size)
         self._history = DurationHistory()
-        self._urls_recorded: dict[int, list[OutputRecord]] = {}
+        self._outputs_recorded: dict[int, list[OutputRecord]] = {}
         """Outputs of jobs that just succeeded, by job id: what _fetch would read back."""
         self._rng = random.Random()
         self._stop_submitting = False
@@ -337,7 +337,7 @@ class Runner:
             self._notice("error", f"#{job.ordinal} {job.key}: internal error, the job stays "
                          f"{job.state.value} and is resumable: {exc!r}")
         finally:
-            self._urls_recorded.pop(job.id, None)  # a job that stopped before its download
+            self._outputs_recorded.pop(job.id, None)  # a job that stopped before its download
             if holds_slot:
                 self._slots.release()
             self._active -= 1
@@ -489,7 +489,7 @@ class Runner:
         if status in SUCCEEDED and result.output_urls:
             self._failures.succeeded()
             self._history.observe(job.model_id, time.monotonic() - accepted)
-            self._urls_recorded[job.id] = await self._off_loop.grouped(
+            self._outputs_recorded[job.id] = await self._off_loop.grouped(
                 self._ledger.record_succeeded, job, result.output_urls)
             return self._settle(job, JobState.FETCHING, None)
         if status in CANCELLED:
@@ -515,7 +515,7 @@ class Runner:
     # -- one job: fetch -------------------------------------------------------------------------
 
     async def _fetch(self, job: JobRecord) -> None:
-        outputs = self._urls_recorded.pop(job.id, None)
+        outputs = self._outputs_recorded.pop(job.id, None)
         if outputs is None:  # re-attached: recorded by an earlier run
             outputs = await self._off_loop(self._ledger.outputs, job.id)
         missing = [o for o in outputs
