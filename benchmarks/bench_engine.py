@@ -26,6 +26,7 @@ from sqlalchemy import Connection, event
 
 from genbatch import batch
 from genbatch.ledger import Ledger, resolve_location
+from genbatch.manifest import load_manifest
 from genbatch.polling import PollPolicy
 from genbatch.runner import RunOptions
 from genbatch.states import JobState
@@ -72,7 +73,7 @@ def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
     work = Path(params["dir"])
     manifest_path = write_manifest(work, params["jobs"], concurrency=params["concurrency"])
     started = time.perf_counter()
-    manifest = batch.open_manifest(manifest_path)
+    manifest = load_manifest(manifest_path)
     ledger = TimedLedger.open(resolve_location(str(work / "ledger.db")))
     prepared = batch.prepare(manifest, ledger)
     prepare_seconds = time.perf_counter() - started

@@ -34,6 +34,7 @@ from common import (
 
 from genbatch import batch
 from genbatch.ledger import Ledger, resolve_location
+from genbatch.manifest import load_manifest
 from genbatch.polling import PollPolicy
 from genbatch.runner import RunOptions
 from genbatch.states import JobState
@@ -49,8 +50,7 @@ QUICK = {"jobs": 20, "time_scale": 0.004}
 def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
     """Run the jobs with genbatch's default poll policy scaled; when each was noticed done."""
     work = Path(params["dir"])
-    manifest = batch.open_manifest(write_manifest(work, params["jobs"],
-                                                  concurrency=params["jobs"]))
+    manifest = load_manifest(write_manifest(work, params["jobs"], concurrency=params["jobs"]))
     ledger = Ledger.open(resolve_location(str(work / "ledger.db")))
     prepared = batch.prepare(manifest, ledger)
     options = RunOptions(concurrency=params["jobs"], handle_signals=False,

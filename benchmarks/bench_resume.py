@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 from genbatch import batch
 from genbatch.ledger import Ledger, resolve_location
+from genbatch.manifest import load_manifest
 
 RESUME = {"jobs": 100_000, "done_share": 0.99}
 RESUME_QUICK = {"jobs": 2_000, "done_share": 0.99}
@@ -49,7 +50,7 @@ def build_worker(params: dict[str, Any]) -> dict[str, Any]:
     """Sync the manifest into a new ledger and mark all but one job in ``every`` done: the
     ledger an earlier ``genbatch run`` against the same simulator (same prices) left."""
     # Loaded as `genbatch run` loads it (no --max-jobs): the options are part of the fingerprint.
-    manifest = batch.open_manifest(params["manifest"])
+    manifest = load_manifest(params["manifest"])
     ledger = Ledger.open(resolve_location(params["ledger"]))
     connection = batch.Connection(api_base=params["api_base"], token=params["token"])
     prices = anyio.run(batch.price_table, manifest, connection)

@@ -8,7 +8,8 @@ The Python API, for notebooks and scripts::
     summary = genbatch.run_manifest("sweep.yaml", simulate=True)
     rows = genbatch.results("sweep.yaml")               # one dict per output file
 
-``genbatch.batch`` has the steps one by one (open_manifest, prepare, execute).
+``genbatch.batch`` has the steps one by one (prepare, which validates every job as it
+syncs it, then execute; open_manifest validates without a ledger).
 """
 
 from __future__ import annotations

@@ -112,7 +112,8 @@ def token_from_config() -> str | None:
 def open_manifest(path: str | Path, *, max_jobs: int | None = None,
                   strict_models: bool = False) -> Manifest:
     """Load and validate a manifest: every job checked against its model's schema, no two jobs
-    alike or writing the same file."""
+    alike or writing the same file. Before ``prepare``, ``load_manifest`` is enough: ``prepare``
+    validates every job in the walk that syncs it."""
     manifest = load_manifest(path, strict_models=strict_models, max_jobs=max_jobs)
     manifest.validate()
     return manifest
