@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from genbatch.atomic import fsync_path
 from genbatch.client import RunComfyClient
 from genbatch.errors import (
     DownloadError,
@@ -30,6 +29,7 @@ from genbatch.errors import (
     ServerError,
     TransportError,
 )
+from genbatch.file_commits import FileCommitter
 from genbatch.filenames import sanitize_file_stem
 from genbatch.retry import Backoff
 
@@ -100,69 +100,90 @@ class Downloader:
         self._max_bytes = max_bytes
         self._backoff = backoff or Backoff(base=0.5, cap=20.0)
         self._attempts = attempts
+        self._committer = FileCommitter()
+        self._directories: set[Path] = set()
+        """Output directories made (or found) during this run."""
 
     async def fetch(self, url: str, *, directory: Path, stem: str,
                     default_extension: str) -> DownloadedFile:
         """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry."""
-        _make_directory(directory)
+        self._make_directory(directory)
         stem = sanitize_file_stem(stem)
         part = directory / f".{stem}.part"
-        # A .part left by an earlier process may hold another attempt's bytes: never resume it.
-        _remove(part)
+        # The first attempt starts afresh (a .part left by an earlier process may hold another
+        # attempt's bytes: it is truncated, never resumed); a retry resumes this one's bytes.
+        resume = False
         for failures in range(1, self._attempts + 1):
             try:
-                return await self._transfer(url, part, directory, stem, default_extension)
+                return await self._transfer(url, part, directory, stem, default_extension,
+                                            resume=resume)
             except (TransportError, ServerError, IncompleteDownload):
                 if failures == self._attempts:
                     _remove(part)
                     raise
                 await anyio.sleep(self._backoff.delay(failures, random.Random()))
+                resume = True
             except BaseException:
                 _remove(part)
                 raise
         raise AssertionError("unreachable")  # the loop returns or raises
 
-    async def _transfer(self, url: str, part: Path, directory: Path, stem: str,
-                        default_extension: str) -> DownloadedFile:
-        offset = part.stat().st_size if part.exists() else 0
-        async with self._client.open_file(url, is_allowed=self._hosts.allows,
-                                          offset=offset) as stream:
-            resumed = offset > 0 and stream.content_range_start == offset
-            expected = _expected_size(stream.content_length, offset if resumed else 0)
-            if expected is not None and expected > self._max_bytes:
-                raise FileTooLarge(f"{url} is {expected} bytes, over the cap of "
-                                   f"{self._max_bytes} bytes")
-            digest = _hash_existing(part) if resumed else hashlib.sha256()
-            size = await self._write(stream.chunks(), part, digest, append=resumed,
-                                     start=offset if resumed else 0)
-            extension = extension_for(url, stream.content_type, default_extension)
-        if expected is not None and size != expected:
-            raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
-        final = directory / f"{stem}{extension}"
-        # A worker thread waits for the disk: an fsync takes milliseconds, and on the event loop
-        # it would stall every other job's calls (measured: 2.7 ms per file, 3 per job).
-        # One trip to the thread for both fsyncs and the rename (each trip costs CPU too).
-        await anyio.to_thread.run_sync(_commit, part, final)
-        return DownloadedFile(path=final, size=size, sha256=digest.hexdigest())
+    def _make_directory(self, directory: Path) -> None:
+        # Once per directory and run: a directory removed meanwhile is made again when its
+        # next file cannot be created (``_open_part``).
+        if directory not in self._directories:
+            _make_directory(directory)
+            self._directories.add(directory)
 
-    async def _write(self, chunks: object, part: Path, digest: hashlib._Hash, *, append: bool,
-                     start: int) -> int:
-        size = start
+    def _open_part(self, part: Path, *, append: bool) -> int:
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         try:
-            fd = os.open(part, flags, 0o644)
+            try:
+                return os.open(part, flags, 0o644)
+            except FileNotFoundError:  # the directory was removed during the run
+                _make_directory(part.parent)
+                return os.open(part, flags, 0o644)
         except OSError as exc:
             raise OutputError(f"cannot write {part.parent}: {exc.strerror}") from None
-        try:
-            async for chunk in chunks:  # type: ignore[attr-defined]  # an async iterator of bytes
-                size += len(chunk)
-                if size > self._max_bytes:
-                    raise FileTooLarge(f"{part.name}: more than the cap of {self._max_bytes} "
-                                       "bytes arrived")
-                digest.update(chunk)
-                _write_all(fd, chunk, part)
-        finally:
-            os.close(fd)
+
+    async def _transfer(self, url: str, part: Path, directory: Path, stem: str,
+                        default_extension: str, *, resume: bool) -> DownloadedFile:
+        offset = _size_or_zero(part) if resume else 0
+        fd: int | None = None
+        with self._committer.writing():
+            try:
+                async with self._client.open_file(url, is_allowed=self._hosts.allows,
+                                                  offset=offset) as stream:
+                    resumed = offset > 0 and stream.content_range_start == offset
+                    expected = _expected_size(stream.content_length, offset if resumed else 0)
+                    if expected is not None and expected > self._max_bytes:
+                        raise FileTooLarge(f"{url} is {expected} bytes, over the cap of "
+                                           f"{self._max_bytes} bytes")
+                    digest = _hash_existing(part) if resumed else hashlib.sha256()
+                    fd = self._open_part(part, append=resumed)
+                    size = await self._write(stream.chunks(), fd, part, digest,
+                                             start=offset if resumed else 0)
+                    extension = extension_for(url, stream.content_type, default_extension)
+                if expected is not None and size != expected:
+                    raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
+                final = directory / f"{stem}{extension}"
+                # Flushed through the descriptor it was written by, in a worker thread.
+                await self._committer.move_into_place(fd, part, final)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        return DownloadedFile(path=final, size=size, sha256=digest.hexdigest())
+
+    async def _write(self, chunks: object, fd: int, part: Path, digest: hashlib._Hash, *,
+                     start: int) -> int:
+        size = start
+        async for chunk in chunks:  # type: ignore[attr-defined]  # an async iterator of bytes
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise FileTooLarge(f"{part.name}: more than the cap of {self._max_bytes} "
+                                   "bytes arrived")
+            digest.update(chunk)
+            _write_all(fd, chunk, part)
         return size
 
 
@@ -176,16 +197,6 @@ def _write_all(fd: int, chunk: bytes, part: Path) -> None:
         raise OutputError(f"cannot write {part.parent}: {exc.strerror}") from None
 
 
-def _commit(part: Path, final: Path) -> None:
-    """Flush the complete ``part`` to disk, then rename it to ``final`` and flush the rename."""
-    try:
-        fsync_path(part)
-        os.replace(part, final)
-        fsync_path(final.parent)
-    except OSError as exc:
-        raise OutputError(f"cannot move {final.name} into place: {exc.strerror}") from None
-
-
 def _make_directory(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -194,6 +205,13 @@ def _make_directory(directory: Path) -> None:
                           f"{exc.strerror}") from None
     if not os.access(directory, os.W_OK):
         raise OutputError(f"the output directory {directory} is not writable")
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _expected_size(content_length: int | None, offset: int) -> int | None:
