@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -113,6 +115,26 @@ def test_a_malformed_template_is_a_manifest_error() -> None:
 
 def test_template_fields_are_listed_in_order() -> None:
     assert compile_file_name_template("{b}-{a}-{b}").fields == ("b", "a")
+
+
+_VALUES = st.one_of(st.text(max_size=30), st.integers(), st.booleans(),
+                    st.sampled_from(["CON", "nul", "Lpt1", "aux.txt", "a" * 130, "x..y", " e "]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["{a}", "{a}-{b:>5}", "{a:05d}", "x{b}{a}", "{{{a}}}", "{a!r}-{b}",
+                        "{a:.3}", "CO{a}"]),
+       _VALUES, _VALUES)
+def test_render_fields_gives_what_render_gives(text: str, a: object, b: object) -> None:
+    template = compile_file_name_template(text)
+    values = {"a": a, "b": b}
+    try:
+        expected = template.render(values)
+    except ManifestError as error:
+        with pytest.raises(ManifestError, match=f"^{re.escape(str(error))}$"):
+            template.render_fields([values[name] for name in template.fields])
+        return
+    assert template.render_fields([values[name] for name in template.fields]) == expected
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import hashlib
 import re
 import string
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from genbatch.errors import ManifestError
@@ -95,6 +95,10 @@ class FileNameTemplate:
     """Names of the fields the template uses, in order of first use."""
     file: str | None = None
     line: int | None = None
+    _positional: str | None = field(init=False, default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_positional", _positional_format(self.text, self.fields))
 
     def render(self, values: Mapping[str, Any], *, max_length: int = 120) -> str:
         """The sanitised stem for ``values``; each substituted value is sanitised on its own."""
@@ -107,6 +111,23 @@ class FileNameTemplate:
                 raise self._error(f"unknown field {{{name}}}; fields: {', '.join(sorted(values))}")
             parts.append(self._format(name, values[name], spec or "", conversion))
         return sanitize_file_stem("".join(parts), max_length=max_length)
+
+    def render_fields(self, values: Sequence[Any], *, max_length: int = 120) -> str:
+        """``render`` with the value of each of ``fields`` given in that order.
+
+        One ``str.format`` call when the whole stem comes out a safe name: every substituted
+        value is then safe on its own too, so ``render`` would give the same text.
+        """
+        if self._positional is not None and max_length >= _MIN_LENGTH:
+            try:
+                text = self._positional.format(*values)
+            except (ValueError, TypeError):
+                pass  # render raises the error that names the field
+            else:
+                if len(text) <= max_length and _SAFE_FAST.fullmatch(text):
+                    # No dot nor space in it: only a name of 3 or 4 letters can be a device's.
+                    return text if len(text) > 4 else _neutralise_reserved(text)
+        return self.render(dict(zip(self.fields, values, strict=True)), max_length=max_length)
 
     def _format(self, name: str, value: Any, spec: str, conversion: str | None) -> str:
         if conversion == "r":
@@ -184,6 +205,24 @@ def render_file_stem(
 @functools.lru_cache(maxsize=256)
 def _parse(template: str) -> tuple[tuple[str, str | None, str | None, str | None], ...]:
     return tuple(string.Formatter().parse(template))
+
+
+def _positional_format(template: str, fields: tuple[str, ...]) -> str | None:
+    """``template`` with its fields numbered in ``fields`` order, for ``str.format``; None when
+    a field has a conversion (``!a`` formats differently from ``render``) or it does not parse."""
+    try:
+        parsed = _parse(template)
+    except ValueError:
+        return None
+    pieces: list[str] = []
+    for literal, name, spec, conversion in parsed:
+        pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        if conversion is not None or name not in fields:
+            return None
+        pieces.append(f"{{{fields.index(name)}:{spec}}}" if spec else f"{{{fields.index(name)}}}")
+    return "".join(pieces)
 
 
 def _clean_fragment(text: str) -> str:

@@ -88,22 +88,26 @@ def _known_states(manifest: Manifest, given: str | None) -> dict[str, str]:
 
 def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
     prices = PriceTable(manifest=manifest.settings.prices)
-    summary = PlanSummary(run=manifest.name, budget_usd=manifest.settings.budget_usd,
-                          warnings=list(manifest.warnings))
-    # The jobs are validated in the same walk that sums them up: a bad one raises here.
+    jobs = new = done = unpriced = 0
+    cost_usd = cost_left_usd = 0.0
+    # The jobs are validated in the same walk that sums them up: a bad one raises here. Plain
+    # local counters: this loop runs once per job, a million times for a big sweep.
     for spec in manifest.validated_jobs():
-        summary.jobs += 1
+        jobs += 1
         state = known.get(spec.key)
-        summary.new += state is None
-        summary.done += state == JobState.DONE.value
+        if state is None:
+            new += 1
+        elif state == JobState.DONE.value:
+            done += 1
         cost = prices.cost(spec.model_id, spec.inputs)
         if cost is None:
-            summary.unpriced_jobs += 1
+            unpriced += 1
         else:
-            summary.cost_usd += cost
-            if state in (None, JobState.PENDING.value):
-                summary.cost_left_usd += cost
-    summary.other = summary.jobs - summary.new - summary.done
-    summary.cost_usd = round(summary.cost_usd, 2)
-    summary.cost_left_usd = round(summary.cost_left_usd, 2)
-    return summary
+            cost_usd += cost
+            if state is None or state == JobState.PENDING.value:
+                cost_left_usd += cost
+    return PlanSummary(run=manifest.name, jobs=jobs, new=new, done=done,
+                       other=jobs - new - done, cost_usd=round(cost_usd, 2),
+                       cost_left_usd=round(cost_left_usd, 2), unpriced_jobs=unpriced,
+                       budget_usd=manifest.settings.budget_usd,
+                       warnings=list(manifest.warnings))

@@ -33,9 +33,11 @@ def expand_block(plan: BlockPlan) -> Iterator[JobSpec]:
 
 
 class _Choice(NamedTuple):
-    """A fragment of an axis with the encoded JSON of its values, in slot order."""
+    """A fragment of an axis (its inputs and variables) with the encoded JSON of its values,
+    in slot order."""
 
-    fragment: Fragment
+    inputs: dict[str, Any]
+    variables: dict[str, Any]
     encoded: tuple[str, ...]
 
 
@@ -94,7 +96,8 @@ class _BlockExpander:
                 layout[name] = Slot(slot)
                 slot += 1
         return tuple(
-            _Choice(f, tuple(encode_value(v) for v in (*f.inputs.values(), *f.variables.values())))
+            _Choice(f.inputs, f.variables,
+                    tuple(encode_value(v) for v in (*f.inputs.values(), *f.variables.values())))
             for f in axis
         )
 
@@ -102,17 +105,21 @@ class _BlockExpander:
         """The jobs, rendering templates and checking what they render to."""
         plan = self.plan
         ordinal = plan.first_ordinal
-        for combination in self._combinations():
-            identity_json = self.identity_layout.render(combination.slots)
-            inputs_json = self.inputs_layout.render(combination.slots)
-            variables_json = self.variables_layout.render(combination.slots)
-            for repeat in range(plan.repeat):
-                key = job_key_of_json(self.model_json, identity_json, repeat)
-                inputs, variables = combination.inputs, combination.variables
+        repeats = range(plan.repeat)
+        render_stem = plan.file_name.render_fields
+        render_identity = self.identity_layout.render
+        render_inputs = self.inputs_layout.render
+        render_variables = self.variables_layout.render
+        model_json = self.model_json
+        for inputs, variables, slots, line in self._combinations():
+            identity_json = render_identity(slots)
+            inputs_json = render_inputs(slots)
+            variables_json = render_variables(slots)
+            for repeat in repeats:
+                key = job_key_of_json(model_json, identity_json, repeat)
                 if repeat:
                     # Each job owns its dicts: a consumer changing one must not change its siblings.
                     inputs, variables = dict(inputs), dict(variables)
-                values = self._stem_values(ordinal, key, repeat, inputs, variables)
                 yield JobSpec(
                     key=key,
                     ordinal=ordinal,
@@ -121,9 +128,11 @@ class _BlockExpander:
                     inputs=inputs,
                     variables=variables,
                     repeat_index=repeat,
-                    file_stem=plan.file_name.render(values),
+                    file_stem=render_stem(
+                        self._stem_values(ordinal, key, repeat, inputs, variables)
+                    ),
                     output_dir=plan.output_dir,
-                    source_line=combination.line,
+                    source_line=line,
                     inputs_json=inputs_json,
                     variables_json=variables_json,
                 )
@@ -131,11 +140,15 @@ class _BlockExpander:
 
     def _combinations(self) -> Iterator[_Combination]:
         """Inputs, variables, slots and line of each combination before repeats."""
+        fixed = self.plan.fixed
         for prompt, line in self._prompts():
             for choices in itertools.product(*self.axes):
-                combo = tuple(choice.fragment for choice in choices)
-                inputs, variables, slots = self._inputs(prompt, combo)
+                variables = dict(fixed.variables)
                 for choice in choices:
+                    variables.update(choice.variables)
+                inputs, slots = self._inputs(prompt, variables)
+                for choice in choices:
+                    inputs.update(choice.inputs)
                     slots.extend(choice.encoded)
                 yield _Combination(inputs, variables, slots, line)
 
@@ -149,14 +162,11 @@ class _BlockExpander:
             yield prompt, source.line if source.file == plan.source.file else plan.source.line
 
     def _inputs(
-        self, prompt: str | Template | None, combo: tuple[Fragment, ...]
-    ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-        """The job's inputs and variables, and the encoded values of its rendered inputs."""
+        self, prompt: str | Template | None, variables: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The job's inputs before its axes' inputs, and the encoded values of those rendered."""
         fixed = self.plan.fixed
-        variables = dict(fixed.variables)
         inputs: dict[str, Any] = {}
-        for fragment in combo:
-            variables.update(fragment.variables)
         if isinstance(prompt, Template):
             inputs["prompt"] = self._checked(prompt, variables)
         elif prompt is not None:
@@ -166,9 +176,7 @@ class _BlockExpander:
         for template in fixed.templates:
             text = inputs[template.label] = self._checked(template, variables)
             rendered.append(encode_value(text))
-        for fragment in combo:
-            inputs.update(fragment.inputs)
-        return inputs, variables, rendered
+        return inputs, rendered
 
     def _checked(self, template: Template, variables: dict[str, Any]) -> str:
         """``template`` rendered, and the result checked against the model's schema."""
@@ -182,23 +190,24 @@ class _BlockExpander:
 
     def _stem_values(
         self, ordinal: int, key: str, repeat: int, inputs: dict[str, Any], variables: dict[str, Any]
-    ) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+    ) -> list[Any]:
+        """The value of each field of the file name, in ``FileNameTemplate.fields`` order."""
+        values: list[Any] = []
         for name in self.stem_fields:
             if name == "index":
-                values[name] = ordinal
+                values.append(ordinal)
             elif name == "key":
-                values[name] = key
+                values.append(key)
             elif name == "repeat":
-                values[name] = repeat
+                values.append(repeat)
             elif name == "block":
-                values[name] = self.plan.name
+                values.append(self.plan.name)
             elif name == "model":
-                values[name] = self.model_slug
+                values.append(self.model_slug)
             elif name == "prompt":
-                values[name] = slugify(str(inputs.get("prompt", "")))
+                values.append(slugify(str(inputs.get("prompt", ""))))
             else:
-                values[name] = _first(name, variables, inputs, self.defaults)
+                values.append(_first(name, variables, inputs, self.defaults))
         return values
 
 
