@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ def _postgres_location(text: str) -> LedgerLocation:
                           display=url.render_as_string(hide_password=True))
 
 
+WAL_SWITCH_SECONDS = 5.0
+
+
 def create_ledger_engine(location: LedgerLocation) -> Engine:
     """An engine for ``location``; a new SQLite file is created readable by its owner only."""
     if location.sqlite_path is not None:
@@ -87,9 +91,26 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # WAL: readers (genbatch status) never block the runner. synchronous=NORMAL survives any
         # crash of the process; the intent to submit is additionally made durable against power
         # loss by a checkpointed FULL commit (see Ledger.claim_next).
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
     finally:
         cursor.close()
+
+
+def _set_wal(cursor: sqlite3.Cursor) -> None:
+    # Switching a new database to WAL needs it to itself for a moment, and SQLite answers
+    # "database is locked" at once, without its busy handler, when another connection is doing
+    # the same (processes opening a new ledger together): try again for as long as
+    # busy_timeout would have waited.
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
