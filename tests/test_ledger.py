@@ -406,15 +406,21 @@ def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
 # -- writes off the event loop, grouped --------------------------------------------------------
 
 
+@pytest.fixture(params=[False, True], ids=["groups-in-thread", "groups-on-loop"])
+def groups_on_loop(request: pytest.FixtureRequest) -> bool:
+    """Where grouped writes run: in the ledger's thread, or (as on SQLite) on the event loop."""
+    return bool(request.param)
+
+
 def test_writes_queued_together_share_one_commit_and_each_caller_resumes_after_it(
-        ledger: Ledger) -> None:
+        ledger: Ledger, groups_on_loop: bool) -> None:
     run_id = new_run(ledger, 4)
     jobs = [claim(ledger, run_id) for _ in range(4)]
     commits = _count_commits(ledger)
     seen: list[int] = []
 
     async def scenario() -> None:
-        off_loop = OffLoop(ledger.grouped)
+        off_loop = OffLoop(ledger.grouped, groups_on_loop=groups_on_loop)
 
         async def accept(job: JobRecord | None) -> None:
             assert job is not None
@@ -430,7 +436,7 @@ def test_writes_queued_together_share_one_commit_and_each_caller_resumes_after_i
 
 
 def test_a_failing_write_in_a_group_fails_alone_and_the_others_are_committed(
-        ledger: Ledger) -> None:
+        ledger: Ledger, groups_on_loop: bool) -> None:
     run_id = new_run(ledger, 2)
     first, second = claim(ledger, run_id), claim(ledger, run_id)
     assert first is not None and second is not None
@@ -438,7 +444,7 @@ def test_a_failing_write_in_a_group_fails_alone_and_the_others_are_committed(
     outcomes: dict[str, object] = {}
 
     async def scenario() -> None:
-        off_loop = OffLoop(ledger.grouped)
+        off_loop = OffLoop(ledger.grouped, groups_on_loop=groups_on_loop)
 
         async def call(name: str, method: Callable[..., Any], *args: Any) -> None:
             try:
@@ -460,13 +466,14 @@ def test_a_failing_write_in_a_group_fails_alone_and_the_others_are_committed(
                                             second.key: JobState.QUEUED}
 
 
-def test_a_caller_cancelled_before_its_turn_loses_it(ledger: Ledger) -> None:
+def test_a_caller_cancelled_before_its_turn_loses_it(ledger: Ledger,
+                                                     groups_on_loop: bool) -> None:
     run_id = new_run(ledger, 1)
     job = claim(ledger, run_id)
     assert job is not None
 
     async def scenario() -> None:
-        off_loop = OffLoop(ledger.grouped)
+        off_loop = OffLoop(ledger.grouped, groups_on_loop=groups_on_loop)
         release = threading.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(off_loop, release.wait)
@@ -477,6 +484,30 @@ def test_a_caller_cancelled_before_its_turn_loses_it(ledger: Ledger) -> None:
 
     anyio.run(scenario)
     assert ledger.states_by_key(run_id) == {job.key: JobState.SUBMITTING}
+
+
+def test_on_the_loop_writes_made_in_the_same_moment_share_one_commit(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 4)
+    jobs = [claim(ledger, run_id) for _ in range(4)]
+    commits = _count_commits(ledger)
+    seen: list[int] = []
+
+    async def scenario() -> None:
+        off_loop = OffLoop(ledger.grouped, groups_on_loop=True)
+
+        async def accept(job: JobRecord | None) -> None:
+            assert job is not None
+            await off_loop.grouped(ledger.record_accepted, job, f"req-{job.id}")
+            seen.append(commits[0])
+
+        # Nothing else is running: the first write waits a moment for the others to join it.
+        async with anyio.create_task_group() as tg:
+            for job in jobs:
+                tg.start_soon(accept, job)
+
+    anyio.run(scenario)
+    assert seen == [1, 1, 1, 1]
+    assert set(ledger.states_by_key(run_id).values()) == {JobState.QUEUED}
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The scheduler: drives a run's jobs through the API under a concurrency limit, resumably.
 
 One anyio task group holds a submitter (claims pending jobs while a slot is free) and one task
-per job in flight (submit → poll → download). While the run goes, the ledger is called in a
-worker thread (``OffLoop``): its commits wait for the disk there, not on the event loop, and the
-per-job writes queued together share one commit. Every state change is committed to the ledger,
+per job in flight (submit → poll → download). While the run goes, the ledger is called through
+``OffLoop``: commits that wait for the disk or the network (claims; everything on PostgreSQL)
+run in a worker thread, not on the event loop, and the per-job writes made together share one
+commit. Every state change is committed to the ledger,
 and awaited, before the side effect that depends on it:
 
 * the intent to submit (``submitting``) before the POST;
@@ -130,7 +131,8 @@ class Runner:
     def __init__(self, *, ledger: Ledger, client: RunComfyClient, run: RunInfo,
                  options: RunOptions, events: EventSink = ignore_events) -> None:
         self._ledger = ledger
-        self._off_loop = OffLoop(ledger.grouped)
+        # SQLite's non-durable commits never wait for the disk: grouped writes run on the loop.
+        self._off_loop = OffLoop(ledger.grouped, groups_on_loop=ledger.is_sqlite)
         self._client = client
         self._run = run
         self._options = options

@@ -1,19 +1,26 @@
-"""Ledger calls off the event loop: awaited, one at a time, in a worker thread, several jobs'
+"""Ledger calls off the event loop: awaited, one at a time, in call order, several jobs'
 writes sharing one commit.
 
 A commit can wait for the disk (the durable claim's fsync takes milliseconds) and, on
 PostgreSQL, for the network; made on the event loop, that wait stalls every job's HTTP calls.
-The caller still awaits each call, so a state change is committed before the side effect that
-depends on it, exactly as with a direct call.
+So calls run in a worker thread. The caller still awaits each call, so a state change is
+committed before the side effect that depends on it, exactly as with a direct call.
 
 One call at a time, in the order they were made: SQLite has a single writer, and two threads
 writing at once would leave one waiting in SQLite's busy handler. Group commit: the calls made
-with ``grouped`` that queued up while the ledger's thread was busy run together, in one
-transaction (``Ledger.grouped``), and each caller resumes only after its commit. With dozens of
-jobs in flight that is one commit and one trip to the thread for several writes instead of one
-each (figure 6 of docs/benchmarks.md). Should any call of a group fail, the group rolls back
-and its calls run again one by one, each in its own transaction, so that each caller gets its
-own result or error, as if they had never been grouped.
+with ``grouped`` that queued up together run in one transaction (``Ledger.grouped``), and each
+caller resumes only after its commit. With dozens of jobs in flight that is one commit for
+several writes instead of one each (figure 6 of docs/benchmarks.md). Should any call of a group
+fail, the group rolls back and its calls run again one by one, each in its own transaction, so
+that each caller gets its own result or error, as if they had never been grouped.
+
+Groups on the event loop (``groups_on_loop``, for SQLite): a group's commit there never waits
+for the disk (WAL with ``synchronous=NORMAL`` writes to the WAL file and returns; only the
+occasional checkpoint flushes), while in a thread every statement hands the GIL back and forth
+with the event loop, which costs more CPU than the statements themselves (figure 1). Such a group
+waits a moment (``GROUP_GATHER_SECONDS``) for the writes of the jobs answered at the same time,
+then runs at once on the loop. Durable claims, and every call on PostgreSQL (a round trip each),
+still run in the thread.
 
 A call that has started always runs to its end, its caller waiting for it (cancellation reaches
 the caller afterwards); a cancelled task whose call has not started yet loses its turn, as it
@@ -34,6 +41,10 @@ import anyio.to_thread
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+GROUP_GATHER_SECONDS = 0.001
+"""How long a group run on the event loop waits for others' writes to join it (measured in
+figure 1: 1-2 ms gathers as many as the thread did; 5 ms slows the jobs down)."""
 
 
 class _Call:
@@ -62,11 +73,16 @@ class _Call:
 class OffLoop:
     """Runs ``Ledger`` methods in a worker thread, one batch at a time, in call order.
 
-    ``group`` opens a transaction that the calls of a batch share (``Ledger.grouped``).
+    ``group`` opens a transaction that the calls of a batch share (``Ledger.grouped``); with
+    ``groups_on_loop`` those batches run on the event loop instead.
     """
 
-    def __init__(self, group: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
+    def __init__(self, group: Callable[[], AbstractContextManager[Any]] | None = None, *,
+                 groups_on_loop: bool = False,
+                 gather_seconds: float = GROUP_GATHER_SECONDS) -> None:
         self._group = group
+        self._groups_on_loop = groups_on_loop and group is not None
+        self._gather_seconds = gather_seconds
         self._queue: deque[_Call] = deque()
         self._busy = False
         self._batch_done = anyio.Event()
@@ -109,25 +125,38 @@ class OffLoop:
 
     async def _run_batch(self) -> None:
         """Run the calls at the head of the queue: one alone, or every groupable one in a row."""
-        batch = [self._queue.popleft()]
-        while batch[0].groupable and self._queue and self._queue[0].groupable:
-            batch.append(self._queue.popleft())
-        for call in batch:
-            call.taken = True
         self._busy = True
+        batch: list[_Call] = []
         try:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._in_thread, batch)
+            if self._groups_on_loop and self._queue[0].groupable:
+                with anyio.CancelScope(shield=True):  # the gathering may not be cut short
+                    await anyio.sleep(self._gather_seconds)
+            if not self._queue:  # every call queued meanwhile was cancelled
+                return
+            batch = self._take_batch()
+            if self._groups_on_loop and batch[0].groupable:
+                self._execute(batch)
+            else:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._execute, batch)
         finally:
             for call in batch:
-                if not call.finished:  # run_sync itself failed: _in_thread keeps every error
+                if not call.finished:  # run_sync itself failed: _execute keeps every error
                     call.error = call.error or RuntimeError("the ledger's thread failed")
                     call.finished = True
             self._busy = False
             done, self._batch_done = self._batch_done, anyio.Event()
             done.set()
 
-    def _in_thread(self, batch: list[_Call]) -> None:
+    def _take_batch(self) -> list[_Call]:
+        batch = [self._queue.popleft()]
+        while batch[0].groupable and self._queue and self._queue[0].groupable:
+            batch.append(self._queue.popleft())
+        for call in batch:
+            call.taken = True
+        return batch
+
+    def _execute(self, batch: list[_Call]) -> None:
         if len(batch) > 1 and self._run_grouped(batch):
             return
         for call in batch:
