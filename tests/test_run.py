@@ -202,6 +202,26 @@ def test_transient_faults_on_polls_and_downloads_are_retried_to_completion(
         assert sim.stats.duplicate_submissions == 0
 
 
+def test_a_stale_part_file_is_never_resumed_even_when_the_first_download_attempt_fails(
+        tmp_path: Path) -> None:
+    manifest = kling_manifest(tmp_path, 1, extra='  name: "clip"\n')
+    stale = tmp_path / "out" / ".clip.part"
+    stale.parent.mkdir()
+    stale.write_bytes(b"bytes of another attempt, left by a process that was killed")
+    with Simulator(SimulatorConfig(time_scale=FAST, seed=5)) as sim:
+        # The first attempt fails before writing anything; the retry must not resume the
+        # stale bytes (the file host honours Range, so it would send only the rest).
+        sim.inject(route="file", fault="server_error", count=1)
+        env = cli_env(sim, tmp_path / "ledger.db")
+        done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+        assert done.returncode == 0, done.stderr
+        assert sim.stats.faults["server_error"] == 1
+        [output] = output_files(tmp_path / "out")
+        assert {sha256_of(output)} == served_hashes(sim)
+    assert not stale.exists()
+
+
 def test_rate_limits_are_waited_out_without_losing_or_repeating_jobs(tmp_path: Path) -> None:
     faults = FaultConfig(rate_limit=0.3, retry_after=0.05, routes=frozenset({"submit"}))
     with Simulator(SimulatorConfig(time_scale=FAST, faults=faults, seed=4)) as sim:

@@ -80,6 +80,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass
+class _Part:
+    """The hidden file an output is written to before its rename."""
+
+    path: Path
+    ours: bool = False
+    """It holds bytes of this download (resumable); until then, one left by an earlier process
+    may hold another attempt's bytes: it is truncated, never resumed."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class DownloadedFile:
     """A verified file under its final name."""
@@ -109,22 +119,17 @@ class Downloader:
         """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry."""
         self._make_directory(directory)
         stem = sanitize_file_stem(stem)
-        part = directory / f".{stem}.part"
-        # The first attempt starts afresh (a .part left by an earlier process may hold another
-        # attempt's bytes: it is truncated, never resumed); a retry resumes this one's bytes.
-        resume = False
+        part = _Part(directory / f".{stem}.part")
         for failures in range(1, self._attempts + 1):
             try:
-                return await self._transfer(url, part, directory, stem, default_extension,
-                                            resume=resume)
+                return await self._transfer(url, part, directory, stem, default_extension)
             except (TransportError, ServerError, IncompleteDownload):
                 if failures == self._attempts:
-                    _remove(part)
+                    _remove(part.path)
                     raise
                 await anyio.sleep(self._backoff.delay(failures, random.Random()))
-                resume = True
             except BaseException:
-                _remove(part)
+                _remove(part.path)
                 raise
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -135,20 +140,22 @@ class Downloader:
             _make_directory(directory)
             self._directories.add(directory)
 
-    def _open_part(self, part: Path, *, append: bool) -> int:
+    def _open_part(self, part: _Part, *, append: bool) -> int:
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         try:
             try:
-                return os.open(part, flags, 0o644)
+                fd = os.open(part.path, flags, 0o644)
             except FileNotFoundError:  # the directory was removed during the run
-                _make_directory(part.parent)
-                return os.open(part, flags, 0o644)
+                _make_directory(part.path.parent)
+                fd = os.open(part.path, flags, 0o644)
         except OSError as exc:
-            raise OutputError(f"cannot write {part.parent}: {exc.strerror}") from None
+            raise OutputError(f"cannot write {part.path.parent}: {exc.strerror}") from None
+        part.ours = True
+        return fd
 
-    async def _transfer(self, url: str, part: Path, directory: Path, stem: str,
-                        default_extension: str, *, resume: bool) -> DownloadedFile:
-        offset = _size_or_zero(part) if resume else 0
+    async def _transfer(self, url: str, part: _Part, directory: Path, stem: str,
+                        default_extension: str) -> DownloadedFile:
+        offset = _size_or_zero(part.path) if part.ours else 0
         fd: int | None = None
         with self._committer.writing():
             try:
@@ -159,16 +166,16 @@ class Downloader:
                     if expected is not None and expected > self._max_bytes:
                         raise FileTooLarge(f"{url} is {expected} bytes, over the cap of "
                                            f"{self._max_bytes} bytes")
-                    digest = _hash_existing(part) if resumed else hashlib.sha256()
+                    digest = _hash_existing(part.path) if resumed else hashlib.sha256()
                     fd = self._open_part(part, append=resumed)
-                    size = await self._write(stream.chunks(), fd, part, digest,
+                    size = await self._write(stream.chunks(), fd, part.path, digest,
                                              start=offset if resumed else 0)
                     extension = extension_for(url, stream.content_type, default_extension)
                 if expected is not None and size != expected:
                     raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
                 final = directory / f"{stem}{extension}"
                 # Flushed through the descriptor it was written by, in a worker thread.
-                await self._committer.move_into_place(fd, part, final)
+                await self._committer.move_into_place(fd, part.path, final)
             finally:
                 if fd is not None:
                     os.close(fd)
