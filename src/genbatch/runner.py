@@ -4,8 +4,8 @@ One anyio task group holds a submitter (claims pending jobs while a slot is free
 per job in flight (submit → poll → download). While the run goes, the ledger is called through
 ``OffLoop``: commits that wait for the disk or the network (claims; everything on PostgreSQL)
 run in a worker thread, not on the event loop, and the per-job writes made together share one
-commit. Every state change is committed to the ledger,
-and awaited, before the side effect that depends on it:
+commit. Every state change is committed to the ledger, and awaited, before the side effect
+that depends on it:
 
 * the intent to submit (``submitting``) before the POST;
 * the request id the moment the answer arrives (the POST and this record are shielded from

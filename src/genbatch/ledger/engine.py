@@ -59,6 +59,7 @@ def _postgres_location(text: str) -> LedgerLocation:
 
 
 WAL_SWITCH_SECONDS = 5.0
+"""How long opening a new SQLite ledger keeps trying to switch it to WAL (as busy_timeout)."""
 
 
 def create_ledger_engine(location: LedgerLocation) -> Engine:
@@ -113,4 +114,3 @@ def _set_wal(cursor: sqlite3.Cursor) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
-

@@ -1,5 +1,5 @@
-"""Ledger calls off the event loop: awaited, one at a time, in call order, several jobs'
-writes sharing one commit.
+"""Ledger calls from the event loop: awaited, one at a time, in call order; those that wait
+for the disk or the network made in a worker thread; several jobs' writes sharing one commit.
 
 A commit can wait for the disk (the durable claim's fsync takes milliseconds) and, on
 PostgreSQL, for the network; made on the event loop, that wait stalls every job's HTTP calls.
