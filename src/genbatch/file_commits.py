@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from genbatch.atomic import fsync_path
 from genbatch.errors import OutputError
+from genbatch.group_commit import BatchQueue
 
 COMMIT_GATHER_SECONDS = 0.01
 """How long the first file of a trip may wait for the files still being written to join it."""
@@ -45,17 +45,15 @@ class _Move:
         self.error: OutputError | None = None
 
 
-class FileCommitter:
+class FileCommitter(BatchQueue[_Move]):
     """Flushes and renames files into place in a worker thread, files of the same moment
     sharing one trip and one flush of their directory."""
 
     def __init__(self, *, gather_seconds: float = COMMIT_GATHER_SECONDS,
                  max_batch: int = MAX_COMMIT_BATCH) -> None:
+        super().__init__()
         self._gather_seconds = gather_seconds
         self._max_batch = max_batch
-        self._queue: list[_Move] = []
-        self._busy = False
-        self._batch_done = anyio.Event()
         self._changed = anyio.Event()
         self._writing = 0
 
@@ -68,56 +66,35 @@ class FileCommitter:
             yield
         finally:
             self._writing -= 1
-            self._notify()
-
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+            self._on_queued()
 
     async def move_into_place(self, fd: int, part: Path, final: Path) -> None:
         """Flush ``part`` (open as ``fd``, which stays open), rename it to ``final`` and flush
-        the rename. Raises ``OutputError`` when the disk refuses."""
+        the rename. Raises ``OutputError`` when the disk refuses. Cancelled before its trip, the
+        file stays where it is; once taken, the trip (which uses ``fd``) is waited for."""
         move = _Move(fd, part, final)
-        self._queue.append(move)
-        self._notify()
-        try:
-            while not move.finished:
-                if self._busy:
-                    await self._batch_done.wait()
-                else:
-                    await self._run_batch()
-        except anyio.get_cancelled_exc_class():
-            if not move.taken:  # never started: its caller removes the .part
-                self._queue.remove(move)
-                raise
-            # The thread uses ``fd``: the caller, which closes it, must wait for the trip.
-            with anyio.CancelScope(shield=True):
-                while not move.finished:
-                    await self._batch_done.wait()
-            raise
+        await self._until_finished(move)
         if move.error is not None:
             raise move.error
 
-    async def _run_batch(self) -> None:
-        self._busy = True
-        batch: list[_Move] = []
-        try:
-            with anyio.move_on_after(self._gather_seconds):
-                while len(self._queue) < min(self._writing, self._max_batch):
-                    await self._changed.wait()
-            batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
-            for move in batch:
-                move.taken = True
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_move_all, batch)
-        finally:
-            for move in batch:
-                if not move.finished:  # run_sync itself failed
-                    move.error = move.error or OutputError("the file-moving thread failed")
-                    move.finished = True
-            self._busy = False
-            done, self._batch_done = self._batch_done, anyio.Event()
-            done.set()
+    def _on_queued(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def _gather(self) -> None:
+        with anyio.move_on_after(self._gather_seconds):
+            while len(self._queue) < min(self._writing, self._max_batch):
+                await self._changed.wait()
+
+    def _take(self) -> list[_Move]:
+        return [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+
+    async def _handle(self, batch: list[_Move]) -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_move_all, batch)
+
+    def _abandon(self, move: _Move) -> None:
+        move.error = move.error or OutputError("the file-moving thread failed")
 
 
 def _move_all(batch: list[_Move]) -> None:

@@ -30,14 +30,14 @@ could have been cancelled just before a direct call.
 from __future__ import annotations
 
 import functools
-from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
+
+from genbatch.group_commit import BatchQueue
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -70,7 +70,7 @@ class _Call:
         self.finished = True
 
 
-class OffLoop:
+class OffLoop(BatchQueue[_Call]):
     """Runs ``Ledger`` methods in a worker thread, one batch at a time, in call order.
 
     ``group`` opens a transaction that the calls of a batch share (``Ledger.grouped``); with
@@ -80,12 +80,10 @@ class OffLoop:
     def __init__(self, group: Callable[[], AbstractContextManager[Any]] | None = None, *,
                  groups_on_loop: bool = False,
                  gather_seconds: float = GROUP_GATHER_SECONDS) -> None:
+        super().__init__()
         self._group = group
         self._groups_on_loop = groups_on_loop and group is not None
         self._gather_seconds = gather_seconds
-        self._queue: deque[_Call] = deque()
-        self._busy = False
-        self._batch_done = anyio.Event()
 
     async def __call__(self, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args, **kwargs)`` in the ledger's thread, in a transaction of its own."""
@@ -103,58 +101,32 @@ class OffLoop:
         return result
 
     async def _run(self, call: _Call) -> Any:
-        self._queue.append(call)
-        while not call.finished:
-            try:
-                if self._busy:
-                    await self._batch_done.wait()
-                else:
-                    await anyio.lowlevel.checkpoint_if_cancelled()
-                    await self._run_batch()
-            except anyio.get_cancelled_exc_class():
-                if not call.taken:  # never started: it loses its turn
-                    self._queue.remove(call)
-                    raise
-                with anyio.CancelScope(shield=True):
-                    while not call.finished:
-                        await self._batch_done.wait()
-                raise
+        await self._until_finished(call)
         if call.error is not None:
             raise call.error
         return call.result
 
-    async def _run_batch(self) -> None:
-        """Run the calls at the head of the queue: one alone, or every groupable one in a row."""
-        self._busy = True
-        batch: list[_Call] = []
-        try:
-            if self._groups_on_loop and self._queue[0].groupable:
-                with anyio.CancelScope(shield=True):  # the gathering may not be cut short
-                    await anyio.sleep(self._gather_seconds)
-            if not self._queue:  # every call queued meanwhile was cancelled
-                return
-            batch = self._take_batch()
-            if self._groups_on_loop and batch[0].groupable:
-                self._execute(batch)
-            else:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._execute, batch)
-        finally:
-            for call in batch:
-                if not call.finished:  # run_sync itself failed: _execute keeps every error
-                    call.error = call.error or RuntimeError("the ledger's thread failed")
-                    call.finished = True
-            self._busy = False
-            done, self._batch_done = self._batch_done, anyio.Event()
-            done.set()
+    async def _gather(self) -> None:
+        if self._groups_on_loop and self._queue[0].groupable:
+            with anyio.CancelScope(shield=True):  # the gathering may not be cut short
+                await anyio.sleep(self._gather_seconds)
 
-    def _take_batch(self) -> list[_Call]:
+    def _take(self) -> list[_Call]:
+        """One call alone, or every groupable one in a row."""
         batch = [self._queue.popleft()]
         while batch[0].groupable and self._queue and self._queue[0].groupable:
             batch.append(self._queue.popleft())
-        for call in batch:
-            call.taken = True
         return batch
+
+    async def _handle(self, batch: list[_Call]) -> None:
+        if self._groups_on_loop and batch[0].groupable:
+            self._execute(batch)
+        else:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._execute, batch)
+
+    def _abandon(self, call: _Call) -> None:
+        call.error = call.error or RuntimeError("the ledger's thread failed")
 
     def _execute(self, batch: list[_Call]) -> None:
         if len(batch) > 1 and self._run_grouped(batch):
