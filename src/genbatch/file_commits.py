@@ -66,7 +66,7 @@ class FileCommitter(BatchQueue[_Move]):
             yield
         finally:
             self._writing -= 1
-            self._on_queued()
+            self._changed_now()
 
     async def move_into_place(self, fd: int, part: Path, final: Path) -> None:
         """Flush ``part`` (open as ``fd``, which stays open), rename it to ``final`` and flush
@@ -78,6 +78,10 @@ class FileCommitter(BatchQueue[_Move]):
             raise move.error
 
     def _on_queued(self) -> None:
+        self._changed_now()
+
+    def _changed_now(self) -> None:
+        """Wake a trip gathering files: one was queued, or one stopped being written."""
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
