@@ -28,17 +28,33 @@ class BaselineRun:
     """Unix time at which the result first read ``succeeded``."""
 
 
-async def run_baseline(*, base_url: str, token: str, jobs: int, concurrency: int,
-                       out_dir: Path, poll_interval: float = 0.0) -> BaselineRun:
+async def run_baseline(
+    *,
+    base_url: str,
+    token: str,
+    jobs: int,
+    concurrency: int,
+    out_dir: Path,
+    poll_interval: float = 0.0,
+) -> BaselineRun:
     """Run ``jobs`` jobs, ``concurrency`` at a time; each worker takes the next job."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    limits = httpx.Limits(max_connections=DEFAULT_MAX_CONNECTIONS,
-                          max_keepalive_connections=DEFAULT_MAX_CONNECTIONS, keepalive_expiry=3.0)
+    limits = httpx.Limits(
+        max_connections=DEFAULT_MAX_CONNECTIONS,
+        max_keepalive_connections=DEFAULT_MAX_CONNECTIONS,
+        keepalive_expiry=3.0,
+    )
     run = BaselineRun()
     indexes = iter(range(jobs))
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60.0,
-                                 headers={"Authorization": f"Bearer {token}"}) as api, \
-            httpx.AsyncClient(limits=limits, timeout=60.0) as files:
+    async with (
+        httpx.AsyncClient(
+            base_url=base_url,
+            limits=limits,
+            timeout=60.0,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as api,
+        httpx.AsyncClient(limits=limits, timeout=60.0) as files,
+    ):
 
         async def worker() -> None:
             for index in indexes:  # the iterator is shared: each worker takes the next job
@@ -50,15 +66,22 @@ async def run_baseline(*, base_url: str, token: str, jobs: int, concurrency: int
     return run
 
 
-async def _one_job(api: httpx.AsyncClient, files: httpx.AsyncClient, index: int,
-                   out_dir: Path, poll_interval: float, run: BaselineRun) -> None:
+async def _one_job(
+    api: httpx.AsyncClient,
+    files: httpx.AsyncClient,
+    index: int,
+    out_dir: Path,
+    poll_interval: float,
+    run: BaselineRun,
+) -> None:
     answer = await api.post(f"/v1/models/{KLING}", json=kling_body(index))
     request_id = answer.raise_for_status().json()["request_id"]
     while True:
         if poll_interval:
             await anyio.sleep(poll_interval)
-        result: dict[str, Any] = (await api.get(f"/v1/requests/{request_id}/result")
-                                  ).raise_for_status().json()
+        result: dict[str, Any] = (
+            (await api.get(f"/v1/requests/{request_id}/result")).raise_for_status().json()
+        )
         if result["status"] == "succeeded":
             run.noticed[request_id] = time.time()
             break

@@ -86,36 +86,59 @@ def genbatch_worker(params: dict[str, Any]) -> dict[str, Any]:
     ledger.reset()
     # min_interval 0: the first poll goes out as soon as the submit is answered, as in the
     # baseline, so both make exactly the same calls.
-    options = RunOptions(concurrency=params["concurrency"], handle_signals=False,
-                         poll=PollPolicy(min_interval=0.0, max_interval=1.0))
+    options = RunOptions(
+        concurrency=params["concurrency"],
+        handle_signals=False,
+        poll=PollPolicy(min_interval=0.0, max_interval=1.0),
+    )
     connection = batch.Connection(api_base=params["base_url"], token=params["token"])
     cpu, wall = cpu_seconds(), time.perf_counter()
     summary = anyio.run(batch.execute, prepared, connection, options)
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     ledger.close()
-    return {"seconds": wall, "cpu": cpu, "prepare_seconds": prepare_seconds,
-            "done": summary.counts[JobState.DONE], "commits": commits[0],
-            "transactions": ledger.transactions, "ledger_seconds": ledger.seconds,
-            "ledger_cpu": ledger.cpu_seconds,
-            "ledger_cpu_by_kind": dict(ledger.cpu_by_kind.most_common(3)),
-            "ledger_count_by_kind": dict(ledger.count_by_kind.most_common(3))}
+    return {
+        "seconds": wall,
+        "cpu": cpu,
+        "prepare_seconds": prepare_seconds,
+        "done": summary.counts[JobState.DONE],
+        "commits": commits[0],
+        "transactions": ledger.transactions,
+        "ledger_seconds": ledger.seconds,
+        "ledger_cpu": ledger.cpu_seconds,
+        "ledger_cpu_by_kind": dict(ledger.cpu_by_kind.most_common(3)),
+        "ledger_count_by_kind": dict(ledger.count_by_kind.most_common(3)),
+    }
 
 
 def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
     """The bare loop in this process; what it cost."""
     cpu, wall = cpu_seconds(), time.perf_counter()
-    anyio.run(lambda: run_baseline(base_url=params["base_url"], token=params["token"],
-                                   jobs=params["jobs"], concurrency=params["concurrency"],
-                                   out_dir=Path(params["dir"]) / "out"))
+    anyio.run(
+        lambda: run_baseline(
+            base_url=params["base_url"],
+            token=params["token"],
+            jobs=params["jobs"],
+            concurrency=params["concurrency"],
+            out_dir=Path(params["dir"]) / "out",
+        )
+    )
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     return {"seconds": wall, "cpu": cpu, "done": params["jobs"]}
 
 
 def _measure(task: str, jobs: int, work: Path) -> dict[str, Any]:
     with SimProcess(time_scale=0.0, capacity=CONCURRENCY, seed=0) as sim:
-        answer, _ = run_worker("bench_engine.py", task, {
-            "base_url": sim.base_url, "token": sim.token, "jobs": jobs,
-            "concurrency": CONCURRENCY, "dir": str(work / task)})
+        answer, _ = run_worker(
+            "bench_engine.py",
+            task,
+            {
+                "base_url": sim.base_url,
+                "token": sim.token,
+                "jobs": jobs,
+                "concurrency": CONCURRENCY,
+                "dir": str(work / task),
+            },
+        )
         answer["api_calls"] = sim.api_calls()
         answer["files"] = sim.ask("stats")["files_served"]
     if answer["done"] != jobs:
@@ -137,39 +160,84 @@ def run(quick: bool) -> list[Row]:
     return _rows(jobs, base, ours, ratios)
 
 
-def _rows(jobs: int, base: dict[str, Any], ours: dict[str, Any],
-          ratios: list[float]) -> list[Row]:
+def _rows(jobs: int, base: dict[str, Any], ours: dict[str, Any], ratios: list[float]) -> list[Row]:
     rate, base_rate = jobs / ours["seconds"], jobs / base["seconds"]
     calls = f"{ours['api_calls'] / jobs:.2f} vs {base['api_calls'] / jobs:.2f} API calls/job"
     ledger_ms, base_ms = 1000 * ours["ledger_cpu"] / jobs, 1000 * base["seconds"] / jobs
     counts = ours.get("ledger_count_by_kind", {})
-    heaviest = ", ".join(f"{kind} {1000 * seconds / jobs:.2f} ms ({counts.get(kind, 0) / jobs:.2f}"
-                         f"/job)" for kind, seconds in ours["ledger_cpu_by_kind"].items())
+    heaviest = ", ".join(
+        f"{kind} {1000 * seconds / jobs:.2f} ms ({counts.get(kind, 0) / jobs:.2f}/job)"
+        for kind, seconds in ours["ledger_cpu_by_kind"].items()
+    )
     return [
-        Row(figure=1, label=f"jobs/s, {jobs} jobs, c={CONCURRENCY} ({calls})", value=rate,
-            unit="jobs/s", baseline=base_rate, baseline_label="bare anyio+httpx loop",
-            target=">= 0.8x baseline", met=rate >= 0.8 * base_rate),
-        Row(figure=1, label=f"jobs/s ratio, the median of {len(ratios)} pairs (each pair, in "
-            f"run order: {', '.join(f'{r:.2f}' for r in ratios)})", value=rate / base_rate,
-            unit=""),
-        Row(figure=1, label="CPU seconds per 1,000 jobs", value=1000 * ours["cpu"] / jobs,
-            unit="s", baseline=1000 * base["cpu"] / jobs, baseline_label="bare loop"),
-        Row(figure=1, label="prepare (load, validate, sync) before the run",
-            value=ours["prepare_seconds"], unit="s"),
-        Row(figure=6, label="ledger transactions per job", value=ours["transactions"] / jobs,
-            unit="tx/job"),
-        Row(figure=6, label="ledger commits per second sustained",
-            value=ours["commits"] / ours["seconds"], unit="commits/s"),
+        Row(
+            figure=1,
+            label=f"jobs/s, {jobs} jobs, c={CONCURRENCY} ({calls})",
+            value=rate,
+            unit="jobs/s",
+            baseline=base_rate,
+            baseline_label="bare anyio+httpx loop",
+            target=">= 0.8x baseline",
+            met=rate >= 0.8 * base_rate,
+        ),
+        Row(
+            figure=1,
+            label=f"jobs/s ratio, the median of {len(ratios)} pairs (each pair, in "
+            f"run order: {', '.join(f'{r:.2f}' for r in ratios)})",
+            value=rate / base_rate,
+            unit="",
+        ),
+        Row(
+            figure=1,
+            label="CPU seconds per 1,000 jobs",
+            value=1000 * ours["cpu"] / jobs,
+            unit="s",
+            baseline=1000 * base["cpu"] / jobs,
+            baseline_label="bare loop",
+        ),
+        Row(
+            figure=1,
+            label="prepare (load, validate, sync) before the run",
+            value=ours["prepare_seconds"],
+            unit="s",
+        ),
+        Row(
+            figure=6,
+            label="ledger transactions per job",
+            value=ours["transactions"] / jobs,
+            unit="tx/job",
+        ),
+        Row(
+            figure=6,
+            label="ledger commits per second sustained",
+            value=ours["commits"] / ours["seconds"],
+            unit="commits/s",
+        ),
         # The ledger is not the bottleneck when it fits in the overhead figure 1 allows: a
         # quarter of the bare loop's time per job (0.8x its rate). What it takes from the event
         # loop is its CPU (the GIL), not its waits: those of claims are in a worker thread.
-        Row(figure=6, label=f"ledger CPU ms per job (heaviest: {heaviest})",
-            value=ledger_ms, unit="ms", baseline=base_ms, baseline_label="bare loop ms per job",
-            target="<= 0.25x baseline", met=ledger_ms <= 0.25 * base_ms),
-        Row(figure=6, label="ledger wall ms per job inside transactions",
-            value=1000 * ours["ledger_seconds"] / jobs, unit="ms"),
-        Row(figure=6, label="share of genbatch's CPU spent in ledger transactions",
-            value=ours["ledger_cpu"] / ours["cpu"], unit=""),
+        Row(
+            figure=6,
+            label=f"ledger CPU ms per job (heaviest: {heaviest})",
+            value=ledger_ms,
+            unit="ms",
+            baseline=base_ms,
+            baseline_label="bare loop ms per job",
+            target="<= 0.25x baseline",
+            met=ledger_ms <= 0.25 * base_ms,
+        ),
+        Row(
+            figure=6,
+            label="ledger wall ms per job inside transactions",
+            value=1000 * ours["ledger_seconds"] / jobs,
+            unit="ms",
+        ),
+        Row(
+            figure=6,
+            label="share of genbatch's CPU spent in ledger transactions",
+            value=ours["ledger_cpu"] / ours["cpu"],
+            unit="",
+        ),
     ]
 
 

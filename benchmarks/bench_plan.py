@@ -47,8 +47,11 @@ def prepare_worker(params: dict[str, Any]) -> dict[str, Any]:
     prepared = batch.prepare(manifest, ledger)
     synced = time.perf_counter()
     ledger.close()
-    return {"jobs": prepared.sync.new, "open_seconds": loaded - started,
-            "prepare_seconds": synced - loaded}
+    return {
+        "jobs": prepared.sync.new,
+        "open_seconds": loaded - started,
+        "prepare_seconds": synced - loaded,
+    }
 
 
 def run(quick: bool) -> list[Row]:
@@ -59,36 +62,84 @@ def run(quick: bool) -> list[Row]:
         manifest = str(write_grid_manifest(Path(tmp), side))
         params = {"manifest": manifest, "jobs": jobs, "ledger": str(Path(tmp) / "ledger.db")}
         expanded, expand_usage = run_worker("bench_plan.py", "expand", params)
-        _, plan_usage = run_child(["-m", "genbatch", "plan", manifest, "--sample", "0",
-                                   "--ledger", str(Path(tmp) / "absent.db")])
+        _, plan_usage = run_child(
+            [
+                "-m",
+                "genbatch",
+                "plan",
+                manifest,
+                "--sample",
+                "0",
+                "--ledger",
+                str(Path(tmp) / "absent.db"),
+            ]
+        )
         prepared, prepare_usage = run_worker("bench_plan.py", "prepare", params)
     if expanded["jobs"] != jobs or prepared["jobs"] != jobs:
         raise RuntimeError(f"expected {jobs} jobs, got {expanded['jobs']}/{prepared['jobs']}")
     return _rows(jobs, expand_usage, plan_usage, prepared, prepare_usage)
 
 
-def _rows(jobs: int, expand: Usage, plan: Usage, prepared: dict[str, Any],
-          prepare: Usage) -> list[Row]:
+def _rows(
+    jobs: int, expand: Usage, plan: Usage, prepared: dict[str, Any], prepare: Usage
+) -> list[Row]:
     seconds_target = SECONDS_TARGET
     what = f"{jobs:,} jobs"
     return [
-        Row(figure=3, label=f"genbatch plan, whole process ({what})", value=plan.wall, unit="s",
-            baseline=expand.wall, baseline_label="load + expand once",
-            target=f"< {seconds_target:g} s", met=plan.wall < seconds_target),
-        Row(figure=3, label="genbatch plan, peak memory", value=plan.peak_mb, unit="MB",
-            baseline=expand.peak_mb, baseline_label="load + expand once",
-            target=f"< {MEMORY_TARGET_MB:g} MB", met=plan.peak_mb < MEMORY_TARGET_MB),
-        Row(figure=3, label="load_manifest (jobs are validated by prepare)",
-            value=prepared["open_seconds"], unit="s"),
-        Row(figure=3, label="batch.prepare (validate + insert every job, one walk)",
-            value=prepared["prepare_seconds"], unit="s", baseline=expand.wall,
-            baseline_label="load + expand once", target=f"< {seconds_target:g} s",
-            met=prepared["prepare_seconds"] < seconds_target),
-        Row(figure=3, label="load_manifest + prepare, whole process", value=prepare.wall,
-            unit="s", baseline=expand.wall, baseline_label="load + expand once"),
-        Row(figure=3, label="load_manifest + prepare, peak memory", value=prepare.peak_mb,
-            unit="MB", baseline=expand.peak_mb, baseline_label="load + expand once",
-            target=f"< {MEMORY_TARGET_MB:g} MB", met=prepare.peak_mb < MEMORY_TARGET_MB),
+        Row(
+            figure=3,
+            label=f"genbatch plan, whole process ({what})",
+            value=plan.wall,
+            unit="s",
+            baseline=expand.wall,
+            baseline_label="load + expand once",
+            target=f"< {seconds_target:g} s",
+            met=plan.wall < seconds_target,
+        ),
+        Row(
+            figure=3,
+            label="genbatch plan, peak memory",
+            value=plan.peak_mb,
+            unit="MB",
+            baseline=expand.peak_mb,
+            baseline_label="load + expand once",
+            target=f"< {MEMORY_TARGET_MB:g} MB",
+            met=plan.peak_mb < MEMORY_TARGET_MB,
+        ),
+        Row(
+            figure=3,
+            label="load_manifest (jobs are validated by prepare)",
+            value=prepared["open_seconds"],
+            unit="s",
+        ),
+        Row(
+            figure=3,
+            label="batch.prepare (validate + insert every job, one walk)",
+            value=prepared["prepare_seconds"],
+            unit="s",
+            baseline=expand.wall,
+            baseline_label="load + expand once",
+            target=f"< {seconds_target:g} s",
+            met=prepared["prepare_seconds"] < seconds_target,
+        ),
+        Row(
+            figure=3,
+            label="load_manifest + prepare, whole process",
+            value=prepare.wall,
+            unit="s",
+            baseline=expand.wall,
+            baseline_label="load + expand once",
+        ),
+        Row(
+            figure=3,
+            label="load_manifest + prepare, peak memory",
+            value=prepare.peak_mb,
+            unit="MB",
+            baseline=expand.peak_mb,
+            baseline_label="load + expand once",
+            target=f"< {MEMORY_TARGET_MB:g} MB",
+            met=prepare.peak_mb < MEMORY_TARGET_MB,
+        ),
     ]
 
 

@@ -69,9 +69,23 @@ def _first_submission(manifest: Path, sim: SimProcess, ledger: Path) -> float:
     with tempfile.TemporaryFile("w+") as errors:
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-m", "genbatch", "run", str(manifest), "--json", "-c",
-             str(CONCURRENCY), "--poll-interval", "0.001"],
-            env=sim.env(ledger), stdout=subprocess.PIPE, stderr=errors, text=True)
+            [
+                sys.executable,
+                "-m",
+                "genbatch",
+                "run",
+                str(manifest),
+                "--json",
+                "-c",
+                str(CONCURRENCY),
+                "--poll-interval",
+                "0.001",
+            ],
+            env=sim.env(ledger),
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
         assert process.stdout is not None
         elapsed = None
         for line in process.stdout:
@@ -94,16 +108,33 @@ def _resume_rows(sizes: dict[str, Any], work: Path) -> list[Row]:
     big = write_manifest(work, jobs, name="resume")
     small = write_manifest(work, jobs // every, name="fresh")
     with SimProcess(time_scale=0.0, capacity=CONCURRENCY) as sim:
-        built, _ = run_worker("bench_resume.py", "build", {
-            "manifest": str(big), "jobs": jobs, "ledger": str(work / "resume.db"),
-            "every": every, "api_base": sim.base_url, "token": sim.token})
+        built, _ = run_worker(
+            "bench_resume.py",
+            "build",
+            {
+                "manifest": str(big),
+                "jobs": jobs,
+                "ledger": str(work / "resume.db"),
+                "every": every,
+                "api_base": sim.base_url,
+                "token": sim.token,
+            },
+        )
         fresh = _first_submission(small, sim, work / "fresh.db")
         resumed = _first_submission(big, sim, work / "resume.db")
     done = built["states"].get("done", 0)
-    return [Row(figure=4, label=f"run to first submission, {jobs:,} jobs, {done:,} done",
-                value=resumed, unit="s", baseline=fresh,
-                baseline_label=f"fresh run of {jobs // every:,} jobs",
-                target=f"< {RESUME_TARGET_SECONDS:g} s", met=resumed < RESUME_TARGET_SECONDS)]
+    return [
+        Row(
+            figure=4,
+            label=f"run to first submission, {jobs:,} jobs, {done:,} done",
+            value=resumed,
+            unit="s",
+            baseline=fresh,
+            baseline_label=f"fresh run of {jobs // every:,} jobs",
+            target=f"< {RESUME_TARGET_SECONDS:g} s",
+            met=resumed < RESUME_TARGET_SECONDS,
+        )
+    ]
 
 
 def _peak_memory(jobs: int, sim: SimProcess, work: Path) -> tuple[float, float]:
@@ -112,14 +143,28 @@ def _peak_memory(jobs: int, sim: SimProcess, work: Path) -> tuple[float, float]:
     with tempfile.TemporaryFile("w+") as errors:
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-m", "genbatch", "run", str(manifest), "--json", "-c",
-             str(CONCURRENCY), "--poll-interval", "0.001"],
-            env=sim.env(work / f"memory-{jobs}.db"), stdout=subprocess.DEVNULL, stderr=errors)
+            [
+                sys.executable,
+                "-m",
+                "genbatch",
+                "run",
+                str(manifest),
+                "--json",
+                "-c",
+                str(CONCURRENCY),
+                "--poll-interval",
+                "0.001",
+            ],
+            env=sim.env(work / f"memory-{jobs}.db"),
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
         usage = wait_measured(process, started)
         if process.returncode != 0:
             errors.seek(0)
-            raise RuntimeError(f"genbatch run of {jobs} jobs exited {process.returncode}: "
-                               f"{errors.read()[-3000:]}")
+            raise RuntimeError(
+                f"genbatch run of {jobs} jobs exited {process.returncode}: {errors.read()[-3000:]}"
+            )
     return usage.peak_mb, usage.wall
 
 
@@ -128,10 +173,18 @@ def _memory_rows(sizes: tuple[int, int], work: Path) -> list[Row]:
     with SimProcess(time_scale=0.0, capacity=CONCURRENCY) as sim:
         small_mb, _ = _peak_memory(small, sim, work)
         big_mb, big_wall = _peak_memory(big, sim, work)
-    return [Row(figure=5, label=f"peak memory of a {big:,}-job run ({big_wall:.0f} s)",
-                value=big_mb, unit="MB", baseline=small_mb,
-                baseline_label=f"{small:,}-job run", target="<= 1.5x baseline",
-                met=big_mb <= 1.5 * small_mb)]
+    return [
+        Row(
+            figure=5,
+            label=f"peak memory of a {big:,}-job run ({big_wall:.0f} s)",
+            value=big_mb,
+            unit="MB",
+            baseline=small_mb,
+            baseline_label=f"{small:,}-job run",
+            target="<= 1.5x baseline",
+            met=big_mb <= 1.5 * small_mb,
+        )
+    ]
 
 
 def run_resume(quick: bool) -> list[Row]:

@@ -62,8 +62,9 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_measured(process: subprocess.Popen[Any], started: float,
-                  timeout: float = CHILD_TIMEOUT) -> Usage:
+def wait_measured(
+    process: subprocess.Popen[Any], started: float, timeout: float = CHILD_TIMEOUT
+) -> Usage:
     """Reap ``process`` with ``wait4``: its own rusage, not the sum of every child's."""
     deadline = started + timeout
     while True:
@@ -77,16 +78,24 @@ def wait_measured(process: subprocess.Popen[Any], started: float,
         time.sleep(0.005)
     wall = time.monotonic() - started
     process.returncode = os.waitstatus_to_exitcode(status)
-    return Usage(wall=wall, cpu=usage.ru_utime + usage.ru_stime,
-                 peak_mb=usage.ru_maxrss / 1024)  # Linux reports kilobytes
+    return Usage(
+        wall=wall, cpu=usage.ru_utime + usage.ru_stime, peak_mb=usage.ru_maxrss / 1024
+    )  # Linux reports kilobytes
 
 
-def run_child(args: Sequence[str], *, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> tuple[str, Usage]:
+def run_child(
+    args: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[str, Usage]:
     """Run ``python ARGS`` to completion; its stdout and what it cost. Fails loudly."""
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, *args], env=env or child_env(), cwd=cwd,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        env=env or child_env(),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # The pipes are read after exit: every child here prints little.
     usage = wait_measured(process, started)
     assert process.stdout is not None and process.stderr is not None
@@ -126,7 +135,11 @@ class SimProcess:
     def __init__(self, **config: Any) -> None:
         self._process = subprocess.Popen(
             [sys.executable, str(BENCH_DIR / "simserver.py"), json.dumps(config)],
-            env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            env=child_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         hello = self._read()
         self.base_url: str = hello["base_url"]
         self.token: str = hello["token"]
@@ -166,14 +179,19 @@ class SimProcess:
 
     def env(self, ledger: Path) -> dict[str, str]:
         """The environment for ``genbatch run`` against this simulator and ``ledger``."""
-        return child_env(RUNCOMFY_API_BASE=self.base_url, RUNCOMFY_TOKEN=self.token,
-                         GENBATCH_LEDGER=str(ledger))
+        return child_env(
+            RUNCOMFY_API_BASE=self.base_url, RUNCOMFY_TOKEN=self.token, GENBATCH_LEDGER=str(ledger)
+        )
 
     def __enter__(self) -> SimProcess:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -190,8 +208,9 @@ def kling_body(index: int) -> dict[str, Any]:
     return {"prompt": prompt_text(index), "duration": 5, "generate_audio": False}
 
 
-def write_manifest(directory: Path, jobs: int, *, name: str = "bench",
-                   concurrency: int = 64) -> Path:
+def write_manifest(
+    directory: Path, jobs: int, *, name: str = "bench", concurrency: int = 64
+) -> Path:
     """A manifest of ``jobs`` Kling jobs, one prompt each from a prompt file, output in out/."""
     directory.mkdir(parents=True, exist_ok=True)
     prompts = directory / f"{name}-prompts.txt"
@@ -201,8 +220,9 @@ def write_manifest(directory: Path, jobs: int, *, name: str = "bench",
         f"model: {KLING}\nname: {name}\nconcurrency: {concurrency}\nmax_jobs: {max(jobs, 1)}\n"
         f"inputs: {{duration: 5, generate_audio: false}}\n"
         f"prompts: {{file: {prompts.name}}}\n"
-        f"output: {{dir: out-{name}, name: \"{{index:07d}}-{{key}}\"}}\n",
-        encoding="utf-8")
+        f'output: {{dir: out-{name}, name: "{{index:07d}}-{{key}}"}}\n',
+        encoding="utf-8",
+    )
     return path
 
 
@@ -214,10 +234,11 @@ def write_grid_manifest(directory: Path, side: int, *, name: str = "grid") -> Pa
     path.write_text(
         f"model: {KLING}\nname: {name}\nmax_jobs: {side * side}\n"
         f"inputs: {{duration: 5, generate_audio: false}}\n"
-        f"prompts: [\"a red fox, take {{a}} of scene {{b}}\"]\n"
+        f'prompts: ["a red fox, take {{a}} of scene {{b}}"]\n'
         f"grid:\n  a: [{axis}]\n  b: [{axis}]\n"
-        f"output: {{dir: out-{name}, name: \"{{index:07d}}\"}}\n",
-        encoding="utf-8")
+        f'output: {{dir: out-{name}, name: "{{index:07d}}"}}\n',
+        encoding="utf-8",
+    )
     return path
 
 

@@ -67,14 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen figures and print them; ``--json FILE`` also saves them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
-    parser.add_argument("--only", type=int, action="append", choices=sorted(FIGURES),
-                        help="run only this figure (repeatable; 6 comes with 1)")
+    parser.add_argument(
+        "--only",
+        type=int,
+        action="append",
+        choices=sorted(FIGURES),
+        help="run only this figure (repeatable; 6 comes with 1)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows here")
     args = parser.parse_args(argv)
     chosen = args.only or sorted(FIGURES)
-    print(f"genbatch benchmarks ({'quick' if args.quick else 'full'} sizes) on "
-          f"{platform.python_implementation()} {platform.python_version()}, "
-          f"{platform.machine()}", flush=True)
+    print(
+        f"genbatch benchmarks ({'quick' if args.quick else 'full'} sizes) on "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.machine()}",
+        flush=True,
+    )
     rows: list[Row] = []
     for number in chosen:
         title, bench = FIGURES[number]
@@ -86,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
         rows.extend(figure_rows)
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) | {"ratio": r.ratio} for r in rows],
-                                        indent=1), encoding="utf-8")
+        args.json.write_text(
+            json.dumps([asdict(r) | {"ratio": r.ratio} for r in rows], indent=1), encoding="utf-8"
+        )
     return 0
 
 

@@ -39,8 +39,9 @@ from common import KLING, Row, SimProcess, write_manifest  # benchmarks/ is on t
 from genbatch.ledger import Ledger, resolve_location
 
 FIGURE = 7
-POSTGRES_URL = os.environ.get("GENBATCH_TEST_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "GENBATCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 GENERATION_SECONDS = 4.0
 """Every clip takes exactly this long (simulated): generation time dominates, and the machine's
 CPU (shared by the workers and the simulator) stays far from busy."""
@@ -69,14 +70,22 @@ class Scenario:
     duplicates: int
 
 
-def measure(workers: int, *, jobs: int, run_limit: int,
-            generation: float = GENERATION_SECONDS) -> Scenario:
+def measure(
+    workers: int, *, jobs: int, run_limit: int, generation: float = GENERATION_SECONDS
+) -> Scenario:
     """Run ``jobs`` jobs of ``generation`` seconds each with ``workers`` worker processes and a
     run-wide limit."""
-    config = {"time_scale": generation / 240.0, "capacity": 256, "seed": 5,
-              "durations": {KLING: [240.0, 0.0]}}
-    with tempfile.TemporaryDirectory(prefix="genbatch-scale-") as tmp, \
-            _schema() as ledger_url, SimProcess(**config) as sim:
+    config = {
+        "time_scale": generation / 240.0,
+        "capacity": 256,
+        "seed": 5,
+        "durations": {KLING: [240.0, 0.0]},
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="genbatch-scale-") as tmp,
+        _schema() as ledger_url,
+        SimProcess(**config) as sim,
+    ):
         manifest = write_manifest(Path(tmp), jobs, name="scale", concurrency=run_limit)
         env = sim.env(ledger_url)  # type: ignore[arg-type]  # a URL is a ledger too
         started = time.monotonic()
@@ -88,17 +97,38 @@ def measure(workers: int, *, jobs: int, run_limit: int,
         wall = time.monotonic() - started
         stats = sim.ask("stats")
         window = _active_window(ledger_url)
-    return Scenario(workers=workers, run_limit=run_limit, jobs=jobs,
-                    per_minute=jobs / window * 60.0, wall=wall,
-                    peak_active=int(stats["peak_active"]), submissions=int(stats["submissions"]),
-                    duplicates=int(stats["duplicate_submissions"]))
+    return Scenario(
+        workers=workers,
+        run_limit=run_limit,
+        jobs=jobs,
+        per_minute=jobs / window * 60.0,
+        wall=wall,
+        peak_active=int(stats["peak_active"]),
+        submissions=int(stats["submissions"]),
+        duplicates=int(stats["duplicate_submissions"]),
+    )
 
 
 def _start_worker(manifest: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "genbatch", "run", str(manifest), "-c", str(PER_WORKER),
-         "--poll-interval", "0.05", "--json"],
-        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "genbatch",
+            "run",
+            str(manifest),
+            "-c",
+            str(PER_WORKER),
+            "--poll-interval",
+            "0.05",
+            "--json",
+        ],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _active_window(ledger_url: str) -> float:
@@ -138,10 +168,10 @@ def scenarios(quick: bool) -> list[Scenario]:
     per_worker = 4 if quick else JOBS_PER_WORKER
     generation = 0.5 if quick else GENERATION_SECONDS
     high = PER_WORKER * 4 * 4
-    found = [measure(n, jobs=per_worker * n, run_limit=high, generation=generation)
-             for n in (1, 2, 4)]
-    found.append(measure(4, jobs=per_worker * 2, run_limit=LOW_RUN_LIMIT,
-                         generation=generation))
+    found = [
+        measure(n, jobs=per_worker * n, run_limit=high, generation=generation) for n in (1, 2, 4)
+    ]
+    found.append(measure(4, jobs=per_worker * 2, run_limit=LOW_RUN_LIMIT, generation=generation))
     return found
 
 
@@ -151,23 +181,52 @@ def rows(found: list[Scenario], quick: bool) -> list[Row]:
     result = []
     for scenario in found[:3]:
         speedup_target = scenario.workers == 4
-        result.append(Row(
-            figure=FIGURE, label=f"{scenario.workers} worker(s) x -c {PER_WORKER}, run-wide "
-            f"limit {scenario.run_limit}: jobs/min", value=scenario.per_minute, unit="jobs/min",
-            baseline=None if scenario.workers == 1 else one, baseline_label="1 worker",
-            target=f">= {TARGET_SPEEDUP} x one worker" if speedup_target else "",
-            met=(scenario.per_minute >= TARGET_SPEEDUP * one) if speedup_target else None))
+        result.append(
+            Row(
+                figure=FIGURE,
+                label=f"{scenario.workers} worker(s) x -c {PER_WORKER}, run-wide "
+                f"limit {scenario.run_limit}: jobs/min",
+                value=scenario.per_minute,
+                unit="jobs/min",
+                baseline=None if scenario.workers == 1 else one,
+                baseline_label="1 worker",
+                target=f">= {TARGET_SPEEDUP} x one worker" if speedup_target else "",
+                met=(scenario.per_minute >= TARGET_SPEEDUP * one) if speedup_target else None,
+            )
+        )
     low = found[3]
-    result.append(Row(
-        figure=FIGURE, label=f"4 workers x -c {PER_WORKER}, run-wide limit {low.run_limit}: "
-        "peak requests in flight", value=low.peak_active, unit="requests",
-        target=f"<= {low.run_limit}", met=low.peak_active <= low.run_limit))
-    result.append(Row(
-        figure=FIGURE, label=f"4 workers, run-wide limit {low.run_limit}: jobs/min",
-        value=low.per_minute, unit="jobs/min", baseline=one, baseline_label="1 worker"))
+    result.append(
+        Row(
+            figure=FIGURE,
+            label=f"4 workers x -c {PER_WORKER}, run-wide limit {low.run_limit}: "
+            "peak requests in flight",
+            value=low.peak_active,
+            unit="requests",
+            target=f"<= {low.run_limit}",
+            met=low.peak_active <= low.run_limit,
+        )
+    )
+    result.append(
+        Row(
+            figure=FIGURE,
+            label=f"4 workers, run-wide limit {low.run_limit}: jobs/min",
+            value=low.per_minute,
+            unit="jobs/min",
+            baseline=one,
+            baseline_label="1 worker",
+        )
+    )
     duplicates = sum(s.duplicates for s in found)
-    result.append(Row(figure=FIGURE, label="jobs submitted twice, every scenario",
-                      value=duplicates, unit="", target="0", met=duplicates == 0))
+    result.append(
+        Row(
+            figure=FIGURE,
+            label="jobs submitted twice, every scenario",
+            value=duplicates,
+            unit="",
+            target="0",
+            met=duplicates == 0,
+        )
+    )
     return result
 
 
@@ -183,16 +242,21 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the scenarios as JSON")
     args = parser.parse_args()
     found = scenarios(args.quick)
-    print(f"{'workers':>7} {'run limit':>9} {'jobs':>5} {'jobs/min':>9} {'speed-up':>8} "
-          f"{'wall s':>7} {'peak':>5} {'subs':>5} {'dups':>4}")
+    print(
+        f"{'workers':>7} {'run limit':>9} {'jobs':>5} {'jobs/min':>9} {'speed-up':>8} "
+        f"{'wall s':>7} {'peak':>5} {'subs':>5} {'dups':>4}"
+    )
     for s in found:
-        print(f"{s.workers:>7} {s.run_limit:>9} {s.jobs:>5} {s.per_minute:>9.1f} "
-              f"{s.per_minute / found[0].per_minute:>8.2f} {s.wall:>7.1f} {s.peak_active:>5} "
-              f"{s.submissions:>5} {s.duplicates:>4}")
+        print(
+            f"{s.workers:>7} {s.run_limit:>9} {s.jobs:>5} {s.per_minute:>9.1f} "
+            f"{s.per_minute / found[0].per_minute:>8.2f} {s.wall:>7.1f} {s.peak_active:>5} "
+            f"{s.submissions:>5} {s.duplicates:>4}"
+        )
     for row in rows(found, args.quick):
         if row.met is not None:
-            verdict = "not judged at --quick sizes" if args.quick else \
-                ("met" if row.met else "MISSED")
+            verdict = (
+                "not judged at --quick sizes" if args.quick else ("met" if row.met else "MISSED")
+            )
             print(f"{row.label}: {row.value:.2f} [{verdict}: {row.target}]")
     if args.json:
         print(json.dumps([asdict(s) for s in found], indent=2))

@@ -26,10 +26,14 @@ def _epoch(when: datetime | None) -> float | None:
 
 
 def _record(info: RequestInfo) -> dict[str, Any]:
-    return {"request_id": info.request_id, "status": info.status,
-            "generation_seconds": info.generation_seconds,
-            "created_at": _epoch(info.created_at), "started_at": _epoch(info.started_at),
-            "finished_at": _epoch(info.finished_at)}
+    return {
+        "request_id": info.request_id,
+        "status": info.status,
+        "generation_seconds": info.generation_seconds,
+        "created_at": _epoch(info.created_at),
+        "started_at": _epoch(info.started_at),
+        "finished_at": _epoch(info.finished_at),
+    }
 
 
 def _answer(simulator: Simulator, command: str) -> Any:
@@ -43,16 +47,18 @@ def _answer(simulator: Simulator, command: str) -> Any:
 def _config(text: str) -> SimulatorConfig:
     fields: dict[str, Any] = json.loads(text) if text else {}
     durations = fields.pop("durations", {})
-    return SimulatorConfig(durations={model: (float(median), float(sigma))
-                                      for model, (median, sigma) in durations.items()},
-                           **fields)
+    return SimulatorConfig(
+        durations={
+            model: (float(median), float(sigma)) for model, (median, sigma) in durations.items()
+        },
+        **fields,
+    )
 
 
 def main(argv: list[str]) -> None:
     """Serve until ``quit`` or the end of stdin."""
     with Simulator(_config(argv[1] if len(argv) > 1 else "")) as simulator:
-        print(json.dumps({"base_url": simulator.base_url, "token": simulator.token}),
-              flush=True)
+        print(json.dumps({"base_url": simulator.base_url, "token": simulator.token}), flush=True)
         for line in sys.stdin:
             command = line.strip()
             if command == "quit":

@@ -24,13 +24,15 @@ from genbatch.states import JobState
 KLING = "kling/kling-2-6/pro/text-to-video"
 
 
-def kling_manifest(directory: Path, jobs: int, *, name: str = "sweep.yaml",
-                   extra: str = "", prefix: str = "clip") -> Path:
+def kling_manifest(
+    directory: Path, jobs: int, *, name: str = "sweep.yaml", extra: str = "", prefix: str = "clip"
+) -> Path:
     """A manifest of ``jobs`` distinct Kling jobs (one prompt per job) writing to ``out/``."""
     prompts = "\n".join(f'  - "{prefix} number {i}"' for i in range(jobs))
     path = directory / name
-    path.write_text(f"model: {KLING}\nprompts:\n{prompts}\noutput:\n  dir: out\n{extra}",
-                    encoding="utf-8")
+    path.write_text(
+        f"model: {KLING}\nprompts:\n{prompts}\noutput:\n  dir: out\n{extra}", encoding="utf-8"
+    )
     return path
 
 
@@ -42,24 +44,42 @@ def run_args(manifest: Path, *extra: str) -> list[str]:
 def cli_env(simulator: Simulator, ledger: Path, **extra: str) -> dict[str, str]:
     """Environment for a CLI run against ``simulator`` with ``ledger``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNCOMFY_", "GENBATCH_"))}
-    env.update(RUNCOMFY_API_BASE=simulator.base_url, RUNCOMFY_TOKEN=simulator.token,
-               GENBATCH_LEDGER=str(ledger), NO_COLOR="1", COLUMNS="200")
+    env.update(
+        RUNCOMFY_API_BASE=simulator.base_url,
+        RUNCOMFY_TOKEN=simulator.token,
+        GENBATCH_LEDGER=str(ledger),
+        NO_COLOR="1",
+        COLUMNS="200",
+    )
     env.update(extra)
     return env
 
 
-def genbatch(args: Sequence[str], *, env: dict[str, str], cwd: Path,
-             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def genbatch(
+    args: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``genbatch ARGS`` to completion."""
-    return subprocess.run([sys.executable, "-m", "genbatch", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "genbatch", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def start_genbatch(args: Sequence[str], *, env: dict[str, str], cwd: Path
-                   ) -> subprocess.Popen[str]:
+def start_genbatch(args: Sequence[str], *, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     """Start ``genbatch ARGS`` in the background."""
-    return subprocess.Popen([sys.executable, "-m", "genbatch", *args], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "genbatch", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def status_json(env: dict[str, str], cwd: Path) -> dict[str, Any]:
@@ -90,8 +110,13 @@ def status(env: dict[str, str], cwd: Path) -> dict[str, Any]:
         ledger.close()
 
 
-def wait_until(condition: Callable[[], bool], *, timeout: float = 30.0,
-               interval: float = 0.05, what: str = "condition") -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> None:
     """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -101,8 +126,9 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 30.0,
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def kill(process: subprocess.Popen[str], sig: int = signal.SIGKILL, timeout: float = 30
-         ) -> tuple[int, str, str]:
+def kill(
+    process: subprocess.Popen[str], sig: int = signal.SIGKILL, timeout: float = 30
+) -> tuple[int, str, str]:
     """Send ``sig`` and collect the exit code and output."""
     process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=timeout)
@@ -120,5 +146,8 @@ SIDE_FILES = frozenset({"metadata.jsonl", "gallery.html"})
 
 def output_files(directory: Path) -> list[Path]:
     """Visible output files of an output directory (no .part leftovers, no metadata), sorted."""
-    return sorted(p for p in directory.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.name not in SIDE_FILES)
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name not in SIDE_FILES
+    )

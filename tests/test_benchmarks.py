@@ -16,8 +16,13 @@ RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 def test_every_single_machine_benchmark_runs_at_quick_sizes(tmp_path: Path) -> None:
     saved = tmp_path / "rows.json"
     figures = [arg for n in (1, 2, 3, 4, 5) for arg in ("--only", str(n))]
-    done = subprocess.run([sys.executable, str(RUN), "--quick", *figures, "--json", str(saved)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--quick", *figures, "--json", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(saved.read_text(encoding="utf-8"))
     assert {row["figure"] for row in rows} == {1, 2, 3, 4, 5, 6}
@@ -26,8 +31,13 @@ def test_every_single_machine_benchmark_runs_at_quick_sizes(tmp_path: Path) -> N
 
 
 def test_one_figure_can_be_run_alone(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(RUN), "--quick", "--only", "3"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--only", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "3. genbatch plan" in done.stdout
     assert "\n1:" not in done.stdout
@@ -35,8 +45,13 @@ def test_one_figure_can_be_run_alone(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_the_scale_out_benchmark_runs_at_quick_sizes(postgres_server: str) -> None:
-    done = subprocess.run([sys.executable, str(RUN), "--quick", "--only", "7"],
-                          capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ, "GENBATCH_TEST_POSTGRES_URL": postgres_server})
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--only", "7"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "GENBATCH_TEST_POSTGRES_URL": postgres_server},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "7:" in done.stdout

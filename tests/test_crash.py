@@ -43,8 +43,9 @@ def assert_complete_and_verified(sim: Simulator, out: Path, jobs: int) -> None:
     assert not [p for p in out.iterdir() if p.name.endswith(".part")]
 
 
-def test_killed_while_waiting_to_submit_resumes_without_duplicates(tmp_path: Path,
-                                                                   sim: Simulator) -> None:
+def test_killed_while_waiting_to_submit_resumes_without_duplicates(
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 4)
     sim.inject(route="submit", fault="rate_limit", count=1, retry_after=60)
@@ -63,7 +64,8 @@ def test_killed_while_waiting_to_submit_resumes_without_duplicates(tmp_path: Pat
 
 
 def test_killed_between_submit_and_record_the_job_is_unknown_not_resubmitted(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 3)
     # The server creates the request, then holds its answer: the client is killed meanwhile.
@@ -89,9 +91,14 @@ def test_killed_while_polling_reattaches_to_every_request(tmp_path: Path) -> Non
         process = start_genbatch(run_args(manifest), env=env, cwd=tmp_path)
         # Polling, not submitting: every answer recorded (a kill before that is the
         # between-submit-and-record case, tested above), and polls under way.
-        wait_until(lambda: sim.stats.submissions == 5 and sim.stats.calls["result"] > 5
-                   and status(env, tmp_path)["counts"]["submitting"] == 0,
-                   what="every job to be submitted, recorded and polled")
+        wait_until(
+            lambda: (
+                sim.stats.submissions == 5
+                and sim.stats.calls["result"] > 5
+                and status(env, tmp_path)["counts"]["submitting"] == 0
+            ),
+            what="every job to be submitted, recorded and polled",
+        )
 
         kill(process)
         assert status(env, tmp_path)["counts"]["done"] < 5
@@ -108,12 +115,20 @@ def test_killed_mid_download_fetches_again_and_verifies(tmp_path: Path, sim: Sim
     manifest = kling_manifest(tmp_path, 2)
     sim.inject(route="file", fault="slow", count=1, delay=30)
     process = start_genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)
-    wait_until(lambda: any(p.name.endswith(".part") for p in (tmp_path / "out").glob(".*"))
-               if (tmp_path / "out").exists() else False, what="a partial download")
+    wait_until(
+        lambda: (
+            any(p.name.endswith(".part") for p in (tmp_path / "out").glob(".*"))
+            if (tmp_path / "out").exists()
+            else False
+        ),
+        what="a partial download",
+    )
     # The first job's slot is free once its download starts, so the second may be mid-submit
     # (a kill then rightly leaves it `unknown`): kill once its answer is recorded.
-    wait_until(lambda: status(env, tmp_path)["counts"]["submitting"] == 0,
-               what="the second submit's answer recorded")
+    wait_until(
+        lambda: status(env, tmp_path)["counts"]["submitting"] == 0,
+        what="the second submit's answer recorded",
+    )
 
     kill(process)
     assert status(env, tmp_path)["counts"]["fetching"] >= 1
@@ -125,7 +140,8 @@ def test_killed_mid_download_fetches_again_and_verifies(tmp_path: Path, sim: Sim
 
 
 def test_sigint_records_what_is_in_flight_exits_130_and_never_duplicates(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 4)
     sim.inject(route="submit", fault="slow", count=1, delay=1.0)
@@ -158,8 +174,7 @@ def test_sigterm_is_an_interruption_like_ctrl_c(tmp_path: Path) -> None:
         assert sim.stats.submissions == 3
 
 
-def test_a_second_run_on_the_same_ledger_is_refused_while_the_first_runs(
-        tmp_path: Path) -> None:
+def test_a_second_run_on_the_same_ledger_is_refused_while_the_first_runs(tmp_path: Path) -> None:
     with Simulator(SimulatorConfig(time_scale=0.02, seed=14)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, 2)

@@ -21,7 +21,8 @@ from support import cli_env, genbatch, kling_manifest, run_args
 
 
 def test_the_live_display_shows_progress_counts_in_flight_spend_and_problems(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=120, color_system=None)
     manifest = kling_manifest(tmp_path, 4)
@@ -31,10 +32,12 @@ def test_the_live_display_shows_progress_counts_in_flight_spend_and_problems(
         monkeypatch.setenv("RUNCOMFY_API_BASE", sim.base_url)
         monkeypatch.setenv("RUNCOMFY_TOKEN", sim.token)
         with LiveDisplay(counts, console=console) as display:
-            summary = run_manifest(manifest, ledger=str(tmp_path / "ledger.db"),
-                                   options=RunOptions(handle_signals=False,
-                                                      gauge_interval=0.01),
-                                   events=display)
+            summary = run_manifest(
+                manifest,
+                ledger=str(tmp_path / "ledger.db"),
+                options=RunOptions(handle_signals=False, gauge_interval=0.01),
+                events=display,
+            )
 
     shown = screen.getvalue()
     assert summary.counts[JobState.DONE] == 3
@@ -47,8 +50,11 @@ def test_the_live_display_shows_progress_counts_in_flight_spend_and_problems(
 def test_json_events_carry_job_states_and_the_runs_vital_signs(tmp_path: Path) -> None:
     with Simulator(SimulatorConfig(time_scale=0.01, seed=52)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
-        done = genbatch(["run", str(kling_manifest(tmp_path, 3)), "--json",
-                         "--poll-interval", "0.02"], env=env, cwd=tmp_path)
+        done = genbatch(
+            ["run", str(kling_manifest(tmp_path, 3)), "--json", "--poll-interval", "0.02"],
+            env=env,
+            cwd=tmp_path,
+        )
 
     events = [json.loads(line) for line in done.stdout.splitlines()]
     gauges = [e for e in events if e["event"] == "gauge"]
@@ -56,9 +62,10 @@ def test_json_events_carry_job_states_and_the_runs_vital_signs(tmp_path: Path) -
     assert all(0 <= g["in_flight"] <= g["limit"] <= g["max_limit"] for g in gauges)
     assert gauges[-1]["spent_usd"] > 0
     jobs = [e for e in events if e["event"] == "job"]
-    assert {(e["previous"], e["state"]) for e in jobs} >= {("pending", "submitting"),
-                                                           ("fetching", "done")}
-
+    assert {(e["previous"], e["state"]) for e in jobs} >= {
+        ("pending", "submitting"),
+        ("fetching", "done"),
+    }
 
 
 def test_a_run_with_nothing_left_to_do_reports_nothing_in_flight(tmp_path: Path) -> None:
@@ -66,18 +73,21 @@ def test_a_run_with_nothing_left_to_do_reports_nothing_in_flight(tmp_path: Path)
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, 2)
         assert genbatch(run_args(manifest), env=env, cwd=tmp_path).returncode == 0
-        again = genbatch(["run", str(manifest), "--json"],
-                         env=env, cwd=tmp_path)
+        again = genbatch(["run", str(manifest), "--json"], env=env, cwd=tmp_path)
 
     gauges = [e for e in map(json.loads, again.stdout.splitlines()) if e["event"] == "gauge"]
     assert gauges
     assert {g["in_flight"] for g in gauges} == {0}
 
+
 def test_the_line_log_is_used_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     with Simulator(SimulatorConfig(time_scale=0.0005, seed=53)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
-        done = genbatch(["run", str(kling_manifest(tmp_path, 2)), "--poll-interval", "0.01"],
-                        env=env, cwd=tmp_path)
+        done = genbatch(
+            ["run", str(kling_manifest(tmp_path, 2)), "--poll-interval", "0.01"],
+            env=env,
+            cwd=tmp_path,
+        )
 
     lines = done.stderr.splitlines()
     assert sum(" done " in line for line in lines) == 2

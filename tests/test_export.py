@@ -42,8 +42,7 @@ def sim() -> Simulator:
         yield simulator
 
 
-def test_a_run_writes_metadata_jsonl_with_one_row_per_file(tmp_path: Path, sim: Simulator
-                                                           ) -> None:
+def test_a_run_writes_metadata_jsonl_with_one_row_per_file(tmp_path: Path, sim: Simulator) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 3, extra="grid:\n  aspect_ratio: ['16:9', '1:1']\n")
 
@@ -73,7 +72,8 @@ def test_a_run_writes_metadata_jsonl_with_one_row_per_file(tmp_path: Path, sim: 
 
 
 def test_metadata_is_regenerated_never_duplicated_and_drops_deleted_files(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 2)
     genbatch(run_args(manifest), env=env, cwd=tmp_path)
@@ -93,15 +93,17 @@ def test_metadata_is_regenerated_never_duplicated_and_drops_deleted_files(
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_export_writes_jsonl_to_stdout_and_csv_to_a_private_file(tmp_path: Path,
-                                                                  sim: Simulator) -> None:
+def test_export_writes_jsonl_to_stdout_and_csv_to_a_private_file(
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 2)
     genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
     jsonl = genbatch(["export", str(manifest)], env=env, cwd=tmp_path)
-    done_csv = genbatch(["export", "--format", "csv", "--output", "x/all.csv"], env=env,
-                        cwd=tmp_path)
+    done_csv = genbatch(
+        ["export", "--format", "csv", "--output", "x/all.csv"], env=env, cwd=tmp_path
+    )
 
     assert jsonl.returncode == 0, jsonl.stderr
     rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
@@ -118,8 +120,9 @@ def test_export_writes_jsonl_to_stdout_and_csv_to_a_private_file(tmp_path: Path,
     assert table[0]["error"] == ""
 
 
-def test_export_all_states_adds_failed_jobs_with_their_error(tmp_path: Path, sim: Simulator
-                                                             ) -> None:
+def test_export_all_states_adds_failed_jobs_with_their_error(
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 1)
     first = genbatch(run_args(manifest), env=env, cwd=tmp_path)
@@ -129,8 +132,10 @@ def test_export_all_states_adds_failed_jobs_with_their_error(tmp_path: Path, sim
         genbatch(run_args(manifest), env=cli_env(failing, tmp_path / "ledger.db"), cwd=tmp_path)
 
     only_done = genbatch(["export"], env=env, cwd=tmp_path).stdout.splitlines()
-    every = [json.loads(line) for line in
-             genbatch(["export", "--all-states"], env=env, cwd=tmp_path).stdout.splitlines()]
+    every = [
+        json.loads(line)
+        for line in genbatch(["export", "--all-states"], env=env, cwd=tmp_path).stdout.splitlines()
+    ]
 
     assert len(only_done) == 1
     failed = [r for r in every if r["state"] == "failed"]
@@ -140,8 +145,9 @@ def test_export_all_states_adds_failed_jobs_with_their_error(tmp_path: Path, sim
     assert failed[0]["request_id"]
 
 
-def test_export_of_a_manifest_without_a_run_is_a_one_line_usage_error(tmp_path: Path,
-                                                                       sim: Simulator) -> None:
+def test_export_of_a_manifest_without_a_run_is_a_one_line_usage_error(
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     done = genbatch(["export", str(kling_manifest(tmp_path, 1))], env=env, cwd=tmp_path)
 
@@ -151,7 +157,8 @@ def test_export_of_a_manifest_without_a_run_is_a_one_line_usage_error(tmp_path: 
 
 
 def test_the_python_api_writes_metadata_and_reads_jobs_with_outputs_in_one_call(
-        tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RUNCOMFY_TOKEN", sim.token)
     manifest = kling_manifest(tmp_path, 3)
     ledger_path = tmp_path / "ledger.db"
@@ -190,7 +197,8 @@ def test_metadata_loads_with_pandas_when_installed(tmp_path: Path, sim: Simulato
 
 
 def test_when_two_runs_write_the_same_file_name_metadata_describes_the_file_on_disk(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     same_name = '  name: "clip-{index}"\n'
     first = kling_manifest(tmp_path, 2, name="first.yaml", prefix="dawn", extra=same_name)

@@ -43,26 +43,35 @@ def attempts_of(ledger_path: Path, run: str) -> list[list[str]]:
 
 
 def test_a_failed_generation_is_retried_up_to_max_attempts_each_attempt_recorded(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 2, extra="max_attempts: 2\n")
-    sim.inject(route="submit", fault="fail", count=1,
-               error={"code": "nsfw", "message": "content policy"})
+    sim.inject(
+        route="submit", fault="fail", count=1, error={"code": "nsfw", "message": "content policy"}
+    )
 
     done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert sorted(attempts_of(tmp_path / "ledger.db", "sweep")) == [
-        ["failed", "succeeded"], ["succeeded"]]
+        ["failed", "succeeded"],
+        ["succeeded"],
+    ]
     assert sim.stats.submissions == 3
 
 
 def test_a_generation_failing_every_attempt_ends_failed_with_the_servers_error(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 1, extra="max_attempts: 2\n")
-    sim.inject(route="submit", fault="fail", count=2,
-               error=[{"errorCode": "E42", "error": "the model crashed", "debugInfo": "x"}])
+    sim.inject(
+        route="submit",
+        fault="fail",
+        count=2,
+        error=[{"errorCode": "E42", "error": "the model crashed", "debugInfo": "x"}],
+    )
 
     done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
@@ -76,8 +85,7 @@ def test_jobs_failing_the_same_way_stop_the_run_early(tmp_path: Path) -> None:
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, 30)
 
-        done = genbatch(run_args(manifest, "-c", "1", "--max-failures", "3"), env=env,
-                        cwd=tmp_path)
+        done = genbatch(run_args(manifest, "-c", "1", "--max-failures", "3"), env=env, cwd=tmp_path)
 
         assert done.returncode == 1
         assert "3 jobs in a row failed the same way" in done.stderr
@@ -88,8 +96,11 @@ def test_jobs_failing_the_same_way_stop_the_run_early(tmp_path: Path) -> None:
 def test_a_failure_percentage_stops_the_run_too(tmp_path: Path) -> None:
     with Simulator(SimulatorConfig(time_scale=FAST, fail_rate=0.9, seed=23)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
-        done = genbatch(run_args(kling_manifest(tmp_path, 60), "-c", "2", "--max-failures",
-                                 "50%"), env=env, cwd=tmp_path)
+        done = genbatch(
+            run_args(kling_manifest(tmp_path, 60), "-c", "2", "--max-failures", "50%"),
+            env=env,
+            cwd=tmp_path,
+        )
 
         assert done.returncode == 1
         assert "of the last 20 jobs failed" in done.stderr
@@ -97,7 +108,8 @@ def test_a_failure_percentage_stops_the_run_too(tmp_path: Path) -> None:
 
 
 def test_lost_answers_in_a_row_stop_submitting_instead_of_piling_up_unknown_jobs(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     sim.inject(route="submit", fault="lost_answer", count=10)
 
@@ -110,7 +122,8 @@ def test_lost_answers_in_a_row_stop_submitting_instead_of_piling_up_unknown_jobs
 
 
 def test_a_malformed_submit_answer_is_ambiguous_and_a_malformed_poll_is_retried(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     sim.inject(route="submit", fault="malformed", count=1)
     sim.inject(route="result", fault="malformed", count=3)
@@ -124,7 +137,8 @@ def test_a_malformed_submit_answer_is_ambiguous_and_a_malformed_poll_is_retried(
 
 
 def test_html_error_pages_and_429s_without_retry_after_are_waited_out(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     for fault in ("bad_gateway", "unavailable", "rate_limit_bare", "server_error"):
         sim.inject(route="result", fault=fault, count=2)
@@ -137,15 +151,17 @@ def test_html_error_pages_and_429s_without_retry_after_are_waited_out(
 
 
 def test_retry_reruns_only_the_failed_jobs_and_keeps_the_successes(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 4)
     sim.inject(route="submit", fault="fail", count=1)
     first = genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)
     assert first.returncode == 1
 
-    again = genbatch(["retry", str(manifest), "--failed", "--poll-interval", "0.01"],
-                     env=env, cwd=tmp_path)
+    again = genbatch(
+        ["retry", str(manifest), "--failed", "--poll-interval", "0.01"], env=env, cwd=tmp_path
+    )
 
     assert again.returncode == 0, again.stderr
     assert "1 job(s) to run again" in again.stderr
@@ -154,7 +170,8 @@ def test_retry_reruns_only_the_failed_jobs_and_keeps_the_successes(
 
 
 def test_cancel_cancels_queued_requests_reports_running_ones_and_stops_the_run(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     # Capacity 1 and long generations: one job runs, the others wait in the remote queue.
     with Simulator(SimulatorConfig(time_scale=0.1, capacity=1, seed=25)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
@@ -179,8 +196,7 @@ def test_a_running_process_stops_submitting_when_cancel_is_requested(tmp_path: P
     with Simulator(SimulatorConfig(time_scale=0.01, capacity=2, seed=26)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, 20)
-        runner = start_genbatch(run_args(manifest, "-c", "2", "--json"), env=env,
-                                cwd=tmp_path)
+        runner = start_genbatch(run_args(manifest, "-c", "2", "--json"), env=env, cwd=tmp_path)
         wait_until(lambda: sim.stats.submissions >= 2, what="the run to start")
 
         genbatch(["cancel", str(manifest)], env=env, cwd=tmp_path)

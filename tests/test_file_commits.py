@@ -19,8 +19,7 @@ def _part(directory: Path, name: str, data: bytes) -> tuple[int, Path]:
     return fd, part
 
 
-def test_files_written_together_are_all_moved_into_place_with_their_bytes(
-        tmp_path: Path) -> None:
+def test_files_written_together_are_all_moved_into_place_with_their_bytes(tmp_path: Path) -> None:
     committer = FileCommitter()
     outcomes: dict[str, str] = {}
 

@@ -117,14 +117,22 @@ def test_template_fields_are_listed_in_order() -> None:
     assert compile_file_name_template("{b}-{a}-{b}").fields == ("b", "a")
 
 
-_VALUES = st.one_of(st.text(max_size=30), st.integers(), st.booleans(),
-                    st.sampled_from(["CON", "nul", "Lpt1", "aux.txt", "a" * 130, "x..y", " e "]))
+_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.integers(),
+    st.booleans(),
+    st.sampled_from(["CON", "nul", "Lpt1", "aux.txt", "a" * 130, "x..y", " e "]),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["{a}", "{a}-{b:>5}", "{a:05d}", "x{b}{a}", "{{{a}}}", "{a!r}-{b}",
-                        "{a:.3}", "CO{a}"]),
-       _VALUES, _VALUES)
+@given(
+    st.sampled_from(
+        ["{a}", "{a}-{b:>5}", "{a:05d}", "x{b}{a}", "{{{a}}}", "{a!r}-{b}", "{a:.3}", "CO{a}"]
+    ),
+    _VALUES,
+    _VALUES,
+)
 def test_render_fields_gives_what_render_gives(text: str, a: object, b: object) -> None:
     template = compile_file_name_template(text)
     values = {"a": a, "b": b}

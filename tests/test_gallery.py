@@ -23,7 +23,7 @@ from support import KLING, cli_env, genbatch
 
 FAST = 0.0005
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
-HOSTILE = "<script>alert(1)</script> \"quoted\" & <img src=x onerror=alert(2)>"
+HOSTILE = '<script>alert(1)</script> "quoted" & <img src=x onerror=alert(2)>'
 
 
 def chromium() -> str:
@@ -34,17 +34,31 @@ def chromium() -> str:
             return found
     if os.environ.get("GENBATCH_REQUIRE_BROWSER") == "1":
         pytest.fail("GENBATCH_REQUIRE_BROWSER=1 but no Chromium found (apt-get install chromium)")
-    pytest.skip("no Chromium on PATH (apt-get install chromium); set GENBATCH_REQUIRE_BROWSER=1 "
-                "to make this mandatory")
+    pytest.skip(
+        "no Chromium on PATH (apt-get install chromium); set GENBATCH_REQUIRE_BROWSER=1 "
+        "to make this mandatory"
+    )
 
 
 def browse(page: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """Open ``page`` in headless Chromium, letting its script and media load first."""
-    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-               "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
-               "--window-size=1280,1000", *extra, page.as_uri()]
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        "--window-size=1280,1000",
+        *extra,
+        page.as_uri(),
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -54,19 +68,23 @@ def body_attributes(dom: str) -> dict[str, str]:
     return dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
 
 
-def manifest(directory: Path, prompts: list[str], *, name: str = "sweep",
-             model: str = KLING, extra: str = "") -> Path:
+def manifest(
+    directory: Path, prompts: list[str], *, name: str = "sweep", model: str = KLING, extra: str = ""
+) -> Path:
     path = directory / f"{name}.yaml"
     listed = "\n".join(f"  - {prompt!r}" for prompt in prompts)
-    path.write_text(f"model: {model}\nname: {name}\nprompts:\n{listed}\n"
-                    f"grid:\n  aspect_ratio: ['16:9', '9:16']\n{extra}output:\n  dir: out\n",
-                    encoding="utf-8")
+    path.write_text(
+        f"model: {model}\nname: {name}\nprompts:\n{listed}\n"
+        f"grid:\n  aspect_ratio: ['16:9', '9:16']\n{extra}output:\n  dir: out\n",
+        encoding="utf-8",
+    )
     return path
 
 
 def run(path: Path, env: dict[str, str], cwd: Path) -> None:
-    done = genbatch(["run", str(path), "--poll-interval", "0.01", "--max-failures", "off"],
-                    env=env, cwd=cwd)
+    done = genbatch(
+        ["run", str(path), "--poll-interval", "0.01", "--max-failures", "off"], env=env, cwd=cwd
+    )
     assert done.returncode in (0, 1), done.stderr
 
 
@@ -88,10 +106,12 @@ def mixed_run(tmp_path: Path, sim: Simulator) -> tuple[Path, dict[str, str]]:
 
 
 def test_the_default_layout_is_prompt_rows_by_the_smallest_independent_axis() -> None:
-    table = [{"prompt": f"a {animal} {shot}", "animal": animal, "aspect_ratio": ratio,
-              "repeat": "0"}
-             for animal in ("fox", "owl") for shot in ("walks", "looks")
-             for ratio in ("16:9", "9:16", "1:1")]
+    table = [
+        {"prompt": f"a {animal} {shot}", "animal": animal, "aspect_ratio": ratio, "repeat": "0"}
+        for animal in ("fox", "owl")
+        for shot in ("walks", "looks")
+        for ratio in ("16:9", "9:16", "1:1")
+    ]
 
     axes = choose_axes(table)
 
@@ -101,7 +121,8 @@ def test_the_default_layout_is_prompt_rows_by_the_smallest_independent_axis() ->
 
 
 def test_the_gallery_is_private_escaped_and_links_media_relatively(
-        tmp_path: Path, mixed_run: tuple[Path, dict[str, str]]) -> None:
+    tmp_path: Path, mixed_run: tuple[Path, dict[str, str]]
+) -> None:
     path, env = mixed_run
 
     done = genbatch(["gallery", str(path)], env=env, cwd=tmp_path)
@@ -122,11 +143,11 @@ def test_the_gallery_is_private_escaped_and_links_media_relatively(
 
 
 def test_a_browser_shows_every_cell_plays_the_media_and_reports_no_error(
-        tmp_path: Path, mixed_run: tuple[Path, dict[str, str]]) -> None:
+    tmp_path: Path, mixed_run: tuple[Path, dict[str, str]]
+) -> None:
     path, env = mixed_run
     page = tmp_path / "view" / "g.html"
-    assert genbatch(["gallery", str(path), "-o", str(page)], env=env,
-                    cwd=tmp_path).returncode == 0
+    assert genbatch(["gallery", str(path), "-o", str(page)], env=env, cwd=tmp_path).returncode == 0
 
     shown = browse(page, tmp_path, "--dump-dom")
 
@@ -144,13 +165,17 @@ def test_a_browser_shows_every_cell_plays_the_media_and_reports_no_error(
 
 
 def test_an_image_gallery_loads_its_images_and_a_screenshot_is_drawn(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
-    path = manifest(tmp_path, ["red", "blue"], model="google/nano-banana-2/text-to-image",
-                    extra="  seed: [1, 2]\n")
+    path = manifest(
+        tmp_path,
+        ["red", "blue"],
+        model="google/nano-banana-2/text-to-image",
+        extra="  seed: [1, 2]\n",
+    )
     run(path, env, tmp_path)
-    assert genbatch(["gallery", str(path), "--rows", "seed"], env=env,
-                    cwd=tmp_path).returncode == 0
+    assert genbatch(["gallery", str(path), "--rows", "seed"], env=env, cwd=tmp_path).returncode == 0
     page = tmp_path / "out" / "gallery.html"
 
     dom = browse(page, tmp_path, "--dump-dom").stdout

@@ -13,15 +13,22 @@ from typer.testing import CliRunner
 from genbatch.cli import _register_commands, app
 
 _register_commands()
-COMMANDS = sorted(command.name or command.callback.__name__  # type: ignore[union-attr]
-                  for command in app.registered_commands)
+COMMANDS = sorted(
+    command.name or command.callback.__name__  # type: ignore[union-attr]
+    for command in app.registered_commands
+)
 GENBATCH = Path(sys.executable).with_name("genbatch")
 
 
 def genbatch(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "genbatch", *args], capture_output=True,
-                          text=True, timeout=60, check=False,
-                          env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "genbatch", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **env},
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -39,9 +46,19 @@ def test_the_new_commands_are_registered() -> None:
 def test_bash_completion_completes_command_names() -> None:
     if not GENBATCH.exists():
         pytest.skip("the genbatch console script is not installed beside this Python")
-    done = subprocess.run([str(GENBATCH)], capture_output=True, text=True, timeout=60,
-                          check=False, env={**os.environ, "_GENBATCH_COMPLETE": "complete_bash",
-                                            "COMP_WORDS": "genbatch gal", "COMP_CWORD": "1"})
+    done = subprocess.run(
+        [str(GENBATCH)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            **os.environ,
+            "_GENBATCH_COMPLETE": "complete_bash",
+            "COMP_WORDS": "genbatch gal",
+            "COMP_CWORD": "1",
+        },
+    )
 
     assert done.stdout.split() == ["gallery"]
     assert "--install-completion" in genbatch("--help").stdout

@@ -62,9 +62,18 @@ def ledger(open_ledger: OpenLedger) -> Ledger:
 
 
 def specs(count: int, *, start: int = 0) -> list[JobSpec]:
-    return [JobSpec(key=f"job-{i:04d}", ordinal=i, block="main", model_id=KLING,
-                    inputs={"prompt": f"clip {i}"}, file_stem=f"{i:04d}", output_dir="/out")
-            for i in range(start, start + count)]
+    return [
+        JobSpec(
+            key=f"job-{i:04d}",
+            ordinal=i,
+            block="main",
+            model_id=KLING,
+            inputs={"prompt": f"clip {i}"},
+            file_stem=f"{i:04d}",
+            output_dir="/out",
+        )
+        for i in range(start, start + count)
+    ]
 
 
 def new_run(ledger: Ledger, jobs: int, *, cost: float | None = None) -> int:
@@ -89,7 +98,8 @@ def accepted(ledger: Ledger, run_id: int, worker: str, request_id: str) -> JobRe
 
 
 def test_a_new_ledger_gets_the_current_schema_and_reopening_keeps_its_data(
-        open_ledger: OpenLedger) -> None:
+    open_ledger: OpenLedger,
+) -> None:
     first = open_ledger()
     run_id = new_run(first, 3)
     first.close()
@@ -101,7 +111,8 @@ def test_a_new_ledger_gets_the_current_schema_and_reopening_keeps_its_data(
 
 
 def test_a_version_1_ledger_is_upgraded_step_by_step_keeping_its_jobs(
-        open_ledger: OpenLedger) -> None:
+    open_ledger: OpenLedger,
+) -> None:
     assert set(MIGRATIONS) == set(range(1, SCHEMA_VERSION))
     old = open_ledger()
     run_id = new_run(old, 2)
@@ -116,8 +127,7 @@ def test_a_version_1_ledger_is_upgraded_step_by_step_keeping_its_jobs(
     assert [w.id for w in upgraded.workers(run_id)] == ["h:1:a"]
 
 
-def test_a_version_2_ledger_is_upgraded_and_its_runs_sync_again(
-        open_ledger: OpenLedger) -> None:
+def test_a_version_2_ledger_is_upgraded_and_its_runs_sync_again(open_ledger: OpenLedger) -> None:
     old = open_ledger()
     run_id = new_run(old, 2)
     _downgrade_to_version_2(old)
@@ -133,8 +143,7 @@ def test_a_version_2_ledger_is_upgraded_and_its_runs_sync_again(
     assert upgraded.counts(run_id)[JobState.PENDING] == 3
 
 
-def test_sync_run_skips_the_jobs_only_for_the_fingerprint_it_last_synced(
-        ledger: Ledger) -> None:
+def test_sync_run_skips_the_jobs_only_for_the_fingerprint_it_last_synced(ledger: Ledger) -> None:
     def unexpanded() -> Iterator[JobSpec]:
         raise AssertionError("an unchanged run must not be expanded")
         yield  # a generator
@@ -176,8 +185,10 @@ def test_a_manifest_failing_halfway_through_its_sync_leaves_no_run(ledger: Ledge
 def test_a_ledger_written_by_a_newer_genbatch_is_refused(open_ledger: OpenLedger) -> None:
     newer = open_ledger()
     with newer.engine.begin() as conn:
-        conn.execute(text("UPDATE genbatch_meta SET value = :v WHERE key = 'schema_version'"),
-                     {"v": str(SCHEMA_VERSION + 1)})
+        conn.execute(
+            text("UPDATE genbatch_meta SET value = :v WHERE key = 'schema_version'"),
+            {"v": str(SCHEMA_VERSION + 1)},
+        )
     newer.close()
 
     with pytest.raises(LedgerError, match="newer genbatch"):
@@ -185,7 +196,8 @@ def test_a_ledger_written_by_a_newer_genbatch_is_refused(open_ledger: OpenLedger
 
 
 def test_workers_opening_an_empty_database_at_once_create_the_schema_once(
-        open_ledger: OpenLedger) -> None:
+    open_ledger: OpenLedger,
+) -> None:
     with ThreadPoolExecutor(4) as pool:
         opened = list(pool.map(lambda _: open_ledger(), range(4)))
 
@@ -196,7 +208,8 @@ def test_workers_opening_an_empty_database_at_once_create_the_schema_once(
 
 
 def test_ensure_run_and_sync_are_idempotent_even_from_several_workers_at_once(
-        open_ledger: OpenLedger) -> None:
+    open_ledger: OpenLedger,
+) -> None:
     ledgers = [open_ledger() for _ in range(4)]
 
     def join(ledger: Ledger) -> int:
@@ -251,8 +264,7 @@ def test_the_budget_stops_claims_before_the_spending_would_pass_it(ledger: Ledge
         claim(ledger, run_id, budget_usd=3.5)
 
 
-def test_a_batch_claim_takes_jobs_in_order_up_to_the_limit_and_the_budget(
-        ledger: Ledger) -> None:
+def test_a_batch_claim_takes_jobs_in_order_up_to_the_limit_and_the_budget(ledger: Ledger) -> None:
     run_id = new_run(ledger, 10, cost=1.0)
 
     first = ledger.claim_jobs(run_id, 4, worker="w1", run_limit=3, lease_seconds=LEASE)
@@ -267,7 +279,8 @@ def test_a_batch_claim_takes_jobs_in_order_up_to_the_limit_and_the_budget(
 
 
 def test_concurrent_claims_never_take_a_job_twice_nor_pass_the_limit_or_the_budget(
-        open_ledger: OpenLedger) -> None:
+    open_ledger: OpenLedger,
+) -> None:
     """On PostgreSQL these are separate connections racing; on SQLite, its single writer."""
     run_id = new_run(open_ledger(), 40, cost=1.0)
     ledgers = [open_ledger() for _ in range(8)]
@@ -306,7 +319,8 @@ def test_a_heartbeat_renews_the_leases_of_the_jobs_its_worker_holds(ledger: Ledg
 
 
 def test_expired_leases_are_taken_over_reattached_and_submitting_jobs_become_unknown(
-        ledger: Ledger) -> None:
+    ledger: Ledger,
+) -> None:
     run_id = new_run(ledger, 3)
     job = claim(ledger, run_id, "dead", lease_seconds=0.0)
     assert job is not None
@@ -317,7 +331,8 @@ def test_expired_leases_are_taken_over_reattached_and_submitting_jobs_become_unk
     takeover = ledger.take_over(run_id, "w2", lease_seconds=LEASE)
 
     assert [(j.key, j.request_id, j.attempt_id) for j in takeover.attached] == [
-        (job.key, "req-1", job.attempt_id)]
+        (job.key, "req-1", job.attempt_id)
+    ]
     assert takeover.unknown == 1
     assert ledger.job_by_key(run_id, caught.key).state == JobState.UNKNOWN  # type: ignore[union-attr]
     assert ledger.attempts(caught.id)[0].outcome == "unknown"
@@ -341,8 +356,9 @@ def test_a_worker_that_exits_hands_its_jobs_over_at_once(ledger: Ledger) -> None
 
     ledger.release_worker(run_id, "w1")
 
-    assert [j.request_id for j in ledger.take_over(run_id, "w2", lease_seconds=LEASE).attached
-            ] == ["r1"]
+    assert [j.request_id for j in ledger.take_over(run_id, "w2", lease_seconds=LEASE).attached] == [
+        "r1"
+    ]
     assert ledger.workers(run_id)[0].status == "stopped"
 
 
@@ -359,8 +375,7 @@ def test_a_parked_job_waits_for_the_next_worker_to_start(ledger: Ledger) -> None
     assert [(j.key, j.state) for j in adopted] == [(job.key, JobState.FETCHING)]
 
 
-def test_a_starting_worker_adopts_jobs_in_flight_as_only_its_backend_allows(
-        ledger: Ledger) -> None:
+def test_a_starting_worker_adopts_jobs_in_flight_as_only_its_backend_allows(ledger: Ledger) -> None:
     """SQLite: the file lock proves nobody else drives anything, so every job in flight is an
     orphan. PostgreSQL: jobs under a live lease belong to a running worker."""
     run_id = new_run(ledger, 1)
@@ -387,8 +402,7 @@ def test_others_in_flight_counts_the_jobs_other_workers_hold(ledger: Ledger) -> 
 def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
     run_id = new_run(ledger, 2)
     ledger.register_worker(run_id, "w1", host="h1", pid=1, concurrency=2, lease_seconds=LEASE)
-    ledger.register_worker(run_id, "lost", host="h2", pid=2, concurrency=2,
-                           lease_seconds=0.05)
+    ledger.register_worker(run_id, "lost", host="h2", pid=2, concurrency=2, lease_seconds=0.05)
     job = accepted(ledger, run_id, "w1", "r1")
     (output,) = ledger.record_succeeded(job, ["https://x.runcomfy.net/a.mp4"])
     ledger.record_file(output, path="/out/a.mp4", size=3, sha256="abc", host="h1")
@@ -413,7 +427,8 @@ def groups_on_loop(request: pytest.FixtureRequest) -> bool:
 
 
 def test_writes_queued_together_share_one_commit_and_each_caller_resumes_after_it(
-        ledger: Ledger, groups_on_loop: bool) -> None:
+    ledger: Ledger, groups_on_loop: bool
+) -> None:
     run_id = new_run(ledger, 4)
     jobs = [claim(ledger, run_id) for _ in range(4)]
     commits = _count_commits(ledger)
@@ -436,7 +451,8 @@ def test_writes_queued_together_share_one_commit_and_each_caller_resumes_after_i
 
 
 def test_a_failing_write_in_a_group_fails_alone_and_the_others_are_committed(
-        ledger: Ledger, groups_on_loop: bool) -> None:
+    ledger: Ledger, groups_on_loop: bool
+) -> None:
     run_id = new_run(ledger, 2)
     first, second = claim(ledger, run_id), claim(ledger, run_id)
     assert first is not None and second is not None
@@ -452,22 +468,24 @@ def test_a_failing_write_in_a_group_fails_alone_and_the_others_are_committed(
             except LedgerError as exc:
                 outcomes[name] = exc
 
-        await _while_the_thread_is_busy(off_loop, [
-            lambda: call("first", ledger.record_accepted, first, "req-1"),
-            lambda: call("ghost", ledger.record_succeeded, ghost, ["https://x.runcomfy.net/a"]),
-            lambda: call("second", ledger.record_accepted, second, "req-2")])
+        await _while_the_thread_is_busy(
+            off_loop,
+            [
+                lambda: call("first", ledger.record_accepted, first, "req-1"),
+                lambda: call("ghost", ledger.record_succeeded, ghost, ["https://x.runcomfy.net/a"]),
+                lambda: call("second", ledger.record_accepted, second, "req-2"),
+            ],
+        )
 
     anyio.run(scenario)
     error = outcomes["ghost"]
     assert isinstance(error, LedgerError)
     assert "inconsistent data" in str(error) and "\n" not in str(error)
     assert outcomes["first"] is None and outcomes["second"] is None
-    assert ledger.states_by_key(run_id) == {first.key: JobState.QUEUED,
-                                            second.key: JobState.QUEUED}
+    assert ledger.states_by_key(run_id) == {first.key: JobState.QUEUED, second.key: JobState.QUEUED}
 
 
-def test_a_caller_cancelled_before_its_turn_loses_it(ledger: Ledger,
-                                                     groups_on_loop: bool) -> None:
+def test_a_caller_cancelled_before_its_turn_loses_it(ledger: Ledger, groups_on_loop: bool) -> None:
     run_id = new_run(ledger, 1)
     job = claim(ledger, run_id)
     assert job is not None
@@ -513,8 +531,9 @@ def test_on_the_loop_writes_made_in_the_same_moment_share_one_commit(ledger: Led
 # -- helpers ----------------------------------------------------------------------------------
 
 
-async def _while_the_thread_is_busy(off_loop: OffLoop,
-                                    calls: list[Callable[[], Awaitable[None]]]) -> None:
+async def _while_the_thread_is_busy(
+    off_loop: OffLoop, calls: list[Callable[[], Awaitable[None]]]
+) -> None:
     """Start ``calls`` in order while the ledger's thread runs something else, then free it."""
     release = threading.Event()
     async with anyio.create_task_group() as tg:
@@ -535,8 +554,11 @@ def _count_commits(ledger: Ledger) -> list[int]:
 
 def _version(ledger: Ledger) -> int:
     with ledger.engine.connect() as conn:
-        return int(conn.execute(text(
-            "SELECT value FROM genbatch_meta WHERE key = 'schema_version'")).scalar_one())
+        return int(
+            conn.execute(
+                text("SELECT value FROM genbatch_meta WHERE key = 'schema_version'")
+            ).scalar_one()
+        )
 
 
 def _downgrade_to_version_2(ledger: Ledger) -> None:

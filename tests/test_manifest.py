@@ -449,11 +449,25 @@ jobs:
     inputs: {extra: {b: [1, 2.0, null, true], a: "x"}, "z": -3}
 """
 PINNED_KEYS = [
-    "2fb193e356812db8", "ebe3d8d1553fcb00", "215af77fe37092ca", "e5e3e9a74bfd7363",
-    "3a04596fb0c60de5", "c5b652f02f4b249d", "addd9135b9f9d22b", "54bf4237fa578652",
-    "233a335738243c8a", "7e74fa616567065b", "26cd0db1b8e91946", "bf8649db2daa4cae",
-    "df4b883bf75307ef", "24fdefaa32c2b8e8", "a4051cfb13c8cbc0", "c02c23c9e7ef1929",
-    "8e436c7c1d369928", "ff24aaf57007fda7", "4b5771c667ea0a87",
+    "2fb193e356812db8",
+    "ebe3d8d1553fcb00",
+    "215af77fe37092ca",
+    "e5e3e9a74bfd7363",
+    "3a04596fb0c60de5",
+    "c5b652f02f4b249d",
+    "addd9135b9f9d22b",
+    "54bf4237fa578652",
+    "233a335738243c8a",
+    "7e74fa616567065b",
+    "26cd0db1b8e91946",
+    "bf8649db2daa4cae",
+    "df4b883bf75307ef",
+    "24fdefaa32c2b8e8",
+    "a4051cfb13c8cbc0",
+    "c02c23c9e7ef1929",
+    "8e436c7c1d369928",
+    "ff24aaf57007fda7",
+    "4b5771c667ea0a87",
 ]
 
 
@@ -470,9 +484,10 @@ def test_each_job_carries_the_canonical_json_of_its_inputs_and_variables() -> No
 
 
 def test_job_key_of_json_is_job_key() -> None:
-    identity = {"prompt": "é \"q\"", "n": [1, 2.5, None], "b": {"y": True, "x": "z"}}
+    identity = {"prompt": 'é "q"', "n": [1, 2.5, None], "b": {"y": True, "x": "z"}}
     assert job_key_of_json(canonical_json(KLING), canonical_json(identity), 3) == job_key(
-        KLING, identity, 3)
+        KLING, identity, 3
+    )
 
 
 # --- output file names ------------------------------------------------------------------------

@@ -143,11 +143,11 @@ def test_template_fields_must_be_plain_variable_names(field: str) -> None:
     assert "must be a variable name" in message
 
 
-
 def test_a_line_break_quoted_in_a_message_does_not_break_the_line() -> None:
     # A block scalar puts a line break inside the template field the message quotes.
     message = message_of(f"model: {KLING}\nprompts:\n  - |\n    a {{fo\n    o}} b\n")
     assert message.startswith("sweep.yaml:3: prompt: template field {fo o} must be a variable")
+
 
 def test_a_format_spec_that_does_not_fit_names_the_template_line() -> None:
     assert message_of(f"model: {KLING}\nprompts:\n  - 'n={{n:d}}'\ngrid: {{n: [x]}}\n") == (

@@ -202,15 +202,19 @@ def test_the_unmutated_manifest_is_valid() -> None:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
-def test_the_cli_answers_any_mutated_manifest_with_a_plan_or_one_line_and_exit_2(
-        text: str) -> None:
+def test_the_cli_answers_any_mutated_manifest_with_a_plan_or_one_line_and_exit_2(text: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "m.yaml"
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
         (Path(folder) / "prompts.txt").write_text(PROMPTS, encoding="utf-8")
-        done = subprocess.run([sys.executable, "-m", "genbatch", "plan", str(path), "--json",
-                               "--max-jobs", "500"], cwd=folder, capture_output=True,
-                              text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "genbatch", "plan", str(path), "--json", "--max-jobs", "500"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert done.returncode in (0, 2), done.stderr
     assert "Traceback" not in done.stderr
     if done.returncode == 2:

@@ -17,7 +17,8 @@ from support import KLING, kling_manifest
 
 
 def test_a_notebook_loads_runs_and_reads_the_results_without_the_cli(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     path = kling_manifest(tmp_path, 3)
 
@@ -35,8 +36,9 @@ def test_a_notebook_loads_runs_and_reads_the_results_without_the_cli(
 
 def test_a_bad_manifest_raises_one_manifest_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("model: kling/kling-2-6/pro/text-to-video\nprompts: [a]\n"
-                    "inputs: {duration: 7}\n")
+    path.write_text(
+        "model: kling/kling-2-6/pro/text-to-video\nprompts: [a]\ninputs: {duration: 7}\n"
+    )
 
     with pytest.raises(genbatch.ManifestError, match=r"bad.yaml:3: duration: 7 is not one of"):
         genbatch.run_manifest(path, simulate=True)
@@ -54,6 +56,7 @@ def test_prices_are_read_from_the_apis_catalog_endpoint_when_it_answers() -> Non
     assert set(prices) == {KLING}
     assert prices[KLING].base_price_usd == 0.07 and prices[KLING].price_unit == "second"
     assert calls == 2
-    table = PriceTable(manifest={KLING: Price(base_price_usd=0.5, price_unit="request")},
-                       api=prices)
+    table = PriceTable(
+        manifest={KLING: Price(base_price_usd=0.5, price_unit="request")}, api=prices
+    )
     assert table.cost(KLING, {"prompt": "x"}) == 0.5  # the manifest wins over the API

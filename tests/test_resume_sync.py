@@ -31,8 +31,9 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def sync(path: Path, ledger: Ledger, prices: PriceTable | None = None, **options: object
-         ) -> SyncReport:
+def sync(
+    path: Path, ledger: Ledger, prices: PriceTable | None = None, **options: object
+) -> SyncReport:
     manifest = load_manifest(path, **options)  # type: ignore[arg-type]  # load_manifest's options
     return batch.prepare(manifest, ledger, prices).sync
 

@@ -37,8 +37,7 @@ def served_hashes(simulator: Simulator) -> set[str]:
     return {out.sha256 for info in simulator.records.list() for out in info.outputs}
 
 
-def test_a_run_downloads_every_output_verified_and_exits_0(tmp_path: Path, sim: Simulator
-                                                           ) -> None:
+def test_a_run_downloads_every_output_verified_and_exits_0(tmp_path: Path, sim: Simulator) -> None:
     manifest = kling_manifest(tmp_path, 6)
     env = cli_env(sim, tmp_path / "ledger.db")
 
@@ -55,7 +54,8 @@ def test_a_run_downloads_every_output_verified_and_exits_0(tmp_path: Path, sim: 
 
 
 def test_running_again_submits_nothing_and_an_edited_manifest_runs_only_new_jobs(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 3)
     assert genbatch(run_args(manifest), env=env, cwd=tmp_path).returncode == 0
@@ -73,7 +73,8 @@ def test_running_again_submits_nothing_and_an_edited_manifest_runs_only_new_jobs
 
 
 def test_plan_counts_new_and_done_jobs_without_network_or_creating_a_ledger(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 2)
 
@@ -85,8 +86,7 @@ def test_plan_counts_new_and_done_jobs_without_network_or_creating_a_ledger(
 
     genbatch(run_args(manifest), env=env, cwd=tmp_path)
     kling_manifest(tmp_path, 3)
-    after = json.loads(genbatch(["plan", str(manifest), "--json"], env=env,
-                                cwd=tmp_path).stdout)
+    after = json.loads(genbatch(["plan", str(manifest), "--json"], env=env, cwd=tmp_path).stdout)
     assert (after["jobs"], after["new"], after["done"]) == (3, 1, 2)
 
 
@@ -99,16 +99,24 @@ def test_status_json_maps_every_state_name_to_a_count(tmp_path: Path, sim: Simul
     assert listed.returncode == 0, listed.stderr
     report = json.loads(listed.stdout)
 
-    assert set(report["counts"]) == {"pending", "submitting", "queued", "running", "fetching",
-                                     "done", "failed", "cancelled", "unknown", "expired"}
+    assert set(report["counts"]) == {
+        "pending",
+        "submitting",
+        "queued",
+        "running",
+        "fetching",
+        "done",
+        "failed",
+        "cancelled",
+        "unknown",
+        "expired",
+    }
     assert report["runs"][0]["counts"]["done"] == 2
-    one = json.loads(genbatch(["status", str(manifest), "--json"], env=env,
-                              cwd=tmp_path).stdout)
+    one = json.loads(genbatch(["status", str(manifest), "--json"], env=env, cwd=tmp_path).stdout)
     assert one["total"] == 2
 
 
-def test_the_ledger_is_created_readable_by_its_owner_only(tmp_path: Path, sim: Simulator
-                                                           ) -> None:
+def test_the_ledger_is_created_readable_by_its_owner_only(tmp_path: Path, sim: Simulator) -> None:
     env = cli_env(sim, tmp_path / "state" / "ledger.db")
     genbatch(run_args(kling_manifest(tmp_path, 1)), env=env, cwd=tmp_path)
 
@@ -117,7 +125,8 @@ def test_the_ledger_is_created_readable_by_its_owner_only(tmp_path: Path, sim: S
 
 
 def test_a_lost_submit_answer_makes_the_job_unknown_and_it_is_never_resubmitted_silently(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 3)
     sim.inject(route="submit", fault="lost_answer", count=1)
@@ -138,7 +147,8 @@ def test_a_lost_submit_answer_makes_the_job_unknown_and_it_is_never_resubmitted_
 
 
 def test_input_rejected_by_the_api_fails_that_job_with_the_servers_message(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     # An unknown model is sent unchecked; the simulator knows its real schema and says 422/400.
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = tmp_path / "m.yaml"
@@ -152,7 +162,8 @@ def test_input_rejected_by_the_api_fails_that_job_with_the_servers_message(
 
 
 def test_a_bad_token_stops_the_run_with_exit_3_and_leaves_it_resumable(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     manifest = kling_manifest(tmp_path, 3)
     env = cli_env(sim, tmp_path / "ledger.db", RUNCOMFY_TOKEN="wrong-token")
 
@@ -188,10 +199,10 @@ def test_an_empty_balance_stops_submitting_then_a_resume_finishes(tmp_path: Path
         assert sim.stats.submissions == 4
 
 
-def test_transient_faults_on_polls_and_downloads_are_retried_to_completion(
-        tmp_path: Path) -> None:
-    faults = FaultConfig(server_error=0.15, drop=0.1, truncate=0.2,
-                         routes=frozenset({"poll", "file"}))
+def test_transient_faults_on_polls_and_downloads_are_retried_to_completion(tmp_path: Path) -> None:
+    faults = FaultConfig(
+        server_error=0.15, drop=0.1, truncate=0.2, routes=frozenset({"poll", "file"})
+    )
     with Simulator(SimulatorConfig(time_scale=FAST, faults=faults, seed=3)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
         done = genbatch(run_args(kling_manifest(tmp_path, 8)), env=env, cwd=tmp_path)
@@ -203,7 +214,8 @@ def test_transient_faults_on_polls_and_downloads_are_retried_to_completion(
 
 
 def test_a_stale_part_file_is_never_resumed_even_when_the_first_download_attempt_fails(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     manifest = kling_manifest(tmp_path, 1, extra='  name: "clip"\n')
     stale = tmp_path / "out" / ".clip.part"
     stale.parent.mkdir()
@@ -237,8 +249,9 @@ def test_rate_limits_are_waited_out_without_losing_or_repeating_jobs(tmp_path: P
 def test_concurrency_limits_requests_in_flight_remotely(tmp_path: Path) -> None:
     with Simulator(SimulatorConfig(time_scale=0.002, capacity=50, seed=5)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
-        done = genbatch(run_args(kling_manifest(tmp_path, 12), "--concurrency", "3"),
-                        env=env, cwd=tmp_path)
+        done = genbatch(
+            run_args(kling_manifest(tmp_path, 12), "--concurrency", "3"), env=env, cwd=tmp_path
+        )
 
         assert done.returncode == 0, done.stderr
         assert sim.stats.peak_active == 3
@@ -248,8 +261,11 @@ def test_polling_adapts_so_a_job_costs_a_handful_of_calls(tmp_path: Path) -> Non
     # 240 s clips scaled to 2.4 s, with a 0.05 s floor: fixed polling would make ~48 calls a job.
     with Simulator(SimulatorConfig(time_scale=0.01, capacity=20, seed=6)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
-        done = genbatch(["run", str(kling_manifest(tmp_path, 10)), "--poll-interval", "0.05"],
-                        env=env, cwd=tmp_path)
+        done = genbatch(
+            ["run", str(kling_manifest(tmp_path, 10)), "--poll-interval", "0.05"],
+            env=env,
+            cwd=tmp_path,
+        )
 
         assert done.returncode == 0, done.stderr
         polls_per_job = (sim.stats.calls["result"] + sim.stats.calls["status"]) / 10
@@ -263,9 +279,11 @@ def test_the_token_never_appears_in_any_artifact_of_a_run(tmp_path: Path) -> Non
         sim.inject(route="result", fault="server_error", count=2)
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, 3)
-        outputs = [genbatch(run_args(manifest), env=env, cwd=tmp_path),
-                   genbatch(run_args(manifest, "--json"), env=env, cwd=tmp_path),
-                   genbatch(["status", "--json"], env=env, cwd=tmp_path)]
+        outputs = [
+            genbatch(run_args(manifest), env=env, cwd=tmp_path),
+            genbatch(run_args(manifest, "--json"), env=env, cwd=tmp_path),
+            genbatch(["status", "--json"], env=env, cwd=tmp_path),
+        ]
 
     for done in outputs:
         assert token not in done.stdout + done.stderr
@@ -302,7 +320,7 @@ def test_bad_manifests_get_one_line_errors_and_exit_2(tmp_path: Path, sim: Simul
     env = cli_env(sim, tmp_path / "ledger.db")
     cases = {
         "duration.yaml": "model: kling/kling-2-6/pro/text-to-video\nprompts: [a]\n"
-                         "grid:\n  duration: [5, 7]\n",
+        "grid:\n  duration: [5, 7]\n",
         "syntax.yaml": "model: [unclosed\n",
         "dupe.yaml": "model: x/y\nmodel: x/z\nprompts: [a]\n",
         "missing.yaml": "prompts: [a]\n",
@@ -314,22 +332,27 @@ def test_bad_manifests_get_one_line_errors_and_exit_2(tmp_path: Path, sim: Simul
         assert len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)
         assert name in done.stderr and "Traceback" not in done.stderr
     assert sim.stats.submissions == 0
-    assert "duration.yaml:4" in genbatch(run_args(tmp_path / "duration.yaml"), env=env,
-                                         cwd=tmp_path).stderr
+    assert (
+        "duration.yaml:4"
+        in genbatch(run_args(tmp_path / "duration.yaml"), env=env, cwd=tmp_path).stderr
+    )
 
 
-def test_plain_http_api_bases_are_refused_unless_loopback(tmp_path: Path, sim: Simulator
-                                                          ) -> None:
+def test_plain_http_api_bases_are_refused_unless_loopback(tmp_path: Path, sim: Simulator) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
-    done = genbatch(run_args(kling_manifest(tmp_path, 1), "--api-base",
-                             "http://api.example.com"), env=env, cwd=tmp_path)
+    done = genbatch(
+        run_args(kling_manifest(tmp_path, 1), "--api-base", "http://api.example.com"),
+        env=env,
+        cwd=tmp_path,
+    )
 
     assert done.returncode == 2
     assert "http://" in done.stderr
 
 
 def test_a_budget_stops_submitting_lets_in_flight_jobs_finish_and_says_what_is_left(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     clip = find_model(KLING)
     assert clip is not None
     env = cli_env(sim, tmp_path / "ledger.db")
@@ -363,7 +386,8 @@ def test_a_budget_refuses_to_run_jobs_it_cannot_price(tmp_path: Path, sim: Simul
 
 
 def test_plan_estimates_the_cost_of_the_manifest_and_of_what_is_left(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 3, extra="inputs: {duration: 10}\n")
     plan = json.loads(genbatch(["plan", str(manifest), "--json"], env=env, cwd=tmp_path).stdout)
@@ -371,18 +395,19 @@ def test_plan_estimates_the_cost_of_the_manifest_and_of_what_is_left(
 
     genbatch(run_args(manifest), env=env, cwd=tmp_path)
     kling_manifest(tmp_path, 4, extra="inputs: {duration: 10}\n")
-    after = json.loads(genbatch(["plan", str(manifest), "--json"], env=env,
-                                cwd=tmp_path).stdout)
-    assert (after["cost_usd"], after["cost_left_usd"]) == (pytest.approx(5.60),
-                                                           pytest.approx(1.40))
+    after = json.loads(genbatch(["plan", str(manifest), "--json"], env=env, cwd=tmp_path).stdout)
+    assert (after["cost_usd"], after["cost_left_usd"]) == (pytest.approx(5.60), pytest.approx(1.40))
 
 
-def test_manifest_prices_price_models_genbatch_does_not_know(tmp_path: Path,
-                                                             sim: Simulator) -> None:
+def test_manifest_prices_price_models_genbatch_does_not_know(
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = tmp_path / "m.yaml"
-    manifest.write_text("model: acme/new-model\nprompts: [a, b]\n"
-                        "prices:\n  acme/new-model: {base_price_usd: 0.25}\n")
+    manifest.write_text(
+        "model: acme/new-model\nprompts: [a, b]\n"
+        "prices:\n  acme/new-model: {base_price_usd: 0.25}\n"
+    )
 
     plan = json.loads(genbatch(["plan", str(manifest), "--json"], env=env, cwd=tmp_path).stdout)
 
@@ -390,7 +415,8 @@ def test_manifest_prices_price_models_genbatch_does_not_know(tmp_path: Path,
 
 
 def test_the_command_line_concurrency_overrides_the_manifests_on_a_single_machine(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with Simulator(SimulatorConfig(time_scale=0.002, capacity=50, seed=8)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, 12, extra="concurrency: 2\n")

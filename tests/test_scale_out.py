@@ -49,8 +49,9 @@ def workers_env(sim: Simulator, postgres_url: str) -> dict[str, str]:
     return cli_env(sim, postgres_url, GENBATCH_LEASE_SECONDS=LEASE_SECONDS)  # type: ignore[arg-type]
 
 
-def start_workers(count: int, args: list[str], env: dict[str, str], cwd: Path
-                  ) -> list[subprocess.Popen[str]]:
+def start_workers(
+    count: int, args: list[str], env: dict[str, str], cwd: Path
+) -> list[subprocess.Popen[str]]:
     return [start_genbatch(args, env=env, cwd=cwd) for _ in range(count)]
 
 
@@ -69,7 +70,8 @@ def workers_of(env: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
 
 
 def test_several_workers_share_a_run_and_never_submit_a_job_twice(
-        tmp_path: Path, sim: Simulator, postgres_url: str) -> None:
+    tmp_path: Path, sim: Simulator, postgres_url: str
+) -> None:
     manifest = kling_manifest(tmp_path, 24)
     env = workers_env(sim, postgres_url)
 
@@ -93,7 +95,8 @@ def test_several_workers_share_a_run_and_never_submit_a_job_twice(
 
 
 def test_the_ledger_records_which_host_wrote_each_file(
-        tmp_path: Path, sim: Simulator, postgres_url: str) -> None:
+    tmp_path: Path, sim: Simulator, postgres_url: str
+) -> None:
     manifest = kling_manifest(tmp_path, 4)
     env = workers_env(sim, postgres_url)
 
@@ -111,7 +114,8 @@ def test_the_ledger_records_which_host_wrote_each_file(
 
 
 def test_the_manifests_concurrency_holds_for_the_run_as_a_whole(
-        tmp_path: Path, sim: Simulator, postgres_url: str) -> None:
+    tmp_path: Path, sim: Simulator, postgres_url: str
+) -> None:
     manifest = kling_manifest(tmp_path, 20, extra="concurrency: 3\n")
     env = workers_env(sim, postgres_url)
 
@@ -123,7 +127,8 @@ def test_the_manifests_concurrency_holds_for_the_run_as_a_whole(
 
 
 def test_the_budget_holds_for_the_run_as_a_whole(
-        tmp_path: Path, sim: Simulator, postgres_url: str) -> None:
+    tmp_path: Path, sim: Simulator, postgres_url: str
+) -> None:
     # A 5 s Kling clip with audio costs $0.70: $3.00 pays for four of the twelve.
     manifest = kling_manifest(tmp_path, 12, extra="budget_usd: 3.0\n")
     env = workers_env(sim, postgres_url)
@@ -138,15 +143,19 @@ def test_the_budget_holds_for_the_run_as_a_whole(
 
 
 def test_a_killed_workers_jobs_are_finished_by_another_after_its_lease_expires(
-        tmp_path: Path, postgres_url: str) -> None:
+    tmp_path: Path, postgres_url: str
+) -> None:
     # Clips of about 5 s: the victim's requests are still running when it dies.
     with Simulator(SimulatorConfig(time_scale=0.02, capacity=16, seed=3)) as sim:
         manifest = kling_manifest(tmp_path, 8)
         env = workers_env(sim, postgres_url)
         victim = start_genbatch(run_args(manifest, "-c", "4"), env=env, cwd=tmp_path)
         # Its first four requests accepted (none left `submitting`), it waits for a free slot.
-        wait_until(lambda: _accepted_in_flight(postgres_url) == 4, timeout=60,
-                   what="the victim to hold four accepted requests")
+        wait_until(
+            lambda: _accepted_in_flight(postgres_url) == 4,
+            timeout=60,
+            what="the victim to hold four accepted requests",
+        )
         survivor = start_genbatch(run_args(manifest, "-c", "4"), env=env, cwd=tmp_path)
         wait_until(lambda: _workers(postgres_url) == 2, timeout=60, what="a second worker")
 

@@ -56,7 +56,8 @@ def test_a_redirect_within_allowed_hosts_is_followed(tmp_path: Path, sim: Simula
 
 
 def test_files_over_the_size_cap_are_refused_and_nothing_is_left_on_disk(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 1, extra="max_file_size: 100\n")
 
@@ -69,13 +70,15 @@ def test_files_over_the_size_cap_are_refused_and_nothing_is_left_on_disk(
 
 
 def test_file_names_made_from_hostile_prompts_stay_inside_the_output_directory(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = tmp_path / "m.yaml"
     manifest.write_text(
         "model: kling/kling-2-6/pro/text-to-video\n"
         'prompts: ["../../escape", "/etc/passwd", "CON", "a\\0b", "' + "x" * 400 + '"]\n'
-        "output: {dir: out, name: '{prompt}'}\n")
+        "output: {dir: out, name: '{prompt}'}\n"
+    )
 
     done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
@@ -87,7 +90,8 @@ def test_file_names_made_from_hostile_prompts_stay_inside_the_output_directory(
 
 
 def test_an_unwritable_output_directory_stops_the_run_and_resumes_once_fixed(
-        tmp_path: Path, sim: Simulator) -> None:
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 2)
     (tmp_path / "out").write_text("a file where the output directory should be")
@@ -109,8 +113,11 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs, mounted for the test (needs root; skipped elsewhere)."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                              str(mount_point)], capture_output=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip("mounting a small tmpfs needs root: cannot simulate a full disk here")
     try:
@@ -120,12 +127,14 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_full_disk_leaves_no_partial_file_as_if_complete_and_resumes_once_space_is_back(
-        tmp_path: Path, sim: Simulator, tiny_disk: Path) -> None:
+    tmp_path: Path, sim: Simulator, tiny_disk: Path
+) -> None:
     filler = tiny_disk / "filler"
     filler.write_bytes(b"\0" * (63 * 1024))  # leaves less than one clip's worth of space
     env = cli_env(sim, tmp_path / "ledger.db")
-    manifest = kling_manifest(tmp_path, 3, extra=f"output: {{dir: {tiny_disk}/out}}\n",
-                              name="disk.yaml")
+    manifest = kling_manifest(
+        tmp_path, 3, extra=f"output: {{dir: {tiny_disk}/out}}\n", name="disk.yaml"
+    )
     manifest.write_text(manifest.read_text().replace("output:\n  dir: out\n", ""))
 
     stopped = genbatch(run_args(manifest), env=env, cwd=tmp_path)

@@ -30,8 +30,9 @@ def ran(tmp_path: Path, sim: Simulator) -> tuple[Path, dict[str, str], list[dict
     manifest = kling_manifest(tmp_path, 20)
     done = genbatch(["run", str(manifest), "--poll-interval", "0.01"], env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    rows = [json.loads(line) for line in
-            genbatch(["export"], env=env, cwd=tmp_path).stdout.splitlines()]
+    rows = [
+        json.loads(line) for line in genbatch(["export"], env=env, cwd=tmp_path).stdout.splitlines()
+    ]
     return manifest, env, rows
 
 
@@ -43,15 +44,19 @@ def show(env: dict[str, str], cwd: Path, *args: str) -> dict[str, object]:
 
 
 def test_show_by_key_prefix_gives_inputs_attempts_and_verified_files(
-        tmp_path: Path, sim: Simulator, ran: tuple[Path, dict[str, str], list[dict[str, object]]]
-        ) -> None:
+    tmp_path: Path, sim: Simulator, ran: tuple[Path, dict[str, str], list[dict[str, object]]]
+) -> None:
     _, env, rows = ran
     row = rows[4]
 
     job = show(env, tmp_path, str(row["job_key"])[:10])
 
-    assert (job["key"], job["index"], job["state"], job["run"]) == (row["job_key"], 4, "done",
-                                                                   "sweep")
+    assert (job["key"], job["index"], job["state"], job["run"]) == (
+        row["job_key"],
+        4,
+        "done",
+        "sweep",
+    )
     assert job["inputs"] == {"prompt": "clip number 4"}
     attempts = job["attempts"]
     assert isinstance(attempts, list) and len(attempts) == 1
@@ -65,20 +70,28 @@ def test_show_by_key_prefix_gives_inputs_attempts_and_verified_files(
 
 
 def test_show_by_index_in_text_names_every_part(
-        tmp_path: Path, ran: tuple[Path, dict[str, str], list[dict[str, object]]]) -> None:
+    tmp_path: Path, ran: tuple[Path, dict[str, str], list[dict[str, object]]]
+) -> None:
     manifest, env, rows = ran
 
     done = genbatch(["show", "#3", str(manifest)], env=env, cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"job {rows[3]['job_key']}  #3  run sweep")
-    for part in ("inputs", "prompt: clip number 3", "attempts (1)", "1. succeeded",
-                 "outputs (1)", str(rows[3]["sha256"])):
+    for part in (
+        "inputs",
+        "prompt: clip number 3",
+        "attempts (1)",
+        "1. succeeded",
+        "outputs (1)",
+        str(rows[3]["sha256"]),
+    ):
         assert part in done.stdout
 
 
 def test_an_ambiguous_or_unknown_job_is_a_one_line_usage_error(
-        tmp_path: Path, ran: tuple[Path, dict[str, str], list[dict[str, object]]]) -> None:
+    tmp_path: Path, ran: tuple[Path, dict[str, str], list[dict[str, object]]]
+) -> None:
     _, env, rows = ran
     # 20 keys over 16 hex digits: at least two share their first digit.
     shared = next(c for c, n in Counter(str(r["job_key"])[0] for r in rows).items() if n > 1)
@@ -94,8 +107,9 @@ def test_an_ambiguous_or_unknown_job_is_a_one_line_usage_error(
         assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
 
 
-def test_runs_lists_every_run_with_counts_times_and_stop_reason(tmp_path: Path,
-                                                                sim: Simulator) -> None:
+def test_runs_lists_every_run_with_counts_times_and_stop_reason(
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     for name, jobs in (("one.yaml", 1), ("two.yaml", 2)):
         manifest = kling_manifest(tmp_path, jobs, name=name, prefix=name)
@@ -104,7 +118,9 @@ def test_runs_lists_every_run_with_counts_times_and_stop_reason(tmp_path: Path,
     listed = json.loads(genbatch(["runs", "--json"], env=env, cwd=tmp_path).stdout)
     text = genbatch(["runs"], env=env, cwd=tmp_path)
 
-    assert [(r["run"], r["total"], r["counts"]["done"]) for r in listed] == [("one", 1, 1),
-                                                                           ("two", 2, 2)]
+    assert [(r["run"], r["total"], r["counts"]["done"]) for r in listed] == [
+        ("one", 1, 1),
+        ("two", 2, 2),
+    ]
     assert all(r["stop_reason"] is None and r["created_at"] <= r["updated_at"] for r in listed)
     assert text.returncode == 0 and "two" in text.stdout and "2 done" in text.stdout

@@ -23,13 +23,27 @@ from genbatch.states import JobState
 
 from support import cli_env, genbatch, kill, kling_manifest, sha256_of, start_genbatch
 
-FAULTS = FaultConfig(rate_limit=0.03, retry_after=0.05, server_error=0.03, drop=0.02,
-                     slow=0.02, slow_seconds=0.3, truncate=0.05, lost_answer=0.01,
-                     malformed=0.01)
+FAULTS = FaultConfig(
+    rate_limit=0.03,
+    retry_after=0.05,
+    server_error=0.03,
+    drop=0.02,
+    slow=0.02,
+    slow_seconds=0.3,
+    truncate=0.05,
+    lost_answer=0.01,
+    malformed=0.01,
+)
 # Faults that make a submit's fate unknown by themselves: left out where zero duplicates are due.
-UNAMBIGUOUS_FAULTS = FaultConfig(rate_limit=0.03, retry_after=0.05, server_error=0.03,
-                                 slow=0.02, slow_seconds=0.3, truncate=0.05,
-                                 routes=frozenset({"poll", "file"}))
+UNAMBIGUOUS_FAULTS = FaultConfig(
+    rate_limit=0.03,
+    retry_after=0.05,
+    server_error=0.03,
+    slow=0.02,
+    slow_seconds=0.3,
+    truncate=0.05,
+    routes=frozenset({"poll", "file"}),
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +57,9 @@ class SoakResult:
     seconds: float
 
 
-def soak(tmp_path: Path, *, jobs: int, interruptions: int, sig: int, faults: FaultConfig,
-         seed: int) -> SoakResult:
+def soak(
+    tmp_path: Path, *, jobs: int, interruptions: int, sig: int, faults: FaultConfig, seed: int
+) -> SoakResult:
     """Run ``jobs`` jobs, interrupting genbatch ``interruptions`` times, then finish the run."""
     rng = random.Random(seed)
     started = time.monotonic()
@@ -52,21 +67,38 @@ def soak(tmp_path: Path, *, jobs: int, interruptions: int, sig: int, faults: Fau
     with Simulator(config) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, jobs)
-        args = ["run", str(manifest), "--poll-interval", "0.02", "-c", "16",
-                "--max-failures", "off"]
+        args = [
+            "run",
+            str(manifest),
+            "--poll-interval",
+            "0.02",
+            "-c",
+            "16",
+            "--max-failures",
+            "off",
+        ]
         for _ in range(interruptions):
             process = start_genbatch(args, env=env, cwd=tmp_path)
             time.sleep(rng.uniform(0.4, 1.6))
             kill(process, sig)
         for _ in range(10):  # finish; unknown jobs are resubmitted, as a user would decide
-            if genbatch([*args, "--resubmit-unknown"], env=env, cwd=tmp_path,
-                        timeout=300).returncode == 0:
+            if (
+                genbatch(
+                    [*args, "--resubmit-unknown"], env=env, cwd=tmp_path, timeout=300
+                ).returncode
+                == 0
+            ):
                 break
         unknown = _check_ledger(tmp_path / "ledger.db", sim)
-        return SoakResult(jobs=jobs, interruptions=interruptions, unknown_reported=unknown,
-                          duplicates=sim.stats.duplicate_submissions,
-                          submissions=sim.stats.submissions, faults=sim.stats.faults_total,
-                          seconds=time.monotonic() - started)
+        return SoakResult(
+            jobs=jobs,
+            interruptions=interruptions,
+            unknown_reported=unknown,
+            duplicates=sim.stats.duplicate_submissions,
+            submissions=sim.stats.submissions,
+            faults=sim.stats.faults_total,
+            seconds=time.monotonic() - started,
+        )
 
 
 def _check_ledger(path: Path, sim: Simulator) -> int:
@@ -93,30 +125,30 @@ def _check_ledger(path: Path, sim: Simulator) -> int:
 
 
 def test_soak_sigkill_short(tmp_path: Path) -> None:
-    result = soak(tmp_path, jobs=60, interruptions=5, sig=signal.SIGKILL, faults=FAULTS,
-                  seed=41)
+    result = soak(tmp_path, jobs=60, interruptions=5, sig=signal.SIGKILL, faults=FAULTS, seed=41)
     assert result.faults > 0
     assert result.duplicates <= result.unknown_reported
 
 
 def test_soak_sigint_short_never_duplicates(tmp_path: Path) -> None:
-    result = soak(tmp_path, jobs=40, interruptions=4, sig=signal.SIGINT,
-                  faults=UNAMBIGUOUS_FAULTS, seed=42)
+    result = soak(
+        tmp_path, jobs=40, interruptions=4, sig=signal.SIGINT, faults=UNAMBIGUOUS_FAULTS, seed=42
+    )
     assert result.duplicates == 0
     assert result.unknown_reported == 0
 
 
 @pytest.mark.slow
 def test_soak_sigkill_long(tmp_path: Path) -> None:
-    result = soak(tmp_path, jobs=300, interruptions=30, sig=signal.SIGKILL, faults=FAULTS,
-                  seed=43)
+    result = soak(tmp_path, jobs=300, interruptions=30, sig=signal.SIGKILL, faults=FAULTS, seed=43)
     print(f"\nsoak SIGKILL: {result}")
     assert result.duplicates <= result.unknown_reported
 
 
 @pytest.mark.slow
 def test_soak_sigterm_long_never_duplicates(tmp_path: Path) -> None:
-    result = soak(tmp_path, jobs=300, interruptions=30, sig=signal.SIGTERM,
-                  faults=UNAMBIGUOUS_FAULTS, seed=44)
+    result = soak(
+        tmp_path, jobs=300, interruptions=30, sig=signal.SIGTERM, faults=UNAMBIGUOUS_FAULTS, seed=44
+    )
     print(f"\nsoak SIGTERM: {result}")
     assert result.duplicates == 0

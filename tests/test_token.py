@@ -26,13 +26,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def write_token(directory: Path, token: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "token.json"
-    path.write_text(json.dumps({"access_token": token, "token_type": "Bearer"}),
-                    encoding="utf-8")
+    path.write_text(json.dumps({"access_token": token, "token_type": "Bearer"}), encoding="utf-8")
     return path
 
 
 def test_the_token_file_is_found_in_the_config_dir_then_xdg_then_home(
-        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_token(home / ".config" / "runcomfy", "from-home")
     assert resolve_connection(None).token == "from-home"
 
@@ -57,10 +57,18 @@ def test_no_token_anywhere_says_where_one_can_come_from(home: Path) -> None:
     assert str(home / ".config" / "runcomfy" / "token.json") in str(caught.value)
 
 
-@pytest.mark.parametrize("content", ['{"access_token": ', '["secret-in-a-list"]',
-                                     '{"access_token": ""}', '{"refresh": "secret-value"}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"access_token": ',
+        '["secret-in-a-list"]',
+        '{"access_token": ""}',
+        '{"refresh": "secret-value"}',
+    ],
+)
 def test_an_unusable_token_file_is_named_and_its_content_never_shown(
-        home: Path, content: str) -> None:
+    home: Path, content: str
+) -> None:
     path = home / ".config" / "runcomfy" / "token.json"
     path.parent.mkdir(parents=True)
     path.write_text(content, encoding="utf-8")
@@ -78,8 +86,11 @@ def test_a_run_authenticates_with_the_token_file_and_never_prints_it(tmp_path: P
         del env["RUNCOMFY_TOKEN"]
         write_token(tmp_path / "conf", sim.token)
 
-        done = genbatch(["run", str(kling_manifest(tmp_path, 1)), "--poll-interval", "0.01"],
-                        env=env, cwd=tmp_path)
+        done = genbatch(
+            ["run", str(kling_manifest(tmp_path, 1)), "--poll-interval", "0.01"],
+            env=env,
+            cwd=tmp_path,
+        )
 
     assert done.returncode == 0, done.stderr
     assert sim.stats.submissions == 1

@@ -1,7 +1,7 @@
 """The Python API: load a manifest, sync it into the ledger, run it. The CLI is a thin layer on it.
 
-    from genbatch import run_manifest
-    summary = run_manifest("sweep.yaml", simulate=True)
+from genbatch import run_manifest
+summary = run_manifest("sweep.yaml", simulate=True)
 """
 
 from __future__ import annotations
@@ -70,13 +70,17 @@ def resolve_connection(api_base: str | None, *, allow_insecure: bool = False) ->
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UsageError(f"--api-base: not an http(s) URL: {base}")
     if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
-        raise UsageError(f"--api-base: refusing plain http:// to {parts.hostname} (the token "
-                         "would travel in clear); use https:// or --allow-insecure")
+        raise UsageError(
+            f"--api-base: refusing plain http:// to {parts.hostname} (the token "
+            "would travel in clear); use https:// or --allow-insecure"
+        )
     token = os.environ.get(TOKEN_ENV) or token_from_config()
     if not token:
-        raise UsageError(f"no API token: set {TOKEN_ENV} or log in with the runcomfy CLI "
-                         f"({token_file()}) (or use --simulate to rehearse against the bundled "
-                         "simulator)")
+        raise UsageError(
+            f"no API token: set {TOKEN_ENV} or log in with the runcomfy CLI "
+            f"({token_file()}) (or use --simulate to rehearse against the bundled "
+            "simulator)"
+        )
     return Connection(api_base=base, token=token)
 
 
@@ -109,8 +113,9 @@ def token_from_config() -> str | None:
     return token.strip()
 
 
-def open_manifest(path: str | Path, *, max_jobs: int | None = None,
-                  strict_models: bool = False) -> Manifest:
+def open_manifest(
+    path: str | Path, *, max_jobs: int | None = None, strict_models: bool = False
+) -> Manifest:
     """Load and validate a manifest: every job checked against its model's schema, no two jobs
     alike or writing the same file. Before ``prepare``, ``load_manifest`` is enough: ``prepare``
     validates every job in the walk that syncs it."""
@@ -128,17 +133,23 @@ def prepare(manifest: Manifest, ledger: Ledger, prices: PriceTable | None = None
     neither expands nor validates it again (see ``Ledger.sync_run``).
     """
     table = prices or PriceTable(manifest=manifest.settings.prices)
-    run, report = ledger.sync_run(manifest.name, str(manifest.path), manifest.validated_jobs(),
-                                  cost=lambda spec: table.cost(spec.model_id, spec.inputs),
-                                  fingerprint=jobs_fingerprint(manifest, table))
+    run, report = ledger.sync_run(
+        manifest.name,
+        str(manifest.path),
+        manifest.validated_jobs(),
+        cost=lambda spec: table.cost(spec.model_id, spec.inputs),
+        fingerprint=jobs_fingerprint(manifest, table),
+    )
     return Prepared(manifest=manifest, ledger=ledger, run=run, sync=report)
 
 
 def jobs_fingerprint(manifest: Manifest, prices: PriceTable) -> str:
     """What a sync of ``manifest`` at ``prices`` depends on, hashed: the manifest's digest and
     the price of each of its models (pending jobs' estimated costs come from them)."""
-    used = {model_id: prices.price_of(model_id)
-            for model_id in sorted({block.model_id for block in manifest.blocks})}
+    used = {
+        model_id: prices.price_of(model_id)
+        for model_id in sorted({block.model_id for block in manifest.blocks})
+    }
     return hashlib.sha256(f"{manifest.digest}\n{used!r}".encode()).hexdigest()
 
 
@@ -166,12 +177,19 @@ def check_budget_coverage(prepared: Prepared, budget_usd: float | None) -> None:
         return
     unpriced = prepared.ledger.unpriced_pending(prepared.run.id)
     if unpriced:
-        raise UsageError(f"a budget is set but {unpriced} pending job(s) use a model with no "
-                         "known price: give it one under prices: in the manifest")
+        raise UsageError(
+            f"a budget is set but {unpriced} pending job(s) use a model with no "
+            "known price: give it one under prices: in the manifest"
+        )
 
 
-def options_for(manifest: Manifest, *, concurrency: int | None = None,
-                base: RunOptions | None = None, shared_ledger: bool = False) -> RunOptions:
+def options_for(
+    manifest: Manifest,
+    *,
+    concurrency: int | None = None,
+    base: RunOptions | None = None,
+    shared_ledger: bool = False,
+) -> RunOptions:
     """Run options from the manifest's settings, overridden by the command line.
 
     On a shared (PostgreSQL) ledger the manifest's ``concurrency`` holds for the run as a whole
@@ -186,22 +204,26 @@ def options_for(manifest: Manifest, *, concurrency: int | None = None,
         "run_concurrency": manifest.concurrency if shared_ledger else None,
         "max_attempts": settings.max_attempts or options.max_attempts,
         "allowed_hosts": tuple(settings.allowed_hosts or ()) + options.allowed_hosts,
-        "budget_usd": options.budget_usd if options.budget_usd is not None
-        else settings.budget_usd,
+        "budget_usd": options.budget_usd if options.budget_usd is not None else settings.budget_usd,
     }
     if settings.max_file_size:
         changes["max_file_size"] = settings.max_file_size
     return replace(options, **changes)  # type: ignore[arg-type]  # RunOptions fields
 
 
-async def execute(prepared: Prepared, connection: Connection, options: RunOptions,
-                  events: EventSink = ignore_events) -> RunSummary:
+async def execute(
+    prepared: Prepared,
+    connection: Connection,
+    options: RunOptions,
+    events: EventSink = ignore_events,
+) -> RunSummary:
     """Run a prepared manifest against the API until it is settled, stopped or interrupted."""
     check_budget_coverage(prepared, options.budget_usd)
     # The client's pool stays small whatever the concurrency (see DEFAULT_MAX_CONNECTIONS).
     async with RunComfyClient(base_url=connection.api_base, token=connection.token) as client:
-        runner = Runner(ledger=prepared.ledger, client=client, run=prepared.run,
-                        options=options, events=events)
+        runner = Runner(
+            ledger=prepared.ledger, client=client, run=prepared.run, options=options, events=events
+        )
         return await runner.run()
 
 
@@ -210,8 +232,9 @@ def simulated_connection(*, seed: int | None = None) -> Iterator[Connection]:
     """Start the bundled simulator in this process and yield a connection to it."""
     from genbatch.simulator import Simulator, SimulatorConfig
 
-    config = SimulatorConfig(time_scale=SIMULATE_TIME_SCALE, capacity=8,
-                             seed=seed if seed is not None else 0)
+    config = SimulatorConfig(
+        time_scale=SIMULATE_TIME_SCALE, capacity=8, seed=seed if seed is not None else 0
+    )
     with Simulator(config) as simulator:
         yield Connection(api_base=simulator.base_url, token=simulator.token)
 
@@ -226,10 +249,16 @@ class Session:
 
 
 @contextmanager
-def open_session(manifest: Manifest, *, ledger: str | None = None,
-                 api_base: str | None = None, simulate: bool = False,
-                 allow_insecure: bool = False, concurrency: int | None = None,
-                 options: RunOptions | None = None) -> Iterator[Session]:
+def open_session(
+    manifest: Manifest,
+    *,
+    ledger: str | None = None,
+    api_base: str | None = None,
+    simulate: bool = False,
+    allow_insecure: bool = False,
+    concurrency: int | None = None,
+    options: RunOptions | None = None,
+) -> Iterator[Session]:
     """Connect (or start the simulator), take the ledger's lock, price and sync the jobs.
 
     The ``genbatch run`` command and ``run_manifest`` both run through here.
@@ -244,27 +273,40 @@ def open_session(manifest: Manifest, *, ledger: str | None = None,
         store = stack.enter_context(open_ledger_for(ledger))
         stack.enter_context(store.exclusive())
         prepared = prepare(manifest, store, anyio.run(price_table, manifest, connection))
-        run_options = options_for(manifest, concurrency=concurrency, base=base,
-                                  shared_ledger=store.shared)
+        run_options = options_for(
+            manifest, concurrency=concurrency, base=base, shared_ledger=store.shared
+        )
         yield Session(prepared=prepared, connection=connection, options=run_options)
 
 
-def run_manifest(path: str | Path, *, ledger: str | None = None, api_base: str | None = None,
-                 simulate: bool = False, concurrency: int | None = None,
-                 options: RunOptions | None = None,
-                 events: EventSink = ignore_events) -> RunSummary:
+def run_manifest(
+    path: str | Path,
+    *,
+    ledger: str | None = None,
+    api_base: str | None = None,
+    simulate: bool = False,
+    concurrency: int | None = None,
+    options: RunOptions | None = None,
+    events: EventSink = ignore_events,
+) -> RunSummary:
     """Run a manifest from Python: the same as ``genbatch run``, returning its summary."""
     manifest = load_manifest(path)  # validated as it is synced
-    with open_session(manifest, ledger=ledger, api_base=api_base, simulate=simulate,
-                      concurrency=concurrency, options=options) as session:
-        summary = anyio.run(execute, session.prepared, session.connection, session.options,
-                            events)
+    with open_session(
+        manifest,
+        ledger=ledger,
+        api_base=api_base,
+        simulate=simulate,
+        concurrency=concurrency,
+        options=options,
+    ) as session:
+        summary = anyio.run(execute, session.prepared, session.connection, session.options, events)
         write_run_metadata(session.prepared.ledger, session.prepared.run.id)
         return summary
 
 
-def results(path: str | Path, *, ledger: str | None = None,
-            all_states: bool = False) -> list[dict[str, Any]]:
+def results(
+    path: str | Path, *, ledger: str | None = None, all_states: bool = False
+) -> list[dict[str, Any]]:
     """What a manifest's run produced: the rows of ``genbatch export``, one per output file
     (file path, prompt, inputs, request id, sha256, cost...); with ``all_states`` also one row per
     job not done, with its state and error."""

@@ -31,8 +31,11 @@ async def cancel_run(ledger: Ledger, client: RunComfyClient, run: RunInfo) -> Ca
     """Ask the run's driver to stop submitting, then cancel every queued remote request."""
     ledger.request_stop(run.id, "cancelled with `genbatch cancel`")
     report = CancelReport()
-    jobs = [j for j in ledger.attached_jobs(run.id) if j.request_id is not None
-            and j.state.value in ("queued", "running")]
+    jobs = [
+        j
+        for j in ledger.attached_jobs(run.id)
+        if j.request_id is not None and j.state.value in ("queued", "running")
+    ]
     limiter = anyio.CapacityLimiter(CANCEL_CONCURRENCY)
     async with anyio.create_task_group() as tg:
         for job in jobs:
@@ -40,8 +43,13 @@ async def cancel_run(ledger: Ledger, client: RunComfyClient, run: RunInfo) -> Ca
     return report
 
 
-async def _cancel_one(ledger: Ledger, client: RunComfyClient, job: JobRecord,
-                      report: CancelReport, limiter: anyio.CapacityLimiter) -> None:
+async def _cancel_one(
+    ledger: Ledger,
+    client: RunComfyClient,
+    job: JobRecord,
+    report: CancelReport,
+    limiter: anyio.CapacityLimiter,
+) -> None:
     assert job.request_id is not None
     async with limiter:
         try:
@@ -56,8 +64,9 @@ async def _cancel_one(ledger: Ledger, client: RunComfyClient, job: JobRecord,
             report.errors[job.key] = str(exc)
             return
     if answer.outcome == "cancelled":
-        ledger.record_generation_failed(job, "cancelled with `genbatch cancel`", retry=False,
-                                        outcome="cancelled")
+        ledger.record_generation_failed(
+            job, "cancelled with `genbatch cancel`", retry=False, outcome="cancelled"
+        )
         report.cancelled.append(job.key)
     else:
         report.still_running.append(job.key)

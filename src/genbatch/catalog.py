@@ -151,8 +151,9 @@ class ModelSpec:
         for spec in self.inputs:
             if spec.name not in inputs:
                 if spec.required:
-                    found.append(InputProblem(field=spec.name, message="is required",
-                                              kind="missing"))
+                    found.append(
+                        InputProblem(field=spec.name, message="is required", kind="missing")
+                    )
                 continue
             message = spec.problem(inputs[spec.name])
             if message:
@@ -160,16 +161,23 @@ class ModelSpec:
         for name in inputs:
             if name not in self.fields:
                 known = ", ".join(self.fields)
-                found.append(InputProblem(
-                    field=name, message=f"is not an input of {self.model_id} (known: {known})",
-                    kind="unknown"))
+                found.append(
+                    InputProblem(
+                        field=name,
+                        message=f"is not an input of {self.model_id} (known: {known})",
+                        kind="unknown",
+                    )
+                )
         return found
 
     @property
     def price(self) -> Price:
         """The built-in price of this model."""
-        return Price(base_price_usd=self.base_price_usd, price_unit=self.price_unit,
-                     audio_multiplier=self.audio_multiplier)
+        return Price(
+            base_price_usd=self.base_price_usd,
+            price_unit=self.price_unit,
+            audio_multiplier=self.audio_multiplier,
+        )
 
     def cost_usd(self, inputs: Mapping[str, Any]) -> float:
         """What one job with ``inputs`` costs at the built-in price."""
@@ -187,12 +195,18 @@ KLING_2_6_PRO_T2V = ModelSpec(
     kind="video",
     inputs=(
         InputField(name="prompt", type="string", required=True, max_length=2500),
-        InputField(name="negative_prompt", type="string", max_length=2500,
-                   default="blur, distort, and low quality"),
-        InputField(name="duration", type="integer", choices=(5, 10), default=5,
-                   numeric_strings=True),
-        InputField(name="aspect_ratio", type="string", choices=("16:9", "9:16", "1:1"),
-                   default="16:9"),
+        InputField(
+            name="negative_prompt",
+            type="string",
+            max_length=2500,
+            default="blur, distort, and low quality",
+        ),
+        InputField(
+            name="duration", type="integer", choices=(5, 10), default=5, numeric_strings=True
+        ),
+        InputField(
+            name="aspect_ratio", type="string", choices=("16:9", "9:16", "1:1"), default="16:9"
+        ),
         InputField(name="generate_audio", type="boolean", default=True),
     ),
     output_key="video",
@@ -208,8 +222,9 @@ HAILUO_02_T2V = ModelSpec(
     kind="video",
     inputs=(
         InputField(name="prompt", type="string", required=True, max_length=2000),
-        InputField(name="duration", type="integer", choices=(6, 10), default=6,
-                   numeric_strings=True),
+        InputField(
+            name="duration", type="integer", choices=(6, 10), default=6, numeric_strings=True
+        ),
         InputField(name="prompt_optimizer", type="boolean", default=True),
         InputField(name="num_videos", type="integer", minimum=1, maximum=2, default=1),
     ),
@@ -225,8 +240,12 @@ NANO_BANANA_2_T2I = ModelSpec(
     kind="image",
     inputs=(
         InputField(name="prompt", type="string", required=True, max_length=5000),
-        InputField(name="aspect_ratio", type="string",
-                   choices=("1:1", "16:9", "9:16", "4:3", "3:4"), default="1:1"),
+        InputField(
+            name="aspect_ratio",
+            type="string",
+            choices=("1:1", "16:9", "9:16", "4:3", "3:4"),
+            default="1:1",
+        ),
         InputField(name="num_images", type="integer", minimum=1, maximum=4, default=1),
         InputField(name="seed", type="integer", minimum=0, maximum=2**31 - 1),
     ),

@@ -125,18 +125,27 @@ class RunComfyClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         timeouts = timeouts or Timeouts()
-        limits = httpx.Limits(max_connections=max_connections,
-                              max_keepalive_connections=max_connections,
-                              keepalive_expiry=KEEPALIVE_EXPIRY)
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        )
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._api = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, limits=limits, follow_redirects=False,
-            timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect))
+            base_url=self.base_url,
+            headers=headers,
+            limits=limits,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect),
+        )
         self._files = httpx.AsyncClient(
-            headers={"User-Agent": USER_AGENT}, limits=limits, follow_redirects=False,
-            timeout=httpx.Timeout(timeouts.download_read, connect=timeouts.connect))
+            headers={"User-Agent": USER_AGENT},
+            limits=limits,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeouts.download_read, connect=timeouts.connect),
+        )
 
     async def __aenter__(self) -> RunComfyClient:
         return self
@@ -155,30 +164,43 @@ class RunComfyClient:
         request_id = body.get("request_id")
         if not isinstance(request_id, str) or not request_id:
             raise BadAnswer("the submit answer has no request_id", detail=_short(body))
-        return Submission(request_id=request_id, status_url=body.get("status_url"),
-                          result_url=body.get("result_url"), cancel_url=body.get("cancel_url"))
+        return Submission(
+            request_id=request_id,
+            status_url=body.get("status_url"),
+            result_url=body.get("result_url"),
+            cancel_url=body.get("cancel_url"),
+        )
 
     async def result(self, request_id: str) -> RemoteResult:
         """The result of a request: its state while unfinished, its outputs once succeeded."""
         body = await self._call("GET", f"/v1/requests/{request_id}/result", request_id=request_id)
         return RemoteResult(
-            request_id=request_id, status=_status_of(body),
-            output_urls=tuple(collect_urls(body.get("output"))), error=body.get("error"),
-            created_at=body.get("created_at"), finished_at=body.get("finished_at"))
+            request_id=request_id,
+            status=_status_of(body),
+            output_urls=tuple(collect_urls(body.get("output"))),
+            error=body.get("error"),
+            created_at=body.get("created_at"),
+            finished_at=body.get("finished_at"),
+        )
 
     async def status(self, request_id: str) -> RemoteStatusAnswer:
         """The status of a request."""
         body = await self._call("GET", f"/v1/requests/{request_id}/status", request_id=request_id)
         position = body.get("queue_position")
-        return RemoteStatusAnswer(request_id=request_id, status=_status_of(body),
-                                  queue_position=position if isinstance(position, int) else None)
+        return RemoteStatusAnswer(
+            request_id=request_id,
+            status=_status_of(body),
+            queue_position=position if isinstance(position, int) else None,
+        )
 
     async def cancel(self, request_id: str) -> CancelAnswer:
         """Ask to cancel a request; only queued requests can be cancelled."""
-        body = await self._call("POST", f"/v1/requests/{request_id}/cancel",
-                                request_id=request_id)
-        return CancelAnswer(request_id=request_id, status=str(body.get("status", "")),
-                            outcome=str(body.get("outcome", "")))
+        body = await self._call("POST", f"/v1/requests/{request_id}/cancel", request_id=request_id)
+        return CancelAnswer(
+            request_id=request_id,
+            status=str(body.get("status", "")),
+            outcome=str(body.get("outcome", "")),
+        )
 
     async def model_info(self, model_id: str) -> dict[str, Any]:
         """The catalog entry of a model (price and unit), when the API offers it."""
@@ -216,7 +238,11 @@ class RunComfyClient:
             raise _transport_error(exc, request_id=None) from None
 
     async def _call(
-        self, method: str, path: str, *, json_body: dict[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: dict[str, Any] | None = None,
         request_id: str | None = None,
     ) -> dict[str, Any]:
         try:
@@ -250,20 +276,29 @@ def _status_of(body: Mapping[str, Any]) -> str:
 
 def _file_stream(url: str, response: httpx.Response) -> FileStream:
     if response.status_code in (404, 410):
-        raise RequestGone(f"output file is gone (HTTP {response.status_code}): {url}",
-                          http_status=response.status_code)
+        raise RequestGone(
+            f"output file is gone (HTTP {response.status_code}): {url}",
+            http_status=response.status_code,
+        )
     if response.status_code >= 500 or response.status_code == 429:
-        raise ServerError(f"file host answered HTTP {response.status_code} for {url}",
-                          http_status=response.status_code)
+        raise ServerError(
+            f"file host answered HTTP {response.status_code} for {url}",
+            http_status=response.status_code,
+        )
     if response.status_code not in (200, 206):
         raise DownloadError(f"file host answered HTTP {response.status_code} for {url}")
     length = response.headers.get("content-length")
-    start = _range_start(response.headers.get("content-range")) \
-        if response.status_code == 206 else None
-    return FileStream(url=url, status_code=response.status_code,
-                      content_length=int(length) if length and length.isdigit() else None,
-                      content_type=response.headers.get("content-type"),
-                      content_range_start=start, chunks=lambda: _body_chunks(response))
+    start = (
+        _range_start(response.headers.get("content-range")) if response.status_code == 206 else None
+    )
+    return FileStream(
+        url=url,
+        status_code=response.status_code,
+        content_length=int(length) if length and length.isdigit() else None,
+        content_type=response.headers.get("content-type"),
+        content_range_start=start,
+        chunks=lambda: _body_chunks(response),
+    )
 
 
 async def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -286,8 +321,9 @@ def _range_start(content_range: str | None) -> int | None:
 def _transport_error(exc: httpx.TransportError, *, request_id: str | None) -> TransportError:
     # Only a failure to connect proves the request never left: anything later is ambiguous.
     sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    error = TransportError(f"no answer from the API: {type(exc).__name__}: {exc}",
-                           request_id=request_id)
+    error = TransportError(
+        f"no answer from the API: {type(exc).__name__}: {exc}", request_id=request_id
+    )
     error.request_sent = sent
     return error
 
@@ -298,8 +334,11 @@ def _parse_answer(response: httpx.Response, *, request_id: str | None) -> dict[s
     if response.is_success and isinstance(body, dict) and error_code in (None, 0, ""):
         return body
     if response.is_success and body is None:
-        raise BadAnswer(f"HTTP {response.status_code} answer is not JSON",
-                        http_status=response.status_code, request_id=request_id)
+        raise BadAnswer(
+            f"HTTP {response.status_code} answer is not JSON",
+            http_status=response.status_code,
+            request_id=request_id,
+        )
     raise _api_error(response, body, request_id=request_id)
 
 
@@ -324,8 +363,12 @@ def _api_error(response: httpx.Response, body: Any, *, request_id: str | None) -
     status = response.status_code
     code = _int_or_none(body.get("error_code")) if isinstance(body, dict) else None
     detail = body.get("detail") if isinstance(body, dict) else None
-    fields: dict[str, Any] = {"http_status": status, "error_code": code, "detail": detail,
-                              "request_id": request_id}
+    fields: dict[str, Any] = {
+        "http_status": status,
+        "error_code": code,
+        "detail": detail,
+        "request_id": request_id,
+    }
     message = _message_of(response, body)
     if status == 429:
         return RateLimited(message, retry_after=_retry_after(response), **fields)

@@ -35,8 +35,24 @@ from genbatch.retry import Backoff
 
 DEFAULT_MAX_FILE_SIZE = 2 * 1024**3
 DEFAULT_ALLOWED_SUFFIXES = (".runcomfy.net", ".runcomfy.com")
-KNOWN_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".png", ".jpg", ".jpeg", ".webp",
-                              ".gif", ".mp3", ".wav", ".m4a", ".glb", ".json", ".txt"})
+KNOWN_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".webm",
+        ".mov",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".webp",
+        ".gif",
+        ".mp3",
+        ".wav",
+        ".m4a",
+        ".glb",
+        ".json",
+        ".txt",
+    }
+)
 DOWNLOAD_ATTEMPTS = 10
 
 
@@ -102,9 +118,15 @@ class DownloadedFile:
 class Downloader:
     """Downloads output files safely; shared by every job of a run."""
 
-    def __init__(self, client: RunComfyClient, *, hosts: HostPolicy,
-                 max_bytes: int = DEFAULT_MAX_FILE_SIZE, backoff: Backoff | None = None,
-                 attempts: int = DOWNLOAD_ATTEMPTS) -> None:
+    def __init__(
+        self,
+        client: RunComfyClient,
+        *,
+        hosts: HostPolicy,
+        max_bytes: int = DEFAULT_MAX_FILE_SIZE,
+        backoff: Backoff | None = None,
+        attempts: int = DOWNLOAD_ATTEMPTS,
+    ) -> None:
         self._client = client
         self._hosts = hosts
         self._max_bytes = max_bytes
@@ -114,8 +136,9 @@ class Downloader:
         self._directories: set[Path] = set()
         """Output directories made (or found) during this run."""
 
-    async def fetch(self, url: str, *, directory: Path, stem: str,
-                    default_extension: str) -> DownloadedFile:
+    async def fetch(
+        self, url: str, *, directory: Path, stem: str, default_extension: str
+    ) -> DownloadedFile:
         """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry."""
         self._make_directory(directory)
         stem = sanitize_file_stem(stem)
@@ -153,23 +176,27 @@ class Downloader:
         part.ours = True
         return fd
 
-    async def _transfer(self, url: str, part: _Part, directory: Path, stem: str,
-                        default_extension: str) -> DownloadedFile:
+    async def _transfer(
+        self, url: str, part: _Part, directory: Path, stem: str, default_extension: str
+    ) -> DownloadedFile:
         offset = _size_or_zero(part.path) if part.ours else 0
         fd: int | None = None
         with self._committer.writing():
             try:
-                async with self._client.open_file(url, is_allowed=self._hosts.allows,
-                                                  offset=offset) as stream:
+                async with self._client.open_file(
+                    url, is_allowed=self._hosts.allows, offset=offset
+                ) as stream:
                     resumed = offset > 0 and stream.content_range_start == offset
                     expected = _expected_size(stream.content_length, offset if resumed else 0)
                     if expected is not None and expected > self._max_bytes:
-                        raise FileTooLarge(f"{url} is {expected} bytes, over the cap of "
-                                           f"{self._max_bytes} bytes")
+                        raise FileTooLarge(
+                            f"{url} is {expected} bytes, over the cap of {self._max_bytes} bytes"
+                        )
                     digest = _hash_existing(part.path) if resumed else hashlib.sha256()
                     fd = self._open_part(part, append=resumed)
-                    size = await self._write(stream.chunks(), fd, part.path, digest,
-                                             start=offset if resumed else 0)
+                    size = await self._write(
+                        stream.chunks(), fd, part.path, digest, start=offset if resumed else 0
+                    )
                     extension = extension_for(url, stream.content_type, default_extension)
                 if expected is not None and size != expected:
                     raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
@@ -181,14 +208,16 @@ class Downloader:
                     os.close(fd)
         return DownloadedFile(path=final, size=size, sha256=digest.hexdigest())
 
-    async def _write(self, chunks: object, fd: int, part: Path, digest: hashlib._Hash, *,
-                     start: int) -> int:
+    async def _write(
+        self, chunks: object, fd: int, part: Path, digest: hashlib._Hash, *, start: int
+    ) -> int:
         size = start
         async for chunk in chunks:  # type: ignore[attr-defined]  # an async iterator of bytes
             size += len(chunk)
             if size > self._max_bytes:
-                raise FileTooLarge(f"{part.name}: more than the cap of {self._max_bytes} "
-                                   "bytes arrived")
+                raise FileTooLarge(
+                    f"{part.name}: more than the cap of {self._max_bytes} bytes arrived"
+                )
             digest.update(chunk)
             _write_all(fd, chunk, part)
         return size
@@ -208,8 +237,9 @@ def _make_directory(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the output directory {directory}: "
-                          f"{exc.strerror}") from None
+        raise OutputError(
+            f"cannot create the output directory {directory}: {exc.strerror}"
+        ) from None
     if not os.access(directory, os.W_OK):
         raise OutputError(f"the output directory {directory} is not writable")
 

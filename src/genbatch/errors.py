@@ -153,8 +153,9 @@ class RequestGone(ApiError):
 class RateLimited(ApiError):
     """The API is rate limiting us."""
 
-    def __init__(self, message: str | None = None, *, retry_after: float | None = None,
-                 **fields: Any) -> None:
+    def __init__(
+        self, message: str | None = None, *, retry_after: float | None = None, **fields: Any
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(message, **fields)
 

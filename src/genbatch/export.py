@@ -29,13 +29,27 @@ from genbatch.states import JobState
 
 METADATA_FILE = "metadata.jsonl"
 
-FILE_COLUMNS = ("file_name", "inputs", "variables", "model_id", "job_key", "index", "block",
-                "repeat", "request_id", "sha256", "size", "created_at", "finished_at",
-                "cost_usd")
+FILE_COLUMNS = (
+    "file_name",
+    "inputs",
+    "variables",
+    "model_id",
+    "job_key",
+    "index",
+    "block",
+    "repeat",
+    "request_id",
+    "sha256",
+    "size",
+    "created_at",
+    "finished_at",
+    "cost_usd",
+)
 """The fixed columns of a metadata row; every input is also a top-level column."""
 
 EXPORT_COLUMNS = ("run", "output_dir", "url", "state", "error", "in_manifest")
 """Columns an export adds to the metadata columns."""
+
 
 class TextSink(Protocol):
     """Where export text goes: ``sys.stdout``, a text file, a ``StringIO``."""
@@ -54,8 +68,9 @@ def _present_files(item: JobOutputs) -> Iterator[tuple[OutputRecord, dict[str, A
             yield output, _file_row(item, output)
 
 
-def export_rows(items: Iterable[JobOutputs], *, all_states: bool = False
-                ) -> Iterator[dict[str, Any]]:
+def export_rows(
+    items: Iterable[JobOutputs], *, all_states: bool = False
+) -> Iterator[dict[str, Any]]:
     """Export rows: the metadata columns plus run, place, url, state and error.
 
     Done jobs give one row per recorded output file; with ``all_states`` every other job gives
@@ -69,8 +84,9 @@ def export_rows(items: Iterable[JobOutputs], *, all_states: bool = False
             yield _export_row(item, None)
 
 
-def ledger_export_rows(ledger: Ledger, run_ids: Sequence[int] | None, *,
-                       all_states: bool = False) -> Iterator[dict[str, Any]]:
+def ledger_export_rows(
+    ledger: Ledger, run_ids: Sequence[int] | None, *, all_states: bool = False
+) -> Iterator[dict[str, Any]]:
     """The export rows of the runs ``run_ids`` (None: every run), streamed from the ledger."""
     for run_id in run_ids if run_ids is not None else [None]:
         with ledger.stream_job_outputs(run_id=run_id) as items:
@@ -93,8 +109,10 @@ def write_metadata(ledger: Ledger, directories: Sequence[str]) -> list[Path]:
         return []
     winners = _latest_writers(ledger, directories)
     files: dict[str, BinaryIO] = {}
-    with ExitStack() as stack, ledger.stream_job_outputs(
-            output_dirs=directories, states=[JobState.DONE]) as items:
+    with (
+        ExitStack() as stack,
+        ledger.stream_job_outputs(output_dirs=directories, states=[JobState.DONE]) as items,
+    ):
         for item in items:
             directory = item.job.output_dir
             for output, row in _present_files(item):
@@ -103,7 +121,8 @@ def write_metadata(ledger: Ledger, directories: Sequence[str]) -> list[Path]:
                 out = files.get(directory)
                 if out is None:
                     out = files[directory] = stack.enter_context(
-                        atomic_writer(Path(directory) / METADATA_FILE))
+                        atomic_writer(Path(directory) / METADATA_FILE)
+                    )
                 out.write(jsonl_line(row).encode("utf-8"))
     for directory in directories:
         if directory not in files and Path(directory).is_dir():
@@ -144,8 +163,7 @@ def flat_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
     """Inputs as top-level columns, prompt first; a name clashing with a fixed column is
     prefixed with ``input_``."""
     ordered = sorted(inputs, key=lambda name: (name != "prompt", name))
-    return {(INPUT_PREFIX + name if name in _RESERVED else name): inputs[name]
-            for name in ordered}
+    return {(INPUT_PREFIX + name if name in _RESERVED else name): inputs[name] for name in ordered}
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -191,9 +209,14 @@ def _file_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]:
 
 def _export_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]:
     row = _file_row(item, output)
-    row.update(run=item.run_name, output_dir=item.job.output_dir,
-               url=output.url if output else None, state=item.job.state.value,
-               error=item.job.error, in_manifest=item.in_manifest)
+    row.update(
+        run=item.run_name,
+        output_dir=item.job.output_dir,
+        url=output.url if output else None,
+        state=item.job.state.value,
+        error=item.job.error,
+        in_manifest=item.in_manifest,
+    )
     return row
 
 

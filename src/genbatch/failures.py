@@ -43,8 +43,9 @@ class FailureLimit:
                 raise ValueError
             return cls(count=count)
         except ValueError:
-            raise UsageError(f"--max-failures: expected a count (10), a percentage (50%) or "
-                             f"off, not {text!r}") from None
+            raise UsageError(
+                f"--max-failures: expected a count (10), a percentage (50%) or off, not {text!r}"
+            ) from None
 
 
 class FailureWatch:
@@ -73,6 +74,5 @@ class FailureWatch:
         if self._limit.fraction is not None and len(self._recent) == self._limit.window:
             failed = sum(1 for k in self._recent if k is not None)
             if failed / len(self._recent) >= self._limit.fraction:
-                return (f"{failed} of the last {len(self._recent)} jobs failed "
-                        f"(latest: {kind})")
+                return f"{failed} of the last {len(self._recent)} jobs failed (latest: {kind})"
         return None

@@ -49,8 +49,9 @@ class FileCommitter(BatchQueue[_Move]):
     """Flushes and renames files into place in a worker thread, files of the same moment
     sharing one trip and one flush of their directory."""
 
-    def __init__(self, *, gather_seconds: float = COMMIT_GATHER_SECONDS,
-                 max_batch: int = MAX_COMMIT_BATCH) -> None:
+    def __init__(
+        self, *, gather_seconds: float = COMMIT_GATHER_SECONDS, max_batch: int = MAX_COMMIT_BATCH
+    ) -> None:
         super().__init__()
         self._gather_seconds = gather_seconds
         self._max_batch = max_batch

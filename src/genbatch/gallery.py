@@ -85,15 +85,17 @@ def varying_keys(table: Sequence[dict[str, str]]) -> dict[str, list[str]]:
     return found
 
 
-def choose_axes(table: Sequence[dict[str, str]], *, rows: str | None = None,
-                cols: str | None = None) -> Axes:
+def choose_axes(
+    table: Sequence[dict[str, str]], *, rows: str | None = None, cols: str | None = None
+) -> Axes:
     """The rows and columns: the user's choice, else the prompt by the smallest independent
     key (see the module's docstring)."""
     known = {name for values in table for name in values}
     for option, key in (("--rows", rows), ("--cols", cols)):
         if key is not None and key not in known:
-            raise UsageError(f"{option}: no job has '{key}'; choose from "
-                             f"{', '.join(sorted(known)) or 'nothing'}")
+            raise UsageError(
+                f"{option}: no job has '{key}'; choose from {', '.join(sorted(known)) or 'nothing'}"
+            )
     varying = varying_keys(table)
     if rows is None:
         rows = _default_rows(table, varying, cols)
@@ -102,16 +104,18 @@ def choose_axes(table: Sequence[dict[str, str]], *, rows: str | None = None,
     return Axes(rows=rows, cols=cols)
 
 
-def _default_rows(table: Sequence[dict[str, str]], varying: dict[str, list[str]],
-                  cols: str | None) -> str | None:
+def _default_rows(
+    table: Sequence[dict[str, str]], varying: dict[str, list[str]], cols: str | None
+) -> str | None:
     if "prompt" in varying and cols != "prompt":
         return "prompt"
     free = [k for k in varying if k != cols and not (cols and _decides(table, cols, k))]
     return max(free, key=lambda k: len(varying[k]), default=None)
 
 
-def _default_cols(table: Sequence[dict[str, str]], varying: dict[str, list[str]],
-                  rows: str | None) -> str | None:
+def _default_cols(
+    table: Sequence[dict[str, str]], varying: dict[str, list[str]], rows: str | None
+) -> str | None:
     free = [k for k in varying if k != rows and not (rows and _decides(table, rows, k))]
     return min(free, key=lambda k: len(varying[k]), default=None)
 
@@ -126,8 +130,14 @@ def _decides(table: Sequence[dict[str, str]], key: str, other: str) -> bool:
     return True
 
 
-def write_gallery(ledger: Ledger, run: RunInfo, *, output: Path | None = None,
-                  rows: str | None = None, cols: str | None = None) -> GalleryReport:
+def write_gallery(
+    ledger: Ledger,
+    run: RunInfo,
+    *,
+    output: Path | None = None,
+    rows: str | None = None,
+    cols: str | None = None,
+) -> GalleryReport:
     """Write the gallery of ``run`` (default: ``gallery.html`` in its output directory)."""
     items = ledger.job_outputs(run_id=run.id, in_manifest_only=True)
     if not items:
@@ -135,8 +145,7 @@ def write_gallery(ledger: Ledger, run: RunInfo, *, output: Path | None = None,
     path = (output or _default_path(items)).absolute()
     page = Page(items=items, run=run, html_dir=path.parent, rows=rows, cols=cols)
     write_atomically(path, page.render().encode("utf-8"))
-    return GalleryReport(path=path, axes=page.axes, cells=page.cell_count,
-                         items=len(items))
+    return GalleryReport(path=path, axes=page.axes, cells=page.cell_count, items=len(items))
 
 
 def _default_path(items: Sequence[JobOutputs]) -> Path:
@@ -147,8 +156,15 @@ def _default_path(items: Sequence[JobOutputs]) -> Path:
 class Page:
     """The HTML of one gallery."""
 
-    def __init__(self, *, items: Sequence[JobOutputs], run: RunInfo, html_dir: Path,
-                 rows: str | None = None, cols: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        items: Sequence[JobOutputs],
+        run: RunInfo,
+        html_dir: Path,
+        rows: str | None = None,
+        cols: str | None = None,
+    ) -> None:
         self.items = list(items)
         self.run = run
         self.html_dir = html_dir
@@ -157,13 +173,16 @@ class Page:
         varying = varying_keys(self.table)
         self.row_values = varying.get(self.axes.rows or "", [""]) if self.axes.rows else [""]
         self.col_values = varying.get(self.axes.cols or "", [""]) if self.axes.cols else [""]
-        self.extra_keys = [k for k in varying if k not in (self.axes.rows, self.axes.cols)
-                           and not self._decided(k)]
+        self.extra_keys = [
+            k for k in varying if k not in (self.axes.rows, self.axes.cols) and not self._decided(k)
+        ]
         self.cell_count = len(self.row_values) * len(self.col_values)
 
     def _decided(self, key: str) -> bool:
-        return any(axis is not None and _decides(self.table, axis, key)
-                   for axis in (self.axes.rows, self.axes.cols))
+        return any(
+            axis is not None and _decides(self.table, axis, key)
+            for axis in (self.axes.rows, self.axes.cols)
+        )
 
     def _value(self, values: dict[str, str], axis: str | None) -> str:
         return values.get(axis, MISSING) if axis else ""
@@ -171,23 +190,37 @@ class Page:
     def render(self) -> str:
         """The whole page."""
         return _DOCUMENT.format(
-            csp=_esc(_CSP), title=_esc(f"{self.run.name} · genbatch gallery"), style=_STYLE,
-            script=_SCRIPT, header=self._header(), grid=self._grid(), cells=self.cell_count,
-            items=len(self.items))
+            csp=_esc(_CSP),
+            title=_esc(f"{self.run.name} · genbatch gallery"),
+            style=_STYLE,
+            script=_SCRIPT,
+            header=self._header(),
+            grid=self._grid(),
+            cells=self.cell_count,
+            items=len(self.items),
+        )
 
     def _header(self) -> str:
         counts: dict[str, int] = {}
         for item in self.items:
             counts[item.job.state.value] = counts.get(item.job.state.value, 0) + 1
-        chips = "".join(f'<span class="badge state-{_esc(state)}">{n} {_esc(state)}</span>'
-                        for state, n in counts.items())
+        chips = "".join(
+            f'<span class="badge state-{_esc(state)}">{n} {_esc(state)}</span>'
+            for state, n in counts.items()
+        )
         spent = _catalog_cost(item for item in self.items if item.job.state == JobState.DONE)
         cost = f" · about ${spent:,.2f} (estimated)" if spent else ""
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         return _HEADER.format(
-            run=_esc(self.run.name), manifest=_esc(self.run.manifest_path), chips=chips,
-            jobs=len(self.items), cost=_esc(cost), when=_esc(when),
-            rows=_esc(self.axes.rows or "·"), cols=_esc(self.axes.cols or "·"))
+            run=_esc(self.run.name),
+            manifest=_esc(self.run.manifest_path),
+            chips=chips,
+            jobs=len(self.items),
+            cost=_esc(cost),
+            when=_esc(when),
+            rows=_esc(self.axes.rows or "·"),
+            cols=_esc(self.axes.cols or "·"),
+        )
 
     def _grid(self) -> str:
         cells: dict[tuple[str, str], list[int]] = {}
@@ -197,8 +230,10 @@ class Page:
         head = "".join(f'<th scope="col">{_esc(value)}</th>' for value in self.col_values)
         corner = f"{self.axes.rows or ''} ╲ {self.axes.cols or ''}".strip(" ╲")
         body = "".join(self._row(row, cells) for row in self.row_values)
-        return (f'<table class="grid"><thead><tr><th class="corner">{_esc(corner)}</th>'
-                f"{head}</tr></thead><tbody>{body}</tbody></table>")
+        return (
+            f'<table class="grid"><thead><tr><th class="corner">{_esc(corner)}</th>'
+            f"{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
 
     def _row(self, row: str, cells: dict[tuple[str, str], list[int]]) -> str:
         tds = []
@@ -215,24 +250,32 @@ class Page:
     def _figure(self, index: int) -> str:
         item, values = self.items[index], self.table[index]
         state = item.job.state.value
-        chips = "".join(f'<span class="chip"><b>{_esc(k)}</b> {_esc(values.get(k, MISSING))}'
-                        "</span>" for k in self.extra_keys)
-        return (f'<figure class="item" data-state="{_esc(state)}" '
-                f'data-key="{_esc(item.job.key)}">{self._media(item)}'
-                f'<figcaption><div class="chips">{chips}</div>{self._details(item)}'
-                "</figcaption></figure>")
+        chips = "".join(
+            f'<span class="chip"><b>{_esc(k)}</b> {_esc(values.get(k, MISSING))}</span>'
+            for k in self.extra_keys
+        )
+        return (
+            f'<figure class="item" data-state="{_esc(state)}" '
+            f'data-key="{_esc(item.job.key)}">{self._media(item)}'
+            f'<figcaption><div class="chips">{chips}</div>{self._details(item)}'
+            "</figcaption></figure>"
+        )
 
     def _media(self, item: JobOutputs) -> str:
         job = item.job
         files = [o.path for o in item.outputs if o.path]
         if job.state != JobState.DONE or not files:
             error = f'<p class="error">{_esc(job.error)}</p>' if job.error else ""
-            return (f'<div class="media placeholder"><span class="badge state-{_esc(job.state)}">'
-                    f"{_esc(job.state)}</span>{error}</div>")
+            return (
+                f'<div class="media placeholder"><span class="badge state-{_esc(job.state)}">'
+                f"{_esc(job.state)}</span>{error}</div>"
+            )
         present = [path for path in files if os.path.isfile(path)]
         if not present:
-            return ('<div class="media placeholder"><span class="badge state-failed">file '
-                    'missing</span><p class="error">the file was moved or deleted</p></div>')
+            return (
+                '<div class="media placeholder"><span class="badge state-failed">file '
+                'missing</span><p class="error">the file was moved or deleted</p></div>'
+            )
         many = " many" if len(present) > 1 else ""
         return f'<div class="media{many}">{"".join(self._element(p, job) for p in present)}</div>'
 
@@ -241,8 +284,10 @@ class Page:
         alt = _esc(str(job.inputs.get("prompt", job.key)))
         suffix = Path(path).suffix.lower()
         if suffix in VIDEO_EXTENSIONS:
-            return (f'<video src="{source}" controls muted loop preload="metadata" playsinline '
-                    f'title="{alt}"></video>')
+            return (
+                f'<video src="{source}" controls muted loop preload="metadata" playsinline '
+                f'title="{alt}"></video>'
+            )
         if suffix in IMAGE_EXTENSIONS:
             return f'<img src="{source}" alt="{alt}" loading="lazy" decoding="async">'
         if suffix in AUDIO_EXTENSIONS:
@@ -251,16 +296,22 @@ class Page:
 
     def _details(self, item: JobOutputs) -> str:
         job = item.job
-        rows = [(name, display(value)) for name, value in sorted(
-            job.inputs.items(), key=lambda pair: (pair[0] != "prompt", pair[0]))]
+        rows = [
+            (name, display(value))
+            for name, value in sorted(
+                job.inputs.items(), key=lambda pair: (pair[0] != "prompt", pair[0])
+            )
+        ]
         rows += [(f"{{{name}}}", display(value)) for name, value in job.variables.items()]
         rows += [("model", job.model_id), ("state", job.state.value)]
         if job.error:
             rows.append(("error", job.error))
         rows += [("file", Path(o.path).name) for o in item.outputs if o.path]
         listing = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in rows)
-        return (f"<details><summary>#{job.ordinal} · {_esc(job.key[:8])}</summary>"
-                f"<dl>{listing}</dl></details>")
+        return (
+            f"<details><summary>#{job.ordinal} · {_esc(job.key[:8])}</summary>"
+            f"<dl>{listing}</dl></details>"
+        )
 
 
 def _catalog_cost(items: Iterable[JobOutputs]) -> float:
@@ -416,9 +467,11 @@ _SCRIPT = """
 })();
 """
 
-_CSP = (f"default-src 'none'; style-src '{_hash(_STYLE)}'; script-src '{_hash(_SCRIPT)}'; "
-        "img-src 'self' file: data: blob:; media-src 'self' file: blob:; "
-        "base-uri 'none'; form-action 'none'")
+_CSP = (
+    f"default-src 'none'; style-src '{_hash(_STYLE)}'; script-src '{_hash(_SCRIPT)}'; "
+    "img-src 'self' file: data: blob:; media-src 'self' file: blob:; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 _HEADER = """<header>
 <h1>{run}</h1>

@@ -26,9 +26,12 @@ class PollPolicy:
 
     def scaled(self, factor: float) -> PollPolicy:
         """The same policy with every absolute interval multiplied by ``factor``."""
-        return PollPolicy(min_interval=self.min_interval * factor,
-                          max_interval=self.max_interval * factor,
-                          growth=self.growth, history_margin=self.history_margin)
+        return PollPolicy(
+            min_interval=self.min_interval * factor,
+            max_interval=self.max_interval * factor,
+            growth=self.growth,
+            history_margin=self.history_margin,
+        )
 
 
 @dataclass(kw_only=True)
@@ -43,8 +46,9 @@ class DurationHistory:
             self.shortest[model_id] = min(seconds, self.shortest.get(model_id, seconds))
 
 
-def next_poll_delay(policy: PollPolicy, *, running_for: float, since_accepted: float,
-                    shortest_seen: float | None) -> float:
+def next_poll_delay(
+    policy: PollPolicy, *, running_for: float, since_accepted: float, shortest_seen: float | None
+) -> float:
     """Seconds to wait before the next poll of a job."""
     delay = policy.growth * running_for
     if shortest_seen is not None:

@@ -31,8 +31,9 @@ class PriceTable:
     manifest: Mapping[str, Price] = field(default_factory=dict)
     api: Mapping[str, Price] = field(default_factory=dict)
     # What cost() needs of each model, looked up once: it runs for every job of a manifest.
-    _models: dict[str, _PricedModel] = field(default_factory=dict, init=False, repr=False,
-                                             compare=False)
+    _models: dict[str, _PricedModel] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def price_of(self, model_id: str) -> Price | None:
         """The price genbatch uses for ``model_id``, or None when nothing is known."""
@@ -49,7 +50,8 @@ class PriceTable:
         if found is None:
             spec = find_model(model_id)
             found = self._models[model_id] = _PricedModel(
-                self.price_of(model_id), spec, spec.with_defaults({}) if spec else {})
+                self.price_of(model_id), spec, spec.with_defaults({}) if spec else {}
+            )
         price, spec, defaults = found
         if price is None:
             return None
@@ -60,8 +62,7 @@ class PriceTable:
         return PriceTable(manifest=self.manifest, api={**self.api, **prices})
 
 
-async def fetch_api_prices(client: RunComfyClient, model_ids: Iterable[str]
-                           ) -> dict[str, Price]:
+async def fetch_api_prices(client: RunComfyClient, model_ids: Iterable[str]) -> dict[str, Price]:
     """Prices the API's catalog endpoint reports; models it does not answer for are skipped."""
     found: dict[str, Price] = {}
     for model_id in sorted(set(model_ids)):

@@ -128,8 +128,15 @@ class RunSummary:
 class Runner:
     """Runs one run of the ledger to completion (or until stopped)."""
 
-    def __init__(self, *, ledger: Ledger, client: RunComfyClient, run: RunInfo,
-                 options: RunOptions, events: EventSink = ignore_events) -> None:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        client: RunComfyClient,
+        run: RunInfo,
+        options: RunOptions,
+        events: EventSink = ignore_events,
+    ) -> None:
         self._ledger = ledger
         # SQLite's non-durable commits never wait for the disk: grouped writes run on the loop.
         self._off_loop = OffLoop(ledger.grouped, groups_on_loop=ledger.is_sqlite)
@@ -140,9 +147,14 @@ class Runner:
         self._slots = Slots(options.concurrency)
         self._gate = RateGate()
         self._downloads = anyio.CapacityLimiter(options.download_concurrency)
-        self._downloader = Downloader(client, hosts=HostPolicy(
-            api_host=(urlsplit(client.base_url).hostname or "").lower(),
-            extra_hosts=options.allowed_hosts), max_bytes=options.max_file_size)
+        self._downloader = Downloader(
+            client,
+            hosts=HostPolicy(
+                api_host=(urlsplit(client.base_url).hostname or "").lower(),
+                extra_hosts=options.allowed_hosts,
+            ),
+            max_bytes=options.max_file_size,
+        )
         self._history = DurationHistory()
         self._outputs_recorded: dict[int, list[OutputRecord]] = {}
         """Outputs of jobs that just succeeded, by job id: what _fetch would read back."""
@@ -180,26 +192,39 @@ class Runner:
             self._leave()
         if self._stop_reason:
             self._ledger.set_stop_reason(self._run.id, self._stop_reason)
-        return RunSummary(counts=self._ledger.counts(self._run.id), stop_reason=self._stop_reason,
-                          stop_error=self._stop_error, interrupted=self._interrupted,
-                          recovered_unknown=recovered)
+        return RunSummary(
+            counts=self._ledger.counts(self._run.id),
+            stop_reason=self._stop_reason,
+            stop_error=self._stop_error,
+            interrupted=self._interrupted,
+            recovered_unknown=recovered,
+        )
 
     def _prepare(self) -> tuple[int, list[JobRecord]]:
         self._ledger.clear_stop_request(self._run.id)
         spend = self._ledger.spend(self._run.id)
         self._spent = sum(spend[state] for state in SPENDING_STATES)
         me, options = self._worker, self._options
-        self._ledger.register_worker(self._run.id, me.id, host=me.host, pid=me.pid,
-                                     concurrency=options.concurrency,
-                                     lease_seconds=options.lease_seconds)
+        self._ledger.register_worker(
+            self._run.id,
+            me.id,
+            host=me.host,
+            pid=me.pid,
+            concurrency=options.concurrency,
+            lease_seconds=options.lease_seconds,
+        )
         # Jobs left in flight by a crash (or by workers that are gone): re-attached, and those
         # caught submitting become unknown.
-        takeover = self._ledger.take_over(self._run.id, me.id,
-                                          lease_seconds=options.lease_seconds, starting=True)
+        takeover = self._ledger.take_over(
+            self._run.id, me.id, lease_seconds=options.lease_seconds, starting=True
+        )
         recovered = takeover.unknown
         if recovered:
-            self._notice("warning", f"{recovered} job(s) were interrupted while submitting and "
-                         "are now `unknown`: they may exist remotely (see --resubmit-unknown)")
+            self._notice(
+                "warning",
+                f"{recovered} job(s) were interrupted while submitting and "
+                "are now `unknown`: they may exist remotely (see --resubmit-unknown)",
+            )
         if self._options.resubmit_unknown:
             count = self._ledger.reset_to_pending(self._run.id, [JobState.UNKNOWN])
             if count:
@@ -219,8 +244,11 @@ class Runner:
         try:
             self._ledger.release_worker(self._run.id, self._worker.id)
         except LedgerError as exc:
-            self._notice("warning", f"could not release this worker's leases (other workers "
-                         f"take its jobs over once they expire): {exc}")
+            self._notice(
+                "warning",
+                f"could not release this worker's leases (other workers "
+                f"take its jobs over once they expire): {exc}",
+            )
 
     # -- the submitter ------------------------------------------------------------------------
 
@@ -272,11 +300,15 @@ class Runner:
             self._slots.occupy()
         self._reserved = count
         try:
-            jobs = await self._off_loop(self._ledger.claim_jobs, self._run.id, count,
-                                        worker=self._worker.id,
-                                        budget_usd=self._options.budget_usd,
-                                        run_limit=self._options.run_concurrency,
-                                        lease_seconds=self._options.lease_seconds)
+            jobs = await self._off_loop(
+                self._ledger.claim_jobs,
+                self._run.id,
+                count,
+                worker=self._worker.id,
+                budget_usd=self._options.budget_usd,
+                run_limit=self._options.run_concurrency,
+                lease_seconds=self._options.lease_seconds,
+            )
         except (BudgetReached, StopRequested) as exc:
             self._stop(exc, cancel_all=False)
             jobs = []
@@ -292,8 +324,11 @@ class Runner:
             return False
         if (await self._off_loop(self._ledger.counts, self._run.id))[JobState.PENDING] > 0:
             return True
-        return self._ledger.shared and \
-            await self._off_loop(self._ledger.others_in_flight, self._run.id, self._worker.id) > 0
+        return (
+            self._ledger.shared
+            and await self._off_loop(self._ledger.others_in_flight, self._run.id, self._worker.id)
+            > 0
+        )
 
     async def _idle(self, job_ended: anyio.Event) -> None:
         """Wait for one of this worker's jobs to end (``job_ended`` is already set if one did);
@@ -313,8 +348,11 @@ class Runner:
         assert self._tg is not None
         if job.state == JobState.SUBMITTING:
             self._spent += job.cost_usd or 0.0
-            self._emit(JobEvent(key=job.key, ordinal=job.ordinal, state=job.state,
-                                previous=JobState.PENDING))
+            self._emit(
+                JobEvent(
+                    key=job.key, ordinal=job.ordinal, state=job.state, previous=JobState.PENDING
+                )
+            )
         self._active += 1
         self._tg.start_soon(self._drive, job, holds_slot)
 
@@ -336,8 +374,11 @@ class Runner:
         except Exception as exc:  # one job's bug must not stop the others
             await self._off_loop(self._ledger.record_job_error, job, f"internal error: {exc!r}")
             await self._park(job)
-            self._notice("error", f"#{job.ordinal} {job.key}: internal error, the job stays "
-                         f"{job.state.value} and is resumable: {exc!r}")
+            self._notice(
+                "error",
+                f"#{job.ordinal} {job.key}: internal error, the job stays "
+                f"{job.state.value} and is resumable: {exc!r}",
+            )
         finally:
             self._outputs_recorded.pop(job.id, None)  # a job that stopped before its download
             if holds_slot:
@@ -356,8 +397,7 @@ class Runner:
                 submission = await self._client.submit(job.model_id, job.inputs)
             except ApiError as exc:
                 return await self._submit_failed(job, exc)
-            await self._off_loop.grouped(self._ledger.record_accepted, job,
-                                         submission.request_id)
+            await self._off_loop.grouped(self._ledger.record_accepted, job, submission.request_id)
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
         self._slots.on_accepted()
@@ -377,8 +417,7 @@ class Runner:
         if isinstance(exc, TransportError | ServerError | BadAnswer):
             await self._off_loop(ledger.record_submit_unknown, job, message)
             self._on_submit_unknown(message)
-            return self._settle(job, JobState.UNKNOWN,
-                                f"answer to the submit was lost: {message}")
+            return self._settle(job, JobState.UNKNOWN, f"answer to the submit was lost: {message}")
         if isinstance(exc, AuthError | BalanceExhausted):
             await self._off_loop(ledger.record_refused, job, message, final=False)
             self._stop(exc, cancel_all=isinstance(exc, AuthError))
@@ -387,8 +426,11 @@ class Runner:
         job = self._settle(job, JobState.FAILED, message)
         if isinstance(exc, ModelNotFound):
             await self._fail_model(job.model_id, message)
-        self._count_failure(type(exc).__name__ if exc.error_code is None
-                            else f"{type(exc).__name__} {exc.error_code}")
+        self._count_failure(
+            type(exc).__name__
+            if exc.error_code is None
+            else f"{type(exc).__name__} {exc.error_code}"
+        )
         return job
 
     def _on_submit_unknown(self, message: str) -> None:
@@ -396,22 +438,33 @@ class Runner:
         self._consecutive_unknown += 1
         self._gate.block_for(self._options.backoff.delay(self._consecutive_unknown, self._rng))
         if self._consecutive_unknown >= MAX_CONSECUTIVE_UNKNOWN:
-            self._stop(FailureStreak(
-                f"{self._consecutive_unknown} submits in a row got no answer (latest: "
-                f"{message}); stopping so the API outage does not pile up unknown jobs"),
-                cancel_all=False)
+            self._stop(
+                FailureStreak(
+                    f"{self._consecutive_unknown} submits in a row got no answer (latest: "
+                    f"{message}); stopping so the API outage does not pile up unknown jobs"
+                ),
+                cancel_all=False,
+            )
 
     async def _fail_model(self, model_id: str, message: str) -> None:
-        count = await self._off_loop(self._ledger.fail_pending_of_model, self._run.id, model_id,
-                                     message)
-        self._notice("error", f"the API does not know the model {model_id}: "
-                     f"{count + 1} job(s) of it failed without being sent")
+        count = await self._off_loop(
+            self._ledger.fail_pending_of_model, self._run.id, model_id, message
+        )
+        self._notice(
+            "error",
+            f"the API does not know the model {model_id}: "
+            f"{count + 1} job(s) of it failed without being sent",
+        )
 
     def _count_failure(self, kind: str) -> None:
         reason = self._failures.failed(kind)
         if reason:
-            self._stop(FailureStreak(f"stopping early: {reason}; fix the cause and run again "
-                                     "(see --max-failures)"), cancel_all=False)
+            self._stop(
+                FailureStreak(
+                    f"stopping early: {reason}; fix the cause and run again (see --max-failures)"
+                ),
+                cancel_all=False,
+            )
 
     def _on_rate_limited(self, exc: RateLimited, *, submitting: bool = False) -> None:
         self._consecutive_429 += 1
@@ -434,10 +487,16 @@ class Runner:
         first = poll_now
         while True:
             now = time.monotonic()
-            delay = 0.0 if first else next_poll_delay(
-                self._options.poll, running_for=now - running_since,
-                since_accepted=now - accepted,
-                shortest_seen=self._history.shortest.get(job.model_id))
+            delay = (
+                0.0
+                if first
+                else next_poll_delay(
+                    self._options.poll,
+                    running_for=now - running_since,
+                    since_accepted=now - accepted,
+                    shortest_seen=self._history.shortest.get(job.model_id),
+                )
+            )
             first = False
             await anyio.sleep(delay)
             await self._gate.wait()
@@ -478,40 +537,50 @@ class Runner:
         await self._off_loop(self._ledger.record_generation_failed, job, str(exc), retry=False)
         return self._settle(job, JobState.FAILED, str(exc))
 
-    async def _on_result(self, job: JobRecord, result: RemoteResult,
-                         accepted: float) -> JobRecord:
+    async def _on_result(self, job: JobRecord, result: RemoteResult, accepted: float) -> JobRecord:
         status = result.status
         if status in ("in_queue", "in_progress"):
             state = JobState.QUEUED if status == "in_queue" else JobState.RUNNING
             if state != job.state:
-                await self._off_loop.grouped(self._ledger.record_remote_state, job, state,
-                                             status)
+                await self._off_loop.grouped(self._ledger.record_remote_state, job, state, status)
                 job = self._settle(job, state, None)
             return job
         if status in SUCCEEDED and result.output_urls:
             self._failures.succeeded()
             self._history.observe(job.model_id, time.monotonic() - accepted)
             self._outputs_recorded[job.id] = await self._off_loop.grouped(
-                self._ledger.record_succeeded, job, result.output_urls)
+                self._ledger.record_succeeded, job, result.output_urls
+            )
             return self._settle(job, JobState.FETCHING, None)
         if status in CANCELLED:
-            await self._off_loop(self._ledger.record_generation_failed, job,
-                                 "cancelled remotely", retry=False, outcome="cancelled")
+            await self._off_loop(
+                self._ledger.record_generation_failed,
+                job,
+                "cancelled remotely",
+                retry=False,
+                outcome="cancelled",
+            )
             return self._settle(job, JobState.CANCELLED, "cancelled remotely")
         if status in FAILED or status in SUCCEEDED:
             return await self._generation_failed(job, result)
         return job  # a status this version does not know: keep polling
 
     async def _generation_failed(self, job: JobRecord, result: RemoteResult) -> JobRecord:
-        error = describe_remote_error(result.error) if result.error is not None \
+        error = (
+            describe_remote_error(result.error)
+            if result.error is not None
             else "the generation finished without any output"
+        )
         retry = job.attempts < self._options.max_attempts and not self._stop_submitting
         await self._off_loop(self._ledger.record_generation_failed, job, error, retry=retry)
         # Messages of failed generations vary (ids, prompts): the kind is the failure itself.
         self._count_failure("generation failed")
         if retry:
-            return self._settle(job, JobState.PENDING,
-                                f"generation failed (attempt {job.attempts}), retrying: {error}")
+            return self._settle(
+                job,
+                JobState.PENDING,
+                f"generation failed (attempt {job.attempts}), retrying: {error}",
+            )
         return self._settle(job, JobState.FAILED, error)
 
     # -- one job: fetch -------------------------------------------------------------------------
@@ -520,33 +589,39 @@ class Runner:
         outputs = self._outputs_recorded.pop(job.id, None)
         if outputs is None:  # re-attached: recorded by an earlier run
             outputs = await self._off_loop(self._ledger.outputs, job.id)
-        missing = [o for o in outputs
-                   if o.sha256 is None or not o.path or not Path(o.path).exists()]
+        missing = [
+            o for o in outputs if o.sha256 is None or not o.path or not Path(o.path).exists()
+        ]
         for output in missing:
             # The last file's record also marks the job done: one commit instead of two.
-            if not await self._fetch_one(job, output, count=len(outputs),
-                                         last=output is missing[-1]):
+            if not await self._fetch_one(
+                job, output, count=len(outputs), last=output is missing[-1]
+            ):
                 return
         if not missing:
             await self._off_loop.grouped(self._ledger.record_done, job)
         self._settle(job, JobState.DONE, None)
 
-    async def _fetch_one(self, job: JobRecord, output: OutputRecord, *, count: int,
-                         last: bool) -> bool:
+    async def _fetch_one(
+        self, job: JobRecord, output: OutputRecord, *, count: int, last: bool
+    ) -> bool:
         stem = job.file_stem if count == 1 else f"{job.file_stem}_{output.position}"
         spec = find_model(job.model_id)
         try:
             file = await self._downloader.fetch(
-                output.url, directory=Path(job.output_dir), stem=stem,
-                default_extension=spec.extension if spec else ".bin")
+                output.url,
+                directory=Path(job.output_dir),
+                stem=stem,
+                default_extension=spec.extension if spec else ".bin",
+            )
         except RequestGone as exc:
-            await self._off_loop(self._ledger.record_expired, job,
-                                 f"output file gone before download: {exc}")
+            await self._off_loop(
+                self._ledger.record_expired, job, f"output file gone before download: {exc}"
+            )
             self._settle(job, JobState.EXPIRED, str(exc))
             return False
         except (HostNotAllowed, FileTooLarge) as exc:
-            await self._off_loop(self._ledger.record_generation_failed, job, str(exc),
-                                 retry=False)
+            await self._off_loop(self._ledger.record_generation_failed, job, str(exc), retry=False)
             self._settle(job, JobState.FAILED, str(exc))
             return False
         except OutputError as exc:
@@ -554,14 +629,21 @@ class Runner:
             self._stop(exc, cancel_all=True)
             return False
         except (DownloadError, ApiError) as exc:
-            await self._off_loop(self._ledger.record_job_error, job,
-                                 f"download failed, will retry on resume: {exc}")
+            await self._off_loop(
+                self._ledger.record_job_error, job, f"download failed, will retry on resume: {exc}"
+            )
             await self._park(job)
             self._notice("warning", f"#{job.ordinal} {job.key}: download failed: {exc}")
             return False
-        await self._off_loop.grouped(self._ledger.record_file, output, path=str(file.path),
-                                     size=file.size, sha256=file.sha256,
-                                     host=self._worker.host, last=last)
+        await self._off_loop.grouped(
+            self._ledger.record_file,
+            output,
+            path=str(file.path),
+            size=file.size,
+            sha256=file.sha256,
+            host=self._worker.host,
+            last=last,
+        )
         return True
 
     # -- run-level ------------------------------------------------------------------------------
@@ -589,32 +671,50 @@ class Runner:
         while True:
             await anyio.sleep(self._options.lease_seconds / 3)
             try:
-                await self._off_loop(self._ledger.heartbeat, self._run.id, self._worker.id,
-                                     lease_seconds=self._options.lease_seconds)
+                await self._off_loop(
+                    self._ledger.heartbeat,
+                    self._run.id,
+                    self._worker.id,
+                    lease_seconds=self._options.lease_seconds,
+                )
                 if self._ledger.shared and not self._stop_submitting:
                     await self._take_over_orphans()
             except LedgerError as exc:
                 self._notice("warning", f"could not renew this worker's leases: {exc}")
 
     async def _take_over_orphans(self) -> None:
-        takeover = await self._off_loop(self._ledger.take_over, self._run.id, self._worker.id,
-                                        lease_seconds=self._options.lease_seconds)
+        takeover = await self._off_loop(
+            self._ledger.take_over,
+            self._run.id,
+            self._worker.id,
+            lease_seconds=self._options.lease_seconds,
+        )
         if takeover.unknown:
-            self._notice("warning", f"{takeover.unknown} job(s) of a worker that is gone were "
-                         "caught submitting and are now `unknown`: they may exist remotely")
+            self._notice(
+                "warning",
+                f"{takeover.unknown} job(s) of a worker that is gone were "
+                "caught submitting and are now `unknown`: they may exist remotely",
+            )
         if takeover.attached:
-            self._notice("info", f"took over {len(takeover.attached)} job(s) in flight from a "
-                         "worker that is gone (re-attached, not resubmitted)")
+            self._notice(
+                "info",
+                f"took over {len(takeover.attached)} job(s) in flight from a "
+                "worker that is gone (re-attached, not resubmitted)",
+            )
         self._adopt(takeover.attached)
 
     async def _report_gauges(self) -> None:
         while True:
             # Slots held for a claim in progress are not requests in flight.
-            self._emit(RunGauge(in_flight=self._slots.in_use - self._reserved,
-                                limit=self._slots.limit,
-                                max_limit=self._slots.max_limit,
-                                backoff_seconds=self._gate.remaining,
-                                spent_usd=round(self._spent, 6)))
+            self._emit(
+                RunGauge(
+                    in_flight=self._slots.in_use - self._reserved,
+                    limit=self._slots.limit,
+                    max_limit=self._slots.max_limit,
+                    backoff_seconds=self._gate.remaining,
+                    spent_usd=round(self._spent, 6),
+                )
+            )
             await anyio.sleep(self._options.gauge_interval)
 
     async def _watch_signals(self) -> None:
@@ -625,8 +725,11 @@ class Runner:
                     os._exit(130)
                 self._interrupted = True
                 self._stop_submitting = True
-                self._notice("warning", "interrupted: recording submissions in flight, then "
-                             "exiting (press Ctrl-C again to exit at once); run again to resume")
+                self._notice(
+                    "warning",
+                    "interrupted: recording submissions in flight, then "
+                    "exiting (press Ctrl-C again to exit at once); run again to resume",
+                )
                 assert self._tg is not None
                 self._tg.cancel_scope.cancel()
 
@@ -635,8 +738,16 @@ class Runner:
         if (job.state in SPENDING_STATES) != (state in SPENDING_STATES):
             sign = 1.0 if state in SPENDING_STATES else -1.0
             self._spent += sign * (job.cost_usd or 0.0)
-        self._emit(JobEvent(key=job.key, ordinal=job.ordinal, state=state,
-                            previous=job.state, request_id=job.request_id, message=message))
+        self._emit(
+            JobEvent(
+                key=job.key,
+                ordinal=job.ordinal,
+                state=state,
+                previous=job.state,
+                request_id=job.request_id,
+                message=message,
+            )
+        )
         return _with(job, state=state)
 
     def _notice(self, level: NoticeLevel, message: str) -> None:

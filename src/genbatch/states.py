@@ -48,13 +48,19 @@ LEASED_STATES = ATTACHED_STATES | {JobState.SUBMITTING}
 REMOTE_ACTIVE_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING})
 
 # Jobs whose cost counts against a budget: paid, being paid, or possibly paid.
-SPENDING_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING,
-                             JobState.FETCHING, JobState.DONE, JobState.UNKNOWN})
+SPENDING_STATES = frozenset(
+    {
+        JobState.SUBMITTING,
+        JobState.QUEUED,
+        JobState.RUNNING,
+        JobState.FETCHING,
+        JobState.DONE,
+        JobState.UNKNOWN,
+    }
+)
 
 # Final: nothing more happens to these without an explicit user action (retry).
-TERMINAL_STATES = frozenset(
-    {JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED}
-)
+TERMINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})
 
 # Jobs a run leaves alone unless the user asks (--resubmit-unknown, genbatch retry).
 SETTLED_STATES = TERMINAL_STATES | {JobState.UNKNOWN}

@@ -23,9 +23,15 @@ from genbatch.events import Event, JobEvent, RunGauge, RunNotice
 from genbatch.states import SETTLED_STATES, JobState
 
 STATE_STYLES = {
-    JobState.PENDING: "dim", JobState.SUBMITTING: "blue", JobState.QUEUED: "blue",
-    JobState.RUNNING: "cyan", JobState.FETCHING: "cyan", JobState.DONE: "green",
-    JobState.FAILED: "red", JobState.CANCELLED: "yellow", JobState.UNKNOWN: "magenta",
+    JobState.PENDING: "dim",
+    JobState.SUBMITTING: "blue",
+    JobState.QUEUED: "blue",
+    JobState.RUNNING: "cyan",
+    JobState.FETCHING: "cyan",
+    JobState.DONE: "green",
+    JobState.FAILED: "red",
+    JobState.CANCELLED: "yellow",
+    JobState.UNKNOWN: "magenta",
     JobState.EXPIRED: "red",
 }
 PROBLEM_STATES = frozenset({JobState.FAILED, JobState.UNKNOWN, JobState.EXPIRED})
@@ -57,8 +63,9 @@ class StateTally:
 
     def describe(self) -> str:
         """``done 3 · running 2 · ...`` for the states that have jobs, in lifecycle order."""
-        return " · ".join(f"{state.value} {self.counts[state]}" for state in JobState
-                          if self.counts[state] > 0)
+        return " · ".join(
+            f"{state.value} {self.counts[state]}" for state in JobState if self.counts[state] > 0
+        )
 
 
 def describe_gauge(gauge: RunGauge) -> str:
@@ -105,15 +112,26 @@ class JsonLog:
     def __call__(self, event: Event) -> None:
         record: dict[str, object]
         if isinstance(event, RunGauge):
-            record = {"event": "gauge", "in_flight": event.in_flight, "limit": event.limit,
-                      "max_limit": event.max_limit, "backoff_seconds": event.backoff_seconds,
-                      "spent_usd": event.spent_usd}
+            record = {
+                "event": "gauge",
+                "in_flight": event.in_flight,
+                "limit": event.limit,
+                "max_limit": event.max_limit,
+                "backoff_seconds": event.backoff_seconds,
+                "spent_usd": event.spent_usd,
+            }
         elif isinstance(event, RunNotice):
             record = {"event": "notice", "level": event.level, "message": event.message}
         else:
-            record = {"event": "job", "key": event.key, "index": event.ordinal,
-                      "state": event.state.value, "previous": event.previous.value,
-                      "request_id": event.request_id, "message": event.message}
+            record = {
+                "event": "job",
+                "key": event.key,
+                "index": event.ordinal,
+                "state": event.state.value,
+                "previous": event.previous.value,
+                "request_id": event.request_id,
+                "message": event.message,
+            }
         record["time"] = time.time()
         print(json.dumps(record), file=self._stream, flush=True)
 
@@ -127,19 +145,29 @@ class LiveDisplay:
         self._gauge: RunGauge | None = None
         self._failures: deque[str] = deque(maxlen=RECENT_FAILURES)
         self._progress = Progress(
-            TextColumn("[bold]genbatch"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=self._console)
-        self._task = self._progress.add_task("run", total=self._tally.total,
-                                             completed=self._tally.settled)
-        self._live = Live(self._render(), console=self._console, refresh_per_second=4,
-                          transient=False)
+            TextColumn("[bold]genbatch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self._console,
+        )
+        self._task = self._progress.add_task(
+            "run", total=self._tally.total, completed=self._tally.settled
+        )
+        self._live = Live(
+            self._render(), console=self._console, refresh_per_second=4, transient=False
+        )
 
     def __enter__(self) -> LiveDisplay:
         self._live.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._live.update(self._render())
         self._live.stop()
 
@@ -152,15 +180,20 @@ class LiveDisplay:
         else:
             self._tally.apply(event)
             if event.state in PROBLEM_STATES:
-                self._failures.append(f"#{event.ordinal} {event.key} {event.state.value}"
-                                      + (f": {event.message}" if event.message else ""))
+                self._failures.append(
+                    f"#{event.ordinal} {event.key} {event.state.value}"
+                    + (f": {event.message}" if event.message else "")
+                )
             self._progress.update(self._task, completed=self._tally.settled)
         self._live.update(self._render())
 
     def _render(self) -> Group:
         states = Table.grid(padding=(0, 2))
-        cells = [Text(f"{state.value} {self._tally.counts[state]}", style=STATE_STYLES[state])
-                 for state in JobState if self._tally.counts[state] > 0]
+        cells = [
+            Text(f"{state.value} {self._tally.counts[state]}", style=STATE_STYLES[state])
+            for state in JobState
+            if self._tally.counts[state] > 0
+        ]
         if cells:
             states.add_row(*cells)
         parts: list[Text | Table | Progress] = [self._progress, states]

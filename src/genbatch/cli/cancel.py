@@ -36,14 +36,17 @@ def cancel(
             raise UsageError(f"the ledger has no run '{name}'")
 
         async def go() -> None:
-            async with RunComfyClient(base_url=connection.api_base,
-                                      token=connection.token) as client:
+            async with RunComfyClient(
+                base_url=connection.api_base, token=connection.token
+            ) as client:
                 report = await cancel_run(store, client, run)
             print(f"cancelled {len(report.cancelled)} queued request(s)")
             if report.still_running:
-                print(f"{len(report.still_running)} request(s) were already running and could "
-                      "not be cancelled: they will complete and be billed; `genbatch run` "
-                      "fetches them: " + ", ".join(report.still_running))
+                print(
+                    f"{len(report.still_running)} request(s) were already running and could "
+                    "not be cancelled: they will complete and be billed; `genbatch run` "
+                    "fetches them: " + ", ".join(report.still_running)
+                )
             for key, error in report.errors.items():
                 print(f"{key}: could not cancel: {error}")
             if report.errors:

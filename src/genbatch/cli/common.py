@@ -15,8 +15,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 LEDGER_OPTION = typer.Option(
-    None, "--ledger", "-l", metavar="PATH_OR_URL",
-    help="Ledger file or postgresql:// URL [default: $GENBATCH_LEDGER or .genbatch/ledger.db]")
+    None,
+    "--ledger",
+    "-l",
+    metavar="PATH_OR_URL",
+    help="Ledger file or postgresql:// URL [default: $GENBATCH_LEDGER or .genbatch/ledger.db]",
+)
 
 
 def fail(message: str, code: int) -> typer.Exit:

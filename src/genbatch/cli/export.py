@@ -48,15 +48,21 @@ class ExportFormat(StrEnum):
 @app.command(epilog=EPILOG)
 @one_line_errors
 def export(
-    manifest: Path | None = typer.Argument(None, help="Only this manifest's run [default: "
-                                           "every run]."),
-    output_format: ExportFormat = typer.Option(ExportFormat.JSONL, "--format", "-f",
-                                               help="jsonl or csv."),
-    output: Path | None = typer.Option(None, "--output", "-o", metavar="FILE",
-                                       help="Write here (mode 0600) [default: stdout]."),
+    manifest: Path | None = typer.Argument(
+        None, help="Only this manifest's run [default: every run]."
+    ),
+    output_format: ExportFormat = typer.Option(
+        ExportFormat.JSONL, "--format", "-f", help="jsonl or csv."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", metavar="FILE", help="Write here (mode 0600) [default: stdout]."
+    ),
     ledger: str | None = LEDGER_OPTION,
-    all_states: bool = typer.Option(False, "--all-states", help="Also jobs that are not done, "
-                                    "one row each, with their state and error."),
+    all_states: bool = typer.Option(
+        False,
+        "--all-states",
+        help="Also jobs that are not done, one row each, with their state and error.",
+    ),
 ) -> None:
     """Write one row per output file of the done jobs (of MANIFEST's run, or of every run)."""
     with batch.open_ledger_for(ledger) as store:
@@ -74,8 +80,9 @@ def export(
     print(f"genbatch: {count} row(s) written to {output}", file=sys.stderr)
 
 
-def _write(output_format: ExportFormat, rows: Callable[[], Iterator[dict[str, Any]]],
-           out: TextSink) -> int:
+def _write(
+    output_format: ExportFormat, rows: Callable[[], Iterator[dict[str, Any]]], out: TextSink
+) -> int:
     # Rows stream from the ledger to the output: an export of a million files fits in memory.
     if output_format == ExportFormat.CSV:
         return write_csv(rows, out)

@@ -27,15 +27,22 @@ values; anything else that varies is shown on each item. Videos play on hover.
 @app.command(epilog=EPILOG)
 @one_line_errors
 def gallery(
-    manifest: Path | None = typer.Argument(None, help="The manifest whose run to show "
-                                           "[default: the run updated last]."),
-    output: Path | None = typer.Option(None, "--output", "-o", metavar="FILE",
-                                       help="Where to write the page [default: gallery.html "
-                                       "in the run's output directory]."),
-    rows: str | None = typer.Option(None, "--rows", metavar="KEY",
-                                    help="Input or variable for the rows [default: prompt]."),
-    cols: str | None = typer.Option(None, "--cols", metavar="KEY",
-                                    help="Input or variable for the columns."),
+    manifest: Path | None = typer.Argument(
+        None, help="The manifest whose run to show [default: the run updated last]."
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Where to write the page [default: gallery.html in the run's output directory].",
+    ),
+    rows: str | None = typer.Option(
+        None, "--rows", metavar="KEY", help="Input or variable for the rows [default: prompt]."
+    ),
+    cols: str | None = typer.Option(
+        None, "--cols", metavar="KEY", help="Input or variable for the columns."
+    ),
     ledger: str | None = LEDGER_OPTION,
 ) -> None:
     """Write an HTML page showing the run's outputs as a grid along the sweep's axes."""
@@ -43,6 +50,9 @@ def gallery(
         run = one_run(store, manifest)
         report = write_gallery(store, run, output=output, rows=rows, cols=cols)
     axes = f"rows {report.axes.rows or '-'} x columns {report.axes.cols or '-'}"
-    print(f"genbatch: gallery of '{run.name}': {report.items} job(s) in {report.cells} "
-          f"cell(s), {axes}", file=sys.stderr)
+    print(
+        f"genbatch: gallery of '{run.name}': {report.items} job(s) in {report.cells} "
+        f"cell(s), {axes}",
+        file=sys.stderr,
+    )
     print(report.path)

@@ -40,8 +40,9 @@ def plan(
     manifest: Path = typer.Argument(..., help="The YAML manifest."),
     ledger: str | None = LEDGER_OPTION,
     sample: int = typer.Option(5, "--sample", min=0, help="How many jobs to show."),
-    max_jobs: int | None = typer.Option(None, "--max-jobs", min=1,
-                                        help="Allow manifests that expand to more jobs."),
+    max_jobs: int | None = typer.Option(
+        None, "--max-jobs", min=1, help="Allow manifests that expand to more jobs."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Unknown models are an error."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -55,18 +56,24 @@ def plan(
         return
     for warning in loaded.warnings:
         print(f"genbatch: warning: {warning}", file=sys.stderr)
-    print(f"{loaded.name}: {summary.jobs} jobs: {summary.new} new, {summary.done} already "
-          f"done, {summary.other} recorded but not done")
+    print(
+        f"{loaded.name}: {summary.jobs} jobs: {summary.new} new, {summary.done} already "
+        f"done, {summary.other} recorded but not done"
+    )
     print(_cost_line(summary))
     for spec in islice(loaded.jobs(), sample):
         state = known.get(spec.key, "new")
-        print(f"  #{spec.ordinal} {spec.key} [{state}] {spec.model_id} "
-              f"{json.dumps(spec.inputs, ensure_ascii=False)[:160]}")
+        print(
+            f"  #{spec.ordinal} {spec.key} [{state}] {spec.model_id} "
+            f"{json.dumps(spec.inputs, ensure_ascii=False)[:160]}"
+        )
 
 
 def _cost_line(summary: PlanSummary) -> str:
-    line = (f"estimated cost: {describe_usd(summary.cost_usd)} for the whole manifest, "
-            f"{describe_usd(summary.cost_left_usd)} left to submit")
+    line = (
+        f"estimated cost: {describe_usd(summary.cost_usd)} for the whole manifest, "
+        f"{describe_usd(summary.cost_left_usd)} left to submit"
+    )
     if summary.budget_usd is not None:
         line += f" (budget {describe_usd(summary.budget_usd)})"
     if summary.unpriced_jobs:
@@ -106,8 +113,15 @@ def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
             cost_usd += cost
             if state is None or state == JobState.PENDING.value:
                 cost_left_usd += cost
-    return PlanSummary(run=manifest.name, jobs=jobs, new=new, done=done,
-                       other=jobs - new - done, cost_usd=round(cost_usd, 2),
-                       cost_left_usd=round(cost_left_usd, 2), unpriced_jobs=unpriced,
-                       budget_usd=manifest.settings.budget_usd,
-                       warnings=list(manifest.warnings))
+    return PlanSummary(
+        run=manifest.name,
+        jobs=jobs,
+        new=new,
+        done=done,
+        other=jobs - new - done,
+        cost_usd=round(cost_usd, 2),
+        cost_left_usd=round(cost_left_usd, 2),
+        unpriced_jobs=unpriced,
+        budget_usd=manifest.settings.budget_usd,
+        warnings=list(manifest.warnings),
+    )

@@ -38,36 +38,68 @@ RUN_EPILOG = f"""Examples:
 """
 
 MANIFEST = typer.Argument(..., help="The YAML manifest.")
-CONCURRENCY = typer.Option(None, "--concurrency", "-c", min=1,
-                           help="Requests in flight at once from this process [default: the "
-                           "manifest's, else 4]; the manifest's concurrency caps the whole run, "
-                           "all workers together")
-LEASE_SECONDS = typer.Option(DEFAULT_LEASE_SECONDS, "--lease-seconds", envvar=LEASE_ENV,
-                             min=0.1, metavar="SECONDS",
-                             help="With a shared (PostgreSQL) ledger: how long after this "
-                             "worker's last heartbeat other workers take its jobs over.")
-API_BASE = typer.Option(None, "--api-base", metavar="URL", help="API base [default: "
-                        "$RUNCOMFY_API_BASE or https://model-api.runcomfy.net]")
-SIMULATE = typer.Option(False, "--simulate",
-                        help="Run against the bundled simulator (no token, no cost).")
+CONCURRENCY = typer.Option(
+    None,
+    "--concurrency",
+    "-c",
+    min=1,
+    help="Requests in flight at once from this process [default: the "
+    "manifest's, else 4]; the manifest's concurrency caps the whole run, "
+    "all workers together",
+)
+LEASE_SECONDS = typer.Option(
+    DEFAULT_LEASE_SECONDS,
+    "--lease-seconds",
+    envvar=LEASE_ENV,
+    min=0.1,
+    metavar="SECONDS",
+    help="With a shared (PostgreSQL) ledger: how long after this "
+    "worker's last heartbeat other workers take its jobs over.",
+)
+API_BASE = typer.Option(
+    None,
+    "--api-base",
+    metavar="URL",
+    help="API base [default: $RUNCOMFY_API_BASE or https://model-api.runcomfy.net]",
+)
+SIMULATE = typer.Option(
+    False, "--simulate", help="Run against the bundled simulator (no token, no cost)."
+)
 RESUBMIT_UNKNOWN = typer.Option(
-    False, "--resubmit-unknown", help="Submit again the jobs whose earlier submit may or may "
-    "not have been received (may pay twice for them).")
-MAX_JOBS = typer.Option(None, "--max-jobs", min=1,
-                        help="Allow manifests that expand to more jobs than this.")
+    False,
+    "--resubmit-unknown",
+    help="Submit again the jobs whose earlier submit may or may "
+    "not have been received (may pay twice for them).",
+)
+MAX_JOBS = typer.Option(
+    None, "--max-jobs", min=1, help="Allow manifests that expand to more jobs than this."
+)
 STRICT = typer.Option(False, "--strict", help="Unknown models are an error.")
-POLL_INTERVAL = typer.Option(1.0, "--poll-interval", min=0.001, metavar="SECONDS",
-                             help="Shortest delay between two polls of one job.")
+POLL_INTERVAL = typer.Option(
+    1.0,
+    "--poll-interval",
+    min=0.001,
+    metavar="SECONDS",
+    help="Shortest delay between two polls of one job.",
+)
 MAX_FAILURES = typer.Option(
-    DEFAULT_MAX_FAILURES, "--max-failures", metavar="N|P%|off",
-    help="Stop early after N jobs in a row failed the same way, or when P% of the last 20 "
-    "failed.")
-ALLOW_INSECURE = typer.Option(False, "--allow-insecure",
-                              help="Allow a plain http:// API base that is not loopback.")
+    DEFAULT_MAX_FAILURES,
+    "--max-failures",
+    metavar="N|P%|off",
+    help="Stop early after N jobs in a row failed the same way, or when P% of the last 20 failed.",
+)
+ALLOW_INSECURE = typer.Option(
+    False, "--allow-insecure", help="Allow a plain http:// API base that is not loopback."
+)
 JSON_OUTPUT = typer.Option(False, "--json", help="One JSON event per line on stdout.")
-BUDGET = typer.Option(None, "--budget", min=0.0, metavar="USD",
-                      help="Stop submitting before the run's estimated spending would pass "
-                      "this [default: the manifest's budget_usd]")
+BUDGET = typer.Option(
+    None,
+    "--budget",
+    min=0.0,
+    metavar="USD",
+    help="Stop submitting before the run's estimated spending would pass "
+    "this [default: the manifest's budget_usd]",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,82 +125,159 @@ class RunRequest:
 
 @app.command(epilog=RUN_EPILOG)
 @one_line_errors
-def run(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
-        concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
-        simulate: bool = SIMULATE, resubmit_unknown: bool = RESUBMIT_UNKNOWN,
-        max_jobs: int | None = MAX_JOBS, strict: bool = STRICT,
-        poll_interval: float = POLL_INTERVAL, max_failures: str = MAX_FAILURES,
-        budget: float | None = BUDGET, allow_insecure: bool = ALLOW_INSECURE,
-        json_output: bool = JSON_OUTPUT, lease_seconds: float = LEASE_SECONDS) -> None:
+def run(
+    manifest: Path = MANIFEST,
+    ledger: str | None = LEDGER_OPTION,
+    concurrency: int | None = CONCURRENCY,
+    api_base: str | None = API_BASE,
+    simulate: bool = SIMULATE,
+    resubmit_unknown: bool = RESUBMIT_UNKNOWN,
+    max_jobs: int | None = MAX_JOBS,
+    strict: bool = STRICT,
+    poll_interval: float = POLL_INTERVAL,
+    max_failures: str = MAX_FAILURES,
+    budget: float | None = BUDGET,
+    allow_insecure: bool = ALLOW_INSECURE,
+    json_output: bool = JSON_OUTPUT,
+    lease_seconds: float = LEASE_SECONDS,
+) -> None:
     """Run every job of MANIFEST that is not done yet; run it again to resume."""
-    execute_request(RunRequest(
-        manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
-        simulate=simulate, resubmit_unknown=resubmit_unknown, max_jobs=max_jobs, strict=strict,
-        poll_interval=poll_interval, max_failures=max_failures, budget=budget,
-        allow_insecure=allow_insecure, json_output=json_output, lease_seconds=lease_seconds))
+    execute_request(
+        RunRequest(
+            manifest=manifest,
+            ledger=ledger,
+            concurrency=concurrency,
+            api_base=api_base,
+            simulate=simulate,
+            resubmit_unknown=resubmit_unknown,
+            max_jobs=max_jobs,
+            strict=strict,
+            poll_interval=poll_interval,
+            max_failures=max_failures,
+            budget=budget,
+            allow_insecure=allow_insecure,
+            json_output=json_output,
+            lease_seconds=lease_seconds,
+        )
+    )
 
 
 @app.command(epilog="Example: genbatch resume sweep.yaml\n\n" + EXIT_CODES)
 @one_line_errors
-def resume(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
-           concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
-           simulate: bool = SIMULATE, resubmit_unknown: bool = RESUBMIT_UNKNOWN,
-           poll_interval: float = POLL_INTERVAL, max_failures: str = MAX_FAILURES,
-           budget: float | None = BUDGET, json_output: bool = JSON_OUTPUT,
-           lease_seconds: float = LEASE_SECONDS) -> None:
+def resume(
+    manifest: Path = MANIFEST,
+    ledger: str | None = LEDGER_OPTION,
+    concurrency: int | None = CONCURRENCY,
+    api_base: str | None = API_BASE,
+    simulate: bool = SIMULATE,
+    resubmit_unknown: bool = RESUBMIT_UNKNOWN,
+    poll_interval: float = POLL_INTERVAL,
+    max_failures: str = MAX_FAILURES,
+    budget: float | None = BUDGET,
+    json_output: bool = JSON_OUTPUT,
+    lease_seconds: float = LEASE_SECONDS,
+) -> None:
     """Resume MANIFEST's run (the same as `run`): re-attach to requests in flight, submit the
     pending jobs."""
-    execute_request(RunRequest(
-        manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
-        simulate=simulate, resubmit_unknown=resubmit_unknown, poll_interval=poll_interval,
-        max_failures=max_failures, budget=budget, json_output=json_output,
-        lease_seconds=lease_seconds))
+    execute_request(
+        RunRequest(
+            manifest=manifest,
+            ledger=ledger,
+            concurrency=concurrency,
+            api_base=api_base,
+            simulate=simulate,
+            resubmit_unknown=resubmit_unknown,
+            poll_interval=poll_interval,
+            max_failures=max_failures,
+            budget=budget,
+            json_output=json_output,
+            lease_seconds=lease_seconds,
+        )
+    )
 
 
 @app.command(epilog="Example: genbatch retry sweep.yaml --failed --expired\n\n" + EXIT_CODES)
 @one_line_errors
-def retry(manifest: Path = MANIFEST, ledger: str | None = LEDGER_OPTION,
-          failed: bool = typer.Option(False, "--failed", help="Retry failed jobs."),
-          unknown: bool = typer.Option(False, "--unknown", help="Retry unknown jobs (their "
-                                       "first submit may have been received: may pay twice)."),
-          expired: bool = typer.Option(False, "--expired", help="Retry expired jobs."),
-          cancelled: bool = typer.Option(False, "--cancelled", help="Retry cancelled jobs."),
-          concurrency: int | None = CONCURRENCY, api_base: str | None = API_BASE,
-          simulate: bool = SIMULATE, poll_interval: float = POLL_INTERVAL,
-          max_failures: str = MAX_FAILURES, budget: float | None = BUDGET,
-          json_output: bool = JSON_OUTPUT, lease_seconds: float = LEASE_SECONDS) -> None:
+def retry(
+    manifest: Path = MANIFEST,
+    ledger: str | None = LEDGER_OPTION,
+    failed: bool = typer.Option(False, "--failed", help="Retry failed jobs."),
+    unknown: bool = typer.Option(
+        False,
+        "--unknown",
+        help="Retry unknown jobs (their first submit may have been received: may pay twice).",
+    ),
+    expired: bool = typer.Option(False, "--expired", help="Retry expired jobs."),
+    cancelled: bool = typer.Option(False, "--cancelled", help="Retry cancelled jobs."),
+    concurrency: int | None = CONCURRENCY,
+    api_base: str | None = API_BASE,
+    simulate: bool = SIMULATE,
+    poll_interval: float = POLL_INTERVAL,
+    max_failures: str = MAX_FAILURES,
+    budget: float | None = BUDGET,
+    json_output: bool = JSON_OUTPUT,
+    lease_seconds: float = LEASE_SECONDS,
+) -> None:
     """Run again the jobs of MANIFEST that ended failed (default), unknown, expired or
     cancelled; done jobs are kept."""
-    states = [s for s, wanted in ((JobState.FAILED, failed), (JobState.UNKNOWN, unknown),
-                                  (JobState.EXPIRED, expired),
-                                  (JobState.CANCELLED, cancelled)) if wanted]
-    execute_request(RunRequest(
-        manifest=manifest, ledger=ledger, concurrency=concurrency, api_base=api_base,
-        simulate=simulate, poll_interval=poll_interval, max_failures=max_failures,
-        budget=budget, json_output=json_output, lease_seconds=lease_seconds,
-        reset_states=states or [JobState.FAILED]))
+    states = [
+        s
+        for s, wanted in (
+            (JobState.FAILED, failed),
+            (JobState.UNKNOWN, unknown),
+            (JobState.EXPIRED, expired),
+            (JobState.CANCELLED, cancelled),
+        )
+        if wanted
+    ]
+    execute_request(
+        RunRequest(
+            manifest=manifest,
+            ledger=ledger,
+            concurrency=concurrency,
+            api_base=api_base,
+            simulate=simulate,
+            poll_interval=poll_interval,
+            max_failures=max_failures,
+            budget=budget,
+            json_output=json_output,
+            lease_seconds=lease_seconds,
+            reset_states=states or [JobState.FAILED],
+        )
+    )
 
 
 def execute_request(request: RunRequest) -> None:
     """Load, sync, run, report; exits with the documented code."""
     # Every job is validated as it is synced (one walk of the jobs, not two).
-    loaded = load_manifest(request.manifest, max_jobs=request.max_jobs,
-                           strict_models=request.strict)
+    loaded = load_manifest(
+        request.manifest, max_jobs=request.max_jobs, strict_models=request.strict
+    )
     for warning in loaded.warnings:
         print(f"genbatch: warning: {warning}", file=sys.stderr)
-    options = RunOptions(resubmit_unknown=request.resubmit_unknown,
-                         poll=PollPolicy(min_interval=request.poll_interval),
-                         max_failures=FailureLimit.parse(request.max_failures),
-                         budget_usd=request.budget, lease_seconds=request.lease_seconds)
-    with batch.open_session(loaded, ledger=request.ledger, api_base=request.api_base,
-                            simulate=request.simulate, allow_insecure=request.allow_insecure,
-                            concurrency=request.concurrency, options=options) as session:
+    options = RunOptions(
+        resubmit_unknown=request.resubmit_unknown,
+        poll=PollPolicy(min_interval=request.poll_interval),
+        max_failures=FailureLimit.parse(request.max_failures),
+        budget_usd=request.budget,
+        lease_seconds=request.lease_seconds,
+    )
+    with batch.open_session(
+        loaded,
+        ledger=request.ledger,
+        api_base=request.api_base,
+        simulate=request.simulate,
+        allow_insecure=request.allow_insecure,
+        concurrency=request.concurrency,
+        options=options,
+    ) as session:
         prepared, store = session.prepared, session.prepared.ledger
         if request.reset_states:
             count = store.reset_to_pending(prepared.run.id, request.reset_states)
             print(f"genbatch: {count} job(s) to run again", file=sys.stderr)
-            prepared = replace(prepared, sync=replace(
-                prepared.sync, counts=store.counts(prepared.run.id)))
+            prepared = replace(
+                prepared, sync=replace(prepared.sync, counts=store.counts(prepared.run.id))
+            )
         _print_plan_line(prepared, session.connection, request.simulate)
         summary = _execute(prepared, session.connection, session.options, request.json_output)
         refresh_metadata(store, prepared.run.id)
@@ -176,8 +285,9 @@ def execute_request(request: RunRequest) -> None:
     raise typer.Exit(batch.exit_code_for(summary))
 
 
-def _execute(prepared: batch.Prepared, connection: batch.Connection, options: RunOptions,
-             json_output: bool) -> RunSummary:
+def _execute(
+    prepared: batch.Prepared, connection: batch.Connection, options: RunOptions, json_output: bool
+) -> RunSummary:
     sink: EventSink
     if json_output:
         sink, display = JsonLog(), nullcontext()
@@ -190,22 +300,29 @@ def _execute(prepared: batch.Prepared, connection: batch.Connection, options: Ru
         return anyio.run(batch.execute, prepared, connection, options, sink)
 
 
-def _print_plan_line(prepared: batch.Prepared, connection: batch.Connection,
-                     simulate: bool) -> None:
+def _print_plan_line(
+    prepared: batch.Prepared, connection: batch.Connection, simulate: bool
+) -> None:
     sync, counts = prepared.sync, prepared.sync.counts
     target = "the bundled simulator" if simulate else connection.api_base
-    print(f"genbatch: run '{prepared.run.name}': {sync.total} jobs ({sync.new} new, "
-          f"{counts[JobState.DONE]} done, {counts[JobState.PENDING]} to submit) against "
-          f"{target}; ledger {prepared.ledger.location.display}", file=sys.stderr)
+    print(
+        f"genbatch: run '{prepared.run.name}': {sync.total} jobs ({sync.new} new, "
+        f"{counts[JobState.DONE]} done, {counts[JobState.PENDING]} to submit) against "
+        f"{target}; ledger {prepared.ledger.location.display}",
+        file=sys.stderr,
+    )
 
 
 def _print_summary(summary: RunSummary, prepared: batch.Prepared, simulate: bool) -> None:
     counts = ", ".join(f"{n} {s.value}" for s, n in summary.counts.items() if n)
     print(f"genbatch: {counts or 'no jobs'}", file=sys.stderr)
     if summary.counts[JobState.UNKNOWN]:
-        print(f"genbatch: {summary.counts[JobState.UNKNOWN]} job(s) are unknown (their submit "
-              "may have been received); see `genbatch status`, and use --resubmit-unknown to "
-              "submit them again", file=sys.stderr)
+        print(
+            f"genbatch: {summary.counts[JobState.UNKNOWN]} job(s) are unknown (their submit "
+            "may have been received); see `genbatch status`, and use --resubmit-unknown to "
+            "submit them again",
+            file=sys.stderr,
+        )
     if summary.interrupted:
         print("genbatch: interrupted; run the same command again to resume", file=sys.stderr)
     elif summary.stop_reason:
@@ -213,10 +330,12 @@ def _print_summary(summary: RunSummary, prepared: batch.Prepared, simulate: bool
     spend = prepared.ledger.spend(prepared.run.id)
     spent = sum(spend[s] for s in SPENDING_STATES)
     if spent:
-        print(f"genbatch: estimated spend ${spent:,.2f} (done ${spend[JobState.DONE]:,.2f}); "
-              f"left to run ${spend[JobState.PENDING]:,.2f}"
-              + (" at RunComfy's prices; simulated, nothing was paid" if simulate else ""),
-              file=sys.stderr)
+        print(
+            f"genbatch: estimated spend ${spent:,.2f} (done ${spend[JobState.DONE]:,.2f}); "
+            f"left to run ${spend[JobState.PENDING]:,.2f}"
+            + (" at RunComfy's prices; simulated, nothing was paid" if simulate else ""),
+            file=sys.stderr,
+        )
     first = prepared.ledger.jobs(prepared.run.id, limit=1)
     if summary.all_done and first:
         print(f"genbatch: outputs in {first[0].output_dir}", file=sys.stderr)

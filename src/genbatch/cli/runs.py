@@ -37,21 +37,36 @@ def runs(
 
 
 def _as_json(run: RunInfo, counts: dict[JobState, int]) -> dict[str, object]:
-    return {"run": run.name, "manifest": run.manifest_path, "created_at": iso(run.created_at),
-            "updated_at": iso(run.updated_at), "stop_reason": run.stop_reason,
-            "total": sum(counts.values()), "counts": {s.value: n for s, n in counts.items()}}
+    return {
+        "run": run.name,
+        "manifest": run.manifest_path,
+        "created_at": iso(run.created_at),
+        "updated_at": iso(run.updated_at),
+        "stop_reason": run.stop_reason,
+        "total": sum(counts.values()),
+        "counts": {s.value: n for s, n in counts.items()},
+    }
 
 
 def _print_table(found: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
     table = Table(show_lines=False, box=None, pad_edge=False)
     for column in ("run", "jobs", "states", "created", "updated", "stopped because"):
-        table.add_column(column, justify="right" if column == "jobs" else "left",
-                         no_wrap=column in ("run", "created", "updated"))
+        table.add_column(
+            column,
+            justify="right" if column == "jobs" else "left",
+            no_wrap=column in ("run", "created", "updated"),
+        )
     for run, counts in found:
         states = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n) or "-"
         # Text() keeps names and reasons literal: rich would read "[...]" in them as markup.
-        table.add_row(Text(run.name), str(sum(counts.values())), states, _when(run.created_at),
-                      _when(run.updated_at), Text(run.stop_reason or ""))
+        table.add_row(
+            Text(run.name),
+            str(sum(counts.values())),
+            states,
+            _when(run.created_at),
+            _when(run.updated_at),
+            Text(run.stop_reason or ""),
+        )
     Console().print(table)
 
 

@@ -15,8 +15,7 @@ def run_of_manifest(store: Ledger, manifest: Path) -> RunInfo:
     name = load_manifest(manifest).name
     run = store.find_run(name)
     if run is None:
-        raise UsageError(f"the ledger has no run '{name}' yet: `genbatch run {manifest}` "
-                         "starts it")
+        raise UsageError(f"the ledger has no run '{name}' yet: `genbatch run {manifest}` starts it")
     return run
 
 
@@ -35,6 +34,8 @@ def one_run(store: Ledger, manifest: Path | None) -> RunInfo:
         raise UsageError(f"the ledger {store.location.display} has no runs yet")
     latest = max(runs, key=lambda run: (run.updated_at, run.id))
     if len(runs) > 1:
-        print(f"genbatch: run '{latest.name}' (updated last; give a manifest for another)",
-              file=sys.stderr)
+        print(
+            f"genbatch: run '{latest.name}' (updated last; give a manifest for another)",
+            file=sys.stderr,
+        )
     return latest

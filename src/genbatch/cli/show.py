@@ -32,10 +32,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 @app.command(epilog=EPILOG)
 @one_line_errors
 def show(
-    job: str = typer.Argument(..., metavar="JOB",
-                              help="Job key, unique key prefix, or #INDEX (manifest order)."),
-    manifest: Path | None = typer.Argument(None, help="Look only in this manifest's run "
-                                           "[#INDEX: default the run updated last]."),
+    job: str = typer.Argument(
+        ..., metavar="JOB", help="Job key, unique key prefix, or #INDEX (manifest order)."
+    ),
+    manifest: Path | None = typer.Argument(
+        None, help="Look only in this manifest's run [#INDEX: default the run updated last]."
+    ),
     ledger: str | None = LEDGER_OPTION,
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -55,15 +57,34 @@ def job_document(item: JobOutputs, attempts: list[AttemptRecord]) -> dict[str, A
     """One job as a JSON-ready object (the shape of ``show --json``)."""
     job = item.job
     return {
-        "run": item.run_name, "key": job.key, "index": job.ordinal, "block": job.block,
-        "repeat": job.repeat_index, "model_id": job.model_id, "state": job.state.value,
-        "error": job.error, "in_manifest": item.in_manifest, "request_id": job.request_id,
-        "inputs": job.inputs, "variables": job.variables, "cost_usd": _job_cost(item),
-        "created_at": iso(item.created_at), "updated_at": iso(item.updated_at),
-        "finished_at": iso(item.finished_at), "output_dir": job.output_dir,
+        "run": item.run_name,
+        "key": job.key,
+        "index": job.ordinal,
+        "block": job.block,
+        "repeat": job.repeat_index,
+        "model_id": job.model_id,
+        "state": job.state.value,
+        "error": job.error,
+        "in_manifest": item.in_manifest,
+        "request_id": job.request_id,
+        "inputs": job.inputs,
+        "variables": job.variables,
+        "cost_usd": _job_cost(item),
+        "created_at": iso(item.created_at),
+        "updated_at": iso(item.updated_at),
+        "finished_at": iso(item.finished_at),
+        "output_dir": job.output_dir,
         "attempts": [_attempt(a) for a in attempts],
-        "outputs": [{"position": o.position, "url": o.url, "path": o.path, "size": o.size,
-                     "sha256": o.sha256} for o in item.outputs],
+        "outputs": [
+            {
+                "position": o.position,
+                "url": o.url,
+                "path": o.path,
+                "size": o.size,
+                "sha256": o.sha256,
+            }
+            for o in item.outputs
+        ],
     }
 
 
@@ -84,16 +105,24 @@ def _find(store: Ledger, selector: str, manifest: Path | None) -> JobRecord:
         raise UsageError(f"no job's key starts with '{selector}'")
     if len(found) > 1:
         shown = ", ".join(f"{j.key} (#{j.ordinal})" for j in found[:5])
-        raise UsageError(f"'{selector}' matches {len(found)}+ jobs: {shown}; give more of the "
-                         "key, or the manifest")
+        raise UsageError(
+            f"'{selector}' matches {len(found)}+ jobs: {shown}; give more of the "
+            "key, or the manifest"
+        )
     return found[0]
 
 
 def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
-    return {"number": attempt.number, "request_id": attempt.request_id,
-            "outcome": attempt.outcome, "remote_status": attempt.remote_status,
-            "intent_at": iso(attempt.intent_at), "accepted_at": iso(attempt.accepted_at),
-            "finished_at": iso(attempt.finished_at), "error": attempt.error}
+    return {
+        "number": attempt.number,
+        "request_id": attempt.request_id,
+        "outcome": attempt.outcome,
+        "remote_status": attempt.remote_status,
+        "intent_at": iso(attempt.intent_at),
+        "accepted_at": iso(attempt.accepted_at),
+        "finished_at": iso(attempt.finished_at),
+        "error": attempt.error,
+    }
 
 
 def _job_cost(item: JobOutputs) -> float | None:
@@ -103,12 +132,16 @@ def _job_cost(item: JobOutputs) -> float | None:
 
 def _text_lines(doc: dict[str, Any]) -> list[str]:
     cost = "unknown" if doc["cost_usd"] is None else f"${doc['cost_usd']:,.2f}"
-    lines = [f"job {doc['key']}  #{doc['index']}  run {doc['run']}  block {doc['block']}  "
-             f"repeat {doc['repeat']}" + ("" if doc["in_manifest"] else "  (retired)"),
-             f"  model     {doc['model_id']}  (catalog price {cost})",
-             f"  state     {doc['state']}" + (f": {doc['error']}" if doc["error"] else ""),
-             f"  created   {doc['created_at']}", f"  updated   {doc['updated_at']}",
-             f"  finished  {doc['finished_at'] or '-'}", "inputs"]
+    lines = [
+        f"job {doc['key']}  #{doc['index']}  run {doc['run']}  block {doc['block']}  "
+        f"repeat {doc['repeat']}" + ("" if doc["in_manifest"] else "  (retired)"),
+        f"  model     {doc['model_id']}  (catalog price {cost})",
+        f"  state     {doc['state']}" + (f": {doc['error']}" if doc["error"] else ""),
+        f"  created   {doc['created_at']}",
+        f"  updated   {doc['updated_at']}",
+        f"  finished  {doc['finished_at'] or '-'}",
+        "inputs",
+    ]
     lines += [f"  {name}: {_value(value)}" for name, value in doc["inputs"].items()]
     if doc["variables"]:
         lines.append("variables")
@@ -122,10 +155,12 @@ def _text_lines(doc: dict[str, Any]) -> list[str]:
 
 def _attempt_lines(attempt: dict[str, Any]) -> list[str]:
     remote = f" (remote: {attempt['remote_status']})" if attempt["remote_status"] else ""
-    lines = [f"  {attempt['number']}. {attempt['outcome']}{remote}  request "
-             f"{attempt['request_id'] or '-'}",
-             f"     sent {attempt['intent_at']}  accepted {attempt['accepted_at'] or '-'}  "
-             f"finished {attempt['finished_at'] or '-'}"]
+    lines = [
+        f"  {attempt['number']}. {attempt['outcome']}{remote}  request "
+        f"{attempt['request_id'] or '-'}",
+        f"     sent {attempt['intent_at']}  accepted {attempt['accepted_at'] or '-'}  "
+        f"finished {attempt['finished_at'] or '-'}",
+    ]
     if attempt["error"]:
         lines.append(f"     error: {attempt['error']}")
     return lines
@@ -133,8 +168,11 @@ def _attempt_lines(attempt: dict[str, Any]) -> list[str]:
 
 def _output_lines(output: dict[str, Any]) -> list[str]:
     size = "-" if output["size"] is None else f"{output['size']:,} bytes"
-    return [f"  {output['position']}. {output['path'] or '(not downloaded)'}",
-            f"     {size}  sha256 {output['sha256'] or '-'}", f"     url {output['url']}"]
+    return [
+        f"  {output['position']}. {output['path'] or '(not downloaded)'}",
+        f"     {size}  sha256 {output['sha256'] or '-'}",
+        f"     url {output['url']}",
+    ]
 
 
 def _value(value: Any) -> str:

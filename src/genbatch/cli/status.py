@@ -45,8 +45,7 @@ def _runs(store: Ledger, manifest: Path | None) -> list[RunInfo]:
     name = load_manifest(manifest).name
     run = store.find_run(name)
     if run is None:
-        raise UsageError(f"the ledger has no run '{name}' yet: `genbatch run {manifest}` "
-                         "starts it")
+        raise UsageError(f"the ledger has no run '{name}' yet: `genbatch run {manifest}` starts it")
     return [run]
 
 
@@ -56,9 +55,15 @@ def _as_json(per_run: list[tuple[RunInfo, dict[JobState, int]]]) -> dict[str, ob
     for run, counts in per_run:
         for state, n in counts.items():
             total[state.value] += n
-        runs.append({"run": run.name, "manifest": run.manifest_path,
-                     "counts": {s.value: n for s, n in counts.items()},
-                     "total": sum(counts.values()), "stop_reason": run.stop_reason})
+        runs.append(
+            {
+                "run": run.name,
+                "manifest": run.manifest_path,
+                "counts": {s.value: n for s, n in counts.items()},
+                "total": sum(counts.values()),
+                "stop_reason": run.stop_reason,
+            }
+        )
     return {"counts": total, "total": sum(total.values()), "runs": runs}
 
 
@@ -72,8 +77,7 @@ def _print_table(per_run: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
     Console().print(table)
     for run, _ in per_run:
         if run.stop_reason:
-            Console().print(f"{run.name}: last stopped because: {run.stop_reason}",
-                            highlight=False)
+            Console().print(f"{run.name}: last stopped because: {run.stop_reason}", highlight=False)
 
 
 # Stopped workers pile up run after run: the table shows the live ones and the latest others.
@@ -83,9 +87,14 @@ STOPPED_WORKERS_SHOWN = 4
 def _worker_json(run: RunInfo, worker: WorkerInfo) -> dict[str, object]:
     lease_left = worker.lease_left
     return {
-        "run": run.name, "id": worker.id, "host": worker.host, "pid": worker.pid,
-        "status": worker.status, "concurrency": worker.concurrency,
-        "lease_seconds": worker.lease_seconds, "jobs_held": worker.jobs_held,
+        "run": run.name,
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "status": worker.status,
+        "concurrency": worker.concurrency,
+        "lease_seconds": worker.lease_seconds,
+        "jobs_held": worker.jobs_held,
         "lease_left_seconds": None if lease_left is None else round(lease_left, 3),
         "jobs_done": worker.jobs_done,
         "done_per_minute": round(worker.done_per_minute, 3),
@@ -100,22 +109,25 @@ def _print_workers(workers: list[tuple[RunInfo, WorkerInfo]]) -> None:
     if not shown:
         return
     table = Table(title="workers", show_lines=False)
-    for name in ("run", "worker", "status", "held", "lease left", "done", "done/min",
-                 "heartbeat"):
-        table.add_column(name, justify="left" if name in ("run", "worker", "status")
-                         else "right")
+    for name in ("run", "worker", "status", "held", "lease left", "done", "done/min", "heartbeat"):
+        table.add_column(name, justify="left" if name in ("run", "worker", "status") else "right")
     for run, worker in shown:
         left = worker.lease_left
         silent = (worker.as_of - worker.heartbeat_at).total_seconds()
-        table.add_row(run.name, worker.id, worker.status, str(worker.jobs_held),
-                      "·" if left is None else f"{left:.0f}s", str(worker.jobs_done),
-                      f"{worker.done_per_minute:.1f}",
-                      "·" if worker.stopped_at else f"{silent:.0f}s ago")
+        table.add_row(
+            run.name,
+            worker.id,
+            worker.status,
+            str(worker.jobs_held),
+            "·" if left is None else f"{left:.0f}s",
+            str(worker.jobs_done),
+            f"{worker.done_per_minute:.1f}",
+            "·" if worker.stopped_at else f"{silent:.0f}s ago",
+        )
     Console().print(table)
 
 
-def _workers_shown(workers: list[tuple[RunInfo, WorkerInfo]]
-                   ) -> list[tuple[RunInfo, WorkerInfo]]:
+def _workers_shown(workers: list[tuple[RunInfo, WorkerInfo]]) -> list[tuple[RunInfo, WorkerInfo]]:
     """Every worker not stopped, and the latest few stopped ones of each run (newest first)."""
     stopped_seen: dict[int, int] = {}
     shown = []

@@ -29,8 +29,11 @@ class DriverStatement:
         assert isinstance(compiled, SQLCompiler)  # a DML or SELECT statement
         self.sql = compiled.string
         # Values fixed in the statement itself (``state='done'``), bound like the others.
-        self._constants = {name: bind.effective_value
-                           for bind, name in compiled.bind_names.items() if not bind.required}
+        self._constants = {
+            name: bind.effective_value
+            for bind, name in compiled.bind_names.items()
+            if not bind.required
+        }
         self._processors: dict[str, Callable[[Any], Any]] = {}
         for bind, name in compiled.bind_names.items():
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)

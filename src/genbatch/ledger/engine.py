@@ -39,8 +39,10 @@ def resolve_location(given: str | None, *, cwd: Path | None = None) -> LedgerLoc
     if text.startswith(("postgresql:", "postgres:", "postgresql+")):
         return _postgres_location(text)
     if "://" in text and not text.startswith("sqlite:"):
-        raise UsageError(f"--ledger: {text.split('://')[0]}:// is not supported; "
-                         "give a file path or a postgresql:// URL")
+        raise UsageError(
+            f"--ledger: {text.split('://')[0]}:// is not supported; "
+            "give a file path or a postgresql:// URL"
+        )
     path_text = text.removeprefix("sqlite:///") if text.startswith("sqlite:") else text
     path = Path(path_text).expanduser()
     if not path.is_absolute():
@@ -54,8 +56,10 @@ def _postgres_location(text: str) -> LedgerLocation:
     except ArgumentError as exc:
         raise UsageError(f"--ledger: not a valid PostgreSQL URL: {exc}") from None
     url = url.set(drivername="postgresql+psycopg")
-    return LedgerLocation(url=url.render_as_string(hide_password=False),
-                          display=url.render_as_string(hide_password=True))
+    return LedgerLocation(
+        url=url.render_as_string(hide_password=False),
+        display=url.render_as_string(hide_password=True),
+    )
 
 
 WAL_SWITCH_SECONDS = 5.0
@@ -72,8 +76,9 @@ def create_ledger_engine(location: LedgerLocation) -> Engine:
     try:
         return create_engine(location.url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     except ModuleNotFoundError:
-        raise UsageError("PostgreSQL ledgers need psycopg: pip install 'genbatch[postgres]'") \
-            from None
+        raise UsageError(
+            "PostgreSQL ledgers need psycopg: pip install 'genbatch[postgres]'"
+        ) from None
 
 
 def _prepare_sqlite_file(path: Path) -> None:

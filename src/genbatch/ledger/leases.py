@@ -97,51 +97,95 @@ def lock_run(conn: Connection, run_id: int) -> None:
 def remote_active(conn: Connection, run_id: int) -> int:
     """Jobs of the run in flight remotely that some worker holds (or held: gone, not yet
     taken over). Jobs nobody drives (NULL lease) are not counted: no one would free them."""
-    return int(conn.execute(select(func.count()).where(
-        JOBS.c.run_id == run_id, JOBS.c.state.in_([s.value for s in REMOTE_ACTIVE_STATES]),
-        JOBS.c.lease_until.is_not(None))).scalar_one())
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                JOBS.c.run_id == run_id,
+                JOBS.c.state.in_([s.value for s in REMOTE_ACTIVE_STATES]),
+                JOBS.c.lease_until.is_not(None),
+            )
+        ).scalar_one()
+    )
 
 
-def register(conn: Connection, clock: Clock, *, worker_id: str, run_id: int, host: str,
-             pid: int, concurrency: int, lease_seconds: float) -> None:
+def register(
+    conn: Connection,
+    clock: Clock,
+    *,
+    worker_id: str,
+    run_id: int,
+    host: str,
+    pid: int,
+    concurrency: int,
+    lease_seconds: float,
+) -> None:
     """Record a new worker of the run."""
-    conn.execute(insert(WORKERS).values(
-        id=worker_id, run_id=run_id, host=host, pid=pid, concurrency=concurrency,
-        lease_seconds=lease_seconds, started_at=clock.at(), heartbeat_at=clock.at()))
+    conn.execute(
+        insert(WORKERS).values(
+            id=worker_id,
+            run_id=run_id,
+            host=host,
+            pid=pid,
+            concurrency=concurrency,
+            lease_seconds=lease_seconds,
+            started_at=clock.at(),
+            heartbeat_at=clock.at(),
+        )
+    )
 
 
-def renew(conn: Connection, clock: Clock, *, worker_id: str, run_id: int,
-          lease_seconds: float) -> int:
+def renew(
+    conn: Connection, clock: Clock, *, worker_id: str, run_id: int, lease_seconds: float
+) -> int:
     """Heartbeat: extend every lease the worker still holds; the number of jobs held."""
     conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(heartbeat_at=clock.at()))
-    result = conn.execute(update(JOBS).where(*_held_by(run_id, worker_id)).values(
-        lease_until=clock.at(lease_seconds)))
+    result = conn.execute(
+        update(JOBS).where(*_held_by(run_id, worker_id)).values(lease_until=clock.at(lease_seconds))
+    )
     return int(result.rowcount)
 
 
 def release(conn: Connection, clock: Clock, *, worker_id: str, run_id: int) -> None:
     """The worker exits: its leases end now, so running workers take its jobs over at once."""
-    conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(
-        stopped_at=clock.at(), heartbeat_at=clock.at()))
+    conn.execute(
+        update(WORKERS)
+        .where(WORKERS.c.id == worker_id)
+        .values(stopped_at=clock.at(), heartbeat_at=clock.at())
+    )
     conn.execute(update(JOBS).where(*_held_by(run_id, worker_id)).values(lease_until=clock.at()))
 
 
 def park(conn: Connection, *, job_id: int, worker_id: str) -> None:
     """The worker stops driving this job for now; the next worker to start adopts it."""
-    conn.execute(update(JOBS).where(JOBS.c.id == job_id, JOBS.c.worker == worker_id).values(
-        lease_until=None))
+    conn.execute(
+        update(JOBS).where(JOBS.c.id == job_id, JOBS.c.worker == worker_id).values(lease_until=None)
+    )
 
 
 def others_in_flight(conn: Connection, run_id: int, worker_id: str) -> int:
     """Jobs in flight held by other workers: alive (they may still go back to pending) or gone
     (to be taken over once their lease ends)."""
-    return int(conn.execute(select(func.count()).where(
-        JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED), JOBS.c.lease_until.is_not(None),
-        JOBS.c.worker != worker_id)).scalar_one())
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                JOBS.c.run_id == run_id,
+                JOBS.c.state.in_(LEASED),
+                JOBS.c.lease_until.is_not(None),
+                JOBS.c.worker != worker_id,
+            )
+        ).scalar_one()
+    )
 
 
-def take_over(conn: Connection, clock: Clock, *, run_id: int, worker_id: str,
-              lease_seconds: float, adopt: Adopt) -> tuple[list[Any], int]:
+def take_over(
+    conn: Connection,
+    clock: Clock,
+    *,
+    run_id: int,
+    worker_id: str,
+    lease_seconds: float,
+    adopt: Adopt,
+) -> tuple[list[Any], int]:
     """Adopt orphaned jobs in flight: rows re-attached to ``worker_id``, and how many jobs
     caught ``submitting`` became ``unknown``."""
     query = select(JOBS).where(JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED))
@@ -155,48 +199,81 @@ def take_over(conn: Connection, clock: Clock, *, run_id: int, worker_id: str,
     attached = [r for r in rows if r.state != JobState.SUBMITTING]
     _mark_unknown(conn, interrupted)
     if attached:
-        conn.execute(update(JOBS).where(JOBS.c.id.in_([r.id for r in attached])).values(
-            worker=worker_id, lease_until=clock.at(lease_seconds)))
+        conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id.in_([r.id for r in attached]))
+            .values(worker=worker_id, lease_until=clock.at(lease_seconds))
+        )
     return attached, len(interrupted)
 
 
 def _mark_unknown(conn: Connection, job_ids: Sequence[int]) -> None:
     if not job_ids:
         return
-    conn.execute(update(ATTEMPTS).where(
-        ATTEMPTS.c.job_id.in_(job_ids), ATTEMPTS.c.outcome == "sending").values(
-        outcome="unknown", error=INTERRUPTED, finished_at=utcnow()))
-    conn.execute(update(JOBS).where(JOBS.c.id.in_(job_ids)).values(
-        state=JobState.UNKNOWN, error=INTERRUPTED, lease_until=None, updated_at=utcnow()))
+    conn.execute(
+        update(ATTEMPTS)
+        .where(ATTEMPTS.c.job_id.in_(job_ids), ATTEMPTS.c.outcome == "sending")
+        .values(outcome="unknown", error=INTERRUPTED, finished_at=utcnow())
+    )
+    conn.execute(
+        update(JOBS)
+        .where(JOBS.c.id.in_(job_ids))
+        .values(state=JobState.UNKNOWN, error=INTERRUPTED, lease_until=None, updated_at=utcnow())
+    )
 
 
 def workers(conn: Connection, clock: Clock, run_id: int) -> list[WorkerInfo]:
     """Every worker the run has had, newest first, with its leases and jobs done."""
     as_of = clock.now(conn)
-    rows = conn.execute(select(WORKERS).where(WORKERS.c.run_id == run_id)
-                        .order_by(WORKERS.c.started_at.desc())).all()
-    held = {w: (n, until) for w, n, until in conn.execute(
-        select(JOBS.c.worker, func.count(), func.max(JOBS.c.lease_until))
-        .where(JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED),
-               JOBS.c.lease_until.is_not(None)).group_by(JOBS.c.worker))}
-    done: dict[str, int] = {worker: count for worker, count in conn.execute(
-        select(JOBS.c.worker, func.count()).where(
-            JOBS.c.run_id == run_id, JOBS.c.state == JobState.DONE).group_by(JOBS.c.worker))}
-    return [_worker_info(r, held.get(r.id, (0, None)), int(done.get(r.id, 0)), as_of)
-            for r in rows]
+    rows = conn.execute(
+        select(WORKERS).where(WORKERS.c.run_id == run_id).order_by(WORKERS.c.started_at.desc())
+    ).all()
+    held = {
+        w: (n, until)
+        for w, n, until in conn.execute(
+            select(JOBS.c.worker, func.count(), func.max(JOBS.c.lease_until))
+            .where(
+                JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED), JOBS.c.lease_until.is_not(None)
+            )
+            .group_by(JOBS.c.worker)
+        )
+    }
+    done: dict[str, int] = {
+        worker: count
+        for worker, count in conn.execute(
+            select(JOBS.c.worker, func.count())
+            .where(JOBS.c.run_id == run_id, JOBS.c.state == JobState.DONE)
+            .group_by(JOBS.c.worker)
+        )
+    }
+    return [_worker_info(r, held.get(r.id, (0, None)), int(done.get(r.id, 0)), as_of) for r in rows]
 
 
-def _worker_info(row: Any, held: tuple[int, datetime | None], done: int,
-                 as_of: datetime) -> WorkerInfo:
+def _worker_info(
+    row: Any, held: tuple[int, datetime | None], done: int, as_of: datetime
+) -> WorkerInfo:
     count, until = held
     return WorkerInfo(
-        id=row.id, run_id=row.run_id, host=row.host, pid=row.pid, concurrency=row.concurrency,
-        lease_seconds=row.lease_seconds, started_at=aware(row.started_at),
+        id=row.id,
+        run_id=row.run_id,
+        host=row.host,
+        pid=row.pid,
+        concurrency=row.concurrency,
+        lease_seconds=row.lease_seconds,
+        started_at=aware(row.started_at),
         heartbeat_at=aware(row.heartbeat_at),
-        stopped_at=aware(row.stopped_at) if row.stopped_at else None, jobs_held=int(count),
-        lease_until=aware(until) if until else None, jobs_done=done, as_of=as_of)
+        stopped_at=aware(row.stopped_at) if row.stopped_at else None,
+        jobs_held=int(count),
+        lease_until=aware(until) if until else None,
+        jobs_done=done,
+        as_of=as_of,
+    )
 
 
 def _held_by(run_id: int, worker_id: str) -> tuple[Any, ...]:
-    return (JOBS.c.run_id == run_id, JOBS.c.worker == worker_id, JOBS.c.state.in_(LEASED),
-            JOBS.c.lease_until.is_not(None))
+    return (
+        JOBS.c.run_id == run_id,
+        JOBS.c.worker == worker_id,
+        JOBS.c.state.in_(LEASED),
+        JOBS.c.lease_until.is_not(None),
+    )

@@ -102,8 +102,10 @@ class Ledger:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise LedgerError(f"another genbatch process is running on the ledger "
-                                  f"{self.location.display}; wait for it or stop it") from None
+                raise LedgerError(
+                    f"another genbatch process is running on the ledger "
+                    f"{self.location.display}; wait for it or stop it"
+                ) from None
             yield
         finally:
             os.close(fd)
@@ -119,11 +121,16 @@ class Ledger:
         now = utcnow()
         # Workers starting together all insert it: every insert but the first does nothing.
         dialect = postgresql if self.shared else sqlite
-        conn.execute(dialect.insert(RUNS).values(
-            name=name, manifest_path=manifest_path, created_at=now, updated_at=now
-        ).on_conflict_do_nothing(index_elements=["name"]))
-        conn.execute(update(RUNS).where(RUNS.c.name == name).values(
-            manifest_path=manifest_path, updated_at=now, stop_reason=None))
+        conn.execute(
+            dialect.insert(RUNS)
+            .values(name=name, manifest_path=manifest_path, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        conn.execute(
+            update(RUNS)
+            .where(RUNS.c.name == name)
+            .values(manifest_path=manifest_path, updated_at=now, stop_reason=None)
+        )
         row = conn.execute(select(RUNS).where(RUNS.c.name == name)).one()
         return _run_info(row)
 
@@ -142,8 +149,11 @@ class Ledger:
     def set_stop_reason(self, run_id: int, reason: str | None) -> None:
         """Remember why the run last stopped early (shown by status)."""
         with self._transaction("set_stop_reason") as conn:
-            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
-                stop_reason=reason, updated_at=utcnow()))
+            conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(stop_reason=reason, updated_at=utcnow())
+            )
 
     def request_stop(self, run_id: int, reason: str) -> None:
         """Make every claim of the run fail from now on, until the next run starts."""
@@ -157,9 +167,15 @@ class Ledger:
 
     # -- syncing a manifest ---------------------------------------------------------------------
 
-    def sync_run(self, name: str, manifest_path: str, specs: Iterable[JobSpec], *,
-                 cost: Callable[[JobSpec], float | None] | None = None,
-                 fingerprint: str | None = None) -> tuple[RunInfo, SyncReport]:
+    def sync_run(
+        self,
+        name: str,
+        manifest_path: str,
+        specs: Iterable[JobSpec],
+        *,
+        cost: Callable[[JobSpec], float | None] | None = None,
+        fingerprint: str | None = None,
+    ) -> tuple[RunInfo, SyncReport]:
         """``ensure_run`` then ``sync_jobs``, in one transaction: ``specs`` raising halfway (a
         manifest found bad as it is expanded) leaves the ledger as it was.
 
@@ -170,18 +186,30 @@ class Ledger:
         with self._transaction("sync_jobs") as conn:
             run = self._ensure_run(conn, name, manifest_path)
             leases.lock_run(conn, run.id)  # a worker that synced just before us counts
-            synced = conn.execute(select(RUNS.c.jobs_fingerprint)
-                                  .where(RUNS.c.id == run.id)).scalar()
+            synced = conn.execute(
+                select(RUNS.c.jobs_fingerprint).where(RUNS.c.id == run.id)
+            ).scalar()
             if fingerprint is not None and synced == fingerprint:
                 counts = _counts(conn, run.id)
-                return run, SyncReport(total=sum(counts.values()), new=0, changed_order=0,
-                                       retired=0, counts=counts, unchanged=True)
+                return run, SyncReport(
+                    total=sum(counts.values()),
+                    new=0,
+                    changed_order=0,
+                    retired=0,
+                    counts=counts,
+                    unchanged=True,
+                )
             report = _sync(conn, run.id, specs, cost)
             _set_fingerprint(conn, run.id, fingerprint)
             return run, report
 
-    def sync_jobs(self, run_id: int, specs: Iterable[JobSpec], *,
-                  cost: Callable[[JobSpec], float | None] | None = None) -> SyncReport:
+    def sync_jobs(
+        self,
+        run_id: int,
+        specs: Iterable[JobSpec],
+        *,
+        cost: Callable[[JobSpec], float | None] | None = None,
+    ) -> SyncReport:
         """Make the run's jobs those of the manifest: insert new ones, retire removed ones.
 
         Jobs already known (same key) keep their state, request ids and files: an edited
@@ -195,9 +223,15 @@ class Ledger:
 
     # -- claiming and submitting ----------------------------------------------------------------
 
-    def claim_next(self, run_id: int, *, worker: str | None = None,
-                   budget_usd: float | None = None, run_limit: int | None = None,
-                   lease_seconds: float | None = None) -> JobRecord | None:
+    def claim_next(
+        self,
+        run_id: int,
+        *,
+        worker: str | None = None,
+        budget_usd: float | None = None,
+        run_limit: int | None = None,
+        lease_seconds: float | None = None,
+    ) -> JobRecord | None:
         """Take the next pending job and commit the intent to submit it (state ``submitting``).
 
         Returns None when nothing is pending or the run already has ``run_limit`` jobs in flight
@@ -209,13 +243,26 @@ class Ledger:
         after it leaves the job ``submitting``, which a resume (or another worker) turns into
         ``unknown``.
         """
-        jobs = self.claim_jobs(run_id, 1, worker=worker, budget_usd=budget_usd,
-                               run_limit=run_limit, lease_seconds=lease_seconds)
+        jobs = self.claim_jobs(
+            run_id,
+            1,
+            worker=worker,
+            budget_usd=budget_usd,
+            run_limit=run_limit,
+            lease_seconds=lease_seconds,
+        )
         return jobs[0] if jobs else None
 
-    def claim_jobs(self, run_id: int, count: int, *, worker: str | None = None,
-                   budget_usd: float | None = None, run_limit: int | None = None,
-                   lease_seconds: float | None = None) -> list[JobRecord]:
+    def claim_jobs(
+        self,
+        run_id: int,
+        count: int,
+        *,
+        worker: str | None = None,
+        budget_usd: float | None = None,
+        run_limit: int | None = None,
+        lease_seconds: float | None = None,
+    ) -> list[JobRecord]:
         """Claim up to ``count`` jobs in one durable commit, each exactly as ``claim_next`` would.
 
         One commit (and one fsync) for several intents: every intent is still durable before
@@ -235,61 +282,84 @@ class Ledger:
                 if found is None:
                     break
                 job_id = found[0]
-                if budget_usd is not None and not _within_budget(conn, run_id, job_id,
-                                                                 budget_usd, claimed):
+                if budget_usd is not None and not _within_budget(
+                    conn, run_id, job_id, budget_usd, claimed
+                ):
                     break
                 claimed.append(self._claim_row(conn, job_id, worker, lease_seconds))
         return claimed
 
-    def _claim_row(self, conn: Connection, job_id: int, worker: str | None,
-                   lease_seconds: float | None) -> JobRecord:
+    def _claim_row(
+        self, conn: Connection, job_id: int, worker: str | None, lease_seconds: float | None
+    ) -> JobRecord:
         now = utcnow()
-        claimed = self._sql.claim.one(conn, {"b_job": job_id, "b_worker": worker, "b_now": now,
-                                             "b_lease": self._clock.lease(lease_seconds)})
+        claimed = self._sql.claim.one(
+            conn,
+            {
+                "b_job": job_id,
+                "b_worker": worker,
+                "b_now": now,
+                "b_lease": self._clock.lease(lease_seconds),
+            },
+        )
         assert claimed is not None  # the job was found pending in this same transaction
         row = sql.ClaimedRow._make(claimed)
-        attempt = self._sql.new_attempt.one(conn, {"b_job": job_id, "b_number": row.attempts,
-                                                   "b_now": now})
+        attempt = self._sql.new_attempt.one(
+            conn, {"b_job": job_id, "b_number": row.attempts, "b_now": now}
+        )
         assert attempt is not None  # RETURNING id
         return _job_record(row, attempt_id=attempt[0])
 
     def fail_pending_of_model(self, run_id: int, model_id: str, error: str) -> int:
         """Fail every pending job of ``model_id`` at once (the API does not know that model)."""
         with self._transaction("fail_pending_of_model") as conn:
-            result = conn.execute(update(JOBS).where(
-                JOBS.c.run_id == run_id, JOBS.c.model_id == model_id,
-                JOBS.c.state == JobState.PENDING).values(
-                state=JobState.FAILED, error=error, updated_at=utcnow(), finished_at=utcnow()))
+            result = conn.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.run_id == run_id,
+                    JOBS.c.model_id == model_id,
+                    JOBS.c.state == JobState.PENDING,
+                )
+                .values(
+                    state=JobState.FAILED, error=error, updated_at=utcnow(), finished_at=utcnow()
+                )
+            )
         return int(result.rowcount)
 
     def record_accepted(self, job: JobRecord, request_id: str) -> None:
         """The API accepted the submit: the request id is recorded the moment it is known."""
         now = utcnow()
         with self._transaction("record_accepted") as conn:
-            self._sql.attempt_accepted.run(conn, {"b_attempt": job.attempt_id,
-                                                  "b_request": request_id, "b_now": now})
-            self._sql.job_queued.run(conn, {"b_job": job.id, "b_request": request_id,
-                                            "b_now": now})
+            self._sql.attempt_accepted.run(
+                conn, {"b_attempt": job.attempt_id, "b_request": request_id, "b_now": now}
+            )
+            self._sql.job_queued.run(conn, {"b_job": job.id, "b_request": request_id, "b_now": now})
 
     def record_refused(self, job: JobRecord, error: str, *, final: bool) -> None:
         """The API refused the submit (nothing was created): back to pending, or failed."""
         with self._transaction("record_refused") as conn:
-            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
-                outcome="refused", error=error, finished_at=utcnow()))
+            conn.execute(
+                update(ATTEMPTS)
+                .where(ATTEMPTS.c.id == job.attempt_id)
+                .values(outcome="refused", error=error, finished_at=utcnow())
+            )
             if final:
-                self._set_state(conn, job.id, JobState.FAILED, error=error,
-                                finished_at=utcnow())
+                self._set_state(conn, job.id, JobState.FAILED, error=error, finished_at=utcnow())
             else:
                 # A refused submit created nothing remotely: it does not use up an attempt.
-                self._set_state(conn, job.id, JobState.PENDING, error=error,
-                                attempts=JOBS.c.attempts - 1)
+                self._set_state(
+                    conn, job.id, JobState.PENDING, error=error, attempts=JOBS.c.attempts - 1
+                )
                 _back_to_pending(conn, job.run_id)
 
     def record_submit_unknown(self, job: JobRecord, error: str) -> None:
         """The submit was sent but its answer lost: it may or may not have created a job."""
         with self._transaction("record_submit_unknown") as conn:
-            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
-                outcome="unknown", error=error, finished_at=utcnow()))
+            conn.execute(
+                update(ATTEMPTS)
+                .where(ATTEMPTS.c.id == job.attempt_id)
+                .values(outcome="unknown", error=error, finished_at=utcnow())
+            )
             self._set_state(conn, job.id, JobState.UNKNOWN, error=error)
 
     # -- following a request --------------------------------------------------------------------
@@ -297,10 +367,12 @@ class Ledger:
     def record_remote_state(self, job: JobRecord, state: JobState, remote_status: str) -> None:
         """The request is now queued or running remotely."""
         with self._transaction("record_remote_state") as conn:
-            self._sql.attempt_remote_status.run(conn, {"b_attempt": job.attempt_id,
-                                                       "b_status": remote_status})
-            self._sql.job_state.run(conn, {"b_job": job.id, "b_state": state.value,
-                                           "b_now": utcnow()})
+            self._sql.attempt_remote_status.run(
+                conn, {"b_attempt": job.attempt_id, "b_status": remote_status}
+            )
+            self._sql.job_state.run(
+                conn, {"b_job": job.id, "b_state": state.value, "b_now": utcnow()}
+            )
 
     def record_succeeded(self, job: JobRecord, urls: Sequence[str]) -> list[OutputRecord]:
         """The generation succeeded: its output URLs are recorded before any download starts."""
@@ -311,21 +383,34 @@ class Ledger:
             # whose lease ran out while it still ran) records the same outputs again.
             self._sql.forget_outputs.run(conn, {"b_job": job.id})
             # One INSERT per URL (usually one): each gives its id, so nothing is read back.
-            outputs = [OutputRecord(id=self._new_output(conn, job, position, url),
-                                    job_id=job.id, position=position, url=url, path=None,
-                                    size=None, sha256=None)
-                       for position, url in enumerate(urls)]
-            self._sql.job_state.run(conn, {"b_job": job.id, "b_state": JobState.FETCHING.value,
-                                           "b_now": now})
+            outputs = [
+                OutputRecord(
+                    id=self._new_output(conn, job, position, url),
+                    job_id=job.id,
+                    position=position,
+                    url=url,
+                    path=None,
+                    size=None,
+                    sha256=None,
+                )
+                for position, url in enumerate(urls)
+            ]
+            self._sql.job_state.run(
+                conn, {"b_job": job.id, "b_state": JobState.FETCHING.value, "b_now": now}
+            )
         return outputs
 
-    def record_generation_failed(self, job: JobRecord, error: str, *, retry: bool,
-                                 outcome: str = "failed") -> None:
+    def record_generation_failed(
+        self, job: JobRecord, error: str, *, retry: bool, outcome: str = "failed"
+    ) -> None:
         """The generation failed (or was cancelled): retry it later, or give up."""
         now = utcnow()
         with self._transaction("record_generation_failed") as conn:
-            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
-                outcome=outcome, remote_status=outcome, error=error, finished_at=now))
+            conn.execute(
+                update(ATTEMPTS)
+                .where(ATTEMPTS.c.id == job.attempt_id)
+                .values(outcome=outcome, remote_status=outcome, error=error, finished_at=now)
+            )
             final = JobState.CANCELLED if outcome == "cancelled" else JobState.FAILED
             if retry:
                 self._set_state(conn, job.id, JobState.PENDING, error=error, request_id=None)
@@ -337,15 +422,19 @@ class Ledger:
         """The remote record or its files were gone before we got them."""
         now = utcnow()
         with self._transaction("record_expired") as conn:
-            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == job.attempt_id).values(
-                outcome="expired", error=error, finished_at=now))
+            conn.execute(
+                update(ATTEMPTS)
+                .where(ATTEMPTS.c.id == job.attempt_id)
+                .values(outcome="expired", error=error, finished_at=now)
+            )
             self._set_state(conn, job.id, JobState.EXPIRED, error=error, finished_at=now)
 
     def record_job_error(self, job: JobRecord, error: str) -> None:
         """Remember the last error of a job, leaving its state as it is."""
         with self._transaction("record_job_error") as conn:
-            conn.execute(update(JOBS).where(JOBS.c.id == job.id).values(
-                error=error, updated_at=utcnow()))
+            conn.execute(
+                update(JOBS).where(JOBS.c.id == job.id).values(error=error, updated_at=utcnow())
+            )
 
     # -- outputs --------------------------------------------------------------------------------
 
@@ -355,8 +444,16 @@ class Ledger:
             rows = conn.execute(sql.OUTPUTS_OF_JOB, {"b_job": job_id}).all()
         return [_output_record(r) for r in rows]
 
-    def record_file(self, output: OutputRecord, *, path: str, size: int, sha256: str,
-                    host: str | None = None, last: bool = False) -> None:
+    def record_file(
+        self,
+        output: OutputRecord,
+        *,
+        path: str,
+        size: int,
+        sha256: str,
+        host: str | None = None,
+        last: bool = False,
+    ) -> None:
         """An output file is on disk, verified, under its final name, written by ``host``.
 
         ``last``: every other file of the job is recorded already, so the job is done, in the
@@ -364,9 +461,17 @@ class Ledger:
         """
         now = utcnow()
         with self._transaction("record_file") as conn:
-            self._sql.file_stored.run(conn, {"b_output": output.id, "b_path": path,
-                                             "b_size": size, "b_sha256": sha256, "b_now": now,
-                                             "b_host": host})
+            self._sql.file_stored.run(
+                conn,
+                {
+                    "b_output": output.id,
+                    "b_path": path,
+                    "b_size": size,
+                    "b_sha256": sha256,
+                    "b_now": now,
+                    "b_host": host,
+                },
+            )
             if last:
                 self._sql.job_done.run(conn, {"b_job": output.job_id, "b_now": now})
 
@@ -381,53 +486,89 @@ class Ledger:
         """Jobs left ``submitting`` by a crash become ``unknown``: their POST may have landed."""
         message = "interrupted while submitting: the request may or may not exist remotely"
         with self._transaction("mark_interrupted") as conn:
-            ids = [r.id for r in conn.execute(select(JOBS.c.id).where(
-                JOBS.c.run_id == run_id, JOBS.c.state == JobState.SUBMITTING))]
+            ids = [
+                r.id
+                for r in conn.execute(
+                    select(JOBS.c.id).where(
+                        JOBS.c.run_id == run_id, JOBS.c.state == JobState.SUBMITTING
+                    )
+                )
+            ]
             if ids:
-                conn.execute(update(ATTEMPTS).where(
-                    ATTEMPTS.c.job_id.in_(ids), ATTEMPTS.c.outcome == "sending").values(
-                    outcome="unknown", error=message, finished_at=utcnow()))
-                conn.execute(update(JOBS).where(JOBS.c.id.in_(ids)).values(
-                    state=JobState.UNKNOWN, error=message, updated_at=utcnow()))
+                conn.execute(
+                    update(ATTEMPTS)
+                    .where(ATTEMPTS.c.job_id.in_(ids), ATTEMPTS.c.outcome == "sending")
+                    .values(outcome="unknown", error=message, finished_at=utcnow())
+                )
+                conn.execute(
+                    update(JOBS)
+                    .where(JOBS.c.id.in_(ids))
+                    .values(state=JobState.UNKNOWN, error=message, updated_at=utcnow())
+                )
         return len(ids)
 
     def reset_to_pending(self, run_id: int, states: Iterable[JobState]) -> int:
         """Put the run's jobs in ``states`` back to pending (explicit user decision)."""
         wanted = [s.value for s in states]
         with self._transaction("reset_to_pending") as conn:
-            result = conn.execute(update(JOBS).where(
-                JOBS.c.run_id == run_id, JOBS.c.state.in_(wanted),
-                JOBS.c.in_manifest.is_(True)).values(
-                state=JobState.PENDING, request_id=None, updated_at=utcnow()))
+            result = conn.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.run_id == run_id, JOBS.c.state.in_(wanted), JOBS.c.in_manifest.is_(True)
+                )
+                .values(state=JobState.PENDING, request_id=None, updated_at=utcnow())
+            )
             _back_to_pending(conn, run_id)
         return int(result.rowcount)
 
     def attached_jobs(self, run_id: int) -> list[JobRecord]:
         """Jobs with a request id whose outputs are not here yet: re-attach, never resubmit."""
         with self._transaction("attached_jobs") as conn:
-            rows = conn.execute(select(JOBS).where(
-                JOBS.c.run_id == run_id, JOBS.c.state.in_([s.value for s in ATTACHED_STATES]))
-                .order_by(JOBS.c.ordinal)).all()
+            rows = conn.execute(
+                select(JOBS)
+                .where(
+                    JOBS.c.run_id == run_id, JOBS.c.state.in_([s.value for s in ATTACHED_STATES])
+                )
+                .order_by(JOBS.c.ordinal)
+            ).all()
             attempts = _current_attempts(conn, [r.id for r in rows])
         return [_job_record(r, attempt_id=attempts.get(r.id)) for r in rows]
 
     # -- workers and leases (see leases.py) ----------------------------------------------------
 
-    def register_worker(self, run_id: int, worker_id: str, *, host: str, pid: int,
-                        concurrency: int, lease_seconds: float) -> None:
+    def register_worker(
+        self,
+        run_id: int,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        concurrency: int,
+        lease_seconds: float,
+    ) -> None:
         """A worker (this process) starts driving the run."""
         with self._transaction("register_worker") as conn:
-            leases.register(conn, self._clock, worker_id=worker_id, run_id=run_id, host=host,
-                            pid=pid, concurrency=concurrency, lease_seconds=lease_seconds)
+            leases.register(
+                conn,
+                self._clock,
+                worker_id=worker_id,
+                run_id=run_id,
+                host=host,
+                pid=pid,
+                concurrency=concurrency,
+                lease_seconds=lease_seconds,
+            )
 
     def heartbeat(self, run_id: int, worker_id: str, *, lease_seconds: float) -> int:
         """The worker is alive: renew every lease it holds; returns how many jobs it holds."""
         with self._transaction("heartbeat") as conn:
-            return leases.renew(conn, self._clock, worker_id=worker_id, run_id=run_id,
-                                lease_seconds=lease_seconds)
+            return leases.renew(
+                conn, self._clock, worker_id=worker_id, run_id=run_id, lease_seconds=lease_seconds
+            )
 
-    def take_over(self, run_id: int, worker_id: str, *, lease_seconds: float,
-                  starting: bool = False) -> Takeover:
+    def take_over(
+        self, run_id: int, worker_id: str, *, lease_seconds: float, starting: bool = False
+    ) -> Takeover:
         """Adopt the jobs in flight of workers that are gone (their lease ended).
 
         Jobs with a request id are leased to ``worker_id`` and returned to be re-attached,
@@ -439,12 +580,18 @@ class Ledger:
         if starting:
             adopt = Adopt.ON_START if self.shared else Adopt.EVERYTHING
         with self._transaction("take_over") as conn:
-            rows, unknown = leases.take_over(conn, self._clock, run_id=run_id,
-                                             worker_id=worker_id, lease_seconds=lease_seconds,
-                                             adopt=adopt)
+            rows, unknown = leases.take_over(
+                conn,
+                self._clock,
+                run_id=run_id,
+                worker_id=worker_id,
+                lease_seconds=lease_seconds,
+                adopt=adopt,
+            )
             attempts = _current_attempts(conn, [r.id for r in rows])
-        return Takeover(attached=[_job_record(r, attempt_id=attempts.get(r.id)) for r in rows],
-                        unknown=unknown)
+        return Takeover(
+            attached=[_job_record(r, attempt_id=attempts.get(r.id)) for r in rows], unknown=unknown
+        )
 
     def park_job(self, job: JobRecord, worker_id: str) -> None:
         """The worker gives up on the job for now (a download failed...): not taken over by
@@ -474,8 +621,9 @@ class Ledger:
         with self._transaction("counts") as conn:
             return _counts(conn, run_id, in_manifest_only=in_manifest_only)
 
-    def jobs(self, run_id: int, *, states: Iterable[JobState] | None = None,
-             limit: int | None = None) -> list[JobRecord]:
+    def jobs(
+        self, run_id: int, *, states: Iterable[JobState] | None = None, limit: int | None = None
+    ) -> list[JobRecord]:
         """The run's jobs (of the current manifest) in manifest order."""
         query = select(JOBS).where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
         if states is not None:
@@ -487,18 +635,28 @@ class Ledger:
     def spend(self, run_id: int) -> dict[JobState, float]:
         """Estimated cost of the run's jobs (of the current manifest) per state."""
         with self._transaction("spend") as conn:
-            rows = conn.execute(select(JOBS.c.state, func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
-                                .where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
-                                .group_by(JOBS.c.state)).all()
+            rows = conn.execute(
+                select(JOBS.c.state, func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
+                .where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
+                .group_by(JOBS.c.state)
+            ).all()
         found = {state: float(total) for state, total in rows}
         return {state: found.get(state.value, 0.0) for state in JobState}
 
     def unpriced_pending(self, run_id: int) -> int:
         """Pending jobs whose model has no known price (a budget cannot account for them)."""
         with self._transaction("unpriced_pending") as conn:
-            return int(conn.execute(select(func.count()).where(
-                JOBS.c.run_id == run_id, JOBS.c.state == JobState.PENDING,
-                JOBS.c.in_manifest.is_(True), JOBS.c.cost_usd.is_(None))).scalar() or 0)
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        JOBS.c.run_id == run_id,
+                        JOBS.c.state == JobState.PENDING,
+                        JOBS.c.in_manifest.is_(True),
+                        JOBS.c.cost_usd.is_(None),
+                    )
+                ).scalar()
+                or 0
+            )
 
     def states_by_key(self, run_id: int) -> dict[str, JobState]:
         """The state of every job of the run (retired ones included), by key."""
@@ -509,39 +667,69 @@ class Ledger:
     def job_by_key(self, run_id: int, key: str) -> JobRecord | None:
         """One job of the run by its key (or a unique prefix of it)."""
         with self._transaction("job_by_key") as conn:
-            rows = conn.execute(select(JOBS).where(
-                JOBS.c.run_id == run_id, JOBS.c.key.startswith(key, autoescape=True)).limit(2)
+            rows = conn.execute(
+                select(JOBS)
+                .where(JOBS.c.run_id == run_id, JOBS.c.key.startswith(key, autoescape=True))
+                .limit(2)
             ).all()
         return _job_record(rows[0]) if len(rows) == 1 else None
 
     def attempts(self, job_id: int) -> list[AttemptRecord]:
         """Every submission attempt of a job, oldest first."""
         with self._transaction("attempts") as conn:
-            rows = conn.execute(select(ATTEMPTS).where(ATTEMPTS.c.job_id == job_id)
-                                .order_by(ATTEMPTS.c.number, ATTEMPTS.c.id)).all()
-        return [AttemptRecord(id=r.id, number=r.number, request_id=r.request_id,
-                              outcome=r.outcome, remote_status=r.remote_status, error=r.error,
-                              intent_at=r.intent_at, accepted_at=r.accepted_at,
-                              finished_at=r.finished_at) for r in rows]
+            rows = conn.execute(
+                select(ATTEMPTS)
+                .where(ATTEMPTS.c.job_id == job_id)
+                .order_by(ATTEMPTS.c.number, ATTEMPTS.c.id)
+            ).all()
+        return [
+            AttemptRecord(
+                id=r.id,
+                number=r.number,
+                request_id=r.request_id,
+                outcome=r.outcome,
+                remote_status=r.remote_status,
+                error=r.error,
+                intent_at=r.intent_at,
+                accepted_at=r.accepted_at,
+                finished_at=r.finished_at,
+            )
+            for r in rows
+        ]
 
-    def job_outputs(self, *, run_id: int | None = None, output_dirs: Sequence[str] | None = None,
-                    states: Iterable[JobState] | None = None, in_manifest_only: bool = False,
-                    job_id: int | None = None) -> list[JobOutputs]:
+    def job_outputs(
+        self,
+        *,
+        run_id: int | None = None,
+        output_dirs: Sequence[str] | None = None,
+        states: Iterable[JobState] | None = None,
+        in_manifest_only: bool = False,
+        job_id: int | None = None,
+    ) -> list[JobOutputs]:
         """Jobs with their output files and the attempt behind them, in run and manifest order.
 
         One query (jobs, outputs, attempts and runs joined), so exports and galleries of large
         runs do not issue a query per job. Every filter left at None matches everything.
         """
-        with self.stream_job_outputs(run_id=run_id, output_dirs=output_dirs, states=states,
-                                     in_manifest_only=in_manifest_only, job_id=job_id) as items:
+        with self.stream_job_outputs(
+            run_id=run_id,
+            output_dirs=output_dirs,
+            states=states,
+            in_manifest_only=in_manifest_only,
+            job_id=job_id,
+        ) as items:
             return list(items)
 
     @contextmanager
-    def stream_job_outputs(self, *, run_id: int | None = None,
-                           output_dirs: Sequence[str] | None = None,
-                           states: Iterable[JobState] | None = None,
-                           in_manifest_only: bool = False,
-                           job_id: int | None = None) -> Iterator[Iterator[JobOutputs]]:
+    def stream_job_outputs(
+        self,
+        *,
+        run_id: int | None = None,
+        output_dirs: Sequence[str] | None = None,
+        states: Iterable[JobState] | None = None,
+        in_manifest_only: bool = False,
+        job_id: int | None = None,
+    ) -> Iterator[Iterator[JobOutputs]]:
         """``job_outputs`` one job at a time, fetched in chunks: memory stays flat however
         many jobs the run has (metadata.jsonl of a million-job run). Iterate inside the
         ``with``: the read transaction lasts as long as it."""
@@ -572,15 +760,28 @@ class Ledger:
     def shared_output_paths(self, output_dirs: Sequence[str]) -> set[str]:
         """Paths recorded for more than one output of done jobs in ``output_dirs`` (two runs
         that wrote the same file name): usually none."""
-        query = (select(OUTPUTS.c.path).join(JOBS, JOBS.c.id == OUTPUTS.c.job_id)
-                 .where(JOBS.c.output_dir.in_(list(output_dirs)),
-                        JOBS.c.state == JobState.DONE, OUTPUTS.c.path.is_not(None))
-                 .group_by(OUTPUTS.c.path).having(func.count() > 1))
+        query = (
+            select(OUTPUTS.c.path)
+            .join(JOBS, JOBS.c.id == OUTPUTS.c.job_id)
+            .where(
+                JOBS.c.output_dir.in_(list(output_dirs)),
+                JOBS.c.state == JobState.DONE,
+                OUTPUTS.c.path.is_not(None),
+            )
+            .group_by(OUTPUTS.c.path)
+            .having(func.count() > 1)
+        )
         with self._transaction("shared_output_paths") as conn:
             return set(conn.execute(query).scalars())
 
-    def find_jobs(self, *, key_prefix: str | None = None, ordinal: int | None = None,
-                  run_id: int | None = None, limit: int = 10) -> list[JobRecord]:
+    def find_jobs(
+        self,
+        *,
+        key_prefix: str | None = None,
+        ordinal: int | None = None,
+        run_id: int | None = None,
+        limit: int = 10,
+    ) -> list[JobRecord]:
         """Jobs (retired ones included) whose key starts with ``key_prefix`` or at ``ordinal``,
         in one run or in all; at most ``limit``."""
         query = select(JOBS)
@@ -597,8 +798,11 @@ class Ledger:
     # -- plumbing -------------------------------------------------------------------------------
 
     def _set_state(self, conn: Connection, job_id: int, state: JobState, **values: Any) -> None:
-        conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(
-            state=state, updated_at=utcnow(), **values))
+        conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id == job_id)
+            .values(state=state, updated_at=utcnow(), **values)
+        )
 
     @contextmanager
     def grouped(self) -> Iterator[None]:
@@ -645,8 +849,10 @@ class Ledger:
                     _set_synchronous(conn, "NORMAL")
 
     def _new_output(self, conn: Connection, job: JobRecord, position: int, url: str) -> int:
-        inserted = self._sql.new_output.one(conn, {"b_job": job.id, "b_attempt": job.attempt_id,
-                                                   "b_position": position, "b_url": url})
+        inserted = self._sql.new_output.one(
+            conn,
+            {"b_job": job.id, "b_attempt": job.attempt_id, "b_position": position, "b_url": url},
+        )
         assert inserted is not None  # RETURNING id
         return int(inserted[0])
 
@@ -664,8 +870,9 @@ class Ledger:
             raise LedgerError(_describe(self.location, exc)) from None
 
 
-def _within_budget(conn: Connection, run_id: int, job_id: int, budget_usd: float,
-                   claimed: list[JobRecord]) -> bool:
+def _within_budget(
+    conn: Connection, run_id: int, job_id: int, budget_usd: float, claimed: list[JobRecord]
+) -> bool:
     """False when the job would cross the budget but others were claimed in this batch (they
     stand; the next claim raises); raises ``BudgetReached`` when it is the first."""
     try:
@@ -678,18 +885,28 @@ def _within_budget(conn: Connection, run_id: int, job_id: int, budget_usd: float
 
 
 def _check_budget(conn: Connection, run_id: int, job_id: int, budget_usd: float) -> None:
-    spent = conn.execute(select(func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
-        JOBS.c.run_id == run_id, JOBS.c.state.in_([s.value for s in SPENDING_STATES]))
-    ).scalar() or 0.0
+    spent = (
+        conn.execute(
+            select(func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
+                JOBS.c.run_id == run_id, JOBS.c.state.in_([s.value for s in SPENDING_STATES])
+            )
+        ).scalar()
+        or 0.0
+    )
     cost = conn.execute(select(JOBS.c.cost_usd).where(JOBS.c.id == job_id)).scalar() or 0.0
     if float(spent) + float(cost) > budget_usd + 1e-9:
-        left = conn.execute(select(func.count(), func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
-                            .where(JOBS.c.run_id == run_id, JOBS.c.state == JobState.PENDING,
-                                   JOBS.c.in_manifest.is_(True))).one()
+        left = conn.execute(
+            select(func.count(), func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
+                JOBS.c.run_id == run_id,
+                JOBS.c.state == JobState.PENDING,
+                JOBS.c.in_manifest.is_(True),
+            )
+        ).one()
         raise BudgetReached(
             f"budget reached: ${float(spent):,.2f} of ${budget_usd:,.2f} spent or committed; the "
             f"next job costs ${float(cost):,.2f}; {left[0]} job(s) left to run "
-            f"(about ${float(left[1]):,.2f}): raise budget_usd or --budget to go on")
+            f"(about ${float(left[1]):,.2f}): raise budget_usd or --budget to go on"
+        )
 
 
 def _set_synchronous(conn: Connection, level: str) -> None:
@@ -712,21 +929,36 @@ def _first_line(error: BaseException | None) -> str:
 def _describe(location: LedgerLocation, error: BaseException) -> str:
     reason = _first_line(error)
     if "locked" in reason:
-        return (f"the ledger {location.display} is locked by another process "
-                f"(another genbatch run?): {reason}")
+        return (
+            f"the ledger {location.display} is locked by another process "
+            f"(another genbatch run?): {reason}"
+        )
     if "not a database" in reason or "malformed" in reason:
         return f"the ledger {location.display} is corrupt or not a ledger: {reason}"
     return f"ledger {location.display}: {reason}"
 
 
-def _sync(conn: Connection, run_id: int, specs: Iterable[JobSpec],
-          cost: Callable[[JobSpec], float | None] | None) -> SyncReport:
+def _sync(
+    conn: Connection,
+    run_id: int,
+    specs: Iterable[JobSpec],
+    cost: Callable[[JobSpec], float | None] | None,
+) -> SyncReport:
     price = cost or (lambda _spec: None)
     leases.lock_run(conn, run_id)  # workers starting together sync one after the other
-    known = {r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd)
-             for r in conn.execute(
-                 select(JOBS.c.key, JOBS.c.id, JOBS.c.ordinal, JOBS.c.in_manifest,
-                        JOBS.c.state, JOBS.c.cost_usd).where(JOBS.c.run_id == run_id))}
+    known = {
+        r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd)
+        for r in conn.execute(
+            select(
+                JOBS.c.key,
+                JOBS.c.id,
+                JOBS.c.ordinal,
+                JOBS.c.in_manifest,
+                JOBS.c.state,
+                JOBS.c.cost_usd,
+            ).where(JOBS.c.run_id == run_id)
+        )
+    }
     found: set[str] = set()  # the known keys the manifest still has
     moved: list[dict[str, Any]] = []
     inserter = _JobInserter(conn, run_id, utcnow())
@@ -747,8 +979,9 @@ def _sync(conn: Connection, run_id: int, specs: Iterable[JobSpec],
     _apply_moves(conn, moved)
     retired = _retire_missing(conn, run_id, known, found)
     counts = _counts(conn, run_id)
-    return SyncReport(total=total, new=new, changed_order=len(moved), retired=retired,
-                      counts=counts)
+    return SyncReport(
+        total=total, new=new, changed_order=len(moved), retired=retired, counts=counts
+    )
 
 
 class _JobInserter:
@@ -762,16 +995,25 @@ class _JobInserter:
     def __init__(self, conn: Connection, run_id: int, now: datetime) -> None:
         self.conn = conn
         dialect = conn.dialect
-        self.processors = [(i, p) for i, p in enumerate(_bind_processors(dialect, _NEW_JOB_VARYING))
-                           if p is not None]
+        self.processors = [
+            (i, p)
+            for i, p in enumerate(_bind_processors(dialect, _NEW_JOB_VARYING))
+            if p is not None
+        ]
         self.constants = tuple(
             p(value) if p else value
-            for p, value in zip(_bind_processors(dialect, _NEW_JOB_CONSTANT), (
-                run_id, True, JobState.PENDING.value, 0, now, now), strict=True))
+            for p, value in zip(
+                _bind_processors(dialect, _NEW_JOB_CONSTANT),
+                (run_id, True, JobState.PENDING.value, 0, now, now),
+                strict=True,
+            )
+        )
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
         columns = (*_NEW_JOB_VARYING, *_NEW_JOB_CONSTANT)
-        self.sql = (f"INSERT INTO {JOBS.name} ({', '.join(columns)}) "
-                    f"VALUES ({', '.join([marker] * len(columns))})")
+        self.sql = (
+            f"INSERT INTO {JOBS.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([marker] * len(columns))})"
+        )
         self.rows: list[tuple[Any, ...]] = []
 
     def add(self, spec: JobSpec, cost: float | None) -> None:
@@ -782,8 +1024,18 @@ class _JobInserter:
         variables_json = spec.variables_json
         if variables_json is None:
             variables_json = canonical_json(spec.variables)
-        row = [spec.key, spec.ordinal, spec.block, spec.model_id, inputs_json, variables_json,
-               spec.repeat_index, spec.file_stem, spec.output_dir, cost]
+        row = [
+            spec.key,
+            spec.ordinal,
+            spec.block,
+            spec.model_id,
+            inputs_json,
+            variables_json,
+            spec.repeat_index,
+            spec.file_stem,
+            spec.output_dir,
+            cost,
+        ]
         for index, process in self.processors:
             row[index] = process(row[index])
         self.rows.append((*row, *self.constants))
@@ -798,8 +1050,18 @@ class _JobInserter:
 
 
 # The columns of a new job: those from its JobSpec (and cost), then those the same for all.
-_NEW_JOB_VARYING = ("key", "ordinal", "block", "model_id", "inputs_json", "variables_json",
-                    "repeat_index", "file_stem", "output_dir", "cost_usd")
+_NEW_JOB_VARYING = (
+    "key",
+    "ordinal",
+    "block",
+    "model_id",
+    "inputs_json",
+    "variables_json",
+    "repeat_index",
+    "file_stem",
+    "output_dir",
+    "cost_usd",
+)
 _NEW_JOB_CONSTANT = ("run_id", "in_manifest", "state", "attempts", "created_at", "updated_at")
 
 
@@ -819,33 +1081,44 @@ def _back_to_pending(conn: Connection, run_id: int) -> None:
     an estimate from older prices, which only a real sync refreshes.
     """
     # Only the first one writes: the others find it NULL (and, on PostgreSQL, lock nothing).
-    conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.jobs_fingerprint.is_not(None))
-                 .values(jobs_fingerprint=None))
+    conn.execute(
+        update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.jobs_fingerprint.is_not(None))
+        .values(jobs_fingerprint=None)
+    )
 
 
 def _apply_moves(conn: Connection, moved: list[dict[str, Any]]) -> None:
     if not moved:
         return
-    conn.execute(update(JOBS).where(JOBS.c.id == bindparam("b_id")).values(
-        ordinal=bindparam("b_ordinal"), in_manifest=True, cost_usd=bindparam("b_cost")), moved)
+    conn.execute(
+        update(JOBS)
+        .where(JOBS.c.id == bindparam("b_id"))
+        .values(ordinal=bindparam("b_ordinal"), in_manifest=True, cost_usd=bindparam("b_cost")),
+        moved,
+    )
 
 
-def _retire_missing(conn: Connection, run_id: int, known: dict[str, tuple[Any, ...]],
-                    found: set[str]) -> int:
+def _retire_missing(
+    conn: Connection, run_id: int, known: dict[str, tuple[Any, ...]], found: set[str]
+) -> int:
     gone = [row[0] for key, row in known.items() if row[2] and key not in found]
     for start in range(0, len(gone), SYNC_BATCH):
-        conn.execute(update(JOBS).where(JOBS.c.id.in_(gone[start:start + SYNC_BATCH]))
-                     .values(in_manifest=False))
+        conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id.in_(gone[start : start + SYNC_BATCH]))
+            .values(in_manifest=False)
+        )
     return len(gone)
 
 
-def _counts(conn: Connection, run_id: int, *, in_manifest_only: bool = True
-            ) -> dict[JobState, int]:
+def _counts(conn: Connection, run_id: int, *, in_manifest_only: bool = True) -> dict[JobState, int]:
     query = select(JOBS.c.state, func.count()).where(JOBS.c.run_id == run_id)
     if in_manifest_only:
         query = query.where(JOBS.c.in_manifest.is_(True))
-    found: dict[str, int] = {state: count for state, count in
-                             conn.execute(query.group_by(JOBS.c.state))}
+    found: dict[str, int] = {
+        state: count for state, count in conn.execute(query.group_by(JOBS.c.state))
+    }
     return {state: int(found.get(state.value, 0)) for state in JobState}
 
 
@@ -854,32 +1127,60 @@ def _current_attempts(conn: Connection, job_ids: list[int]) -> dict[int, int]:
         return {}
     found: dict[int, int] = {}
     for start in range(0, len(job_ids), SYNC_BATCH):
-        chunk = job_ids[start:start + SYNC_BATCH]
-        latest = (select(ATTEMPTS.c.job_id, func.max(ATTEMPTS.c.id))
-                  .where(ATTEMPTS.c.job_id.in_(chunk)).group_by(ATTEMPTS.c.job_id))
+        chunk = job_ids[start : start + SYNC_BATCH]
+        latest = (
+            select(ATTEMPTS.c.job_id, func.max(ATTEMPTS.c.id))
+            .where(ATTEMPTS.c.job_id.in_(chunk))
+            .group_by(ATTEMPTS.c.job_id)
+        )
         found.update({job_id: attempt_id for job_id, attempt_id in conn.execute(latest)})
     return found
 
 
 def _run_info(row: Any) -> RunInfo:
-    return RunInfo(id=row.id, name=row.name, manifest_path=row.manifest_path,
-                   created_at=row.created_at, updated_at=row.updated_at,
-                   stop_reason=row.stop_reason)
+    return RunInfo(
+        id=row.id,
+        name=row.name,
+        manifest_path=row.manifest_path,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        stop_reason=row.stop_reason,
+    )
 
 
 def _job_record(row: Any, *, attempt_id: int | None = None) -> JobRecord:
     return JobRecord(
-        id=row.id, run_id=row.run_id, key=row.key, ordinal=row.ordinal, block=row.block,
-        model_id=row.model_id, inputs=json.loads(row.inputs_json),
-        variables=json.loads(row.variables_json), repeat_index=row.repeat_index,
-        file_stem=row.file_stem, output_dir=row.output_dir, state=JobState(row.state),
-        request_id=row.request_id, attempts=row.attempts, error=row.error,
-        attempt_id=attempt_id, cost_usd=row.cost_usd)
+        id=row.id,
+        run_id=row.run_id,
+        key=row.key,
+        ordinal=row.ordinal,
+        block=row.block,
+        model_id=row.model_id,
+        inputs=json.loads(row.inputs_json),
+        variables=json.loads(row.variables_json),
+        repeat_index=row.repeat_index,
+        file_stem=row.file_stem,
+        output_dir=row.output_dir,
+        state=JobState(row.state),
+        request_id=row.request_id,
+        attempts=row.attempts,
+        error=row.error,
+        attempt_id=attempt_id,
+        cost_usd=row.cost_usd,
+    )
 
 
 def _output_record(row: Any) -> OutputRecord:
-    return OutputRecord(id=row.id, job_id=row.job_id, position=row.position, url=row.url,
-                        path=row.path, size=row.size, sha256=row.sha256, host=row.host)
+    return OutputRecord(
+        id=row.id,
+        job_id=row.job_id,
+        position=row.position,
+        url=row.url,
+        path=row.path,
+        size=row.size,
+        sha256=row.sha256,
+        host=row.host,
+    )
 
 
 def _labelled(table: Any, prefix: str) -> list[Any]:
@@ -888,15 +1189,24 @@ def _labelled(table: Any, prefix: str) -> list[Any]:
 
 def _job_outputs_query() -> Any:
     # The attempt shown is the one that produced the outputs, else the job's latest one.
-    latest = (select(func.max(ATTEMPTS.c.id)).where(ATTEMPTS.c.job_id == JOBS.c.id)
-              .correlate(JOBS).scalar_subquery())
-    joined = (JOBS.join(RUNS, RUNS.c.id == JOBS.c.run_id)
-              .outerjoin(OUTPUTS, OUTPUTS.c.job_id == JOBS.c.id)
-              .outerjoin(ATTEMPTS, ATTEMPTS.c.id == func.coalesce(OUTPUTS.c.attempt_id, latest)))
-    return (select(JOBS, RUNS.c.name.label("r_name"), *_labelled(OUTPUTS, "o_"),
-                   *_labelled(ATTEMPTS, "a_"))
-            .select_from(joined)
-            .order_by(JOBS.c.run_id, JOBS.c.ordinal, JOBS.c.id, OUTPUTS.c.position))
+    latest = (
+        select(func.max(ATTEMPTS.c.id))
+        .where(ATTEMPTS.c.job_id == JOBS.c.id)
+        .correlate(JOBS)
+        .scalar_subquery()
+    )
+    joined = (
+        JOBS.join(RUNS, RUNS.c.id == JOBS.c.run_id)
+        .outerjoin(OUTPUTS, OUTPUTS.c.job_id == JOBS.c.id)
+        .outerjoin(ATTEMPTS, ATTEMPTS.c.id == func.coalesce(OUTPUTS.c.attempt_id, latest))
+    )
+    return (
+        select(
+            JOBS, RUNS.c.name.label("r_name"), *_labelled(OUTPUTS, "o_"), *_labelled(ATTEMPTS, "a_")
+        )
+        .select_from(joined)
+        .order_by(JOBS.c.run_id, JOBS.c.ordinal, JOBS.c.id, OUTPUTS.c.position)
+    )
 
 
 def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
@@ -908,9 +1218,18 @@ def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
             yield _job_outputs(last, tuple(outputs))
             outputs = []
         if row.o_id is not None:
-            outputs.append(OutputRecord(id=row.o_id, job_id=row.id, position=row.o_position,
-                                        url=row.o_url, path=row.o_path, size=row.o_size,
-                                        sha256=row.o_sha256, host=row.o_host))
+            outputs.append(
+                OutputRecord(
+                    id=row.o_id,
+                    job_id=row.id,
+                    position=row.o_position,
+                    url=row.o_url,
+                    path=row.o_path,
+                    size=row.o_size,
+                    sha256=row.o_sha256,
+                    host=row.o_host,
+                )
+            )
         last = row
     if last is not None:
         yield _job_outputs(last, tuple(outputs))
@@ -919,11 +1238,24 @@ def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
 def _job_outputs(row: Any, outputs: tuple[OutputRecord, ...]) -> JobOutputs:
     attempt = None
     if row.a_id is not None:
-        attempt = AttemptRecord(id=row.a_id, number=row.a_number, request_id=row.a_request_id,
-                                outcome=row.a_outcome, remote_status=row.a_remote_status,
-                                error=row.a_error, intent_at=row.a_intent_at,
-                                accepted_at=row.a_accepted_at, finished_at=row.a_finished_at)
-    return JobOutputs(job=_job_record(row), run_name=row.r_name, outputs=outputs,
-                      attempt=attempt, in_manifest=bool(row.in_manifest),
-                      created_at=row.created_at, updated_at=row.updated_at,
-                      finished_at=row.finished_at)
+        attempt = AttemptRecord(
+            id=row.a_id,
+            number=row.a_number,
+            request_id=row.a_request_id,
+            outcome=row.a_outcome,
+            remote_status=row.a_remote_status,
+            error=row.a_error,
+            intent_at=row.a_intent_at,
+            accepted_at=row.a_accepted_at,
+            finished_at=row.a_finished_at,
+        )
+    return JobOutputs(
+        job=_job_record(row),
+        run_name=row.r_name,
+        outputs=outputs,
+        attempt=attempt,
+        in_manifest=bool(row.in_manifest),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+    )

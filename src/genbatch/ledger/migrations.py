@@ -47,13 +47,17 @@ def ensure_schema(engine: Engine, *, display: str) -> None:
             _create(conn)
             return
         if META.name not in names:
-            raise LedgerError(f"{display} is a database but not a genbatch ledger "
-                              f"(it has tables {', '.join(sorted(names)[:5])}); refusing to use it")
+            raise LedgerError(
+                f"{display} is a database but not a genbatch ledger "
+                f"(it has tables {', '.join(sorted(names)[:5])}); refusing to use it"
+            )
         version = _version(conn)
         if version > SCHEMA_VERSION:
-            raise LedgerError(f"the ledger {display} was written by a newer genbatch "
-                              f"(schema {version}, this one knows {SCHEMA_VERSION}): "
-                              "upgrade genbatch")
+            raise LedgerError(
+                f"the ledger {display} was written by a newer genbatch "
+                f"(schema {version}, this one knows {SCHEMA_VERSION}): "
+                "upgrade genbatch"
+            )
         for step in range(version, SCHEMA_VERSION):
             MIGRATIONS[step](conn)
             _set_version(conn, step + 1)

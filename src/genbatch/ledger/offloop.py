@@ -77,9 +77,13 @@ class OffLoop(BatchQueue[_Call]):
     ``groups_on_loop`` those batches run on the event loop instead.
     """
 
-    def __init__(self, group: Callable[[], AbstractContextManager[Any]] | None = None, *,
-                 groups_on_loop: bool = False,
-                 gather_seconds: float = GROUP_GATHER_SECONDS) -> None:
+    def __init__(
+        self,
+        group: Callable[[], AbstractContextManager[Any]] | None = None,
+        *,
+        groups_on_loop: bool = False,
+        gather_seconds: float = GROUP_GATHER_SECONDS,
+    ) -> None:
         super().__init__()
         self._group = group
         self._groups_on_loop = groups_on_loop and group is not None
@@ -87,8 +91,9 @@ class OffLoop(BatchQueue[_Call]):
 
     async def __call__(self, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args, **kwargs)`` in the ledger's thread, in a transaction of its own."""
-        result: T = await self._run(_Call(functools.partial(call, *args, **kwargs),
-                                          groupable=False))
+        result: T = await self._run(
+            _Call(functools.partial(call, *args, **kwargs), groupable=False)
+        )
         return result
 
     async def grouped(self, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -96,8 +101,9 @@ class OffLoop(BatchQueue[_Call]):
 
         Only for calls that are not durable claims and have no effect outside the ledger.
         """
-        result: T = await self._run(_Call(functools.partial(call, *args, **kwargs),
-                                          groupable=self._group is not None))
+        result: T = await self._run(
+            _Call(functools.partial(call, *args, **kwargs), groupable=self._group is not None)
+        )
         return result
 
     async def _run(self, call: _Call) -> Any:

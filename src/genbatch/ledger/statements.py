@@ -34,10 +34,16 @@ def _attempt() -> Any:
 
 # -- claiming -------------------------------------------------------------------------------
 
-NEXT_PENDING = (select(JOBS.c.id)
-                .where(JOBS.c.run_id == bindparam("b_run"),
-                       JOBS.c.state == JobState.PENDING.value, JOBS.c.in_manifest.is_(True))
-                .order_by(JOBS.c.ordinal).limit(1))
+NEXT_PENDING = (
+    select(JOBS.c.id)
+    .where(
+        JOBS.c.run_id == bindparam("b_run"),
+        JOBS.c.state == JobState.PENDING.value,
+        JOBS.c.in_manifest.is_(True),
+    )
+    .order_by(JOBS.c.ordinal)
+    .limit(1)
+)
 """The run's next pending job, in manifest order."""
 
 NEXT_PENDING_SKIP_LOCKED = NEXT_PENDING.with_for_update(skip_locked=True)
@@ -68,10 +74,20 @@ class ClaimedRow(NamedTuple):
 
 
 def _claim(lease_until: Any) -> Any:
-    return (update(JOBS).where(_job()).values(
-        state=JobState.SUBMITTING.value, attempts=JOBS.c.attempts + 1, error=None,
-        request_id=None, worker=bindparam("b_worker"), updated_at=bindparam("b_now"),
-        lease_until=lease_until).returning(*(JOBS.c[name] for name in ClaimedRow._fields)))
+    return (
+        update(JOBS)
+        .where(_job())
+        .values(
+            state=JobState.SUBMITTING.value,
+            attempts=JOBS.c.attempts + 1,
+            error=None,
+            request_id=None,
+            worker=bindparam("b_worker"),
+            updated_at=bindparam("b_now"),
+            lease_until=lease_until,
+        )
+        .returning(*(JOBS.c[name] for name in ClaimedRow._fields))
+    )
 
 
 CLAIM_LOCAL_CLOCK = _claim(bindparam("b_lease", type_=DateTime(timezone=True)))
@@ -81,48 +97,92 @@ CLAIM_DATABASE_CLOCK = _claim(func.now() + bindparam("b_lease", type_=Interval()
 """The intent to submit (PostgreSQL): ``b_lease`` is the lease's length, counted on the
 database's clock (a NULL length leaves the job unleased)."""
 
-NEW_ATTEMPT = insert(ATTEMPTS).values(
-    job_id=bindparam("b_job"), number=bindparam("b_number"), outcome="sending",
-    intent_at=bindparam("b_now")).returning(ATTEMPTS.c.id)
+NEW_ATTEMPT = (
+    insert(ATTEMPTS)
+    .values(
+        job_id=bindparam("b_job"),
+        number=bindparam("b_number"),
+        outcome="sending",
+        intent_at=bindparam("b_now"),
+    )
+    .returning(ATTEMPTS.c.id)
+)
 
 # -- following a request --------------------------------------------------------------------
 
-ATTEMPT_ACCEPTED = update(ATTEMPTS).where(_attempt()).values(
-    request_id=bindparam("b_request"), outcome="accepted", accepted_at=bindparam("b_now"))
+ATTEMPT_ACCEPTED = (
+    update(ATTEMPTS)
+    .where(_attempt())
+    .values(request_id=bindparam("b_request"), outcome="accepted", accepted_at=bindparam("b_now"))
+)
 
-JOB_QUEUED = update(JOBS).where(_job()).values(
-    state=JobState.QUEUED.value, request_id=bindparam("b_request"),
-    updated_at=bindparam("b_now"))
+JOB_QUEUED = (
+    update(JOBS)
+    .where(_job())
+    .values(
+        state=JobState.QUEUED.value,
+        request_id=bindparam("b_request"),
+        updated_at=bindparam("b_now"),
+    )
+)
 
-ATTEMPT_REMOTE_STATUS = update(ATTEMPTS).where(_attempt()).values(
-    remote_status=bindparam("b_status"))
+ATTEMPT_REMOTE_STATUS = (
+    update(ATTEMPTS).where(_attempt()).values(remote_status=bindparam("b_status"))
+)
 
-JOB_STATE = update(JOBS).where(_job()).values(state=bindparam("b_state"),
-                                               updated_at=bindparam("b_now"))
+JOB_STATE = (
+    update(JOBS).where(_job()).values(state=bindparam("b_state"), updated_at=bindparam("b_now"))
+)
 """A move that changes nothing else (queued ⇄ running, → fetching)."""
 
-ATTEMPT_SUCCEEDED = update(ATTEMPTS).where(_attempt()).values(
-    outcome="succeeded", remote_status="succeeded", finished_at=bindparam("b_now"))
+ATTEMPT_SUCCEEDED = (
+    update(ATTEMPTS)
+    .where(_attempt())
+    .values(outcome="succeeded", remote_status="succeeded", finished_at=bindparam("b_now"))
+)
 
 # -- outputs --------------------------------------------------------------------------------
 
 FORGET_OUTPUTS = delete(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job"))
 """An earlier attempt's URLs, replaced by the succeeding attempt's."""
 
-NEW_OUTPUT = insert(OUTPUTS).values(
-    job_id=bindparam("b_job"), attempt_id=bindparam("b_attempt"),
-    position=bindparam("b_position"), url=bindparam("b_url")).returning(OUTPUTS.c.id)
+NEW_OUTPUT = (
+    insert(OUTPUTS)
+    .values(
+        job_id=bindparam("b_job"),
+        attempt_id=bindparam("b_attempt"),
+        position=bindparam("b_position"),
+        url=bindparam("b_url"),
+    )
+    .returning(OUTPUTS.c.id)
+)
 
-OUTPUTS_OF_JOB = (select(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job"))
-                  .order_by(OUTPUTS.c.position))
+OUTPUTS_OF_JOB = (
+    select(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job")).order_by(OUTPUTS.c.position)
+)
 
-FILE_STORED = update(OUTPUTS).where(OUTPUTS.c.id == bindparam("b_output")).values(
-    path=bindparam("b_path"), size=bindparam("b_size"), sha256=bindparam("b_sha256"),
-    downloaded_at=bindparam("b_now"), host=bindparam("b_host"))
+FILE_STORED = (
+    update(OUTPUTS)
+    .where(OUTPUTS.c.id == bindparam("b_output"))
+    .values(
+        path=bindparam("b_path"),
+        size=bindparam("b_size"),
+        sha256=bindparam("b_sha256"),
+        downloaded_at=bindparam("b_now"),
+        host=bindparam("b_host"),
+    )
+)
 
-JOB_DONE = update(JOBS).where(_job()).values(
-    state=JobState.DONE.value, error=None, updated_at=bindparam("b_now"),
-    finished_at=bindparam("b_now"))
+JOB_DONE = (
+    update(JOBS)
+    .where(_job())
+    .values(
+        state=JobState.DONE.value,
+        error=None,
+        updated_at=bindparam("b_now"),
+        finished_at=bindparam("b_now"),
+    )
+)
 
 
 class PerJobStatements:

@@ -113,9 +113,7 @@ class OutputRow(SQLModel, table=True):
     """One output file of a job: its URL, and once downloaded, where it is and its checksum."""
 
     __tablename__ = "outputs"
-    __table_args__ = (
-        UniqueConstraint("job_id", "position", name="uq_outputs_job_position"),
-    )
+    __table_args__ = (UniqueConstraint("job_id", "position", name="uq_outputs_job_position"),)
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: int = Field(foreign_key="jobs.id")

@@ -96,8 +96,11 @@ class _BlockExpander:
                 layout[name] = Slot(slot)
                 slot += 1
         return tuple(
-            _Choice(f.inputs, f.variables,
-                    tuple(encode_value(v) for v in (*f.inputs.values(), *f.variables.values())))
+            _Choice(
+                f.inputs,
+                f.variables,
+                tuple(encode_value(v) for v in (*f.inputs.values(), *f.variables.values())),
+            )
             for f in axis
         )
 

@@ -21,6 +21,7 @@ from genbatch.manifest.yaml_loader import YamlDocument, decode_text, load_yaml
 
 __all__ = ["BlockSummary", "Manifest", "load_manifest"]
 
+
 @dataclass(frozen=True, kw_only=True)
 class BlockSummary:
     """One block of a manifest, for plans and reports."""
@@ -183,8 +184,9 @@ def load_manifest(
     return manifest
 
 
-def _digest(raw: bytes, path: Path, blocks: list[BlockPlan], *, strict_models: bool,
-            max_jobs: int | None) -> str:
+def _digest(
+    raw: bytes, path: Path, blocks: list[BlockPlan], *, strict_models: bool, max_jobs: int | None
+) -> str:
     """What the jobs are made from: the manifest's bytes and path, the prompts (some come from
     prompt files), the folders (``~`` expanded), the models' schemas, the options, the code."""
     digest = hashlib.sha256()
@@ -218,9 +220,14 @@ def _settings(spec: ManifestSpec) -> ManifestSettings:
         max_file_size=spec.max_file_size,
         max_attempts=spec.max_attempts,
         budget_usd=spec.budget_usd,
-        prices={model_id: Price(base_price_usd=p.base_price_usd, price_unit=p.price_unit,
-                                audio_multiplier=p.audio_multiplier)
-                for model_id, p in (spec.prices or {}).items()},
+        prices={
+            model_id: Price(
+                base_price_usd=p.base_price_usd,
+                price_unit=p.price_unit,
+                audio_multiplier=p.audio_multiplier,
+            )
+            for model_id, p in (spec.prices or {}).items()
+        },
     )
 
 

@@ -162,8 +162,11 @@ class SimulatorApp:
             keep = fault.params.get("keep")
             return PartialResponse(response, None if keep is None else int(keep))
         if kind is FaultKind.MALFORMED:
-            return Response(bytes(response.body)[: max(1, len(response.body) // 2)], 200,
-                            media_type="application/json")
+            return Response(
+                bytes(response.body)[: max(1, len(response.body) // 2)],
+                200,
+                media_type="application/json",
+            )
         return DroppedResponse()
 
     # -- handlers ---------------------------------------------------------------------------
