@@ -6,9 +6,10 @@ must differ (several processes at once, which only a PostgreSQL ledger allows) t
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -18,12 +19,13 @@ import anyio
 import pytest
 from sqlalchemy import event, text
 
-from genbatch.errors import BudgetReached, LedgerError
+from genbatch.errors import BudgetReached, LedgerError, TransitionRefused
 from genbatch.jobs import JobSpec
-from genbatch.ledger import JobRecord, Ledger, resolve_location
+from genbatch.ledger import JobRecord, Ledger, OutputRecord, resolve_location
+from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.ledger.migrations import MIGRATIONS
-from genbatch.ledger.offloop import OffLoop
 from genbatch.ledger.tables import SCHEMA_VERSION
+from genbatch.lifecycle import Actor, Move
 from genbatch.states import JobState
 
 KLING = "kling/kling-2-6/pro/text-to-video"
@@ -84,14 +86,20 @@ def new_run(ledger: Ledger, jobs: int, *, cost: float | None = None) -> int:
 
 def claim(ledger: Ledger, run_id: int, worker: str = "w1", **kwargs: Any) -> JobRecord | None:
     kwargs.setdefault("lease_seconds", LEASE)
-    return ledger.claim_next(run_id, worker=worker, **kwargs)
+    jobs = ledger.claim_jobs(run_id, 1, worker=worker, **kwargs)
+    return jobs[0] if jobs else None
 
 
-def accepted(ledger: Ledger, run_id: int, worker: str, request_id: str) -> JobRecord:
-    job = claim(ledger, run_id, worker)
+def accepted(ledger: Ledger, run_id: int, worker: str, request_id: str, **kwargs: Any) -> JobRecord:
+    job = claim(ledger, run_id, worker, **kwargs)
     assert job is not None
-    ledger.record_accepted(job, request_id)
-    return job
+    return ledger.move(job, Move.ACCEPT, worker=worker, request_id=request_id)
+
+
+def succeeded(ledger: Ledger, job: JobRecord, worker: str, url: str) -> OutputRecord:
+    moved = ledger.move(job, Move.SUCCEED, worker=worker, urls=[url])
+    (output,) = ledger.outputs(moved.id)
+    return output
 
 
 # -- schema -----------------------------------------------------------------------------------
@@ -164,7 +172,7 @@ def test_a_job_back_to_pending_makes_the_next_start_sync_for_real(ledger: Ledger
     run, _ = ledger.sync_run("sweep", "sweep.yaml", specs(2), fingerprint="f1")
     job = claim(ledger, run.id)
     assert job is not None
-    ledger.record_refused(job, "rate limited", final=False)
+    ledger.move(job, Move.REFUSE, worker="w1", error="rate limited")
 
     _, report = ledger.sync_run("sweep", "sweep.yaml", specs(2), fingerprint="f1")
 
@@ -322,9 +330,7 @@ def test_expired_leases_are_taken_over_reattached_and_submitting_jobs_become_unk
     ledger: Ledger,
 ) -> None:
     run_id = new_run(ledger, 3)
-    job = claim(ledger, run_id, "dead", lease_seconds=0.0)
-    assert job is not None
-    ledger.record_accepted(job, "req-1")
+    job = accepted(ledger, run_id, "dead", "req-1", lease_seconds=0.0)
     caught = claim(ledger, run_id, "dead", lease_seconds=0.0)
     assert caught is not None
 
@@ -365,7 +371,7 @@ def test_a_worker_that_exits_hands_its_jobs_over_at_once(ledger: Ledger) -> None
 def test_a_parked_job_waits_for_the_next_worker_to_start(ledger: Ledger) -> None:
     run_id = new_run(ledger, 1)
     job = accepted(ledger, run_id, "w1", "r1")
-    ledger.record_succeeded(job, ["https://x.runcomfy.net/a.mp4"])
+    succeeded(ledger, job, "w1", "https://x.runcomfy.net/a.mp4")
 
     ledger.park_job(job, "w1")
 
@@ -404,9 +410,9 @@ def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
     ledger.register_worker(run_id, "w1", host="h1", pid=1, concurrency=2, lease_seconds=LEASE)
     ledger.register_worker(run_id, "lost", host="h2", pid=2, concurrency=2, lease_seconds=0.05)
     job = accepted(ledger, run_id, "w1", "r1")
-    (output,) = ledger.record_succeeded(job, ["https://x.runcomfy.net/a.mp4"])
+    output = succeeded(ledger, job, "w1", "https://x.runcomfy.net/a.mp4")
     ledger.record_file(output, path="/out/a.mp4", size=3, sha256="abc", host="h1")
-    ledger.record_done(job)
+    ledger.move(job, Move.FINISH, worker="w1")
     time.sleep(0.1)
 
     by_id = {w.id: w for w in ledger.workers(run_id)}
@@ -417,133 +423,170 @@ def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
     assert ledger.outputs(job.id)[0].host == "h1"
 
 
-# -- writes off the event loop, grouped --------------------------------------------------------
+# -- the guarded move -------------------------------------------------------------------------
 
 
-@pytest.fixture(params=[False, True], ids=["groups-in-thread", "groups-on-loop"])
-def groups_on_loop(request: pytest.FixtureRequest) -> bool:
-    """Where grouped writes run: in the ledger's thread, or (as on SQLite) on the event loop."""
-    return bool(request.param)
-
-
-def test_writes_queued_together_share_one_commit_and_each_caller_resumes_after_it(
-    ledger: Ledger, groups_on_loop: bool
+def test_a_move_the_table_does_not_allow_from_the_jobs_state_changes_nothing(
+    ledger: Ledger,
 ) -> None:
-    run_id = new_run(ledger, 4)
-    jobs = [claim(ledger, run_id) for _ in range(4)]
-    commits = _count_commits(ledger)
-    seen: list[int] = []
-
-    async def scenario() -> None:
-        off_loop = OffLoop(ledger.grouped, groups_on_loop=groups_on_loop)
-
-        async def accept(job: JobRecord | None) -> None:
-            assert job is not None
-            await off_loop.grouped(ledger.record_accepted, job, f"req-{job.id}")
-            seen.append(commits[0])
-
-        await _while_the_thread_is_busy(off_loop, [lambda job=job: accept(job) for job in jobs])
-
-    anyio.run(scenario)
-    # The four writes queued behind the busy thread: one commit, made before any caller went on.
-    assert seen == [1, 1, 1, 1]
-    assert set(ledger.states_by_key(run_id).values()) == {JobState.QUEUED}
-
-
-def test_a_failing_write_in_a_group_fails_alone_and_the_others_are_committed(
-    ledger: Ledger, groups_on_loop: bool
-) -> None:
-    run_id = new_run(ledger, 2)
-    first, second = claim(ledger, run_id), claim(ledger, run_id)
-    assert first is not None and second is not None
-    ghost = replace(first, id=10_000, attempt_id=10_000)  # no such job: its output is refused
-    outcomes: dict[str, object] = {}
-
-    async def scenario() -> None:
-        off_loop = OffLoop(ledger.grouped, groups_on_loop=groups_on_loop)
-
-        async def call(name: str, method: Callable[..., Any], *args: Any) -> None:
-            try:
-                outcomes[name] = await off_loop.grouped(method, *args)
-            except LedgerError as exc:
-                outcomes[name] = exc
-
-        await _while_the_thread_is_busy(
-            off_loop,
-            [
-                lambda: call("first", ledger.record_accepted, first, "req-1"),
-                lambda: call("ghost", ledger.record_succeeded, ghost, ["https://x.runcomfy.net/a"]),
-                lambda: call("second", ledger.record_accepted, second, "req-2"),
-            ],
-        )
-
-    anyio.run(scenario)
-    error = outcomes["ghost"]
-    assert isinstance(error, LedgerError)
-    assert "inconsistent data" in str(error) and "\n" not in str(error)
-    assert outcomes["first"] is None and outcomes["second"] is None
-    assert ledger.states_by_key(run_id) == {first.key: JobState.QUEUED, second.key: JobState.QUEUED}
-
-
-def test_a_caller_cancelled_before_its_turn_loses_it(ledger: Ledger, groups_on_loop: bool) -> None:
     run_id = new_run(ledger, 1)
-    job = claim(ledger, run_id)
-    assert job is not None
+    job = accepted(ledger, run_id, "w1", "r1")
 
-    async def scenario() -> None:
-        off_loop = OffLoop(ledger.grouped, groups_on_loop=groups_on_loop)
-        release = threading.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(off_loop, release.wait)
-            await anyio.sleep(0.05)
-            with anyio.move_on_after(0.05):
-                await off_loop.grouped(ledger.record_accepted, job, "req-1")
-            release.set()
+    with pytest.raises(TransitionRefused, match="queued"):
+        ledger.move(job, Move.FINISH, worker="w1")
 
-    anyio.run(scenario)
-    assert ledger.states_by_key(run_id) == {job.key: JobState.SUBMITTING}
+    assert ledger.states_by_key(run_id) == {job.key: JobState.QUEUED}
 
 
-def test_on_the_loop_writes_made_in_the_same_moment_share_one_commit(ledger: Ledger) -> None:
+def test_a_cancel_and_the_runner_racing_on_a_job_never_overwrite_each_other(
+    ledger: Ledger,
+) -> None:
+    run_id = new_run(ledger, 1)
+    job = accepted(ledger, run_id, "w1", "r1")
+
+    ledger.move(job, Move.CANCELLED, actor=Actor.CANCEL, error="cancelled with genbatch cancel")
+
+    # The runner's answer arrives late, from the state it last knew.
+    assert ledger.try_move(job, Move.START, worker="w1") is None
+    assert ledger.try_move(job, Move.SUCCEED, worker="w1", urls=["https://x/a.mp4"]) is None
+    assert ledger.states_by_key(run_id) == {job.key: JobState.CANCELLED}
+    assert ledger.outputs(job.id) == []
+
+
+def test_a_worker_whose_job_was_taken_over_learns_it_at_its_next_move(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 1)
+    frozen = accepted(ledger, run_id, "w1", "r1", lease_seconds=0.0)
+    (taken,) = ledger.take_over(run_id, "w2", lease_seconds=LEASE).attached
+
+    with pytest.raises(TransitionRefused, match="held by w2"):
+        ledger.move(frozen, Move.START, worker="w1")
+    ledger.move(taken, Move.START, worker="w2")
+
+    assert ledger.states_by_key(run_id) == {frozen.key: JobState.RUNNING}
+
+
+def test_an_answer_arriving_after_a_takeover_marked_its_submit_unknown_is_recorded(
+    ledger: Ledger,
+) -> None:
+    run_id = new_run(ledger, 1)
+    frozen = claim(ledger, run_id, "w1", lease_seconds=0.0)
+    assert frozen is not None
+    assert ledger.take_over(run_id, "w2", lease_seconds=LEASE).unknown == 1
+
+    late = ledger.move(frozen, Move.ACCEPT, worker="w1", request_id="req-late")
+
+    assert (late.state, late.request_id) == (JobState.QUEUED, "req-late")
+    assert ledger.attempts(frozen.id)[0].request_id == "req-late"
+
+
+def test_a_late_answer_for_a_job_resubmitted_since_keeps_its_request_id_on_its_attempt(
+    ledger: Ledger,
+) -> None:
+    run_id = new_run(ledger, 1)
+    frozen = claim(ledger, run_id, "w1", lease_seconds=0.0)
+    assert frozen is not None
+    ledger.take_over(run_id, "w2", lease_seconds=LEASE)
+    ledger.reset_to_pending(run_id, [JobState.UNKNOWN])  # the user chose to send it again
+    again = claim(ledger, run_id, "w2")
+    assert again is not None
+
+    with pytest.raises(TransitionRefused):
+        ledger.move(frozen, Move.ACCEPT, worker="w1", request_id="req-late")
+
+    assert ledger.states_by_key(run_id) == {frozen.key: JobState.SUBMITTING}
+    assert [a.request_id for a in ledger.attempts(frozen.id)] == ["req-late", None]
+
+
+def test_only_the_actors_of_a_move_may_make_it(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 1)
+    job = accepted(ledger, run_id, "w1", "r1")
+
+    with pytest.raises(ValueError, match="cancel may not"):
+        ledger.move(job, Move.FINISH, actor=Actor.CANCEL)
+
+
+# -- the ledger from an event loop ------------------------------------------------------------
+
+
+def test_moves_made_together_from_the_loop_share_commits_and_each_returns_after_its_own(
+    ledger: Ledger,
+) -> None:
     run_id = new_run(ledger, 4)
     jobs = [claim(ledger, run_id) for _ in range(4)]
     commits = _count_commits(ledger)
-    seen: list[int] = []
+    seen: list[tuple[JobState, int]] = []
 
     async def scenario() -> None:
-        off_loop = OffLoop(ledger.grouped, groups_on_loop=True)
+        store = AsyncLedger(ledger)
 
         async def accept(job: JobRecord | None) -> None:
             assert job is not None
-            await off_loop.grouped(ledger.record_accepted, job, f"req-{job.id}")
-            seen.append(commits[0])
+            moved = await store.move(job, Move.ACCEPT, worker="w1", request_id=f"req-{job.id}")
+            seen.append((moved.state, commits[0]))
 
-        # Nothing else is running: the first write waits a moment for the others to join it.
         async with anyio.create_task_group() as tg:
             for job in jobs:
                 tg.start_soon(accept, job)
 
     anyio.run(scenario)
-    assert seen == [1, 1, 1, 1]
+    # The first write went alone; the three queued behind it shared the next commit. Each
+    # caller went on only once its own write was committed.
+    assert sorted(seen) == [(JobState.QUEUED, 1), *[(JobState.QUEUED, 2)] * 3]
+    assert set(ledger.states_by_key(run_id).values()) == {JobState.QUEUED}
+
+
+def test_a_failing_write_among_others_fails_alone_and_the_others_are_committed(
+    ledger: Ledger,
+) -> None:
+    run_id = new_run(ledger, 3)
+    first, middle, last = (accepted(ledger, run_id, "w1", f"req-{i}") for i in range(3))
+    ghost = replace(middle, attempt_id=10_000)  # no such attempt: its outputs are refused
+    outcomes: dict[str, object] = {}
+
+    async def scenario() -> None:
+        store = AsyncLedger(ledger)
+
+        async def call(name: str, job: JobRecord, move: Move, urls: tuple[str, ...] = ()) -> None:
+            try:
+                outcomes[name] = (await store.move(job, move, worker="w1", urls=urls)).state
+            except LedgerError as exc:
+                outcomes[name] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "first", first, Move.START)
+            tg.start_soon(call, "ghost", ghost, Move.SUCCEED, ("https://x.runcomfy.net/a",))
+            tg.start_soon(call, "last", last, Move.START)
+            tg.start_soon(call, "first again", first, Move.QUEUE)
+
+    anyio.run(scenario)
+    error = outcomes["ghost"]
+    assert isinstance(error, LedgerError)
+    assert "inconsistent data" in str(error) and "\n" not in str(error)
+    assert outcomes["last"] == JobState.RUNNING and outcomes["first again"] == JobState.QUEUED
+    assert ledger.states_by_key(run_id)[middle.key] == JobState.QUEUED
+
+
+def test_a_caller_cancelled_while_its_write_waits_still_gets_it_committed(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 2)
+    first, second = claim(ledger, run_id), claim(ledger, run_id)
+    assert first is not None and second is not None
+
+    async def scenario() -> None:
+        store = AsyncLedger(ledger)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                functools.partial(store.move, first, Move.ACCEPT, worker="w1", request_id="req-1")
+            )
+            await anyio.sleep(0)
+            with anyio.CancelScope() as scope:
+                scope.cancel()  # cancelled before its turn: the write still happens
+                await store.move(second, Move.ACCEPT, worker="w1", request_id="req-2")
+
+    anyio.run(scenario)
     assert set(ledger.states_by_key(run_id).values()) == {JobState.QUEUED}
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-async def _while_the_thread_is_busy(
-    off_loop: OffLoop, calls: list[Callable[[], Awaitable[None]]]
-) -> None:
-    """Start ``calls`` in order while the ledger's thread runs something else, then free it."""
-    release = threading.Event()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(off_loop, release.wait)
-        await anyio.sleep(0.05)
-        for call in calls:
-            tg.start_soon(call)
-            await anyio.sleep(0)  # queued in this order
-        await anyio.sleep(0.05)
-        release.set()
 
 
 def _count_commits(ledger: Ledger) -> list[int]:

@@ -32,7 +32,9 @@ def test_the_token_is_never_sent_to_file_hosts(tmp_path: Path, sim: Simulator) -
     assert sim.stats.file_requests_with_token == 0
 
 
-def test_a_redirect_to_a_host_not_allowed_is_refused(tmp_path: Path, sim: Simulator) -> None:
+def test_a_redirect_to_a_host_not_allowed_is_refused_and_the_paid_job_kept(
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     sim.inject(route="file", fault="redirect", location="https://evil.example.com/x.mp4")
 
@@ -40,7 +42,8 @@ def test_a_redirect_to_a_host_not_allowed_is_refused(tmp_path: Path, sim: Simula
 
     assert done.returncode == 1
     assert "not allowed" in done.stderr
-    assert status(env, tmp_path)["counts"]["failed"] == 1
+    # The generation succeeded and is paid: the job keeps its request id and stays resumable.
+    assert status(env, tmp_path)["counts"]["fetching"] == 1
     assert not output_files(tmp_path / "out")
 
 
@@ -65,7 +68,7 @@ def test_files_over_the_size_cap_are_refused_and_nothing_is_left_on_disk(
 
     assert done.returncode == 1
     assert "cap" in done.stderr
-    assert status(env, tmp_path)["counts"]["failed"] == 1
+    assert status(env, tmp_path)["counts"]["fetching"] == 1  # paid: kept, resumable
     assert not [p for p in (tmp_path / "out").iterdir() if p.suffix in (".mp4", ".part")]
 
 

@@ -13,6 +13,7 @@ import anyio
 from genbatch.client import RunComfyClient
 from genbatch.errors import ApiError, AuthError, RequestGone
 from genbatch.ledger import JobRecord, Ledger, RunInfo
+from genbatch.lifecycle import Actor, Move
 
 CANCEL_CONCURRENCY = 8
 
@@ -34,7 +35,7 @@ async def cancel_run(ledger: Ledger, client: RunComfyClient, run: RunInfo) -> Ca
     jobs = [
         j
         for j in ledger.attached_jobs(run.id)
-        if j.request_id is not None and j.state.value in ("queued", "running")
+        if j.request_id is not None and Move.CANCELLED.allows(j.state, Actor.CANCEL)
     ]
     limiter = anyio.CapacityLimiter(CANCEL_CONCURRENCY)
     async with anyio.create_task_group() as tg:
@@ -55,7 +56,7 @@ async def _cancel_one(
         try:
             answer = await client.cancel(job.request_id)
         except RequestGone as exc:
-            ledger.record_expired(job, str(exc))
+            ledger.try_move(job, Move.EXPIRE, actor=Actor.CANCEL, error=str(exc))
             report.gone.append(job.key)
             return
         except AuthError:
@@ -64,8 +65,8 @@ async def _cancel_one(
             report.errors[job.key] = str(exc)
             return
     if answer.outcome == "cancelled":
-        ledger.record_generation_failed(
-            job, "cancelled with `genbatch cancel`", retry=False, outcome="cancelled"
+        ledger.try_move(
+            job, Move.CANCELLED, actor=Actor.CANCEL, error="cancelled with `genbatch cancel`"
         )
         report.cancelled.append(job.key)
     else:

@@ -3,23 +3,28 @@
 A file is streamed to a hidden ``.part`` file beside its final name, hashed as it arrives, checked
 against ``Content-Length``, flushed to disk, and only then renamed to its final name: a file with
 its final name is always complete. An interrupted transfer resumes with HTTP Range when the host
-honours it, and restarts otherwise.
+honours it, and restarts otherwise. Each process writes its own ``.part`` (its name carries a
+token of the process): two workers that happen to fetch the same file (one frozen past its lease,
+one that took its job over) never write into, rename or remove each other's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import ipaddress
 import mimetypes
 import os
 import random
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
 
+from genbatch.backoff import Backoff
 from genbatch.client import RunComfyClient
 from genbatch.errors import (
     DownloadError,
@@ -31,7 +36,6 @@ from genbatch.errors import (
 )
 from genbatch.file_commits import FileCommitter
 from genbatch.filenames import sanitize_file_stem
-from genbatch.retry import Backoff
 
 DEFAULT_MAX_FILE_SIZE = 2 * 1024**3
 DEFAULT_ALLOWED_SUFFIXES = (".runcomfy.net", ".runcomfy.com")
@@ -102,8 +106,8 @@ class _Part:
 
     path: Path
     ours: bool = False
-    """It holds bytes of this download (resumable); until then, one left by an earlier process
-    may hold another attempt's bytes: it is truncated, never resumed."""
+    """It holds bytes of this download (resumable); until then, one left by an earlier attempt
+    may hold other bytes: it is truncated, never resumed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +137,8 @@ class Downloader:
         self._backoff = backoff or Backoff(base=0.5, cap=20.0)
         self._attempts = attempts
         self._committer = FileCommitter()
+        self._token = secrets.token_hex(4)
+        """Names this process's ``.part`` files."""
         self._directories: set[Path] = set()
         """Output directories made (or found) during this run."""
 
@@ -142,10 +148,12 @@ class Downloader:
         """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry."""
         self._make_directory(directory)
         stem = sanitize_file_stem(stem)
-        part = _Part(directory / f".{stem}.part")
+        part = _Part(directory / f".{stem}.{self._token}.part")
         for failures in range(1, self._attempts + 1):
             try:
-                return await self._transfer(url, part, directory, stem, default_extension)
+                file = await self._transfer(url, part, directory, stem, default_extension)
+                _remove_stale_parts(directory, stem)
+                return file
             except (TransportError, ServerError, IncompleteDownload):
                 if failures == self._attempts:
                     _remove(part.path)
@@ -181,31 +189,30 @@ class Downloader:
     ) -> DownloadedFile:
         offset = _size_or_zero(part.path) if part.ours else 0
         fd: int | None = None
-        with self._committer.writing():
-            try:
-                async with self._client.open_file(
-                    url, is_allowed=self._hosts.allows, offset=offset
-                ) as stream:
-                    resumed = offset > 0 and stream.content_range_start == offset
-                    expected = _expected_size(stream.content_length, offset if resumed else 0)
-                    if expected is not None and expected > self._max_bytes:
-                        raise FileTooLarge(
-                            f"{url} is {expected} bytes, over the cap of {self._max_bytes} bytes"
-                        )
-                    digest = _hash_existing(part.path) if resumed else hashlib.sha256()
-                    fd = self._open_part(part, append=resumed)
-                    size = await self._write(
-                        stream.chunks(), fd, part.path, digest, start=offset if resumed else 0
+        try:
+            async with self._client.open_file(
+                url, is_allowed=self._hosts.allows, offset=offset
+            ) as stream:
+                resumed = offset > 0 and stream.content_range_start == offset
+                expected = _expected_size(stream.content_length, offset if resumed else 0)
+                if expected is not None and expected > self._max_bytes:
+                    raise FileTooLarge(
+                        f"{url} is {expected} bytes, over the cap of {self._max_bytes} bytes"
                     )
-                    extension = extension_for(url, stream.content_type, default_extension)
-                if expected is not None and size != expected:
-                    raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
-                final = directory / f"{stem}{extension}"
-                # Flushed through the descriptor it was written by, in a worker thread.
-                await self._committer.move_into_place(fd, part.path, final)
-            finally:
-                if fd is not None:
-                    os.close(fd)
+                digest = _hash_existing(part.path) if resumed else hashlib.sha256()
+                fd = self._open_part(part, append=resumed)
+                size = await self._write(
+                    stream.chunks(), fd, part.path, digest, start=offset if resumed else 0
+                )
+                extension = extension_for(url, stream.content_type, default_extension)
+            if expected is not None and size != expected:
+                raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
+            final = directory / f"{stem}{extension}"
+            # Flushed through the descriptor it was written by, in a worker thread.
+            await self._committer.move_into_place(fd, part.path, final)
+        finally:
+            if fd is not None:
+                os.close(fd)
         return DownloadedFile(path=final, size=size, sha256=digest.hexdigest())
 
     async def _write(
@@ -278,6 +285,15 @@ def extension_for(url: str, content_type: str | None, default: str) -> str:
         if guessed in KNOWN_EXTENSIONS:
             return guessed
     return default
+
+
+def _remove_stale_parts(directory: Path, stem: str) -> None:
+    """The file is in place: parts of it left by killed processes go (another live process
+    that still writes one finds it gone at its rename and starts over: ``file_commits``)."""
+    escaped = glob.escape(stem)
+    for pattern in (f".{escaped}.part", f".{escaped}.*.part"):
+        for stale in directory.glob(pattern):
+            _remove(stale)
 
 
 def _remove(path: Path) -> None:

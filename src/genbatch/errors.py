@@ -4,6 +4,7 @@
     ├── UsageError                     bad command line or configuration        (exit 2)
     ├── ManifestError                  bad manifest: file, line, field          (exit 2)
     ├── LedgerError                    ledger unreadable, corrupt or locked     (exit 4)
+    ├── TransitionRefused              a job was moved by another process meanwhile
     ├── OutputError                    output directory unwritable, disk full  (exit 4)
     ├── ApiError                       the API said no, or could not be heard
     │   ├── AuthError                  400004 / 401: bad, expired, revoked token (exit 3)
@@ -26,12 +27,15 @@
     └── FailureStreak                  recent jobs keep failing the same way    (exit 1)
 
 Each class's docstring is its default message, so most errors are one-line declarations.
+Each API error also says what the runner does with it (``Disposition``): on a submit
+(``on_submit``) and on a poll of a request already accepted (``on_poll``).
 Messages never contain the API token: the client never puts it in anything it raises.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 # Exit codes of the CLI, documented in the README.
 EXIT_OK = 0
@@ -40,6 +44,23 @@ EXIT_USAGE = 2
 EXIT_ACCOUNT_STOP = 3
 EXIT_ENVIRONMENT = 4
 EXIT_INTERRUPTED = 130
+
+
+class Disposition(StrEnum):
+    """What the runner does with an API error."""
+
+    RETRY_LATER = "retry later"
+    """Nothing was created: slow down, then try the same call again."""
+    UNKNOWN = "unknown"
+    """A submit whose answer was lost: it may exist remotely; never sent again blindly."""
+    FAIL_JOB = "fail job"
+    """Permanent for this job."""
+    EXPIRE = "expire"
+    """The remote record is gone: the job is ``expired``."""
+    STOP_SUBMITTING = "stop submitting"
+    """The account cannot take more jobs now: jobs in flight are still followed."""
+    STOP_RUN = "stop run"
+    """Nothing else may be sent (a refused token): the whole run stops at once."""
 
 
 class GenbatchError(Exception):
@@ -103,8 +124,26 @@ class OutputError(GenbatchError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class TransitionRefused(GenbatchError):
+    """The job was moved by another process since this one last read it."""
+
+    def __init__(self, *, job_key: str, move: str, found: Any, holder: str | None) -> None:
+        self.job_key = job_key
+        self.move = move
+        self.found = found
+        """The job's state now (None: the job is gone)."""
+        self.holder = holder
+        super().__init__(
+            f"job {job_key}: cannot {move.lower()}: it is now {found or 'gone'}"
+            + (f", held by {holder}" if holder else "")
+        )
+
+
 class ApiError(GenbatchError):
     """The RunComfy API call failed."""
+
+    on_submit: ClassVar[Disposition] = Disposition.FAIL_JOB
+    on_poll: ClassVar[Disposition] = Disposition.FAIL_JOB
 
     def __init__(
         self,
@@ -121,15 +160,25 @@ class ApiError(GenbatchError):
         self.request_id = request_id
         super().__init__(message)
 
+    def submit_disposition(self) -> Disposition:
+        """What the runner does when a submit raised this."""
+        return self.on_submit
+
 
 class AuthError(ApiError):
     """The API token was refused (bad, expired or revoked): set RUNCOMFY_TOKEN."""
+
+    on_submit = Disposition.STOP_RUN
+    on_poll = Disposition.STOP_RUN
 
     exit_code = EXIT_ACCOUNT_STOP
 
 
 class BalanceExhausted(ApiError):
     """The RunComfy account has no balance left: top it up, then run again to resume."""
+
+    on_submit = Disposition.STOP_SUBMITTING
+    on_poll = Disposition.RETRY_LATER
 
     exit_code = EXIT_ACCOUNT_STOP
 
@@ -149,9 +198,15 @@ class RequestForbidden(ApiError):
 class RequestGone(ApiError):
     """The remote record of this request is gone (unknown, deleted or expired)."""
 
+    on_submit = Disposition.FAIL_JOB
+    on_poll = Disposition.EXPIRE
+
 
 class RateLimited(ApiError):
     """The API is rate limiting us."""
+
+    on_submit = Disposition.RETRY_LATER
+    on_poll = Disposition.RETRY_LATER
 
     def __init__(
         self, message: str | None = None, *, retry_after: float | None = None, **fields: Any
@@ -163,16 +218,29 @@ class RateLimited(ApiError):
 class ServerError(ApiError):
     """The API had a server error."""
 
+    on_submit = Disposition.UNKNOWN
+    on_poll = Disposition.RETRY_LATER
+
 
 class BadAnswer(ApiError):
     """The API answered with something that is not the JSON the contract describes."""
+
+    on_submit = Disposition.UNKNOWN
+    on_poll = Disposition.RETRY_LATER
 
 
 class TransportError(ApiError):
     """No answer from the API (timeout, reset or refused connection)."""
 
+    on_submit = Disposition.UNKNOWN
+    on_poll = Disposition.RETRY_LATER
+
     request_sent: bool = True
     """False only when the request provably never left (the connection was never made)."""
+
+    def submit_disposition(self) -> Disposition:
+        """A submit that provably never left is retried; one that may have landed is unknown."""
+        return self.on_submit if self.request_sent else Disposition.RETRY_LATER
 
 
 class DownloadError(GenbatchError):

@@ -1,98 +1,110 @@
-"""Group commit: tasks of one event loop queue work, and one batch at a time does it for all.
+"""Group commit: many tasks hand work to whoever is writing, who does all that has queued at once.
 
-The mechanism under the ledger's calls (``ledger.offloop.OffLoop``: several jobs' writes in one
-transaction) and under the moves of downloaded files into place (``file_commits``: several
-files per trip to a thread, one fsync per directory). A task queues its item and waits; the
-first task to find no batch running runs the next one for everybody, and each task resumes once
-its own item is done, reading its outcome from the item.
+The ledger's writes (``ledger.AsyncLedger``: several jobs' writes share one transaction) and the
+moves of downloaded files into place (``file_commits``: several files share one flush of their
+directory) both wait for the disk. A task queues its work; if no batch is running, it leads: it
+takes everything queued and does it as one batch in a worker thread, off the event loop, then the
+next batch, until its own work is done (another waiting task then leads). Work queued while a
+batch runs goes in the next one. No timer: under load batches grow by themselves, and a lone call
+waits for nobody.
 
-Cancellation: an item no batch has taken yet leaves the queue with its cancelled task (as if it
-had been cancelled just before queueing); an item taken is always finished, its task waiting for
-it, shielded, before the cancellation reaches it.
+Work once queued always runs, and its task waits for it even if cancelled meanwhile (shielded),
+so that what the task does next (a POST after a claim, say) never depends on a write that may or
+may not have happened.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import anyio
-import anyio.lowlevel
+import anyio.to_thread
+
+T = TypeVar("T")
 
 
-class Queued(Protocol):
-    """What a batch queue needs of its items."""
+class Work:
+    """One piece of work: a function to call in a worker thread, then its outcome."""
 
-    taken: bool
-    """A batch took it: it will be finished, whatever happens to its task."""
-    finished: bool
+    __slots__ = ("alone", "error", "finished", "function", "ran", "result")
+
+    def __init__(self, function: Callable[[], Any], *, alone: bool = False) -> None:
+        self.function = function
+        self.alone = alone
+        """It must not share its batch (a durable commit of its own)."""
+        self.ran = False
+        """The batch handler is done with it (its outcome is set)."""
+        self.finished = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        """Call the function; keep what it returned or raised."""
+        try:
+            self.result = self.function()
+        except BaseException as exc:  # handed to the task that queued it, whatever it is
+            self.error = exc
+        self.ran = True
+
+    def outcome(self) -> Any:
+        """What the function returned; raises what it raised."""
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
-ItemT = TypeVar("ItemT", bound=Queued)
+BatchHandler = Callable[[Sequence[Work]], None]
+"""Does a batch in a worker thread, calling ``run`` on each piece of work (or setting its
+outcome itself and ``ran``)."""
 
 
-class BatchQueue(Generic[ItemT]):
-    """Items handled in batches, one batch at a time, in the order they were queued."""
+class GroupCommit:
+    """Work of many tasks done in batches, one batch at a time, in the order queued."""
 
-    def __init__(self) -> None:
-        self._queue: deque[ItemT] = deque()
-        self._busy = False
+    def __init__(self, handle: BatchHandler) -> None:
+        self._handle = handle
+        self._queue: deque[Work] = deque()
+        self._leading = False
         self._batch_done = anyio.Event()
 
-    async def _until_finished(self, item: ItemT) -> None:
-        """Queue ``item`` and return once a batch has finished it."""
-        self._queue.append(item)
-        self._on_queued()
-        try:
-            while not item.finished:
-                if self._busy:
+    async def do(self, function: Callable[[], T], *, alone: bool = False) -> T:
+        """Call ``function`` in a worker thread, in a batch, and return what it returned."""
+        work = Work(function, alone=alone)
+        self._queue.append(work)
+        with anyio.CancelScope(shield=True):
+            while not work.finished:
+                if self._leading:
                     await self._batch_done.wait()
                 else:
-                    await anyio.lowlevel.checkpoint_if_cancelled()
-                    await self._run_batch()
-        except anyio.get_cancelled_exc_class():
-            if not item.taken:
-                self._queue.remove(item)
-                raise
-            with anyio.CancelScope(shield=True):
-                while not item.finished:
-                    await self._batch_done.wait()
-            raise
+                    await self._lead(work)
+        result: T = work.outcome()
+        return result
 
-    async def _run_batch(self) -> None:
-        self._busy = True
-        batch: list[ItemT] = []
+    async def _lead(self, own: Work) -> None:
+        self._leading = True
         try:
-            await self._gather()
-            if not self._queue:  # every item queued meanwhile was cancelled
-                return
-            batch = self._take()
-            for item in batch:
-                item.taken = True
-            await self._handle(batch)
+            while not own.finished:
+                await self._run(self._take())
         finally:
-            for item in batch:
-                if not item.finished:  # _handle itself failed
-                    self._abandon(item)
-                    item.finished = True
-            self._busy = False
-            done, self._batch_done = self._batch_done, anyio.Event()
-            done.set()
+            self._leading = False
 
-    def _on_queued(self) -> None:
-        """Called after an item joined the queue."""
+    def _take(self) -> list[Work]:
+        """Everything queued, up to the first piece of work that must be alone."""
+        batch = [self._queue.popleft()]
+        while not batch[0].alone and self._queue and not self._queue[0].alone:
+            batch.append(self._queue.popleft())
+        return batch
 
-    async def _gather(self) -> None:
-        """Wait, if worth it, for more items to join the batch about to run."""
-
-    def _take(self) -> list[ItemT]:
-        """The next batch, taken from the head of the queue."""
-        raise NotImplementedError
-
-    async def _handle(self, batch: list[ItemT]) -> None:
-        """Do the work of ``batch``, finishing each item with its outcome."""
-        raise NotImplementedError
-
-    def _abandon(self, item: ItemT) -> None:
-        """Give ``item`` an error: ``_handle`` failed before finishing it."""
-        raise NotImplementedError
+    async def _run(self, batch: list[Work]) -> None:
+        try:
+            await anyio.to_thread.run_sync(self._handle, batch)
+        except Exception as exc:  # the handler itself failed: its work did not run
+            for work in batch:
+                if not work.ran:
+                    work.error = exc
+        for work in batch:
+            work.finished = True
+        done, self._batch_done = self._batch_done, anyio.Event()
+        done.set()

@@ -1,18 +1,19 @@
 """The scheduler: drives a run's jobs through the API under a concurrency limit, resumably.
 
 One anyio task group holds a submitter (claims pending jobs while a slot is free) and one task
-per job in flight (submit → poll → download). While the run goes, the ledger is called through
-``OffLoop``: commits that wait for the disk or the network (claims; everything on PostgreSQL)
-run in a worker thread, not on the event loop, and the per-job writes made together share one
-commit. Every state change is committed to the ledger, and awaited, before the side effect
-that depends on it:
+per job in flight (submit → poll → download). Every state change is a move of the lifecycle
+table (``genbatch.lifecycle``), committed to the ledger (``AsyncLedger``), and awaited, before
+the side effect that depends on it:
 
 * the intent to submit (``submitting``) before the POST;
 * the request id the moment the answer arrives (the POST and this record are shielded from
   cancellation together, so Ctrl-C never loses an answer that arrived);
 * the output URLs before any download; ``done`` only after every file is verified and renamed.
 
-A submit whose answer was lost is never retried: the job becomes ``unknown``.
+A submit whose answer was lost is never retried: the job becomes ``unknown``. A generation that
+succeeded is never submitted again: whatever stops its download, the job stays ``fetching`` and
+the next run fetches its files. A move the ledger refuses (``TransitionRefused``: a cancel or a
+takeover got there first) makes this worker let go of the job.
 """
 
 from __future__ import annotations
@@ -21,24 +22,22 @@ import json
 import os
 import random
 import signal
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskGroup
 
+from genbatch.backoff import Backoff
 from genbatch.catalog import find_model
 from genbatch.client import RemoteResult, RunComfyClient
+from genbatch.clock import SYSTEM_CLOCK, Clock
 from genbatch.downloads import DEFAULT_MAX_FILE_SIZE, Downloader, HostPolicy
 from genbatch.errors import (
     ApiError,
-    AuthError,
-    BadAnswer,
-    BalanceExhausted,
     BudgetReached,
+    Disposition,
     DownloadError,
     FailureStreak,
     FileTooLarge,
@@ -48,9 +47,8 @@ from genbatch.errors import (
     OutputError,
     RateLimited,
     RequestGone,
-    ServerError,
     StopRequested,
-    TransportError,
+    TransitionRefused,
 )
 from genbatch.events import (
     Event,
@@ -63,19 +61,24 @@ from genbatch.events import (
 )
 from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatch
 from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo
-from genbatch.ledger.offloop import OffLoop
+from genbatch.ledger.async_ledger import AsyncLedger
+from genbatch.lifecycle import Move
 from genbatch.polling import DurationHistory, PollPolicy, next_poll_delay
-from genbatch.retry import Backoff
-from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, JobState
+from genbatch.states import (
+    REMOTE_ACTIVE_STATES,
+    REMOTE_CANCELLED,
+    REMOTE_FAILED,
+    REMOTE_SUCCEEDED,
+    SPENDING_STATES,
+    JobState,
+    RemoteStatus,
+)
 from genbatch.throttle import RateGate, Slots
 from genbatch.workers import DEFAULT_LEASE_SECONDS, WorkerIdentity
 
 MAX_CLAIM_BATCH = 16
-CLAIM_GATHER_SECONDS = 0.05
-"""How long a free slot may wait for others to free up, so that one claim covers them all."""
-SUCCEEDED = frozenset({"succeeded", "completed"})
-FAILED = frozenset({"failed", "error"})
-CANCELLED = frozenset({"cancelled", "canceled"})
+"""Jobs claimed in one durable commit at most: a crash leaves few intents to turn ``unknown``."""
+FOLLOWED_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,16 +139,15 @@ class Runner:
         run: RunInfo,
         options: RunOptions,
         events: EventSink = ignore_events,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._ledger = ledger
-        # SQLite's non-durable commits never wait for the disk: grouped writes run on the loop.
-        self._off_loop = OffLoop(ledger.grouped, groups_on_loop=ledger.is_sqlite)
         self._client = client
         self._run = run
         self._options = options
         self._emit_to = events
+        self._clock = clock
         self._slots = Slots(options.concurrency)
-        self._gate = RateGate()
+        self._gate = RateGate(clock)
         self._downloads = anyio.CapacityLimiter(options.download_concurrency)
         self._downloader = Downloader(
             client,
@@ -156,8 +158,6 @@ class Runner:
             max_bytes=options.max_file_size,
         )
         self._history = DurationHistory()
-        self._outputs_recorded: dict[int, list[OutputRecord]] = {}
-        """Outputs of jobs that just succeeded, by job id: what _fetch would read back."""
         self._rng = random.Random()
         self._stop_submitting = False
         self._stop_reason: str | None = None
@@ -168,6 +168,7 @@ class Runner:
         """Slots the submitter holds for jobs it is about to claim."""
         self._job_ended = anyio.Event()
         self._tg: TaskGroup | None = None
+        self._store = AsyncLedger(ledger)
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
         self._failures = FailureWatch(options.max_failures)
@@ -176,7 +177,8 @@ class Runner:
 
     async def run(self) -> RunSummary:
         """Drive the run until every job is settled, the run is stopped, or interrupted."""
-        recovered, attached = self._prepare()
+        store = self._store
+        recovered, attached = await self._prepare()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -189,23 +191,25 @@ class Runner:
                 await self._submit_pending()
                 tg.cancel_scope.cancel()  # only the watchers can still be running
         finally:
-            self._leave()
+            with anyio.CancelScope(shield=True):
+                await self._leave()
         if self._stop_reason:
-            self._ledger.set_stop_reason(self._run.id, self._stop_reason)
+            await store.set_stop_reason(self._run, self._stop_reason)
+        counts = await store.counts(self._run.id)
         return RunSummary(
-            counts=self._ledger.counts(self._run.id),
+            counts=counts,
             stop_reason=self._stop_reason,
             stop_error=self._stop_error,
             interrupted=self._interrupted,
             recovered_unknown=recovered,
         )
 
-    def _prepare(self) -> tuple[int, list[JobRecord]]:
-        self._ledger.clear_stop_request(self._run.id)
-        spend = self._ledger.spend(self._run.id)
+    async def _prepare(self) -> tuple[int, list[JobRecord]]:
+        store, me, options = self._store, self._worker, self._options
+        await store.clear_stop_request(self._run.id)
+        spend = await store.spend(self._run.id)
         self._spent = sum(spend[state] for state in SPENDING_STATES)
-        me, options = self._worker, self._options
-        self._ledger.register_worker(
+        await store.register_worker(
             self._run.id,
             me.id,
             host=me.host,
@@ -215,21 +219,20 @@ class Runner:
         )
         # Jobs left in flight by a crash (or by workers that are gone): re-attached, and those
         # caught submitting become unknown.
-        takeover = self._ledger.take_over(
+        takeover = await store.take_over(
             self._run.id, me.id, lease_seconds=options.lease_seconds, starting=True
         )
-        recovered = takeover.unknown
-        if recovered:
+        if takeover.unknown:
             self._notice(
                 "warning",
-                f"{recovered} job(s) were interrupted while submitting and "
-                "are now `unknown`: they may exist remotely (see --resubmit-unknown)",
+                f"{takeover.unknown} job(s) were interrupted while submitting and are now "
+                "`unknown`: they may exist remotely (see --resubmit-unknown)",
             )
-        if self._options.resubmit_unknown:
-            count = self._ledger.reset_to_pending(self._run.id, [JobState.UNKNOWN])
+        if options.resubmit_unknown:
+            count = await store.reset_to_pending(self._run.id, [JobState.UNKNOWN])
             if count:
                 self._notice("warning", f"resubmitting {count} unknown job(s) as asked")
-        return recovered, takeover.attached
+        return takeover.unknown, takeover.attached
 
     def _adopt(self, jobs: list[JobRecord]) -> None:
         """Drive jobs already in flight (re-attached after a crash or taken over)."""
@@ -239,15 +242,15 @@ class Runner:
                 self._slots.occupy()
             self._start(job, holds_slot=holds_slot)
 
-    def _leave(self) -> None:
+    async def _leave(self) -> None:
         # The leases end now rather than when they expire: running workers take over at once.
         try:
-            self._ledger.release_worker(self._run.id, self._worker.id)
+            await self._store.release_worker(self._run.id, self._worker.id)
         except LedgerError as exc:
             self._notice(
                 "warning",
-                f"could not release this worker's leases (other workers "
-                f"take its jobs over once they expire): {exc}",
+                f"could not release this worker's leases (other workers take its jobs over "
+                f"once they expire): {exc}",
             )
 
     # -- the submitter ------------------------------------------------------------------------
@@ -260,7 +263,6 @@ class Runner:
             await self._slots.acquire()
             self._reserved = 1
             await self._gate.wait()
-            await self._gather_slots()
             # A job ending while the ledger is consulted (it may put a job back to pending)
             # must not be missed by _idle below.
             job_ended = self._job_ended
@@ -278,20 +280,9 @@ class Runner:
                 return
             await self._idle(job_ended)
 
-    async def _gather_slots(self) -> None:
-        """Wait a moment for more slots while jobs are in flight: a claim is a durable commit
-        (on SQLite about 0.9 ms of CPU whatever its size, the fsync included), so claiming
-        slots one by one as jobs end would pay that for each. An eighth of the limit free is
-        enough. The wait is short beside any generation, and nothing waits when nothing is in
-        flight."""
-        enough = min(MAX_CLAIM_BATCH, self._slots.limit // 8)
-        with anyio.move_on_after(CLAIM_GATHER_SECONDS):
-            while self._active and 1 + self._free_slots() < enough:
-                await self._slots.changed()
-
     def _free_slots(self) -> int:
         # Slots free beside the one just acquired, taken at once so that their claims share
-        # one durable commit; capped so a crash leaves few intents to turn `unknown`.
+        # one durable commit.
         return max(0, min(self._slots.limit - self._slots.in_use, MAX_CLAIM_BATCH - 1))
 
     async def _claim(self, count: int) -> list[JobRecord]:
@@ -300,8 +291,7 @@ class Runner:
             self._slots.occupy()
         self._reserved = count
         try:
-            jobs = await self._off_loop(
-                self._ledger.claim_jobs,
+            jobs = await self._store.claim_jobs(
                 self._run.id,
                 count,
                 worker=self._worker.id,
@@ -322,19 +312,16 @@ class Runner:
         back, or die and leave them to be taken over)."""
         if self._stop_submitting:
             return False
-        if (await self._off_loop(self._ledger.counts, self._run.id))[JobState.PENDING] > 0:
+        store = self._store
+        if (await store.counts(self._run.id))[JobState.PENDING] > 0:
             return True
-        return (
-            self._ledger.shared
-            and await self._off_loop(self._ledger.others_in_flight, self._run.id, self._worker.id)
-            > 0
-        )
+        return store.shared and await store.others_in_flight(self._run.id, self._worker.id) > 0
 
     async def _idle(self, job_ended: anyio.Event) -> None:
         """Wait for one of this worker's jobs to end (``job_ended`` is already set if one did);
         with other workers (or nothing of ours in flight), for at most ``idle_interval``: the
         change may come from elsewhere."""
-        if self._ledger.shared or self._active == 0:
+        if self._store.shared or self._active == 0:
             with anyio.move_on_after(self._options.idle_interval):
                 await job_ended.wait()
         else:
@@ -361,7 +348,7 @@ class Runner:
             reattached = job.state != JobState.SUBMITTING
             if not reattached:
                 job = await self._submit(job)
-            if job.state in (JobState.QUEUED, JobState.RUNNING):
+            if job.state in FOLLOWED_STATES:
                 job = await self._follow(job, poll_now=reattached)
             if job.state == JobState.FETCHING:
                 # Backpressure: a finished job keeps its slot until a download slot is free, so
@@ -371,16 +358,16 @@ class Runner:
                         holds_slot = False
                         self._slots.release()
                     await self._fetch(job)
+        except TransitionRefused as exc:
+            self._notice("warning", f"#{job.ordinal} {exc}: this worker lets go of it")
         except Exception as exc:  # one job's bug must not stop the others
-            await self._off_loop(self._ledger.record_job_error, job, f"internal error: {exc!r}")
-            await self._park(job)
+            await self._give_up_for_now(job, f"internal error: {exc!r}")
             self._notice(
                 "error",
                 f"#{job.ordinal} {job.key}: internal error, the job stays "
                 f"{job.state.value} and is resumable: {exc!r}",
             )
         finally:
-            self._outputs_recorded.pop(job.id, None)  # a job that stopped before its download
             if holds_slot:
                 self._slots.release()
             self._active -= 1
@@ -397,40 +384,37 @@ class Runner:
                 submission = await self._client.submit(job.model_id, job.inputs)
             except ApiError as exc:
                 return await self._submit_failed(job, exc)
-            await self._off_loop.grouped(self._ledger.record_accepted, job, submission.request_id)
+            job = await self._move(job, Move.ACCEPT, request_id=submission.request_id)
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
         self._slots.on_accepted()
-        return self._settle(_with(job, request_id=submission.request_id), JobState.QUEUED, None)
+        return job
 
     async def _submit_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
         message = str(exc)
-        ledger = self._ledger
-        if isinstance(exc, RateLimited):
-            self._on_rate_limited(exc, submitting=True)
-            await self._off_loop(ledger.record_refused, job, message, final=False)
-            return self._settle(job, JobState.PENDING, f"rate limited: {message}")
-        if isinstance(exc, TransportError) and not exc.request_sent:
-            self._gate.block_for(self._options.backoff.delay(1, self._rng))
-            await self._off_loop(ledger.record_refused, job, message, final=False)
-            return self._settle(job, JobState.PENDING, message)
-        if isinstance(exc, TransportError | ServerError | BadAnswer):
-            await self._off_loop(ledger.record_submit_unknown, job, message)
+        disposition = exc.submit_disposition()
+        if disposition is Disposition.RETRY_LATER:
+            if isinstance(exc, RateLimited):
+                self._on_rate_limited(exc, submitting=True)
+                message = f"rate limited: {message}"
+            else:
+                self._gate.block_for(self._options.backoff.delay(1, self._rng))
+            return await self._move(job, Move.REFUSE, error=message)
+        if disposition is Disposition.UNKNOWN:
+            job = await self._move(
+                job, Move.LOSE_ANSWER, error=f"answer to the submit was lost: {message}"
+            )
             self._on_submit_unknown(message)
-            return self._settle(job, JobState.UNKNOWN, f"answer to the submit was lost: {message}")
-        if isinstance(exc, AuthError | BalanceExhausted):
-            await self._off_loop(ledger.record_refused, job, message, final=False)
-            self._stop(exc, cancel_all=isinstance(exc, AuthError))
-            return self._settle(job, JobState.PENDING, None)
-        await self._off_loop(ledger.record_refused, job, message, final=True)
-        job = self._settle(job, JobState.FAILED, message)
+            return job
+        if disposition in (Disposition.STOP_SUBMITTING, Disposition.STOP_RUN):
+            job = await self._move(job, Move.REFUSE, error=message)
+            self._stop(exc, cancel_all=disposition is Disposition.STOP_RUN)
+            return job
+        job = await self._move(job, Move.REJECT, error=message)
         if isinstance(exc, ModelNotFound):
             await self._fail_model(job.model_id, message)
-        self._count_failure(
-            type(exc).__name__
-            if exc.error_code is None
-            else f"{type(exc).__name__} {exc.error_code}"
-        )
+        code = "" if exc.error_code is None else f" {exc.error_code}"
+        self._count_failure(f"{type(exc).__name__}{code}")
         return job
 
     def _on_submit_unknown(self, message: str) -> None:
@@ -447,9 +431,7 @@ class Runner:
             )
 
     async def _fail_model(self, model_id: str, message: str) -> None:
-        count = await self._off_loop(
-            self._ledger.fail_pending_of_model, self._run.id, model_id, message
-        )
+        count = await self._store.fail_pending_of_model(self._run.id, model_id, message)
         self._notice(
             "error",
             f"the API does not know the model {model_id}: "
@@ -481,12 +463,13 @@ class Runner:
 
     async def _follow(self, job: JobRecord, *, poll_now: bool) -> JobRecord:
         assert job.request_id is not None
-        accepted = time.monotonic()
+        clock = self._clock
+        accepted = clock.now()
         running_since = accepted
         failures = 0
         first = poll_now
         while True:
-            now = time.monotonic()
+            now = clock.now()
             delay = (
                 0.0
                 if first
@@ -498,70 +481,62 @@ class Runner:
                 )
             )
             first = False
-            await anyio.sleep(delay)
+            await clock.sleep(delay)
             await self._gate.wait()
             try:
                 result = await self._client.result(job.request_id)
             except ApiError as exc:
                 failures += 1
-                settled = await self._poll_failed(job, exc)
-                if settled is not None:
-                    return settled
+                job = await self._poll_failed(job, exc)
+                if job.state not in FOLLOWED_STATES:
+                    return job
                 if not isinstance(exc, RateLimited):  # the gate already holds rate-limited calls
-                    await anyio.sleep(self._options.backoff.delay(failures, self._rng))
+                    await clock.sleep(self._options.backoff.delay(failures, self._rng))
                 first = True
                 continue
             failures = 0
-            if result.status == "in_queue":
-                running_since = time.monotonic()
-            settled = await self._on_result(job, result, accepted)
-            if settled.state not in (JobState.QUEUED, JobState.RUNNING):
-                return settled
-            job = settled
+            if result.status == RemoteStatus.IN_QUEUE:
+                running_since = clock.now()
+            job = await self._on_result(job, result, accepted)
+            if job.state not in FOLLOWED_STATES:
+                return job
 
-    async def _poll_failed(self, job: JobRecord, exc: ApiError) -> JobRecord | None:
-        """The job settled by a failed poll, or None when the poll is to be repeated."""
-        if isinstance(exc, RateLimited):
-            self._on_rate_limited(exc)
-            return None
-        if isinstance(exc, TransportError | ServerError | BadAnswer):
-            await self._off_loop(self._ledger.record_job_error, job, f"polling: {exc}")
-            return None
-        if isinstance(exc, RequestGone):
-            await self._off_loop(self._ledger.record_expired, job, str(exc))
+    async def _poll_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
+        """The job after a failed poll: unchanged when the poll is to be repeated."""
+        disposition = exc.on_poll
+        if disposition is Disposition.RETRY_LATER:
+            if isinstance(exc, RateLimited):
+                self._on_rate_limited(exc)
+            else:
+                await self._store.note_error(job, f"polling: {exc}")
+            return job
+        if disposition is Disposition.EXPIRE:
+            job = await self._move(job, Move.EXPIRE, error=str(exc))
             self._count_failure("expired")
-            return self._settle(job, JobState.EXPIRED, str(exc))
-        if isinstance(exc, AuthError):
+            return job
+        if disposition is Disposition.STOP_RUN:
             self._stop(exc, cancel_all=True)
             return job
-        await self._off_loop(self._ledger.record_generation_failed, job, str(exc), retry=False)
-        return self._settle(job, JobState.FAILED, str(exc))
+        return await self._move(job, Move.FAIL, error=str(exc))
 
     async def _on_result(self, job: JobRecord, result: RemoteResult, accepted: float) -> JobRecord:
         status = result.status
-        if status in ("in_queue", "in_progress"):
-            state = JobState.QUEUED if status == "in_queue" else JobState.RUNNING
-            if state != job.state:
-                await self._off_loop.grouped(self._ledger.record_remote_state, job, state, status)
-                job = self._settle(job, state, None)
+        if status in (RemoteStatus.IN_QUEUE, RemoteStatus.IN_PROGRESS):
+            move = Move.QUEUE if status == RemoteStatus.IN_QUEUE else Move.START
+            if move.transition.target != job.state:
+                job = await self._move(job, move, remote_status=status)
             return job
-        if status in SUCCEEDED and result.output_urls:
+        if status in REMOTE_SUCCEEDED and result.output_urls:
             self._failures.succeeded()
-            self._history.observe(job.model_id, time.monotonic() - accepted)
-            self._outputs_recorded[job.id] = await self._off_loop.grouped(
-                self._ledger.record_succeeded, job, result.output_urls
+            self._history.observe(job.model_id, self._clock.now() - accepted)
+            return await self._move(
+                job, Move.SUCCEED, urls=result.output_urls, remote_status=status
             )
-            return self._settle(job, JobState.FETCHING, None)
-        if status in CANCELLED:
-            await self._off_loop(
-                self._ledger.record_generation_failed,
-                job,
-                "cancelled remotely",
-                retry=False,
-                outcome="cancelled",
+        if status in REMOTE_CANCELLED:
+            return await self._move(
+                job, Move.CANCELLED, error="cancelled remotely", remote_status=status
             )
-            return self._settle(job, JobState.CANCELLED, "cancelled remotely")
-        if status in FAILED or status in SUCCEEDED:
+        if status in REMOTE_FAILED or status in REMOTE_SUCCEEDED:
             return await self._generation_failed(job, result)
         return job  # a status this version does not know: keep polling
 
@@ -571,40 +546,30 @@ class Runner:
             if result.error is not None
             else "the generation finished without any output"
         )
-        retry = job.attempts < self._options.max_attempts and not self._stop_submitting
-        await self._off_loop(self._ledger.record_generation_failed, job, error, retry=retry)
         # Messages of failed generations vary (ids, prompts): the kind is the failure itself.
         self._count_failure("generation failed")
-        if retry:
-            return self._settle(
+        if job.attempts < self._options.max_attempts and not self._stop_submitting:
+            return await self._move(
                 job,
-                JobState.PENDING,
-                f"generation failed (attempt {job.attempts}), retrying: {error}",
+                Move.RETRY_GENERATION,
+                error=error,
+                message=f"generation failed (attempt {job.attempts}), retrying: {error}",
             )
-        return self._settle(job, JobState.FAILED, error)
+        return await self._move(job, Move.FAIL, error=error)
 
     # -- one job: fetch -------------------------------------------------------------------------
 
     async def _fetch(self, job: JobRecord) -> None:
-        outputs = self._outputs_recorded.pop(job.id, None)
-        if outputs is None:  # re-attached: recorded by an earlier run
-            outputs = await self._off_loop(self._ledger.outputs, job.id)
+        outputs = await self._store.outputs(job.id)
         missing = [
             o for o in outputs if o.sha256 is None or not o.path or not Path(o.path).exists()
         ]
         for output in missing:
-            # The last file's record also marks the job done: one commit instead of two.
-            if not await self._fetch_one(
-                job, output, count=len(outputs), last=output is missing[-1]
-            ):
+            if not await self._fetch_one(job, output, count=len(outputs)):
                 return
-        if not missing:
-            await self._off_loop.grouped(self._ledger.record_done, job)
-        self._settle(job, JobState.DONE, None)
+        await self._move(job, Move.FINISH)
 
-    async def _fetch_one(
-        self, job: JobRecord, output: OutputRecord, *, count: int, last: bool
-    ) -> bool:
+    async def _fetch_one(self, job: JobRecord, output: OutputRecord, *, count: int) -> bool:
         stem = job.file_stem if count == 1 else f"{job.file_stem}_{output.position}"
         spec = find_model(job.model_id)
         try:
@@ -615,36 +580,35 @@ class Runner:
                 default_extension=spec.extension if spec else ".bin",
             )
         except RequestGone as exc:
-            await self._off_loop(
-                self._ledger.record_expired, job, f"output file gone before download: {exc}"
-            )
-            self._settle(job, JobState.EXPIRED, str(exc))
+            await self._move(job, Move.EXPIRE, error=f"output file gone before download: {exc}")
             return False
         except (HostNotAllowed, FileTooLarge) as exc:
-            await self._off_loop(self._ledger.record_generation_failed, job, str(exc), retry=False)
-            self._settle(job, JobState.FAILED, str(exc))
+            await self._keep_paid(job, exc)
             return False
         except OutputError as exc:
-            await self._off_loop(self._ledger.record_job_error, job, str(exc))
+            await self._give_up_for_now(job, str(exc))
             self._stop(exc, cancel_all=True)
             return False
         except (DownloadError, ApiError) as exc:
-            await self._off_loop(
-                self._ledger.record_job_error, job, f"download failed, will retry on resume: {exc}"
-            )
-            await self._park(job)
+            await self._give_up_for_now(job, f"download failed, will retry on resume: {exc}")
             self._notice("warning", f"#{job.ordinal} {job.key}: download failed: {exc}")
             return False
-        await self._off_loop.grouped(
-            self._ledger.record_file,
-            output,
-            path=str(file.path),
-            size=file.size,
-            sha256=file.sha256,
-            host=self._worker.host,
-            last=last,
+        await self._store.record_file(
+            output, path=str(file.path), size=file.size, sha256=file.sha256, host=self._worker.host
         )
         return True
+
+    async def _keep_paid(self, job: JobRecord, exc: DownloadError) -> None:
+        """A file refused by this run's settings: the generation is paid and its request id and
+        URLs kept; once the setting allows it, the next run fetches it, submitting nothing."""
+        setting = "allowed_hosts" if isinstance(exc, HostNotAllowed) else "max_file_size"
+        message = (
+            f"{exc}; the generation succeeded and is kept: change {setting} in the manifest and "
+            "run again to fetch it (nothing is submitted again)"
+        )
+        await self._give_up_for_now(job, message)
+        self._notice("error", f"#{job.ordinal} {job.key}: {message}")
+        self._count_failure(type(exc).__name__)
 
     # -- run-level ------------------------------------------------------------------------------
 
@@ -657,49 +621,46 @@ class Runner:
         if cancel_all and self._tg is not None:
             self._tg.cancel_scope.cancel()
 
-    async def _park(self, job: JobRecord) -> None:
-        # This worker stops driving the job; other running workers would only fail on it the
-        # same way (and waiting for each other's stuck jobs, never finish): the next start
-        # adopts it instead.
-        try:
-            await self._off_loop(self._ledger.park_job, job, self._worker.id)
-        except LedgerError as exc:
-            self._notice("warning", f"#{job.ordinal} {job.key}: {exc}")
+    async def _give_up_for_now(self, job: JobRecord, error: str) -> None:
+        """Record why, and stop driving the job: it stays where it is, and the next worker to
+        start adopts it. Other running workers would only fail on it the same way (and waiting
+        for each other's stuck jobs, never finish)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._store.note_error(job, error)
+                await self._store.park_job(job, self._worker.id)
+            except LedgerError as exc:
+                self._notice("warning", f"#{job.ordinal} {job.key}: {exc}")
 
     async def _keep_leases(self) -> None:
         """Heartbeat: renew this worker's leases, and take over the jobs of workers gone."""
+        store = self._store
         while True:
             await anyio.sleep(self._options.lease_seconds / 3)
             try:
-                await self._off_loop(
-                    self._ledger.heartbeat,
-                    self._run.id,
-                    self._worker.id,
-                    lease_seconds=self._options.lease_seconds,
+                await store.heartbeat(
+                    self._run.id, self._worker.id, lease_seconds=self._options.lease_seconds
                 )
-                if self._ledger.shared and not self._stop_submitting:
+                if store.shared and not self._stop_submitting:
                     await self._take_over_orphans()
             except LedgerError as exc:
                 self._notice("warning", f"could not renew this worker's leases: {exc}")
 
     async def _take_over_orphans(self) -> None:
-        takeover = await self._off_loop(
-            self._ledger.take_over,
-            self._run.id,
-            self._worker.id,
-            lease_seconds=self._options.lease_seconds,
+        takeover = await self._store.take_over(
+            self._run.id, self._worker.id, lease_seconds=self._options.lease_seconds
         )
         if takeover.unknown:
             self._notice(
                 "warning",
-                f"{takeover.unknown} job(s) of a worker that is gone were "
-                "caught submitting and are now `unknown`: they may exist remotely",
+                f"{takeover.unknown} job(s) of a worker that is gone were caught submitting "
+                "and are now `unknown`: they may exist remotely",
             )
         if takeover.attached:
             self._notice(
                 "info",
-                f"took over {len(takeover.attached)} job(s) in flight from a "
-                "worker that is gone (re-attached, not resubmitted)",
+                f"took over {len(takeover.attached)} job(s) in flight from a worker that is "
+                "gone (re-attached, not resubmitted)",
             )
         self._adopt(takeover.attached)
 
@@ -727,28 +688,48 @@ class Runner:
                 self._stop_submitting = True
                 self._notice(
                     "warning",
-                    "interrupted: recording submissions in flight, then "
-                    "exiting (press Ctrl-C again to exit at once); run again to resume",
+                    "interrupted: recording submissions in flight, then exiting (press Ctrl-C "
+                    "again to exit at once); run again to resume",
                 )
                 assert self._tg is not None
                 self._tg.cancel_scope.cancel()
 
-    def _settle(self, job: JobRecord, state: JobState, message: str | None) -> JobRecord:
-        """The job, now in ``state`` (already committed to the ledger), announced."""
-        if (job.state in SPENDING_STATES) != (state in SPENDING_STATES):
-            sign = 1.0 if state in SPENDING_STATES else -1.0
-            self._spent += sign * (job.cost_usd or 0.0)
-        self._emit(
-            JobEvent(
-                key=job.key,
-                ordinal=job.ordinal,
-                state=state,
-                previous=job.state,
-                request_id=job.request_id,
-                message=message,
-            )
+    async def _move(
+        self,
+        job: JobRecord,
+        move: Move,
+        *,
+        message: str | None = None,
+        error: str | None = None,
+        request_id: str | None = None,
+        remote_status: str | None = None,
+        urls: tuple[str, ...] = (),
+    ) -> JobRecord:
+        """Make ``move`` in the ledger, then announce it (``message``, else ``error``)."""
+        moved = await self._store.move(
+            job,
+            move,
+            worker=self._worker.id,
+            error=error,
+            request_id=request_id,
+            remote_status=remote_status,
+            urls=urls,
         )
-        return _with(job, state=state)
+        if (job.state in SPENDING_STATES) != (moved.state in SPENDING_STATES):
+            sign = 1.0 if moved.state in SPENDING_STATES else -1.0
+            self._spent += sign * (job.cost_usd or 0.0)
+        if moved.state != job.state:
+            self._emit(
+                JobEvent(
+                    key=job.key,
+                    ordinal=job.ordinal,
+                    state=moved.state,
+                    previous=job.state,
+                    request_id=moved.request_id or job.request_id,
+                    message=message or error,
+                )
+            )
+        return moved
 
     def _notice(self, level: NoticeLevel, message: str) -> None:
         self._emit(RunNotice(level=level, message=message))
@@ -769,7 +750,3 @@ def describe_remote_error(error: object) -> str:
     if isinstance(error, list) and error:
         return "; ".join(describe_remote_error(item) for item in error)
     return json.dumps(error, default=str)[:300]
-
-
-def _with(job: JobRecord, **changes: Any) -> JobRecord:
-    return replace(job, **changes)

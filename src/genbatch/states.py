@@ -76,14 +76,10 @@ class RemoteStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     CANCELED = "canceled"
+    ERROR = "error"
 
 
-REMOTE_FINAL = frozenset(
-    {
-        RemoteStatus.COMPLETED,
-        RemoteStatus.SUCCEEDED,
-        RemoteStatus.FAILED,
-        RemoteStatus.CANCELLED,
-        RemoteStatus.CANCELED,
-    }
-)
+REMOTE_WAITING = frozenset({RemoteStatus.IN_QUEUE, RemoteStatus.IN_PROGRESS})
+REMOTE_SUCCEEDED = frozenset({RemoteStatus.SUCCEEDED, RemoteStatus.COMPLETED})
+REMOTE_FAILED = frozenset({RemoteStatus.FAILED, RemoteStatus.ERROR})
+REMOTE_CANCELLED = frozenset({RemoteStatus.CANCELLED, RemoteStatus.CANCELED})

@@ -13,6 +13,8 @@ import time
 
 import anyio
 
+from genbatch.clock import SYSTEM_CLOCK, Clock
+
 DECREASE_FACTOR = 0.75
 DECREASE_QUIET_SECONDS = 1.0
 
@@ -74,19 +76,20 @@ class Slots:
 class RateGate:
     """Holds calls back until the time the API asked us to wait for has passed."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.blocked_until = 0.0
+        self._clock = clock
 
     async def wait(self) -> None:
         """Return once the gate is open."""
-        while (remaining := self.blocked_until - time.monotonic()) > 0:
-            await anyio.sleep(remaining)
+        while (remaining := self.blocked_until - self._clock.now()) > 0:
+            await self._clock.sleep(remaining)
 
     def block_for(self, seconds: float) -> None:
         """Keep the gate shut for at least ``seconds`` from now."""
-        self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
+        self.blocked_until = max(self.blocked_until, self._clock.now() + seconds)
 
     @property
     def remaining(self) -> float:
         """Seconds until the gate opens (0 when open)."""
-        return max(0.0, self.blocked_until - time.monotonic())
+        return max(0.0, self.blocked_until - self._clock.now())

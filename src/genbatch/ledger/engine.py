@@ -96,7 +96,7 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     try:
         # WAL: readers (genbatch status) never block the runner. synchronous=NORMAL survives any
         # crash of the process; the intent to submit is additionally made durable against power
-        # loss by a checkpointed FULL commit (see Ledger.claim_next).
+        # loss by a checkpointed FULL commit (see Ledger.claim_jobs).
         _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")

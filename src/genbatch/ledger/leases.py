@@ -21,14 +21,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from genbatch.ledger import statements as sql
 from genbatch.ledger.records import WorkerInfo
-from genbatch.ledger.tables import AttemptRow, JobRow, RunRow, WorkerRow, utcnow
-from genbatch.states import LEASED_STATES, REMOTE_ACTIVE_STATES, JobState
-
-JOBS = JobRow.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
-ATTEMPTS = AttemptRow.__table__  # type: ignore[attr-defined]  # idem
-RUNS = RunRow.__table__  # type: ignore[attr-defined]  # idem
-WORKERS = WorkerRow.__table__  # type: ignore[attr-defined]  # idem
+from genbatch.ledger.tables import ATTEMPTS, JOBS, WORKERS, utcnow
+from genbatch.lifecycle import AttemptOutcome, Move
+from genbatch.states import LEASED_STATES, JobState
 
 LEASED = [s.value for s in LEASED_STATES]
 INTERRUPTED = "interrupted while submitting: the request may or may not exist remotely"
@@ -58,14 +55,6 @@ class Clock:
             return func.now() + delta if seconds_from_now else func.now()
         return utcnow() + delta
 
-    def lease(self, seconds: float | None) -> datetime | timedelta | None:
-        """The ``b_lease`` of ``statements.CLAIM_*`` for a lease of ``seconds`` (None: none):
-        its end on the local clock, its length for the database's clock to count."""
-        if seconds is None:
-            return None
-        delta = timedelta(seconds=seconds)
-        return delta if self.shared else utcnow() + delta
-
     def now(self, conn: Connection) -> datetime:
         """The current time, read from the database when it is shared."""
         if not self.shared:
@@ -78,8 +67,9 @@ def aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def lock_run(conn: Connection, run_id: int) -> None:
-    """Serialize the rest of the transaction with every other claim or sync of the run.
+def lock_run(conn: Connection, run_id: int, *, exclusive: bool = True) -> str | None:
+    """The run's pending stop request (``genbatch cancel``), if any; ``exclusive`` also
+    serializes the rest of the transaction with every other claim or sync of the run.
 
     The run-wide limit and the budget are checks over all of the run's jobs: two workers that
     checked at once could both pass and together cross them. Call it first in the transaction.
@@ -90,22 +80,11 @@ def lock_run(conn: Connection, run_id: int) -> None:
         driver = conn.connection.driver_connection
         if driver is not None and not driver.in_transaction:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        return
-    conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id).with_for_update())
-
-
-def remote_active(conn: Connection, run_id: int) -> int:
-    """Jobs of the run in flight remotely that some worker holds (or held: gone, not yet
-    taken over). Jobs nobody drives (NULL lease) are not counted: no one would free them."""
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                JOBS.c.run_id == run_id,
-                JOBS.c.state.in_([s.value for s in REMOTE_ACTIVE_STATES]),
-                JOBS.c.lease_until.is_not(None),
-            )
-        ).scalar_one()
-    )
+    query = sql.lock_run_row()
+    if exclusive and conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    found = conn.execute(query, {"b_run": run_id}).first()
+    return found.stop_requested if found else None
 
 
 def register(
@@ -210,16 +189,16 @@ def take_over(
 def _mark_unknown(conn: Connection, job_ids: Sequence[int]) -> None:
     if not job_ids:
         return
+    now = utcnow()
     conn.execute(
         update(ATTEMPTS)
-        .where(ATTEMPTS.c.job_id.in_(job_ids), ATTEMPTS.c.outcome == "sending")
-        .values(outcome="unknown", error=INTERRUPTED, finished_at=utcnow())
+        .where(sql.sending_attempts_of(list(job_ids)))
+        .values(outcome=AttemptOutcome.UNKNOWN.value, error=INTERRUPTED, finished_at=now)
     )
-    conn.execute(
-        update(JOBS)
-        .where(JOBS.c.id.in_(job_ids))
-        .values(state=JobState.UNKNOWN, error=INTERRUPTED, lease_until=None, updated_at=utcnow())
+    interrupt = sql.transition(
+        Move.INTERRUPT, JOBS.c.id.in_(job_ids), now=now, error=INTERRUPTED, lease_until=None
     )
+    conn.execute(interrupt).all()
 
 
 def workers(conn: Connection, clock: Clock, run_id: int) -> list[WorkerInfo]:

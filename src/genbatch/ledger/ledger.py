@@ -3,7 +3,10 @@
 Every method is one transaction, committed before it returns, so the caller can perform the side
 effect that depends on it (a POST, a rename) knowing the record survives a crash. SQL is written
 with SQLAlchemy Core over the SQLModel tables: the same statements run on SQLite and PostgreSQL;
-only claiming work differs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+only claiming work differs (one ``FOR UPDATE SKIP LOCKED`` statement on PostgreSQL). A job's state
+changes only through ``try_move`` and the bulk moves beside it, each a move of the lifecycle
+table (``genbatch.lifecycle``) applied by the one guarded statement ``statements.transition``.
+The event loop calls the ledger through ``AsyncLedger``, which runs these methods in a thread.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from genbatch.errors import BudgetReached, LedgerError, StopRequested
+from genbatch.errors import BudgetReached, LedgerError, StopRequested, TransitionRefused
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.ledger import leases
 from genbatch.ledger import statements as sql
@@ -38,13 +41,9 @@ from genbatch.ledger.records import (
     Takeover,
     WorkerInfo,
 )
-from genbatch.ledger.tables import AttemptRow, JobRow, OutputRow, RunRow, utcnow
-from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
-
-JOBS = JobRow.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
-ATTEMPTS = AttemptRow.__table__  # type: ignore[attr-defined]  # idem
-OUTPUTS = OutputRow.__table__  # type: ignore[attr-defined]  # idem
-RUNS = RunRow.__table__  # type: ignore[attr-defined]  # idem
+from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RUNS, utcnow
+from genbatch.lifecycle import Actor, AttemptOutcome, Move
+from genbatch.states import ATTACHED_STATES, JobState
 
 SYNC_BATCH = 5000
 STREAM_CHUNK = 1000
@@ -61,10 +60,9 @@ class Ledger:
         self.shared = not location.is_sqlite
         """Several processes may drive its runs at once (PostgreSQL)."""
         self._clock = Clock(shared=self.shared)
-        self._sql = sql.PerJobStatements(engine.dialect, shared=self.shared)
         self._group = threading.local()
         """``conn``: the connection of the group open in this thread (see ``grouped``)."""
-        dbapi = engine.dialect.loaded_dbapi  # errors of the statements run on its cursor
+        dbapi = engine.dialect.loaded_dbapi  # errors of the bulk insert run on its cursor
         self._driver_error: type[Exception] = dbapi.Error
         self._driver_integrity_error: type[Exception] = dbapi.IntegrityError
 
@@ -221,37 +219,7 @@ class Ledger:
             _set_fingerprint(conn, run_id, None)  # synced from something without one
             return report
 
-    # -- claiming and submitting ----------------------------------------------------------------
-
-    def claim_next(
-        self,
-        run_id: int,
-        *,
-        worker: str | None = None,
-        budget_usd: float | None = None,
-        run_limit: int | None = None,
-        lease_seconds: float | None = None,
-    ) -> JobRecord | None:
-        """Take the next pending job and commit the intent to submit it (state ``submitting``).
-
-        Returns None when nothing is pending or the run already has ``run_limit`` jobs in flight
-        remotely (all workers together); raises ``BudgetReached`` when the job would take the
-        run's spending past ``budget_usd``, and ``StopRequested`` once ``request_stop`` was
-        called (in the same transaction: no claim slips past a cancel). With ``lease_seconds``
-        the job is leased to ``worker``. Claims of one run are serialized, so the limit and the
-        budget hold for the run as a whole. The commit is durable before this returns: a crash
-        after it leaves the job ``submitting``, which a resume (or another worker) turns into
-        ``unknown``.
-        """
-        jobs = self.claim_jobs(
-            run_id,
-            1,
-            worker=worker,
-            budget_usd=budget_usd,
-            run_limit=run_limit,
-            lease_seconds=lease_seconds,
-        )
-        return jobs[0] if jobs else None
+    # -- claiming -------------------------------------------------------------------------------
 
     def claim_jobs(
         self,
@@ -263,177 +231,162 @@ class Ledger:
         run_limit: int | None = None,
         lease_seconds: float | None = None,
     ) -> list[JobRecord]:
-        """Claim up to ``count`` jobs in one durable commit, each exactly as ``claim_next`` would.
+        """Take up to ``count`` pending jobs, in manifest order, and commit the intent to submit
+        them (``submitting``) in one durable commit, before any POST.
 
-        One commit (and one fsync) for several intents: every intent is still durable before
-        its POST. Stops early at the run-wide limit, the budget (raising ``BudgetReached`` only
-        when not even one job could be claimed) or the end of the pending jobs.
+        Stops at the run-wide limit (``run_limit`` jobs in flight remotely, every worker
+        together) and at the budget: raises ``BudgetReached`` when not even the first job fits,
+        and ``StopRequested`` once ``request_stop`` was called (in the same transaction: no
+        claim slips past a cancel). With ``lease_seconds`` the jobs are leased to ``worker``.
+        A crash after the commit leaves them ``submitting``, which a resume (or another worker)
+        turns into ``unknown``.
         """
-        claimed: list[JobRecord] = []
+        now = utcnow()
+        lease = None if lease_seconds is None else self._clock.at(lease_seconds)
+        run_wide = budget_usd is not None or run_limit is not None
         with self._transaction("claim_jobs", durable=True) as conn:
-            leases.lock_run(conn, run_id)
-            stop = conn.execute(select(RUNS.c.stop_requested).where(RUNS.c.id == run_id)).scalar()
+            stop = leases.lock_run(conn, run_id, exclusive=run_wide or not self.shared)
             if stop:
                 raise StopRequested(f"stop requested: {stop}")
-            for _ in range(count):
-                if run_limit is not None and leases.remote_active(conn, run_id) >= run_limit:
-                    break
-                found = self._sql.next_pending.one(conn, {"b_run": run_id})
-                if found is None:
-                    break
-                job_id = found[0]
-                if budget_usd is not None and not _within_budget(
-                    conn, run_id, job_id, budget_usd, claimed
-                ):
-                    break
-                claimed.append(self._claim_row(conn, job_id, worker, lease_seconds))
-        return claimed
+            if self.shared:
+                claim = sql.claim_in_one_statement(
+                    run_id,
+                    count,
+                    run_limit=run_limit,
+                    budget_usd=budget_usd,
+                    worker=worker,
+                    lease=lease,
+                    now=now,
+                )
+                rows = conn.execute(claim).all()
+            else:
+                rows = _claim_in_order(
+                    conn, run_id, count, worker, lease, now, run_limit, budget_usd
+                )
+            if not rows and budget_usd is not None:
+                _check_budget(conn, run_id, budget_usd)
+            rows = sorted(rows, key=lambda row: row.ordinal)
+            attempts = _new_attempts(conn, rows, now)
+        return [_job_record(row, attempt_id=attempts[row.id]) for row in rows]
 
-    def _claim_row(
-        self, conn: Connection, job_id: int, worker: str | None, lease_seconds: float | None
+    # -- moving a job through its lifecycle -----------------------------------------------------
+
+    def move(
+        self,
+        job: JobRecord,
+        move: Move,
+        *,
+        actor: Actor = Actor.RUNNER,
+        worker: str | None = None,
+        error: str | None = None,
+        request_id: str | None = None,
+        remote_status: str | None = None,
+        urls: Sequence[str] = (),
     ) -> JobRecord:
+        """``try_move``, raising ``TransitionRefused`` when the job was not where expected."""
+        moved = self.try_move(
+            job,
+            move,
+            actor=actor,
+            worker=worker,
+            error=error,
+            request_id=request_id,
+            remote_status=remote_status,
+            urls=urls,
+        )
+        if moved is None:
+            raise self.refusal(job, move)
+        return moved
+
+    def try_move(
+        self,
+        job: JobRecord,
+        move: Move,
+        *,
+        actor: Actor = Actor.RUNNER,
+        worker: str | None = None,
+        error: str | None = None,
+        request_id: str | None = None,
+        remote_status: str | None = None,
+        urls: Sequence[str] = (),
+    ) -> JobRecord | None:
+        """Make ``move`` (the one guarded write of a job's state): the job takes the move's
+        target state only if it is in one of its source states and, for the runner's moves of
+        a job in flight, still held by ``worker``. Returns the job as it is now, or None when
+        nothing matched (nothing was changed, but the request id of an ACCEPT, which is kept
+        on the attempt whatever happens: a request id is never lost).
+
+        ``error``: the job's (and its attempt's) error; ``request_id``: ACCEPT's answer;
+        ``remote_status``: what the API reported; ``urls``: SUCCEED's output URLs, recorded
+        before any download.
+        """
+        if actor not in move.transition.actors:
+            raise ValueError(f"{actor} may not make the move {move.name}")
         now = utcnow()
-        claimed = self._sql.claim.one(
-            conn,
-            {
-                "b_job": job_id,
-                "b_worker": worker,
-                "b_now": now,
-                "b_lease": self._clock.lease(lease_seconds),
-            },
+        with self._transaction(move.name.lower()) as conn:
+            if move is Move.ACCEPT:
+                _accepted_attempt(conn, job, request_id, now)
+            where = [JOBS.c.id == job.id]
+            if move.needs_holder(actor):
+                where.append(sql.held_by(worker))
+            values: dict[str, Any] = {"error": error}
+            if request_id is not None:
+                values["request_id"] = request_id
+            row = conn.execute(sql.transition(move, *where, now=now, **values)).first()
+            if row is None:
+                return None
+            _record_attempt(conn, job.attempt_id, move, error, remote_status, now)
+            if move.transition.target is JobState.PENDING:
+                _back_to_pending(conn, job.run_id)
+            if move is Move.SUCCEED:
+                self._record_urls(conn, job, urls)
+        return _job_record(row, attempt_id=job.attempt_id)
+
+    def refusal(self, job: JobRecord, move: Move) -> TransitionRefused:
+        """The error for ``move`` of ``job`` having matched nothing: says where the job is now."""
+        with self._transaction("refusal") as conn:
+            now = conn.execute(select(JOBS.c.state, JOBS.c.worker).where(JOBS.c.id == job.id))
+            found = now.first()
+        state = JobState(found.state) if found else None
+        return TransitionRefused(
+            job_key=job.key, move=move.name, found=state, holder=found.worker if found else None
         )
-        assert claimed is not None  # the job was found pending in this same transaction
-        row = sql.ClaimedRow._make(claimed)
-        attempt = self._sql.new_attempt.one(
-            conn, {"b_job": job_id, "b_number": row.attempts, "b_now": now}
-        )
-        assert attempt is not None  # RETURNING id
-        return _job_record(row, attempt_id=attempt[0])
 
     def fail_pending_of_model(self, run_id: int, model_id: str, error: str) -> int:
         """Fail every pending job of ``model_id`` at once (the API does not know that model)."""
+        where = (JOBS.c.run_id == run_id, JOBS.c.model_id == model_id)
         with self._transaction("fail_pending_of_model") as conn:
-            result = conn.execute(
-                update(JOBS)
-                .where(
-                    JOBS.c.run_id == run_id,
-                    JOBS.c.model_id == model_id,
-                    JOBS.c.state == JobState.PENDING,
-                )
-                .values(
-                    state=JobState.FAILED, error=error, updated_at=utcnow(), finished_at=utcnow()
-                )
-            )
-        return int(result.rowcount)
+            moved = conn.execute(
+                sql.transition(Move.FAIL_MODEL, *where, now=utcnow(), error=error)
+            ).all()
+        return len(moved)
 
-    def record_accepted(self, job: JobRecord, request_id: str) -> None:
-        """The API accepted the submit: the request id is recorded the moment it is known."""
-        now = utcnow()
-        with self._transaction("record_accepted") as conn:
-            self._sql.attempt_accepted.run(
-                conn, {"b_attempt": job.attempt_id, "b_request": request_id, "b_now": now}
-            )
-            self._sql.job_queued.run(conn, {"b_job": job.id, "b_request": request_id, "b_now": now})
+    def reset_to_pending(self, run_id: int, states: Iterable[JobState]) -> int:
+        """Put the run's jobs in ``states`` back to pending (an explicit user decision)."""
+        wanted = [s.value for s in states]
+        where = (JOBS.c.run_id == run_id, JOBS.c.state.in_(wanted), JOBS.c.in_manifest.is_(True))
+        with self._transaction("reset_to_pending") as conn:
+            moved = conn.execute(sql.transition(Move.RESET, *where, now=utcnow())).all()
+            _back_to_pending(conn, run_id)
+        return len(moved)
 
-    def record_refused(self, job: JobRecord, error: str, *, final: bool) -> None:
-        """The API refused the submit (nothing was created): back to pending, or failed."""
-        with self._transaction("record_refused") as conn:
-            conn.execute(
-                update(ATTEMPTS)
-                .where(ATTEMPTS.c.id == job.attempt_id)
-                .values(outcome="refused", error=error, finished_at=utcnow())
-            )
-            if final:
-                self._set_state(conn, job.id, JobState.FAILED, error=error, finished_at=utcnow())
-            else:
-                # A refused submit created nothing remotely: it does not use up an attempt.
-                self._set_state(
-                    conn, job.id, JobState.PENDING, error=error, attempts=JOBS.c.attempts - 1
-                )
-                _back_to_pending(conn, job.run_id)
-
-    def record_submit_unknown(self, job: JobRecord, error: str) -> None:
-        """The submit was sent but its answer lost: it may or may not have created a job."""
-        with self._transaction("record_submit_unknown") as conn:
-            conn.execute(
-                update(ATTEMPTS)
-                .where(ATTEMPTS.c.id == job.attempt_id)
-                .values(outcome="unknown", error=error, finished_at=utcnow())
-            )
-            self._set_state(conn, job.id, JobState.UNKNOWN, error=error)
-
-    # -- following a request --------------------------------------------------------------------
-
-    def record_remote_state(self, job: JobRecord, state: JobState, remote_status: str) -> None:
-        """The request is now queued or running remotely."""
-        with self._transaction("record_remote_state") as conn:
-            self._sql.attempt_remote_status.run(
-                conn, {"b_attempt": job.attempt_id, "b_status": remote_status}
-            )
-            self._sql.job_state.run(
-                conn, {"b_job": job.id, "b_state": state.value, "b_now": utcnow()}
-            )
-
-    def record_succeeded(self, job: JobRecord, urls: Sequence[str]) -> list[OutputRecord]:
-        """The generation succeeded: its output URLs are recorded before any download starts."""
-        now = utcnow()
-        with self._transaction("record_succeeded") as conn:
-            self._sql.attempt_succeeded.run(conn, {"b_attempt": job.attempt_id, "b_now": now})
-            # Kept on a first attempt too (about 8 µs): a job driven twice at once (a worker
-            # whose lease ran out while it still ran) records the same outputs again.
-            self._sql.forget_outputs.run(conn, {"b_job": job.id})
-            # One INSERT per URL (usually one): each gives its id, so nothing is read back.
-            outputs = [
-                OutputRecord(
-                    id=self._new_output(conn, job, position, url),
-                    job_id=job.id,
-                    position=position,
-                    url=url,
-                    path=None,
-                    size=None,
-                    sha256=None,
-                )
-                for position, url in enumerate(urls)
-            ]
-            self._sql.job_state.run(
-                conn, {"b_job": job.id, "b_state": JobState.FETCHING.value, "b_now": now}
-            )
-        return outputs
-
-    def record_generation_failed(
-        self, job: JobRecord, error: str, *, retry: bool, outcome: str = "failed"
-    ) -> None:
-        """The generation failed (or was cancelled): retry it later, or give up."""
-        now = utcnow()
-        with self._transaction("record_generation_failed") as conn:
-            conn.execute(
-                update(ATTEMPTS)
-                .where(ATTEMPTS.c.id == job.attempt_id)
-                .values(outcome=outcome, remote_status=outcome, error=error, finished_at=now)
-            )
-            final = JobState.CANCELLED if outcome == "cancelled" else JobState.FAILED
-            if retry:
-                self._set_state(conn, job.id, JobState.PENDING, error=error, request_id=None)
-                _back_to_pending(conn, job.run_id)
-            else:
-                self._set_state(conn, job.id, final, error=error, finished_at=now)
-
-    def record_expired(self, job: JobRecord, error: str) -> None:
-        """The remote record or its files were gone before we got them."""
-        now = utcnow()
-        with self._transaction("record_expired") as conn:
-            conn.execute(
-                update(ATTEMPTS)
-                .where(ATTEMPTS.c.id == job.attempt_id)
-                .values(outcome="expired", error=error, finished_at=now)
-            )
-            self._set_state(conn, job.id, JobState.EXPIRED, error=error, finished_at=now)
-
-    def record_job_error(self, job: JobRecord, error: str) -> None:
+    def note_error(self, job: JobRecord, error: str) -> None:
         """Remember the last error of a job, leaving its state as it is."""
-        with self._transaction("record_job_error") as conn:
+        with self._transaction("note_error") as conn:
             conn.execute(
                 update(JOBS).where(JOBS.c.id == job.id).values(error=error, updated_at=utcnow())
+            )
+
+    def _record_urls(self, conn: Connection, job: JobRecord, urls: Sequence[str]) -> None:
+        # An earlier attempt's URLs (or the same ones, from a job driven twice) are replaced.
+        conn.execute(sql.FORGET_OUTPUTS, {"b_job": job.id})
+        if urls:
+            conn.execute(
+                sql.NEW_OUTPUT,
+                [
+                    {"b_job": job.id, "b_attempt": job.attempt_id, "b_position": i, "b_url": url}
+                    for i, url in enumerate(urls)
+                ],
             )
 
     # -- outputs --------------------------------------------------------------------------------
@@ -445,81 +398,21 @@ class Ledger:
         return [_output_record(r) for r in rows]
 
     def record_file(
-        self,
-        output: OutputRecord,
-        *,
-        path: str,
-        size: int,
-        sha256: str,
-        host: str | None = None,
-        last: bool = False,
+        self, output: OutputRecord, *, path: str, size: int, sha256: str, host: str | None = None
     ) -> None:
-        """An output file is on disk, verified, under its final name, written by ``host``.
-
-        ``last``: every other file of the job is recorded already, so the job is done, in the
-        same transaction (one commit instead of two for the common single-file job).
-        """
-        now = utcnow()
+        """An output file is on disk, verified, under its final name, written by ``host``."""
+        values = {
+            "b_output": output.id,
+            "b_path": path,
+            "b_size": size,
+            "b_sha256": sha256,
+            "b_now": utcnow(),
+            "b_host": host,
+        }
         with self._transaction("record_file") as conn:
-            self._sql.file_stored.run(
-                conn,
-                {
-                    "b_output": output.id,
-                    "b_path": path,
-                    "b_size": size,
-                    "b_sha256": sha256,
-                    "b_now": now,
-                    "b_host": host,
-                },
-            )
-            if last:
-                self._sql.job_done.run(conn, {"b_job": output.job_id, "b_now": now})
-
-    def record_done(self, job: JobRecord) -> None:
-        """Every output file of the job is on disk and verified."""
-        with self._transaction("record_done") as conn:
-            self._sql.job_done.run(conn, {"b_job": job.id, "b_now": utcnow()})
+            conn.execute(sql.FILE_STORED, values)
 
     # -- resuming -------------------------------------------------------------------------------
-
-    def mark_interrupted_submits_unknown(self, run_id: int) -> int:
-        """Jobs left ``submitting`` by a crash become ``unknown``: their POST may have landed."""
-        message = "interrupted while submitting: the request may or may not exist remotely"
-        with self._transaction("mark_interrupted") as conn:
-            ids = [
-                r.id
-                for r in conn.execute(
-                    select(JOBS.c.id).where(
-                        JOBS.c.run_id == run_id, JOBS.c.state == JobState.SUBMITTING
-                    )
-                )
-            ]
-            if ids:
-                conn.execute(
-                    update(ATTEMPTS)
-                    .where(ATTEMPTS.c.job_id.in_(ids), ATTEMPTS.c.outcome == "sending")
-                    .values(outcome="unknown", error=message, finished_at=utcnow())
-                )
-                conn.execute(
-                    update(JOBS)
-                    .where(JOBS.c.id.in_(ids))
-                    .values(state=JobState.UNKNOWN, error=message, updated_at=utcnow())
-                )
-        return len(ids)
-
-    def reset_to_pending(self, run_id: int, states: Iterable[JobState]) -> int:
-        """Put the run's jobs in ``states`` back to pending (explicit user decision)."""
-        wanted = [s.value for s in states]
-        with self._transaction("reset_to_pending") as conn:
-            result = conn.execute(
-                update(JOBS)
-                .where(
-                    JOBS.c.run_id == run_id, JOBS.c.state.in_(wanted), JOBS.c.in_manifest.is_(True)
-                )
-                .values(state=JobState.PENDING, request_id=None, updated_at=utcnow())
-            )
-            _back_to_pending(conn, run_id)
-        return int(result.rowcount)
 
     def attached_jobs(self, run_id: int) -> list[JobRecord]:
         """Jobs with a request id whose outputs are not here yet: re-attach, never resubmit."""
@@ -797,20 +690,13 @@ class Ledger:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _set_state(self, conn: Connection, job_id: int, state: JobState, **values: Any) -> None:
-        conn.execute(
-            update(JOBS)
-            .where(JOBS.c.id == job_id)
-            .values(state=state, updated_at=utcnow(), **values)
-        )
-
     @contextmanager
     def grouped(self) -> Iterator[None]:
         """One transaction for every ledger call this thread makes inside, committed at the end.
 
         Several jobs' writes then share one commit (on SQLite, one write to the WAL). A call's
         changes are committed only when the group ends, so its caller must not act on them
-        before (``OffLoop`` resumes callers after the commit). A call raising makes the whole
+        before (``AsyncLedger`` resumes callers after the commit). A call raising makes the whole
         group roll back. Durable calls (claims) cannot join a group.
         """
         if getattr(self._group, "conn", None) is not None:
@@ -848,14 +734,6 @@ class Ledger:
                 if durable_sqlite:
                     _set_synchronous(conn, "NORMAL")
 
-    def _new_output(self, conn: Connection, job: JobRecord, position: int, url: str) -> int:
-        inserted = self._sql.new_output.one(
-            conn,
-            {"b_job": job.id, "b_attempt": job.attempt_id, "b_position": position, "b_url": url},
-        )
-        assert inserted is not None  # RETURNING id
-        return int(inserted[0])
-
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         try:
@@ -864,49 +742,117 @@ class Ledger:
             raise LedgerError(_inconsistent(self.location, what, exc.orig)) from None
         except DBAPIError as exc:
             raise LedgerError(_describe(self.location, exc.orig or exc)) from None
-        except self._driver_error as exc:  # raised by a statement run on the driver's cursor
+        except self._driver_error as exc:  # raised by the bulk insert, run on the driver cursor
             if isinstance(exc, self._driver_integrity_error):
                 raise LedgerError(_inconsistent(self.location, what, exc)) from None
             raise LedgerError(_describe(self.location, exc)) from None
 
 
-def _within_budget(
-    conn: Connection, run_id: int, job_id: int, budget_usd: float, claimed: list[JobRecord]
-) -> bool:
-    """False when the job would cross the budget but others were claimed in this batch (they
-    stand; the next claim raises); raises ``BudgetReached`` when it is the first."""
-    try:
-        _check_budget(conn, run_id, job_id, budget_usd)
-    except BudgetReached:
-        if claimed:
-            return False
-        raise
-    return True
+def _claim_in_order(
+    conn: Connection,
+    run_id: int,
+    count: int,
+    worker: str | None,
+    lease: Any,
+    now: datetime,
+    run_limit: int | None,
+    budget_usd: float | None,
+) -> list[Any]:
+    """SQLite (one writer, the run locked): the claim of ``sql.claim_in_one_statement``, its
+    limit and budget counted here."""
+    if run_limit is not None:
+        count = min(count, run_limit - int(conn.execute(sql.remote_active(run_id)).scalar_one()))
+    if count <= 0:
+        return []
+    candidates = conn.execute(sql.pending_in_order(run_id, count)).all()
+    if budget_usd is not None:
+        total = float(conn.execute(sql.spent(run_id)).scalar_one())
+        fitting = []
+        for candidate in candidates:
+            total += candidate.cost_usd or 0.0
+            if total > budget_usd + 1e-9:
+                break
+            fitting.append(candidate)
+        candidates = fitting
+    if not candidates:
+        return []
+    ids = [candidate.id for candidate in candidates]
+    return list(conn.execute(sql.claim(ids, worker=worker, lease_until=lease, now=now)).all())
 
 
-def _check_budget(conn: Connection, run_id: int, job_id: int, budget_usd: float) -> None:
-    spent = (
-        conn.execute(
-            select(func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
-                JOBS.c.run_id == run_id, JOBS.c.state.in_([s.value for s in SPENDING_STATES])
-            )
-        ).scalar()
-        or 0.0
-    )
-    cost = conn.execute(select(JOBS.c.cost_usd).where(JOBS.c.id == job_id)).scalar() or 0.0
-    if float(spent) + float(cost) > budget_usd + 1e-9:
-        left = conn.execute(
-            select(func.count(), func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
-                JOBS.c.run_id == run_id,
-                JOBS.c.state == JobState.PENDING,
-                JOBS.c.in_manifest.is_(True),
-            )
-        ).one()
-        raise BudgetReached(
-            f"budget reached: ${float(spent):,.2f} of ${budget_usd:,.2f} spent or committed; the "
-            f"next job costs ${float(cost):,.2f}; {left[0]} job(s) left to run "
-            f"(about ${float(left[1]):,.2f}): raise budget_usd or --budget to go on"
+def _check_budget(conn: Connection, run_id: int, budget_usd: float) -> None:
+    """Raise ``BudgetReached`` when the run's next pending job would cross the budget."""
+    spent = float(conn.execute(sql.spent(run_id)).scalar_one())
+    following = conn.execute(sql.pending_in_order(run_id, 1)).first()
+    if following is None:
+        return
+    cost = float(following.cost_usd or 0.0)
+    if spent + cost <= budget_usd + 1e-9:
+        return
+    left = conn.execute(
+        select(func.count(), func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
+            JOBS.c.run_id == run_id,
+            JOBS.c.state == JobState.PENDING,
+            JOBS.c.in_manifest.is_(True),
         )
+    ).one()
+    raise BudgetReached(
+        f"budget reached: ${spent:,.2f} of ${budget_usd:,.2f} spent or committed; the "
+        f"next job costs ${cost:,.2f}; {left[0]} job(s) left to run "
+        f"(about ${float(left[1]):,.2f}): raise budget_usd or --budget to go on"
+    )
+
+
+def _new_attempts(conn: Connection, rows: Sequence[Any], now: datetime) -> dict[int, int]:
+    """One attempt per claimed job, its intent recorded: attempt ids by job id."""
+    if not rows:
+        return {}
+    values = [
+        {
+            "job_id": row.id,
+            "number": row.attempts,
+            "outcome": AttemptOutcome.SENDING.value,
+            "intent_at": now,
+        }
+        for row in rows
+    ]
+    inserted = conn.execute(
+        insert(ATTEMPTS).values(values).returning(ATTEMPTS.c.job_id, ATTEMPTS.c.id)
+    )
+    return {job_id: attempt_id for job_id, attempt_id in inserted}
+
+
+def _accepted_attempt(
+    conn: Connection, job: JobRecord, request_id: str | None, now: datetime
+) -> None:
+    # Written whether or not the job's move then matches: the request id is never lost.
+    conn.execute(
+        sql.attempt_update(
+            request_id=request_id, outcome=AttemptOutcome.ACCEPTED.value, accepted_at=now
+        ),
+        {"b_attempt": job.attempt_id},
+    )
+
+
+def _record_attempt(
+    conn: Connection,
+    attempt_id: int | None,
+    move: Move,
+    error: str | None,
+    remote_status: str | None,
+    now: datetime,
+) -> None:
+    """What ``move`` says of the job's current attempt (its outcome, error, remote status)."""
+    outcome = move.transition.attempt
+    values: dict[str, Any] = {}
+    if remote_status is not None:
+        values["remote_status"] = remote_status
+    if outcome is not None and move is not Move.ACCEPT:
+        values.update(outcome=outcome.value, finished_at=now)
+        if error is not None:
+            values["error"] = error
+    if values and attempt_id is not None:
+        conn.execute(sql.attempt_update(**values), {"b_attempt": attempt_id})
 
 
 def _set_synchronous(conn: Connection, level: str) -> None:

@@ -1,167 +1,192 @@
-"""The statements every job of a run goes through, built once and named.
+"""The ledger's statements, named, in SQLAlchemy Core.
 
-A statement rebuilt on each call with ``.values(...)`` makes SQLAlchemy compute its cache key
-every time: measured 192 µs per UPDATE, against 75 µs for one built once with ``bindparam``
-(figure 6 of docs/benchmarks.md). These run a few times per job, so ``PerJobStatements``
-compiles them once per dialect and runs them on the driver's cursor (``driver.py``); the rarer
-statements are built where they are used. Values are bound by name, prefixed ``b_`` (an UPDATE
-cannot bind a parameter under the name of a column it sets).
+``transition`` builds the only statement that writes ``jobs.state``: a move of the lifecycle
+table (``genbatch.lifecycle``) guarded by the move's source states. Per-job statements are built
+once with ``bindparam`` so SQLAlchemy compiles each once; values are bound by name, prefixed
+``b_`` (an UPDATE cannot bind a parameter under the name of a column it sets).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, Interval, bindparam, delete, func, insert, select, update
-from sqlalchemy.engine import Dialect
-
-from genbatch.ledger.driver import DriverStatement
-from genbatch.ledger.tables import AttemptRow, JobRow, OutputRow
-from genbatch.states import JobState
-
-JOBS = JobRow.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
-ATTEMPTS = AttemptRow.__table__  # type: ignore[attr-defined]  # idem
-OUTPUTS = OutputRow.__table__  # type: ignore[attr-defined]  # idem
-
-
-def _job(name: str = "b_job") -> Any:
-    return JOBS.c.id == bindparam(name)
-
-
-def _attempt() -> Any:
-    return ATTEMPTS.c.id == bindparam("b_attempt")
-
-
-# -- claiming -------------------------------------------------------------------------------
-
-NEXT_PENDING = (
-    select(JOBS.c.id)
-    .where(
-        JOBS.c.run_id == bindparam("b_run"),
-        JOBS.c.state == JobState.PENDING.value,
-        JOBS.c.in_manifest.is_(True),
-    )
-    .order_by(JOBS.c.ordinal)
-    .limit(1)
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
 )
-"""The run's next pending job, in manifest order."""
 
-NEXT_PENDING_SKIP_LOCKED = NEXT_PENDING.with_for_update(skip_locked=True)
-"""The same, for workers claiming at once: each skips the rows the others have locked."""
-
-
-class ClaimedRow(NamedTuple):
-    """What a claim returns: the columns of a ``JobRecord``, none that a driver would hand back
-    unconverted (a SQLite DATETIME is text, a boolean an integer). Read by attribute, as
-    SQLAlchemy's rows are."""
-
-    id: int
-    run_id: int
-    key: str
-    ordinal: int
-    block: str
-    model_id: str
-    inputs_json: str
-    variables_json: str
-    repeat_index: int
-    file_stem: str
-    output_dir: str
-    state: str
-    request_id: str | None
-    attempts: int
-    error: str | None
-    cost_usd: float | None
+from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RUNS
+from genbatch.lifecycle import AttemptOutcome, Move
+from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, TERMINAL_STATES, JobState
 
 
-def _claim(lease_until: Any) -> Any:
+def transition(move: Move, *where: ColumnElement[bool], now: datetime, **values: Any) -> Update:
+    """The guarded write of ``move``: jobs matching ``where`` that are still in one of the
+    move's source states take its target state (and the columns the move implies), returning
+    their new rows. ``values`` sets more columns (a request id, an error, a lease)."""
+    t = move.transition
+    changes: dict[str, Any] = {"state": t.target.value, "updated_at": now}
+    if t.forgets_request:
+        changes["request_id"] = None
+    if t.refunds_attempt:
+        changes["attempts"] = JOBS.c.attempts - 1
+    if t.target in TERMINAL_STATES:
+        changes["finished_at"] = now
+    if t.target is JobState.DONE:
+        changes["error"] = None
+    changes.update(values)
+    sources = sorted(state.value for state in t.sources)
     return (
-        update(JOBS)
-        .where(_job())
-        .values(
-            state=JobState.SUBMITTING.value,
-            attempts=JOBS.c.attempts + 1,
-            error=None,
-            request_id=None,
-            worker=bindparam("b_worker"),
-            updated_at=bindparam("b_now"),
-            lease_until=lease_until,
-        )
-        .returning(*(JOBS.c[name] for name in ClaimedRow._fields))
+        update(JOBS).where(JOBS.c.state.in_(sources), *where).values(**changes).returning(*JOBS.c)
     )
 
 
-CLAIM_LOCAL_CLOCK = _claim(bindparam("b_lease", type_=DateTime(timezone=True)))
-"""The intent to submit (SQLite): ``b_lease`` is when the lease ends, or None."""
+def held_by(worker: str | None) -> ColumnElement[bool]:
+    """The job is held by ``worker`` (a worker that lost it to a takeover holds it no more)."""
+    return JOBS.c.worker.is_(None) if worker is None else JOBS.c.worker == worker
 
-CLAIM_DATABASE_CLOCK = _claim(func.now() + bindparam("b_lease", type_=Interval()))
-"""The intent to submit (PostgreSQL): ``b_lease`` is the lease's length, counted on the
-database's clock (a NULL length leaves the job unleased)."""
 
-NEW_ATTEMPT = (
+def claim(job_ids: Any, *, worker: str | None, lease_until: Any, now: datetime) -> Update:
+    """The intent to submit the pending jobs among ``job_ids`` (a list or a subquery)."""
+    return transition(
+        Move.CLAIM,
+        JOBS.c.id.in_(job_ids),
+        JOBS.c.in_manifest.is_(True),
+        now=now,
+        attempts=JOBS.c.attempts + 1,
+        error=None,
+        request_id=None,
+        worker=worker,
+        lease_until=lease_until,
+    )
+
+
+def pending_in_order(run: Any, count: Any) -> Select[Any]:
+    """The run's next ``count`` pending jobs, in manifest order, with their estimated cost."""
+    return (
+        select(JOBS.c.id, JOBS.c.ordinal, JOBS.c.cost_usd)
+        .where(
+            JOBS.c.run_id == run,
+            JOBS.c.state == JobState.PENDING.value,
+            JOBS.c.in_manifest.is_(True),
+        )
+        .order_by(JOBS.c.ordinal)
+        .limit(count)
+    )
+
+
+def remote_active(run: Any) -> Select[Any]:
+    """How many of the run's jobs hold a slot of its remote concurrency. Jobs nobody drives
+    (NULL lease) are not counted: no one would free them."""
+    return select(func.count()).where(
+        JOBS.c.run_id == run,
+        JOBS.c.state.in_([s.value for s in REMOTE_ACTIVE_STATES]),
+        JOBS.c.lease_until.is_not(None),
+    )
+
+
+def spent(run: Any) -> Select[Any]:
+    """The estimated cost of the run's jobs that are paid, being paid, or possibly paid."""
+    return select(func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
+        JOBS.c.run_id == run, JOBS.c.state.in_([s.value for s in SPENDING_STATES])
+    )
+
+
+def claim_in_one_statement(
+    run_id: int,
+    count: int,
+    *,
+    run_limit: int | None,
+    budget_usd: float | None,
+    worker: str | None,
+    lease: Any,
+    now: datetime,
+) -> Update:
+    """PostgreSQL: pick up to ``count`` pending jobs ``FOR UPDATE SKIP LOCKED``, keep those that
+    fit under the run-wide limit and the budget (either None: none), and mark them
+    ``submitting`` with this worker's lease, returning them.
+
+    The caller locks the run row first (``lock_run``) when a limit or a budget must hold across
+    workers: this statement's snapshot is taken when it starts, so counts it read after waiting
+    for another worker's claim would be stale.
+    """
+    picked = (
+        pending_in_order(run_id, count).with_for_update(skip_locked=True, of=JOBS).cte("picked")
+    )
+    in_order = picked.c.ordinal
+    ranked = select(
+        picked.c.id,
+        func.row_number().over(order_by=in_order).label("position"),
+        func.sum(func.coalesce(picked.c.cost_usd, 0.0)).over(order_by=in_order).label("cumulative"),
+    ).cte("ranked")
+    fitting = select(ranked.c.id)
+    if run_limit is not None:
+        fitting = fitting.where(
+            ranked.c.position <= run_limit - remote_active(run_id).scalar_subquery()
+        )
+    if budget_usd is not None:
+        fitting = fitting.where(
+            spent(run_id).scalar_subquery() + ranked.c.cumulative <= budget_usd + 1e-9
+        )
+    return claim(fitting, worker=worker, lease_until=lease, now=now)
+
+
+def lock_run_row() -> Select[Any]:
+    """The run's row, locked: claims and syncs of one run then happen one after the other."""
+    return select(RUNS.c.id, RUNS.c.stop_requested).where(RUNS.c.id == bindparam("b_run"))
+
+
+# -- attempts -----------------------------------------------------------------------------------
+
+NEW_ATTEMPT: Insert = (
     insert(ATTEMPTS)
     .values(
         job_id=bindparam("b_job"),
         number=bindparam("b_number"),
-        outcome="sending",
+        outcome=AttemptOutcome.SENDING.value,
         intent_at=bindparam("b_now"),
     )
     .returning(ATTEMPTS.c.id)
 )
 
-# -- following a request --------------------------------------------------------------------
 
-ATTEMPT_ACCEPTED = (
-    update(ATTEMPTS)
-    .where(_attempt())
-    .values(request_id=bindparam("b_request"), outcome="accepted", accepted_at=bindparam("b_now"))
-)
+def attempt_update(**values: Any) -> Update:
+    """Change the attempt ``b_attempt``."""
+    return update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("b_attempt")).values(**values)
 
-JOB_QUEUED = (
-    update(JOBS)
-    .where(_job())
-    .values(
-        state=JobState.QUEUED.value,
-        request_id=bindparam("b_request"),
-        updated_at=bindparam("b_now"),
-    )
-)
 
-ATTEMPT_REMOTE_STATUS = (
-    update(ATTEMPTS).where(_attempt()).values(remote_status=bindparam("b_status"))
-)
+def sending_attempts_of(job_ids: list[int]) -> ColumnElement[bool]:
+    """The attempts of ``job_ids`` whose POST was (or was about to be) sent, unanswered."""
+    return ATTEMPTS.c.job_id.in_(job_ids) & (ATTEMPTS.c.outcome == AttemptOutcome.SENDING.value)
 
-JOB_STATE = (
-    update(JOBS).where(_job()).values(state=bindparam("b_state"), updated_at=bindparam("b_now"))
-)
-"""A move that changes nothing else (queued ⇄ running, → fetching)."""
 
-ATTEMPT_SUCCEEDED = (
-    update(ATTEMPTS)
-    .where(_attempt())
-    .values(outcome="succeeded", remote_status="succeeded", finished_at=bindparam("b_now"))
-)
+# -- outputs ------------------------------------------------------------------------------------
 
-# -- outputs --------------------------------------------------------------------------------
-
-FORGET_OUTPUTS = delete(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job"))
+FORGET_OUTPUTS: Delete = delete(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job"))
 """An earlier attempt's URLs, replaced by the succeeding attempt's."""
 
-NEW_OUTPUT = (
-    insert(OUTPUTS)
-    .values(
-        job_id=bindparam("b_job"),
-        attempt_id=bindparam("b_attempt"),
-        position=bindparam("b_position"),
-        url=bindparam("b_url"),
-    )
-    .returning(OUTPUTS.c.id)
+NEW_OUTPUT: Insert = insert(OUTPUTS).values(
+    job_id=bindparam("b_job"),
+    attempt_id=bindparam("b_attempt"),
+    position=bindparam("b_position"),
+    url=bindparam("b_url"),
 )
 
-OUTPUTS_OF_JOB = (
+OUTPUTS_OF_JOB: Select[Any] = (
     select(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job")).order_by(OUTPUTS.c.position)
 )
 
-FILE_STORED = (
+FILE_STORED: Update = (
     update(OUTPUTS)
     .where(OUTPUTS.c.id == bindparam("b_output"))
     .values(
@@ -172,35 +197,3 @@ FILE_STORED = (
         host=bindparam("b_host"),
     )
 )
-
-JOB_DONE = (
-    update(JOBS)
-    .where(_job())
-    .values(
-        state=JobState.DONE.value,
-        error=None,
-        updated_at=bindparam("b_now"),
-        finished_at=bindparam("b_now"),
-    )
-)
-
-
-class PerJobStatements:
-    """The statements above that every job goes through, compiled for one ledger's dialect."""
-
-    def __init__(self, dialect: Dialect, *, shared: bool) -> None:
-        def compiled(statement: Any) -> DriverStatement:
-            return DriverStatement(statement, dialect)
-
-        self.next_pending = compiled(NEXT_PENDING_SKIP_LOCKED if shared else NEXT_PENDING)
-        self.claim = compiled(CLAIM_DATABASE_CLOCK if shared else CLAIM_LOCAL_CLOCK)
-        self.new_attempt = compiled(NEW_ATTEMPT)
-        self.attempt_accepted = compiled(ATTEMPT_ACCEPTED)
-        self.job_queued = compiled(JOB_QUEUED)
-        self.attempt_remote_status = compiled(ATTEMPT_REMOTE_STATUS)
-        self.job_state = compiled(JOB_STATE)
-        self.attempt_succeeded = compiled(ATTEMPT_SUCCEEDED)
-        self.forget_outputs = compiled(FORGET_OUTPUTS)
-        self.new_output = compiled(NEW_OUTPUT)
-        self.file_stored = compiled(FILE_STORED)
-        self.job_done = compiled(JOB_DONE)

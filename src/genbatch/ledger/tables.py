@@ -145,3 +145,12 @@ class WorkerRow(SQLModel, table=True):
     started_at: datetime = Field(sa_column=_when(nullable=False))
     heartbeat_at: datetime = Field(sa_column=_when(nullable=False))
     stopped_at: datetime | None = Field(default=None, sa_column=_when())
+
+
+# The tables as SQLAlchemy Core sees them, for the statements: one name each, typed.
+META = SQLModel.metadata.tables[MetaRow.__tablename__]
+RUNS = SQLModel.metadata.tables[RunRow.__tablename__]
+JOBS = SQLModel.metadata.tables[JobRow.__tablename__]
+ATTEMPTS = SQLModel.metadata.tables[AttemptRow.__tablename__]
+OUTPUTS = SQLModel.metadata.tables[OutputRow.__tablename__]
+WORKERS = SQLModel.metadata.tables[WorkerRow.__tablename__]

@@ -1,0 +1,189 @@
+"""The ledger as an event loop sees it: every call awaited, none blocking the loop.
+
+A commit waits for the disk (a durable claim's fsync takes milliseconds) and, on PostgreSQL, for
+the network; on the event loop that wait would stall every job's HTTP calls. So ``AsyncLedger``
+hands each call to ``group_commit.GroupCommit``, which runs it in a worker thread, in the order
+calls were made. The calls queued together share one transaction: with
+dozens of jobs in flight, one commit for several jobs' writes instead of one each. Claims are
+durable commits and run alone. Should any call of a shared transaction fail, it rolls back and
+its calls run again one by one, each in its own transaction, so that each caller gets its own
+result or error, as if they had never been grouped.
+
+A call returns once its transaction is committed, so a state change is on record before the
+side effect that depends on it (the POST after a claim, the download after the output URLs).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from genbatch.group_commit import GroupCommit, Work
+from genbatch.ledger.ledger import Ledger
+from genbatch.ledger.records import JobRecord, OutputRecord, RunInfo, Takeover
+from genbatch.lifecycle import Actor, Move
+from genbatch.states import JobState
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class AsyncLedger:
+    """Async facade of a ``Ledger``, for code running in an event loop."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._writer = GroupCommit(self._run_batch)
+        self.shared = ledger.shared
+        """Several processes may drive its runs at once (their changes come from elsewhere)."""
+
+    # -- the runner's calls ---------------------------------------------------------------------
+
+    async def claim_jobs(
+        self,
+        run_id: int,
+        count: int,
+        *,
+        worker: str,
+        budget_usd: float | None,
+        run_limit: int | None,
+        lease_seconds: float,
+    ) -> list[JobRecord]:
+        """``Ledger.claim_jobs``: a durable commit of its own."""
+        claim = functools.partial(
+            self._ledger.claim_jobs,
+            run_id,
+            count,
+            worker=worker,
+            budget_usd=budget_usd,
+            run_limit=run_limit,
+            lease_seconds=lease_seconds,
+        )
+        return await self._writer.do(claim, alone=True)
+
+    async def move(
+        self,
+        job: JobRecord,
+        move: Move,
+        *,
+        worker: str,
+        actor: Actor = Actor.RUNNER,
+        error: str | None = None,
+        request_id: str | None = None,
+        remote_status: str | None = None,
+        urls: Sequence[str] = (),
+    ) -> JobRecord:
+        """``Ledger.move``: the job, moved; ``TransitionRefused`` when it was not where
+        expected (a cancel or a takeover came first)."""
+        moved = await self._call(
+            self._ledger.try_move,
+            job,
+            move,
+            actor=actor,
+            worker=worker,
+            error=error,
+            request_id=request_id,
+            remote_status=remote_status,
+            urls=urls,
+        )
+        if moved is None:
+            raise await self._call(self._ledger.refusal, job, move)
+        return moved
+
+    async def note_error(self, job: JobRecord, error: str) -> None:
+        """``Ledger.note_error``."""
+        await self._call(self._ledger.note_error, job, error)
+
+    async def outputs(self, job_id: int) -> list[OutputRecord]:
+        """``Ledger.outputs``."""
+        return await self._call(self._ledger.outputs, job_id)
+
+    async def record_file(
+        self, output: OutputRecord, *, path: str, size: int, sha256: str, host: str | None
+    ) -> None:
+        """``Ledger.record_file``."""
+        await self._call(
+            self._ledger.record_file, output, path=path, size=size, sha256=sha256, host=host
+        )
+
+    async def fail_pending_of_model(self, run_id: int, model_id: str, error: str) -> int:
+        """``Ledger.fail_pending_of_model``."""
+        return await self._call(self._ledger.fail_pending_of_model, run_id, model_id, error)
+
+    async def reset_to_pending(self, run_id: int, states: Iterable[JobState]) -> int:
+        """``Ledger.reset_to_pending``."""
+        return await self._call(self._ledger.reset_to_pending, run_id, list(states))
+
+    # -- the run and its workers ----------------------------------------------------------------
+
+    async def counts(self, run_id: int) -> dict[JobState, int]:
+        """``Ledger.counts``."""
+        return await self._call(self._ledger.counts, run_id)
+
+    async def spend(self, run_id: int) -> dict[JobState, float]:
+        """``Ledger.spend``."""
+        return await self._call(self._ledger.spend, run_id)
+
+    async def clear_stop_request(self, run_id: int) -> None:
+        """``Ledger.clear_stop_request``."""
+        await self._call(self._ledger.clear_stop_request, run_id)
+
+    async def set_stop_reason(self, run: RunInfo, reason: str | None) -> None:
+        """``Ledger.set_stop_reason``."""
+        await self._call(self._ledger.set_stop_reason, run.id, reason)
+
+    async def register_worker(self, run_id: int, worker_id: str, **details: Any) -> None:
+        """``Ledger.register_worker``."""
+        await self._call(self._ledger.register_worker, run_id, worker_id, **details)
+
+    async def heartbeat(self, run_id: int, worker_id: str, *, lease_seconds: float) -> None:
+        """``Ledger.heartbeat``."""
+        await self._call(self._ledger.heartbeat, run_id, worker_id, lease_seconds=lease_seconds)
+
+    async def take_over(
+        self, run_id: int, worker_id: str, *, lease_seconds: float, starting: bool = False
+    ) -> Takeover:
+        """``Ledger.take_over``."""
+        return await self._call(
+            self._ledger.take_over,
+            run_id,
+            worker_id,
+            lease_seconds=lease_seconds,
+            starting=starting,
+        )
+
+    async def park_job(self, job: JobRecord, worker_id: str) -> None:
+        """``Ledger.park_job``."""
+        await self._call(self._ledger.park_job, job, worker_id)
+
+    async def release_worker(self, run_id: int, worker_id: str) -> None:
+        """``Ledger.release_worker``."""
+        await self._call(self._ledger.release_worker, run_id, worker_id)
+
+    async def others_in_flight(self, run_id: int, worker_id: str) -> int:
+        """``Ledger.others_in_flight``."""
+        return await self._call(self._ledger.others_in_flight, run_id, worker_id)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _call(self, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._writer.do(functools.partial(call, *args, **kwargs))
+
+    def _run_batch(self, batch: Sequence[Work]) -> None:
+        """Runs in the writer's thread: the batch in one transaction, else each call alone."""
+        if len(batch) > 1 and self._run_together(batch):
+            return
+        for work in batch:
+            work.run()
+
+    def _run_together(self, batch: Sequence[Work]) -> bool:
+        try:
+            with self._ledger.grouped():
+                results = [work.function() for work in batch]
+        except Exception:
+            return False  # rolled back: nothing of the batch was committed
+        for work, result in zip(batch, results, strict=True):
+            work.result = result
+            work.ran = True
+        return True
