@@ -1,7 +1,15 @@
-"""The Python API a notebook uses: load a manifest, run it, read what it produced."""
+"""The Python API a script or a notebook uses: load a manifest, run it, read what it produced.
+
+A notebook differs from a script in one way that matters: its kernel runs an asyncio loop, and
+every cell runs inside it. ``asyncio.run(cell())`` below is that situation.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -10,13 +18,16 @@ import pytest
 import genbatch
 from genbatch.catalog import Price
 from genbatch.client import RunComfyClient
+from genbatch.events import Event
 from genbatch.pricing import PriceTable, fetch_api_prices
 from genbatch.simulator import Simulator, SimulatorConfig
 
 from support import KLING, kling_manifest
 
+MakeSimulator = Callable[..., Simulator]
 
-def test_a_notebook_loads_runs_and_reads_the_results_without_the_cli(
+
+def test_a_script_loads_runs_and_reads_the_results_without_the_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -60,3 +71,83 @@ def test_prices_are_read_from_the_apis_catalog_endpoint_when_it_answers() -> Non
         manifest={KLING: Price(base_price_usd=0.5, price_unit="request")}, api=prices
     )
     assert table.cost(KLING, {"prompt": "x"}) == 0.5  # the manifest wins over the API
+
+
+def test_run_manifest_completes_when_called_inside_a_running_event_loop_as_in_a_notebook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = kling_manifest(tmp_path, 3)
+
+    async def cell() -> genbatch.RunSummary:
+        # RunOptions() watches signals by default: only the main thread may, so the run's
+        # thread must not try.
+        return genbatch.run_manifest(path, simulate=True, options=genbatch.RunOptions())
+
+    summary = asyncio.run(cell())
+
+    assert summary.all_done and summary.counts[genbatch.JobState.DONE] == 3
+    rows = genbatch.results(path)
+    assert len(rows) == 3 and all((tmp_path / "out" / row["file_name"]).is_file() for row in rows)
+
+
+def test_arun_manifest_runs_in_the_callers_loop_beside_its_other_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = kling_manifest(tmp_path, 3)
+    event_threads: set[int] = set()
+
+    def note(event: Event) -> None:
+        event_threads.add(threading.get_ident())
+
+    async def cell() -> tuple[genbatch.RunSummary, int]:
+        ticks = 0
+        run = asyncio.ensure_future(genbatch.arun_manifest(path, simulate=True, events=note))
+        while not run.done():
+            ticks += 1
+            await asyncio.sleep(0)
+        return run.result(), ticks
+
+    summary, ticks = asyncio.run(cell())
+
+    assert summary.all_done and summary.counts[genbatch.JobState.DONE] == 3
+    assert ticks > 0  # the loop went on serving its other task while the run was in flight
+    assert event_threads == {threading.get_ident()}
+    assert len(list((tmp_path / "out").glob("*.mp4"))) == 3
+    assert (tmp_path / "out" / "metadata.jsonl").is_file()
+
+
+def test_arun_manifest_under_anyio_runs_against_a_simulator_and_prices_from_its_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_simulator: MakeSimulator
+) -> None:
+    sim = make_simulator()
+    monkeypatch.setenv("RUNCOMFY_TOKEN", sim.token)
+    path, ledger = kling_manifest(tmp_path, 4), str(tmp_path / "ledger.db")
+    run = partial(
+        genbatch.arun_manifest,
+        path,
+        ledger=ledger,
+        api_base=sim.base_url,
+        options=genbatch.RunOptions(handle_signals=False),
+    )
+
+    summary = anyio.run(run)
+
+    assert summary.all_done and summary.counts[genbatch.JobState.DONE] == 4
+    assert sim.stats.submissions == 4 and sim.stats.files_served == 4
+    assert sim.stats.calls["catalog"] == 1  # one model in the manifest, priced once
+    rows = genbatch.results(path, ledger=ledger)
+    assert {row["request_id"] for row in rows} == set(sim.records)
+
+
+def test_arun_manifest_refuses_a_bad_manifest_with_the_same_manifest_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "model: kling/kling-2-6/pro/text-to-video\nprompts: [a]\ninputs: {duration: 7}\n"
+    )
+
+    with pytest.raises(genbatch.ManifestError, match=r"bad.yaml:3: duration: 7 is not one of"):
+        asyncio.run(genbatch.arun_manifest(path, ledger=str(tmp_path / "l.db"), simulate=True))

@@ -8,6 +8,12 @@ The Python API, for notebooks and scripts::
     summary = genbatch.run_manifest("sweep.yaml", simulate=True)
     rows = genbatch.results("sweep.yaml")               # one dict per output file
 
+Inside a running event loop (a notebook cell, an async application), await the run there::
+
+    summary = await genbatch.arun_manifest("sweep.yaml", simulate=True)
+
+``run_manifest`` works there too, but blocks the loop until the run ends (it runs in a thread).
+
 ``genbatch.batch`` has the steps one by one (prepare, which validates every job as it
 syncs it, then execute; open_manifest validates without a ledger).
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from genbatch.batch import results, run_manifest
+from genbatch.batch import arun_manifest, results, run_manifest
 from genbatch.errors import GenbatchError, ManifestError
 from genbatch.manifest import Manifest, load_manifest
 from genbatch.runner import RunOptions, RunSummary
@@ -30,6 +36,7 @@ __all__ = [
     "RunOptions",
     "RunSummary",
     "__version__",
+    "arun_manifest",
     "load_manifest",
     "results",
     "run_manifest",

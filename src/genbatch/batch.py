@@ -2,16 +2,21 @@
 
 from genbatch import run_manifest
 summary = run_manifest("sweep.yaml", simulate=True)
+
+``arun_manifest`` does the work, in the caller's event loop (through ``open_async_session``);
+``run_manifest`` is a sync wrapper over it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -163,11 +168,23 @@ def open_ledger_for(given: str | None, *, base_dir: Path | None = None) -> Itera
         ledger.close()
 
 
+def client_for(connection: Connection) -> RunComfyClient:
+    """A client of the API ``connection`` names; open it with ``async with``."""
+    # The client's pool stays small whatever the concurrency (see DEFAULT_MAX_CONNECTIONS).
+    return RunComfyClient(base_url=connection.api_base, token=connection.token)
+
+
 async def price_table(manifest: Manifest, connection: Connection) -> PriceTable:
-    """The manifest's prices, completed by what the API's catalog endpoint says."""
+    """The manifest's prices, completed by what the API's catalog endpoint says, asked through
+    a client of its own (``manifest_prices`` asks through one already open)."""
+    async with client_for(connection) as client:
+        return await manifest_prices(manifest, client)
+
+
+async def manifest_prices(manifest: Manifest, client: RunComfyClient) -> PriceTable:
+    """The manifest's prices, completed by what ``client``'s catalog endpoint says."""
     table = PriceTable(manifest=manifest.settings.prices)
-    async with RunComfyClient(base_url=connection.api_base, token=connection.token) as client:
-        found = await fetch_api_prices(client, {block.model_id for block in manifest.blocks})
+    found = await fetch_api_prices(client, {block.model_id for block in manifest.blocks})
     return table.with_api_prices(found)
 
 
@@ -218,13 +235,22 @@ async def execute(
     events: EventSink = ignore_events,
 ) -> RunSummary:
     """Run a prepared manifest against the API until it is settled, stopped or interrupted."""
+    async with client_for(connection) as client:
+        return await execute_with(prepared, client, options, events)
+
+
+async def execute_with(
+    prepared: Prepared,
+    client: RunComfyClient,
+    options: RunOptions,
+    events: EventSink = ignore_events,
+) -> RunSummary:
+    """``execute`` through a client already open (the one a session priced the jobs with)."""
     check_budget_coverage(prepared, options.budget_usd)
-    # The client's pool stays small whatever the concurrency (see DEFAULT_MAX_CONNECTIONS).
-    async with RunComfyClient(base_url=connection.api_base, token=connection.token) as client:
-        runner = Runner(
-            ledger=prepared.ledger, client=client, run=prepared.run, options=options, events=events
-        )
-        return await runner.run()
+    runner = Runner(
+        ledger=prepared.ledger, client=client, run=prepared.run, options=options, events=events
+    )
+    return await runner.run()
 
 
 @contextmanager
@@ -248,6 +274,56 @@ class Session:
     options: RunOptions
 
 
+@dataclass(frozen=True, kw_only=True)
+class AsyncSession(Session):
+    """A session whose API client is open: the jobs were priced through it, the run uses it."""
+
+    client: RunComfyClient = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Reached:
+    """The API reached (or the simulator started) and the ledger open and locked."""
+
+    connection: Connection
+    store: Ledger
+    options: RunOptions
+    """The caller's options (else the Python API's defaults), polls scaled for the simulator."""
+
+
+@contextmanager
+def _reach(
+    *,
+    ledger: str | None,
+    api_base: str | None,
+    simulate: bool,
+    allow_insecure: bool,
+    options: RunOptions | None,
+) -> Iterator[_Reached]:
+    """Connect (or start the simulator), open the ledger and take its lock; undo on exit."""
+    base = options or RunOptions(handle_signals=False)
+    with ExitStack() as stack:
+        if simulate:
+            connection = stack.enter_context(simulated_connection())
+            base = replace(base, poll=base.poll.scaled(SIMULATE_POLL_SCALE))
+        else:
+            connection = resolve_connection(api_base, allow_insecure=allow_insecure)
+        store = stack.enter_context(open_ledger_for(ledger))
+        stack.enter_context(store.exclusive())
+        yield _Reached(connection=connection, store=store, options=base)
+
+
+def _synced_run(
+    manifest: Manifest, reached: _Reached, prices: PriceTable, concurrency: int | None
+) -> tuple[Prepared, RunOptions]:
+    """The manifest synced at ``prices``, and the run's options."""
+    prepared = prepare(manifest, reached.store, prices)
+    options = options_for(
+        manifest, concurrency=concurrency, base=reached.options, shared_ledger=reached.store.shared
+    )
+    return prepared, options
+
+
 @contextmanager
 def open_session(
     manifest: Manifest,
@@ -261,22 +337,79 @@ def open_session(
 ) -> Iterator[Session]:
     """Connect (or start the simulator), take the ledger's lock, price and sync the jobs.
 
-    The ``genbatch run`` command and ``run_manifest`` both run through here.
+    For a caller with no event loop running (the ``genbatch run`` command): the prices are
+    fetched in an event loop of their own. Inside a running loop, use ``open_async_session``.
     """
-    base = options or RunOptions(handle_signals=False)
-    with ExitStack() as stack:
-        if simulate:
-            connection = stack.enter_context(simulated_connection())
-            base = replace(base, poll=base.poll.scaled(SIMULATE_POLL_SCALE))
-        else:
-            connection = resolve_connection(api_base, allow_insecure=allow_insecure)
-        store = stack.enter_context(open_ledger_for(ledger))
-        stack.enter_context(store.exclusive())
-        prepared = prepare(manifest, store, anyio.run(price_table, manifest, connection))
-        run_options = options_for(
-            manifest, concurrency=concurrency, base=base, shared_ledger=store.shared
-        )
-        yield Session(prepared=prepared, connection=connection, options=run_options)
+    with _reach(
+        ledger=ledger,
+        api_base=api_base,
+        simulate=simulate,
+        allow_insecure=allow_insecure,
+        options=options,
+    ) as reached:
+        prices = anyio.run(price_table, manifest, reached.connection)
+        prepared, run_options = _synced_run(manifest, reached, prices, concurrency)
+        yield Session(prepared=prepared, connection=reached.connection, options=run_options)
+
+
+@asynccontextmanager
+async def open_async_session(
+    manifest: Manifest,
+    *,
+    ledger: str | None = None,
+    api_base: str | None = None,
+    simulate: bool = False,
+    allow_insecure: bool = False,
+    concurrency: int | None = None,
+    options: RunOptions | None = None,
+) -> AsyncIterator[AsyncSession]:
+    """``open_session`` in the caller's event loop, with one API client for the prices and the
+    run (``execute_with``). ``arun_manifest`` and ``run_manifest`` run through here.
+    """
+    # The ledger's calls are synchronous for now: opening it, taking its lock and the sync
+    # (seconds for a large manifest) block the caller's loop, as does starting and stopping the
+    # simulator's thread with ``simulate``.
+    with _reach(
+        ledger=ledger,
+        api_base=api_base,
+        simulate=simulate,
+        allow_insecure=allow_insecure,
+        options=options,
+    ) as reached:
+        async with client_for(reached.connection) as client:
+            prices = await manifest_prices(manifest, client)
+            prepared, run_options = _synced_run(manifest, reached, prices, concurrency)
+            yield AsyncSession(
+                prepared=prepared, connection=reached.connection, options=run_options, client=client
+            )
+
+
+async def arun_manifest(
+    path: str | Path,
+    *,
+    ledger: str | None = None,
+    api_base: str | None = None,
+    simulate: bool = False,
+    concurrency: int | None = None,
+    options: RunOptions | None = None,
+    events: EventSink = ignore_events,
+) -> RunSummary:
+    """Run a manifest in the caller's event loop (a notebook's, an application's): the same as
+    ``genbatch run``, returning its summary. ``summary = await genbatch.arun_manifest(path)``.
+    """
+    manifest = load_manifest(path)  # validated as it is synced
+    async with open_async_session(
+        manifest,
+        ledger=ledger,
+        api_base=api_base,
+        simulate=simulate,
+        concurrency=concurrency,
+        options=options,
+    ) as session:
+        summary = await execute_with(session.prepared, session.client, session.options, events)
+        # A few file writes: they block the caller's loop, briefly.
+        write_run_metadata(session.prepared.ledger, session.prepared.run.id)
+        return summary
 
 
 def run_manifest(
@@ -289,19 +422,47 @@ def run_manifest(
     options: RunOptions | None = None,
     events: EventSink = ignore_events,
 ) -> RunSummary:
-    """Run a manifest from Python: the same as ``genbatch run``, returning its summary."""
-    manifest = load_manifest(path)  # validated as it is synced
-    with open_session(
-        manifest,
+    """Run a manifest from Python: the same as ``genbatch run``, returning its summary.
+
+    Called where an event loop is already running (a Jupyter cell: the kernel runs one), it
+    runs the run on a loop of its own in another thread and blocks until it ends, ``events``
+    then being called from that thread; ``await arun_manifest(...)`` keeps the loop free.
+    """
+    in_loop = _event_loop_running()
+    if in_loop and options is not None:
+        # Signals are delivered to the main thread only: the run's thread cannot watch them.
+        options = replace(options, handle_signals=False)
+    run = partial(
+        arun_manifest,
+        path,
         ledger=ledger,
         api_base=api_base,
         simulate=simulate,
         concurrency=concurrency,
         options=options,
-    ) as session:
-        summary = anyio.run(execute, session.prepared, session.connection, session.options, events)
-        write_run_metadata(session.prepared.ledger, session.prepared.run.id)
-        return summary
+        events=events,
+    )
+    return _run_in_own_thread(run) if in_loop else anyio.run(run)
+
+
+def _event_loop_running() -> bool:
+    """Whether this thread is inside a running asyncio loop (where ``anyio.run`` raises)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _run_in_own_thread(run: Callable[[], Awaitable[RunSummary]]) -> RunSummary:
+    """``run()`` on a new event loop in a thread of its own, waited for.
+
+    The caller's loop cannot run it: this function is synchronous, so that loop is blocked
+    while it waits. An interrupt while waiting (a notebook's stop button) cancels the run and
+    waits for it to unwind, as Ctrl-C does to ``anyio.run``, then propagates.
+    """
+    with anyio.from_thread.start_blocking_portal() as portal:
+        return portal.call(run)
 
 
 def results(

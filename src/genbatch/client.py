@@ -113,7 +113,12 @@ class Timeouts:
 
 
 class RunComfyClient:
-    """Asynchronous client of the RunComfy Model API. Use as ``async with``."""
+    """Asynchronous client of the RunComfy Model API. Use as ``async with``.
+
+    ``transport`` replaces the network for both the API and the file hosts: a test drives the
+    simulator in-process with ``httpx.ASGITransport(app=Simulator().app)``, no socket opened.
+    Given one, ``max_connections`` no longer applies (the pool, if any, is the transport's).
+    """
 
     def __init__(
         self,
@@ -122,6 +127,7 @@ class RunComfyClient:
         token: str | None,
         timeouts: Timeouts | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         timeouts = timeouts or Timeouts()
@@ -139,12 +145,16 @@ class RunComfyClient:
             limits=limits,
             follow_redirects=False,
             timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect),
+            transport=transport,
         )
         self._files = httpx.AsyncClient(
             headers={"User-Agent": USER_AGENT},
             limits=limits,
             follow_redirects=False,
             timeout=httpx.Timeout(timeouts.download_read, connect=timeouts.connect),
+            # Shared because in tests the simulator serves the output files as well; headers
+            # belong to each client, so the token still never reaches a file host.
+            transport=transport,
         )
 
     async def __aenter__(self) -> RunComfyClient:
