@@ -149,11 +149,27 @@ def test_export_of_a_manifest_without_a_run_is_a_one_line_usage_error(
     tmp_path: Path, sim: Simulator
 ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
+    other = genbatch(
+        run_args(kling_manifest(tmp_path, 1, name="other.yaml")), env=env, cwd=tmp_path
+    )
+    assert other.returncode == 0, other.stderr
     done = genbatch(["export", str(kling_manifest(tmp_path, 1))], env=env, cwd=tmp_path)
 
     assert done.returncode == 2
     assert done.stderr.startswith("genbatch: error: the ledger has no run 'sweep'")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_export_without_a_ledger_is_a_one_line_ledger_error_and_creates_none(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    done = genbatch(["export", str(kling_manifest(tmp_path, 1))], env=env, cwd=tmp_path)
+
+    assert done.returncode == 4
+    assert done.stderr.startswith(f"genbatch: error: no ledger at {tmp_path / 'ledger.db'}")
+    assert len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "ledger.db").exists()
 
 
 def test_the_python_api_writes_metadata_and_reads_jobs_with_outputs_in_one_call(

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from genbatch import preflight
 from genbatch.client import DEFAULT_API_BASE, RunComfyClient
 from genbatch.downloads import is_loopback
 from genbatch.errors import (
@@ -159,9 +160,17 @@ def jobs_fingerprint(manifest: Manifest, prices: PriceTable) -> str:
 
 
 @contextmanager
-def open_ledger_for(given: str | None, *, base_dir: Path | None = None) -> Iterator[Ledger]:
-    """Open the ledger named by ``--ledger`` / ``$GENBATCH_LEDGER`` / the default, then close."""
-    ledger = Ledger.open(resolve_location(given, cwd=base_dir))
+def open_ledger_for(
+    given: str | None, *, manifest: str | Path | None = None, may_create: bool = False
+) -> Iterator[Ledger]:
+    """Open the ledger named by ``--ledger`` / ``$GENBATCH_LEDGER``, else the one found from
+    ``manifest``'s folder (or the working directory), then close it.
+
+    Only a run may create a ledger (``may_create``): a reading command pointed where there is
+    none gets a ``LedgerError`` naming where it looked.
+    """
+    folder = None if manifest is None else Path(manifest).absolute().parent
+    ledger = Ledger.open(resolve_location(given, manifest_dir=folder, may_create=may_create))
     try:
         yield ledger
     finally:
@@ -293,6 +302,7 @@ class _Reached:
 
 @contextmanager
 def _reach(
+    manifest: Manifest,
     *,
     ledger: str | None,
     api_base: str | None,
@@ -302,13 +312,18 @@ def _reach(
 ) -> Iterator[_Reached]:
     """Connect (or start the simulator), open the ledger and take its lock; undo on exit."""
     base = options or RunOptions(handle_signals=False)
+    # Before anything is sent: a problem found here costs nothing.
+    preflight.check_manifest_folders(manifest)
+    preflight.check_earlier_default_ledger(manifest, ledger)
     with ExitStack() as stack:
         if simulate:
             connection = stack.enter_context(simulated_connection())
             base = replace(base, poll=base.poll.scaled(SIMULATE_POLL_SCALE))
         else:
             connection = resolve_connection(api_base, allow_insecure=allow_insecure)
-        store = stack.enter_context(open_ledger_for(ledger))
+        store = stack.enter_context(
+            open_ledger_for(ledger, manifest=manifest.path, may_create=True)
+        )
         stack.enter_context(store.exclusive())
         yield _Reached(connection=connection, store=store, options=base)
 
@@ -318,6 +333,7 @@ def _synced_run(
 ) -> tuple[Prepared, RunOptions]:
     """The manifest synced at ``prices``, and the run's options."""
     prepared = prepare(manifest, reached.store, prices)
+    preflight.check_run_folders(reached.store, prepared.run, manifest)
     options = options_for(
         manifest, concurrency=concurrency, base=reached.options, shared_ledger=reached.store.shared
     )
@@ -341,6 +357,7 @@ def open_session(
     fetched in an event loop of their own. Inside a running loop, use ``open_async_session``.
     """
     with _reach(
+        manifest,
         ledger=ledger,
         api_base=api_base,
         simulate=simulate,
@@ -370,6 +387,7 @@ async def open_async_session(
     # (seconds for a large manifest) block the caller's loop, as does starting and stopping the
     # simulator's thread with ``simulate``.
     with _reach(
+        manifest,
         ledger=ledger,
         api_base=api_base,
         simulate=simulate,
@@ -470,9 +488,9 @@ def results(
 ) -> list[dict[str, Any]]:
     """What a manifest's run produced: the rows of ``genbatch export``, one per output file
     (file path, prompt, inputs, request id, sha256, cost...); with ``all_states`` also one row per
-    job not done, with its state and error."""
+    job not done, with its state and error. ``LedgerError`` when there is no ledger at all."""
     manifest = load_manifest(path)
-    with open_ledger_for(ledger) as store:
+    with open_ledger_for(ledger, manifest=manifest.path) as store:
         run = store.find_run(manifest.name)
         if run is None:
             return []

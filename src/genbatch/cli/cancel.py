@@ -30,7 +30,7 @@ def cancel(
     """
     name = load_manifest(manifest).name
     connection = batch.resolve_connection(api_base)
-    with batch.open_ledger_for(ledger) as store:
+    with batch.open_ledger_for(ledger, manifest=manifest) as store:
         run = store.find_run(name)
         if run is None:
             raise UsageError(f"the ledger has no run '{name}'")

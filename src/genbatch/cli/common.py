@@ -19,7 +19,9 @@ LEDGER_OPTION = typer.Option(
     "--ledger",
     "-l",
     metavar="PATH_OR_URL",
-    help="Ledger file or postgresql:// URL [default: $GENBATCH_LEDGER or .genbatch/ledger.db]",
+    help="Ledger file or postgresql:// URL [default: $GENBATCH_LEDGER, else .genbatch/ledger.db "
+    "in the nearest folder, from the manifest's up, that has a .genbatch/ (a run creates it "
+    "beside the manifest)]",
 )
 
 

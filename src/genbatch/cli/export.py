@@ -11,11 +11,10 @@ from typing import Any
 
 import typer
 
-from genbatch import batch
 from genbatch.atomic import atomic_writer
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
-from genbatch.cli.selection import runs_for
+from genbatch.cli.selection import reading_ledger, runs_for
 from genbatch.errors import GenbatchError
 from genbatch.export import (
     TextSink,
@@ -65,7 +64,7 @@ def export(
     ),
 ) -> None:
     """Write one row per output file of the done jobs (of MANIFEST's run, or of every run)."""
-    with batch.open_ledger_for(ledger) as store:
+    with reading_ledger(ledger, manifest) as store:
         run_ids = None if manifest is None else [run.id for run in runs_for(store, manifest)]
         write_metadata(store, store.output_dirs(run_ids))
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import typer
 
-from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
-from genbatch.cli.selection import one_run
+from genbatch.cli.selection import one_run, reading_ledger
 from genbatch.gallery import write_gallery
 
 EPILOG = """Examples:
@@ -46,7 +45,7 @@ def gallery(
     ledger: str | None = LEDGER_OPTION,
 ) -> None:
     """Write an HTML page showing the run's outputs as a grid along the sweep's axes."""
-    with batch.open_ledger_for(ledger) as store:
+    with reading_ledger(ledger, manifest) as store:
         run = one_run(store, manifest)
         report = write_gallery(store, run, output=output, rows=rows, cols=cols)
     axes = f"rows {report.axes.rows or '-'} x columns {report.axes.cols or '-'}"

@@ -82,9 +82,15 @@ def _cost_line(summary: PlanSummary) -> str:
 
 
 def _known_states(manifest: Manifest, given: str | None) -> dict[str, str]:
-    location = resolve_location(given)
+    location = resolve_location(given, manifest_dir=manifest.path.parent, may_create=False)
     if location.sqlite_path is not None and not location.sqlite_path.exists():
-        return {}  # planning never creates a ledger
+        # Planning never creates a ledger, and is meant for before the first run: every job
+        # is new, and the user learns which ledger the run will use.
+        print(
+            f"genbatch: no ledger yet at {location.display}: every job is new",
+            file=sys.stderr,
+        )
+        return {}
     store = Ledger.open(location)
     try:
         run = store.find_run(manifest.name)

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.selection import reading_ledger
 from genbatch.export import iso
 from genbatch.ledger import RunInfo
 from genbatch.states import JobState
@@ -25,7 +25,7 @@ def runs(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON array."),
 ) -> None:
     """List the runs of the ledger: jobs per state, created and updated times, stop reason."""
-    with batch.open_ledger_for(ledger) as store:
+    with reading_ledger(ledger, None) as store:
         found = [(run, store.counts(run.id)) for run in store.runs()]
     if json_output:
         print(json.dumps([_as_json(run, counts) for run, counts in found], ensure_ascii=False))

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from genbatch import batch
 from genbatch.errors import UsageError
 from genbatch.ledger import Ledger, RunInfo
 from genbatch.manifest import load_manifest
+
+
+@contextmanager
+def reading_ledger(given: str | None, manifest: Path | None) -> Iterator[Ledger]:
+    """The ledger a reading command reads: the one named, else the one found from
+    ``manifest``'s folder (or the working directory). Never created: where there is none,
+    ``LedgerError`` says where it looked. A manifest that cannot be read says so first."""
+    if manifest is not None and not manifest.is_file():
+        load_manifest(manifest)  # raises the manifest's own one-line error
+    with batch.open_ledger_for(given, manifest=manifest) as store:
+        yield store
 
 
 def run_of_manifest(store: Ledger, manifest: Path) -> RunInfo:

@@ -9,10 +9,9 @@ from typing import Any
 
 import typer
 
-from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
-from genbatch.cli.selection import one_run, run_of_manifest
+from genbatch.cli.selection import one_run, reading_ledger, run_of_manifest
 from genbatch.errors import UsageError
 from genbatch.export import cost_share, iso
 from genbatch.ledger import AttemptRecord, JobOutputs, JobRecord, Ledger
@@ -42,7 +41,7 @@ def show(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show one job: inputs, variables, state, every attempt and every output file."""
-    with batch.open_ledger_for(ledger) as store:
+    with reading_ledger(ledger, manifest) as store:
         found = _find(store, job, manifest)
         item = store.job_outputs(job_id=found.id)[0]
         attempts = store.attempts(found.id)

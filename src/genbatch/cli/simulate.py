@@ -6,12 +6,16 @@ import json
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 
 from genbatch.cli import app
 from genbatch.cli.common import fail
 from genbatch.errors import EXIT_ENVIRONMENT, EXIT_USAGE
+
+if TYPE_CHECKING:  # the simulator (uvicorn, starlette) is imported only when it is started
+    from genbatch.simulator import Simulator
 
 _EPILOG = (
     "Example: genbatch simulate --time-scale 0.01 --fault-429 0.05 --fault-lost-answer 0.01"
@@ -114,6 +118,22 @@ def simulate(
         metavar="LIST",
         help="Route classes random faults hit: submit, poll, cancel, file.",
     ),
+    file_host: str | None = typer.Option(
+        None,
+        "--file-host",
+        metavar="NAME",
+        help="Serve output files from a second server addressed by this host name (e.g. "
+        "localhost), as from a CDN; it must resolve to the --host address.",
+    ),
+    file_port: int = typer.Option(
+        0, "--file-port", min=0, max=65535, help="The file host's port (0: any free one)."
+    ),
+    redirect_files: bool = typer.Option(
+        False,
+        "--redirect-files",
+        help="With --file-host: output URLs name the API's host, which redirects (307) to "
+        "the file host.",
+    ),
 ) -> None:
     """Serve a local RunComfy Model API (real HTTP, queue, media, faults) until Ctrl-C."""
     from genbatch.simulator import FaultConfig, Simulator, SimulatorConfig, parse_routes
@@ -143,6 +163,9 @@ def simulate(
             expire_after=expire_after,
             fail_rate=fail_rate,
             faults=faults,
+            file_host=file_host,
+            file_port=file_port,
+            redirect_files=redirect_files,
         )
     except ValueError as error:
         raise fail(str(error), EXIT_USAGE) from None
@@ -150,20 +173,24 @@ def simulate(
     try:
         simulator.start()
     except OSError as error:
+        where = f"{host}:{port}" + (f" and {host}:{file_port}" if file_host else "")
         raise fail(
-            f"cannot listen on {host}:{port}: {error.strerror or error}", EXIT_ENVIRONMENT
+            f"cannot listen on {where}: {error.strerror or error}", EXIT_ENVIRONMENT
         ) from None
     try:
-        _announce(simulator.base_url, simulator.token)
+        _announce(simulator)
         _wait_for_signal()
     finally:
         simulator.stop()
     typer.echo(f"simulator stopped: {json.dumps(simulator.stats.snapshot())}")
 
 
-def _announce(base_url: str, token: str) -> None:
-    typer.echo(f"genbatch simulator listening on {base_url}")
-    typer.echo(f"export RUNCOMFY_API_BASE={base_url} RUNCOMFY_TOKEN={token}")
+def _announce(simulator: Simulator) -> None:
+    typer.echo(f"genbatch simulator listening on {simulator.base_url}")
+    if simulator.files_url != simulator.base_url:
+        how = " (the API's file URLs redirect there)" if simulator.config.redirect_files else ""
+        typer.echo(f"output files served from {simulator.files_url}{how}")
+    typer.echo(f"export RUNCOMFY_API_BASE={simulator.base_url} RUNCOMFY_TOKEN={simulator.token}")
     typer.echo("Press Ctrl-C to stop.")
 
 

@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.selection import reading_ledger
 from genbatch.errors import UsageError
 from genbatch.ledger import Ledger, RunInfo, WorkerInfo
 from genbatch.manifest import load_manifest
@@ -26,7 +26,7 @@ def status(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show how many jobs are in each state, for every run of the ledger (or one)."""
-    with batch.open_ledger_for(ledger) as store:
+    with reading_ledger(ledger, manifest) as store:
         runs = _runs(store, manifest)
         per_run = [(run, store.counts(run.id)) for run in runs]
         workers = [(run, worker) for run in runs for worker in store.workers(run.id)]

@@ -1,8 +1,16 @@
-"""Where the ledger lives: resolving ``--ledger``, creating the SQLite file safely, pragmas."""
+"""Where the ledger lives: finding it, resolving ``--ledger``, creating the SQLite file safely.
+
+The default ledger is found the way git finds its repository: the nearest ``.genbatch/`` folder
+in the manifest's folder or above it. So a manifest resolves to the same ledger from whatever
+working directory it is run, and a run never starts a second ledger (and pays again) because
+it was started from another folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -15,8 +23,12 @@ from sqlalchemy.exc import ArgumentError
 
 from genbatch.errors import LedgerError, UsageError
 
-DEFAULT_LEDGER = Path(".genbatch") / "ledger.db"
+LEDGER_DIR = ".genbatch"
+LEDGER_FILE = "ledger.db"
+DEFAULT_LEDGER = Path(LEDGER_DIR) / LEDGER_FILE
 LEDGER_ENV = "GENBATCH_LEDGER"
+MAY_CREATE_OPTION = "genbatch_may_create"
+"""The engine's execution option telling ``ensure_schema`` whether it may create the schema."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,18 +38,63 @@ class LedgerLocation:
     url: str
     display: str
     sqlite_path: Path | None = None
+    may_create: bool = True
+    """Whether opening it may create it where there is none (False for the commands that
+    only read: they say there is no ledger instead)."""
+    searched_from: Path | None = None
+    """The folder the search for ``.genbatch/`` started in; None when the ledger was named."""
 
     @property
     def is_sqlite(self) -> bool:
         """True for a SQLite file ledger."""
         return self.sqlite_path is not None
 
+    def missing(self) -> LedgerError:
+        """The error for a ledger that does not exist where it was looked for."""
+        found_no_folder = self.sqlite_path is not None and not self.sqlite_path.parent.is_dir()
+        if self.searched_from is not None and found_no_folder:
+            return LedgerError(
+                f"no ledger: no {LEDGER_DIR}/ in {self.searched_from} or any folder above it "
+                "(`genbatch run MANIFEST` creates one beside the manifest)"
+            )
+        return LedgerError(f"no ledger at {self.display} (`genbatch run MANIFEST` creates it)")
 
-def resolve_location(given: str | None, *, cwd: Path | None = None) -> LedgerLocation:
-    """The ledger named by ``--ledger``, else ``$GENBATCH_LEDGER``, else the default file."""
-    text = given or os.environ.get(LEDGER_ENV) or str(DEFAULT_LEDGER)
+
+def discover_ledger(start: Path) -> Path:
+    """The default ledger file for a manifest in the folder ``start``.
+
+    ``.genbatch/ledger.db`` of the nearest folder, from ``start`` up to the filesystem root,
+    that has a ``.genbatch/`` folder; else ``start/.genbatch/ledger.db`` (which does not exist
+    yet: ``genbatch run`` creates it). Symbolic links are resolved first, so two paths to one
+    folder find one ledger.
+    """
+    folder = start.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / LEDGER_DIR).is_dir():
+            return candidate / DEFAULT_LEDGER
+    return folder / DEFAULT_LEDGER
+
+
+def resolve_location(
+    given: str | None,
+    *,
+    cwd: Path | None = None,
+    manifest_dir: Path | None = None,
+    may_create: bool = True,
+) -> LedgerLocation:
+    """The ledger named by ``--ledger``, else ``$GENBATCH_LEDGER``, else the one
+    ``discover_ledger`` finds from ``manifest_dir`` (default: the working directory ``cwd``).
+
+    A relative path given by name is relative to ``cwd`` (default: the working directory).
+    """
+    base = cwd or Path.cwd()
+    text = given or os.environ.get(LEDGER_ENV)
+    if not text:
+        start = base if manifest_dir is None else base / manifest_dir
+        path = discover_ledger(start)
+        return _sqlite_location(path, may_create=may_create, searched_from=start)
     if text.startswith(("postgresql:", "postgres:", "postgresql+")):
-        return _postgres_location(text)
+        return _postgres_location(text, may_create=may_create)
     if "://" in text and not text.startswith("sqlite:"):
         raise UsageError(
             f"--ledger: {text.split('://')[0]}:// is not supported; "
@@ -45,12 +102,22 @@ def resolve_location(given: str | None, *, cwd: Path | None = None) -> LedgerLoc
         )
     path_text = text.removeprefix("sqlite:///") if text.startswith("sqlite:") else text
     path = Path(path_text).expanduser()
-    if not path.is_absolute():
-        path = (cwd or Path.cwd()) / path
-    return LedgerLocation(url=f"sqlite:///{path}", display=str(path), sqlite_path=path)
+    return _sqlite_location(base / path, may_create=may_create)
 
 
-def _postgres_location(text: str) -> LedgerLocation:
+def _sqlite_location(
+    path: Path, *, may_create: bool, searched_from: Path | None = None
+) -> LedgerLocation:
+    return LedgerLocation(
+        url=f"sqlite:///{path}",
+        display=str(path),
+        sqlite_path=path,
+        may_create=may_create,
+        searched_from=searched_from,
+    )
+
+
+def _postgres_location(text: str, *, may_create: bool) -> LedgerLocation:
     try:
         url = make_url(text)
     except ArgumentError as exc:
@@ -59,6 +126,7 @@ def _postgres_location(text: str) -> LedgerLocation:
     return LedgerLocation(
         url=url.render_as_string(hide_password=False),
         display=url.render_as_string(hide_password=True),
+        may_create=may_create,
     )
 
 
@@ -67,28 +135,132 @@ WAL_SWITCH_SECONDS = 5.0
 
 
 def create_ledger_engine(location: LedgerLocation) -> Engine:
-    """An engine for ``location``; a new SQLite file is created readable by its owner only."""
+    """An engine for ``location``; a new SQLite file is created readable by its owner only.
+
+    An existing SQLite file is checked first: an empty (0-byte) or truncated file is refused,
+    never taken for a new ledger. Where ``location.may_create`` is False, a missing file is
+    refused too, and ``ensure_schema`` refuses to create the schema in an empty database.
+    """
+    options = {MAY_CREATE_OPTION: location.may_create}
     if location.sqlite_path is not None:
-        _prepare_sqlite_file(location.sqlite_path)
-        engine = create_engine(location.url, connect_args={"timeout": 5.0})
+        _prepare_sqlite_file(location)
+        engine = create_engine(
+            location.url, connect_args={"timeout": 5.0}, execution_options=options
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:
-        return create_engine(location.url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return create_engine(
+            location.url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            execution_options=options,
+        )
     except ModuleNotFoundError:
         raise UsageError(
             "PostgreSQL ledgers need psycopg: pip install 'genbatch[postgres]'"
         ) from None
 
 
-def _prepare_sqlite_file(path: Path) -> None:
+def _prepare_sqlite_file(location: LedgerLocation) -> None:
+    path = location.sqlite_path
+    assert path is not None  # a SQLite location
+    if path.exists():
+        refuse_damaged_sqlite_file(path)
+        return
+    if not location.may_create:
+        raise location.missing()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Create it ourselves with 0600: prompts and request ids are nobody else's business.
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
+        _create_sqlite_file(path)
     except OSError as exc:
         raise LedgerError(f"cannot create the ledger {path}: {exc.strerror}") from None
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """Make ``path`` a valid, empty SQLite database, mode 0600, without ever leaving an empty
+    file under its name: an empty ledger file is refused as damaged (see below), so a new one
+    is written beside it and linked into place, which also never replaces a file that another
+    process created meanwhile."""
+    new = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
+    # Created by us with 0600: prompts and request ids are nobody else's business.
+    os.close(os.open(new, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    try:
+        with contextlib.closing(sqlite3.connect(new)) as conn:
+            # Switching to WAL writes the database header: the file is a database from now on.
+            conn.execute("PRAGMA journal_mode=WAL")
+        _link_into_place(new, path)
+    finally:
+        with contextlib.suppress(OSError):
+            new.unlink()
+
+
+def _link_into_place(new: Path, path: Path) -> None:
+    try:
+        os.link(new, path)
+    except FileExistsError:
+        return  # another process created the ledger first: it is the one to use
+    except OSError:
+        # A filesystem without hard links: an exclusive create, then the bytes. Another process
+        # opening the ledger within that instant would find it empty and refuse it (safely).
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(new.read_bytes())
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_HEADER_SIZE = 100
+
+
+def refuse_damaged_sqlite_file(path: Path) -> None:
+    """Raise ``LedgerError`` when the ledger file ``path`` is empty or shorter than its own
+    header says: a new ledger taken for it would submit (and pay for) every job again.
+
+    Anything else that is not a database is left for SQLite to refuse ("file is not a
+    database"). A truncation hidden by a write-ahead log that is not yet checkpointed is left
+    to SQLite too: the database is then rebuilt from that log.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            header = handle.read(SQLITE_HEADER_SIZE)
+    except OSError as exc:
+        raise LedgerError(f"cannot read the ledger {path}: {exc.strerror}") from None
+    if size == 0:
+        raise LedgerError(
+            f"the ledger {path} is empty (0 bytes): it is damaged, not new; refusing to start "
+            "afresh over it (that would submit every job again): restore it from a backup, "
+            "or remove it if no run was ever recorded in it"
+        )
+    expected = _size_in_header(header)
+    if expected is not None and size < expected and not _has_wal_frames(path):
+        raise LedgerError(
+            f"the ledger {path} is truncated ({size} bytes where its header announces "
+            f"{expected}): refusing to use it; restore it from a backup"
+        )
+
+
+def _size_in_header(header: bytes) -> int | None:
+    """The database size a SQLite header announces, when it is trustworthy (None otherwise)."""
+    if len(header) < SQLITE_HEADER_SIZE or not header.startswith(SQLITE_MAGIC):
+        return None
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # SQLite itself trusts the page count only when the change counter matches the
+    # "version valid for" number (an older SQLite may have changed the file without it).
+    if pages == 0 or header[24:28] != header[92:96]:
+        return None
+    return page_size * pages
+
+
+def _has_wal_frames(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    try:
+        return wal.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

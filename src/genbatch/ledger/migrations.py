@@ -3,6 +3,8 @@
 A ledger records its schema version in ``genbatch_meta``. Opening a ledger creates the schema
 when the database is empty, upgrades it step by step when older, and refuses a database that has
 tables but is not a genbatch ledger, or that a newer genbatch wrote: never a silent fresh start.
+A reading command opens with creation forbidden (see ``create_ledger_engine``): an empty
+database is then "no ledger here", not a new one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlmodel import SQLModel
 
 from genbatch.errors import LedgerError
 from genbatch.ledger import tables
+from genbatch.ledger.engine import MAY_CREATE_OPTION
 from genbatch.ledger.tables import SCHEMA_VERSION, MetaRow, WorkerRow
 
 META = MetaRow.__table__  # type: ignore[attr-defined]  # set by SQLModel
@@ -44,6 +47,10 @@ def ensure_schema(engine: Engine, *, display: str) -> None:
         _one_at_a_time(conn)
         names = set(inspect(conn).get_table_names())
         if not names:
+            if not engine.get_execution_options().get(MAY_CREATE_OPTION, True):
+                raise LedgerError(
+                    f"no ledger in {display} yet (`genbatch run MANIFEST` creates it)"
+                )
             _create(conn)
             return
         if META.name not in names:

@@ -76,6 +76,8 @@ class SimulatorApp:
         self._bearer = f"Bearer {config.token}"
         # Replaced by the server on each start: an Event belongs to the loop that waits on it.
         self.closing = asyncio.Event()
+        self.files_base: str | None = None
+        """The file host's base URL, once the server has bound its port (None: no file host)."""
         self.router = Router(
             routes=[
                 Route("/v1/models/{model_id:path}", self._models, methods=["GET", "POST"]),
@@ -89,6 +91,13 @@ class SimulatorApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.router(scope, receive, send)
+
+    def file_host(self) -> Router:
+        """The ASGI application of the file host: the output files and nothing else."""
+        return Router(
+            routes=[Route("/files/{request_id}/{name}", self._serve_file, methods=["GET"])],
+            default=self._unknown_route,
+        )
 
     # -- routes -----------------------------------------------------------------------------
 
@@ -260,6 +269,12 @@ class SimulatorApp:
     # -- output files (public, no token, like a CDN) ----------------------------------------
 
     async def _file(self, request: Request) -> Response:
+        if self.config.redirect_files and self.files_base is not None:
+            self.stats.add("file_redirects")
+            return Response(b"", 307, {"location": f"{self.files_base}{request.url.path}"})
+        return await self._serve_file(request)
+
+    async def _serve_file(self, request: Request) -> Response:
         self.stats.count_call("file")
         if "authorization" in request.headers:
             self.stats.add("file_requests_with_token")
@@ -327,9 +342,15 @@ class SimulatorApp:
             "result_url": f"{base}/v1/requests/{request_id}/result",
         }
 
-    @staticmethod
-    def _output(base: str, state: PollState) -> dict[str, Any]:
-        urls = [file_url(base, state.request_id, name) for name in state.output_names]
+    def output_base(self, api_base: str) -> str:
+        """Where output URLs point: the file host, unless the API's host redirects to it."""
+        if self.files_base is None or self.config.redirect_files:
+            return api_base
+        return self.files_base
+
+    def _output(self, base: str, state: PollState) -> dict[str, Any]:
+        files = self.output_base(base)
+        urls = [file_url(files, state.request_id, name) for name in state.output_names]
         key = state.model.output_key
         return {key: urls if key.endswith("s") else urls[0]}
 

@@ -119,6 +119,15 @@ class SimulatorConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     durations: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """model_id -> (median seconds, lognormal sigma) before scaling; catalog times otherwise."""
+    file_host: str | None = None
+    """Serve output files from a second server, on its own port, addressed by this host name
+    (as RunComfy serves them from a CDN): output URLs then name it instead of the API's host.
+    It must resolve to the address the simulator listens on (``localhost`` for 127.0.0.1)."""
+    file_port: int = 0
+    """The file host's port (0 picks a free one)."""
+    redirect_files: bool = False
+    """With ``file_host``: output URLs name the API's host, whose file route answers a 307
+    redirect to the file host, as a CDN front does."""
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -130,6 +139,10 @@ class SimulatorConfig:
         if self.expire_after < 0:
             raise ValueError("expire_after must not be negative")
         _check_probability("fail_rate", self.fail_rate)
+        if self.redirect_files and not self.file_host:
+            raise ValueError("redirect_files needs a file_host to redirect to")
+        if not 0 <= self.file_port <= 65535:
+            raise ValueError("file_port must be between 0 and 65535")
         for model_id, (median, sigma) in self.durations.items():
             if median < 0 or sigma < 0:
                 raise ValueError(f"durations[{model_id!r}] must be (median >= 0, sigma >= 0)")

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.server import ServerState
 
 from genbatch.simulator.app import SimulatorApp
@@ -51,6 +52,7 @@ class Simulator:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._port = self.config.port
+        self._file_port = self.config.file_port
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -58,14 +60,13 @@ class Simulator:
         """Bind the port and serve in a background thread; returns once it answers."""
         if self._thread is not None:
             raise RuntimeError("the simulator is already running")
-        sock = _bind(self.config.host, self._port)
-        self._port = sock.getsockname()[1]
+        sockets = self._bind_sockets()
         self.app.closing = asyncio.Event()
         self._stopping = asyncio.Event()
         ready = threading.Event()
         thread = threading.Thread(
             target=self._serve,
-            args=(sock, ready),
+            args=(sockets, ready),
             name=f"genbatch-simulator:{self._port}",
             daemon=True,
         )
@@ -76,43 +77,44 @@ class Simulator:
             raise RuntimeError("the simulator did not start")
         return self
 
-    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
+    def _bind_sockets(self) -> list[tuple[socket.socket, ASGIApp]]:
+        """The API's socket, and the file host's when there is one (ports kept for a restart)."""
+        sock = _bind(self.config.host, self._port)
+        self._port = sock.getsockname()[1]
+        served: list[tuple[socket.socket, ASGIApp]] = [(sock, self.app)]
+        if self.config.file_host:
+            try:
+                files = _bind(self.config.host, self._file_port)
+            except OSError:
+                sock.close()
+                raise
+            self._file_port = files.getsockname()[1]
+            self.app.files_base = self.files_url
+            served.append((files, self.app.file_host()))
+        return served
+
+    def _serve(self, sockets: list[tuple[socket.socket, ASGIApp]], ready: threading.Event) -> None:
         try:
-            asyncio.run(self._serve_until_stopped(sock, ready))
+            asyncio.run(self._serve_until_stopped(sockets, ready))
         finally:
-            sock.close()
+            for sock, _ in sockets:
+                sock.close()
             ready.set()
 
-    async def _serve_until_stopped(self, sock: socket.socket, ready: threading.Event) -> None:
-        # uvicorn's protocol on a plain asyncio server: uvicorn.Server would add a 0.1 s
-        # tick to notice a stop and a fixed 0.1 s pause to shut down, on every test.
-        config = uvicorn.Config(
-            self.app,
-            http=SimulatorProtocol,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
-            ws="none",
-            timeout_keep_alive=30,
-        )
-        config.load()
+    async def _serve_until_stopped(
+        self, sockets: list[tuple[socket.socket, ASGIApp]], ready: threading.Event
+    ) -> None:
         state = ServerState()
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: SimulatorProtocol(config=config, server_state=state, app_state={}),
-            sock=sock,
-            backlog=2048,
-        )
+        servers = [await _serve_socket(sock, app, state) for sock, app in sockets]
         clock = asyncio.ensure_future(_keep_date_header(state))
-        self._loop = loop
+        self._loop = asyncio.get_running_loop()
         ready.set()
         try:
             await self._stopping.wait()
         finally:
             clock.cancel()
-            server.close()
+            for server in servers:
+                server.close()
             await _close_connections(state)
 
     def stop(self) -> None:
@@ -153,8 +155,22 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        """The API base, e.g. ``http://127.0.0.1:40123``; output files are served there too."""
+        """The API base, e.g. ``http://127.0.0.1:40123``; output files are served there too,
+        unless the config names a ``file_host``."""
         return f"http://{_url_host(self.config.host)}:{self._port}"
+
+    @property
+    def files_url(self) -> str:
+        """The base of the URLs output files are fetched from: the file host's (e.g.
+        ``http://localhost:40124``) when the config names one, else ``base_url``."""
+        if not self.config.file_host:
+            return self.base_url
+        return f"http://{_url_host(self.config.file_host)}:{self._file_port}"
+
+    @property
+    def file_port(self) -> int | None:
+        """The file host's port (None without a file host)."""
+        return self._file_port if self.config.file_host else None
 
     @property
     def token(self) -> str:
@@ -220,7 +236,30 @@ class _BoundRecords:
         return self._simulator.engine.request_ids()
 
     def info(self, request_id: str) -> RequestInfo:
-        return self._simulator.engine.info(request_id, self._simulator.base_url)
+        base = self._simulator.app.output_base(self._simulator.base_url)
+        return self._simulator.engine.info(request_id, base)
+
+
+async def _serve_socket(sock: socket.socket, app: ASGIApp, state: ServerState) -> asyncio.Server:
+    # uvicorn's protocol on a plain asyncio server: uvicorn.Server would add a 0.1 s
+    # tick to notice a stop and a fixed 0.1 s pause to shut down, on every test.
+    config = uvicorn.Config(
+        app,
+        http=SimulatorProtocol,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        ws="none",
+        timeout_keep_alive=30,
+    )
+    config.load()
+    return await asyncio.get_running_loop().create_server(
+        lambda: SimulatorProtocol(config=config, server_state=state, app_state={}),
+        sock=sock,
+        backlog=2048,
+    )
 
 
 async def _keep_date_header(state: ServerState) -> None:

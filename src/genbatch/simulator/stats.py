@@ -28,6 +28,7 @@ class SimulatorStats:
         files_served: output file answers sent complete (200 or 206).
         file_requests_with_token: file requests that carried an Authorization header (a client
             must never send its API token to a file host).
+        file_redirects: file requests the API's host redirected to the file host.
     """
 
     def __init__(self) -> None:
@@ -49,6 +50,7 @@ class SimulatorStats:
         self.bytes_served = 0
         self.files_served = 0
         self.file_requests_with_token = 0
+        self.file_redirects = 0
         self._seen_bodies: set[str] = set()
 
     def add(self, name: str, amount: int | float = 1) -> None:
@@ -107,6 +109,7 @@ class SimulatorStats:
                 "billed_usd": round(self.billed_usd, 6),
                 "bytes_served": self.bytes_served,
                 "files_served": self.files_served,
+                "file_redirects": self.file_redirects,
             }
 
     def __repr__(self) -> str:

@@ -1,0 +1,237 @@
+"""Where the ledger lives (issue 13, paths 1 and 6): found from the manifest, never taken afresh.
+
+The default ledger is ``.genbatch/ledger.db`` in the nearest folder, from the manifest's up, that
+has a ``.genbatch/``; a run creates it beside the manifest when there is none. So a manifest finds
+its ledger from any working directory, reading commands never create one, and a ledger file
+that is empty or truncated is refused instead of being taken for a new one (which would submit
+every job again).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from genbatch.simulator import Simulator, SimulatorConfig
+
+from support import cli_env, genbatch, kling_manifest, output_files, run_args, sha256_of
+
+FAST = 0.0005
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(SimulatorConfig(time_scale=FAST, capacity=8, seed=13)) as simulator:
+        yield simulator
+
+
+def default_ledger_env(sim: Simulator) -> dict[str, str]:
+    """The CLI's environment with no ledger named: the default one is found (or made)."""
+    env = cli_env(sim, Path("unused"))
+    del env["GENBATCH_LEDGER"]
+    return env
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    return {path.name: sha256_of(path) for path in output_files(folder)}
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], code: int) -> str:
+    """The single stderr line of a command that failed with ``code``, no traceback."""
+    assert done.returncode == code, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stderr
+
+
+# -- path 1: the same manifest, the same ledger, from any working directory -------------------
+
+
+def test_a_manifest_finds_its_ledger_from_any_working_directory_and_is_paid_once(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    project = tmp_path / "project"
+    manifests = project / "manifests"
+    manifests.mkdir(parents=True)
+    manifest = kling_manifest(manifests, 4)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = default_ledger_env(sim)
+
+    first = genbatch(run_args(Path("manifests") / "sweep.yaml"), env=env, cwd=project)
+    assert first.returncode == 0, first.stderr
+    files = hashes(manifests / "out")
+    from_its_folder = genbatch(run_args(Path("sweep.yaml")), env=env, cwd=manifests)
+    from_elsewhere = genbatch(run_args(manifest), env=env, cwd=elsewhere)
+
+    assert from_its_folder.returncode == 0, from_its_folder.stderr
+    assert from_elsewhere.returncode == 0, from_elsewhere.stderr
+    assert sim.stats.submissions == 4
+    assert sim.stats.duplicate_submissions == 0
+    assert len(files) == 4
+    assert hashes(manifests / "out") == files
+    ledger = manifests / ".genbatch" / "ledger.db"
+    assert f"ledger {ledger}" in from_elsewhere.stderr
+    assert not (project / ".genbatch").exists()
+    assert not (elsewhere / ".genbatch").exists()
+
+
+def test_a_genbatch_folder_above_the_manifest_is_found_from_its_subfolders(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    # What genbatch did by default before: the ledger in the working directory, here the
+    # project's root, for a manifest in a subfolder of it.
+    nested = tmp_path / "manifests" / "june"
+    nested.mkdir(parents=True)
+    kling_manifest(nested, 3)
+    env = default_ledger_env(sim)
+    relative = Path("manifests") / "june" / "sweep.yaml"
+    first = genbatch(
+        run_args(relative, "--ledger", str(Path(".genbatch") / "ledger.db")),
+        env=env,
+        cwd=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    files = hashes(nested / "out")
+
+    again = genbatch(run_args(Path("sweep.yaml")), env=env, cwd=nested)
+    listed = genbatch(["status", "sweep.yaml", "--json"], env=env, cwd=nested)
+
+    assert again.returncode == 0, again.stderr
+    assert sim.stats.submissions == 3
+    assert hashes(nested / "out") == files
+    assert not (nested / ".genbatch").exists()
+    assert listed.returncode == 0, listed.stderr
+    assert '"done": 3' in listed.stdout
+
+
+def test_reading_commands_never_create_a_ledger_and_say_where_they_looked(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    manifest = kling_manifest(tmp_path, 2)
+    env = default_ledger_env(sim)
+    commands = {
+        "status": ["status", str(manifest)],
+        "export": ["export", str(manifest)],
+        "gallery": ["gallery", str(manifest)],
+        "show": ["show", "#0", str(manifest)],
+        "runs": ["runs"],
+        "cancel": ["cancel", str(manifest)],
+    }
+
+    for name, args in commands.items():
+        line = one_line_error(genbatch(args, env=env, cwd=tmp_path), 4)
+        assert f"no .genbatch/ in {tmp_path} or any folder above it" in line, (name, line)
+    named = one_line_error(genbatch(["status", "--ledger", "missing.db"], env=env, cwd=tmp_path), 4)
+    planned = genbatch(["plan", str(manifest)], env=env, cwd=tmp_path)
+
+    assert f"no ledger at {tmp_path / 'missing.db'}" in named
+    assert planned.returncode == 0, planned.stderr
+    assert f"no ledger yet at {tmp_path / '.genbatch' / 'ledger.db'}" in planned.stderr
+    assert "2 new" in planned.stdout
+    assert not (tmp_path / ".genbatch").exists()
+    assert not (tmp_path / "missing.db").exists()
+    assert sim.stats.calls["submit"] == 0
+
+
+@pytest.mark.postgres
+def test_a_reading_command_creates_no_tables_in_an_empty_postgresql_database(
+    tmp_path: Path, sim: Simulator, postgres_url: str
+) -> None:
+    import psycopg
+
+    env = cli_env(sim, tmp_path / "unused.db", GENBATCH_LEDGER=postgres_url)
+
+    line = one_line_error(genbatch(["status"], env=env, cwd=tmp_path), 4)
+
+    assert "no ledger in postgresql" in line
+    with psycopg.connect(postgres_url) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchone()
+    assert tables == (0,)
+
+
+def test_a_ledger_left_in_the_working_directory_by_the_old_default_is_not_silently_forked(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    manifest = kling_manifest(manifests, 2)
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    env = default_ledger_env(sim)
+    old_default = Path(".genbatch") / "ledger.db"
+    first = genbatch(run_args(manifest, "--ledger", str(old_default)), env=env, cwd=workdir)
+    assert first.returncode == 0, first.stderr
+
+    refused = genbatch(run_args(manifest), env=env, cwd=workdir)
+    named = genbatch(run_args(manifest, "--ledger", str(old_default)), env=env, cwd=workdir)
+
+    line = one_line_error(refused, 4)
+    assert str(workdir / old_default) in line and "has a run 'sweep'" in line
+    assert not (manifests / ".genbatch").exists()
+    assert named.returncode == 0, named.stderr
+    assert sim.stats.submissions == 2
+
+
+# -- path 6: an empty or truncated ledger file is refused ---------------------------------------
+
+
+def finished_run(tmp_path: Path, sim: Simulator, jobs: int) -> tuple[Path, dict[str, str]]:
+    """A manifest run to the end with the default ledger; returns that ledger's path."""
+    manifest = kling_manifest(tmp_path, jobs)
+    env = default_ledger_env(sim)
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ledger = tmp_path / ".genbatch" / "ledger.db"
+    assert ledger.is_file()
+    # The last connection's close checkpoints the write-ahead log into the file.
+    assert not ledger.with_name("ledger.db-wal").exists()
+    return ledger, env
+
+
+def test_an_emptied_ledger_file_is_refused_and_nothing_is_submitted_again(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    ledger, env = finished_run(tmp_path, sim, 3)
+    files = hashes(tmp_path / "out")
+    os.truncate(ledger, 0)
+
+    again = genbatch(run_args(tmp_path / "sweep.yaml"), env=env, cwd=tmp_path)
+    status = genbatch(["status"], env=env, cwd=tmp_path)
+
+    assert "is empty (0 bytes)" in one_line_error(again, 4)
+    assert "is empty (0 bytes)" in one_line_error(status, 4)
+    assert sim.stats.submissions == 3
+    assert ledger.stat().st_size == 0
+    assert hashes(tmp_path / "out") == files
+
+
+def test_a_truncated_ledger_file_is_refused_and_nothing_is_submitted_again(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    ledger, env = finished_run(tmp_path, sim, 3)
+    size = ledger.stat().st_size
+    os.truncate(ledger, size // 2)
+
+    again = genbatch(run_args(tmp_path / "sweep.yaml"), env=env, cwd=tmp_path)
+
+    line = one_line_error(again, 4)
+    assert f"is truncated ({size // 2} bytes where its header announces {size})" in line
+    assert sim.stats.submissions == 3
+    assert ledger.stat().st_size == size // 2
+
+
+def test_a_new_ledger_file_is_never_empty_and_only_its_owner_reads_it(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    ledger, _env = finished_run(tmp_path, sim, 1)
+
+    assert ledger.read_bytes().startswith(b"SQLite format 3\x00")
+    assert ledger.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in ledger.parent.iterdir() if p.name.endswith(".new")] == []
