@@ -92,12 +92,11 @@ def test_a_fixed_folder_runs_and_the_probe_file_leaves_no_trace(
     assert not list((tmp_path / "renders" / "june").glob(".genbatch-probe-*"))
 
 
-def test_the_folder_recorded_for_an_unfinished_job_is_checked_too(
+def test_fixing_the_output_folder_in_the_manifest_moves_the_unfinished_jobs_there(
     tmp_path: Path, sim: Simulator
 ) -> None:
-    # A job keeps the output folder of the sync that recorded it: a budget of 0 records the
-    # jobs (folder out/) without submitting any; then out/ becomes unusable and the manifest
-    # points elsewhere. The jobs would still write to out/, so the run must not start.
+    # A budget of 0 records the jobs (folder out/) without submitting any; then out/ becomes
+    # unusable and the manifest points elsewhere: the jobs follow the manifest.
     manifest = kling_manifest(tmp_path, 2)
     env = cli_env(sim, tmp_path / "ledger.db")
     held = genbatch(run_args(manifest, "--budget", "0"), env=env, cwd=tmp_path)
@@ -107,8 +106,8 @@ def test_the_folder_recorded_for_an_unfinished_job_is_checked_too(
     (tmp_path / "out").write_text("in the way")
     manifest.write_text(manifest.read_text().replace("dir: out", "dir: elsewhere"))
 
-    stopped = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    fixed = genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
-    assert stopped.returncode == 4, stopped.stderr
-    assert f"cannot create the output directory {tmp_path / 'out'}:" in stopped.stderr
-    assert sim.stats.calls["submit"] == 0
+    assert fixed.returncode == 0, fixed.stderr
+    assert len(output_files(tmp_path / "elsewhere")) == 2
+    assert sim.stats.calls["submit"] == 2

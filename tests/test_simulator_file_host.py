@@ -173,10 +173,6 @@ def test_an_output_host_not_allowed_is_not_fetched_and_the_job_is_not_done(
     assert sim.stats.submissions == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13: a refused host must keep the job resumable (runner rewrite in progress)",
-)
 def test_allowing_the_host_afterwards_fetches_the_refused_outputs_without_paying_again(
     tmp_path: Path, make_simulator: MakeSimulator
 ) -> None:
@@ -185,6 +181,12 @@ def test_allowing_the_host_afterwards_fetches_the_refused_outputs_without_paying
     env = cli_env(sim, tmp_path / "ledger.db")
     refused = genbatch(run_args(manifest), env=env, cwd=tmp_path)
     assert refused.returncode == 1, refused.stderr
+    assert status(env, tmp_path)["counts"]["fetching"] == 2  # paid, kept: not failed
+    retried = genbatch(
+        ["retry", str(manifest), "--failed", "--poll-interval", "0.01"], env=env, cwd=tmp_path
+    )
+    assert retried.returncode == 1, retried.stderr
+    assert sim.stats.submissions == 2  # a succeeded generation is never sent again
 
     manifest.write_text(manifest.read_text() + "allowed_hosts: [localhost]\n")
     again = genbatch(run_args(manifest), env=env, cwd=tmp_path)

@@ -893,7 +893,7 @@ def _sync(
     price = cost or (lambda _spec: None)
     leases.lock_run(conn, run_id)  # workers starting together sync one after the other
     known = {
-        r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd)
+        r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd, r.output_dir, r.file_stem)
         for r in conn.execute(
             select(
                 JOBS.c.key,
@@ -902,6 +902,8 @@ def _sync(
                 JOBS.c.in_manifest,
                 JOBS.c.state,
                 JOBS.c.cost_usd,
+                JOBS.c.output_dir,
+                JOBS.c.file_stem,
             ).where(JOBS.c.run_id == run_id)
         )
     }
@@ -916,10 +918,26 @@ def _sync(
             inserter.add(spec, price(spec))
             continue
         found.add(spec.key)
-        job_id, ordinal, in_manifest, state, old_cost = existing
+        job_id, ordinal, in_manifest, state, old_cost, old_dir, old_stem = existing
         new_cost = price(spec) if state == JobState.PENDING else old_cost
-        if ordinal != spec.ordinal or not in_manifest or new_cost != old_cost:
-            moved.append({"b_id": job_id, "b_ordinal": spec.ordinal, "b_cost": new_cost})
+        # A job whose files are not all here yet writes them where the manifest says now (its
+        # folder fixed after a failed run, say); a done job keeps the files it has.
+        place = (old_dir, old_stem) if state == JobState.DONE else (spec.output_dir, spec.file_stem)
+        if (
+            ordinal != spec.ordinal
+            or not in_manifest
+            or new_cost != old_cost
+            or place != (old_dir, old_stem)
+        ):
+            moved.append(
+                {
+                    "b_id": job_id,
+                    "b_ordinal": spec.ordinal,
+                    "b_cost": new_cost,
+                    "b_dir": place[0],
+                    "b_stem": place[1],
+                }
+            )
     inserter.flush()
     new = total - len(found)
     _apply_moves(conn, moved)
@@ -1040,7 +1058,13 @@ def _apply_moves(conn: Connection, moved: list[dict[str, Any]]) -> None:
     conn.execute(
         update(JOBS)
         .where(JOBS.c.id == bindparam("b_id"))
-        .values(ordinal=bindparam("b_ordinal"), in_manifest=True, cost_usd=bindparam("b_cost")),
+        .values(
+            ordinal=bindparam("b_ordinal"),
+            in_manifest=True,
+            cost_usd=bindparam("b_cost"),
+            output_dir=bindparam("b_dir"),
+            file_stem=bindparam("b_stem"),
+        ),
         moved,
     )
 
