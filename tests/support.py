@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from genbatch.ledger import Ledger, resolve_location
 from genbatch.simulator import Simulator
 from genbatch.states import JobState
@@ -151,3 +153,17 @@ def output_files(directory: Path) -> list[Path]:
         for p in directory.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.name not in SIDE_FILES
     )
+
+
+class InProcessTransport(httpx.ASGITransport):
+    """The simulator's app called in-process, a dropped connection reading as a reset.
+
+    Served by uvicorn, the simulator drops a connection by closing its socket; with no socket it
+    raises ``ConnectionAbortedError``, which ``ASGITransport`` lets through untranslated.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except ConnectionAbortedError as exc:
+            raise httpx.ReadError(str(exc), request=request) from exc

@@ -7,7 +7,6 @@ These tests never call it, so each call is a function call on the test's own eve
 from __future__ import annotations
 
 import anyio
-import httpx
 import pytest
 
 from genbatch.client import RemoteResult, RunComfyClient
@@ -15,24 +14,10 @@ from genbatch.errors import AuthError, RateLimited, TransportError
 from genbatch.pricing import fetch_api_prices
 from genbatch.simulator import Simulator, SimulatorConfig
 
-from support import KLING
+from support import KLING, InProcessTransport
 
 IN_PROCESS_BASE = "http://simulator.test"
 """Any host will do: the transport never resolves it. The simulator builds its URLs on it."""
-
-
-class InProcessTransport(httpx.ASGITransport):
-    """The simulator's app called in-process, a dropped connection reading as a reset.
-
-    Served by uvicorn, the simulator drops a connection by closing its socket; with no socket it
-    raises ``ConnectionAbortedError``, which ``ASGITransport`` lets through untranslated.
-    """
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return await super().handle_async_request(request)
-        except ConnectionAbortedError as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
 
 
 def in_process_client(simulator: Simulator, *, token: str | None = None) -> RunComfyClient:

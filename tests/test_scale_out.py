@@ -8,6 +8,7 @@ once its lease has expired, by re-attaching to its requests.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,6 +173,53 @@ def test_a_killed_workers_jobs_are_finished_by_another_after_its_lease_expires(
         assert set(by_status) == {"lost", "stopped"}
         assert by_status["stopped"]["jobs_done"] == 8
         assert by_status["lost"]["jobs_done"] == 0
+
+
+def test_a_worker_frozen_past_its_lease_lets_go_of_the_jobs_taken_over_when_it_wakes(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # Clips of about 5 s: the frozen worker's requests are still running when it is stopped.
+    with Simulator(SimulatorConfig(time_scale=0.02, capacity=16, seed=5)) as sim:
+        manifest = kling_manifest(tmp_path, 8)
+        env = workers_env(sim, postgres_url)
+        frozen = start_genbatch(run_args(manifest, "-c", "4"), env=env, cwd=tmp_path)
+        wait_until(
+            lambda: _accepted_in_flight(postgres_url) == 4,
+            timeout=60,
+            what="the first worker to hold four accepted requests",
+        )
+        frozen.send_signal(signal.SIGSTOP)
+        survivor = start_genbatch(run_args(manifest, "-c", "4"), env=env, cwd=tmp_path)
+        wait_until(
+            lambda: _taken_over(postgres_url, frozen.pid),
+            timeout=60,
+            what="the second worker to take the frozen worker's jobs over",
+        )
+        frozen.send_signal(signal.SIGCONT)  # its polls and answers now arrive late
+        (frozen_code, frozen_err), (code, stderr) = finish([frozen, survivor])
+
+        assert code == 0, stderr
+        assert frozen_code == 0, frozen_err
+        assert "this worker lets go of it" in frozen_err
+        assert sim.stats.submissions == 8 and sim.stats.duplicate_submissions == 0
+        assert status(env, tmp_path)["counts"]["done"] == 8
+        files = output_files(tmp_path / "out")
+        assert len(files) == 8
+        served = {out.sha256 for info in sim.records.list() for out in info.outputs}
+        assert {sha256_of(f) for f in files} <= served
+        assert not list((tmp_path / "out").glob(".*.part"))
+
+
+def _taken_over(url: str, pid: int) -> bool:
+    """The worker of process ``pid`` holds no job in flight any more."""
+    ledger = _read_ledger(url)
+    try:
+        workers = [w for run in ledger.runs() for w in ledger.workers(run.id)]
+    finally:
+        ledger.close()
+    return any(w.pid == pid for w in workers) and all(
+        w.jobs_held == 0 for w in workers if w.pid == pid
+    )
 
 
 def _read_ledger(url: str) -> Ledger:
