@@ -3,11 +3,20 @@
 It makes the calls a batch needs and nothing else: submit, poll the result (at once, or every
 ``poll_interval`` seconds like the official CLI), download the file, write it. No ledger, no
 validation, no retries, no UI, no fsync. Its connection pools are sized as genbatch's (one client
-for the API carrying the token, one for files), the size that is fastest for both.
+for the API carrying the token, one for files), the size that is fastest for both: the caller
+passes genbatch's ``DEFAULT_MAX_CONNECTIONS``, so that this module never imports genbatch (0.4 s
+of imports a whole-process baseline must not pay).
+
+Run alone, it is the bare loop as a whole process, against the API named as genbatch's is:
+
+    RUNCOMFY_API_BASE=URL RUNCOMFY_TOKEN=T python benchmarks/baseline.py --jobs 800 \
+        --concurrency 64 --max-connections 16 --out out
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +25,6 @@ from typing import Any
 import anyio
 import httpx
 from common import KLING, kling_body
-
-from genbatch.client import DEFAULT_MAX_CONNECTIONS
 
 
 @dataclass(kw_only=True)
@@ -35,13 +42,14 @@ async def run_baseline(
     jobs: int,
     concurrency: int,
     out_dir: Path,
+    max_connections: int,
     poll_interval: float = 0.0,
 ) -> BaselineRun:
     """Run ``jobs`` jobs, ``concurrency`` at a time; each worker takes the next job."""
     out_dir.mkdir(parents=True, exist_ok=True)
     limits = httpx.Limits(
-        max_connections=DEFAULT_MAX_CONNECTIONS,
-        max_keepalive_connections=DEFAULT_MAX_CONNECTIONS,
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
         keepalive_expiry=3.0,
     )
     run = BaselineRun()
@@ -91,3 +99,28 @@ async def _one_job(
         with (out_dir / f"{index:07d}.mp4").open("wb") as handle:
             async for chunk in response.aiter_bytes():
                 handle.write(chunk)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The bare loop as a whole process; the API from ``RUNCOMFY_API_BASE``/``RUNCOMFY_TOKEN``."""
+    parser = argparse.ArgumentParser(description="The bare anyio + httpx loop, as a process.")
+    parser.add_argument("--jobs", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--max-connections", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    run = anyio.run(
+        lambda: run_baseline(
+            base_url=os.environ["RUNCOMFY_API_BASE"],
+            token=os.environ["RUNCOMFY_TOKEN"],
+            jobs=args.jobs,
+            concurrency=args.concurrency,
+            out_dir=args.out,
+            max_connections=args.max_connections,
+        )
+    )
+    print(f"{len(run.noticed)} jobs done")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,7 @@ from common import Row, SimProcess, cpu_seconds, run_worker, worker_main, write_
 from sqlalchemy import Connection, event
 
 from genbatch import batch
+from genbatch.client import DEFAULT_MAX_CONNECTIONS
 from genbatch.ledger import Ledger, resolve_location
 from genbatch.manifest import load_manifest
 from genbatch.polling import PollPolicy
@@ -120,6 +121,7 @@ def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
             jobs=params["jobs"],
             concurrency=params["concurrency"],
             out_dir=Path(params["dir"]) / "out",
+            max_connections=DEFAULT_MAX_CONNECTIONS,
         )
     )
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu

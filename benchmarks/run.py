@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_engine  # benchmarks/ is put on the path just above
 import bench_plan
 import bench_polling
+import bench_process
 import bench_resume
 import scale_out
 from common import Row
@@ -35,6 +36,7 @@ FIGURES: dict[int, tuple[str, Callable[[bool], list[Row]]]] = {
     4: ("resume at scale", bench_resume.run_resume),
     5: ("memory stays flat", bench_resume.run_memory),
     7: ("scale-out across workers (PostgreSQL)", scale_out.run),
+    8: ("whole process, `genbatch run` as users meet it (issues 12 and 16)", bench_process.run),
 }
 
 
