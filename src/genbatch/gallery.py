@@ -33,7 +33,6 @@ from genbatch.states import JobState
 
 GALLERY_FILE = "gallery.html"
 MISSING = "—"
-PSEUDO_KEYS = ("model", "block", "repeat")
 VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".m4v"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".avif"})
 AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".m4a", ".ogg"})

@@ -61,12 +61,6 @@ class StateTally:
         """Jobs that reached a final state."""
         return sum(self.counts[s] for s in SETTLED_STATES)
 
-    def describe(self) -> str:
-        """``done 3 · running 2 · ...`` for the states that have jobs, in lifecycle order."""
-        return " · ".join(
-            f"{state.value} {self.counts[state]}" for state in JobState if self.counts[state] > 0
-        )
-
 
 def describe_gauge(gauge: RunGauge) -> str:
     """``in flight 8/8 · spent ~$4.20`` with the rate-limit backoff when there is one."""

@@ -17,10 +17,7 @@ from sqlmodel import SQLModel
 from genbatch.errors import LedgerError
 from genbatch.ledger import tables
 from genbatch.ledger.engine import MAY_CREATE_OPTION
-from genbatch.ledger.tables import SCHEMA_VERSION, MetaRow, WorkerRow
-
-META = MetaRow.__table__  # type: ignore[attr-defined]  # set by SQLModel
-WORKERS = WorkerRow.__table__  # type: ignore[attr-defined]  # idem
+from genbatch.ledger.tables import META, SCHEMA_VERSION, WORKERS
 
 # Any constant will do: it names the lock every genbatch takes while creating or upgrading.
 SCHEMA_LOCK_KEY = 0x67656E62  # "genb"
