@@ -79,8 +79,7 @@ def specs(count: int, *, start: int = 0) -> list[JobSpec]:
 
 
 def new_run(ledger: Ledger, jobs: int, *, cost: float | None = None) -> int:
-    run = ledger.ensure_run("sweep", "sweep.yaml")
-    ledger.sync_jobs(run.id, specs(jobs), cost=lambda _spec: cost)
+    run, _ = ledger.sync_run("sweep", "sweep.yaml", specs(jobs), cost=lambda _spec: cost)
     return run.id
 
 
@@ -221,8 +220,7 @@ def test_ensure_run_and_sync_are_idempotent_even_from_several_workers_at_once(
     ledgers = [open_ledger() for _ in range(4)]
 
     def join(ledger: Ledger) -> int:
-        run = ledger.ensure_run("sweep", "sweep.yaml")
-        ledger.sync_jobs(run.id, specs(50))
+        run, _ = ledger.sync_run("sweep", "sweep.yaml", specs(50))
         return run.id
 
     with ThreadPoolExecutor(4) as pool:
@@ -340,7 +338,7 @@ def test_expired_leases_are_taken_over_reattached_and_submitting_jobs_become_unk
         (job.key, "req-1", job.attempt_id)
     ]
     assert takeover.unknown == 1
-    assert ledger.job_by_key(run_id, caught.key).state == JobState.UNKNOWN  # type: ignore[union-attr]
+    assert ledger.states_by_key(run_id)[caught.key] == JobState.UNKNOWN
     assert ledger.attempts(caught.id)[0].outcome == "unknown"
     assert ledger.take_over(run_id, "w3", lease_seconds=LEASE).attached == []  # w2 holds it now
 

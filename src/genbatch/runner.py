@@ -177,8 +177,7 @@ class Runner:
 
     async def run(self) -> RunSummary:
         """Drive the run until every job is settled, the run is stopped, or interrupted."""
-        store = self._store
-        recovered, attached = await self._prepare()
+        recovered, attached = await self._start_worker()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -192,10 +191,10 @@ class Runner:
                 tg.cancel_scope.cancel()  # only the watchers can still be running
         finally:
             with anyio.CancelScope(shield=True):
-                await self._leave()
-        if self._stop_reason:
-            await store.set_stop_reason(self._run, self._stop_reason)
-        counts = await store.counts(self._run.id)
+                # The leases end now rather than when they expire: other workers take over.
+                counts = await self._store.stop_worker(
+                    self._run.id, self._worker.id, stop_reason=self._stop_reason
+                )
         return RunSummary(
             counts=counts,
             stop_reason=self._stop_reason,
@@ -204,35 +203,27 @@ class Runner:
             recovered_unknown=recovered,
         )
 
-    async def _prepare(self) -> tuple[int, list[JobRecord]]:
-        store, me, options = self._store, self._worker, self._options
-        await store.clear_stop_request(self._run.id)
-        spend = await store.spend(self._run.id)
-        self._spent = sum(spend[state] for state in SPENDING_STATES)
-        await store.register_worker(
+    async def _start_worker(self) -> tuple[int, list[JobRecord]]:
+        me, options = self._worker, self._options
+        start = await self._store.start_worker(
             self._run.id,
             me.id,
             host=me.host,
             pid=me.pid,
             concurrency=options.concurrency,
             lease_seconds=options.lease_seconds,
+            resubmit_unknown=options.resubmit_unknown,
         )
-        # Jobs left in flight by a crash (or by workers that are gone): re-attached, and those
-        # caught submitting become unknown.
-        takeover = await store.take_over(
-            self._run.id, me.id, lease_seconds=options.lease_seconds, starting=True
-        )
-        if takeover.unknown:
+        self._spent = start.spent_usd
+        if start.takeover.unknown:
             self._notice(
                 "warning",
-                f"{takeover.unknown} job(s) were interrupted while submitting and are now "
+                f"{start.takeover.unknown} job(s) were interrupted while submitting and are now "
                 "`unknown`: they may exist remotely (see --resubmit-unknown)",
             )
-        if options.resubmit_unknown:
-            count = await store.reset_to_pending(self._run.id, [JobState.UNKNOWN])
-            if count:
-                self._notice("warning", f"resubmitting {count} unknown job(s) as asked")
-        return takeover.unknown, takeover.attached
+        if start.resubmitted:
+            self._notice("warning", f"resubmitting {start.resubmitted} unknown job(s) as asked")
+        return start.takeover.unknown, start.takeover.attached
 
     def _adopt(self, jobs: list[JobRecord]) -> None:
         """Drive jobs already in flight (re-attached after a crash or taken over)."""
@@ -241,17 +232,6 @@ class Runner:
             if holds_slot:
                 self._slots.occupy()
             self._start(job, holds_slot=holds_slot)
-
-    async def _leave(self) -> None:
-        # The leases end now rather than when they expire: running workers take over at once.
-        try:
-            await self._store.release_worker(self._run.id, self._worker.id)
-        except LedgerError as exc:
-            self._notice(
-                "warning",
-                f"could not release this worker's leases (other workers take its jobs over "
-                f"once they expire): {exc}",
-            )
 
     # -- the submitter ------------------------------------------------------------------------
 
@@ -307,15 +287,10 @@ class Runner:
         return jobs
 
     async def _run_unsettled(self) -> bool:
-        """Work may still come: pending jobs (back after a 429 or a failed generation, or not
-        claimable yet under the run-wide limit) or jobs other workers hold (they may hand them
-        back, or die and leave them to be taken over)."""
+        """Work may still come (``Ledger.work_may_come``) and this worker still submits."""
         if self._stop_submitting:
             return False
-        store = self._store
-        if (await store.counts(self._run.id))[JobState.PENDING] > 0:
-            return True
-        return store.shared and await store.others_in_flight(self._run.id, self._worker.id) > 0
+        return await self._store.work_may_come(self._run.id, self._worker.id)
 
     async def _idle(self, job_ended: anyio.Event) -> None:
         """Wait for one of this worker's jobs to end (``job_ended`` is already set if one did);

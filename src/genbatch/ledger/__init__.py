@@ -13,6 +13,7 @@ from genbatch.ledger.records import (
     SyncReport,
     Takeover,
     WorkerInfo,
+    WorkerStart,
 )
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "SyncReport",
     "Takeover",
     "WorkerInfo",
+    "WorkerStart",
     "open_ledger",
     "resolve_location",
 ]

@@ -16,12 +16,12 @@ side effect that depends on it (the POST after a claim, the download after the o
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
 
 from genbatch.group_commit import GroupCommit, Work
 from genbatch.ledger.ledger import Ledger
-from genbatch.ledger.records import JobRecord, OutputRecord, RunInfo, Takeover
+from genbatch.ledger.records import JobRecord, OutputRecord, Takeover, WorkerStart
 from genbatch.lifecycle import Actor, Move
 from genbatch.states import JobState
 
@@ -111,31 +111,39 @@ class AsyncLedger:
         """``Ledger.fail_pending_of_model``."""
         return await self._call(self._ledger.fail_pending_of_model, run_id, model_id, error)
 
-    async def reset_to_pending(self, run_id: int, states: Iterable[JobState]) -> int:
-        """``Ledger.reset_to_pending``."""
-        return await self._call(self._ledger.reset_to_pending, run_id, list(states))
-
     # -- the run and its workers ----------------------------------------------------------------
 
-    async def counts(self, run_id: int) -> dict[JobState, int]:
-        """``Ledger.counts``."""
-        return await self._call(self._ledger.counts, run_id)
+    async def start_worker(
+        self,
+        run_id: int,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        concurrency: int,
+        lease_seconds: float,
+        resubmit_unknown: bool,
+    ) -> WorkerStart:
+        """``Ledger.start_worker``."""
+        start = functools.partial(
+            self._ledger.start_worker,
+            run_id,
+            worker_id,
+            host=host,
+            pid=pid,
+            concurrency=concurrency,
+            lease_seconds=lease_seconds,
+            resubmit_unknown=resubmit_unknown,
+        )
+        return await self._writer.do(start)
 
-    async def spend(self, run_id: int) -> dict[JobState, float]:
-        """``Ledger.spend``."""
-        return await self._call(self._ledger.spend, run_id)
-
-    async def clear_stop_request(self, run_id: int) -> None:
-        """``Ledger.clear_stop_request``."""
-        await self._call(self._ledger.clear_stop_request, run_id)
-
-    async def set_stop_reason(self, run: RunInfo, reason: str | None) -> None:
-        """``Ledger.set_stop_reason``."""
-        await self._call(self._ledger.set_stop_reason, run.id, reason)
-
-    async def register_worker(self, run_id: int, worker_id: str, **details: Any) -> None:
-        """``Ledger.register_worker``."""
-        await self._call(self._ledger.register_worker, run_id, worker_id, **details)
+    async def stop_worker(
+        self, run_id: int, worker_id: str, *, stop_reason: str | None
+    ) -> dict[JobState, int]:
+        """``Ledger.stop_worker``."""
+        return await self._call(
+            self._ledger.stop_worker, run_id, worker_id, stop_reason=stop_reason
+        )
 
     async def heartbeat(self, run_id: int, worker_id: str, *, lease_seconds: float) -> None:
         """``Ledger.heartbeat``."""
@@ -157,13 +165,9 @@ class AsyncLedger:
         """``Ledger.park_job``."""
         await self._call(self._ledger.park_job, job, worker_id)
 
-    async def release_worker(self, run_id: int, worker_id: str) -> None:
-        """``Ledger.release_worker``."""
-        await self._call(self._ledger.release_worker, run_id, worker_id)
-
-    async def others_in_flight(self, run_id: int, worker_id: str) -> int:
-        """``Ledger.others_in_flight``."""
-        return await self._call(self._ledger.others_in_flight, run_id, worker_id)
+    async def work_may_come(self, run_id: int, worker_id: str) -> bool:
+        """``Ledger.work_may_come``."""
+        return await self._call(self._ledger.work_may_come, run_id, worker_id)
 
     # -- plumbing -------------------------------------------------------------------------------
 

@@ -40,10 +40,11 @@ from genbatch.ledger.records import (
     SyncReport,
     Takeover,
     WorkerInfo,
+    WorkerStart,
 )
 from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RUNS, utcnow
 from genbatch.lifecycle import Actor, AttemptOutcome, Move
-from genbatch.states import ATTACHED_STATES, JobState
+from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
 
 SYNC_BATCH = 5000
 STREAM_CHUNK = 1000
@@ -60,8 +61,8 @@ class Ledger:
         self.shared = not location.is_sqlite
         """Several processes may drive its runs at once (PostgreSQL)."""
         self._clock = Clock(shared=self.shared)
-        self._group = threading.local()
-        """``conn``: the connection of the group open in this thread (see ``grouped``)."""
+        self._open = threading.local()
+        """``conn``: the connection of the transaction open in this thread (``_transaction``)."""
         dbapi = engine.dialect.loaded_dbapi  # errors of the bulk insert run on its cursor
         self._driver_error: type[Exception] = dbapi.Error
         self._driver_integrity_error: type[Exception] = dbapi.IntegrityError
@@ -109,11 +110,6 @@ class Ledger:
             os.close(fd)
 
     # -- runs ---------------------------------------------------------------------------------
-
-    def ensure_run(self, name: str, manifest_path: str) -> RunInfo:
-        """The run called ``name``, created if new."""
-        with self._transaction("ensure_run") as conn:
-            return self._ensure_run(conn, name, manifest_path)
 
     def _ensure_run(self, conn: Connection, name: str, manifest_path: str) -> RunInfo:
         now = utcnow()
@@ -174,8 +170,14 @@ class Ledger:
         cost: Callable[[JobSpec], float | None] | None = None,
         fingerprint: str | None = None,
     ) -> tuple[RunInfo, SyncReport]:
-        """``ensure_run`` then ``sync_jobs``, in one transaction: ``specs`` raising halfway (a
-        manifest found bad as it is expanded) leaves the ledger as it was.
+        """The run called ``name`` (created if new), its jobs made those of ``specs``, in one
+        transaction: ``specs`` raising halfway (a manifest found bad as it is expanded) leaves
+        the ledger as it was.
+
+        New jobs are inserted; known ones (same key) keep their state, request ids and files, so
+        an edited manifest runs only its new jobs; removed ones are retired, kept in the ledger
+        (they may be paid for). ``cost`` estimates each job's cost; pending jobs get the current
+        estimate.
 
         ``fingerprint`` digests everything ``specs`` and ``cost`` depend on. When the run's
         jobs were last synced from the same one, and no job went back to pending since,
@@ -200,24 +202,6 @@ class Ledger:
             report = _sync(conn, run.id, specs, cost)
             _set_fingerprint(conn, run.id, fingerprint)
             return run, report
-
-    def sync_jobs(
-        self,
-        run_id: int,
-        specs: Iterable[JobSpec],
-        *,
-        cost: Callable[[JobSpec], float | None] | None = None,
-    ) -> SyncReport:
-        """Make the run's jobs those of the manifest: insert new ones, retire removed ones.
-
-        Jobs already known (same key) keep their state, request ids and files: an edited
-        manifest runs only its new jobs. Retired jobs stay in the ledger (they may be paid for).
-        ``cost`` estimates each job's cost; pending jobs get the current estimate.
-        """
-        with self._transaction("sync_jobs") as conn:
-            report = _sync(conn, run_id, specs, cost)
-            _set_fingerprint(conn, run_id, None)  # synced from something without one
-            return report
 
     # -- claiming -------------------------------------------------------------------------------
 
@@ -429,6 +413,50 @@ class Ledger:
 
     # -- workers and leases (see leases.py) ----------------------------------------------------
 
+    def start_worker(
+        self,
+        run_id: int,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        concurrency: int,
+        lease_seconds: float,
+        resubmit_unknown: bool = False,
+    ) -> WorkerStart:
+        """A worker (this process) starts driving the run, in one transaction: an earlier stop
+        request is forgotten, the worker registered, the jobs left in flight by a crash (or by
+        workers that are gone) adopted, and with ``resubmit_unknown`` the ``unknown`` jobs put
+        back to pending."""
+        with self._transaction("start_worker"):
+            self.clear_stop_request(run_id)
+            self.register_worker(
+                run_id,
+                worker_id,
+                host=host,
+                pid=pid,
+                concurrency=concurrency,
+                lease_seconds=lease_seconds,
+            )
+            takeover = self.take_over(run_id, worker_id, lease_seconds=lease_seconds, starting=True)
+            resubmitted = (
+                self.reset_to_pending(run_id, [JobState.UNKNOWN]) if resubmit_unknown else 0
+            )
+            spend = self.spend(run_id)
+        spent = sum(spend[state] for state in SPENDING_STATES)
+        return WorkerStart(spent_usd=spent, takeover=takeover, resubmitted=resubmitted)
+
+    def stop_worker(
+        self, run_id: int, worker_id: str, *, stop_reason: str | None
+    ) -> dict[JobState, int]:
+        """The worker exits: its leases end now (running workers take its jobs over at once),
+        why the run stopped early is recorded (``stop_reason``, if any); the run's counts."""
+        with self._transaction("stop_worker"):
+            self.release_worker(run_id, worker_id)
+            if stop_reason:
+                self.set_stop_reason(run_id, stop_reason)
+            return self.counts(run_id)
+
     def register_worker(
         self,
         run_id: int,
@@ -502,6 +530,15 @@ class Ledger:
         with self._transaction("others_in_flight") as conn:
             return leases.others_in_flight(conn, run_id, worker_id)
 
+    def work_may_come(self, run_id: int, worker_id: str) -> bool:
+        """Jobs are pending (back after a 429 or a failed generation, or not claimable yet under
+        the run-wide limit), or other workers hold jobs in flight (they may hand them back, or
+        die and leave them to be taken over)."""
+        with self._transaction("work_may_come"):
+            if self.counts(run_id)[JobState.PENDING] > 0:
+                return True
+            return self.shared and self.others_in_flight(run_id, worker_id) > 0
+
     def workers(self, run_id: int) -> list[WorkerInfo]:
         """Every worker the run has had, newest first, with its leases and throughput."""
         with self._transaction("workers") as conn:
@@ -556,16 +593,6 @@ class Ledger:
         with self._transaction("states_by_key") as conn:
             rows = conn.execute(select(JOBS.c.key, JOBS.c.state).where(JOBS.c.run_id == run_id))
             return {key: JobState(state) for key, state in rows}
-
-    def job_by_key(self, run_id: int, key: str) -> JobRecord | None:
-        """One job of the run by its key (or a unique prefix of it)."""
-        with self._transaction("job_by_key") as conn:
-            rows = conn.execute(
-                select(JOBS)
-                .where(JOBS.c.run_id == run_id, JOBS.c.key.startswith(key, autoescape=True))
-                .limit(2)
-            ).all()
-        return _job_record(rows[0]) if len(rows) == 1 else None
 
     def attempts(self, job_id: int) -> list[AttemptRecord]:
         """Every submission attempt of a job, oldest first."""
@@ -699,38 +726,30 @@ class Ledger:
         before (``AsyncLedger`` resumes callers after the commit). A call raising makes the whole
         group roll back. Durable calls (claims) cannot join a group.
         """
-        if getattr(self._group, "conn", None) is not None:
-            raise RuntimeError("ledger groups do not nest")
-        with self._open_transaction("grouped") as conn:
-            self._group.conn = conn
-            try:
-                yield
-            finally:
-                self._group.conn = None
+        with self._transaction("grouped"):
+            yield
 
     @contextmanager
     def _transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
-        """One method's transaction: its own, or the open group's (see ``grouped``)."""
-        group: Connection | None = getattr(self._group, "conn", None)
-        if group is None:
-            with self._open_transaction(what, durable=durable) as conn:
-                yield conn
+        """The transaction open in this thread (a method called by another, or in ``grouped``),
+        else one of its own, committed when the block ends."""
+        joined: Connection | None = getattr(self._open, "conn", None)
+        if joined is not None:
+            if durable:
+                raise RuntimeError(f"{what}: a durable commit cannot join a transaction")
+            with self._errors(what):
+                yield joined
             return
-        if durable:
-            raise RuntimeError(f"{what}: a durable commit cannot join a group")
-        with self._errors(what):
-            yield group
-
-    @contextmanager
-    def _open_transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
         with self._errors(what), self.engine.connect() as conn:
             durable_sqlite = durable and self.is_sqlite
             if durable_sqlite:
                 _set_synchronous(conn, "FULL")
+            self._open.conn = conn
             try:
                 with conn.begin():
                     yield conn
             finally:
+                self._open.conn = None
                 if durable_sqlite:
                     _set_synchronous(conn, "NORMAL")
 

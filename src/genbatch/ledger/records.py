@@ -159,3 +159,15 @@ class Takeover:
     """Jobs with a request id: re-attached (polled, fetched), never resubmitted."""
     unknown: int = 0
     """Jobs caught ``submitting``: their POST may have landed, so they became ``unknown``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerStart:
+    """What a worker found when it started driving a run (``Ledger.start_worker``)."""
+
+    spent_usd: float
+    """The run's estimated spending so far: paid, being paid, or possibly paid."""
+    takeover: Takeover
+    """The jobs in flight it adopted, and those left submitting that became ``unknown``."""
+    resubmitted: int = 0
+    """``unknown`` jobs put back to pending, as asked."""
