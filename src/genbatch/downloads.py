@@ -3,15 +3,17 @@
 A file is streamed to a hidden ``.part`` file beside its final name, hashed as it arrives, checked
 against ``Content-Length``, flushed to disk, and only then renamed to its final name: a file with
 its final name is always complete. An interrupted transfer resumes with HTTP Range when the host
-honours it, and restarts otherwise. Each process writes its own ``.part`` (its name carries a
-token of the process): two workers that happen to fetch the same file (one frozen past its lease,
-one that took its job over) never write into, rename or remove each other's.
+honours it, and restarts otherwise. A process holds a lock on the ``.part`` it writes (``flock``,
+released by the system even when the process is killed): a ``.part`` left by a killed process is
+taken over and truncated, while one another live process writes (a worker frozen past its lease,
+whose job was taken over) is left alone, this process writing a ``.part`` of its own beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
+import errno
+import fcntl
 import hashlib
 import ipaddress
 import mimetypes
@@ -105,6 +107,8 @@ class _Part:
     """The hidden file an output is written to before its rename."""
 
     path: Path
+    spare: Path
+    """Where to write instead while another live process writes ``path``."""
     ours: bool = False
     """It holds bytes of this download (resumable); until then, one left by an earlier attempt
     may hold other bytes: it is truncated, never resumed."""
@@ -148,12 +152,10 @@ class Downloader:
         """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry."""
         self._make_directory(directory)
         stem = sanitize_file_stem(stem)
-        part = _Part(directory / f".{stem}.{self._token}.part")
+        part = _Part(directory / f".{stem}.part", spare=directory / f".{stem}.{self._token}.part")
         for failures in range(1, self._attempts + 1):
             try:
-                file = await self._transfer(url, part, directory, stem, default_extension)
-                _remove_stale_parts(directory, stem)
-                return file
+                return await self._transfer(url, part, directory, stem, default_extension)
             except (TransportError, ServerError, IncompleteDownload):
                 if failures == self._attempts:
                     _remove(part.path)
@@ -172,16 +174,22 @@ class Downloader:
             self._directories.add(directory)
 
     def _open_part(self, part: _Part, *, append: bool) -> int:
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        """The part file, open for writing and locked: resumed (``append``) or empty."""
         try:
-            try:
-                fd = os.open(part.path, flags, 0o644)
-            except FileNotFoundError:  # the directory was removed during the run
-                _make_directory(part.path.parent)
-                fd = os.open(part.path, flags, 0o644)
+            candidates = [part.path] if append else [part.path, part.spare]
+            for path in candidates:
+                fd = _open_locked(path)
+                if fd is not None:
+                    break
+            else:
+                part.ours = False  # taken by another process between two attempts: start over
+                raise IncompleteDownload(f"{part.path.name} is being written by another process")
+            if not append:
+                os.ftruncate(fd, 0)
         except OSError as exc:
             raise OutputError(f"cannot write {part.path.parent}: {exc.strerror}") from None
-        part.ours = True
+        os.lseek(fd, 0, os.SEEK_END)
+        part.path, part.ours = path, True
         return fd
 
     async def _transfer(
@@ -287,13 +295,25 @@ def extension_for(url: str, content_type: str | None, default: str) -> str:
     return default
 
 
-def _remove_stale_parts(directory: Path, stem: str) -> None:
-    """The file is in place: parts of it left by killed processes go (another live process
-    that still writes one finds it gone at its rename and starts over: ``file_commits``)."""
-    escaped = glob.escape(stem)
-    for pattern in (f".{escaped}.part", f".{escaped}.*.part"):
-        for stale in directory.glob(pattern):
-            _remove(stale)
+def _open_locked(path: Path) -> int | None:
+    """``path`` opened for writing, never through a link, and locked; None when another live
+    process holds it (or it is a link: it is never written through)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:  # the directory was removed during the run
+        _make_directory(path.parent)
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _remove(path: Path) -> None:

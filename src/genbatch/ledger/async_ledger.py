@@ -1,13 +1,15 @@
 """The ledger as an event loop sees it: every call awaited, none blocking the loop.
 
-A commit waits for the disk (a durable claim's fsync takes milliseconds) and, on PostgreSQL, for
-the network; on the event loop that wait would stall every job's HTTP calls. So ``AsyncLedger``
-hands each call to ``group_commit.GroupCommit``, which runs it in a worker thread, in the order
-calls were made. The calls queued together share one transaction: with
-dozens of jobs in flight, one commit for several jobs' writes instead of one each. Claims are
-durable commits and run alone. Should any call of a shared transaction fail, it rolls back and
-its calls run again one by one, each in its own transaction, so that each caller gets its own
-result or error, as if they had never been grouped.
+A commit can wait for the disk (a durable claim's fsync takes milliseconds) and, on PostgreSQL,
+for the network; on the event loop that wait would stall every job's HTTP calls. So
+``AsyncLedger`` hands each call to ``group_commit.GroupCommit``, which runs it in a worker thread,
+in the order calls were made. The calls queued together share one transaction: with dozens of
+jobs in flight, one commit for several jobs' writes instead of one each. Claims are durable
+commits and run alone, in the thread. On SQLite the other batches run on the event loop: their
+commits never wait for the disk (WAL, ``synchronous=NORMAL``), and a trip to a thread costs more
+CPU than they do (docs/benchmarks.md, the whole-process figure). Should any call of a shared
+transaction fail, it rolls back and its calls run again one by one, each in its own
+transaction, so that each caller gets its own result or error, as if never grouped.
 
 A call returns once its transaction is committed, so a state change is on record before the
 side effect that depends on it (the POST after a claim, the download after the output URLs).
@@ -34,7 +36,7 @@ class AsyncLedger:
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
-        self._writer = GroupCommit(self._run_batch)
+        self._writer = GroupCommit(self._run_batch, light_on_loop=ledger.is_sqlite)
         self.shared = ledger.shared
         """Several processes may drive its runs at once (their changes come from elsewhere)."""
 

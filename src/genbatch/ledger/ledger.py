@@ -306,17 +306,22 @@ class Ledger:
         """
         if actor not in move.transition.actors:
             raise ValueError(f"{actor} may not make the move {move.name}")
+        if worker is None and move.needs_holder(actor):
+            raise ValueError(f"the move {move.name} of a job in flight needs its worker")
         now = utcnow()
         with self._transaction(move.name.lower()) as conn:
             if move is Move.ACCEPT:
                 _accepted_attempt(conn, job, request_id, now)
-            where = [JOBS.c.id == job.id]
-            if move.needs_holder(actor):
-                where.append(sql.held_by(worker))
-            values: dict[str, Any] = {"error": error}
+            checks_holder = move.needs_holder(actor)
+            statement = sql.job_move(
+                move, checks_holder=checks_holder, sets_request=request_id is not None
+            )
+            params = {"b_job": job.id, "b_now": now, "b_error": error}
+            if checks_holder:
+                params["b_worker"] = worker
             if request_id is not None:
-                values["request_id"] = request_id
-            row = conn.execute(sql.transition(move, *where, now=now, **values)).first()
+                params["b_request"] = request_id
+            row = conn.execute(statement, params).first()
             if row is None:
                 return None
             _record_attempt(conn, job.attempt_id, move, error, remote_status, now)
@@ -845,12 +850,8 @@ def _accepted_attempt(
     conn: Connection, job: JobRecord, request_id: str | None, now: datetime
 ) -> None:
     # Written whether or not the job's move then matches: the request id is never lost.
-    conn.execute(
-        sql.attempt_update(
-            request_id=request_id, outcome=AttemptOutcome.ACCEPTED.value, accepted_at=now
-        ),
-        {"b_attempt": job.attempt_id},
-    )
+    accepted = {"request_id": request_id, "outcome": AttemptOutcome.ACCEPTED, "accepted_at": now}
+    _update_attempt(conn, job.attempt_id, accepted)
 
 
 def _record_attempt(
@@ -870,8 +871,15 @@ def _record_attempt(
         values.update(outcome=outcome.value, finished_at=now)
         if error is not None:
             values["error"] = error
-    if values and attempt_id is not None:
-        conn.execute(sql.attempt_update(**values), {"b_attempt": attempt_id})
+    if values:
+        _update_attempt(conn, attempt_id, values)
+
+
+def _update_attempt(conn: Connection, attempt_id: int | None, values: dict[str, Any]) -> None:
+    if attempt_id is None:
+        return
+    params = {f"b_{column}": value for column, value in values.items()}
+    conn.execute(sql.attempt_update(*values), {"b_attempt": attempt_id, **params})
 
 
 def _set_synchronous(conn: Connection, level: str) -> None:

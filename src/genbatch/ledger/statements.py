@@ -8,6 +8,7 @@ once with ``bindparam`` so SQLAlchemy compiles each once; values are bound by na
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +31,7 @@ from genbatch.lifecycle import AttemptOutcome, Move
 from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, TERMINAL_STATES, JobState
 
 
-def transition(move: Move, *where: ColumnElement[bool], now: datetime, **values: Any) -> Update:
+def transition(move: Move, *where: ColumnElement[bool], now: Any, **values: Any) -> Update:
     """The guarded write of ``move``: jobs matching ``where`` that are still in one of the
     move's source states take its target state (and the columns the move implies), returning
     their new rows. ``values`` sets more columns (a request id, an error, a lease)."""
@@ -51,9 +52,19 @@ def transition(move: Move, *where: ColumnElement[bool], now: datetime, **values:
     )
 
 
-def held_by(worker: str | None) -> ColumnElement[bool]:
-    """The job is held by ``worker`` (a worker that lost it to a takeover holds it no more)."""
-    return JOBS.c.worker.is_(None) if worker is None else JOBS.c.worker == worker
+@functools.cache
+def job_move(move: Move, *, checks_holder: bool, sets_request: bool) -> Update:
+    """``transition`` of the job ``b_job``, built once per shape (a statement built on each call
+    costs more than running it): ``b_now``, ``b_error``; ``b_worker`` must hold the job when
+    ``checks_holder`` (a worker that lost it to a takeover holds it no more); ``b_request`` is
+    its request id when ``sets_request``."""
+    where = [JOBS.c.id == bindparam("b_job")]
+    if checks_holder:
+        where.append(JOBS.c.worker == bindparam("b_worker"))
+    values: dict[str, Any] = {"error": bindparam("b_error")}
+    if sets_request:
+        values["request_id"] = bindparam("b_request")
+    return transition(move, *where, now=bindparam("b_now"), **values)
 
 
 def claim(job_ids: Any, *, worker: str | None, lease_until: Any, now: datetime) -> Update:
@@ -160,8 +171,10 @@ NEW_ATTEMPT: Insert = (
 )
 
 
-def attempt_update(**values: Any) -> Update:
-    """Change the attempt ``b_attempt``."""
+@functools.cache
+def attempt_update(*columns: str) -> Update:
+    """Set ``columns`` of the attempt ``b_attempt``, each to the value bound as ``b_<column>``."""
+    values: dict[str, Any] = {column: bindparam(f"b_{column}") for column in columns}
     return update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("b_attempt")).values(**values)
 
 
