@@ -367,8 +367,10 @@ class Ledger:
             )
 
     def _record_urls(self, conn: Connection, job: JobRecord, urls: Sequence[str]) -> None:
-        # An earlier attempt's URLs (or the same ones, from a job driven twice) are replaced.
-        conn.execute(sql.FORGET_OUTPUTS, {"b_job": job.id})
+        # An earlier attempt's URLs are replaced (a first attempt has none: SUCCEED is guarded,
+        # so no job succeeds twice in one attempt).
+        if job.attempts > 1:
+            conn.execute(sql.FORGET_OUTPUTS, {"b_job": job.id})
         if urls:
             conn.execute(
                 sql.NEW_OUTPUT,
