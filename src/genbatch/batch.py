@@ -66,6 +66,8 @@ class Prepared:
     ledger: Ledger
     run: RunInfo
     sync: SyncReport
+    reused: int = 0
+    """Jobs done in another run of the ledger whose files this run reused (nothing sent)."""
 
 
 def resolve_connection(api_base: str | None, *, allow_insecure: bool = False) -> Connection:
@@ -334,6 +336,10 @@ def _synced_run(
     """The manifest synced at ``prices``, and the run's options."""
     prepared = prepare(manifest, reached.store, prices)
     preflight.check_run_folders(reached.store, prepared.run, manifest)
+    reused = preflight.reuse_or_refuse(reached.store, prepared.run)
+    if reused:
+        counts = reached.store.counts(prepared.run.id)
+        prepared = replace(prepared, sync=replace(prepared.sync, counts=counts), reused=reused)
     options = options_for(
         manifest, concurrency=concurrency, base=reached.options, shared_ledger=reached.store.shared
     )

@@ -138,6 +138,9 @@ class Move(Enum):
     """The remote record or its files were gone before we got them."""
     FINISH = _t({S.FETCHING}, S.DONE, _RUNNER)
     """Every output file is on disk, verified, under its final name."""
+    REUSE = _t({S.PENDING}, S.DONE, _RUNNER)
+    """The same job (model, inputs, repeat) is done in another run of the ledger: its files are
+    reused (hard-linked or copied where this run wants them), nothing is submitted."""
     FAIL_MODEL = _t({S.PENDING}, S.FAILED, _RUNNER)
     """The API does not know the job's model: its pending jobs fail without being sent."""
     RESET = _t(

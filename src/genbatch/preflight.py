@@ -8,13 +8,16 @@ the first download.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from genbatch.errors import GenbatchError, LedgerError, OutputError
-from genbatch.ledger import Ledger, RunInfo, resolve_location
+from genbatch.errors import GenbatchError, LedgerError, OutputError, UsageError
+from genbatch.filenames import sanitize_file_stem
+from genbatch.ledger import JobRecord, Ledger, RunInfo, resolve_location
 from genbatch.ledger.engine import DEFAULT_LEDGER
 from genbatch.manifest import Manifest
 from genbatch.states import JobState
@@ -120,3 +123,97 @@ def _reason(exc: OSError, directory: Path) -> str:
     if blocker is not None and not blocker.is_dir():
         return f"{blocker} is a file, not a folder"
     return exc.strerror or type(exc).__name__
+
+
+def reuse_or_refuse(ledger: Ledger, run: RunInfo) -> int:
+    """Jobs of ``run`` that another run of the ledger already sent are never sent again: done
+    there, their files are reused (``reuse``, returns how many); sent but not done there (a
+    request in flight, an unknown submit), the run is refused until that run settles them.
+    Then no job that will write may take the file name of a done job with other content."""
+    names = {other.id: other.name for other in ledger.runs()}
+    handled: set[int] = set()
+    reused = 0
+    for job, other in _done_first(ledger.same_jobs_elsewhere(run.id)):
+        if job.id in handled:
+            continue
+        handled.add(job.id)
+        where = f"run '{names.get(other.run_id, other.run_id)}'"
+        if other.state is not JobState.DONE:
+            raise UsageError(
+                f"job #{job.ordinal} ({job.key[:16]}) is the same job (model, inputs, repeat) "
+                f"as one of {where}, {other.state.value} there (request "
+                f"{other.request_id or 'unknown'}): sending it again would pay twice; run that "
+                "manifest first to settle it, or give this job another repeat index"
+            )
+        paths = _place_files(ledger, job, other)
+        if paths is not None:
+            ledger.reuse(job, other, paths)
+            reused += 1
+    _refuse_clashes(ledger.output_clashes(run.id), names)
+    return reused
+
+
+def _done_first(pairs: list[tuple[JobRecord, JobRecord]]) -> list[tuple[JobRecord, JobRecord]]:
+    # A job done elsewhere is reused even if another run also holds a request for it.
+    return sorted(pairs, key=lambda pair: (pair[0].ordinal, pair[1].state is not JobState.DONE))
+
+
+def _refuse_clashes(clashes: list[tuple[JobRecord, JobRecord]], names: dict[int, str]) -> None:
+    if not clashes:
+        return
+    job, owner = clashes[0]
+    raise UsageError(
+        f"job #{job.ordinal} ({job.key[:16]}) would write {Path(job.output_dir) / job.file_stem}"
+        f".*, the file of a done job with other inputs (run '{names.get(owner.run_id)}', "
+        f"#{owner.ordinal}, {owner.key[:16]}); {len(clashes)} job(s) clash like this: put "
+        "{key} or the swept variables in the output name template, or another output dir"
+    )
+
+
+def _place_files(ledger: Ledger, job: JobRecord, source: JobRecord) -> list[str] | None:
+    """The files of ``source`` where ``job`` wants them (hard-linked, else copied and
+    verified); None when one is gone from disk (the job is then generated again)."""
+    outputs = ledger.outputs(source.id)
+    if not outputs or any(o.path is None or not Path(o.path).is_file() for o in outputs):
+        return None
+    paths = []
+    for output in outputs:
+        original = Path(str(output.path))
+        stem = job.file_stem if len(outputs) == 1 else f"{job.file_stem}_{output.position}"
+        target = Path(job.output_dir) / f"{sanitize_file_stem(stem)}{original.suffix}"
+        if target != original:
+            _link_or_copy(original, target, output.sha256)
+        paths.append(str(target))
+    return paths
+
+
+def _link_or_copy(original: Path, target: Path, sha256: str | None) -> None:
+    """``original`` at ``target`` too; never over another file."""
+    if target.exists():
+        if sha256 is not None and _sha256_of(target) == sha256:
+            return
+        raise UsageError(f"{target} exists and is not the file of the job that would reuse it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(original, target)
+        return
+    except OSError:
+        pass  # another file system, or no hard links there: a verified copy
+    part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    try:
+        shutil.copyfile(original, part)
+        if sha256 is not None and _sha256_of(part) != sha256:
+            raise OutputError(f"{original} does not match its recorded sha256: not reused")
+        os.replace(part, target)
+    except OSError as exc:
+        raise OutputError(f"cannot copy {original} to {target}: {exc.strerror}") from None
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()

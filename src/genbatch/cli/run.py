@@ -311,6 +311,12 @@ def _print_plan_line(
         f"{target}; ledger {prepared.ledger.location.display}",
         file=sys.stderr,
     )
+    if prepared.reused:
+        print(
+            f"genbatch: {prepared.reused} job(s) are the same as jobs done in other runs of the "
+            "ledger: their files were reused, nothing was submitted for them",
+            file=sys.stderr,
+        )
 
 
 def _print_summary(summary: RunSummary, prepared: batch.Prepared, simulate: bool) -> None:

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
@@ -684,6 +685,88 @@ class Ledger:
         with self._transaction("output_dirs") as conn:
             return sorted(conn.execute(query).scalars())
 
+    def same_jobs_elsewhere(self, run_id: int) -> list[tuple[JobRecord, JobRecord]]:
+        """Pending jobs of the run whose content (model, inputs, repeat: the key) another run of
+        the ledger has already sent (a request id, an unknown submit) or done: pairs of (this
+        run's job, the other run's)."""
+        here, other = JOBS.alias("here"), JOBS.alias("other")
+        query = (
+            select(here, *_labelled(other, "o_"))
+            .join(other, (other.c.key == here.c.key) & (other.c.run_id != here.c.run_id))
+            .where(
+                here.c.run_id == run_id,
+                here.c.state == JobState.PENDING.value,
+                here.c.in_manifest.is_(True),
+                other.c.state.in_([s.value for s in SPENDING_STATES]),
+            )
+            .order_by(here.c.ordinal, other.c.id)
+        )
+        with self._transaction("same_jobs_elsewhere") as conn:
+            rows = conn.execute(query).all()
+        return [(_job_record(row), _job_record(_unprefixed(row, "o_"))) for row in rows]
+
+    def output_clashes(self, run_id: int) -> list[tuple[JobRecord, JobRecord]]:
+        """Jobs of the run that will write files (not done) named as the files of a done job
+        with other content (any run, retired ones included): pairs of (this run's job, the
+        job that owns the name)."""
+        here, owner = JOBS.alias("here"), JOBS.alias("owner")
+        query = (
+            select(here, *_labelled(owner, "o_"))
+            .join(
+                owner,
+                (owner.c.output_dir == here.c.output_dir)
+                & (owner.c.file_stem == here.c.file_stem)
+                & (owner.c.key != here.c.key),
+            )
+            .where(
+                here.c.run_id == run_id,
+                here.c.state != JobState.DONE.value,
+                here.c.in_manifest.is_(True),
+                owner.c.state == JobState.DONE.value,
+            )
+            .order_by(here.c.ordinal)
+        )
+        with self._transaction("output_clashes") as conn:
+            rows = conn.execute(query).all()
+        return [(_job_record(row), _job_record(_unprefixed(row, "o_"))) for row in rows]
+
+    def reuse(self, job: JobRecord, source: JobRecord, paths: Sequence[str]) -> None:
+        """``job`` is done with the files of ``source`` (the same job, done in another run),
+        already in place at ``paths`` (one per output of ``source``, in order): nothing is
+        submitted, and nothing is counted as spent twice (the job costs nothing here)."""
+        note = f"the files of the same job done in run {source.run_id} (nothing submitted)"
+        with self._transaction("reuse") as conn:
+            moved = conn.execute(
+                sql.job_move(Move.REUSE, checks_holder=False, sets_request=True),
+                {
+                    "b_job": job.id,
+                    "b_now": utcnow(),
+                    "b_error": note,
+                    "b_request": source.request_id,
+                },
+            ).first()
+            if moved is None:
+                raise self.refusal(job, Move.REUSE)
+            conn.execute(update(JOBS).where(JOBS.c.id == job.id).values(cost_usd=0.0))
+            originals = conn.execute(sql.OUTPUTS_OF_JOB, {"b_job": source.id}).all()
+            conn.execute(
+                insert(OUTPUTS),
+                [
+                    {
+                        "job_id": job.id,
+                        "attempt_id": o.attempt_id,
+                        "position": o.position,
+                        "url": o.url,
+                        "path": path,
+                        "size": o.size,
+                        "sha256": o.sha256,
+                        "downloaded_at": utcnow(),
+                        "host": o.host,
+                    }
+                    for o, path in zip(originals, paths, strict=True)
+                ],
+            )
+
     def shared_output_paths(self, output_dirs: Sequence[str]) -> set[str]:
         """Paths recorded for more than one output of done jobs in ``output_dirs`` (two runs
         that wrote the same file name): usually none."""
@@ -1184,6 +1267,17 @@ def _output_record(row: Any) -> OutputRecord:
 
 def _labelled(table: Any, prefix: str) -> list[Any]:
     return [column.label(f"{prefix}{column.name}") for column in table.c]
+
+
+def _unprefixed(row: Any, prefix: str) -> SimpleNamespace:
+    """The columns of ``row`` labelled ``prefix...`` (``_labelled``), under their own names."""
+    return SimpleNamespace(
+        **{
+            name[len(prefix) :]: value
+            for name, value in row._mapping.items()
+            if name.startswith(prefix)
+        }
+    )
 
 
 def _job_outputs_query() -> Any:
