@@ -212,21 +212,21 @@ def test_metadata_loads_with_pandas_when_installed(tmp_path: Path, sim: Simulato
     assert len(frame) == 2 and "file_name" in frame.columns
 
 
-def test_when_two_runs_write_the_same_file_name_metadata_describes_the_file_on_disk(
+def test_a_run_that_would_write_over_another_runs_file_is_refused_and_metadata_stays_true(
     tmp_path: Path, sim: Simulator
 ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     same_name = '  name: "clip-{index}"\n'
     first = kling_manifest(tmp_path, 2, name="first.yaml", prefix="dawn", extra=same_name)
     second = kling_manifest(tmp_path, 1, name="second.yaml", prefix="dusk", extra=same_name)
-
     assert genbatch(run_args(first), env=env, cwd=tmp_path).returncode == 0
-    assert genbatch(run_args(second), env=env, cwd=tmp_path).returncode == 0
 
+    refused = genbatch(run_args(second), env=env, cwd=tmp_path)
+
+    assert refused.returncode == 2
+    assert "the file of a done job with other inputs" in refused.stderr
+    assert sim.stats.submissions == 2
     rows = read_jsonl(tmp_path / "out" / METADATA_FILE)
-    by_name = {str(row["file_name"]): row for row in rows}
-    assert len(rows) == len(by_name) == 2
-    clip0 = next(name for name in by_name if name.startswith("clip-0"))
-    assert by_name[clip0]["prompt"] == "dusk number 0"
-    assert by_name[clip0]["sha256"] == sha256_of(tmp_path / "out" / clip0)
-    assert str(by_name[next(n for n in by_name if n != clip0)]["prompt"]) == "dawn number 1"
+    assert sorted(str(row["prompt"]) for row in rows) == ["dawn number 0", "dawn number 1"]
+    for row in rows:
+        assert row["sha256"] == sha256_of(tmp_path / "out" / str(row["file_name"]))

@@ -475,6 +475,8 @@ def test_an_answer_arriving_after_a_takeover_marked_its_submit_unknown_is_record
 
     assert (late.state, late.request_id) == (JobState.QUEUED, "req-late")
     assert ledger.attempts(frozen.id)[0].request_id == "req-late"
+    # Still leased: its worker's heartbeat keeps it, or another worker takes it over.
+    assert ledger.heartbeat(run_id, "w1", lease_seconds=LEASE) == 1
 
 
 def test_a_late_answer_for_a_job_resubmitted_since_keeps_its_request_id_on_its_attempt(

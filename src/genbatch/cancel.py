@@ -56,8 +56,8 @@ async def _cancel_one(
         try:
             answer = await client.cancel(job.request_id)
         except RequestGone as exc:
-            ledger.try_move(job, Move.EXPIRE, actor=Actor.CANCEL, error=str(exc))
-            report.gone.append(job.key)
+            if ledger.try_move(job, Move.EXPIRE, actor=Actor.CANCEL, error=str(exc)):
+                report.gone.append(job.key)
             return
         except AuthError:
             raise
@@ -65,9 +65,10 @@ async def _cancel_one(
             report.errors[job.key] = str(exc)
             return
     if answer.outcome == "cancelled":
-        ledger.try_move(
+        cancelled = ledger.try_move(
             job, Move.CANCELLED, actor=Actor.CANCEL, error="cancelled with `genbatch cancel`"
         )
-        report.cancelled.append(job.key)
+        # A job its worker moved on meanwhile (it finished) is left as the worker recorded it.
+        (report.cancelled if cancelled else report.still_running).append(job.key)
     else:
         report.still_running.append(job.key)

@@ -158,11 +158,11 @@ class Downloader:
                 return await self._transfer(url, part, directory, stem, default_extension)
             except (TransportError, ServerError, IncompleteDownload):
                 if failures == self._attempts:
-                    _remove(part.path)
+                    _remove_ours(part)
                     raise
                 await anyio.sleep(self._backoff.delay(failures, random.Random()))
             except BaseException:
-                _remove(part.path)
+                _remove_ours(part)
                 raise
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -173,10 +173,11 @@ class Downloader:
             _make_directory(directory)
             self._directories.add(directory)
 
-    def _open_part(self, part: _Part, *, append: bool) -> int:
-        """The part file, open for writing and locked: resumed (``append``) or empty."""
+    def _open_part(self, part: _Part, *, resume_from: int | None) -> int:
+        """The part file, open for writing and locked: holding the ``resume_from`` bytes this
+        process wrote in an earlier attempt (to append to), or empty."""
         try:
-            candidates = [part.path] if append else [part.path, part.spare]
+            candidates = [part.path] if resume_from is not None else [part.path, part.spare]
             for path in candidates:
                 fd = _open_locked(path)
                 if fd is not None:
@@ -184,8 +185,12 @@ class Downloader:
             else:
                 part.ours = False  # taken by another process between two attempts: start over
                 raise IncompleteDownload(f"{part.path.name} is being written by another process")
-            if not append:
+            if resume_from is None:
                 os.ftruncate(fd, 0)
+            elif os.fstat(fd).st_size != resume_from:
+                os.close(fd)
+                part.ours = False  # not the bytes this process wrote: start over
+                raise IncompleteDownload(f"{part.path.name} changed between two attempts")
         except OSError as exc:
             raise OutputError(f"cannot write {part.path.parent}: {exc.strerror}") from None
         os.lseek(fd, 0, os.SEEK_END)
@@ -207,8 +212,8 @@ class Downloader:
                     raise FileTooLarge(
                         f"{url} is {expected} bytes, over the cap of {self._max_bytes} bytes"
                     )
+                fd = self._open_part(part, resume_from=offset if resumed else None)
                 digest = _hash_existing(part.path) if resumed else hashlib.sha256()
-                fd = self._open_part(part, append=resumed)
                 size = await self._write(
                     stream.chunks(), fd, part.path, digest, start=offset if resumed else 0
                 )
@@ -310,10 +315,22 @@ def _open_locked(path: Path) -> int | None:
         raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        # Locked, but perhaps a file another process renamed into place meanwhile (then the
+        # name is free again, or another file's): only the file still at ``path`` will do.
+        opened, named = os.fstat(fd), os.stat(path, follow_symlinks=False)
+        if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
+            os.close(fd)
+            return None
+    except (BlockingIOError, FileNotFoundError):
         os.close(fd)
         return None
     return fd
+
+
+def _remove_ours(part: _Part) -> None:
+    """The part file this process wrote, gone; never one another process is writing."""
+    if part.ours:
+        _remove(part.path)
 
 
 def _remove(path: Path) -> None:

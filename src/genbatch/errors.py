@@ -178,7 +178,7 @@ class BalanceExhausted(ApiError):
     """The RunComfy account has no balance left: top it up, then run again to resume."""
 
     on_submit = Disposition.STOP_SUBMITTING
-    on_poll = Disposition.RETRY_LATER
+    on_poll = Disposition.STOP_RUN
 
     exit_code = EXIT_ACCOUNT_STOP
 

@@ -2,9 +2,10 @@
 
 The ledger's writes (``ledger.AsyncLedger``: several jobs' writes share one transaction) and the
 moves of downloaded files into place (``file_commits``: several files share one flush of their
-directory) both wait for the disk. A task queues its work; if no batch is running, it leads: it
-takes everything queued and does it as one batch in a worker thread, off the event loop, then the
-next batch, until its own work is done (another waiting task then leads). Work queued while a
+directory) may wait for the disk. A task queues its work; if no batch is running, it leads: after
+one turn of the event loop, it takes everything queued and does it as one batch in a worker thread
+(or, for light work, on the loop itself: ``light_on_loop``), then the next batch, until its own
+work is done (another waiting task then leads). Work queued while a
 batch runs goes in the next one. No timer: under load batches grow by themselves, and a lone call
 waits for nobody.
 
@@ -27,7 +28,7 @@ T = TypeVar("T")
 
 
 class Work:
-    """One piece of work: a function to call in a worker thread, then its outcome."""
+    """One piece of work: a function to call in a batch, then its outcome."""
 
     __slots__ = ("alone", "error", "finished", "function", "ran", "result")
 
@@ -57,8 +58,8 @@ class Work:
 
 
 BatchHandler = Callable[[Sequence[Work]], None]
-"""Does a batch in a worker thread, calling ``run`` on each piece of work (or setting its
-outcome itself and ``ran``)."""
+"""Does a batch, calling ``run`` on each piece of work (or setting its outcome itself and
+``ran``)."""
 
 
 class GroupCommit:
@@ -67,16 +68,16 @@ class GroupCommit:
     def __init__(self, handle: BatchHandler, *, light_on_loop: bool = False) -> None:
         self._handle = handle
         self._light_on_loop = light_on_loop
-        """Batches of work that need not be alone never wait for the disk (a SQLite commit in
-        WAL mode with ``synchronous=NORMAL`` writes to the log and returns): they run on the
-        event loop itself, saving the trip to a thread, whose hand-offs of the GIL cost more
-        CPU than the work."""
+        """Batches of work that need not be alone hardly ever wait for the disk (a SQLite commit
+        in WAL mode with ``synchronous=NORMAL`` writes to the log and returns; only the
+        occasional checkpoint flushes): they run on the event loop itself, saving the trip to
+        a thread, whose hand-offs of the GIL cost more CPU than the work."""
         self._queue: deque[Work] = deque()
         self._leading = False
         self._batch_done = anyio.Event()
 
     async def do(self, function: Callable[[], T], *, alone: bool = False) -> T:
-        """Call ``function`` in a worker thread, in a batch, and return what it returned."""
+        """Call ``function`` in a batch and return what it returned."""
         work = Work(function, alone=alone)
         self._queue.append(work)
         with anyio.CancelScope(shield=True):

@@ -172,9 +172,10 @@ def _refuse_clashes(clashes: list[tuple[JobRecord, JobRecord]], names: dict[int,
 
 def _place_files(ledger: Ledger, job: JobRecord, source: JobRecord) -> list[str] | None:
     """The files of ``source`` where ``job`` wants them (hard-linked, else copied and
-    verified); None when one is gone from disk (the job is then generated again)."""
+    verified); None when one is gone from disk or no longer the file recorded (the job is
+    then generated again)."""
     outputs = ledger.outputs(source.id)
-    if not outputs or any(o.path is None or not Path(o.path).is_file() for o in outputs):
+    if not outputs or not all(_intact(o.path, o.sha256) for o in outputs):
         return None
     paths = []
     for output in outputs:
@@ -185,6 +186,13 @@ def _place_files(ledger: Ledger, job: JobRecord, source: JobRecord) -> list[str]
             _link_or_copy(original, target, output.sha256)
         paths.append(str(target))
     return paths
+
+
+def _intact(path: str | None, sha256: str | None) -> bool:
+    """The file recorded at ``path`` is there, with the bytes recorded (``sha256``)."""
+    if path is None or sha256 is None or not Path(path).is_file():
+        return False
+    return _sha256_of(Path(path)) == sha256
 
 
 def _link_or_copy(original: Path, target: Path, sha256: str | None) -> None:

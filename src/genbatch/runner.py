@@ -69,6 +69,7 @@ from genbatch.states import (
     REMOTE_CANCELLED,
     REMOTE_FAILED,
     REMOTE_SUCCEEDED,
+    REMOTE_WAITING,
     SPENDING_STATES,
     JobState,
     RemoteStatus,
@@ -321,6 +322,10 @@ class Runner:
 
     def _start(self, job: JobRecord, *, holds_slot: bool) -> None:
         assert self._tg is not None
+        # Started before it is announced: a claimed job must be driven, whatever the event
+        # sink (a user's callback, in the Python API) does with the announcement.
+        self._active += 1
+        self._tg.start_soon(self._drive, job, holds_slot)
         if job.state == JobState.SUBMITTING:
             self._spent += job.cost_usd or 0.0
             self._emit(
@@ -328,8 +333,6 @@ class Runner:
                     key=job.key, ordinal=job.ordinal, state=job.state, previous=JobState.PENDING
                 )
             )
-        self._active += 1
-        self._tg.start_soon(self._drive, job, holds_slot)
 
     async def _drive(self, job: JobRecord, holds_slot: bool) -> None:
         try:
@@ -395,14 +398,14 @@ class Runner:
             self._on_submit_unknown(message)
             return job
         if disposition in (Disposition.STOP_SUBMITTING, Disposition.STOP_RUN):
-            job = await self._move(job, Move.REFUSE, error=message)
+            # Stopped first: the run stops even if this job was taken from us meanwhile.
             self._stop(exc, cancel_all=disposition is Disposition.STOP_RUN)
-            return job
+            return await self._move(job, Move.REFUSE, error=message)
+        code = "" if exc.error_code is None else f" {exc.error_code}"
+        self._count_failure(f"{type(exc).__name__}{code}")
         job = await self._move(job, Move.REJECT, error=message)
         if isinstance(exc, ModelNotFound):
             await self._fail_model(job.model_id, message)
-        code = "" if exc.error_code is None else f" {exc.error_code}"
-        self._count_failure(f"{type(exc).__name__}{code}")
         return job
 
     def _on_submit_unknown(self, message: str) -> None:
@@ -509,7 +512,7 @@ class Runner:
 
     async def _on_result(self, job: JobRecord, result: RemoteResult, accepted: float) -> JobRecord:
         status = result.status
-        if status in (RemoteStatus.IN_QUEUE, RemoteStatus.IN_PROGRESS):
+        if status in REMOTE_WAITING:
             move = Move.QUEUE if status == RemoteStatus.IN_QUEUE else Move.START
             if move.transition.target != job.state:
                 job = await self._move(job, move, remote_status=status)

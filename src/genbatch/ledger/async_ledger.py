@@ -6,10 +6,10 @@ for the network; on the event loop that wait would stall every job's HTTP calls.
 in the order calls were made. The calls queued together share one transaction: with dozens of
 jobs in flight, one commit for several jobs' writes instead of one each. Claims are durable
 commits and run alone, in the thread. On SQLite the other batches run on the event loop: their
-commits never wait for the disk (WAL, ``synchronous=NORMAL``), and a trip to a thread costs more
-CPU than they do (docs/benchmarks.md, the whole-process figure). Should any call of a shared
-transaction fail, it rolls back and its calls run again one by one, each in its own
-transaction, so that each caller gets its own result or error, as if never grouped.
+commits hardly ever wait for the disk (WAL, ``synchronous=NORMAL``), and a trip to a thread
+costs more CPU than they do (docs/benchmarks.md, the whole-process figure). Should any call
+of a shared transaction fail, it rolls back and its calls run again one by one, each in its
+own transaction, so that each caller gets its own result or error, as if never grouped.
 
 A call returns once its transaction is committed, so a state change is on record before the
 side effect that depends on it (the POST after a claim, the download after the output URLs).

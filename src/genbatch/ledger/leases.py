@@ -195,9 +195,10 @@ def _mark_unknown(conn: Connection, job_ids: Sequence[int]) -> None:
         .where(sql.sending_attempts_of(list(job_ids)))
         .values(outcome=AttemptOutcome.UNKNOWN.value, error=INTERRUPTED, finished_at=now)
     )
-    interrupt = sql.transition(
-        Move.INTERRUPT, JOBS.c.id.in_(job_ids), now=now, error=INTERRUPTED, lease_until=None
-    )
+    # The lease is left as it was (expired): an `unknown` job holds no slot, and should the
+    # answer of its frozen worker arrive after all (ACCEPT from `unknown`), the job is queued
+    # under that lease, renewed by that worker's heartbeat or taken over once it has lapsed.
+    interrupt = sql.transition(Move.INTERRUPT, JOBS.c.id.in_(job_ids), now=now, error=INTERRUPTED)
     conn.execute(interrupt).all()
 
 

@@ -1,12 +1,14 @@
 """The ledger: the durable record of every run, job, submission attempt and output file.
 
-Every method is one transaction, committed before it returns, so the caller can perform the side
-effect that depends on it (a POST, a rename) knowing the record survives a crash. SQL is written
+Every method is one transaction (or joins the one open in its thread: ``grouped``, or a method
+calling others), committed before it returns, so the caller can perform the side effect that
+depends on it (a POST, a rename) knowing the record survives a crash. SQL is written
 with SQLAlchemy Core over the SQLModel tables: the same statements run on SQLite and PostgreSQL;
 only claiming work differs (one ``FOR UPDATE SKIP LOCKED`` statement on PostgreSQL). A job's state
 changes only through ``try_move`` and the bulk moves beside it, each a move of the lifecycle
 table (``genbatch.lifecycle``) applied by the one guarded statement ``statements.transition``.
-The event loop calls the ledger through ``AsyncLedger``, which runs these methods in a thread.
+The event loop calls the ledger through ``AsyncLedger``, which decides where they run (a thread;
+SQLite's non-durable batches on the loop).
 """
 
 from __future__ import annotations
@@ -311,8 +313,6 @@ class Ledger:
             raise ValueError(f"the move {move.name} of a job in flight needs its worker")
         now = utcnow()
         with self._transaction(move.name.lower()) as conn:
-            if move is Move.ACCEPT:
-                _accepted_attempt(conn, job, request_id, now)
             checks_holder = move.needs_holder(actor)
             statement = sql.job_move(
                 move, checks_holder=checks_holder, sets_request=request_id is not None
@@ -322,7 +322,11 @@ class Ledger:
                 params["b_worker"] = worker
             if request_id is not None:
                 params["b_request"] = request_id
+            # The job's row first, then its attempt's: the order a takeover locks them in, so two
+            # workers at once never deadlock (PostgreSQL would abort one of them).
             row = conn.execute(statement, params).first()
+            if move is Move.ACCEPT:
+                _accepted_attempt(conn, job, request_id, now)
             if row is None:
                 return None
             _record_attempt(conn, job.attempt_id, move, error, remote_status, now)

@@ -159,17 +159,6 @@ def lock_run_row() -> Select[Any]:
 
 # -- attempts -----------------------------------------------------------------------------------
 
-NEW_ATTEMPT: Insert = (
-    insert(ATTEMPTS)
-    .values(
-        job_id=bindparam("b_job"),
-        number=bindparam("b_number"),
-        outcome=AttemptOutcome.SENDING.value,
-        intent_at=bindparam("b_now"),
-    )
-    .returning(ATTEMPTS.c.id)
-)
-
 
 @functools.cache
 def attempt_update(*columns: str) -> Update:
