@@ -153,3 +153,21 @@ def test_a_full_disk_leaves_no_partial_file_as_if_complete_and_resumes_once_spac
     assert len(output_files(tiny_disk / "out")) == 3
     assert sim.stats.submissions == 3
     shutil.rmtree(tiny_disk / "out")
+
+
+def test_a_link_planted_at_a_part_file_is_never_written_through(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    manifest = kling_manifest(tmp_path, 1, extra='  name: "clip"\n')
+    env = cli_env(sim, tmp_path / "ledger.db")
+    victim = tmp_path / "precious.txt"
+    victim.write_bytes(b"not yours")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".clip.part").symlink_to(victim)
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert victim.read_bytes() == b"not yours"
+    [output] = output_files(tmp_path / "out")
+    assert output.name == "clip.mp4" and not output.is_symlink()
