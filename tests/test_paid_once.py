@@ -24,6 +24,7 @@ from support import (
     run_args,
     sha256_of,
     status,
+    status_json,
 )
 
 
@@ -53,7 +54,8 @@ def test_a_renamed_manifest_reuses_the_files_of_its_done_jobs_and_pays_nothing(
     assert "3 job(s) are the same as jobs done in other runs" in again.stderr
     assert sim.stats.submissions == 3
     assert hashes(tmp_path / "out") == before
-    assert [r["counts"]["done"] for r in status(env, tmp_path)["runs"]] == [3, 3]
+    runs = status_json(env, tmp_path)["runs"]
+    assert [(r["counts"]["done"], r["reused"]) for r in runs] == [(3, 0), (3, 3)]
 
 
 def test_the_same_jobs_wanted_in_another_folder_get_the_done_files_there_without_paying(

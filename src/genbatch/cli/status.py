@@ -29,13 +29,21 @@ def status(
     with reading_ledger(ledger, manifest) as store:
         runs = _runs(store, manifest)
         per_run = [(run, store.counts(run.id)) for run in runs]
+        reused = {run.id: store.reused(run.id) for run in runs}
         workers = [(run, worker) for run in runs for worker in store.workers(run.id)]
     if json_output:
-        report = _as_json(per_run)
+        report = _as_json(per_run, reused)
         report["workers"] = [_worker_json(run, worker) for run, worker in workers]
         print(json.dumps(report))
         return
     _print_table(per_run)
+    for run, _ in per_run:
+        if reused[run.id]:
+            Console().print(
+                f"{run.name}: {reused[run.id]} done job(s) reused the files of the same jobs in "
+                "other runs (nothing was submitted for them)",
+                highlight=False,
+            )
     _print_workers(workers)
 
 
@@ -49,7 +57,9 @@ def _runs(store: Ledger, manifest: Path | None) -> list[RunInfo]:
     return [run]
 
 
-def _as_json(per_run: list[tuple[RunInfo, dict[JobState, int]]]) -> dict[str, object]:
+def _as_json(
+    per_run: list[tuple[RunInfo, dict[JobState, int]]], reused: dict[int, int]
+) -> dict[str, object]:
     total = {state.value: 0 for state in JobState}
     runs = []
     for run, counts in per_run:
@@ -61,6 +71,7 @@ def _as_json(per_run: list[tuple[RunInfo, dict[JobState, int]]]) -> dict[str, ob
                 "manifest": run.manifest_path,
                 "counts": {s.value: n for s, n in counts.items()},
                 "total": sum(counts.values()),
+                "reused": reused[run.id],
                 "stop_reason": run.stop_reason,
             }
         )

@@ -709,6 +709,19 @@ class Ledger:
             rows = conn.execute(query).all()
         return [(_job_record(row), _job_record(_unprefixed(row, "o_"))) for row in rows]
 
+    def reused(self, run_id: int) -> int:
+        """Jobs of the run done with the files of the same job in another run (never sent)."""
+        with self._transaction("reused") as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        JOBS.c.run_id == run_id,
+                        JOBS.c.state == JobState.DONE.value,
+                        JOBS.c.attempts == 0,
+                    )
+                ).scalar_one()
+            )
+
     def output_clashes(self, run_id: int) -> list[tuple[JobRecord, JobRecord]]:
         """Jobs of the run that will write files (not done) named as the files of a done job
         with other content (any run, retired ones included): pairs of (this run's job, the
