@@ -21,7 +21,7 @@ from sqlalchemy import event, text
 
 from genbatch.errors import BudgetReached, LedgerError, TransitionRefused
 from genbatch.jobs import JobSpec
-from genbatch.ledger import JobRecord, Ledger, OutputRecord, resolve_location
+from genbatch.ledger import JobRecord, Ledger, OutputRecord, StoredFile, resolve_location
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.ledger.migrations import MIGRATIONS
 from genbatch.ledger.tables import SCHEMA_VERSION
@@ -409,8 +409,8 @@ def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
     ledger.register_worker(run_id, "lost", host="h2", pid=2, concurrency=2, lease_seconds=0.05)
     job = accepted(ledger, run_id, "w1", "r1")
     output = succeeded(ledger, job, "w1", "https://x.runcomfy.net/a.mp4")
-    ledger.record_file(output, path="/out/a.mp4", size=3, sha256="abc", host="h1")
-    ledger.move(job, Move.FINISH, worker="w1")
+    stored = StoredFile(output_id=output.id, path="/out/a.mp4", size=3, sha256="abc", host="h1")
+    ledger.move(job, Move.FINISH, worker="w1", files=[stored])
     time.sleep(0.1)
 
     by_id = {w.id: w for w in ledger.workers(run_id)}

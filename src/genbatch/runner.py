@@ -22,6 +22,7 @@ import json
 import os
 import random
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,7 +61,7 @@ from genbatch.events import (
     ignore_events,
 )
 from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatch
-from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo
+from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo, StoredFile
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.lifecycle import Move
 from genbatch.polling import DurationHistory, PollPolicy, next_poll_delay
@@ -555,12 +556,22 @@ class Runner:
         missing = [
             o for o in outputs if o.sha256 is None or not o.path or not Path(o.path).exists()
         ]
+        stored: list[StoredFile] = []
         for output in missing:
-            if not await self._fetch_one(job, output, count=len(outputs)):
+            file = await self._fetch_one(job, output, count=len(outputs))
+            if file is None:
                 return
-        await self._move(job, Move.FINISH)
+            if output is not missing[-1]:  # recorded now: a resume does not fetch it again
+                await self._store.record_files([file])
+            else:
+                stored.append(file)
+        # The last file is recorded with the move to done: one commit.
+        await self._move(job, Move.FINISH, files=stored)
 
-    async def _fetch_one(self, job: JobRecord, output: OutputRecord, *, count: int) -> bool:
+    async def _fetch_one(
+        self, job: JobRecord, output: OutputRecord, *, count: int
+    ) -> StoredFile | None:
+        """The output downloaded, verified and in place; None when the job stops here."""
         stem = job.file_stem if count == 1 else f"{job.file_stem}_{output.position}"
         spec = find_model(job.model_id)
         try:
@@ -572,22 +583,25 @@ class Runner:
             )
         except RequestGone as exc:
             await self._move(job, Move.EXPIRE, error=f"output file gone before download: {exc}")
-            return False
+            return None
         except (HostNotAllowed, FileTooLarge) as exc:
             await self._keep_paid(job, exc)
-            return False
+            return None
         except OutputError as exc:
             await self._give_up_for_now(job, str(exc))
             self._stop(exc, cancel_all=True)
-            return False
+            return None
         except (DownloadError, ApiError) as exc:
             await self._give_up_for_now(job, f"download failed, will retry on resume: {exc}")
             self._notice("warning", f"#{job.ordinal} {job.key}: download failed: {exc}")
-            return False
-        await self._store.record_file(
-            output, path=str(file.path), size=file.size, sha256=file.sha256, host=self._worker.host
+            return None
+        return StoredFile(
+            output_id=output.id,
+            path=str(file.path),
+            size=file.size,
+            sha256=file.sha256,
+            host=self._worker.host,
         )
-        return True
 
     async def _keep_paid(self, job: JobRecord, exc: DownloadError) -> None:
         """A file refused by this run's settings: the generation is paid and its request id and
@@ -695,6 +709,7 @@ class Runner:
         request_id: str | None = None,
         remote_status: str | None = None,
         urls: tuple[str, ...] = (),
+        files: Sequence[StoredFile] = (),
     ) -> JobRecord:
         """Make ``move`` in the ledger, then announce it (``message``, else ``error``)."""
         moved = await self._store.move(
@@ -705,6 +720,7 @@ class Runner:
             request_id=request_id,
             remote_status=remote_status,
             urls=urls,
+            files=files,
         )
         if (job.state in SPENDING_STATES) != (moved.state in SPENDING_STATES):
             sign = 1.0 if moved.state in SPENDING_STATES else -1.0

@@ -23,7 +23,7 @@ from typing import ParamSpec, TypeVar
 
 from genbatch.group_commit import GroupCommit, Work
 from genbatch.ledger.ledger import Ledger
-from genbatch.ledger.records import JobRecord, OutputRecord, Takeover, WorkerStart
+from genbatch.ledger.records import JobRecord, OutputRecord, StoredFile, Takeover, WorkerStart
 from genbatch.lifecycle import Actor, Move
 from genbatch.states import JobState
 
@@ -75,6 +75,7 @@ class AsyncLedger:
         request_id: str | None = None,
         remote_status: str | None = None,
         urls: Sequence[str] = (),
+        files: Sequence[StoredFile] = (),
     ) -> JobRecord:
         """``Ledger.move``: the job, moved; ``TransitionRefused`` when it was not where
         expected (a cancel or a takeover came first)."""
@@ -88,6 +89,7 @@ class AsyncLedger:
             request_id=request_id,
             remote_status=remote_status,
             urls=urls,
+            files=files,
         )
         if moved is None:
             raise await self._call(self._ledger.refusal, job, move)
@@ -101,13 +103,9 @@ class AsyncLedger:
         """``Ledger.outputs``."""
         return await self._call(self._ledger.outputs, job_id)
 
-    async def record_file(
-        self, output: OutputRecord, *, path: str, size: int, sha256: str, host: str | None
-    ) -> None:
-        """``Ledger.record_file``."""
-        await self._call(
-            self._ledger.record_file, output, path=path, size=size, sha256=sha256, host=host
-        )
+    async def record_files(self, files: Sequence[StoredFile]) -> None:
+        """``Ledger.record_files``."""
+        await self._call(self._ledger.record_files, files)
 
     async def fail_pending_of_model(self, run_id: int, model_id: str, error: str) -> int:
         """``Ledger.fail_pending_of_model``."""

@@ -40,6 +40,7 @@ from genbatch.ledger.records import (
     JobRecord,
     OutputRecord,
     RunInfo,
+    StoredFile,
     SyncReport,
     Takeover,
     WorkerInfo,
@@ -269,6 +270,7 @@ class Ledger:
         request_id: str | None = None,
         remote_status: str | None = None,
         urls: Sequence[str] = (),
+        files: Sequence[StoredFile] = (),
     ) -> JobRecord:
         """``try_move``, raising ``TransitionRefused`` when the job was not where expected."""
         moved = self.try_move(
@@ -280,6 +282,7 @@ class Ledger:
             request_id=request_id,
             remote_status=remote_status,
             urls=urls,
+            files=files,
         )
         if moved is None:
             raise self.refusal(job, move)
@@ -296,6 +299,7 @@ class Ledger:
         request_id: str | None = None,
         remote_status: str | None = None,
         urls: Sequence[str] = (),
+        files: Sequence[StoredFile] = (),
     ) -> JobRecord | None:
         """Make ``move`` (the one guarded write of a job's state): the job takes the move's
         target state only if it is in one of its source states and, for the runner's moves of
@@ -305,7 +309,8 @@ class Ledger:
 
         ``error``: the job's (and its attempt's) error; ``request_id``: ACCEPT's answer;
         ``remote_status``: what the API reported; ``urls``: SUCCEED's output URLs, recorded
-        before any download.
+        before any download; ``files``: output files put in place, recorded with the move
+        (FINISH and the job's last file: one commit).
         """
         if actor not in move.transition.actors:
             raise ValueError(f"{actor} may not make the move {move.name}")
@@ -334,6 +339,7 @@ class Ledger:
                 _back_to_pending(conn, job.run_id)
             if move is Move.SUCCEED:
                 self._record_urls(conn, job, urls)
+            _store_files(conn, files)
         return _job_record(row, attempt_id=job.attempt_id)
 
     def refusal(self, job: JobRecord, move: Move) -> TransitionRefused:
@@ -393,20 +399,10 @@ class Ledger:
             rows = conn.execute(sql.OUTPUTS_OF_JOB, {"b_job": job_id}).all()
         return [_output_record(r) for r in rows]
 
-    def record_file(
-        self, output: OutputRecord, *, path: str, size: int, sha256: str, host: str | None = None
-    ) -> None:
-        """An output file is on disk, verified, under its final name, written by ``host``."""
-        values = {
-            "b_output": output.id,
-            "b_path": path,
-            "b_size": size,
-            "b_sha256": sha256,
-            "b_now": utcnow(),
-            "b_host": host,
-        }
-        with self._transaction("record_file") as conn:
-            conn.execute(sql.FILE_STORED, values)
+    def record_files(self, files: Sequence[StoredFile]) -> None:
+        """Output files are on disk, verified, under their final names."""
+        with self._transaction("record_files") as conn:
+            _store_files(conn, files)
 
     # -- resuming -------------------------------------------------------------------------------
 
@@ -975,6 +971,25 @@ def _record_attempt(
             values["error"] = error
     if values:
         _update_attempt(conn, attempt_id, values)
+
+
+def _store_files(conn: Connection, files: Sequence[StoredFile]) -> None:
+    if files:
+        now = utcnow()
+        conn.execute(
+            sql.FILE_STORED,
+            [
+                {
+                    "b_output": f.output_id,
+                    "b_path": f.path,
+                    "b_size": f.size,
+                    "b_sha256": f.sha256,
+                    "b_now": now,
+                    "b_host": f.host,
+                }
+                for f in files
+            ],
+        )
 
 
 def _update_attempt(conn: Connection, attempt_id: int | None, values: dict[str, Any]) -> None:

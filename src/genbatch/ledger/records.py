@@ -62,6 +62,18 @@ class OutputRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StoredFile:
+    """An output file on disk, verified, under its final name: what the ledger records of it."""
+
+    output_id: int
+    path: str
+    size: int
+    sha256: str
+    host: str | None = None
+    """The machine whose worker wrote it."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class AttemptRecord:
     """One submission attempt of a job."""
 
