@@ -424,3 +424,26 @@ def test_the_command_line_concurrency_overrides_the_manifests_on_a_single_machin
 
         assert done.returncode == 0, done.stderr
         assert sim.stats.peak_active == 5
+
+
+def test_a_job_with_several_output_files_keeps_each_one_verified(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    manifest = tmp_path / "stills.yaml"
+    manifest.write_text(
+        "model: google/nano-banana-2/text-to-image\n"
+        'prompts: ["a lighthouse at dawn"]\n'
+        "inputs: {num_images: 3}\n"
+        'output:\n  dir: out\n  name: "still"\n',
+        encoding="utf-8",
+    )
+    env = cli_env(sim, tmp_path / "ledger.db")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    files = output_files(tmp_path / "out")
+    assert sorted(f.stem for f in files) == ["still_0", "still_1", "still_2"]
+    assert {sha256_of(f) for f in files} == served_hashes(sim)
+    again = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert again.returncode == 0 and sim.stats.submissions == 1
