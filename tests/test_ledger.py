@@ -7,6 +7,7 @@ must differ (several processes at once, which only a PostgreSQL ledger allows) t
 from __future__ import annotations
 
 import functools
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, text
 
 from genbatch.errors import BudgetReached, LedgerError, TransitionRefused
@@ -618,3 +621,40 @@ def _downgrade_to_version_1(ledger: Ledger) -> None:
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("ALTER TABLE outputs DROP COLUMN host"))
         conn.execute(text("UPDATE genbatch_meta SET value = '1' WHERE key = 'schema_version'"))
+
+
+# -- the guarded move follows the table, whatever the sequence ---------------------------------
+
+_MOVES = [m for m in Move if m not in (Move.CLAIM, Move.REUSE)]
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(_MOVES), st.sampled_from(list(Actor)), st.booleans()),
+        max_size=12,
+    )
+)
+def test_any_sequence_of_moves_changes_the_state_exactly_as_the_table_says(
+    ledger: Ledger, steps: list[tuple[Move, Actor, bool]]
+) -> None:
+    run, _ = ledger.sync_run(f"prop-{secrets.token_hex(4)}", "p.yaml", specs(1))
+    job = claim(ledger, run.id, "w1")
+    assert job is not None
+    state = JobState.SUBMITTING
+    for move, actor, as_holder in steps:
+        worker = "w1" if as_holder else "w2"
+        allowed = move.allows(state, actor)
+        holder_ok = as_holder or not move.needs_holder(actor)
+        if actor not in move.transition.actors:
+            with pytest.raises(ValueError):
+                ledger.try_move(job, move, actor=actor, worker=worker)
+            continue
+        request_id = "req-1" if move is Move.ACCEPT else None
+        moved = ledger.try_move(job, move, actor=actor, worker=worker, request_id=request_id)
+        if allowed and holder_ok:
+            assert moved is not None and moved.state is move.transition.target
+            state = moved.state
+        else:
+            assert moved is None
+        assert ledger.states_by_key(run.id) == {job.key: state}
