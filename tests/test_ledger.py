@@ -92,14 +92,23 @@ def claim(ledger: Ledger, run_id: int, worker: str = "w1", **kwargs: Any) -> Job
     return jobs[0] if jobs else None
 
 
+def move(ledger: Ledger, job: JobRecord, to: Move, **details: Any) -> JobRecord:
+    """``Ledger.try_move``, raising ``TransitionRefused`` (as ``AsyncLedger.move`` does) when
+    the job was not where expected."""
+    moved = ledger.try_move(job, to, **details)
+    if moved is None:
+        raise ledger.refusal(job, to)
+    return moved
+
+
 def accepted(ledger: Ledger, run_id: int, worker: str, request_id: str, **kwargs: Any) -> JobRecord:
     job = claim(ledger, run_id, worker, **kwargs)
     assert job is not None
-    return ledger.move(job, Move.ACCEPT, worker=worker, request_id=request_id)
+    return move(ledger, job, Move.ACCEPT, worker=worker, request_id=request_id)
 
 
 def succeeded(ledger: Ledger, job: JobRecord, worker: str, url: str) -> OutputRecord:
-    moved = ledger.move(job, Move.SUCCEED, worker=worker, urls=[url])
+    moved = move(ledger, job, Move.SUCCEED, worker=worker, urls=[url])
     (output,) = ledger.outputs(moved.id)
     return output
 
@@ -174,7 +183,7 @@ def test_a_job_back_to_pending_makes_the_next_start_sync_for_real(ledger: Ledger
     run, _ = ledger.sync_run("sweep", "sweep.yaml", specs(2), fingerprint="f1")
     job = claim(ledger, run.id)
     assert job is not None
-    ledger.move(job, Move.REFUSE, worker="w1", error="rate limited")
+    move(ledger, job, Move.REFUSE, worker="w1", error="rate limited")
 
     _, report = ledger.sync_run("sweep", "sweep.yaml", specs(2), fingerprint="f1")
 
@@ -413,7 +422,7 @@ def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
     job = accepted(ledger, run_id, "w1", "r1")
     output = succeeded(ledger, job, "w1", "https://x.runcomfy.net/a.mp4")
     stored = StoredFile(output_id=output.id, path="/out/a.mp4", size=3, sha256="abc", host="h1")
-    ledger.move(job, Move.FINISH, worker="w1", files=[stored])
+    move(ledger, job, Move.FINISH, worker="w1", files=[stored])
     time.sleep(0.1)
 
     by_id = {w.id: w for w in ledger.workers(run_id)}
@@ -434,7 +443,7 @@ def test_a_move_the_table_does_not_allow_from_the_jobs_state_changes_nothing(
     job = accepted(ledger, run_id, "w1", "r1")
 
     with pytest.raises(TransitionRefused, match="queued"):
-        ledger.move(job, Move.FINISH, worker="w1")
+        move(ledger, job, Move.FINISH, worker="w1")
 
     assert ledger.states_by_key(run_id) == {job.key: JobState.QUEUED}
 
@@ -445,7 +454,7 @@ def test_a_cancel_and_the_runner_racing_on_a_job_never_overwrite_each_other(
     run_id = new_run(ledger, 1)
     job = accepted(ledger, run_id, "w1", "r1")
 
-    ledger.move(job, Move.CANCELLED, actor=Actor.CANCEL, error="cancelled with genbatch cancel")
+    move(ledger, job, Move.CANCELLED, actor=Actor.CANCEL, error="cancelled with genbatch cancel")
 
     # The runner's answer arrives late, from the state it last knew.
     assert ledger.try_move(job, Move.START, worker="w1") is None
@@ -460,8 +469,8 @@ def test_a_worker_whose_job_was_taken_over_learns_it_at_its_next_move(ledger: Le
     (taken,) = ledger.take_over(run_id, "w2", lease_seconds=LEASE).attached
 
     with pytest.raises(TransitionRefused, match="held by w2"):
-        ledger.move(frozen, Move.START, worker="w1")
-    ledger.move(taken, Move.START, worker="w2")
+        move(ledger, frozen, Move.START, worker="w1")
+    move(ledger, taken, Move.START, worker="w2")
 
     assert ledger.states_by_key(run_id) == {frozen.key: JobState.RUNNING}
 
@@ -474,7 +483,7 @@ def test_an_answer_arriving_after_a_takeover_marked_its_submit_unknown_is_record
     assert frozen is not None
     assert ledger.take_over(run_id, "w2", lease_seconds=LEASE).unknown == 1
 
-    late = ledger.move(frozen, Move.ACCEPT, worker="w1", request_id="req-late")
+    late = move(ledger, frozen, Move.ACCEPT, worker="w1", request_id="req-late")
 
     assert (late.state, late.request_id) == (JobState.QUEUED, "req-late")
     assert ledger.attempts(frozen.id)[0].request_id == "req-late"
@@ -494,7 +503,7 @@ def test_a_late_answer_for_a_job_resubmitted_since_keeps_its_request_id_on_its_a
     assert again is not None
 
     with pytest.raises(TransitionRefused):
-        ledger.move(frozen, Move.ACCEPT, worker="w1", request_id="req-late")
+        move(ledger, frozen, Move.ACCEPT, worker="w1", request_id="req-late")
 
     assert ledger.states_by_key(run_id) == {frozen.key: JobState.SUBMITTING}
     assert [a.request_id for a in ledger.attempts(frozen.id)] == ["req-late", None]
@@ -505,7 +514,7 @@ def test_only_the_actors_of_a_move_may_make_it(ledger: Ledger) -> None:
     job = accepted(ledger, run_id, "w1", "r1")
 
     with pytest.raises(ValueError, match="cancel may not"):
-        ledger.move(job, Move.FINISH, actor=Actor.CANCEL)
+        move(ledger, job, Move.FINISH, actor=Actor.CANCEL)
 
 
 # -- the ledger from an event loop ------------------------------------------------------------

@@ -276,11 +276,8 @@ def _expected_size(content_length: int | None, offset: int) -> int | None:
 
 
 def _hash_existing(part: Path) -> hashlib._Hash:
-    digest = hashlib.sha256()
     with part.open("rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest
+        return hashlib.file_digest(handle, "sha256")
 
 
 def _extension_from_url(url: str) -> str | None:

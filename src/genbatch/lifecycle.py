@@ -1,7 +1,7 @@
 """The job lifecycle: every move a job may make, who may make it, and what it records.
 
 This table is the only place that decides a job's state. The ledger applies a move with one
-guarded write (``Ledger.move``): the row changes only if the job is still in one of the move's
+guarded write (``Ledger.try_move``): the row changes only if the job is still in one of the move's
 source states and, for the moves of the process driving it, still held by that process. When
 nothing matched (``genbatch cancel`` got there first, or a worker whose lease lapsed was taken
 over), the write changes nothing and the mover is told (``TransitionRefused``), so two writers

@@ -77,7 +77,7 @@ class AsyncLedger:
         urls: Sequence[str] = (),
         files: Sequence[StoredFile] = (),
     ) -> JobRecord:
-        """``Ledger.move``: the job, moved; ``TransitionRefused`` when it was not where
+        """``Ledger.try_move``: the job, moved; ``TransitionRefused`` when it was not where
         expected (a cancel or a takeover came first)."""
         moved = await self._call(
             self._ledger.try_move,

@@ -259,35 +259,6 @@ class Ledger:
 
     # -- moving a job through its lifecycle -----------------------------------------------------
 
-    def move(
-        self,
-        job: JobRecord,
-        move: Move,
-        *,
-        actor: Actor = Actor.RUNNER,
-        worker: str | None = None,
-        error: str | None = None,
-        request_id: str | None = None,
-        remote_status: str | None = None,
-        urls: Sequence[str] = (),
-        files: Sequence[StoredFile] = (),
-    ) -> JobRecord:
-        """``try_move``, raising ``TransitionRefused`` when the job was not where expected."""
-        moved = self.try_move(
-            job,
-            move,
-            actor=actor,
-            worker=worker,
-            error=error,
-            request_id=request_id,
-            remote_status=remote_status,
-            urls=urls,
-            files=files,
-        )
-        if moved is None:
-            raise self.refusal(job, move)
-        return moved
-
     def try_move(
         self,
         job: JobRecord,
