@@ -78,7 +78,8 @@ class HostPolicy:
 
     api_host: str
     extra_hosts: tuple[str, ...] = ()
-    """Exact host names, or ``*.example.com`` for a domain and its subdomains."""
+    """Exact host names, or ``*.example.com`` (or ``.example.com``, the same) for a domain and
+    its subdomains."""
 
     def allows(self, url: str) -> bool:
         """True when ``url`` may be fetched."""
@@ -97,9 +98,10 @@ class HostPolicy:
 
 def _host_matches(host: str, pattern: str) -> bool:
     pattern = pattern.lower().strip()
-    if pattern.startswith("*."):
-        return host == pattern[2:] or host.endswith(pattern[1:])
-    return host == pattern
+    if not pattern.startswith(("*.", ".")):
+        return host == pattern
+    domain = pattern.removeprefix("*").removeprefix(".")
+    return bool(domain) and (host == domain or host.endswith(f".{domain}"))
 
 
 def is_loopback(host: str) -> bool:
