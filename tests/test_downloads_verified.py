@@ -250,3 +250,41 @@ def test_an_encoding_genbatch_cannot_decode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="Content-Encoding 'br'"):
         asyncio.run(_fetch_encoded(tmp_path, "br", b"\x0b\x02\x80hello\x03"))
     assert list(tmp_path.iterdir()) == []
+
+
+# -- one URL listed twice -------------------------------------------------------------------------
+
+
+def test_a_url_a_result_lists_twice_is_fetched_once_and_each_output_gets_its_file(
+    tmp_path: Path, make_simulator: MakeSimulator
+) -> None:
+    sim = make_simulator(time_scale=FAST, capacity=8, duplicate_outputs=True)
+
+    files = run_kling(tmp_path, sim, 3)
+
+    served = served_hashes(sim)
+    assert len(files) == 6 and len(served) == 3  # two files per job, the same bytes
+    assert sorted(sha256_of(f) for f in files) == sorted(2 * list(served))
+    assert sim.stats.calls["file"] == 3
+    assert len({f.stat().st_ino for f in files}) == 6  # copies, not links to one another
+
+
+def test_a_duplicate_among_several_images_is_fetched_once(
+    tmp_path: Path, make_simulator: MakeSimulator
+) -> None:
+    sim = make_simulator(time_scale=FAST, capacity=8, duplicate_outputs=True)
+    manifest = image_manifest(tmp_path)
+    manifest.write_text(manifest.read_text() + "inputs:\n  num_images: 2\n")
+    env = cli_env(sim, tmp_path / "ledger.db")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    [record] = sim.records.list()
+    first, second = (out.sha256 for out in record.outputs)
+    files = output_files(tmp_path / "out")
+    assert [sha256_of(f) for f in files] == [first, second, first]
+    assert sim.stats.calls["file"] == 2
+    again = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert sim.stats.calls["file"] == 2 and sim.stats.submissions == 1

@@ -24,6 +24,7 @@ import mimetypes
 import os
 import random
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -65,6 +66,8 @@ KNOWN_EXTENSIONS = frozenset(
     }
 )
 DOWNLOAD_ATTEMPTS = 10
+RECENT_FILES = 256
+"""URLs remembered per run: a result lists its files together, so a few suffice."""
 
 
 class NotTheMedia(DownloadError):
@@ -157,14 +160,59 @@ class Downloader:
         """Names this process's ``.part`` files."""
         self._directories: set[Path] = set()
         """Output directories made (or found) during this run."""
+        self._recent: OrderedDict[str, DownloadedFile] = OrderedDict()
+        """The last files fetched, by URL: a URL a result lists twice is fetched once."""
 
     async def fetch(
         self, url: str, *, directory: Path, stem: str, default_extension: str
     ) -> DownloadedFile:
-        """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry."""
+        """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry.
+
+        A URL fetched moments ago (a result listing one file twice) is not fetched again: the
+        file already verified is copied to the new name, and checked again as it is copied.
+        """
         self._make_directory(directory)
         stem = sanitize_file_stem(stem)
         part = _Part(directory / f".{stem}.part", spare=directory / f".{stem}.{self._token}.part")
+        earlier = self._recent.get(url)
+        file = None
+        if earlier is not None:
+            file = await self._copy(earlier, part, directory / f"{stem}{earlier.path.suffix}")
+        if file is None:
+            file = await self._download(url, part, directory, stem, default_extension)
+        self._recent[url] = file
+        self._recent.move_to_end(url)
+        if len(self._recent) > RECENT_FILES:
+            self._recent.popitem(last=False)
+        return file
+
+    async def _copy(
+        self, earlier: DownloadedFile, part: _Part, final: Path
+    ) -> DownloadedFile | None:
+        """``earlier`` copied to ``final`` through ``part``; None when it is no longer intact
+        (moved, edited) or its ``.part`` is busy: then it is downloaded again."""
+        if final == earlier.path:
+            return earlier if _size_or_zero(final) == earlier.size else None
+        try:
+            fd = self._open_part(part, resume_from=None)
+        except IncompleteDownload:
+            return None
+        try:
+            if not await anyio.to_thread.run_sync(_copy_intact, earlier, fd, part.path):
+                _remove_ours(part)
+                part.ours = False
+                return None
+            await self._committer.move_into_place(fd, part.path, final)
+        except BaseException:
+            _remove_ours(part)
+            raise
+        finally:
+            os.close(fd)
+        return DownloadedFile(path=final, size=earlier.size, sha256=earlier.sha256)
+
+    async def _download(
+        self, url: str, part: _Part, directory: Path, stem: str, default_extension: str
+    ) -> DownloadedFile:
         for failures in range(1, self._attempts + 1):
             try:
                 return await self._transfer(url, part, directory, stem, default_extension)
@@ -266,6 +314,23 @@ class Downloader:
             digest.update(chunk)
             _write_all(fd, chunk, part)
         return size
+
+
+def _copy_intact(earlier: DownloadedFile, fd: int, part: Path) -> bool:
+    """Copies ``earlier`` into ``fd``; True when the bytes copied are still those verified."""
+    try:
+        source = os.open(earlier.path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    digest, size = hashlib.sha256(), 0
+    try:
+        while block := os.read(source, 1024 * 1024):
+            digest.update(block)
+            size += len(block)
+            _write_all(fd, block, part)
+    finally:
+        os.close(source)
+    return size == earlier.size and digest.hexdigest() == earlier.sha256
 
 
 def _write_all(fd: int, chunk: bytes, part: Path) -> None:

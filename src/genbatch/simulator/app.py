@@ -388,7 +388,11 @@ class SimulatorApp:
         files = self.output_base(base)
         urls = [file_url(files, state.request_id, name) for name in state.output_names]
         key = state.model.output_key
-        return {key: urls if key.endswith("s") else urls[0]}
+        if key.endswith("s"):
+            return {key: urls + urls[:1] if self.config.duplicate_outputs else urls}
+        if self.config.duplicate_outputs:
+            return {key: urls[0], f"{key}s": urls[:1]}
+        return {key: urls[0]}
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
