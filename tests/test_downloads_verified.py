@@ -288,3 +288,45 @@ def test_a_duplicate_among_several_images_is_fetched_once(
     again = genbatch(run_args(manifest), env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert sim.stats.calls["file"] == 2 and sim.stats.submissions == 1
+
+
+# -- media genbatch has no check for ---------------------------------------------------------------
+
+
+async def _fetch_typed(directory: Path, url: str, content_type: str, body: bytes) -> Path:
+    def host(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": content_type, "content-length": str(len(body))}
+        return httpx.Response(200, headers=headers, stream=httpx.ByteStream(body))
+
+    async with RunComfyClient(
+        base_url="https://x.runcomfy.net", token=None, transport=httpx.MockTransport(host)
+    ) as client:
+        downloader = Downloader(client, hosts=HostPolicy(api_host="x.runcomfy.net"), attempts=1)
+        file = await downloader.fetch(url, directory=directory, stem="a", default_extension=".png")
+    return file.path
+
+
+def test_a_media_type_without_a_check_is_trusted_when_the_url_names_no_extension(
+    tmp_path: Path,
+) -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'
+
+    path = asyncio.run(_fetch_typed(tmp_path, "https://x.runcomfy.net/o/1", "image/svg+xml", svg))
+
+    assert path.read_bytes() == svg
+
+
+def test_an_avif_image_passes_the_image_check(tmp_path: Path) -> None:
+    avif = b"\x00\x00\x00\x14ftypavif\x00\x00\x00\x00avif" + b"\x00\x00\x00\x10mdat" + bytes(8)
+
+    path = asyncio.run(_fetch_typed(tmp_path, "https://x.runcomfy.net/o/1.png", "image/png", avif))
+
+    assert path.read_bytes() == avif
+
+
+def test_an_html_page_named_like_an_image_is_still_refused(tmp_path: Path) -> None:
+    page = b"<html><body>Access denied</body></html>"
+
+    with pytest.raises(NotTheMedia, match="text/html, not an image file"):
+        asyncio.run(_fetch_typed(tmp_path, "https://x.runcomfy.net/o/1", "text/html", page))
+    assert list(tmp_path.iterdir()) == []

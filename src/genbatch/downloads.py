@@ -43,7 +43,7 @@ from genbatch.errors import (
 )
 from genbatch.file_commits import FileCommitter
 from genbatch.filenames import sanitize_file_stem
-from genbatch.media_check import content_type_problem, file_problem, kind_for, reader_of
+from genbatch.media_check import content_type_problem, expected_kind, file_problem, reader_of
 
 DEFAULT_MAX_FILE_SIZE = 2 * 1024**3
 DEFAULT_ALLOWED_SUFFIXES = (".runcomfy.net", ".runcomfy.com")
@@ -267,7 +267,9 @@ class Downloader:
                 url, is_allowed=self._hosts.allows, offset=offset
             ) as stream:
                 extension = extension_for(url, stream.content_type, default_extension)
-                kind = kind_for(extension)
+                kind = expected_kind(
+                    extension, stream.content_type, from_url=_extension_from_url(url) is not None
+                )
                 _refuse(url, content_type_problem(kind, stream.content_type))
                 resumed = offset > 0 and stream.content_range_start == offset
                 expected = _expected_size(stream, offset if resumed else 0)

@@ -4,7 +4,8 @@ A file host may answer 200 with something else than the output (a CDN's HTML err
 empty body) or with a file cut short whose ``Content-Length`` matches the cut. Each check reads
 at most a few bytes per container box, never the whole file:
 
-- the content type must not be a page or a document (``text/*``, JSON, XML);
+- the content type must not be a page or a document (``text/*``, JSON, XML); a media type
+  with no check here (SVG, AVIF named only by its content type...) is trusted unchecked;
 - the first bytes must be a signature of the expected kind (an MP4/MOV box, WebM's EBML, PNG,
   JPEG, GIF, WebP, MP3, WAV...);
 - where the container says how long it is, the file must be that long: the top-level boxes of
@@ -15,6 +16,7 @@ at most a few bytes per container box, never the whole file:
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import struct
 from collections.abc import Callable
@@ -28,7 +30,9 @@ HEAD_SIZE = 16
 _BOX_TYPES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"styp"})
 _PNG = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_A = {"video": "a video", "image": "an image", "audio": "an audio"}
 _MAX_BOXES = 100_000
+_DOCUMENTS = frozenset({"json", "xml", "xhtml+xml", "problem+xml", "javascript"})
 
 Reader = Callable[[int, int], bytes]
 """``read(size, offset)``: up to ``size`` bytes of the file at ``offset``."""
@@ -39,14 +43,25 @@ def kind_for(extension: str) -> str | None:
     return KINDS_BY_EXTENSION.get(extension.lower())
 
 
+def expected_kind(extension: str, content_type: str | None, *, from_url: bool) -> str | None:
+    """The kind of media a file saved as ``extension`` must be, or None to trust it unchecked:
+    when the URL names no extension and the host names a media type without a check here
+    (``image/svg+xml``, ``image/avif``, ``video/x-matroska``...)."""
+    essence = (content_type or "").split(";")[0].strip().lower()
+    media = essence.partition("/")[0] in ("image", "video", "audio")
+    if media and not from_url and mimetypes.guess_extension(essence) not in KINDS_BY_EXTENSION:
+        return None
+    return kind_for(extension)
+
+
 def content_type_problem(kind: str | None, content_type: str | None) -> str | None:
     """Why a response of ``content_type`` cannot be a ``kind`` file, or None when it can."""
     if kind is None or not content_type:
         return None
     essence = content_type.split(";")[0].strip().lower()
     main, _, sub = essence.partition("/")
-    if main == "text" or sub in ("json", "xml", "xhtml+xml") or sub.endswith(("+json", "+xml")):
-        return f"the host sent {essence}, not a {kind} file"
+    if main == "text" or (main == "application" and (sub in _DOCUMENTS or sub.endswith("+json"))):
+        return f"the host sent {essence}, not {_A[kind]} file"
     return None
 
 
@@ -55,11 +70,11 @@ def file_problem(kind: str | None, size: int, read: Reader) -> str | None:
     if kind is None:
         return None
     if size == 0:
-        return f"the host sent an empty body, not a {kind} file"
+        return f"the host sent an empty body, not {_A[kind]} file"
     head = read(HEAD_SIZE, 0)
     container = _container(head)
     if container is None or container not in _CONTAINERS_BY_KIND[kind]:
-        return f"the first bytes ({head[:8].hex()}) are not those of a {kind} file"
+        return f"the first bytes ({head[:8].hex()}) are not those of {_A[kind]} file"
     check = _END_CHECKS.get(container)
     return check(size, read) if check else None
 
@@ -85,7 +100,7 @@ def _container(head: bytes) -> str | None:
 
 _CONTAINERS_BY_KIND = {
     "video": frozenset({"isobmff", "ebml"}),
-    "image": frozenset({"png", "jpeg", "gif", "riff"}),
+    "image": frozenset({"png", "jpeg", "gif", "riff", "isobmff"}),  # isobmff: AVIF, HEIC
     "audio": frozenset({"isobmff", "riff", "mpeg-audio"}),
 }
 
