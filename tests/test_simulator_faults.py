@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -229,6 +231,62 @@ def test_a_dropped_download(simulator: Simulator, sim_client: httpx.Client) -> N
         httpx.get(url)
 
 
+def test_gzip_compresses_a_file_only_for_a_client_that_accepts_it(
+    simulator: Simulator, sim_client: httpx.Client
+) -> None:
+    request_id, url = finished_file_url(sim_client)
+    stored = simulator.records[request_id].outputs[0]
+    simulator.inject(route="file", fault="gzip", count=2)
+
+    with httpx.stream("GET", url, headers={"accept-encoding": "gzip"}) as accepting:
+        raw = b"".join(accepting.iter_raw())
+    refusing = httpx.get(url, headers={"accept-encoding": "identity"})
+
+    assert accepting.headers["content-encoding"] == "gzip"
+    assert int(accepting.headers["content-length"]) == len(raw) != stored.size
+    assert hashlib.sha256(gzip.decompress(raw)).hexdigest() == stored.sha256
+    assert "content-encoding" not in refusing.headers
+    assert hashlib.sha256(refusing.content).hexdigest() == stored.sha256
+    assert simulator.stats.faults["gzip"] == 2
+
+
+def test_gzip_always_compresses_whatever_the_client_accepts(
+    simulator: Simulator, sim_client: httpx.Client
+) -> None:
+    request_id, url = finished_file_url(sim_client)
+    simulator.inject(route="file", fault="gzip_always")
+
+    with httpx.stream("GET", url, headers={"accept-encoding": "identity"}) as answer:
+        raw = b"".join(answer.iter_raw())
+
+    assert answer.headers["content-encoding"] == "gzip"
+    assert hashlib.sha256(gzip.decompress(raw)).hexdigest() == (
+        simulator.records[request_id].outputs[0].sha256
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "size"),
+    [("html_200", "text/html", None), ("empty_200", "image/png", 0), ("short_200", "image/png", 5)],
+)
+def test_a_200_that_is_not_the_file(
+    simulator: Simulator, sim_client: httpx.Client, fault: str, kind: str, size: int | None
+) -> None:
+    _, url = finished_file_url(sim_client)
+    simulator.inject(route="file", fault=fault, **({"keep": 5} if fault == "short_200" else {}))
+
+    answer = httpx.get(url)
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith(kind)
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    if size is None:
+        assert answer.text.startswith("<html>")
+    else:
+        assert len(answer.content) == size
+    assert simulator.stats.faults[fault] == 1
+
+
 def test_stopping_cuts_a_slow_answer_short(make_simulator: MakeSimulator) -> None:
     sim = make_simulator()
     sim.inject(route="submit", fault="slow", delay=30.0)
@@ -278,6 +336,8 @@ def test_inject_refuses_what_cannot_happen(simulator: Simulator) -> None:
         simulator.inject(route="status", fault="lost_answer")
     with pytest.raises(ValueError, match="only applies"):
         simulator.inject(route="submit", fault="truncate")
+    with pytest.raises(ValueError, match="only applies"):
+        simulator.inject(route="result", fault="html_200")
     with pytest.raises(ValueError, match="unknown fault"):
         simulator.inject(route="submit", fault="meteor")
     with pytest.raises(ValueError, match="unknown route"):

@@ -194,3 +194,46 @@ def test_allowing_the_host_afterwards_fetches_the_refused_outputs_without_paying
     assert again.returncode == 0, again.stderr
     assert sim.stats.submissions == 2
     assert len(output_files(tmp_path / "out")) == 2
+
+
+@pytest.mark.parametrize("pattern", [".localhost", '"*.localhost"'], ids=["dot", "star"])
+def test_allowed_hosts_takes_a_domain_with_its_subdomains_in_either_form(
+    tmp_path: Path, make_simulator: MakeSimulator, pattern: str
+) -> None:
+    sim = make_simulator(time_scale=FAST, capacity=8, file_host="localhost")
+    manifest = kling_manifest(tmp_path, 2, extra=f"allowed_hosts: [{pattern}]\n")
+    env = cli_env(sim, tmp_path / "ledger.db")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    files = output_files(tmp_path / "out")
+    served = {out.sha256 for info in sim.records.list() for out in info.outputs}
+    assert {sha256_of(f) for f in files} == served and len(files) == 2
+
+
+@pytest.mark.parametrize(
+    "pattern", ['".sub.localhost"', '"*.sub.localhost"', '"files.localhost"'], ids=str
+)
+def test_allowed_hosts_patterns_never_match_a_parent_or_a_sibling(
+    tmp_path: Path, make_simulator: MakeSimulator, pattern: str
+) -> None:
+    sim = make_simulator(time_scale=FAST, capacity=8, file_host="localhost")
+    manifest = kling_manifest(tmp_path, 1, extra=f"allowed_hosts: [{pattern}]\n")
+    env = cli_env(sim, tmp_path / "ledger.db")
+
+    done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    assert "not allowed" in done.stderr
+    assert sim.stats.calls["file"] == 0
+
+
+@pytest.mark.parametrize("pattern", ['"*"', '"*localhost"', '"**.localhost"', '"*.*.localhost"'])
+def test_allowed_hosts_refuses_other_wildcards(tmp_path: Path, pattern: str) -> None:
+    manifest = kling_manifest(tmp_path, 1, extra=f"allowed_hosts: [{pattern}]\n")
+
+    done = genbatch(["plan", str(manifest)], env=dict(os.environ), cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "allowed_hosts" in done.stderr and "is not a host name" in done.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from genbatch.errors import (
     BalanceExhausted,
     DownloadError,
     HostNotAllowed,
+    IncompleteDownload,
     InputRejected,
     ModelNotFound,
     RateLimited,
@@ -49,6 +51,10 @@ KEEPALIVE_EXPIRY = 3.0
 # Calls are short (a poll is a small JSON answer), so 16 in flight per client is ample even at
 # hundreds of concurrent jobs; the others wait a moment for a free connection.
 DEFAULT_MAX_CONNECTIONS = 16
+# Output files are asked for as stored: a compressed answer's length and ranges would be those
+# of the compressed bytes. A host that compresses anyway is decoded (these encodings only).
+_FILE_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
+_DECODED_BLOCK = 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +106,11 @@ class FileStream:
     content_length: int | None
     content_type: str | None
     content_range_start: int | None
+    total_size: int | None = None
+    """The whole file's size as a ``Content-Range`` gives it (a 206), when it does."""
+    content_encoding: str | None = None
+    """The compression the host applied anyway; ``chunks`` yields the decoded bytes, and
+    ``content_length`` is then None (it counts the compressed bytes)."""
     chunks: Callable[[], AsyncIterator[bytes]] = field(repr=False)
 
 
@@ -223,9 +234,12 @@ class RunComfyClient:
         """Open an output file for streaming, following redirects only to allowed hosts.
 
         With ``offset`` > 0 it asks for the rest of the file (HTTP Range); the answer says
-        whether the server honoured that (``content_range_start``).
+        whether the server honoured that (``content_range_start``). It asks for the bytes as
+        stored (``Accept-Encoding: identity``) and decodes gzip or deflate sent anyway.
         """
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         for _ in range(MAX_REDIRECTS + 1):
             if not is_allowed(url):
                 raise HostNotAllowed(f"refusing to download from a host not allowed: {url}")
@@ -285,6 +299,27 @@ def _status_of(body: Mapping[str, Any]) -> str:
 
 
 def _file_stream(url: str, response: httpx.Response) -> FileStream:
+    _check_file_status(url, response)
+    encoding = _content_encoding(url, response)
+    length = response.headers.get("content-length")
+    start, total = (
+        _content_range(response.headers.get("content-range"))
+        if response.status_code == 206
+        else (None, None)
+    )
+    return FileStream(
+        url=url,
+        status_code=response.status_code,
+        content_length=int(length) if length and length.isdigit() and not encoding else None,
+        content_type=response.headers.get("content-type"),
+        content_range_start=None if encoding else start,
+        total_size=None if encoding else total,
+        content_encoding=encoding,
+        chunks=lambda: _body_chunks(response, _Decoder(url, encoding) if encoding else None),
+    )
+
+
+def _check_file_status(url: str, response: httpx.Response) -> None:
     if response.status_code in (404, 410):
         raise RequestGone(
             f"output file is gone (HTTP {response.status_code}): {url}",
@@ -297,35 +332,81 @@ def _file_stream(url: str, response: httpx.Response) -> FileStream:
         )
     if response.status_code not in (200, 206):
         raise DownloadError(f"file host answered HTTP {response.status_code} for {url}")
-    length = response.headers.get("content-length")
-    start = (
-        _range_start(response.headers.get("content-range")) if response.status_code == 206 else None
-    )
-    return FileStream(
-        url=url,
-        status_code=response.status_code,
-        content_length=int(length) if length and length.isdigit() else None,
-        content_type=response.headers.get("content-type"),
-        content_range_start=start,
-        chunks=lambda: _body_chunks(response),
-    )
 
 
-async def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The raw body, with a connection lost mid-body reported as our TransportError."""
+def _content_encoding(url: str, response: httpx.Response) -> str | None:
+    """The compression applied to the body (lowercase), None for none; refuses unknown ones."""
+    encoding = str(response.headers.get("content-encoding", "")).strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding not in _FILE_ENCODINGS:
+        raise DownloadError(f"file host sent Content-Encoding {encoding!r}, not decodable: {url}")
+    return encoding
+
+
+class _Decoder:
+    """Decompresses a gzip or deflate body in bounded blocks, and tells when it ended early."""
+
+    def __init__(self, url: str, encoding: str) -> None:
+        self._url = url
+        self._wbits = _FILE_ENCODINGS[encoding]
+        self._zlib: zlib._Decompress | None = None
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The decoded bytes of ``chunk``, in blocks of at most 1 MiB (no decompression bomb
+        is ever held in memory whole: the downloader's size cap sees each block)."""
+        if not chunk:
+            return []
+        blocks = []
+        data = chunk
+        try:
+            decompressor = self._decompressor(chunk)
+            while data:
+                blocks.append(decompressor.decompress(data, _DECODED_BLOCK))
+                data = decompressor.unconsumed_tail
+        except zlib.error as exc:
+            raise IncompleteDownload(
+                f"{self._url}: the compressed body is corrupt ({exc})"
+            ) from None
+        return blocks
+
+    def finish(self) -> None:
+        """Raises IncompleteDownload when the compressed stream did not reach its end."""
+        if self._zlib is None or not self._zlib.eof:
+            raise IncompleteDownload(f"{self._url}: the compressed body ended early")
+
+    def _decompressor(self, first: bytes) -> zlib._Decompress:
+        if self._zlib is None:
+            # "deflate" is zlib-wrapped by the standard and raw by some servers: tell them apart.
+            wbits = self._wbits or (zlib.MAX_WBITS if first[:1] == b"\x78" else -zlib.MAX_WBITS)
+            self._zlib = zlib.decompressobj(wbits)
+        return self._zlib
+
+
+async def _body_chunks(response: httpx.Response, decoder: _Decoder | None) -> AsyncIterator[bytes]:
+    """The body as stored (decoded when the host compressed it anyway), with a connection lost
+    mid-body reported as our TransportError."""
     try:
         async for chunk in response.aiter_raw():
-            yield chunk
+            for block in decoder.feed(chunk) if decoder else (chunk,):
+                yield block
     except httpx.TransportError as exc:
         raise _transport_error(exc, request_id=None) from None
+    if decoder is not None:
+        decoder.finish()
 
 
-def _range_start(content_range: str | None) -> int | None:
-    # "bytes 100-199/200"
+def _content_range(content_range: str | None) -> tuple[int | None, int | None]:
+    """The first byte and the whole size of ``bytes 100-199/200`` (None for what is not said)."""
     if not content_range or not content_range.startswith("bytes "):
-        return None
-    first = content_range[6:].split("-", 1)[0]
-    return int(first) if first.isdigit() else None
+        return None, None
+    span, _, total = content_range[6:].partition("/")
+    first = span.split("-", 1)[0].strip()
+    total = total.strip()
+    return (
+        int(first) if first.isdigit() else None,
+        int(total) if total.isdigit() else None,
+    )
 
 
 def _transport_error(exc: httpx.TransportError, *, request_id: str | None) -> TransportError:

@@ -1,12 +1,16 @@
 """Fetching output files: only from allowed hosts, capped in size, verified, renamed into place.
 
 A file is streamed to a hidden ``.part`` file beside its final name, hashed as it arrives, checked
-against ``Content-Length``, flushed to disk, and only then renamed to its final name: a file with
-its final name is always complete. An interrupted transfer resumes with HTTP Range when the host
-honours it, and restarts otherwise. A process holds a lock on the ``.part`` it writes (``flock``,
-released by the system even when the process is killed): a ``.part`` left by a killed process is
-taken over and truncated, while one another live process writes (a worker frozen past its lease,
-whose job was taken over) is left alone, this process writing a ``.part`` of its own beside it.
+against ``Content-Length`` (and a ``Content-Range`` total), checked to be the media expected
+(``media_check``: its content type, its first bytes, its container's own length), flushed to
+disk, and only then renamed to its final name: a file with its final name is always complete.
+It is asked for uncompressed; a host that compresses anyway is decoded (``client``), so the
+bytes written and hashed are the file's own. An interrupted transfer resumes with HTTP Range
+when the host honours it, and restarts otherwise. A process holds a lock on the ``.part`` it
+writes (``flock``, released by the system even when the process is killed): a ``.part`` left by
+a killed process is taken over and truncated, while one another live process writes (a worker
+frozen past its lease, whose job was taken over) is left alone, this process writing a
+``.part`` of its own beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import mimetypes
 import os
 import random
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,7 +32,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from genbatch.backoff import Backoff
-from genbatch.client import RunComfyClient
+from genbatch.client import FileStream, RunComfyClient
 from genbatch.errors import (
     DownloadError,
     FileTooLarge,
@@ -38,6 +43,7 @@ from genbatch.errors import (
 )
 from genbatch.file_commits import FileCommitter
 from genbatch.filenames import sanitize_file_stem
+from genbatch.media_check import content_type_problem, expected_kind, file_problem, reader_of
 
 DEFAULT_MAX_FILE_SIZE = 2 * 1024**3
 DEFAULT_ALLOWED_SUFFIXES = (".runcomfy.net", ".runcomfy.com")
@@ -60,6 +66,13 @@ KNOWN_EXTENSIONS = frozenset(
     }
 )
 DOWNLOAD_ATTEMPTS = 10
+RECENT_FILES = 256
+"""URLs remembered per run: a result lists its files together, so a few suffice."""
+
+
+class NotTheMedia(DownloadError):
+    """The host answered with something else than the output file (a page, an empty body, a
+    file cut short); retried like a lost connection, never kept."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +81,8 @@ class HostPolicy:
 
     api_host: str
     extra_hosts: tuple[str, ...] = ()
-    """Exact host names, or ``*.example.com`` for a domain and its subdomains."""
+    """Exact host names, or ``*.example.com`` (or ``.example.com``, the same) for a domain and
+    its subdomains."""
 
     def allows(self, url: str) -> bool:
         """True when ``url`` may be fetched."""
@@ -87,9 +101,10 @@ class HostPolicy:
 
 def _host_matches(host: str, pattern: str) -> bool:
     pattern = pattern.lower().strip()
-    if pattern.startswith("*."):
-        return host == pattern[2:] or host.endswith(pattern[1:])
-    return host == pattern
+    if not pattern.startswith(("*.", ".")):
+        return host == pattern
+    domain = pattern.removeprefix("*").removeprefix(".")
+    return bool(domain) and (host == domain or host.endswith(f".{domain}"))
 
 
 def is_loopback(host: str) -> bool:
@@ -145,18 +160,63 @@ class Downloader:
         """Names this process's ``.part`` files."""
         self._directories: set[Path] = set()
         """Output directories made (or found) during this run."""
+        self._recent: OrderedDict[str, DownloadedFile] = OrderedDict()
+        """The last files fetched, by URL: a URL a result lists twice is fetched once."""
 
     async def fetch(
         self, url: str, *, directory: Path, stem: str, default_extension: str
     ) -> DownloadedFile:
-        """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry."""
+        """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry.
+
+        A URL fetched moments ago (a result listing one file twice) is not fetched again: the
+        file already verified is copied to the new name, and checked again as it is copied.
+        """
         self._make_directory(directory)
         stem = sanitize_file_stem(stem)
         part = _Part(directory / f".{stem}.part", spare=directory / f".{stem}.{self._token}.part")
+        earlier = self._recent.get(url)
+        file = None
+        if earlier is not None:
+            file = await self._copy(earlier, part, directory / f"{stem}{earlier.path.suffix}")
+        if file is None:
+            file = await self._download(url, part, directory, stem, default_extension)
+        self._recent[url] = file
+        self._recent.move_to_end(url)
+        if len(self._recent) > RECENT_FILES:
+            self._recent.popitem(last=False)
+        return file
+
+    async def _copy(
+        self, earlier: DownloadedFile, part: _Part, final: Path
+    ) -> DownloadedFile | None:
+        """``earlier`` copied to ``final`` through ``part``; None when it is no longer intact
+        (moved, edited) or its ``.part`` is busy: then it is downloaded again."""
+        if final == earlier.path:
+            return earlier if _size_or_zero(final) == earlier.size else None
+        try:
+            fd = self._open_part(part, resume_from=None)
+        except IncompleteDownload:
+            return None
+        try:
+            if not await anyio.to_thread.run_sync(_copy_intact, earlier, fd, part.path):
+                _remove_ours(part)
+                part.ours = False
+                return None
+            await self._committer.move_into_place(fd, part.path, final)
+        except BaseException:
+            _remove_ours(part)
+            raise
+        finally:
+            os.close(fd)
+        return DownloadedFile(path=final, size=earlier.size, sha256=earlier.sha256)
+
+    async def _download(
+        self, url: str, part: _Part, directory: Path, stem: str, default_extension: str
+    ) -> DownloadedFile:
         for failures in range(1, self._attempts + 1):
             try:
                 return await self._transfer(url, part, directory, stem, default_extension)
-            except (TransportError, ServerError, IncompleteDownload):
+            except (TransportError, ServerError, IncompleteDownload, NotTheMedia):
                 if failures == self._attempts:
                     _remove_ours(part)
                     raise
@@ -206,8 +266,13 @@ class Downloader:
             async with self._client.open_file(
                 url, is_allowed=self._hosts.allows, offset=offset
             ) as stream:
+                extension = extension_for(url, stream.content_type, default_extension)
+                kind = expected_kind(
+                    extension, stream.content_type, from_url=_extension_from_url(url) is not None
+                )
+                _refuse(url, content_type_problem(kind, stream.content_type))
                 resumed = offset > 0 and stream.content_range_start == offset
-                expected = _expected_size(stream.content_length, offset if resumed else 0)
+                expected = _expected_size(stream, offset if resumed else 0)
                 if expected is not None and expected > self._max_bytes:
                     raise FileTooLarge(
                         f"{url} is {expected} bytes, over the cap of {self._max_bytes} bytes"
@@ -217,9 +282,9 @@ class Downloader:
                 size = await self._write(
                     stream.chunks(), fd, part.path, digest, start=offset if resumed else 0
                 )
-                extension = extension_for(url, stream.content_type, default_extension)
             if expected is not None and size != expected:
                 raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
+            self._check_media(url, part, kind, fd, size)
             final = directory / f"{stem}{extension}"
             # Flushed through the descriptor it was written by, in a worker thread.
             await self._committer.move_into_place(fd, part.path, final)
@@ -227,6 +292,16 @@ class Downloader:
             if fd is not None:
                 os.close(fd)
         return DownloadedFile(path=final, size=size, sha256=digest.hexdigest())
+
+    @staticmethod
+    def _check_media(url: str, part: _Part, kind: str | None, fd: int, size: int) -> None:
+        """Raises NotTheMedia (the part file discarded: never resumed) unless the bytes written
+        are a whole ``kind`` file."""
+        problem = file_problem(kind, size, reader_of(fd))
+        if problem is not None:
+            _remove_ours(part)
+            part.ours = False
+            _refuse(url, problem)
 
     async def _write(
         self, chunks: object, fd: int, part: Path, digest: hashlib._Hash, *, start: int
@@ -241,6 +316,23 @@ class Downloader:
             digest.update(chunk)
             _write_all(fd, chunk, part)
         return size
+
+
+def _copy_intact(earlier: DownloadedFile, fd: int, part: Path) -> bool:
+    """Copies ``earlier`` into ``fd``; True when the bytes copied are still those verified."""
+    try:
+        source = os.open(earlier.path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    digest, size = hashlib.sha256(), 0
+    try:
+        while block := os.read(source, 1024 * 1024):
+            digest.update(block)
+            size += len(block)
+            _write_all(fd, block, part)
+    finally:
+        os.close(source)
+    return size == earlier.size and digest.hexdigest() == earlier.sha256
 
 
 def _write_all(fd: int, chunk: bytes, part: Path) -> None:
@@ -271,8 +363,20 @@ def _size_or_zero(path: Path) -> int:
         return 0
 
 
-def _expected_size(content_length: int | None, offset: int) -> int | None:
-    return None if content_length is None else content_length + offset
+def _expected_size(stream: FileStream, offset: int) -> int | None:
+    """The size the file must have: the Content-Range total (the whole file) when the host
+    gives one, else what Content-Length says is left past ``offset``."""
+    length = None if stream.content_length is None else stream.content_length + offset
+    if stream.total_size is not None and length is not None and stream.total_size != length:
+        raise IncompleteDownload(
+            f"{stream.url}: the host sends {length} bytes of a file of {stream.total_size}"
+        )
+    return stream.total_size if stream.total_size is not None else length
+
+
+def _refuse(url: str, problem: str | None) -> None:
+    if problem is not None:
+        raise NotTheMedia(f"{url} is not the output file: {problem}")
 
 
 def _hash_existing(part: Path) -> hashlib._Hash:
@@ -300,7 +404,7 @@ def extension_for(url: str, content_type: str | None, default: str) -> str:
 def _open_locked(path: Path) -> int | None:
     """``path`` opened for writing, never through a link, and locked; None when another live
     process holds it (or it is a link: it is never written through)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW  # read back by the media check
     try:
         fd = os.open(path, flags, 0o644)
     except FileNotFoundError:  # the directory was removed during the run
@@ -335,4 +439,11 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-__all__ = ["DownloadError", "DownloadedFile", "Downloader", "HostPolicy", "extension_for"]
+__all__ = [
+    "DownloadError",
+    "DownloadedFile",
+    "Downloader",
+    "HostPolicy",
+    "NotTheMedia",
+    "extension_for",
+]

@@ -35,7 +35,8 @@ __all__ = [
     "parse_manifest_spec",
 ]
 
-_HOST = re.compile(r"\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+# A host name, or a domain and its subdomains: ``*.example.com`` (documented) or ``.example.com``.
+_HOST = re.compile(r"(\*?\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 class _Strict(BaseModel):
@@ -135,7 +136,8 @@ class ManifestSpec(BlockSpec):
         for host in cleaned:
             if not _HOST.fullmatch(host):
                 raise ValueError(
-                    f"{host!r} is not a host name like files.example.com (no scheme, port or path)"
+                    f"{host!r} is not a host name like files.example.com or *.example.com "
+                    "(no scheme, port or path)"
                 )
         return cleaned
 

@@ -41,8 +41,8 @@ class ManifestSettings:
     strict: bool = False
     """Unknown models are an error instead of a warning."""
     allowed_hosts: tuple[str, ...] = ()
-    """Extra hosts outputs may be downloaded from, lowercase; ``.example.com`` means any
-    subdomain of example.com."""
+    """Extra hosts outputs may be downloaded from, lowercase, as written: ``*.example.com``
+    (or ``.example.com``) means example.com and any of its subdomains."""
     max_file_size: int | None = None
     """Largest output file to download, in bytes."""
     max_attempts: int = 1

@@ -8,6 +8,7 @@ fault shape the answer (slow, partial, lost).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,6 +54,15 @@ _EARLY = frozenset(
         FaultKind.BAD_GATEWAY,
         FaultKind.UNAVAILABLE,
         FaultKind.DROP,
+    }
+)
+_NOT_THE_FILE = frozenset(
+    {
+        FaultKind.GZIP,
+        FaultKind.GZIP_ALWAYS,
+        FaultKind.HTML_200,
+        FaultKind.EMPTY_200,
+        FaultKind.SHORT_200,
     }
 )
 _DEFAULT_FAILURE = {"code": "generation_failed", "message": "Generation failed (scripted)."}
@@ -294,6 +304,13 @@ class SimulatorApp:
         if span == "unsatisfiable":
             return Response(b"", 416, {"content-range": f"bytes */{file.size}"})
         assert not isinstance(span, str)  # narrowed: the only string is handled above
+        if fault is not None and fault.kind in _NOT_THE_FILE:
+            self.stats.count_fault(fault.kind)
+            if fault.kind is not FaultKind.GZIP or accepts_gzip(
+                request.headers.get("accept-encoding")
+            ):
+                return self._other_answer(file, fault)
+            fault = None  # gzip not accepted: the file as stored
         return self._media_answer(file, span, fault)
 
     def _find_file(self, request_id: str, name: str) -> MediaFile | None:
@@ -319,6 +336,25 @@ class SimulatorApp:
                 keep = max(0, min(keep, length - 1))
         return MediaResponse(
             file, span, on_sent=self._count_sent, closing=self.closing, slow=slow, keep=keep
+        )
+
+    def _other_answer(self, file: MediaFile, fault: Fault) -> Response:
+        """A 200 that is not the file as stored: compressed, a page, empty, or cut short."""
+        kind = fault.kind
+        if kind is FaultKind.HTML_200:
+            return cdn_error_page(200, "OK")
+        if kind is FaultKind.EMPTY_200:
+            return Response(b"", 200, media_type=file.content_type)
+        if kind is FaultKind.SHORT_200:
+            wanted = fault.params.get("keep")
+            keep = file.size // 2 if wanted is None else max(0, min(int(wanted), file.size))
+            return Response(file.data[:keep], 200, media_type=file.content_type)
+        self._count_sent(file.size, True)
+        return Response(
+            gzip.compress(file.data, mtime=0),
+            200,
+            {"content-encoding": "gzip", "etag": f'W/"{file.sha256}"'},
+            media_type=file.content_type,
         )
 
     def _count_sent(self, sent: int, complete: bool) -> None:
@@ -352,7 +388,20 @@ class SimulatorApp:
         files = self.output_base(base)
         urls = [file_url(files, state.request_id, name) for name in state.output_names]
         key = state.model.output_key
-        return {key: urls if key.endswith("s") else urls[0]}
+        if key.endswith("s"):
+            return {key: urls + urls[:1] if self.config.duplicate_outputs else urls}
+        if self.config.duplicate_outputs:
+            return {key: urls[0], f"{key}s": urls[:1]}
+        return {key: urls[0]}
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """True when an ``Accept-Encoding`` header lets gzip through (``q=0`` refuses it)."""
+    for item in (accept_encoding or "").lower().split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip() in ("gzip", "x-gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 async def _json_object(request: Request) -> dict[str, Any] | Response:

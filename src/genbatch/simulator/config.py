@@ -128,6 +128,9 @@ class SimulatorConfig:
     redirect_files: bool = False
     """With ``file_host``: output URLs name the API's host, whose file route answers a 307
     redirect to the file host, as a CDN front does."""
+    duplicate_outputs: bool = False
+    """Each succeeded result names its first output file twice: a list of URLs gets it
+    appended again; a single URL (``video``) gets a list beside it (``videos``) holding it."""
 
     def __post_init__(self) -> None:
         if not self.token:

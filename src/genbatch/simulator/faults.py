@@ -50,6 +50,18 @@ class FaultKind(StrEnum):
     """Files: 302 to param ``location`` (default: the same URL, asked again)."""
     FAIL = "fail"
     """Submits: the generation of the created request fails (param ``error``: its JSON)."""
+    GZIP = "gzip"
+    """Files: the whole file gzipped (``Content-Encoding: gzip``) when the request accepts gzip,
+    as many CDNs do; sent as stored otherwise."""
+    GZIP_ALWAYS = "gzip_always"
+    """Files: the whole file gzipped (``Content-Encoding: gzip``) whatever the request accepts."""
+    HTML_200 = "html_200"
+    """Files: 200 with a CDN's HTML error page (``text/html``) instead of the file."""
+    EMPTY_200 = "empty_200"
+    """Files: 200 with the file's content type and an empty body."""
+    SHORT_200 = "short_200"
+    """Files: 200 with the first param ``keep`` bytes (default half) and a Content-Length that
+    matches them: a file cut short that looks whole."""
 
 
 _EVERYWHERE = frozenset({"submit", "status", "result", "cancel", "catalog", "file"})
@@ -60,6 +72,16 @@ _VALID_ROUTES: Mapping[FaultKind, frozenset[str]] = {
     FaultKind.REDIRECT: frozenset({"file"}),
     FaultKind.LOST_ANSWER: frozenset({"submit"}),
     FaultKind.FAIL: frozenset({"submit"}),
+    **dict.fromkeys(
+        (
+            FaultKind.GZIP,
+            FaultKind.GZIP_ALWAYS,
+            FaultKind.HTML_200,
+            FaultKind.EMPTY_200,
+            FaultKind.SHORT_200,
+        ),
+        frozenset({"file"}),
+    ),
 }
 _PARAMS: Mapping[FaultKind, frozenset[str]] = {
     **{kind: frozenset() for kind in FaultKind},
@@ -67,6 +89,7 @@ _PARAMS: Mapping[FaultKind, frozenset[str]] = {
     FaultKind.SLOW: frozenset({"delay"}),
     FaultKind.PARTIAL: frozenset({"keep"}),
     FaultKind.TRUNCATE: frozenset({"keep"}),
+    FaultKind.SHORT_200: frozenset({"keep"}),
     FaultKind.FAIL: frozenset({"error"}),
     FaultKind.REDIRECT: frozenset({"location"}),
 }
