@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -171,3 +172,55 @@ def test_a_link_planted_at_a_part_file_is_never_written_through(
     assert victim.read_bytes() == b"not yours"
     [output] = output_files(tmp_path / "out")
     assert output.name == "clip.mp4" and not output.is_symlink()
+
+
+def test_a_prompt_file_naming_the_process_environment_never_shows_the_token(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "model: kling/kling-2-6/pro/text-to-video\nprompts: {file: /proc/self/environ}\n"
+        "allow_outside_prompt_files: true\n",
+        encoding="utf-8",
+    )
+
+    for command in ("plan", "run"):
+        done = genbatch([command, str(manifest)], env=env, cwd=tmp_path, timeout=30)
+
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"genbatch: error: {manifest}:2: prompts.file: prompt file '/proc/self/environ' "
+            "is under /proc, which holds no prompt files"
+        ]
+        assert sim.token not in done.stdout + done.stderr
+    assert sim.stats.calls["submit"] == 0
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "named pipe", "/dev/zero prompts", "pipe prompts"])
+def test_a_device_or_a_pipe_as_manifest_or_prompt_file_is_one_line_and_exit_2(
+    tmp_path: Path, sim: Simulator, kind: str
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = tmp_path / "m.yaml"
+    if kind == "/dev/zero":
+        manifest = Path("/dev/zero")
+    elif kind == "named pipe":
+        os.mkfifo(manifest)
+    else:
+        prompts = "/dev/zero" if kind.startswith("/dev") else "p.txt"
+        if kind.startswith("pipe"):
+            os.mkfifo(tmp_path / "p.txt")
+        manifest.write_text(
+            f"model: kling/kling-2-6/pro/text-to-video\nprompts: {{file: {prompts}}}\n"
+            "allow_outside_prompt_files: true\n",
+            encoding="utf-8",
+        )
+
+    # Reading a device whole used to end in MemoryError, and a pipe used to hang: a timeout here.
+    done = genbatch(["plan", str(manifest)], env=env, cwd=tmp_path, timeout=30)
+
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"genbatch: error: {manifest}:"), done.stderr
+    assert "Traceback" not in done.stderr
