@@ -50,6 +50,9 @@ class FaultKind(StrEnum):
     """Files: 302 to param ``location`` (default: the same URL, asked again)."""
     FAIL = "fail"
     """Submits: the generation of the created request fails (param ``error``: its JSON)."""
+    ECHO_AUTH = "echo_auth"
+    """API routes: 400 from a misbehaving proxy whose message quotes the request's headers,
+    the ``Authorization`` header (the token) included; nothing happened server-side."""
 
 
 _EVERYWHERE = frozenset({"submit", "status", "result", "cancel", "catalog", "file"})
@@ -60,6 +63,7 @@ _VALID_ROUTES: Mapping[FaultKind, frozenset[str]] = {
     FaultKind.REDIRECT: frozenset({"file"}),
     FaultKind.LOST_ANSWER: frozenset({"submit"}),
     FaultKind.FAIL: frozenset({"submit"}),
+    FaultKind.ECHO_AUTH: frozenset({"submit", "status", "result", "cancel", "catalog"}),
 }
 _PARAMS: Mapping[FaultKind, frozenset[str]] = {
     **{kind: frozenset() for kind in FaultKind},
