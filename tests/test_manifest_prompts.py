@@ -9,6 +9,8 @@ import pytest
 
 from genbatch.errors import ManifestError
 from genbatch.manifest import Manifest, load_manifest
+from genbatch.manifest.reading import MAX_PROMPT_FILE_BYTES
+from genbatch.manifest.yaml_loader import MAX_MANIFEST_BYTES
 
 KLING = "kling/kling-2-6/pro/text-to-video"
 
@@ -183,3 +185,67 @@ def test_prompt_files_in_a_subfolder_are_named_by_their_path() -> None:
 def test_jobs_from_a_prompt_file_point_at_the_block_line() -> None:
     m = load(f"model: {KLING}\nprompts: {{file: p.txt}}\n", {"p.txt": "a\nb\n"})
     assert {job.source_line for job in m.jobs()} == {1}
+
+
+def test_a_prompt_file_outside_the_manifests_folder_is_refused_unless_allowed(
+    tmp_path: Path,
+) -> None:
+    shared = tmp_path.parent / f"{tmp_path.name}-shared"
+    shared.mkdir()
+    (shared / "p.txt").write_text("a cat from elsewhere\n", encoding="utf-8")
+    text = f"model: {KLING}\nprompts:\n  file: ../{shared.name}/p.txt\n"
+
+    message = error_of(text, {})
+    assert message == (
+        f"sweep.yaml:3: prompts.file: prompt file '../{shared.name}/p.txt' is outside the "
+        "manifest's folder; move it there, or set allow_outside_prompt_files: true in the manifest"
+    )
+    allowed = load(text + "allow_outside_prompt_files: true\n", {})
+    assert prompts_of(allowed) == ["a cat from elsewhere"]
+
+
+def test_a_link_in_the_manifests_folder_to_a_file_outside_it_is_outside(tmp_path: Path) -> None:
+    secret = tmp_path.parent / f"{tmp_path.name}-secret.txt"
+    secret.write_text("not for prompts\n", encoding="utf-8")
+    Path("p.txt").symlink_to(secret)
+
+    message = error_of(f"model: {KLING}\nprompts: {{file: p.txt}}\n", {})
+
+    assert "is outside the manifest's folder" in message
+    assert "not for prompts" not in message
+
+
+@pytest.mark.parametrize("path", ["/proc/self/environ", "/dev/zero", "/sys/kernel/uevent_seqnum"])
+def test_kernel_files_are_never_prompt_files_even_where_outside_files_are_allowed(
+    path: str,
+) -> None:
+    text = f"model: {KLING}\nprompts: {{file: {path}}}\nallow_outside_prompt_files: true\n"
+    root = "/" + path.split("/")[1]
+    assert error_of(text, {}) == (
+        f"sweep.yaml:2: prompts.file: prompt file '{path}' is under {root}, which holds no "
+        "prompt files"
+    )
+
+
+def test_a_prompt_file_over_the_size_cap_is_refused_before_it_is_read() -> None:
+    with open("p.txt", "wb") as sparse:  # announces the size, holds no data blocks
+        sparse.truncate(MAX_PROMPT_FILE_BYTES + 1)
+
+    assert error_of(f"model: {KLING}\nprompts: {{file: p.txt}}\n", {}) == (
+        f"sweep.yaml:2: prompts.file: prompt file 'p.txt' is larger than "
+        f"{MAX_PROMPT_FILE_BYTES:,} bytes, the limit for a prompt file"
+    )
+
+
+def test_a_manifest_over_the_size_cap_is_refused_before_it_is_read() -> None:
+    # Pipes and devices, which used to hang or exhaust the memory, are tested through the CLI
+    # (test_security.py), in a subprocess with a timeout.
+    with open("sweep.yaml", "wb") as sparse:
+        sparse.truncate(MAX_MANIFEST_BYTES + 1)
+
+    with pytest.raises(ManifestError) as caught:
+        load_manifest("sweep.yaml")
+
+    assert str(caught.value) == (
+        f"sweep.yaml: is larger than {MAX_MANIFEST_BYTES:,} bytes, the limit for a manifest file"
+    )

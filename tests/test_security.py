@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from genbatch.runner import describe_remote_error
 from genbatch.simulator import Simulator, SimulatorConfig
 
 from support import cli_env, genbatch, kling_manifest, output_files, run_args, status
@@ -171,3 +173,119 @@ def test_a_link_planted_at_a_part_file_is_never_written_through(
     assert victim.read_bytes() == b"not yours"
     [output] = output_files(tmp_path / "out")
     assert output.name == "clip.mp4" and not output.is_symlink()
+
+
+def test_a_prompt_file_naming_the_process_environment_never_shows_the_token(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "model: kling/kling-2-6/pro/text-to-video\nprompts: {file: /proc/self/environ}\n"
+        "allow_outside_prompt_files: true\n",
+        encoding="utf-8",
+    )
+
+    for command in ("plan", "run"):
+        done = genbatch([command, str(manifest)], env=env, cwd=tmp_path, timeout=30)
+
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"genbatch: error: {manifest}:2: prompts.file: prompt file '/proc/self/environ' "
+            "is under /proc, which holds no prompt files"
+        ]
+        assert sim.token not in done.stdout + done.stderr
+    assert sim.stats.calls["submit"] == 0
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "named pipe", "/dev/zero prompts", "pipe prompts"])
+def test_a_device_or_a_pipe_as_manifest_or_prompt_file_is_one_line_and_exit_2(
+    tmp_path: Path, sim: Simulator, kind: str
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = tmp_path / "m.yaml"
+    if kind == "/dev/zero":
+        manifest = Path("/dev/zero")
+    elif kind == "named pipe":
+        os.mkfifo(manifest)
+    else:
+        prompts = "/dev/zero" if kind.startswith("/dev") else "p.txt"
+        if kind.startswith("pipe"):
+            os.mkfifo(tmp_path / "p.txt")
+        manifest.write_text(
+            f"model: kling/kling-2-6/pro/text-to-video\nprompts: {{file: {prompts}}}\n"
+            "allow_outside_prompt_files: true\n",
+            encoding="utf-8",
+        )
+
+    # Reading a device whole used to end in MemoryError, and a pipe used to hang: a timeout here.
+    done = genbatch(["plan", str(manifest)], env=env, cwd=tmp_path, timeout=30)
+
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"genbatch: error: {manifest}:"), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_token_quoted_back_by_the_server_is_redacted_before_it_is_shown_or_stored(
+    tmp_path: Path,
+) -> None:
+    token = "sk-quoted-back-secret-7781"
+    quoted = f"upstream refused token {token} (Authorization: Bearer {token})"
+    with Simulator(SimulatorConfig(time_scale=FAST, token=token, seed=5)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 3)
+
+        def fail_twice() -> None:
+            # A gateway quoting the request's headers, then a generation error quoting the token.
+            sim.inject(route="submit", fault="echo_auth", count=1)
+            sim.inject(route="submit", fault="fail", error={"message": quoted, "code": "E1"})
+
+        fail_twice()
+        outputs = [genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)]
+        fail_twice()
+        retry = ["retry", str(manifest), "--poll-interval", "0.01", "-c", "1", "--json"]
+        outputs.append(genbatch(retry, env=env, cwd=tmp_path))
+        for command in (
+            ["status", "--json"],
+            ["status"],
+            ["show", "#0", str(manifest)],
+            ["show", "#1", str(manifest), "--json"],
+            ["export", str(manifest), "--all-states"],
+            ["export", str(manifest), "--all-states", "-f", "csv", "-o", "rows.csv"],
+            ["gallery", str(manifest), "-o", "gallery.html"],
+        ):
+            outputs.append(genbatch(command, env=env, cwd=tmp_path))
+
+    assert sim.stats.faults["echo_auth"] == 2
+    assert [done.returncode for done in outputs[:2]] == [1, 1]
+    for done in outputs:
+        assert token not in done.stdout + done.stderr, done.args
+    # Not vacuous: both failures were shown and stored, redacted.
+    assert "Request refused by the gateway" in outputs[0].stderr + outputs[0].stdout
+    shown = "".join(done.stdout for done in outputs[4:7])  # show, show --json, export
+    assert "authorization=[redacted];" in shown
+    assert "upstream refused token [redacted] (Authorization: [redacted])" in shown
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize(
+    ("remote", "shown"),
+    [
+        ({"message": "denied: Authorization: Bearer sk-live-abcdef123"}, "denied: Authorization: "),
+        ('{"authorization": "Basic dXNlcjpwYXNz"}', '{"authorization": "'),
+        ([{"error": "retry with Bearer eyJhbGciOi.x.y"}], "retry with Bearer "),
+        ("fetch https://user:hunter22@cdn.example.com/a failed", "fetch https://"),
+    ],
+)
+def test_a_credential_the_client_does_not_know_is_still_redacted_from_remote_errors(
+    remote: object, shown: str
+) -> None:
+    text = describe_remote_error(remote)
+
+    assert text.startswith(shown)
+    assert "[redacted]" in text
+    assert not any(secret in text for secret in ("sk-live", "dXNlcjpw", "eyJhbG", "hunter22"))
+    assert describe_remote_error(text) == text  # redacting twice changes nothing

@@ -96,3 +96,27 @@ def test_a_run_authenticates_with_the_token_file_and_never_prints_it(tmp_path: P
     assert sim.stats.submissions == 1
     assert sim.token not in done.stdout + done.stderr
     assert sim.token not in (tmp_path / "out" / "metadata.jsonl").read_text(encoding="utf-8")
+
+
+def test_an_api_base_with_credentials_is_refused_in_one_line_that_never_quotes_them(
+    tmp_path: Path,
+) -> None:
+    with Simulator(time_scale=0.0005) as sim:
+        with_password = sim.base_url.replace("://", "://someone:pass-s3cret-99@")
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 1)
+
+        by_option = genbatch(
+            ["run", str(manifest), "--api-base", with_password], env=env, cwd=tmp_path
+        )
+        by_env = genbatch(
+            ["run", str(manifest)], env={**env, "RUNCOMFY_API_BASE": with_password}, cwd=tmp_path
+        )
+
+    for done in (by_option, by_env):
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "password" in done.stderr
+        assert "pass-s3cret-99" not in done.stdout + done.stderr
+        assert "someone" not in done.stdout + done.stderr
+    assert sim.stats.calls["submit"] == 0

@@ -75,6 +75,13 @@ def resolve_connection(api_base: str | None, *, allow_insecure: bool = False) ->
     (``$RUNCOMFY_TOKEN``, else the official runcomfy CLI's ``token.json``)."""
     base = (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
     parts = urlsplit(base)
+    if "@" in parts.netloc:
+        # Refused, not redacted: a password in the URL would be sent, and then shown, by every
+        # layer that prints the API base. Not even the refusal quotes it.
+        raise UsageError(
+            "--api-base: a user name or password in the URL (user:password@host) is refused; "
+            f"the API authenticates with {TOKEN_ENV} only"
+        )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UsageError(f"--api-base: not an http(s) URL: {base}")
     if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:

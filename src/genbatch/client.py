@@ -38,6 +38,7 @@ from genbatch.errors import (
     ServerError,
     TransportError,
 )
+from genbatch.redact import redact, redact_value
 
 DEFAULT_API_BASE = "https://model-api.runcomfy.net"
 USER_AGENT = f"genbatch/{__version__}"
@@ -148,8 +149,11 @@ class RunComfyClient:
             keepalive_expiry=KEEPALIVE_EXPIRY,
         )
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._secrets: tuple[str, ...] = ()
+        """What is removed from remote text before it is raised or returned (see redact)."""
         if token:
             headers["Authorization"] = f"Bearer {token}"
+            self._secrets = (headers["Authorization"], token)
         self._api = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
@@ -184,7 +188,9 @@ class RunComfyClient:
         body = await self._call("POST", f"/v1/models/{model_id}", json_body=dict(inputs))
         request_id = body.get("request_id")
         if not isinstance(request_id, str) or not request_id:
-            raise BadAnswer("the submit answer has no request_id", detail=_short(body))
+            raise BadAnswer(
+                "the submit answer has no request_id", detail=_short(body, self._secrets)
+            )
         return Submission(
             request_id=request_id,
             status_url=body.get("status_url"),
@@ -195,11 +201,13 @@ class RunComfyClient:
     async def result(self, request_id: str) -> RemoteResult:
         """The result of a request: its state while unfinished, its outputs once succeeded."""
         body = await self._call("GET", f"/v1/requests/{request_id}/result", request_id=request_id)
+        error = body.get("error")
         return RemoteResult(
             request_id=request_id,
-            status=_status_of(body),
+            status=_status_of(body, self._secrets),
             output_urls=tuple(collect_urls(body.get("output"))),
-            error=body.get("error"),
+            # The server's own words: they enter the ledger, so they are redacted here.
+            error=None if error is None else redact_value(error, self._secrets),
             created_at=body.get("created_at"),
             finished_at=body.get("finished_at"),
         )
@@ -210,7 +218,7 @@ class RunComfyClient:
         position = body.get("queue_position")
         return RemoteStatusAnswer(
             request_id=request_id,
-            status=_status_of(body),
+            status=_status_of(body, self._secrets),
             queue_position=position if isinstance(position, int) else None,
         )
 
@@ -273,7 +281,7 @@ class RunComfyClient:
             response = await self._api.request(method, path, json=json_body)
         except httpx.TransportError as exc:
             raise _transport_error(exc, request_id=request_id) from None
-        return _parse_answer(response, request_id=request_id)
+        return _parse_answer(response, request_id=request_id, secrets=self._secrets)
 
 
 def collect_urls(output: Any) -> list[str]:
@@ -291,10 +299,10 @@ def collect_urls(output: Any) -> list[str]:
     return found
 
 
-def _status_of(body: Mapping[str, Any]) -> str:
+def _status_of(body: Mapping[str, Any], secrets: tuple[str, ...]) -> str:
     status = body.get("status")
     if not isinstance(status, str) or not status:
-        raise BadAnswer("the answer has no status", detail=_short(body))
+        raise BadAnswer("the answer has no status", detail=_short(body, secrets))
     return status.lower()
 
 
@@ -419,7 +427,9 @@ def _transport_error(exc: httpx.TransportError, *, request_id: str | None) -> Tr
     return error
 
 
-def _parse_answer(response: httpx.Response, *, request_id: str | None) -> dict[str, Any]:
+def _parse_answer(
+    response: httpx.Response, *, request_id: str | None, secrets: tuple[str, ...]
+) -> dict[str, Any]:
     body = _json_or_none(response)
     error_code = body.get("error_code") if isinstance(body, dict) else None
     if response.is_success and isinstance(body, dict) and error_code in (None, 0, ""):
@@ -430,7 +440,7 @@ def _parse_answer(response: httpx.Response, *, request_id: str | None) -> dict[s
             http_status=response.status_code,
             request_id=request_id,
         )
-    raise _api_error(response, body, request_id=request_id)
+    raise _api_error(response, redact_value(body, secrets), request_id=request_id, secrets=secrets)
 
 
 def _json_or_none(response: httpx.Response) -> Any:
@@ -450,7 +460,10 @@ _ERRORS_BY_CODE: dict[int, type[ApiError]] = {
 }
 
 
-def _api_error(response: httpx.Response, body: Any, *, request_id: str | None) -> ApiError:
+def _api_error(
+    response: httpx.Response, body: Any, *, request_id: str | None, secrets: tuple[str, ...]
+) -> ApiError:
+    """The error an answer means; ``body`` is already redacted, the raw text is redacted here."""
     status = response.status_code
     code = _int_or_none(body.get("error_code")) if isinstance(body, dict) else None
     detail = body.get("detail") if isinstance(body, dict) else None
@@ -460,7 +473,7 @@ def _api_error(response: httpx.Response, body: Any, *, request_id: str | None) -
         "detail": detail,
         "request_id": request_id,
     }
-    message = _message_of(response, body)
+    message = _message_of(response, body, secrets)
     if status == 429:
         return RateLimited(message, retry_after=_retry_after(response), **fields)
     cls = _ERRORS_BY_CODE.get(code or 0) or _error_class_for_status(status)
@@ -483,7 +496,7 @@ def _error_class_for_status(status: int) -> type[ApiError]:
     return ApiError
 
 
-def _message_of(response: httpx.Response, body: Any) -> str:
+def _message_of(response: httpx.Response, body: Any, secrets: tuple[str, ...]) -> str:
     prefix = f"HTTP {response.status_code}"
     if isinstance(body, dict):
         code = body.get("error_code")
@@ -492,11 +505,13 @@ def _message_of(response: httpx.Response, body: Any) -> str:
             if value:
                 text = value if isinstance(value, str) else json.dumps(value)[:300]
                 return f"{prefix} ({code}): {text}" if code else f"{prefix}: {text}"
-        return f"{prefix}: {_short(body)}"
+        return f"{prefix}: {_short(body, secrets)}"
     content_type = response.headers.get("content-type", "")
     if "html" in content_type or response.text.lstrip()[:1] == "<":
         return f"{prefix} (an HTML error page)"
-    return f"{prefix}: {response.text[:200]!r}" if response.text else prefix
+    # Redacted whole, then cut: a cut first could leave half a token that no longer matches.
+    text = redact(response.text, secrets)
+    return f"{prefix}: {text[:200]!r}" if text else prefix
 
 
 def _describe_validation(detail: Any) -> str | None:
@@ -533,5 +548,5 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def _short(body: Any) -> str:
-    return json.dumps(body, default=str)[:300]
+def _short(body: Any, secrets: tuple[str, ...] = ()) -> str:
+    return redact(json.dumps(body, default=str), secrets)[:300]

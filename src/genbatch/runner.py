@@ -65,6 +65,7 @@ from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo, StoredFile
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.lifecycle import Move
 from genbatch.polling import DurationHistory, PollPolicy, next_poll_delay
+from genbatch.redact import redact
 from genbatch.states import (
     REMOTE_ACTIVE_STATES,
     REMOTE_CANCELLED,
@@ -746,7 +747,12 @@ class Runner:
 
 
 def describe_remote_error(error: object) -> str:
-    """A readable one-line form of a result's ``error``, whatever its shape."""
+    """A readable one-line form of a result's ``error``, whatever its shape, with anything that
+    looks like a credential redacted (the client already removed its own token)."""
+    return redact(_remote_error_text(error))
+
+
+def _remote_error_text(error: object) -> str:
     if isinstance(error, str):
         return error
     if isinstance(error, dict):
@@ -755,5 +761,6 @@ def describe_remote_error(error: object) -> str:
         if text:
             return f"{text} ({code})" if code else str(text)
     if isinstance(error, list) and error:
-        return "; ".join(describe_remote_error(item) for item in error)
-    return json.dumps(error, default=str)[:300]
+        return "; ".join(_remote_error_text(item) for item in error)
+    # Redacted before the cut, which could otherwise leave half a credential unrecognised.
+    return redact(json.dumps(error, default=str))[:300]

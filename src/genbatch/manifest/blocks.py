@@ -264,6 +264,7 @@ def _prompt_entries(compiler: _BlockCompiler) -> list[PromptEntry] | None:
             base_dir=compiler.base_dir,
             display_dir=display_dir,
             where=compiler.source((*written.path, "file")),
+            allow_outside=compiler.top.allow_outside_prompt_files,
         )
     if not written.value:
         raise compiler.source(written.path).error(

@@ -14,10 +14,16 @@ from genbatch.errors import ManifestError
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
 from genbatch.manifest.expand import EXPANSION_VERSION, PLAIN_FIELDS, expand_block
+from genbatch.manifest.reading import FileRefused, read_regular_file
 from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
 from genbatch.manifest.templates import Template
-from genbatch.manifest.yaml_loader import YamlDocument, decode_text, load_yaml
+from genbatch.manifest.yaml_loader import (
+    MAX_MANIFEST_BYTES,
+    YamlDocument,
+    decode_text,
+    load_yaml,
+)
 
 __all__ = ["BlockSummary", "Manifest", "load_manifest"]
 
@@ -202,11 +208,11 @@ def _digest(
 
 def _read(path: Path, display: str) -> bytes:
     try:
-        return path.read_bytes()
+        return read_regular_file(path, limit=MAX_MANIFEST_BYTES, what="a manifest file")
+    except FileRefused as why:
+        raise ManifestError(str(why), file=display) from None
     except FileNotFoundError:
         raise ManifestError("manifest not found", file=display) from None
-    except IsADirectoryError:
-        raise ManifestError("is a folder, not a manifest file", file=display) from None
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ManifestError(f"cannot read the manifest: {reason}", file=display) from None

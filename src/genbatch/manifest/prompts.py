@@ -17,6 +17,12 @@ from typing import Any
 
 from genbatch.errors import ManifestError
 from genbatch.manifest.locations import Source
+from genbatch.manifest.reading import (
+    MAX_PROMPT_FILE_BYTES,
+    FileRefused,
+    outside_of,
+    read_regular_file,
+)
 from genbatch.manifest.schema import PromptFileSpec
 from genbatch.manifest.yaml_loader import decode_text
 
@@ -51,16 +57,26 @@ def inline_prompts(texts: Sequence[str], sources: Sequence[Source]) -> list[Prom
 
 
 def read_prompt_file(
-    spec: PromptFileSpec, *, base_dir: Path, display_dir: str, where: Source
+    spec: PromptFileSpec,
+    *,
+    base_dir: Path,
+    display_dir: str,
+    where: Source,
+    allow_outside: bool = False,
 ) -> list[PromptEntry]:
     """The prompts of the file ``spec`` names, relative to ``base_dir`` (the manifest's folder).
 
     Blank entries are skipped, and in text files lines starting with ``#``. ``where`` is the
-    manifest line naming the file, for errors about the file as a whole.
+    manifest line naming the file, for errors about the file as a whole. Only a regular file of
+    at most ``MAX_PROMPT_FILE_BYTES`` inside ``base_dir``'s tree is read; ``allow_outside``
+    (the manifest's ``allow_outside_prompt_files``) lifts the last condition.
     """
     kind = _kind(spec, where)
     path = base_dir / os.path.expanduser(spec.file)
     display = os.path.normpath(os.path.join(display_dir, spec.file))
+    refused = outside_of(path, base_dir, allowed=allow_outside)
+    if refused is not None:
+        raise where.error(f"prompt file '{spec.file}' {refused}", field="prompts.file")
     raw = _read(path, spec.file, where)
     text = decode_text(raw, display)
     if kind == "text":
@@ -92,7 +108,9 @@ def _kind(spec: PromptFileSpec, where: Source) -> str:
 
 def _read(path: Path, written: str, where: Source) -> bytes:
     try:
-        return path.read_bytes()
+        return read_regular_file(path, limit=MAX_PROMPT_FILE_BYTES, what="a prompt file")
+    except FileRefused as why:
+        raise where.error(f"prompt file '{written}' {why}", field="prompts.file") from None
     except FileNotFoundError:
         raise where.error(
             f"prompt file '{written}' not found (looked for {path})", field="prompts.file"

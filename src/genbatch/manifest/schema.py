@@ -126,6 +126,7 @@ class ManifestSpec(BlockSpec):
     max_attempts: PositiveInt = 1
     budget_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     prices: dict[str, PriceSpec] | None = None
+    allow_outside_prompt_files: bool = False
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -138,6 +138,9 @@ class SimulatorApp:
         if fault is not None and fault.kind in _EARLY:
             self.stats.count_fault(fault.kind)
             return self._early_answer(fault)
+        if fault is not None and fault.kind is FaultKind.ECHO_AUTH:
+            self.stats.count_fault(fault.kind)
+            return _headers_echoed(request)
         if request.headers.get("authorization") != self._bearer:
             self.stats.add("auth_failures")
             response = error_response(401, 400004, "Invalid or missing API token.")
@@ -413,6 +416,14 @@ async def _json_object(request: Request) -> dict[str, Any] | Response:
     if not isinstance(body, dict):
         return body_problem_response("Input should be a JSON object", "dict_type")
     return body
+
+
+def _headers_echoed(request: Request) -> Response:
+    """What a badly configured proxy answers: its error quotes the headers it was sent."""
+    quoted = "; ".join(
+        f"{name}={request.headers.get(name, '')}" for name in ("authorization", "user-agent")
+    )
+    return error_response(400, 400000, f"Request refused by the gateway (headers: {quoted}).")
 
 
 def _seconds(value: float) -> str:

@@ -62,6 +62,9 @@ class FaultKind(StrEnum):
     SHORT_200 = "short_200"
     """Files: 200 with the first param ``keep`` bytes (default half) and a Content-Length that
     matches them: a file cut short that looks whole."""
+    ECHO_AUTH = "echo_auth"
+    """API routes: 400 from a misbehaving proxy whose message quotes the request's headers,
+    the ``Authorization`` header (the token) included; nothing happened server-side."""
 
 
 _EVERYWHERE = frozenset({"submit", "status", "result", "cancel", "catalog", "file"})
@@ -82,6 +85,7 @@ _VALID_ROUTES: Mapping[FaultKind, frozenset[str]] = {
         ),
         frozenset({"file"}),
     ),
+    FaultKind.ECHO_AUTH: frozenset({"submit", "status", "result", "cancel", "catalog"}),
 }
 _PARAMS: Mapping[FaultKind, frozenset[str]] = {
     **{kind: frozenset() for kind in FaultKind},
