@@ -24,7 +24,7 @@
     ├── RunStopped                     the whole run must stop (auth, balance)  (exit 3)
     │   ├── BudgetReached              the next job would cross the budget      (exit 3)
     │   └── StopRequested              `genbatch cancel` asked the run to stop  (exit 1)
-    ├── OutputClosed                   the log's pipe or terminal was closed    (exit 141)
+    ├── OutputClosed                   the log's pipe was closed by its reader  (exit 141)
     └── FailureStreak                  recent jobs keep failing the same way    (exit 1)
 
 Each class's docstring is its default message, so most errors are one-line declarations.
@@ -269,8 +269,8 @@ class RunStopped(GenbatchError):
 
 
 class OutputClosed(GenbatchError):
-    """The run's output (a pipe whose reader left, a terminal gone) was closed: the run stopped
-    submitting, recorded what was in flight; run again to resume."""
+    """The run's output (a pipe whose reader left) was closed: the run stopped submitting and
+    recorded what was in flight; run again to resume."""
 
     exit_code = EXIT_OUTPUT_CLOSED
 
