@@ -24,6 +24,7 @@
     ├── RunStopped                     the whole run must stop (auth, balance)  (exit 3)
     │   ├── BudgetReached              the next job would cross the budget      (exit 3)
     │   └── StopRequested              `genbatch cancel` asked the run to stop  (exit 1)
+    ├── OutputClosed                   the log's pipe was closed by its reader  (exit 141)
     └── FailureStreak                  recent jobs keep failing the same way    (exit 1)
 
 Each class's docstring is its default message, so most errors are one-line declarations.
@@ -44,6 +45,8 @@ EXIT_USAGE = 2
 EXIT_ACCOUNT_STOP = 3
 EXIT_ENVIRONMENT = 4
 EXIT_INTERRUPTED = 130
+EXIT_OUTPUT_CLOSED = 141
+"""128 + SIGPIPE: what a shell reports for a command whose pipe's reader left."""
 
 
 class Disposition(StrEnum):
@@ -263,6 +266,13 @@ class RunStopped(GenbatchError):
     """The run was stopped."""
 
     exit_code = EXIT_ACCOUNT_STOP
+
+
+class OutputClosed(GenbatchError):
+    """The run's output (a pipe whose reader left) was closed: the run stopped submitting and
+    recorded what was in flight; run again to resume."""
+
+    exit_code = EXIT_OUTPUT_CLOSED
 
 
 class FailureStreak(GenbatchError):

@@ -45,9 +45,11 @@ class RunGauge:
     """The current concurrency limit (lowered after 429s, grown back as submits succeed)."""
     max_limit: int
     backoff_seconds: float
-    """How long every call is still held back for a rate limit (0 when not)."""
+    """How long every call is still held back (0 when not)."""
     spent_usd: float
     """Estimated cost of the jobs done, in flight or unknown."""
+    backoff_reason: str = "rate limited"
+    """Why calls are held back: ``rate limited``, ``API unreachable``, ``no answer``."""
 
 
 Event = JobEvent | RunNotice | RunGauge

@@ -18,10 +18,12 @@ takeover got there first) makes this worker let go of the job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,11 +47,13 @@ from genbatch.errors import (
     HostNotAllowed,
     LedgerError,
     ModelNotFound,
+    OutputClosed,
     OutputError,
     RateLimited,
     RequestGone,
     StopRequested,
     TransitionRefused,
+    TransportError,
 )
 from genbatch.events import (
     Event,
@@ -168,6 +172,7 @@ class Runner:
         self._stop_reason: str | None = None
         self._stop_error: Exception | None = None
         self._interrupted = False
+        self._output_closed = False
         self._active = 0
         self._reserved = 0
         """Slots the submitter holds for jobs it is about to claim."""
@@ -176,6 +181,9 @@ class Runner:
         self._store = AsyncLedger(ledger)
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
+        self._unreachable = 0
+        """API calls in a row that got no answer at all (see ``_on_unreachable``)."""
+        self._backoff_reason = "rate limited"
         self._failures = FailureWatch(options.max_failures)
         self._spent = 0.0
         self._worker = WorkerIdentity.of_this_process(options.worker)
@@ -298,6 +306,9 @@ class Runner:
         except (BudgetReached, StopRequested) as exc:
             self._stop(exc, cancel_all=False)
             jobs = []
+        except LedgerError as exc:
+            self._stop(exc, cancel_all=True)
+            jobs = []
         for _ in range(count - max(1, len(jobs))):
             self._slots.release()
         return jobs
@@ -353,6 +364,8 @@ class Runner:
                     await self._fetch(job)
         except TransitionRefused as exc:
             self._notice("warning", f"#{job.ordinal} {exc}: this worker lets go of it")
+        except LedgerError as exc:  # a full disk, a lost database: nothing more can be recorded
+            self._stop(exc, cancel_all=True)
         except Exception as exc:  # one job's bug must not stop the others
             await self._give_up_for_now(job, f"internal error: {exc!r}")
             self._notice(
@@ -377,9 +390,10 @@ class Runner:
                 submission = await self._client.submit(job.model_id, job.inputs)
             except ApiError as exc:
                 return await self._submit_failed(job, exc)
-            job = await self._move(job, Move.ACCEPT, request_id=submission.request_id)
+            job = await self._record_remote(job, Move.ACCEPT, request_id=submission.request_id)
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
+        self._unreachable = 0
         self._slots.on_accepted()
         return job
 
@@ -391,7 +405,7 @@ class Runner:
                 self._on_rate_limited(exc, submitting=True)
                 message = f"rate limited: {message}"
             else:
-                self._gate.block_for(self._options.backoff.delay(1, self._rng))
+                self._on_unreachable(exc)
             return await self._move(job, Move.REFUSE, error=message)
         if disposition is Disposition.UNKNOWN:
             job = await self._move(
@@ -413,7 +427,9 @@ class Runner:
     def _on_submit_unknown(self, message: str) -> None:
         # Each lost answer may be a job paid twice later: pause, and stop if it goes on.
         self._consecutive_unknown += 1
-        self._gate.block_for(self._options.backoff.delay(self._consecutive_unknown, self._rng))
+        self._hold_back(
+            self._options.backoff.delay(self._consecutive_unknown, self._rng), "no answer"
+        )
         if self._consecutive_unknown >= MAX_CONSECUTIVE_UNKNOWN:
             self._stop(
                 FailureStreak(
@@ -446,11 +462,43 @@ class Runner:
         wait = exc.retry_after
         if wait is None:
             wait = self._options.backoff.delay(self._consecutive_429, self._rng)
-        self._gate.block_for(wait)
+        self._hold_back(wait, "rate limited")
         # Fewer jobs in flight means fewer submits; polls adapt their own pace, so a 429 on a
         # poll only holds calls back.
         if submitting:
             self._slots.on_rate_limited()
+
+    def _on_unreachable(self, exc: ApiError) -> None:
+        """No answer at all (connection refused, reset, timed out): hold every call back, twice
+        as long each time (``Backoff``, capped), and stop after the run's patience. A call sent
+        before the hold began fails in the same outage: it does not count again."""
+        if self._gate.remaining > 0:
+            return
+        self._unreachable += 1
+        patience = unreachable_patience(self._options.max_failures)
+        if patience is not None and self._unreachable >= patience:
+            self._stop(
+                FailureStreak(
+                    f"the API could not be reached {self._unreachable} times in a row (latest: "
+                    f"{exc}); nothing is lost: run again to resume once it answers "
+                    "(patience: --max-failures)"
+                ),
+                cancel_all=True,  # every job in flight has its request id: a resume re-attaches
+            )
+            return
+        wait = self._options.backoff.delay(self._unreachable, self._rng)
+        self._hold_back(wait, "API unreachable")
+        limit = f" of {patience}" if patience is not None else ""
+        self._notice(
+            "warning",
+            f"the API cannot be reached ({exc}), {self._unreachable}{limit} times in a row: "
+            f"waiting {wait:.1f}s before the next call",
+        )
+
+    def _hold_back(self, seconds: float, reason: str) -> None:
+        """Hold every API call back for ``seconds``; the display says why."""
+        self._gate.block_for(seconds)
+        self._backoff_reason = reason
 
     # -- one job: follow ------------------------------------------------------------------------
 
@@ -488,6 +536,7 @@ class Runner:
                 first = True
                 continue
             failures = 0
+            self._unreachable = 0
             if result.status == RemoteStatus.IN_QUEUE:
                 running_since = clock.now()
             job = await self._on_result(job, result, accepted)
@@ -501,6 +550,8 @@ class Runner:
             if isinstance(exc, RateLimited):
                 self._on_rate_limited(exc)
             else:
+                if isinstance(exc, TransportError):
+                    self._on_unreachable(exc)
                 await self._store.note_error(job, f"polling: {exc}")
             return job
         if disposition is Disposition.EXPIRE:
@@ -522,7 +573,7 @@ class Runner:
         if status in REMOTE_SUCCEEDED and result.output_urls:
             self._failures.succeeded()
             self._history.observe(job.model_id, self._clock.now() - accepted)
-            return await self._move(
+            return await self._record_remote(
                 job, Move.SUCCEED, urls=result.output_urls, remote_status=status
             )
         if status in REMOTE_CANCELLED:
@@ -679,6 +730,7 @@ class Runner:
                     limit=self._slots.limit,
                     max_limit=self._slots.max_limit,
                     backoff_seconds=self._gate.remaining,
+                    backoff_reason=self._backoff_reason,
                     spent_usd=round(self._spent, 6),
                 )
             )
@@ -739,11 +791,74 @@ class Runner:
             )
         return moved
 
+    async def _record_remote(
+        self,
+        job: JobRecord,
+        move: Move,
+        *,
+        request_id: str | None = None,
+        urls: tuple[str, ...] = (),
+        remote_status: str | None = None,
+    ) -> JobRecord:
+        """``_move`` for a move recording what only the API knows (a request id, output URLs):
+        should the ledger refuse the write, each is printed on stderr before the error goes on
+        (``print_unrecorded``), so a full disk never loses a paid request."""
+        try:
+            return await self._move(
+                job, move, request_id=request_id, urls=urls, remote_status=remote_status
+            )
+        except LedgerError:
+            print_unrecorded(job.key, request_id or job.request_id, urls, new_id=bool(request_id))
+            raise
+
     def _notice(self, level: NoticeLevel, message: str) -> None:
         self._emit(RunNotice(level=level, message=message))
 
     def _emit(self, event: Event) -> None:
-        self._emit_to(event)
+        if self._output_closed:
+            return
+        try:
+            self._emit_to(event)
+        except OSError as exc:
+            self._on_output_closed(exc)
+
+    def _on_output_closed(self, exc: OSError) -> None:
+        """Nobody sees the run any more (``genbatch run --json | head``, a terminal gone): stop
+        it as an interruption would. Submits in flight still record their answers (shielded),
+        so nothing is left ``submitting`` and nothing is lost; the run resumes."""
+        self._output_closed = True
+        reason = exc.strerror or type(exc).__name__
+        self._stop(
+            OutputClosed(
+                f"the output was closed ({reason}): stopped submitting, jobs in flight recorded; "
+                "run again to resume"
+            ),
+            cancel_all=True,
+        )
+
+
+def unreachable_patience(limit: FailureLimit) -> int | None:
+    """API calls in a row with no answer before the run stops: ``--max-failures N`` (a
+    percentage counts as the window's size; ``off``: never, back off and retry forever)."""
+    if limit.count is not None:
+        return limit.count
+    return limit.window if limit.fraction is not None else None
+
+
+def print_unrecorded(
+    job_key: str, request_id: str | None, urls: Sequence[str], *, new_id: bool
+) -> None:
+    """The last resort for what the API answered and the ledger could not take: one line each
+    on stderr, ``genbatch: unrecorded request_id=ID job=KEY`` (when ``new_id``: the request id
+    itself was not recorded) and ``genbatch: unrecorded output_url=URL request_id=ID job=KEY``
+    (the key last: it may hold spaces)."""
+    lines = [f"genbatch: unrecorded request_id={request_id} job={job_key}"] if new_id else []
+    lines += [
+        f"genbatch: unrecorded output_url={url} request_id={request_id} job={job_key}"
+        for url in urls
+    ]
+    with contextlib.suppress(OSError):  # stderr is gone too: nothing is left to tell
+        print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def describe_remote_error(error: object) -> str:

@@ -7,6 +7,7 @@ All three are event sinks (see ``genbatch.events``); none ever sees the API toke
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter, deque
@@ -68,7 +69,7 @@ def describe_gauge(gauge: RunGauge) -> str:
     if gauge.limit < gauge.max_limit:
         parts[-1] += f" (lowered from {gauge.max_limit} after rate limiting)"
     if gauge.backoff_seconds > 0:
-        parts.append(f"rate limited: waiting {gauge.backoff_seconds:.1f}s")
+        parts.append(f"{gauge.backoff_reason}: waiting {gauge.backoff_seconds:.1f}s")
     parts.append(f"spent ~${gauge.spent_usd:,.2f}")
     return " · ".join(parts)
 
@@ -94,7 +95,31 @@ class LineLog:
             request = f" {event.request_id}" if event.request_id else ""
             note = f" ({event.message})" if event.message else ""
             line = f"{stamp} {event.state.value:<10} #{event.ordinal} {event.key}{request}{note}"
-        print(line, file=self._stream, flush=True)
+        write_line(self._stream, line)
+
+
+def write_line(stream: TextIO, line: str) -> None:
+    """Write one line and flush; a stream whose reader is gone is silenced, then the error
+    raised (the runner stops on it)."""
+    try:
+        print(line, file=stream, flush=True)
+    except OSError:
+        silence(stream)
+        raise
+
+
+def silence(stream: TextIO) -> None:
+    """Point a closed stream's descriptor at the null device, so later writes (the summary,
+    Python's flush at exit) cannot fail (the Python docs' "Note on SIGPIPE")."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return  # not backed by a descriptor: nothing to redirect
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 class JsonLog:
@@ -112,6 +137,7 @@ class JsonLog:
                 "limit": event.limit,
                 "max_limit": event.max_limit,
                 "backoff_seconds": event.backoff_seconds,
+                "backoff_reason": event.backoff_reason,
                 "spent_usd": event.spent_usd,
             }
         elif isinstance(event, RunNotice):
@@ -127,7 +153,7 @@ class JsonLog:
                 "message": event.message,
             }
         record["time"] = time.time()
-        print(json.dumps(record), file=self._stream, flush=True)
+        write_line(self._stream, json.dumps(record))
 
 
 class LiveDisplay:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from genbatch import __version__
+from genbatch.errors import EXIT_INTERRUPTED
 
 app = typer.Typer(
     name="genbatch",
@@ -47,5 +48,11 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Entry point of the ``genbatch`` console script."""
-    _register_commands()
-    app()
+    from genbatch.cli.common import fail, interrupt_on_sigterm
+
+    interrupt_on_sigterm()
+    try:
+        _register_commands()
+        app()
+    except KeyboardInterrupt:  # before a command's own handling (it exits 130 the same way)
+        raise SystemExit(fail("interrupted", EXIT_INTERRUPTED).exit_code) from None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from types import FrameType
+from typing import NoReturn, ParamSpec, TypeVar
 
 import typer
 
-from genbatch.errors import EXIT_INTERRUPTED, GenbatchError
+from genbatch.errors import EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, GenbatchError
+from genbatch.ui import silence
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,9 +28,23 @@ LEDGER_OPTION = typer.Option(
 )
 
 
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM interrupt like Ctrl-C (a ``KeyboardInterrupt``: exit 130, one line) until
+    a run installs its own handler; asyncio puts back the default (die by the signal) when a
+    run's handler is removed, so the CLI calls this again after each run."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> NoReturn:
+    raise KeyboardInterrupt
+
+
 def fail(message: str, code: int) -> typer.Exit:
     """Print ``genbatch: error: message`` on stderr and return the Exit to raise."""
-    print(f"genbatch: error: {message}", file=sys.stderr)
+    try:
+        print(f"genbatch: error: {message}", file=sys.stderr, flush=True)
+    except OSError:
+        silence(sys.stderr)  # stderr is gone too: the exit code is all that is left
     return typer.Exit(code)
 
 
@@ -42,5 +59,10 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(exc), exc.exit_code) from None  # one line already
         except KeyboardInterrupt:
             raise fail("interrupted", EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            # The reader of stdout or stderr left (``genbatch ... | head``): whatever the run
+            # did is recorded; only the report is cut short.
+            silence(sys.stdout)
+            raise fail("the output was closed", EXIT_OUTPUT_CLOSED) from None
 
     return wrapper

@@ -13,7 +13,7 @@ import typer
 
 from genbatch import batch
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_OPTION, interrupt_on_sigterm, one_line_errors
 from genbatch.cli.export import refresh_metadata
 from genbatch.events import EventSink
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
@@ -26,7 +26,8 @@ from genbatch.workers import DEFAULT_LEASE_SECONDS, LEASE_ENV
 
 EXIT_CODES = """Exit codes: 0 all jobs done; 1 some jobs not done (failed, unknown, expired...);
 2 bad manifest or usage; 3 run stopped by the account (token, balance);
-4 ledger or output directory problem; 130 interrupted (run again to resume)."""
+4 ledger or output directory problem; 130 interrupted (run again to resume);
+141 output closed (e.g. piped into head; run again to resume)."""
 
 RUN_EPILOG = f"""Examples:
 
@@ -296,8 +297,11 @@ def _execute(
         sink, display = live, live  # type: ignore[assignment]  # both context managers
     else:
         sink, display = LineLog(), nullcontext()
-    with display:
-        return anyio.run(batch.execute, prepared, connection, options, sink)
+    try:
+        with display:
+            return anyio.run(batch.execute, prepared, connection, options, sink)
+    finally:
+        interrupt_on_sigterm()  # the run's own handler is gone: the summary stays interruptible
 
 
 def _print_plan_line(

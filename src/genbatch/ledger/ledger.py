@@ -255,7 +255,8 @@ class Ledger:
                 _check_budget(conn, run_id, budget_usd)
             rows = sorted(rows, key=lambda row: row.ordinal)
             attempts = _new_attempts(conn, rows, now)
-        return [_job_record(row, attempt_id=attempts[row.id]) for row in rows]
+            # Read inside: a damaged row rolls the claim back, no job is left `submitting`.
+            return [_job_record(row, attempt_id=attempts[row.id]) for row in rows]
 
     # -- moving a job through its lifecycle -----------------------------------------------------
 
@@ -311,7 +312,8 @@ class Ledger:
             if move is Move.SUCCEED:
                 self._record_urls(conn, job, urls)
             _store_files(conn, files)
-        return _job_record(row, attempt_id=job.attempt_id)
+        with self._errors(move.name.lower()):  # after the commit: the move stays recorded
+            return _job_record(row, attempt_id=job.attempt_id)
 
     def refusal(self, job: JobRecord, move: Move) -> TransitionRefused:
         """The error for ``move`` of ``job`` having matched nothing: says where the job is now."""
@@ -388,7 +390,7 @@ class Ledger:
                 .order_by(JOBS.c.ordinal)
             ).all()
             attempts = _current_attempts(conn, [r.id for r in rows])
-        return [_job_record(r, attempt_id=attempts.get(r.id)) for r in rows]
+            return [_job_record(r, attempt_id=attempts.get(r.id)) for r in rows]
 
     # -- workers and leases (see leases.py) ----------------------------------------------------
 
@@ -489,9 +491,9 @@ class Ledger:
                 adopt=adopt,
             )
             attempts = _current_attempts(conn, [r.id for r in rows])
-        return Takeover(
-            attached=[_job_record(r, attempt_id=attempts.get(r.id)) for r in rows], unknown=unknown
-        )
+        with self._errors("take_over"):
+            attached = [_job_record(r, attempt_id=attempts.get(r.id)) for r in rows]
+        return Takeover(attached=attached, unknown=unknown)
 
     def park_job(self, job: JobRecord, worker_id: str) -> None:
         """The worker gives up on the job for now (a download failed...): not taken over by
@@ -674,7 +676,7 @@ class Ledger:
         )
         with self._transaction("same_jobs_elsewhere") as conn:
             rows = conn.execute(query).all()
-        return [(_job_record(row), _job_record(_unprefixed(row, "o_"))) for row in rows]
+            return [(_job_record(row), _job_record(_unprefixed(row, "o_"))) for row in rows]
 
     def reused(self, run_id: int) -> int:
         """Jobs of the run done with the files of the same job in another run (never sent)."""
@@ -712,7 +714,7 @@ class Ledger:
         )
         with self._transaction("output_clashes") as conn:
             rows = conn.execute(query).all()
-        return [(_job_record(row), _job_record(_unprefixed(row, "o_"))) for row in rows]
+            return [(_job_record(row), _job_record(_unprefixed(row, "o_"))) for row in rows]
 
     def reuse(self, job: JobRecord, source: JobRecord, paths: Sequence[str]) -> None:
         """``job`` is done with the files of ``source`` (the same job, done in another run),
@@ -831,6 +833,11 @@ class Ledger:
     def _errors(self, what: str) -> Iterator[None]:
         try:
             yield
+        except _DamagedRow as exc:
+            raise LedgerError(
+                f"the ledger {self.location.display} has a damaged row: {exc}; "
+                "restore the ledger from a backup, or correct that row"
+            ) from None
         except IntegrityError as exc:
             raise LedgerError(_inconsistent(self.location, what, exc.orig)) from None
         except DBAPIError as exc:
@@ -1241,8 +1248,8 @@ def _job_record(row: Any, *, attempt_id: int | None = None) -> JobRecord:
         ordinal=row.ordinal,
         block=row.block,
         model_id=row.model_id,
-        inputs=json.loads(row.inputs_json),
-        variables=json.loads(row.variables_json),
+        inputs=_json_column(row, "inputs_json"),
+        variables=_json_column(row, "variables_json"),
         repeat_index=row.repeat_index,
         file_stem=row.file_stem,
         output_dir=row.output_dir,
@@ -1253,6 +1260,19 @@ def _job_record(row: Any, *, attempt_id: int | None = None) -> JobRecord:
         attempt_id=attempt_id,
         cost_usd=row.cost_usd,
     )
+
+
+class _DamagedRow(Exception):
+    """A row whose value genbatch cannot have written (``Ledger._errors`` names the ledger)."""
+
+
+def _json_column(row: Any, column: str) -> Any:
+    """The JSON value of ``column`` in a job's row; ``_DamagedRow`` when it is not JSON."""
+    try:
+        return json.loads(getattr(row, column))
+    except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError; NULL a TypeError
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise _DamagedRow(f"job {row.key}: {column} is not JSON ({reason})") from None
 
 
 def _output_record(row: Any) -> OutputRecord:

@@ -55,7 +55,7 @@ def ensure_schema(engine: Engine, *, display: str) -> None:
                 f"{display} is a database but not a genbatch ledger "
                 f"(it has tables {', '.join(sorted(names)[:5])}); refusing to use it"
             )
-        version = _version(conn)
+        version = _version(conn, display)
         if version > SCHEMA_VERSION:
             raise LedgerError(
                 f"the ledger {display} was written by a newer genbatch "
@@ -84,9 +84,15 @@ def _create(conn: Connection) -> None:
     conn.execute(META.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
 
 
-def _version(conn: Connection) -> int:
+def _version(conn: Connection, display: str) -> int:
     value = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar()
-    return int(value) if value is not None else 0
+    version = int(value) if isinstance(value, str) and value.strip().isdigit() else None
+    if version is None or version < 1:
+        raise LedgerError(
+            f"the ledger {display} records schema_version {value!r}, which no genbatch wrote: "
+            "it was edited or is damaged; restore it from a backup"
+        )
+    return version
 
 
 def _set_version(conn: Connection, version: int) -> None:

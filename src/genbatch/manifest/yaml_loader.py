@@ -27,6 +27,12 @@ MAX_ALIAS_EXPANSION = 10_000
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
+MAX_NESTING = 100
+"""How deep lists and mappings may nest (a manifest needs a handful of levels; PyYAML's
+recursion would overflow Python's stack past a few hundred)."""
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -52,6 +58,27 @@ class ManifestYamlLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]  
 
     # A fresh table: PyYAML's class methods add to it instead of the YAML 1.1 one.
     yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """PyYAML's, refusing to nest deeper than ``MAX_NESTING``."""
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise _TooDeep(
+                    None,
+                    None,
+                    f"lists and mappings nest more than {MAX_NESTING} levels deep",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _TooDeep(yaml.MarkedYAMLError):  # type: ignore[misc,unused-ignore]  # untyped base
+    """The document nests deeper than ``MAX_NESTING``."""
 
 
 def _add_resolver(tag: str, pattern: re.Pattern[str], first: list[str]) -> None:
@@ -107,6 +134,8 @@ def load_yaml(text: str, file: str) -> YamlDocument:
         )
     try:
         node = _compose(text)
+    except _TooDeep as error:
+        raise ManifestError(error.problem, file=file, line=error.problem_mark.line + 1) from None
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error, file) from None
     except yaml.YAMLError as error:  # ReaderError: a character YAML does not allow
@@ -211,12 +240,12 @@ class _Converter:
                 path,
             )
         # Keys are names: keep their text as written ("1", "on", "16:9").
-        return str(node.value)
+        return self._text(node, path)
 
     def _scalar(self, node: Any, path: Path_) -> Any:
         tag, text = node.tag, node.value
         if tag == _STR:
-            return text
+            return self._text(node, path)
         if tag == _NULL and _NULL_RE.fullmatch(text):
             return None
         if tag == _BOOL and _BOOL_RE.fullmatch(text):
@@ -237,6 +266,25 @@ class _Converter:
             "true/false, lists and mappings are allowed",
             node,
             path,
+        )
+
+    def _text(self, node: Any, path: Path_) -> str:
+        """A scalar's text, refusing UTF-16 surrogates: a ``"\\ud83d"`` escape gives one, which
+        no UTF-8 text (a request, the ledger, a file name) can hold."""
+        text = str(node.value)
+        found = _SURROGATE_RE.search(text)
+        if found is None:
+            return text
+        high, low = ord(found.group()), ord(text[found.end()]) if found.end() < len(text) else 0
+        escape = f"\\u{high:04x}"
+        if 0xD800 <= high < 0xDC00 and 0xDC00 <= low < 0xE000:
+            char = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+            hint = f"write the character itself or \\U{char:08X}"
+            escape += f"\\u{low:04x}"
+        else:
+            hint = "remove it"
+        raise self._error(
+            f"the escape {escape} is a UTF-16 surrogate, not a character: {hint}", node, path
         )
 
     def _check_tag(self, node: Any, expected: str, path: Path_) -> None:
