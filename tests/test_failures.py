@@ -169,6 +169,10 @@ def test_retry_reruns_only_the_failed_jobs_and_keeps_the_successes(
     assert len(output_files(tmp_path / "out")) == 4
 
 
+def in_flight(counts: dict[str, int]) -> int:
+    return counts["queued"] + counts["running"]
+
+
 def test_cancel_cancels_queued_requests_reports_running_ones_and_stops_the_run(
     tmp_path: Path,
 ) -> None:
@@ -177,7 +181,10 @@ def test_cancel_cancels_queued_requests_reports_running_ones_and_stops_the_run(
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, 6)
         runner = start_genbatch(run_args(manifest, "-c", "3"), env=env, cwd=tmp_path)
-        wait_until(lambda: sim.stats.submissions == 3, what="three submits")
+        wait_until(
+            lambda: in_flight(status(env, tmp_path)["counts"]) == 3,
+            what="three submits recorded as accepted",
+        )
 
         cancelled = genbatch(["cancel", str(manifest)], env=env, cwd=tmp_path)
 

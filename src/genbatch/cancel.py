@@ -14,6 +14,7 @@ from genbatch.client import RunComfyClient
 from genbatch.errors import ApiError, AuthError, RequestGone
 from genbatch.ledger import JobRecord, Ledger, RunInfo
 from genbatch.lifecycle import Actor, Move
+from genbatch.states import JobState
 
 CANCEL_CONCURRENCY = 8
 
@@ -65,10 +66,13 @@ async def _cancel_one(
             report.errors[job.key] = str(exc)
             return
     if answer.outcome == "cancelled":
-        cancelled = ledger.try_move(
+        moved = ledger.try_move(
             job, Move.CANCELLED, actor=Actor.CANCEL, error="cancelled with `genbatch cancel`"
         )
-        # A job its worker moved on meanwhile (it finished) is left as the worker recorded it.
+        # Refused: the run's worker moved the job first, perhaps to `cancelled` itself (it saw
+        # the cancellation on its next poll); anything else, it is left as the worker recorded.
+        state = moved.state if moved else ledger.refusal(job, Move.CANCELLED).found
+        cancelled = state is JobState.CANCELLED
         (report.cancelled if cancelled else report.still_running).append(job.key)
     else:
         report.still_running.append(job.key)
