@@ -5,9 +5,11 @@ id it received either recorded or printed."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -294,3 +296,23 @@ def test_a_job_row_holding_corrupt_json_is_one_line_exit_4_and_leaves_no_job_cla
     assert "has a damaged row: job " in line and "inputs_json is not JSON" in line
     assert sim.stats.submissions == 0
     assert status(env, tmp_path)["counts"]["pending"] == 3  # the claim was rolled back
+
+
+def test_an_api_base_on_a_closed_port_is_shown_as_unreachable_then_the_run_stops(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = cli_env(sim, tmp_path / "ledger.db", RUNCOMFY_API_BASE=closed)
+    manifest = kling_manifest(tmp_path, 2)
+
+    done = genbatch(run_args(manifest, "--json", "--max-failures", "5"), env=env, cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    reasons = {e["backoff_reason"] for e in events if e["event"] == "gauge"}
+    assert "API unreachable" in reasons  # the display says why calls are held back
+    assert "the API could not be reached 5 times in a row" in done.stderr
+    assert status(env, tmp_path)["counts"]["pending"] == 2  # nothing sent, all resumable

@@ -48,8 +48,9 @@ class RunGauge:
     """How long every call is still held back (0 when not)."""
     spent_usd: float
     """Estimated cost of the jobs done, in flight or unknown."""
-    backoff_reason: str = "rate limited"
-    """Why calls are held back: ``rate limited``, ``API unreachable``, ``no answer``."""
+    backoff_reason: str | None = None
+    """Why calls are held back: ``rate limited``, ``API unreachable``, ``no answer`` (None
+    when they are not)."""
 
 
 Event = JobEvent | RunNotice | RunGauge

@@ -730,7 +730,7 @@ class Runner:
                     limit=self._slots.limit,
                     max_limit=self._slots.max_limit,
                     backoff_seconds=self._gate.remaining,
-                    backoff_reason=self._backoff_reason,
+                    backoff_reason=self._backoff_reason if self._gate.remaining > 0 else None,
                     spent_usd=round(self._spent, 6),
                 )
             )

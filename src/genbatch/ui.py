@@ -69,7 +69,8 @@ def describe_gauge(gauge: RunGauge) -> str:
     if gauge.limit < gauge.max_limit:
         parts[-1] += f" (lowered from {gauge.max_limit} after rate limiting)"
     if gauge.backoff_seconds > 0:
-        parts.append(f"{gauge.backoff_reason}: waiting {gauge.backoff_seconds:.1f}s")
+        reason = gauge.backoff_reason or "rate limited"
+        parts.append(f"{reason}: waiting {gauge.backoff_seconds:.1f}s")
     parts.append(f"spent ~${gauge.spent_usd:,.2f}")
     return " · ".join(parts)
 
