@@ -10,6 +10,7 @@ every job again).
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,6 +226,32 @@ def test_a_truncated_ledger_file_is_refused_and_nothing_is_submitted_again(
     assert f"is truncated ({size // 2} bytes where its header announces {size})" in line
     assert sim.stats.submissions == 3
     assert ledger.stat().st_size == size // 2
+
+
+def test_a_ledger_with_pages_overwritten_fails_its_integrity_check_and_nothing_is_submitted(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    ledger, env = finished_run(tmp_path, sim, 3)
+    files = hashes(tmp_path / "out")
+    size = ledger.stat().st_size
+    page = int.from_bytes(ledger.read_bytes()[16:18], "big")
+    # Seed 0 hits pages a run that has nothing left to do never reads: unnoticed without a check.
+    noise = random.Random(0)
+    with ledger.open("r+b") as handle:  # page 1 (the header) is left alone: SQLite opens it
+        for number in noise.sample(range(1, size // page), 3):
+            handle.seek(number * page)
+            handle.write(noise.randbytes(page))
+
+    again = genbatch(run_args(tmp_path / "sweep.yaml"), env=env, cwd=tmp_path)
+    status = genbatch(["status"], env=env, cwd=tmp_path)
+
+    for done in (again, status):
+        line = one_line_error(done, 4)
+        assert f"the ledger {ledger} is corrupt (SQLite's quick_check: " in line
+        assert "restore it from a backup" in line
+    assert sim.stats.submissions == 3
+    assert ledger.stat().st_size == size
+    assert hashes(tmp_path / "out") == files
 
 
 def test_a_new_ledger_file_is_never_empty_and_only_its_owner_reads_it(

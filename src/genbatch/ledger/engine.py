@@ -9,6 +9,7 @@ it was started from another folder.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import sqlite3
@@ -148,6 +149,8 @@ def create_ledger_engine(location: LedgerLocation) -> Engine:
             location.url, connect_args={"timeout": 5.0}, execution_options=options
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        path = location.sqlite_path
+        event.listen(engine, "engine_disposed", lambda _engine: mark_closed_cleanly(path))
         return engine
     try:
         return create_engine(
@@ -168,6 +171,9 @@ def _prepare_sqlite_file(location: LedgerLocation) -> None:
     assert path is not None  # a SQLite location
     if path.exists():
         refuse_damaged_sqlite_file(path)
+        if not closed_cleanly(path):
+            refuse_failed_quick_check(path)
+        _forget_clean_close(path)  # open from now on: a crash must not look clean
         return
     if not location.may_create:
         raise location.missing()
@@ -261,6 +267,77 @@ def _has_wal_frames(path: Path) -> bool:
         return wal.stat().st_size > 0
     except OSError:
         return False
+
+
+CLEAN_CLOSE_SUFFIX = "-closed"
+"""Beside ``ledger.db``, ``ledger.db-closed`` describes the file as genbatch last closed it."""
+RACY_NANOSECONDS = 2_000_000_000
+"""A file written this close to its clean-close mark may have been written again within the
+same tick of a coarse file clock, unseen by its mtime: it is checked (git's "racy" rule)."""
+
+
+def closed_cleanly(path: Path) -> bool:
+    """Whether the SQLite ledger ``path`` is, as far as its size, inode and mtime tell, the file
+    genbatch closed cleanly last: no write-ahead log left, nothing written since."""
+    if _has_wal_frames(path):
+        return False
+    try:
+        mark = json.loads(_clean_close_path(path).read_text(encoding="utf-8"))
+        now = _fingerprint(path)
+        return bool(now == mark["file"] and now["mtime_ns"] < mark["at_ns"] - RACY_NANOSECONDS)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def refuse_failed_quick_check(path: Path) -> None:
+    """Raise ``LedgerError`` unless SQLite's ``PRAGMA quick_check`` finds ``path`` sound.
+
+    A damaged page read later would fail the run halfway, or worse, be taken for a missing job
+    and submitted (paid) again: it is refused before anything is sent.
+    """
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=5.0)) as conn:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return  # in use: the engine's own connection says so, with its usual message
+        problem = str(exc)
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    else:
+        problem = "" if rows == [("ok",)] else str(rows[0][0]) if rows else "no answer"
+    if problem:
+        raise LedgerError(
+            f"the ledger {path} is corrupt (SQLite's quick_check: {problem[:200]}): refusing "
+            "to use it; restore it from a backup"
+        )
+
+
+def mark_closed_cleanly(path: Path) -> None:
+    """Record that genbatch closed ``path`` cleanly (best effort: without the mark, the next
+    open checks the ledger, nothing worse)."""
+    if _has_wal_frames(path):
+        return  # another process still has it open: its own close will mark it
+    with contextlib.suppress(OSError):
+        mark = {"file": _fingerprint(path), "at_ns": time.time_ns()}
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        fd = os.open(_clean_close_path(path), flags, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(mark, out)
+
+
+def _forget_clean_close(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _clean_close_path(path).unlink(missing_ok=True)
+
+
+def _clean_close_path(path: Path) -> Path:
+    return path.with_name(path.name + CLEAN_CLOSE_SUFFIX)
+
+
+def _fingerprint(path: Path) -> dict[str, int]:
+    info = path.stat()
+    return {"size": info.st_size, "ino": info.st_ino, "mtime_ns": info.st_mtime_ns}
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
