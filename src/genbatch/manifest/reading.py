@@ -43,10 +43,10 @@ def read_regular_file(path: Path, *, limit: int, what: str) -> bytes:
     # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise FileRefused(f"is {_kind(mode)}, not {what}")
-        _refuse_over(os.fstat(fd).st_size, limit, what)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused(f"is {_kind(info.st_mode)}, not {what}")
+        _refuse_over(info.st_size, limit, what)
         data = _read_at_most(fd, limit + 1)
         _refuse_over(len(data), limit, what)
         return data
