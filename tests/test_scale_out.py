@@ -190,12 +190,14 @@ def test_a_worker_frozen_past_its_lease_lets_go_of_the_jobs_taken_over_when_it_w
         )
         frozen.send_signal(signal.SIGSTOP)
         survivor = start_genbatch(run_args(manifest, "-c", "4"), env=env, cwd=tmp_path)
-        wait_until(
-            lambda: _taken_over(postgres_url, frozen.pid),
-            timeout=60,
-            what="the second worker to take the frozen worker's jobs over",
-        )
-        frozen.send_signal(signal.SIGCONT)  # its polls and answers now arrive late
+        try:
+            wait_until(
+                lambda: _taken_over(postgres_url, frozen.pid),
+                timeout=60,
+                what="the second worker to take the frozen worker's jobs over",
+            )
+        finally:
+            frozen.send_signal(signal.SIGCONT)  # its polls and answers now arrive late
         (frozen_code, frozen_err), (code, stderr) = finish([frozen, survivor])
 
         assert code == 0, stderr
