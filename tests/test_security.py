@@ -289,3 +289,32 @@ def test_a_credential_the_client_does_not_know_is_still_redacted_from_remote_err
     assert "[redacted]" in text
     assert not any(secret in text for secret in ("sk-live", "dXNlcjpw", "eyJhbG", "hunter22"))
     assert describe_remote_error(text) == text  # redacting twice changes nothing
+
+
+def test_api_calls_redirected_on_the_api_host_are_followed_and_paid_once(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    sim.inject(route="submit", fault="redirect", count=1)
+    sim.inject(route="result", fault="redirect", count=2)
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 2)), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert sim.stats.faults["redirect"] == 3
+    assert sim.stats.submissions == 2 and sim.stats.duplicate_submissions == 0
+    assert len(output_files(tmp_path / "out")) == 2
+
+
+def test_an_api_call_redirected_to_another_host_is_not_followed(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    elsewhere = sim.base_url.replace("127.0.0.1", "localhost") + "/v1/requests/x/result"
+    sim.inject(route="result", fault="redirect", count=1, location=elsewhere)
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 1)), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr  # the poll is asked again, on the API itself
+    assert sim.stats.auth_failures == 0  # nothing reached the other host without its token
+    assert status(env, tmp_path)["counts"]["done"] == 1

@@ -279,9 +279,30 @@ class RunComfyClient:
     ) -> dict[str, Any]:
         try:
             response = await self._api.request(method, path, json=json_body)
+            for _ in range(MAX_REDIRECTS):
+                if response.next_request is None:
+                    break
+                # Followed on the API's own origin only: the token goes nowhere else.
+                response = await self._api.send(self._same_origin(response, request_id))
         except httpx.TransportError as exc:
             raise _transport_error(exc, request_id=request_id) from None
         return _parse_answer(response, request_id=request_id, secrets=self._secrets)
+
+    def _same_origin(self, response: httpx.Response, request_id: str | None) -> httpx.Request:
+        following = response.next_request
+        assert following is not None
+        if _origin(following.url) != _origin(httpx.URL(self.base_url)):
+            raise BadAnswer(
+                f"the API answered HTTP {response.status_code} to {following.url.host}, another "
+                "host: not followed (the token is only ever sent to the API)",
+                http_status=response.status_code,
+                request_id=request_id,
+            )
+        return following
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
 
 
 def collect_urls(output: Any) -> list[str]:

@@ -141,6 +141,13 @@ class SimulatorApp:
         if fault is not None and fault.kind is FaultKind.ECHO_AUTH:
             self.stats.count_fault(fault.kind)
             return _headers_echoed(request)
+        if fault is not None and fault.kind is FaultKind.REDIRECT:
+            # A load balancer moving the API: nothing was done; ask there (307 keeps the method
+            # and the body).
+            self.stats.count_fault(fault.kind)
+            return Response(
+                b"", 307, {"location": str(fault.params.get("location") or request.url)}
+            )
         if request.headers.get("authorization") != self._bearer:
             self.stats.add("auth_failures")
             response = error_response(401, 400004, "Invalid or missing API token.")

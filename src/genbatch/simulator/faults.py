@@ -47,7 +47,7 @@ class FaultKind(StrEnum):
     MALFORMED = "malformed"
     """API routes: 200 whose body is not valid JSON (after the side effects, like partial)."""
     REDIRECT = "redirect"
-    """Files: 302 to param ``location`` (default: the same URL, asked again)."""
+    """Files: 302, API calls: 307, to param ``location`` (default: the same URL, asked again)."""
     FAIL = "fail"
     """Submits: the generation of the created request fails (param ``error``: its JSON)."""
     GZIP = "gzip"
@@ -72,7 +72,7 @@ _VALID_ROUTES: Mapping[FaultKind, frozenset[str]] = {
     **{kind: _EVERYWHERE for kind in FaultKind},
     FaultKind.TRUNCATE: frozenset({"file"}),
     FaultKind.MALFORMED: frozenset({"submit", "status", "result", "cancel", "catalog"}),
-    FaultKind.REDIRECT: frozenset({"file"}),
+    FaultKind.REDIRECT: _EVERYWHERE,
     FaultKind.LOST_ANSWER: frozenset({"submit"}),
     FaultKind.FAIL: frozenset({"submit"}),
     **dict.fromkeys(
