@@ -214,6 +214,26 @@ def test_a_signal_while_a_large_manifest_loads_exits_130_in_one_line(
     assert sim.stats.submissions == 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_command_itself_loads_exits_130_in_one_line(
+    tmp_path: Path, sim: Simulator, sig: int
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 1)
+    started = time.monotonic()
+    assert genbatch(["--version"], env=env, cwd=tmp_path).returncode == 0
+    start_up = time.monotonic() - started  # Python and genbatch's imports, on this machine
+    process = start_genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    time.sleep(max(0.15, start_up / 4))  # the handler is set; most imports are still to come
+
+    code, _, stderr = kill(process, sig)
+
+    assert code == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "genbatch: error: interrupted"
+    assert "Traceback" not in stderr
+    assert sim.stats.submissions == 0
+
+
 def _one_line_error(done: subprocess.CompletedProcess[str], code: int) -> str:
     """The single error line of a command that failed with ``code``."""
     assert done.returncode == code, done.stderr

@@ -20,13 +20,41 @@ syncs it, then execute; open_manifest validates without a ledger).
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from genbatch.batch import arun_manifest, results, run_manifest
-from genbatch.errors import GenbatchError, ManifestError
-from genbatch.manifest import Manifest, load_manifest
-from genbatch.runner import RunOptions, RunSummary
-from genbatch.states import JobState
+if TYPE_CHECKING:
+    from genbatch.batch import arun_manifest, results, run_manifest
+    from genbatch.errors import GenbatchError, ManifestError
+    from genbatch.manifest import Manifest, load_manifest
+    from genbatch.runner import RunOptions, RunSummary
+    from genbatch.states import JobState
+
+# Imported on first use: ``genbatch --version`` and the command's signal handlers (see
+# ``launch``) do not wait for the whole package (httpx, SQLAlchemy...) to load.
+_WHERE = {
+    "arun_manifest": "genbatch.batch",
+    "results": "genbatch.batch",
+    "run_manifest": "genbatch.batch",
+    "GenbatchError": "genbatch.errors",
+    "ManifestError": "genbatch.errors",
+    "Manifest": "genbatch.manifest",
+    "load_manifest": "genbatch.manifest",
+    "RunOptions": "genbatch.runner",
+    "RunSummary": "genbatch.runner",
+    "JobState": "genbatch.states",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'genbatch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "GenbatchError",

@@ -1,5 +1,5 @@
 """``python -m genbatch``: the same as the ``genbatch`` command."""
 
-from genbatch.cli import main
+from genbatch.launch import main
 
 main()
