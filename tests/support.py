@@ -6,6 +6,7 @@ Nothing here reaches into genbatch's internals: tests drive the CLI, read the le
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,11 +14,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from genbatch.ledger import Ledger, resolve_location
 from genbatch.simulator import Simulator
@@ -167,3 +169,21 @@ class InProcessTransport(httpx.ASGITransport):
             return await super().handle_async_request(request)
         except ConnectionAbortedError as exc:
             raise httpx.ReadError(str(exc), request=request) from exc
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``64k``, ``1m``) mounted at ``mount_point`` for the block; the test
+    is skipped where mounting needs a root this process lacks."""
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root: cannot fill a disk here")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

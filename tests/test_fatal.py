@@ -25,6 +25,7 @@ from support import (
     genbatch,
     kill,
     kling_manifest,
+    mounted_tmpfs,
     run_args,
     start_genbatch,
     status,
@@ -91,19 +92,8 @@ def test_a_line_log_on_a_stderr_closed_early_ends_the_run_cleanly_with_exit_141(
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs for the ledger, mounted for the test (needs root; skipped elsewhere)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root: cannot fill the ledger's disk here")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    with mounted_tmpfs(tmp_path / "disk", "1m") as disk:
+        yield disk
 
 
 def _fill(disk: Path) -> Path:

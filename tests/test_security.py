@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from genbatch.runner import describe_remote_error
 from genbatch.simulator import Simulator, SimulatorConfig
 
-from support import cli_env, genbatch, kling_manifest, output_files, run_args, status
+from support import cli_env, genbatch, kling_manifest, mounted_tmpfs, output_files, run_args, status
 
 FAST = 0.0005
 
@@ -116,19 +115,8 @@ def test_an_unwritable_output_directory_stops_the_run_and_resumes_once_fixed(
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs, mounted for the test (needs root; skipped elsewhere)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root: cannot simulate a full disk here")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    with mounted_tmpfs(tmp_path / "disk", "64k") as disk:
+        yield disk
 
 
 def test_a_full_disk_leaves_no_partial_file_as_if_complete_and_resumes_once_space_is_back(
