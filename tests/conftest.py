@@ -13,6 +13,20 @@ from hypothesis import settings
 
 from genbatch.simulator import Simulator, SimulatorConfig
 
+import support
+
+# ---------------------------------------------------------------------------------------------
+# Background processes
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _leftover_processes() -> Iterator[None]:
+    """genbatch processes a test started and left running are killed when it ends."""
+    yield
+    support.stop_leftover_processes()
+
+
 # ---------------------------------------------------------------------------------------------
 # Simulator fixtures (owner: simulator, issue #2)
 # ---------------------------------------------------------------------------------------------

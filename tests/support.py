@@ -74,9 +74,13 @@ def genbatch(
     )
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+"""Processes ``start_genbatch`` started during the current test (``stop_leftover_processes``)."""
+
+
 def start_genbatch(args: Sequence[str], *, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    """Start ``genbatch ARGS`` in the background."""
-    return subprocess.Popen(
+    """Start ``genbatch ARGS`` in the background (killed when the test ends, if still running)."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "genbatch", *args],
         env=env,
         cwd=cwd,
@@ -84,6 +88,19 @@ def start_genbatch(args: Sequence[str], *, env: dict[str, str], cwd: Path) -> su
         stderr=subprocess.PIPE,
         text=True,
     )
+    _STARTED.append(process)
+    return process
+
+
+def stop_leftover_processes() -> None:
+    """Kill and reap what the test started and left running (a test failing halfway): left to
+    the garbage collector, a running process warns in whichever test comes next."""
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a frozen one, too
+            process.kill()
+        process.communicate()
 
 
 def status_json(env: dict[str, str], cwd: Path) -> dict[str, Any]:

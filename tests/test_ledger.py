@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,6 +27,7 @@ from genbatch.errors import BudgetReached, LedgerError, TransitionRefused
 from genbatch.jobs import JobSpec
 from genbatch.ledger import JobRecord, Ledger, OutputRecord, StoredFile, resolve_location
 from genbatch.ledger.async_ledger import AsyncLedger
+from genbatch.ledger.engine import STALLED_TRANSACTION_SECONDS
 from genbatch.ledger.migrations import MIGRATIONS
 from genbatch.ledger.tables import SCHEMA_VERSION
 from genbatch.lifecycle import Actor, Move
@@ -596,6 +598,57 @@ def test_a_caller_cancelled_while_its_write_waits_still_gets_it_committed(ledger
 
     anyio.run(scenario)
     assert set(ledger.states_by_key(run_id).values()) == {JobState.QUEUED}
+
+
+@pytest.mark.postgres
+def test_a_worker_frozen_inside_a_transaction_holds_the_others_up_for_seconds_only(
+    postgres_url: str,
+) -> None:
+    # Only a PostgreSQL ledger is shared by several processes.
+    frozen, other = (Ledger.open(resolve_location(postgres_url)) for _ in range(2))
+    run_id = new_run(frozen, 1)
+    job = accepted(frozen, run_id, "w1", "req-1", lease_seconds=0.0)  # its lease has lapsed
+    inside = threading.Event()
+
+    def freeze_after_the_first_update(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE jobs") and not inside.is_set():
+            inside.set()  # the job's row is locked by this transaction, now left open
+            time.sleep(STALLED_TRANSACTION_SECONDS + 1.5)
+
+    event.listen(frozen.engine, "after_cursor_execute", freeze_after_the_first_update)
+    outcome: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        async def frozen_worker_moves() -> None:
+            try:
+                await AsyncLedger(frozen).move(job, Move.START, worker="w1")
+            except TransitionRefused as exc:
+                outcome["frozen"] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(frozen_worker_moves)
+            await anyio.to_thread.run_sync(inside.wait)
+            started = time.monotonic()
+            attached: list[JobRecord] = []
+            while not attached and time.monotonic() - started < 30:
+                # The heartbeat of the other worker: locked rows are skipped, not waited for.
+                takeover = await anyio.to_thread.run_sync(
+                    functools.partial(other.take_over, run_id, "w2", lease_seconds=LEASE)
+                )
+                attached = takeover.attached
+                await anyio.sleep(0.2)
+            outcome["waited"] = time.monotonic() - started
+            outcome["attached"] = [j.request_id for j in attached]
+
+    anyio.run(scenario)
+    # PostgreSQL ended the frozen transaction: its locks gone, the job was taken over.
+    assert outcome["attached"] == ["req-1"]
+    assert outcome["waited"] < STALLED_TRANSACTION_SECONDS + 1.5
+    # Woken, the frozen worker ran its move again and learnt the job is no longer its own.
+    assert isinstance(outcome["frozen"], TransitionRefused)
+    assert other.states_by_key(run_id)[job.key] == JobState.QUEUED
+    frozen.close()
+    other.close()
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -121,6 +121,11 @@ class LedgerError(GenbatchError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class TransactionEnded(LedgerError):
+    """The database ended a transaction of this process that stalled (the process was frozen
+    in it): rolled back whole, so running it again is safe."""
+
+
 class OutputError(GenbatchError):
     """An output file cannot be written."""
 

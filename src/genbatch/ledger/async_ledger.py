@@ -9,7 +9,8 @@ commits and run alone, in the thread. On SQLite the other batches run on the eve
 commits hardly ever wait for the disk (WAL, ``synchronous=NORMAL``), and a trip to a thread
 costs more CPU than they do (docs/benchmarks.md, the whole-process figure). Should any call
 of a shared transaction fail, it rolls back and its calls run again one by one, each in its
-own transaction, so that each caller gets its own result or error, as if never grouped.
+own transaction, so that each caller gets its own result or error, as if never grouped; one
+that PostgreSQL ended because this process was frozen in it (``TransactionEnded``) runs once more.
 
 A call returns once its transaction is committed, so a state change is on record before the
 side effect that depends on it (the POST after a claim, the download after the output URLs).
@@ -21,6 +22,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
+from genbatch.errors import TransactionEnded
 from genbatch.group_commit import GroupCommit, Work
 from genbatch.ledger.ledger import Ledger
 from genbatch.ledger.records import JobRecord, OutputRecord, StoredFile, Takeover, WorkerStart
@@ -180,6 +182,10 @@ class AsyncLedger:
             return
         for work in batch:
             work.run()
+            if isinstance(work.error, TransactionEnded):
+                # Rolled back whole by the database while this process was frozen: once more.
+                work.error = None
+                work.run()
 
     def _run_together(self, batch: Sequence[Work]) -> bool:
         try:

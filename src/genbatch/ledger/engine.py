@@ -153,7 +153,7 @@ def create_ledger_engine(location: LedgerLocation) -> Engine:
         event.listen(engine, "engine_disposed", lambda _engine: mark_closed_cleanly(path))
         return engine
     try:
-        return create_engine(
+        engine = create_engine(
             location.url,
             pool_pre_ping=True,
             pool_size=5,
@@ -164,6 +164,28 @@ def create_ledger_engine(location: LedgerLocation) -> Engine:
         raise UsageError(
             "PostgreSQL ledgers need psycopg: pip install 'genbatch[postgres]'"
         ) from None
+    event.listen(engine, "connect", _postgres_session)
+    return engine
+
+
+STALLED_TRANSACTION_SECONDS = 5
+"""How long PostgreSQL lets a transaction of ours sit idle before ending it.
+
+genbatch never waits for anything but the database inside a transaction (the HTTP calls come
+after the commit), so a transaction idle this long belongs to a process that is frozen
+(SIGSTOP, a suspended VM, a stalled host). Its row locks would otherwise hold every other
+worker up (the takeover of its jobs, its run's limit) for as long as it stays frozen. The
+frozen process, when it wakes, finds its transaction rolled back (``TransactionEnded``) and
+runs it again, where the guarded moves refuse what others did meanwhile.
+"""
+
+
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(
+            f"SET idle_in_transaction_session_timeout = '{STALLED_TRANSACTION_SECONDS}s'"
+        )
+    dbapi_connection.commit()
 
 
 def _prepare_sqlite_file(location: LedgerLocation) -> None:

@@ -27,7 +27,13 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from genbatch.errors import BudgetReached, LedgerError, StopRequested, TransitionRefused
+from genbatch.errors import (
+    BudgetReached,
+    LedgerError,
+    StopRequested,
+    TransactionEnded,
+    TransitionRefused,
+)
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.ledger import leases
 from genbatch.ledger import statements as sql
@@ -841,6 +847,8 @@ class Ledger:
         except IntegrityError as exc:
             raise LedgerError(_inconsistent(self.location, what, exc.orig)) from None
         except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == IDLE_IN_TRANSACTION_TIMEOUT:
+                raise TransactionEnded(_describe(self.location, exc.orig or exc)) from None
             raise LedgerError(_describe(self.location, exc.orig or exc)) from None
         except self._driver_error as exc:  # raised by the bulk insert, run on the driver cursor
             if isinstance(exc, self._driver_integrity_error):
@@ -992,6 +1000,10 @@ def _inconsistent(location: LedgerLocation, what: str, error: BaseException | No
 def _first_line(error: BaseException | None) -> str:
     lines = str(error).strip().splitlines()  # PostgreSQL adds DETAIL and HINT lines
     return lines[0] if lines else type(error).__name__
+
+
+IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
+"""PostgreSQL's SQLSTATE for a session ended by ``idle_in_transaction_session_timeout``."""
 
 
 def _describe(location: LedgerLocation, error: BaseException) -> str:
