@@ -90,7 +90,8 @@ def test_the_line_log_is_used_when_stderr_is_not_a_terminal(tmp_path: Path) -> N
         )
 
     lines = done.stderr.splitlines()
-    assert sum(" done " in line for line in lines) == 2
+    assert sum(line.split()[1:2] == ["done"] for line in lines) == 2  # a line per job done
+    assert any("progress 2/2 done" in line for line in lines)
     assert "\x1b[" not in done.stderr  # no terminal escapes in a log
 
 

@@ -87,10 +87,23 @@ def test_jobs_failing_the_same_way_stop_the_run_early(tmp_path: Path) -> None:
 
         done = genbatch(run_args(manifest, "-c", "1", "--max-failures", "3"), env=env, cwd=tmp_path)
 
-        assert done.returncode == 1
+        assert done.returncode == 6
         assert "3 jobs in a row failed the same way" in done.stderr
         assert sim.stats.submissions == 3
         assert status(env, tmp_path)["counts"]["pending"] == 27
+        retry = f"genbatch retry {manifest} --failed"
+        assert f"genbatch: next: {retry}" in done.stderr
+
+        # Run again as is: the failed jobs are left alone, and the run says how to retry them.
+        again = genbatch(
+            run_args(manifest, "-c", "1", "--max-failures", "3"), env=env, cwd=tmp_path
+        )
+        assert again.returncode == 6, again.stderr
+        assert (
+            f"3 job(s) failed in an earlier run and are not run again; to run them again: {retry}"
+            in again.stderr
+        )
+        assert sim.stats.submissions == 6
 
 
 def test_a_failure_percentage_stops_the_run_too(tmp_path: Path) -> None:
@@ -102,7 +115,7 @@ def test_a_failure_percentage_stops_the_run_too(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
 
-        assert done.returncode == 1
+        assert done.returncode == 6
         assert "of the last 20 jobs failed" in done.stderr
         assert sim.stats.submissions < 30
 
@@ -115,7 +128,7 @@ def test_lost_answers_in_a_row_stop_submitting_instead_of_piling_up_unknown_jobs
 
     done = genbatch(run_args(kling_manifest(tmp_path, 10), "-c", "1"), env=env, cwd=tmp_path)
 
-    assert done.returncode == 1
+    assert done.returncode == 7
     assert "3 submits in a row got no answer" in done.stderr
     counts = status(env, tmp_path)["counts"]
     assert (counts["unknown"], counts["pending"]) == (3, 7)

@@ -100,7 +100,7 @@ def test_fixing_the_output_folder_in_the_manifest_moves_the_unfinished_jobs_ther
     manifest = kling_manifest(tmp_path, 2)
     env = cli_env(sim, tmp_path / "ledger.db")
     held = genbatch(run_args(manifest, "--budget", "0"), env=env, cwd=tmp_path)
-    assert held.returncode == 3, held.stderr
+    assert held.returncode == 5, held.stderr
     assert status(env, tmp_path)["counts"]["pending"] == 2
     (tmp_path / "out").rmdir()
     (tmp_path / "out").write_text("in the way")

@@ -361,7 +361,7 @@ def test_a_budget_stops_submitting_lets_in_flight_jobs_finish_and_says_what_is_l
 
     stopped = genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)
 
-    assert stopped.returncode == 3
+    assert stopped.returncode == 5
     assert "budget reached" in stopped.stderr
     assert "3 job(s) left to run" in stopped.stderr
     counts = status(env, tmp_path)["counts"]

@@ -22,10 +22,11 @@
     │   ├── FileTooLarge               over the size cap
     │   └── IncompleteDownload         fewer bytes than announced
     ├── RunStopped                     the whole run must stop (auth, balance)  (exit 3)
-    │   ├── BudgetReached              the next job would cross the budget      (exit 3)
+    │   ├── BudgetReached              the next job would cross the budget      (exit 5)
     │   └── StopRequested              `genbatch cancel` asked the run to stop  (exit 1)
     ├── OutputClosed                   the log's pipe was closed by its reader  (exit 141)
-    └── FailureStreak                  recent jobs keep failing the same way    (exit 1)
+    ├── FailureStreak                  recent jobs keep failing the same way    (exit 6)
+    └── ApiUnreachable                 the API gave no answer, again and again  (exit 7)
 
 Each class's docstring is its default message, so most errors are one-line declarations.
 Each API error also says what the runner does with it (``Disposition``): on a submit
@@ -44,6 +45,9 @@ EXIT_JOBS_NOT_DONE = 1
 EXIT_USAGE = 2
 EXIT_ACCOUNT_STOP = 3
 EXIT_ENVIRONMENT = 4
+EXIT_BUDGET = 5
+EXIT_FAILURES = 6
+EXIT_API_UNREACHABLE = 7
 EXIT_INTERRUPTED = 130
 EXIT_OUTPUT_CLOSED = 141
 """128 + SIGPIPE: what a shell reports for a command whose pipe's reader left."""
@@ -283,9 +287,19 @@ class OutputClosed(GenbatchError):
 class FailureStreak(GenbatchError):
     """Recent jobs keep failing the same way: the run stopped early."""
 
+    exit_code = EXIT_FAILURES
+
+
+class ApiUnreachable(GenbatchError):
+    """The API gave no answer, again and again: the run stopped (resumable)."""
+
+    exit_code = EXIT_API_UNREACHABLE
+
 
 class BudgetReached(RunStopped):
     """The next job would cross the run's budget."""
+
+    exit_code = EXIT_BUDGET
 
 
 class StopRequested(RunStopped):

@@ -53,7 +53,51 @@ class RunGauge:
     when they are not)."""
 
 
-Event = JobEvent | RunNotice | RunGauge
+@dataclass(frozen=True, kw_only=True)
+class RunProgress:
+    """How far the run has got (``progress.ProgressTracker``: every 30 s, at each tenth)."""
+
+    total: int
+    done: int
+    settled: int
+    """Jobs in a final state (done, failed, cancelled, expired, unknown)."""
+    counts: dict[JobState, int]
+    """Jobs per state (states with none left out)."""
+    in_flight: int
+    limit: int
+    eta_seconds: float | None
+    """Seconds until every job has settled; None while nothing to base it on."""
+    spent_usd: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted:
+    """The run is about to start: what it holds (``--json``'s first event)."""
+
+    run: str
+    jobs: int
+    new: int
+    done: int
+    to_submit: int
+    reattached: int
+    """Jobs in flight from an earlier process (request id known): followed, never resent."""
+    ledger: str
+    api: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished:
+    """The run ended (``--json``'s last event)."""
+
+    counts: dict[JobState, int]
+    spent_usd: float
+    exit_code: int
+    stop_reason: str | None
+    next_command: str | None
+    """What to run next, exactly (None when there is nothing to do)."""
+
+
+Event = JobEvent | RunNotice | RunGauge | RunProgress | RunStarted | RunFinished
 EventSink = Callable[[Event], None]
 
 

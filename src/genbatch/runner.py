@@ -39,6 +39,7 @@ from genbatch.clock import SYSTEM_CLOCK, Clock
 from genbatch.downloads import DEFAULT_MAX_FILE_SIZE, Downloader, HostPolicy
 from genbatch.errors import (
     ApiError,
+    ApiUnreachable,
     BudgetReached,
     Disposition,
     DownloadError,
@@ -432,7 +433,7 @@ class Runner:
         )
         if self._consecutive_unknown >= MAX_CONSECUTIVE_UNKNOWN:
             self._stop(
-                FailureStreak(
+                ApiUnreachable(
                     f"{self._consecutive_unknown} submits in a row got no answer (latest: "
                     f"{message}); stopping so the API outage does not pile up unknown jobs"
                 ),
@@ -452,7 +453,8 @@ class Runner:
         if reason:
             self._stop(
                 FailureStreak(
-                    f"stopping early: {reason}; fix the cause and run again (see --max-failures)"
+                    f"stopping early: {reason}; fix the cause, then run the failed jobs again "
+                    "with `genbatch retry MANIFEST --failed` (see --max-failures)"
                 ),
                 cancel_all=False,
             )
@@ -478,7 +480,7 @@ class Runner:
         patience = unreachable_patience(self._options.max_failures)
         if patience is not None and self._unreachable >= patience:
             self._stop(
-                FailureStreak(
+                ApiUnreachable(
                     f"the API could not be reached {self._unreachable} times in a row (latest: "
                     f"{exc}); nothing is lost: run again to resume once it answers "
                     "(patience: --max-failures)"

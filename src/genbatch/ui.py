@@ -11,16 +11,26 @@ import os
 import sys
 import time
 from collections import Counter, deque
+from dataclasses import replace
 from types import TracebackType
 from typing import TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from genbatch.events import Event, JobEvent, RunGauge, RunNotice
+from genbatch.events import (
+    Event,
+    JobEvent,
+    RunFinished,
+    RunGauge,
+    RunNotice,
+    RunProgress,
+    RunStarted,
+)
+from genbatch.progress import IN_FLIGHT_STATES, format_eta
 from genbatch.states import SETTLED_STATES, JobState
 
 STATE_STYLES = {
@@ -75,6 +85,22 @@ def describe_gauge(gauge: RunGauge) -> str:
     return " · ".join(parts)
 
 
+def describe_progress(progress: RunProgress) -> str:
+    """``progress 120/1000 done · failed 3 · pending 869 · in flight 8/8 · ETA 1:20:00 ·
+    spent ~$168.00``."""
+    others = [
+        f"{state.value} {n}"
+        for state, n in progress.counts.items()
+        if state is not JobState.DONE and state not in IN_FLIGHT_STATES
+    ]
+    parts = [f"progress {progress.done}/{progress.total} done", *others]
+    parts.append(f"in flight {progress.in_flight}/{progress.limit}")
+    parts.append(f"ETA {format_eta(progress.eta_seconds)}")
+    if progress.spent_usd is not None:
+        parts.append(f"spent ~${progress.spent_usd:,.2f}")
+    return " · ".join(parts)
+
+
 class LineLog:
     """One line per event: for logs, pipes, CI and ``nohup``."""
 
@@ -90,8 +116,12 @@ class LineLog:
                 return
             self._last_gauge = now
             line = f"{stamp} {describe_gauge(event)}"
+        elif isinstance(event, RunProgress):
+            line = f"{stamp} {describe_progress(event)}"
         elif isinstance(event, RunNotice):
             line = f"{stamp} {event.level}: {event.message}"
+        elif isinstance(event, RunStarted | RunFinished):
+            return  # the CLI prints the run's first and last lines itself
         else:
             request = f" {event.request_id}" if event.request_id else ""
             note = f" ({event.message})" if event.message else ""
@@ -143,6 +173,39 @@ class JsonLog:
             }
         elif isinstance(event, RunNotice):
             record = {"event": "notice", "level": event.level, "message": event.message}
+        elif isinstance(event, RunProgress):
+            record = {
+                "event": "progress",
+                "total": event.total,
+                "done": event.done,
+                "settled": event.settled,
+                "counts": {state.value: n for state, n in event.counts.items()},
+                "in_flight": event.in_flight,
+                "limit": event.limit,
+                "eta_seconds": event.eta_seconds,
+                "spent_usd": event.spent_usd,
+            }
+        elif isinstance(event, RunStarted):
+            record = {
+                "event": "run_started",
+                "run": event.run,
+                "jobs": event.jobs,
+                "new": event.new,
+                "done": event.done,
+                "to_submit": event.to_submit,
+                "reattached": event.reattached,
+                "ledger": event.ledger,
+                "api": event.api,
+            }
+        elif isinstance(event, RunFinished):
+            record = {
+                "event": "run_finished",
+                "counts": {state.value: n for state, n in event.counts.items() if n},
+                "spent_usd": event.spent_usd,
+                "exit_code": event.exit_code,
+                "stop_reason": event.stop_reason,
+                "next": event.next_command,
+            }
         else:
             record = {
                 "event": "job",
@@ -165,15 +228,16 @@ class LiveDisplay:
         self._tally = StateTally(counts)
         self._gauge: RunGauge | None = None
         self._failures: deque[str] = deque(maxlen=RECENT_FAILURES)
+        self._eta: float | None = None
         self._progress = Progress(
             TextColumn("[bold]genbatch"),
             BarColumn(),
             MofNCompleteColumn(),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             console=self._console,
         )
         self._task = self._progress.add_task(
-            "run", total=self._tally.total, completed=self._tally.settled
+            "run", total=self._tally.total, completed=self._tally.settled, eta=format_eta(None)
         )
         self._live = Live(
             self._render(), console=self._console, refresh_per_second=4, transient=False
@@ -189,12 +253,20 @@ class LiveDisplay:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._gauge is not None:
+            # The last frame shows how the run ended, not its last second in flight.
+            in_flight = sum(self._tally.counts[s] for s in IN_FLIGHT_STATES)
+            self._gauge = replace(self._gauge, in_flight=in_flight, backoff_seconds=0.0)
         self._live.update(self._render())
         self._live.stop()
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunGauge):
             self._gauge = event
+        elif isinstance(event, RunProgress):
+            self._progress.update(self._task, eta=format_eta(event.eta_seconds))
+        elif isinstance(event, RunStarted | RunFinished):
+            return
         elif isinstance(event, RunNotice):
             style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
             self._live.console.print(Text(f"{event.level}: {event.message}", style=style))

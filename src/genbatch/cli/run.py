@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,12 +16,14 @@ from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, interrupt_on_sigterm, one_line_errors
 from genbatch.cli.export import refresh_metadata
-from genbatch.events import EventSink
+from genbatch.errors import BudgetReached
+from genbatch.events import EventSink, RunFinished, RunStarted
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
 from genbatch.manifest import load_manifest
 from genbatch.polling import PollPolicy
+from genbatch.progress import ProgressTracker
 from genbatch.runner import RunOptions, RunSummary
-from genbatch.states import SPENDING_STATES, JobState
+from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
 from genbatch.ui import JsonLog, LineLog, LiveDisplay
 from genbatch.workers import DEFAULT_LEASE_SECONDS, LEASE_ENV
 
@@ -279,24 +282,48 @@ def execute_request(request: RunRequest) -> None:
             prepared = replace(
                 prepared, sync=replace(prepared.sync, counts=store.counts(prepared.run.id))
             )
-        _print_plan_line(prepared, session.connection, request.simulate)
-        summary = _execute(prepared, session.connection, session.options, request.json_output)
+        started = _run_started(prepared, session.connection, request.simulate)
+        _print_plan_line(started, prepared, request)
+        sink, display = _sink_for(prepared, request.json_output)
+        sink(started)
+        summary = _execute(prepared, session.connection, session.options, sink, display)
         refresh_metadata(store, prepared.run.id)
-        _print_summary(summary, prepared, request.simulate)
-    raise typer.Exit(batch.exit_code_for(summary))
+        code = batch.exit_code_for(summary)
+        next_command = _next_command(summary, request)
+        _print_summary(summary, prepared, request.simulate, next_command)
+        sink(
+            RunFinished(
+                counts=summary.counts,
+                spent_usd=_spent(prepared),
+                exit_code=code,
+                stop_reason=summary.stop_reason,
+                next_command=next_command,
+            )
+        )
+    raise typer.Exit(code)
+
+
+def _sink_for(
+    prepared: batch.Prepared, json_output: bool
+) -> tuple[EventSink, AbstractContextManager[object]]:
+    """The run's sink (progress reports added) and the display to keep open while it runs."""
+    counts = prepared.sync.counts
+    if json_output:
+        return ProgressTracker(JsonLog(), counts), nullcontext()
+    if sys.stderr.isatty():
+        live = LiveDisplay(counts)
+        # The live display shows a fresh ETA every second or so.
+        return ProgressTracker(live, counts, every=1.0), live
+    return ProgressTracker(LineLog(), counts), nullcontext()
 
 
 def _execute(
-    prepared: batch.Prepared, connection: batch.Connection, options: RunOptions, json_output: bool
+    prepared: batch.Prepared,
+    connection: batch.Connection,
+    options: RunOptions,
+    sink: EventSink,
+    display: AbstractContextManager[object],
 ) -> RunSummary:
-    sink: EventSink
-    if json_output:
-        sink, display = JsonLog(), nullcontext()
-    elif sys.stderr.isatty():
-        live = LiveDisplay(prepared.sync.counts)
-        sink, display = live, live  # type: ignore[assignment]  # both context managers
-    else:
-        sink, display = LineLog(), nullcontext()
     try:
         with display:
             return anyio.run(batch.execute, prepared, connection, options, sink)
@@ -304,17 +331,37 @@ def _execute(
         interrupt_on_sigterm()  # the run's own handler is gone: the summary stays interruptible
 
 
-def _print_plan_line(
+def _run_started(
     prepared: batch.Prepared, connection: batch.Connection, simulate: bool
-) -> None:
+) -> RunStarted:
     sync, counts = prepared.sync, prepared.sync.counts
-    target = "the bundled simulator" if simulate else connection.api_base
+    return RunStarted(
+        run=prepared.run.name,
+        jobs=sync.total,
+        new=sync.new,
+        done=counts[JobState.DONE],
+        to_submit=counts[JobState.PENDING],
+        reattached=sum(counts[s] for s in ATTACHED_STATES),
+        ledger=prepared.ledger.location.display,
+        api="the bundled simulator" if simulate else connection.api_base,
+    )
+
+
+def _print_plan_line(started: RunStarted, prepared: batch.Prepared, request: RunRequest) -> None:
+    reattached = f", {started.reattached} re-attached" if started.reattached else ""
     print(
-        f"genbatch: run '{prepared.run.name}': {sync.total} jobs ({sync.new} new, "
-        f"{counts[JobState.DONE]} done, {counts[JobState.PENDING]} to submit) against "
-        f"{target}; ledger {prepared.ledger.location.display}",
+        f"genbatch: run '{started.run}': {started.jobs} jobs ({started.new} new, "
+        f"{started.done} done, {started.to_submit} to submit{reattached}) against "
+        f"{started.api}; ledger {started.ledger}",
         file=sys.stderr,
     )
+    failed = prepared.sync.counts[JobState.FAILED]
+    if failed and JobState.FAILED not in request.reset_states:
+        print(
+            f"genbatch: {failed} job(s) failed in an earlier run and are not run again; "
+            f"to run them again: {_command(request, 'retry', '--failed')}",
+            file=sys.stderr,
+        )
     if prepared.reused:
         print(
             f"genbatch: {prepared.reused} job(s) are the same as jobs done in other runs of the "
@@ -323,7 +370,44 @@ def _print_plan_line(
         )
 
 
-def _print_summary(summary: RunSummary, prepared: batch.Prepared, simulate: bool) -> None:
+def _command(request: RunRequest, command: str, *flags: str) -> str:
+    """The exact command line that does ``command`` for this manifest (and its ledger)."""
+    words = ["genbatch", command, str(request.manifest), *flags]
+    if request.ledger:
+        words += ["--ledger", request.ledger]
+    if request.simulate:
+        words.append("--simulate")
+    return shlex.join(words)
+
+
+def _next_command(summary: RunSummary, request: RunRequest) -> str | None:
+    """What to run next, exactly, for a run that did not finish every job."""
+    counts = summary.counts
+    if summary.all_done:
+        return None
+    if isinstance(summary.stop_error, BudgetReached):
+        return _command(request, "run", "--budget", "USD")
+    if counts[JobState.FAILED] or counts[JobState.EXPIRED]:
+        # `retry` runs the pending jobs and follows those in flight too.
+        states = [f"--{s.value}" for s in (JobState.FAILED, JobState.EXPIRED) if counts[s]]
+        return _command(request, "retry", *states)
+    if summary.interrupted or counts[JobState.PENDING] or counts[JobState.FETCHING]:
+        return _command(request, "run")
+    if counts[JobState.UNKNOWN]:
+        return _command(request, "run", "--resubmit-unknown")
+    if counts[JobState.CANCELLED]:
+        return _command(request, "retry", "--cancelled")
+    return _command(request, "run")
+
+
+def _spent(prepared: batch.Prepared) -> float:
+    spend = prepared.ledger.spend(prepared.run.id)
+    return sum(spend[s] for s in SPENDING_STATES)
+
+
+def _print_summary(
+    summary: RunSummary, prepared: batch.Prepared, simulate: bool, next_command: str | None
+) -> None:
     counts = ", ".join(f"{n} {s.value}" for s, n in summary.counts.items() if n)
     print(f"genbatch: {counts or 'no jobs'}", file=sys.stderr)
     if summary.counts[JobState.UNKNOWN]:
@@ -349,3 +433,5 @@ def _print_summary(summary: RunSummary, prepared: batch.Prepared, simulate: bool
     first = prepared.ledger.jobs(prepared.run.id, limit=1)
     if summary.all_done and first:
         print(f"genbatch: outputs in {first[0].output_dir}", file=sys.stderr)
+    if next_command:
+        print(f"genbatch: next: {next_command}", file=sys.stderr)

@@ -1,0 +1,138 @@
+"""How far a run has got, and when it will end: what an overnight log needs every so often.
+
+``ProgressTracker`` sits in front of a sink (the live display, the line log, ``--json``): it
+passes every event on, keeps the per-state counts current, and hands the sink a ``RunProgress``
+every ``PROGRESS_EVERY`` seconds and each time another tenth of the jobs has settled.
+
+The ETA is the jobs left times the typical time of one job, divided by the jobs run at once.
+The typical time is the median of the jobs this process submitted and saw settle (from their
+submit to their end): jobs re-attached after a resume are left out, since they were seen for
+only part of their life. Until one such job has settled the ETA is unknown, shown ``--:--``,
+rather than a guess from a rate that has not started yet.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from genbatch.events import Event, EventSink, JobEvent, RunGauge, RunProgress
+from genbatch.states import SETTLED_STATES, JobState
+
+PROGRESS_EVERY = 30.0
+"""Seconds between two progress reports (one is also made at each tenth of the jobs)."""
+
+IN_FLIGHT_STATES = frozenset(
+    {JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING, JobState.FETCHING}
+)
+
+
+class JobTimes:
+    """How long jobs take, from their submit to their end, as this process saw them."""
+
+    def __init__(self) -> None:
+        self._submitted: dict[str, float] = {}
+        self._durations: list[float] = []
+
+    def observe(self, event: JobEvent, now: float) -> None:
+        """Note a submit's start, or a settled job's duration."""
+        if event.state is JobState.SUBMITTING:
+            self._submitted[event.key] = now
+        elif event.state in SETTLED_STATES:
+            started = self._submitted.pop(event.key, None)
+            if started is not None:
+                self._durations.append(now - started)
+
+    def typical(self) -> float | None:
+        """The median duration of the jobs seen from start to end, None before the first."""
+        return statistics.median(self._durations) if self._durations else None
+
+
+def estimate_seconds_left(
+    *, left: int, typical_seconds: float | None, at_once: int
+) -> float | None:
+    """Jobs ``left`` (pending or in flight) times a job's typical time, over the jobs run at
+    once; None when no job's time is known yet."""
+    if left == 0:
+        return 0.0
+    if typical_seconds is None:
+        return None
+    return left * typical_seconds / max(at_once, 1)
+
+
+def format_eta(seconds: float | None) -> str:
+    """``1:05:00``, ``4:10``, or ``--:--`` when unknown."""
+    if seconds is None:
+        return "--:--"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class ProgressTracker:
+    """An event sink in front of another: passes everything on, adds ``RunProgress``."""
+
+    def __init__(
+        self,
+        sink: EventSink,
+        counts: dict[JobState, int],
+        *,
+        every: float = PROGRESS_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sink = sink
+        self._counts: Counter[JobState] = Counter(counts)
+        self._every = every
+        self._clock = clock
+        self._times = JobTimes()
+        self._gauge: RunGauge | None = None
+        self._last_report = clock()
+        self._tenths_reported = self._tenths()
+
+    def __call__(self, event: Event) -> None:
+        self._sink(event)
+        now = self._clock()
+        if isinstance(event, JobEvent):
+            self._counts[event.previous] -= 1
+            self._counts[event.state] += 1
+            self._times.observe(event, now)
+            if self._tenths() > self._tenths_reported:
+                self._report(now)
+        elif isinstance(event, RunGauge):
+            self._gauge = event
+            if now - self._last_report >= self._every:
+                self._report(now)
+
+    def progress(self) -> RunProgress:
+        """Where the run stands now."""
+        counts = {state: n for state, n in self._counts.items() if n > 0}
+        in_flight = sum(self._counts[s] for s in IN_FLIGHT_STATES)
+        limit = self._gauge.limit if self._gauge else max(in_flight, 1)
+        left = self._counts[JobState.PENDING] + in_flight
+        return RunProgress(
+            total=sum(self._counts.values()),
+            done=self._counts[JobState.DONE],
+            settled=self._settled(),
+            counts=counts,
+            in_flight=in_flight,
+            limit=limit,
+            eta_seconds=estimate_seconds_left(
+                left=left, typical_seconds=self._times.typical(), at_once=limit
+            ),
+            spent_usd=self._gauge.spent_usd if self._gauge else None,
+        )
+
+    def _report(self, now: float) -> None:
+        self._last_report = now
+        self._tenths_reported = self._tenths()
+        self._sink(self.progress())
+
+    def _settled(self) -> int:
+        return sum(self._counts[s] for s in SETTLED_STATES)
+
+    def _tenths(self) -> int:
+        total = sum(self._counts.values())
+        return self._settled() * 10 // total if total else 0

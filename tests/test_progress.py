@@ -1,0 +1,170 @@
+"""Progress reports and the ETA: what an overnight log and a script read as the run goes.
+
+The tracker is driven through its own interface (events in, events out) on a hand-set clock; the
+CLI tests read the plain log and the ``--json`` events of real runs against the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from genbatch.events import Event, JobEvent, RunGauge, RunProgress
+from genbatch.progress import ProgressTracker, format_eta
+from genbatch.simulator import Simulator, SimulatorConfig
+from genbatch.states import JobState
+
+from support import cli_env, genbatch, kling_manifest, run_args
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    # A Kling clip takes about 0.24 s: ten of them two at a time give a log worth reading.
+    with Simulator(SimulatorConfig(time_scale=0.001, capacity=8, seed=31)) as simulator:
+        yield simulator
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def job(key: str, previous: JobState, state: JobState) -> JobEvent:
+    return JobEvent(key=key, ordinal=int(key), state=state, previous=previous)
+
+
+def gauge(in_flight: int, limit: int = 2) -> RunGauge:
+    return RunGauge(
+        in_flight=in_flight, limit=limit, max_limit=limit, backoff_seconds=0.0, spent_usd=1.5
+    )
+
+
+def submit_and_finish(track: ProgressTracker, clock: Clock, key: str, seconds: float) -> None:
+    track(job(key, JobState.PENDING, JobState.SUBMITTING))
+    track(job(key, JobState.SUBMITTING, JobState.QUEUED))
+    clock.now += seconds
+    track(job(key, JobState.QUEUED, JobState.DONE))
+
+
+def reports(seen: list[Event]) -> list[RunProgress]:
+    return [e for e in seen if isinstance(e, RunProgress)]
+
+
+def test_every_event_is_passed_on_and_a_report_comes_at_each_tenth_of_the_jobs() -> None:
+    seen: list[Event] = []
+    clock = Clock()
+    track = ProgressTracker(seen.append, {JobState.PENDING: 20}, clock=clock)
+
+    for i in range(4):
+        submit_and_finish(track, clock, str(i), 1.0)
+
+    assert len([e for e in seen if isinstance(e, JobEvent)]) == 12
+    assert [(p.done, p.total) for p in reports(seen)] == [(2, 20), (4, 20)]
+
+
+def test_a_report_comes_every_30_seconds_with_the_gauges_even_when_nothing_settles() -> None:
+    seen: list[Event] = []
+    clock = Clock()
+    track = ProgressTracker(seen.append, {JobState.PENDING: 100}, clock=clock)
+    track(job("1", JobState.PENDING, JobState.SUBMITTING))
+
+    for _ in range(65):
+        clock.now += 1.0
+        track(gauge(in_flight=1))
+
+    (first, second) = reports(seen)
+    assert (first.in_flight, first.limit, first.spent_usd) == (1, 2, 1.5)
+    assert first.counts == {JobState.PENDING: 99, JobState.SUBMITTING: 1}
+    assert second.eta_seconds is None  # nothing has finished: no basis for an ETA yet
+
+
+def test_the_eta_is_the_jobs_left_times_the_typical_job_over_the_jobs_run_at_once() -> None:
+    seen: list[Event] = []
+    clock = Clock()
+    track = ProgressTracker(seen.append, {JobState.PENDING: 10}, clock=clock)
+    track(gauge(in_flight=0, limit=2))
+    assert track.progress().eta_seconds is None
+
+    submit_and_finish(track, clock, "1", 60.0)
+    submit_and_finish(track, clock, "2", 100.0)
+    submit_and_finish(track, clock, "3", 80.0)
+
+    # 7 jobs left, a job takes 80 s (the median), 2 at once.
+    assert track.progress().eta_seconds == 7 * 80.0 / 2
+
+
+def test_jobs_reattached_after_a_resume_do_not_count_in_the_eta() -> None:
+    seen: list[Event] = []
+    clock = Clock()
+    track = ProgressTracker(seen.append, {JobState.PENDING: 3, JobState.RUNNING: 1}, clock=clock)
+
+    clock.now += 0.5
+    track(job("9", JobState.RUNNING, JobState.DONE))  # seen for half a second of its life
+
+    assert track.progress().eta_seconds is None
+    assert format_eta(track.progress().eta_seconds) == "--:--"
+
+
+def test_eta_formats() -> None:
+    assert [format_eta(s) for s in (0.0, 59.6, 250.0, 3900.0)] == [
+        "0:00",
+        "1:00",
+        "4:10",
+        "1:05:00",
+    ]
+
+
+# -- through the CLI ------------------------------------------------------------------------
+
+
+def test_the_plain_log_shows_progress_with_counts_and_eta(tmp_path: Path, sim: Simulator) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 10), "-c", "2"), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if " progress " in line]
+    assert len(lines) >= 5  # at each tenth of the ten jobs at least every other one
+    assert "progress 10/10 done" in lines[-1] and "ETA 0:00" in lines[-1]
+    assert "in flight" in lines[0] and "ETA " in lines[0]
+
+
+def test_json_events_start_with_run_started_and_end_with_run_finished(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 4)
+
+    done = genbatch(run_args(manifest, "-c", "2", "--json"), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    first, last = events[0], events[-1]
+    assert first["event"] == "run_started"
+    assert (first["jobs"], first["new"], first["to_submit"], first["reattached"]) == (4, 4, 4, 0)
+    assert str(tmp_path / "ledger.db") in first["ledger"]
+    assert last["event"] == "run_finished"
+    assert (last["counts"], last["exit_code"], last["next"]) == ({"done": 4}, 0, None)
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and progress[-1]["done"] == 4 and progress[-1]["eta_seconds"] == 0
+
+
+def test_a_budget_stop_exits_5_and_says_the_exact_command_to_go_on(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 3)
+
+    stopped = genbatch(run_args(manifest, "--budget", "0", "--json"), env=env, cwd=tmp_path)
+
+    assert stopped.returncode == 5, stopped.stderr
+    finished = json.loads(stopped.stdout.splitlines()[-1])
+    assert finished["event"] == "run_finished" and finished["exit_code"] == 5
+    assert finished["next"] == f"genbatch run {manifest} --budget USD"
+    assert f"genbatch: next: genbatch run {manifest} --budget USD" in stopped.stderr
