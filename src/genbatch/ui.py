@@ -6,6 +6,7 @@ All three are event sinks (see ``genbatch.events``); none ever sees the API toke
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -153,6 +154,10 @@ def silence(stream: TextIO) -> None:
         os.close(devnull)
 
 
+RUN_EVENT_NAMES = {RunStarted: "run_started", RunProgress: "progress", RunFinished: "run_finished"}
+"""The names of the run's events in ``--json`` (docs/outputs.md: a stable interface)."""
+
+
 class JsonLog:
     """One JSON object per line, for machines."""
 
@@ -173,39 +178,11 @@ class JsonLog:
             }
         elif isinstance(event, RunNotice):
             record = {"event": "notice", "level": event.level, "message": event.message}
-        elif isinstance(event, RunProgress):
-            record = {
-                "event": "progress",
-                "total": event.total,
-                "done": event.done,
-                "settled": event.settled,
-                "counts": {state.value: n for state, n in event.counts.items()},
-                "in_flight": event.in_flight,
-                "limit": event.limit,
-                "eta_seconds": event.eta_seconds,
-                "spent_usd": event.spent_usd,
-            }
-        elif isinstance(event, RunStarted):
-            record = {
-                "event": "run_started",
-                "run": event.run,
-                "jobs": event.jobs,
-                "new": event.new,
-                "done": event.done,
-                "to_submit": event.to_submit,
-                "reattached": event.reattached,
-                "ledger": event.ledger,
-                "api": event.api,
-            }
-        elif isinstance(event, RunFinished):
-            record = {
-                "event": "run_finished",
-                "counts": {state.value: n for state, n in event.counts.items() if n},
-                "spent_usd": event.spent_usd,
-                "exit_code": event.exit_code,
-                "stop_reason": event.stop_reason,
-                "next": event.next_command,
-            }
+        elif isinstance(event, RunProgress | RunStarted | RunFinished):
+            record = {"event": RUN_EVENT_NAMES[type(event)], **dataclasses.asdict(event)}
+            if isinstance(event, RunFinished):
+                record["counts"] = {state: n for state, n in event.counts.items() if n}
+                record["next"] = record.pop("next_command")
         else:
             record = {
                 "event": "job",
