@@ -21,7 +21,9 @@ from support import (
     output_files,
     run_args,
     sha256_of,
+    start_genbatch,
     status,
+    wait_until,
 )
 
 FAST = 0.0005  # a 240 s Kling clip takes 0.12 s
@@ -171,6 +173,7 @@ def test_a_bad_token_stops_the_run_with_exit_3_and_leaves_it_resumable(
 
     assert done.returncode == 3
     assert "token" in done.stderr.lower()
+    assert "genbatch: the refused token came from $RUNCOMFY_TOKEN" in done.stderr
     assert "wrong-token" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
     assert status(env, tmp_path)["counts"]["pending"] == 3
@@ -447,3 +450,20 @@ def test_a_job_with_several_output_files_keeps_each_one_verified(
     assert {sha256_of(f) for f in files} == served_hashes(sim)
     again = genbatch(run_args(manifest), env=env, cwd=tmp_path)
     assert again.returncode == 0 and sim.stats.submissions == 1
+
+
+def test_a_second_run_on_a_ledger_in_use_names_the_process_holding_it(tmp_path: Path) -> None:
+    with Simulator(SimulatorConfig(time_scale=0.02, capacity=8, seed=12)) as slow_sim:
+        env = cli_env(slow_sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 2)
+        first = start_genbatch(run_args(manifest), env=env, cwd=tmp_path)
+        wait_until(lambda: slow_sim.stats.submissions == 2, what="the first run to submit")
+
+        second = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+
+        assert second.returncode == 4
+        assert f"another genbatch process (pid {first.pid} on " in second.stderr
+        assert "--ledger PATH" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        first.communicate(timeout=60)
+        assert first.returncode == 0

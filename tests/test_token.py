@@ -98,6 +98,19 @@ def test_a_run_authenticates_with_the_token_file_and_never_prints_it(tmp_path: P
     assert sim.token not in (tmp_path / "out" / "metadata.jsonl").read_text(encoding="utf-8")
 
 
+def test_a_refused_token_from_the_token_file_names_the_file(tmp_path: Path) -> None:
+    with Simulator(time_scale=0.0005) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db", RUNCOMFY_CONFIG_DIR=str(tmp_path / "conf"))
+        del env["RUNCOMFY_TOKEN"]
+        path = write_token(tmp_path / "conf", "an-expired-token-77")
+
+        done = genbatch(["run", str(kling_manifest(tmp_path, 1))], env=env, cwd=tmp_path)
+
+    assert done.returncode == 3, done.stderr
+    assert f"genbatch: the refused token came from {path}" in done.stderr
+    assert "an-expired-token-77" not in done.stdout + done.stderr
+
+
 def test_an_api_base_with_credentials_is_refused_in_one_line_that_never_quotes_them(
     tmp_path: Path,
 ) -> None:

@@ -56,6 +56,8 @@ class Connection:
 
     api_base: str
     token: str | None = field(repr=False)
+    token_source: str = "the bundled simulator"
+    """Where the token came from (``$RUNCOMFY_TOKEN`` or a token file), for a refused token."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,14 +91,16 @@ def resolve_connection(api_base: str | None, *, allow_insecure: bool = False) ->
             f"--api-base: refusing plain http:// to {parts.hostname} (the token "
             "would travel in clear); use https:// or --allow-insecure"
         )
-    token = os.environ.get(TOKEN_ENV) or token_from_config()
+    token, source = os.environ.get(TOKEN_ENV), f"${TOKEN_ENV}"
+    if not token:
+        token, source = token_from_config(), str(token_file())
     if not token:
         raise UsageError(
             f"no API token: set {TOKEN_ENV} or log in with the runcomfy CLI "
             f"({token_file()}) (or use --simulate to rehearse against the bundled "
             "simulator)"
         )
-    return Connection(api_base=base, token=token)
+    return Connection(api_base=base, token=token, token_source=source)
 
 
 def token_file() -> Path:

@@ -16,7 +16,7 @@ from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, interrupt_on_sigterm, one_line_errors
 from genbatch.cli.export import refresh_metadata
-from genbatch.errors import BudgetReached
+from genbatch.errors import AuthError, BudgetReached
 from genbatch.events import EventSink, RunFinished, RunStarted
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
 from genbatch.manifest import load_manifest
@@ -291,6 +291,11 @@ def execute_request(request: RunRequest) -> None:
         code = batch.exit_code_for(summary)
         next_command = _next_command(summary, request)
         _print_summary(summary, prepared, request.simulate, next_command)
+        if isinstance(summary.stop_error, AuthError):
+            print(
+                f"genbatch: the refused token came from {session.connection.token_source}",
+                file=sys.stderr,
+            )
         sink(
             RunFinished(
                 counts=summary.counts,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -111,10 +112,15 @@ class Ledger:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                holder = _lock_holder(fd)
                 raise LedgerError(
-                    f"another genbatch process is running on the ledger "
-                    f"{self.location.display}; wait for it or stop it"
+                    f"another genbatch process{holder} is running on the ledger "
+                    f"{self.location.display}; wait for it or stop it, or give this run a "
+                    "ledger of its own with --ledger PATH"
                 ) from None
+            # Who holds it, for the message above (the lock itself is the flock, not this text).
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
             yield
         finally:
             os.close(fd)
@@ -1000,6 +1006,15 @@ def _inconsistent(location: LedgerLocation, what: str, error: BaseException | No
 def _first_line(error: BaseException | None) -> str:
     lines = str(error).strip().splitlines()  # PostgreSQL adds DETAIL and HINT lines
     return lines[0] if lines else type(error).__name__
+
+
+def _lock_holder(fd: int) -> str:
+    """`` (pid 1234 on host)`` from the lock file's text, or nothing when unreadable."""
+    try:
+        pid, host = os.pread(fd, 200, 0).decode().split()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return ""
+    return f" (pid {pid} on {host})"
 
 
 IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
