@@ -149,10 +149,12 @@ def test_a_lost_submit_answer_makes_the_job_unknown_and_it_is_never_resubmitted_
 def test_input_rejected_by_the_api_fails_that_job_with_the_servers_message(
     tmp_path: Path, sim: Simulator
 ) -> None:
-    # An unknown model is sent unchecked; the simulator knows its real schema and says 422/400.
+    # With validate: false an unknown model is sent unchecked; the API says 400001 for it.
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = tmp_path / "m.yaml"
-    manifest.write_text("model: acme/unknown-model\nprompts: [a, b]\noutput: {dir: out}\n")
+    manifest.write_text(
+        "model: acme/unknown-model\nvalidate: false\nprompts: [a, b]\noutput: {dir: out}\n"
+    )
 
     done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
