@@ -172,10 +172,13 @@ def test_an_image_gallery_loads_its_images_and_a_screenshot_is_drawn(
         tmp_path,
         ["red", "blue"],
         model="google/nano-banana-2/text-to-image",
-        extra="  seed: [1, 2]\n",
+        extra="  resolution: [1K, 2K]\n",
     )
     run(path, env, tmp_path)
-    assert genbatch(["gallery", str(path), "--rows", "seed"], env=env, cwd=tmp_path).returncode == 0
+    assert (
+        genbatch(["gallery", str(path), "--rows", "resolution"], env=env, cwd=tmp_path).returncode
+        == 0
+    )
     page = tmp_path / "out" / "gallery.html"
 
     dom = browse(page, tmp_path, "--dump-dom").stdout

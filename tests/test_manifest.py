@@ -189,9 +189,9 @@ repeat: 2
 def test_zip_lists_advance_together() -> None:
     m = load(
         f"model: {BANANA}\nprompts: ['{{camera}} shot']\n"
-        "zip:\n  camera: [static, dolly]\n  seed: [1, 2]\n"
+        "zip:\n  camera: [static, dolly]\n  num_images: [1, 2]\n"
     )
-    assert [(j.inputs["prompt"], j.inputs["seed"]) for j in m.jobs()] == [
+    assert [(j.inputs["prompt"], j.inputs["num_images"]) for j in m.jobs()] == [
         ("static shot", 1),
         ("dolly shot", 2),
     ]
@@ -238,24 +238,49 @@ def test_prompt_can_be_a_fixed_input_instead_of_prompts() -> None:
     ]
 
 
-def test_an_unknown_model_gets_a_warning_and_its_inputs_unchecked() -> None:
-    m = load("model: acme/dream/v1\nprompts: [x]\ninputs: {anything: [1, 2]}\n")
+def test_an_unknown_model_is_refused_unless_validate_is_false() -> None:
+    assert error_of("model: acme/dream/v1\nprompts: [x]\n") == (
+        "sweep.yaml:1: model: unknown model 'acme/dream/v1'; paste its input schema from its "
+        "API page into a JSON file and name it under schema:, or set validate: false to send "
+        "the inputs unchecked"
+    )
+
+
+def test_validate_false_sends_an_unknown_models_inputs_unchecked_with_a_warning() -> None:
+    m = load("model: acme/dream/v1\nvalidate: false\nprompts: [x]\ninputs: {anything: [1, 2]}\n")
     assert m.warnings == [
-        "sweep.yaml:1: model: unknown model 'acme/dream/v1'; inputs are sent unchecked"
+        "sweep.yaml:1: model: unknown model 'acme/dream/v1'; validate: false, so its inputs are "
+        "sent unchecked and its cost is unknown unless prices: gives one"
     ]
     assert next(m.jobs()).inputs == {"prompt": "x", "anything": [1, 2]}
+    assert [b.schema_source for b in m.blocks] == ["none"]
 
 
-def test_an_unknown_model_gets_a_suggestion_when_close() -> None:
-    m = load("model: kling/kling-2-6/pro/text-to-vide\nprompts: [x]\n")
-    assert "did you mean 'kling/kling-2-6/pro/text-to-video'?" in m.warnings[0]
+def test_a_mistyped_model_id_gets_a_suggestion_over_the_catalog() -> None:
+    assert error_of("model: kling/kling-2-6/pro/text-to-vide\nprompts: [x]\n").startswith(
+        "sweep.yaml:1: model: unknown model 'kling/kling-2-6/pro/text-to-vide' "
+        "(did you mean 'kling/kling-2-6/pro/text-to-video'?)"
+    )
+    assert "did you mean 'bytedance/seedream-4-0/edit'?" in error_of(
+        "model: bytedance/seedream-4-0/edits\nprompts: [x]\n"
+    )
 
 
-def test_strict_makes_unknown_models_an_error() -> None:
-    text = "model: acme/dream/v1\nprompts: [x]\n"
+def test_a_page_slug_is_mapped_to_the_real_model_id_with_a_note() -> None:
+    m = load("model: bytedance/seedream-4/text-to-image\nprompts: [x]\n")
+    assert [b.model_id for b in m.blocks] == ["bytedance/seedream-4-0/text-to-image"]
+    assert next(m.jobs()).model_id == "bytedance/seedream-4-0/text-to-image"
+    assert m.warnings == [
+        "sweep.yaml:1: model: 'bytedance/seedream-4/text-to-image' is the model's page slug; "
+        "its API id is 'bytedance/seedream-4-0/text-to-image', used instead"
+    ]
+
+
+def test_strict_refuses_validate_false_for_unknown_models() -> None:
+    text = "model: acme/dream/v1\nvalidate: false\nprompts: [x]\n"
     expected = (
-        "sweep.yaml:1: model: unknown model 'acme/dream/v1' (strict mode refuses "
-        "models genbatch does not know)"
+        "sweep.yaml:1: model: unknown model 'acme/dream/v1' (strict mode refuses models "
+        "genbatch does not know, even with validate: false)"
     )
     assert error_of(text, strict_models=True) == expected
     assert error_of("strict: true\n" + text).startswith("sweep.yaml:2: model: unknown model")
@@ -311,7 +336,8 @@ def test_inherited_inputs_are_checked_against_the_block_model() -> None:
         f"model: {KLING}\nprompts: [a]\ninputs: {{duration: 5}}\njobs:\n  - model: {BANANA}\n"
     ) == (
         "sweep.yaml:3: duration: is not an input of google/nano-banana-2/text-to-image "
-        "(known: prompt, aspect_ratio, num_images, seed)"
+        "(known: prompt, num_images, aspect_ratio, resolution, output_format, safety_tolerance, "
+        "limit_generations, enable_web_search)"
     )
 
 
@@ -424,9 +450,12 @@ def test_template_variables_that_are_not_sent_do_not_change_the_key() -> None:
 
 
 # Keys are stored in users' ledgers: a key that changed would submit (and pay for) every job of
-# a resumed run again. These were computed by genbatch before expansion was made faster.
+# a resumed run again. These were computed by genbatch before expansion was made faster. The
+# manifest predates the published schemas (duration "10", seed for Nano Banana 2 are refused
+# now): validate: false keeps it loadable, and the schemas' defaults still complete identities.
 PINNED_MANIFEST = r"""name: pinned
 vars: {style: "film grain", "n": 1.5}
+validate: false
 jobs:
   - model: kling/kling-2-6/pro/text-to-video
     prompts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def test_an_invalid_zip_value_names_its_line() -> None:
 def test_an_input_the_model_does_not_have_is_named_with_a_suggestion() -> None:
     assert message_of(f"model: {KLING}\nprompts: [a]\ninputs: {{durations: 5}}\n") == (
         "sweep.yaml:3: durations: is not an input of kling/kling-2-6/pro/text-to-video "
-        "(did you mean 'duration'?) (known: prompt, negative_prompt, duration, aspect_ratio, "
+        "(did you mean 'duration'?) (known: prompt, duration, aspect_ratio, negative_prompt, "
         "generate_audio)"
     )
 
@@ -156,10 +157,13 @@ def test_a_format_spec_that_does_not_fit_names_the_template_line() -> None:
     )
 
 
-def test_a_rendered_prompt_that_is_too_long_names_the_template_line() -> None:
+def test_a_rendered_prompt_that_is_too_long_names_the_template_line(tmp_path: Path) -> None:
+    schema = {"properties": {"prompt": {"type": "string", "maxLength": 2500}}}
+    (tmp_path / "echo.json").write_text(json.dumps(schema))
     long_word = "w" * 1300
     message = message_of(
-        f"model: {KLING}\nprompts:\n  - '{{a}} {{a}}'\ngrid: {{a: [short, {long_word}]}}\n"
+        f"model: acme/echo/v1\nprompts:\n  - '{{a}} {{a}}'\ngrid: {{a: [short, {long_word}]}}\n"
+        "schema: echo.json\n"
     )
     assert message == "sweep.yaml:3: prompt: is 2601 characters long, more than 2500"
 

@@ -165,8 +165,10 @@ def test_a_non_utf8_prompt_file_names_its_line() -> None:
 
 def test_an_invalid_value_from_a_prompt_file_names_that_file_and_line() -> None:
     too_long = "x" * 2501
+    schema = '{"properties": {"prompt": {"type": "string", "maxLength": 2500}}}'
     assert error_of(
-        f"model: {KLING}\nprompts: {{file: p.txt}}\n", {"p.txt": f"a cat\n\n{too_long}\n"}
+        "model: acme/echo/v1\nschema: echo.json\nprompts: {file: p.txt}\n",
+        {"p.txt": f"a cat\n\n{too_long}\n", "echo.json": schema},
     ) == ("p.txt:3: prompt: is 2501 characters long, more than 2500")
 
 

@@ -10,7 +10,8 @@ from genbatch.errors import ManifestError
 from genbatch.manifest import Manifest, load_manifest
 
 KLING = "kling/kling-2-6/pro/text-to-video"
-UNKNOWN = "acme/echo/v1"  # an unknown model: its inputs are sent exactly as loaded
+UNKNOWN = "acme/echo/v1"  # an unknown model: with validate: false, its inputs are sent as loaded
+UNCHECKED = "validate: false\n"
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def error_of(raw: str | bytes) -> str:
 
 def sent(value_yaml: str) -> object:
     """What an input written as ``value_yaml`` is sent as."""
-    m = load(f"model: {UNKNOWN}\ninputs:\n  value: {value_yaml}\n  prompt: x\n")
+    m = load(f"model: {UNKNOWN}\ninputs:\n  value: {value_yaml}\n  prompt: x\n" + UNCHECKED)
     return next(m.jobs()).inputs["value"]
 
 
@@ -96,7 +97,9 @@ def test_other_yaml_1_1_types_stay_strings(written: str) -> None:
 
 def test_null_forms_are_null_and_refused_as_input_values() -> None:
     for written in ("~", "null", "Null", ""):
-        message = error_of(f"model: {UNKNOWN}\nprompts: [x]\ninputs:\n  value: {written}\n")
+        message = error_of(
+            f"model: {UNKNOWN}\nprompts: [x]\ninputs:\n  value: {written}\n" + UNCHECKED
+        )
         assert message == "sweep.yaml:4: value: has no value; write one, or remove the key"
 
 
@@ -129,7 +132,7 @@ def test_yes_is_not_true_for_boolean_settings() -> None:
 
 
 def test_a_huge_number_is_refused() -> None:
-    assert error_of(f"model: {UNKNOWN}\nprompts: [x]\ninputs: {{v: 1e999}}\n") == (
+    assert error_of(f"model: {UNKNOWN}\nprompts: [x]\ninputs: {{v: 1e999}}\n" + UNCHECKED) == (
         "sweep.yaml:3: inputs.v: 1e999 is too large for a number (quote it for text)"
     )
 
@@ -149,7 +152,7 @@ def test_python_tags_are_refused() -> None:
 )
 def test_other_tags_are_refused(tag: str) -> None:
     assert "unsupported YAML tag" in error_of(
-        f"model: {UNKNOWN}\nprompts: [x]\ninputs:\n  v: {tag}\n"
+        f"model: {UNKNOWN}\nprompts: [x]\ninputs:\n  v: {tag}\n" + UNCHECKED
     )
 
 

@@ -151,10 +151,12 @@ def test_a_lost_submit_answer_makes_the_job_unknown_and_it_is_never_resubmitted_
 def test_input_rejected_by_the_api_fails_that_job_with_the_servers_message(
     tmp_path: Path, sim: Simulator
 ) -> None:
-    # An unknown model is sent unchecked; the simulator knows its real schema and says 422/400.
+    # With validate: false an unknown model is sent unchecked; the API says 400001 for it.
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = tmp_path / "m.yaml"
-    manifest.write_text("model: acme/unknown-model\nprompts: [a, b]\noutput: {dir: out}\n")
+    manifest.write_text(
+        "model: acme/unknown-model\nvalidate: false\nprompts: [a, b]\noutput: {dir: out}\n"
+    )
 
     done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
@@ -379,7 +381,7 @@ def test_a_budget_stops_submitting_lets_in_flight_jobs_finish_and_says_what_is_l
 def test_a_budget_refuses_to_run_jobs_it_cannot_price(tmp_path: Path, sim: Simulator) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = tmp_path / "m.yaml"
-    manifest.write_text("model: acme/new-model\nprompts: [a]\nbudget_usd: 5\n")
+    manifest.write_text("model: acme/new-model\nvalidate: false\nprompts: [a]\nbudget_usd: 5\n")
 
     done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
@@ -408,7 +410,7 @@ def test_manifest_prices_price_models_genbatch_does_not_know(
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = tmp_path / "m.yaml"
     manifest.write_text(
-        "model: acme/new-model\nprompts: [a, b]\n"
+        "model: acme/new-model\nvalidate: false\nprompts: [a, b]\n"
         "prices:\n  acme/new-model: {base_price_usd: 0.25}\n"
     )
 

@@ -12,15 +12,16 @@ from typing import Any
 import httpx
 import pytest
 
-from genbatch.catalog import MODELS
+from genbatch.catalog import bundled_models
 from genbatch.simulator import Simulator, price_usd
 
 MakeSimulator = Callable[..., Simulator]
 
 KLING = "kling/kling-2-6/pro/text-to-video"
-HAILUO = "minimax/hailuo-02/standard/text-to-video"
 NANO = "google/nano-banana-2/text-to-image"
-SEEDREAM = "bytedance/seedream-4/text-to-image"
+SEEDREAM = "bytedance/seedream-4-0/text-to-image"
+WAN_I2V = "wan-ai/wan-2-6/image-to-video"
+MODELS = bundled_models()
 ISO_MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$")
 # Long enough that nothing finishes during a test: 240 s clips at full time scale.
 FROZEN = 1.0
@@ -109,8 +110,20 @@ def test_a_body_that_is_not_a_json_object_is_422(sim_client: httpx.Client, raw: 
     assert response.json()["detail"][0]["loc"] == ["body"]
 
 
-def test_numeric_strings_are_accepted_where_the_schema_allows(sim_client: httpx.Client) -> None:
-    assert submit(sim_client, KLING, {"prompt": "x", "duration": "10"}).status_code == 200
+def test_a_string_where_the_published_schema_says_integer_is_422(sim_client: httpx.Client) -> None:
+    response = submit(sim_client, KLING, {"prompt": "x", "duration": "10"})
+    assert response.status_code == 422
+    assert [d["loc"] for d in response.json()["detail"]] == [["body", "duration"]]
+
+
+def test_a_media_input_must_be_a_public_https_url(sim_client: httpx.Client) -> None:
+    good = {"prompt": "x", "img_url": "https://example.com/cat.png"}
+    assert submit(sim_client, WAN_I2V, good).status_code == 200
+    plain = submit(sim_client, WAN_I2V, {**good, "img_url": "http://example.com/cat.png"})
+    assert plain.status_code == 422
+    [detail] = plain.json()["detail"]
+    assert detail["loc"] == ["body", "img_url"]
+    assert "https" in detail["msg"]
 
 
 # -- auth -------------------------------------------------------------------------------------
@@ -151,15 +164,42 @@ def test_a_custom_token_is_the_only_one_accepted(make_simulator: MakeSimulator) 
 # -- catalog ----------------------------------------------------------------------------------
 
 
-def test_the_catalog_endpoint_gives_price_and_unit(sim_client: httpx.Client) -> None:
+def test_the_catalog_endpoint_gives_price_unit_and_input_schema(sim_client: httpx.Client) -> None:
     for model in MODELS.values():
         answer = sim_client.get(f"/v1/models/{model.model_id}").json()
         assert answer["model_id"] == model.model_id
-        assert answer["base_price_usd"] == model.base_price_usd
-        assert answer["price_unit"] == model.price_unit
-        assert answer["output_key"] == model.output_key
+        assert answer["display_name"] == model.display_name
+        assert answer["base_price_usd"] == (model.price.base_price_usd if model.price else None)
+        assert answer["price_unit"] == (model.price.price_unit if model.price else None)
+        assert answer["input_schema"] == model.input_schema
+        assert answer["required_inputs"] == list(model.required)
     unknown = sim_client.get("/v1/models/acme/nope")
     assert (unknown.status_code, unknown.json()["error_code"]) == (400, 400001)
+
+
+def test_the_catalog_lists_every_model_paged_with_search(sim_client: httpx.Client) -> None:
+    first = sim_client.get("/v1/models", params={"limit": 5}).json()
+    rest = sim_client.get("/v1/models", params={"limit": 500, "offset": 5}).json()
+    listed = [m["model_id"] for m in first["models"] + rest["models"]]
+    assert listed == sorted(MODELS)
+    assert first["total"] == rest["total"] == len(MODELS)
+    assert "input_schema" not in first["models"][0]
+
+    found = sim_client.get("/v1/models", params={"search": "seedream", "include_schema": "true"})
+    assert [m["model_id"] for m in found.json()["models"]] == [
+        "bytedance/seedream-4-0/edit",
+        "bytedance/seedream-4-0/text-to-image",
+    ]
+    assert found.json()["models"][0]["input_schema"]["required"] == ["prompt", "images"]
+    assert sim_client.get("/v1/models", params={"limit": 0}).status_code == 422
+
+
+def test_the_catalog_lists_its_categories(sim_client: httpx.Client) -> None:
+    categories = sim_client.get("/v1/models/categories").json()["categories"]
+    assert {"image-to-video", "text-to-image", "video"} <= set(categories)
+    videos = sim_client.get("/v1/models", params={"category": "image-to-video"}).json()
+    assert WAN_I2V in [m["model_id"] for m in videos["models"]]
+    assert KLING not in [m["model_id"] for m in videos["models"]]
 
 
 # -- status and result ------------------------------------------------------------------------
@@ -191,8 +231,8 @@ def test_a_request_goes_from_queue_to_success_with_iso_timestamps(sim_client: ht
     ("model", "body", "key", "count"),
     [
         (KLING, {"prompt": "x"}, "video", None),
-        (HAILUO, {"prompt": "x", "num_videos": 2}, "videos", 2),
-        (HAILUO, {"prompt": "x"}, "videos", 1),
+        (WAN_I2V, {"prompt": "x", "img_url": "https://example.com/a.png"}, "video", None),
+        (NANO, {"prompt": "x"}, "images", 1),
         (SEEDREAM, {"prompt": "x"}, "image", None),
         (NANO, {"prompt": "x", "num_images": 3}, "images", 3),
     ],
@@ -360,11 +400,10 @@ def test_price_is_per_second_of_video_and_per_image() -> None:
     assert price_usd(MODELS[KLING], {"prompt": "x"}) == pytest.approx(0.14 * 5)  # with audio
     silent = {"prompt": "x", "generate_audio": False}
     assert price_usd(MODELS[KLING], silent) == pytest.approx(0.07 * 5)
-    assert price_usd(MODELS[KLING], {**silent, "duration": "10"}) == pytest.approx(0.7)
-    assert price_usd(MODELS[HAILUO], {"prompt": "x", "num_videos": 2}) == pytest.approx(
-        0.045 * 6 * 2
-    )
+    assert price_usd(MODELS[KLING], {**silent, "duration": 10}) == pytest.approx(0.7)
+    assert price_usd(MODELS[SEEDREAM], {"prompt": "x"}) == pytest.approx(0.03)
     assert price_usd(MODELS[NANO], {"prompt": "x", "num_images": 4}) == pytest.approx(0.156)
+    assert price_usd(MODELS[WAN_I2V], {"prompt": "x"}) == 0.0  # no known price: free here
 
 
 # -- expiry -----------------------------------------------------------------------------------
@@ -397,7 +436,7 @@ def test_duplicates_are_the_same_model_and_canonical_body(
     accepted(sim_client, KLING, {"prompt": "x", "duration": 5})
     accepted(sim_client, KLING, {"duration": 5, "prompt": "x"})  # same body, other key order
     accepted(sim_client, KLING, {"prompt": "x", "duration": 10})
-    accepted(sim_client, HAILUO, {"prompt": "x"})
+    accepted(sim_client, NANO, {"prompt": "x"})
     accepted(sim_client, KLING, {"prompt": "x", "duration": 5})
 
     assert simulator.stats.submissions == 5

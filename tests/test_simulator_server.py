@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -189,3 +191,40 @@ def test_genbatch_simulate_rejects_bad_options() -> None:
     assert done.returncode == 2
     assert "add up" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_genbatch_simulate_serves_a_model_given_as_a_schema_file(tmp_path: Path) -> None:
+    schema = {
+        "type": "object",
+        "required": ["prompt"],
+        "properties": {"prompt": {"type": "string"}},
+    }
+    (tmp_path / "dream.json").write_text(json.dumps({"input_schema": schema}))
+    process, base, token = _start_cli("--model-schema", f"acme/dream/v1={tmp_path / 'dream.json'}")
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        entry = httpx.get(f"{base}/v1/models/acme/dream/v1", headers=headers).json()
+        assert entry["input_schema"] == schema
+        url = f"{base}/v1/models/acme/dream/v1"
+        assert httpx.post(url, json={"prompt": "x"}, headers=headers).status_code == 200
+        assert httpx.post(url, json={"prompt": 5}, headers=headers).status_code == 422
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+
+
+def test_genbatch_simulate_refuses_a_schema_file_without_a_model_id(tmp_path: Path) -> None:
+    (tmp_path / "dream.json").write_text('{"properties": {"prompt": {"type": "string"}}}')
+    done = subprocess.run(
+        [sys.executable, "-m", "genbatch", "simulate", "--model-schema", "dream.json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "genbatch: error: --model-schema: dream.json names no model_id: give it as "
+        "MODEL_ID=dream.json\n"
+    )

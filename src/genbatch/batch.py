@@ -151,7 +151,7 @@ def prepare(manifest: Manifest, ledger: Ledger, prices: PriceTable | None = None
     was. A resume of a manifest unchanged since its last sync (same files, options, prices)
     neither expands nor validates it again (see ``Ledger.sync_run``).
     """
-    table = prices or PriceTable(manifest=manifest.settings.prices)
+    table = prices or PriceTable(manifest=manifest.settings.prices, schemas=manifest.schemas)
     run, report = ledger.sync_run(
         manifest.name,
         str(manifest.path),
@@ -205,7 +205,7 @@ async def price_table(manifest: Manifest, connection: Connection) -> PriceTable:
 
 async def manifest_prices(manifest: Manifest, client: RunComfyClient) -> PriceTable:
     """The manifest's prices, completed by what ``client``'s catalog endpoint says."""
-    table = PriceTable(manifest=manifest.settings.prices)
+    table = PriceTable(manifest=manifest.settings.prices, schemas=manifest.schemas)
     found = await fetch_api_prices(client, {block.model_id for block in manifest.blocks})
     return table.with_api_prices(found)
 

@@ -1,9 +1,9 @@
 """What jobs cost: the price table of a run, and the budget check before every submit.
 
-Prices come, by precedence, from the manifest's ``prices:``, then the API's catalog endpoint
-(``GET /v1/models/{model_id}``: ``base_price_usd``, ``price_unit``) when it answers, then the
-prices built into genbatch's catalog. A model with no price anywhere costs "unknown": it runs,
-but a budget cannot account for it (the run says so).
+Prices come, by precedence, from the manifest's ``prices:``, then a ``schema:`` file that has a
+price, then the API's catalog endpoint (``GET /v1/models/{model_id}``: ``base_price_usd``,
+``price_unit``), then the snapshot bundled with genbatch. A model with no price anywhere costs
+"unknown": it runs, but a budget cannot account for it (the run refuses to start).
 """
 
 from __future__ import annotations
@@ -12,24 +12,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from genbatch.catalog import ModelSpec, Price, estimate_cost, find_model
+from genbatch.catalog import ModelSchema, Price, SchemaSource, estimate_cost, find_model, price_of
 from genbatch.client import RunComfyClient
 from genbatch.errors import ApiError
+
+MANIFEST_PRICE = "manifest prices:"
+API_PRICE = "catalog endpoint"
 
 
 class _PricedModel(NamedTuple):
     price: Price | None
-    spec: ModelSpec | None
+    output_key: str | None
     defaults: dict[str, Any]
-    """The schema's defaults (``ModelSpec.with_defaults``), which prices depend on."""
+    """The schema's defaults (``ModelSchema.defaults``), which prices depend on."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class PriceTable:
-    """Prices per model id, most specific source first."""
+    """Prices per model id, most specific source first (see the module docstring)."""
 
     manifest: Mapping[str, Price] = field(default_factory=dict)
     api: Mapping[str, Price] = field(default_factory=dict)
+    schemas: Mapping[str, ModelSchema] = field(default_factory=dict)
+    """The schema each model of the manifest was found with (its price, defaults, outputs)."""
     # What cost() needs of each model, looked up once: it runs for every job of a manifest.
     _models: dict[str, _PricedModel] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -37,29 +42,45 @@ class PriceTable:
 
     def price_of(self, model_id: str) -> Price | None:
         """The price genbatch uses for ``model_id``, or None when nothing is known."""
+        return self.priced(model_id)[0]
+
+    def priced(self, model_id: str) -> tuple[Price | None, str]:
+        """The price of ``model_id`` and where it comes from (``none`` when unknown)."""
+        schema = self._schema(model_id)
         if model_id in self.manifest:
-            return self.manifest[model_id]
+            return self.manifest[model_id], MANIFEST_PRICE
+        if schema is not None and schema.source is SchemaSource.MANIFEST and schema.price:
+            return schema.price, schema.origin
         if model_id in self.api:
-            return self.api[model_id]
-        spec = find_model(model_id)
-        return spec.price if spec else None
+            return self.api[model_id], API_PRICE
+        if schema is not None and schema.price is not None:
+            return schema.price, schema.origin
+        bundled = find_model(model_id)
+        if bundled is not None and bundled.price is not None:
+            return bundled.price, bundled.origin
+        return None, "none"
+
+    def _schema(self, model_id: str) -> ModelSchema | None:
+        return self.schemas.get(model_id) or find_model(model_id)
 
     def cost(self, model_id: str, inputs: Mapping[str, Any]) -> float | None:
         """Estimated cost of one job, or None when the model has no known price."""
         found = self._models.get(model_id)
         if found is None:
-            spec = find_model(model_id)
+            schema = self._schema(model_id)
             found = self._models[model_id] = _PricedModel(
-                self.price_of(model_id), spec, spec.with_defaults({}) if spec else {}
+                self.price_of(model_id),
+                schema.output.output_key if schema else None,
+                dict(schema.defaults) if schema else {},
             )
-        price, spec, defaults = found
+        price, output_key, defaults = found
         if price is None:
             return None
-        return round(estimate_cost(price, {**defaults, **inputs}, spec), 6)
+        return round(estimate_cost(price, {**defaults, **inputs}, output_key), 6)
 
     def with_api_prices(self, prices: Mapping[str, Price]) -> PriceTable:
         """This table with prices read from the API's catalog endpoint."""
-        return PriceTable(manifest=self.manifest, api={**self.api, **prices})
+        return PriceTable(manifest=self.manifest, api={**self.api, **prices}, schemas=self.schemas)
 
 
 async def fetch_api_prices(client: RunComfyClient, model_ids: Iterable[str]) -> dict[str, Price]:
@@ -77,13 +98,8 @@ async def fetch_api_prices(client: RunComfyClient, model_ids: Iterable[str]) -> 
 
 
 def _price_from_catalog(model_id: str, info: Mapping[str, Any]) -> Price | None:
-    base = info.get("base_price_usd")
-    if not isinstance(base, int | float) or isinstance(base, bool) or base < 0:
-        return None
-    unit = str(info.get("price_unit") or "request").lower()
     spec = find_model(model_id)
-    audio = spec.audio_multiplier if spec else 1.0
-    return Price(base_price_usd=float(base), price_unit=unit, audio_multiplier=audio)
+    return price_of(info, spec.output.audio_multiplier if spec else 1.0)
 
 
 def describe_usd(amount: float | None) -> str:

@@ -633,7 +633,7 @@ class Runner:
                 output.url,
                 directory=Path(job.output_dir),
                 stem=stem,
-                default_extension=spec.extension if spec else ".bin",
+                default_extension=spec.output.extension if spec else ".bin",
             )
         except RequestGone as exc:
             await self._move(job, Move.EXPIRE, error=f"output file gone before download: {exc}")

@@ -19,6 +19,18 @@ from genbatch.states import JobState
 
 
 @dataclass(kw_only=True)
+class BlockOrigins:
+    """Where one block's schema and price come from."""
+
+    name: str
+    model_id: str
+    jobs: int
+    schema_source: str
+    price: str | None
+    price_source: str
+
+
+@dataclass(kw_only=True)
 class PlanSummary:
     """What a run of the manifest would do, and cost (built-in and manifest prices)."""
 
@@ -32,6 +44,7 @@ class PlanSummary:
     unpriced_jobs: int = 0
     budget_usd: float | None = None
     warnings: list[str] = field(default_factory=list)
+    blocks: list[BlockOrigins] = field(default_factory=list)
 
 
 @app.command(epilog="Example: genbatch plan sweep.yaml --sample 10")
@@ -61,6 +74,12 @@ def plan(
         f"done, {summary.other} recorded but not done"
     )
     print(_cost_line(summary))
+    for block in summary.blocks:
+        price = f"{block.price} ({block.price_source})" if block.price else "unknown"
+        print(
+            f"  block {block.name}: {block.model_id}, {block.jobs} job(s); "
+            f"schema: {block.schema_source}; price: {price}"
+        )
     for spec in islice(loaded.jobs(), sample):
         state = known.get(spec.key, "new")
         print(
@@ -100,7 +119,7 @@ def _known_states(manifest: Manifest, given: str | None) -> dict[str, str]:
 
 
 def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
-    prices = PriceTable(manifest=manifest.settings.prices)
+    prices = PriceTable(manifest=manifest.settings.prices, schemas=manifest.schemas)
     jobs = new = done = unpriced = 0
     cost_usd = cost_left_usd = 0.0
     # The jobs are validated in the same walk that sums them up: a bad one raises here. Plain
@@ -130,4 +149,22 @@ def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
         unpriced_jobs=unpriced,
         budget_usd=manifest.settings.budget_usd,
         warnings=list(manifest.warnings),
+        blocks=_origins(manifest, prices),
     )
+
+
+def _origins(manifest: Manifest, prices: PriceTable) -> list[BlockOrigins]:
+    found = []
+    for block in manifest.blocks:
+        price, source = prices.priced(block.model_id)
+        found.append(
+            BlockOrigins(
+                name=block.name,
+                model_id=block.model_id,
+                jobs=block.job_count,
+                schema_source=block.schema_source,
+                price=price.describe() if price is not None else None,
+                price_source=source,
+            )
+        )
+    return found

@@ -134,10 +134,22 @@ def simulate(
         help="With --file-host: output URLs name the API's host, which redirects (307) to "
         "the file host.",
     ),
+    model_schema: list[str] = typer.Option(
+        [],
+        "--model-schema",
+        metavar="[MODEL_ID=]FILE",
+        help="Also serve the model whose input schema is in this JSON file (pasted from its "
+        "API page; MODEL_ID= unless the file names its model_id). Repeatable.",
+    ),
 ) -> None:
     """Serve a local RunComfy Model API (real HTTP, queue, media, faults) until Ctrl-C."""
+    from genbatch.catalog import SchemaInvalid, read_model_file
     from genbatch.simulator import FaultConfig, Simulator, SimulatorConfig, parse_routes
 
+    try:
+        extra_models = tuple(read_model_file(given) for given in model_schema)
+    except (ValueError, SchemaInvalid) as error:
+        raise fail(f"--model-schema: {error}", EXIT_USAGE) from None
     try:
         faults = FaultConfig(
             rate_limit=fault_429,
@@ -166,6 +178,7 @@ def simulate(
             file_host=file_host,
             file_port=file_port,
             redirect_files=redirect_files,
+            extra_models=extra_models,
         )
     except ValueError as error:
         raise fail(str(error), EXIT_USAGE) from None

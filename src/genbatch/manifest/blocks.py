@@ -17,7 +17,7 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-from genbatch.catalog import MODELS, ModelSpec, find_model
+from genbatch.catalog import Catalog, ModelSchema
 from genbatch.errors import ManifestError
 from genbatch.filenames import (
     DEFAULT_FILE_NAME_TEMPLATE,
@@ -26,8 +26,9 @@ from genbatch.filenames import (
     sanitize_file_stem,
 )
 from genbatch.manifest.locations import Path_, Source, did_you_mean, render_path
+from genbatch.manifest.model_schemas import resolve_model
 from genbatch.manifest.prompts import PromptEntry, inline_prompts, read_prompt_file
-from genbatch.manifest.schema import BlockSpec, ManifestSpec, PromptFileSpec
+from genbatch.manifest.schema import BlockSpec, ManifestSpec, PromptFileSpec, attribute_of
 from genbatch.manifest.templates import Template, compile_template
 from genbatch.manifest.yaml_loader import YamlDocument
 
@@ -58,7 +59,12 @@ class BlockPlan:
 
     name: str
     model_id: str
-    model: ModelSpec | None
+    model: ModelSchema | None
+    """The schema jobs are checked against; None with ``validate: false`` or no schema."""
+    schema: ModelSchema | None
+    """The schema found for the model, checked against or not (prices, provenance)."""
+    prompt_field: str
+    """The input ``prompts:`` fills."""
     source: Source
     """The block's line: its item under ``jobs:``, or the top-level ``model:``."""
     fixed: Fragment
@@ -112,9 +118,10 @@ class _BlockCompiler:
 
     def pick(self, key: str) -> _Written:
         """The block's own value of ``key`` if it sets one, else the top level's."""
-        if self.block is not None and key in self.block.model_fields_set:
-            return _Written(getattr(self.block, key), (*self.block_path, key))
-        return _Written(getattr(self.top, key), (key,))
+        attribute = attribute_of(key)
+        if self.block is not None and attribute in self.block.model_fields_set:
+            return _Written(getattr(self.block, attribute), (*self.block_path, key))
+        return _Written(getattr(self.top, attribute), (key,))
 
     def merged(self, key: str) -> dict[str, _Written]:
         """``inputs`` or ``vars``: the top level's, updated with the block's."""
@@ -141,7 +148,13 @@ class _BlockCompiler:
 
 
 def compile_blocks(
-    document: YamlDocument, spec: ManifestSpec, *, base_dir: Path, run_name: str, strict: bool
+    document: YamlDocument,
+    spec: ManifestSpec,
+    *,
+    base_dir: Path,
+    run_name: str,
+    strict: bool,
+    catalog: Catalog,
 ) -> tuple[list[BlockPlan], list[str]]:
     """Every block of the manifest compiled, with the warnings found on the way."""
     blocks: list[tuple[BlockSpec | None, int | None]] = (
@@ -156,7 +169,7 @@ def compile_blocks(
             document, spec, block, index, base_dir=base_dir, run_name=run_name
         )
         name = _block_name(compiler, block, index, names)
-        plan = _compile_block(compiler, name, ordinal, strict, warnings)
+        plan = _compile_block(compiler, name, ordinal, strict, warnings, catalog)
         plans.append(plan)
         ordinal += plan.job_count
     return plans, warnings
@@ -181,13 +194,20 @@ def _block_name(
 
 
 def _compile_block(
-    compiler: _BlockCompiler, name: str, first_ordinal: int, strict: bool, warnings: list[str]
+    compiler: _BlockCompiler,
+    name: str,
+    first_ordinal: int,
+    strict: bool,
+    warnings: list[str],
+    catalog: Catalog,
 ) -> BlockPlan:
-    model_id, model, model_source = _model(compiler, strict, warnings)
+    model_id, schema, model_source = _model(compiler, strict, warnings, catalog)
+    model = schema if compiler.pick("validate").value is not False else None
+    prompt_field = _prompt_field(compiler, model, model_id)
     prompt_entries = _prompt_entries(compiler)
     inputs, variables = compiler.merged("inputs"), compiler.merged("vars")
     grid, zipped = compiler.pick("grid"), compiler.pick("zip")
-    _check_no_clashes(compiler, inputs, variables, grid, zipped, prompt_entries)
+    _check_no_clashes(compiler, inputs, variables, grid, zipped, prompt_entries, prompt_field)
     prompts = _compile_prompts(prompt_entries)
     fixed_templates = _compile_input_templates(compiler, inputs)
     defined = set(variables) | set(grid.value or {}) | set(zipped.value or {})
@@ -197,13 +217,15 @@ def _compile_block(
     axis_builder = _AxisBuilder(compiler, model, referenced)
     axes = (*axis_builder.grid_axes(grid), *axis_builder.zip_axis(zipped))
     fixed = _fixed_fragment(compiler, inputs, variables, fixed_templates)
-    checker = _StaticChecker(model_id, model, model_source)
+    checker = _StaticChecker(model_id, model, model_source, prompt_field)
     checker.check(fixed, axes, has_prompts=prompt_entries is not None)
     checker.check_prompts(prompts, prompt_entries or ())
     return BlockPlan(
         name=name,
         model_id=model_id,
         model=model,
+        schema=schema,
+        prompt_field=prompt_field,
         source=_block_source(compiler, model_source),
         fixed=fixed,
         prompts=tuple(prompts) if prompt_entries is not None else None,
@@ -211,7 +233,9 @@ def _compile_block(
         axes=axes,
         repeat=compiler.pick("repeat").value or 1,
         output_dir=_output_dir(compiler),
-        file_name=_file_name(compiler, model, fixed, axes, has_prompts=bool(prompt_entries)),
+        file_name=_file_name(
+            compiler, schema, fixed, axes, has_prompts=bool(prompt_entries), prompt=prompt_field
+        ),
         first_ordinal=first_ordinal,
     )
 
@@ -221,8 +245,8 @@ def _block_source(compiler: _BlockCompiler, model_source: Source) -> Source:
 
 
 def _model(
-    compiler: _BlockCompiler, strict: bool, warnings: list[str]
-) -> tuple[str, ModelSpec | None, Source]:
+    compiler: _BlockCompiler, strict: bool, warnings: list[str], catalog: Catalog
+) -> tuple[str, ModelSchema | None, Source]:
     written = compiler.pick("model")
     source = compiler.source(written.path if written.value is not None else compiler.block_path)
     if written.value is None:
@@ -232,25 +256,82 @@ def _model(
             field="model",
         )
     model_id = str(written.value)
+    real = catalog.real_id(model_id)
+    if real is not None:
+        _warn(
+            warnings,
+            source.error(
+                f"'{model_id}' is the model's page slug; its API id is '{real}', used instead",
+                field="model",
+            ),
+        )
+        model_id = real
     if not _MODEL_ID.fullmatch(model_id):
         raise source.error(
             f"'{model_id}' is not a model id like kling/kling-2-6/pro/text-to-video", field="model"
         )
-    model = find_model(model_id)
-    if model is None:
-        hint = did_you_mean(model_id, MODELS)
-        if strict:
-            raise source.error(
-                f"unknown model '{model_id}'{hint} (strict mode refuses models "
-                "genbatch does not know)",
-                field="model",
-            )
-        warning = source.error(
-            f"unknown model '{model_id}'{hint}; inputs are sent unchecked", field="model"
+    schema_file = compiler.pick("schema")
+    where = compiler.source(schema_file.path) if schema_file.value is not None else None
+    schema = resolve_model(
+        model_id, catalog, schema_file.value, where=where, base_dir=compiler.base_dir
+    )
+    if schema is None:
+        _no_schema(compiler, model_id, source, strict, warnings, catalog)
+    return model_id, schema, source
+
+
+def _no_schema(
+    compiler: _BlockCompiler,
+    model_id: str,
+    source: Source,
+    strict: bool,
+    warnings: list[str],
+    catalog: Catalog,
+) -> None:
+    """A model with no schema anywhere: refused, unless the block says ``validate: false``."""
+    hint = did_you_mean(model_id, catalog.ids())
+    if compiler.pick("validate").value is not False:
+        raise source.error(
+            f"unknown model '{model_id}'{hint}; paste its input schema from its API page into "
+            "a JSON file and name it under schema:, or set validate: false to send the inputs "
+            "unchecked",
+            field="model",
         )
-        if str(warning) not in warnings:
-            warnings.append(str(warning))
-    return model_id, model, source
+    if strict:
+        raise source.error(
+            f"unknown model '{model_id}'{hint} (strict mode refuses models genbatch does not "
+            "know, even with validate: false)",
+            field="model",
+        )
+    _warn(
+        warnings,
+        source.error(
+            f"unknown model '{model_id}'{hint}; validate: false, so its inputs are sent "
+            "unchecked and its cost is unknown unless prices: gives one",
+            field="model",
+        ),
+    )
+
+
+def _warn(warnings: list[str], warning: Exception) -> None:
+    if str(warning) not in warnings:
+        warnings.append(str(warning))
+
+
+def _prompt_field(compiler: _BlockCompiler, model: ModelSchema | None, model_id: str) -> str:
+    """The input ``prompts:`` fills: the block's ``prompt_field``, else the schema's text input."""
+    written = compiler.pick("prompt_field")
+    if written.value is None:
+        return model.text_field if model is not None else "prompt"
+    name = str(written.value)
+    if model is not None and not model.accepts_name(name):
+        known = ", ".join(model.fields)
+        raise compiler.source(written.path).error(
+            f"'{name}' is not an input of {model_id}{did_you_mean(name, model.fields)} "
+            f"(known: {known})",
+            field="prompt_field",
+        )
+    return name
 
 
 def _prompt_entries(compiler: _BlockCompiler) -> list[PromptEntry] | None:
@@ -307,8 +388,9 @@ def _check_no_clashes(
     grid: _Written,
     zipped: _Written,
     prompts: list[PromptEntry] | None,
+    prompt_field: str,
 ) -> None:
-    """A name may be set in only one of inputs, vars, grid, zip (and prompts for ``prompt``)."""
+    """A name may be set in only one of inputs, vars, grid, zip (and prompts for its field)."""
     seen: dict[str, tuple[str, Source]] = {}
     places: list[tuple[str, str, Path_]] = [
         *(("inputs", name, w.path) for name, w in inputs.items()),
@@ -317,7 +399,7 @@ def _check_no_clashes(
         *(("zip", name, (*zipped.path, name)) for name in zipped.value or {}),
     ]
     if prompts is not None:
-        places.insert(0, ("prompts", "prompt", compiler.pick("prompts").path))
+        places.insert(0, ("prompts", prompt_field, compiler.pick("prompts").path))
     for place, name, path in places:
         source = compiler.source(path)
         if name in seen:
@@ -333,7 +415,7 @@ class _AxisBuilder:
     """Turns grid keys and zip lists into fragments; knows which keys are only variables."""
 
     def __init__(
-        self, compiler: _BlockCompiler, model: ModelSpec | None, referenced: set[str]
+        self, compiler: _BlockCompiler, model: ModelSchema | None, referenced: set[str]
     ) -> None:
         self.compiler = compiler
         self.model = model
@@ -416,10 +498,13 @@ def _fixed_fragment(
 class _StaticChecker:
     """Checks a block's fixed and axis values against the model schema, once each."""
 
-    def __init__(self, model_id: str, model: ModelSpec | None, model_source: Source) -> None:
+    def __init__(
+        self, model_id: str, model: ModelSchema | None, model_source: Source, prompt_field: str
+    ) -> None:
         self.model_id = model_id
         self.model = model
         self.model_source = model_source
+        self.prompt_field = prompt_field
 
     def check(
         self, fixed: Fragment, axes: Iterable[tuple[Fragment, ...]], *, has_prompts: bool
@@ -427,7 +512,7 @@ class _StaticChecker:
         """Raise ``ManifestError`` at the first value, name or missing input that is wrong."""
         names = {*fixed.inputs, *(t.label for t in fixed.templates)}
         if has_prompts:
-            names.add("prompt")
+            names.add(self.prompt_field)
         for template in fixed.templates:
             self._check_name(template.label, template.source)
         for fragment in (fixed, *(f for axis in axes for f in axis)):
@@ -443,10 +528,10 @@ class _StaticChecker:
         """Check the prompts that are plain text; templates are checked once rendered."""
         for prompt, entry in zip(prompts, entries, strict=True):
             if isinstance(prompt, str):
-                self._check_value("prompt", prompt, entry.source)
+                self._check_value(self.prompt_field, prompt, entry.source)
 
     def _check_name(self, name: str, source: Source, *, axis: bool = False) -> None:
-        if self.model is not None and name not in self.model.fields:
+        if self.model is not None and not self.model.accepts_name(name):
             known = ", ".join(self.model.fields)
             # A grid/zip key is an input only because no template uses it: say so.
             unused = f" and no template uses {{{name}}}" if axis else ""
@@ -460,18 +545,17 @@ class _StaticChecker:
         if value is None:
             raise source.error("has no value; write one, or remove the key", field=name)
         self._check_name(name, source, axis=axis)
-        spec = self.model.fields[name] if self.model is not None else None
-        problem = spec.problem(value) if spec is not None else None
-        if problem:
-            raise source.error(problem, field=name)
+        problem = self.model.value_problem(name, value) if self.model is not None else None
+        if problem is not None:
+            raise source.error(problem.message, field=problem.field)
 
     def _check_required(self, names: set[str]) -> None:
         assert self.model is not None
-        for spec in self.model.inputs:
-            if spec.required and spec.name not in names:
-                where = "prompts:" if spec.name == "prompt" else f"inputs: {{{spec.name}: ...}}"
+        for name in self.model.required:
+            if name not in names:
+                where = "prompts:" if name == self.prompt_field else f"inputs: {{{name}: ...}}"
                 raise self.model_source.error(
-                    f"is required by {self.model_id}; add {where}", field=spec.name
+                    f"is required by {self.model_id}; add {where}", field=name
                 )
 
 
@@ -483,11 +567,12 @@ def _output_dir(compiler: _BlockCompiler) -> str:
 
 def _file_name(
     compiler: _BlockCompiler,
-    model: ModelSpec | None,
+    model: ModelSchema | None,
     fixed: Fragment,
     axes: Iterable[tuple[Fragment, ...]],
     *,
     has_prompts: bool,
+    prompt: str,
 ) -> FileNameTemplate:
     written = compiler.output("name")
     source = compiler.source(written.path)
@@ -504,11 +589,11 @@ def _file_name(
         *fixed.variables,
         *(t.label for t in fixed.templates),
     }
-    if not has_prompts and "prompt" not in (*fixed.inputs, *(t.label for t in fixed.templates)):
+    if not has_prompts and prompt not in (*fixed.inputs, *(t.label for t in fixed.templates)):
         available.discard("prompt")  # only a grid of prompts is left, added just below
     available.update(k for axis in axes for k in (*axis[0].inputs, *axis[0].variables))
     if model is not None:
-        available.update(s.name for s in model.inputs if s.default is not None)
+        available.update(model.defaults)
     for name in template.fields:
         if name not in available:
             raise source.error(

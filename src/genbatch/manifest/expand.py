@@ -61,18 +61,17 @@ class _BlockExpander:
     def __init__(self, plan: BlockPlan) -> None:
         self.plan = plan
         self.model_slug = slugify(plan.model_id, max_length=80)
-        self.defaults: dict[str, Any] = (
-            {s.name: s.default for s in plan.model.inputs if s.default is not None}
-            if plan.model is not None
-            else {}
-        )
+        # The schema's defaults complete a job's identity even with ``validate: false``: writing
+        # a default out must not make a job new, checked or not.
+        self.defaults: dict[str, Any] = dict(plan.schema.defaults) if plan.schema else {}
+        self.prompt_field = plan.prompt_field
         self.stem_fields = plan.file_name.fields
         self.model_json = encode_value(plan.model_id)
         inputs: dict[str, Constant | Slot] = {n: Constant(v) for n, v in plan.fixed.inputs.items()}
         variables: dict[str, Constant | Slot] = {
             n: Constant(v) for n, v in plan.fixed.variables.items()
         }
-        rendered = ["prompt"] if plan.prompts is not None else []
+        rendered = [plan.prompt_field] if plan.prompts is not None else []
         rendered += [t.label for t in plan.fixed.templates]
         for index, name in enumerate(rendered):
             inputs[name] = Slot(index)
@@ -170,12 +169,13 @@ class _BlockExpander:
         """The job's inputs before its axes' inputs, and the encoded values of those rendered."""
         fixed = self.plan.fixed
         inputs: dict[str, Any] = {}
+        field = self.prompt_field
         if isinstance(prompt, Template):
-            inputs["prompt"] = self._checked(prompt, variables)
+            inputs[field] = self._checked(prompt, variables)
         elif prompt is not None:
-            inputs["prompt"] = prompt
+            inputs[field] = prompt
         inputs.update(fixed.inputs)
-        rendered = [encode_value(inputs["prompt"])] if prompt is not None else []
+        rendered = [encode_value(inputs[field])] if prompt is not None else []
         for template in fixed.templates:
             text = inputs[template.label] = self._checked(template, variables)
             rendered.append(encode_value(text))
@@ -185,10 +185,9 @@ class _BlockExpander:
         """``template`` rendered, and the result checked against the model's schema."""
         text = template.render(variables)
         model = self.plan.model
-        spec = model.fields.get(template.label) if model is not None else None
-        problem = spec.problem(text) if spec is not None else None
-        if problem:
-            raise template.source.error(problem, field=template.label)
+        problem = model.value_problem(template.label, text) if model is not None else None
+        if problem is not None:
+            raise template.source.error(problem.message, field=problem.field)
         return text
 
     def _stem_values(
@@ -208,7 +207,7 @@ class _BlockExpander:
             elif name == "model":
                 values.append(self.model_slug)
             elif name == "prompt":
-                values.append(slugify(str(inputs.get("prompt", ""))))
+                values.append(slugify(str(inputs.get(self.prompt_field, ""))))
             else:
                 values.append(_first(name, variables, inputs, self.defaults))
         return values

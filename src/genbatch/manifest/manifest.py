@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbatch import __version__
-from genbatch.catalog import Price
+from genbatch.catalog import Catalog, ModelSchema, Price
 from genbatch.errors import ManifestError
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
@@ -35,7 +35,10 @@ class BlockSummary:
     name: str
     model_id: str
     known_model: bool
-    """Whether genbatch knows the model's schema (its inputs were checked)."""
+    """Whether the jobs were checked against a schema (false: ``validate: false``)."""
+    schema_source: str
+    """Where the schema came from: ``schema file x.json``, ``catalog (fetched ...)``,
+    ``bundled with genbatch``, or ``none``."""
     job_count: int
     output_dir: str
     line: int | None
@@ -79,12 +82,18 @@ class Manifest:
                 name=b.name,
                 model_id=b.model_id,
                 known_model=b.model is not None,
+                schema_source=b.schema.origin if b.schema is not None else "none",
                 job_count=b.job_count,
                 output_dir=b.output_dir,
                 line=b.source.line,
             )
             for b in self._blocks
         )
+
+    @property
+    def schemas(self) -> dict[str, ModelSchema]:
+        """The schema found for each model of the manifest (checked against or not)."""
+        return {b.model_id: b.schema for b in self._blocks if b.schema is not None}
 
     def jobs(self) -> Iterator[JobSpec]:
         """Every job in expansion order; a job whose inputs break the model's schema raises
@@ -156,13 +165,19 @@ def _same_file(job: JobSpec) -> Callable[[JobSpec], bool]:
 
 
 def load_manifest(
-    path: str | os.PathLike[str], *, strict_models: bool = False, max_jobs: int | None = None
+    path: str | os.PathLike[str],
+    *,
+    strict_models: bool = False,
+    max_jobs: int | None = None,
+    catalog: Catalog | None = None,
 ) -> Manifest:
     """Read and check the manifest at ``path``.
 
-    ``strict_models`` makes unknown models an error (as ``strict: true`` does); ``max_jobs``
-    overrides the explosion guard (the manifest's ``max_jobs:``, else 100,000). Every problem
-    raises a one-line ``ManifestError`` naming the file, line and field.
+    ``strict_models`` refuses ``validate: false`` for models with no schema (as ``strict: true``
+    does); ``max_jobs`` overrides the explosion guard (the manifest's ``max_jobs:``, else
+    100,000); ``catalog`` holds what the API's catalog said of the models (the ledger's cache),
+    else only the bundled snapshot is known. Every problem raises a one-line ``ManifestError``
+    naming the file, line and field.
     """
     display = os.fspath(path)
     absolute = Path(os.path.abspath(display))
@@ -176,6 +191,7 @@ def load_manifest(
         base_dir=absolute.parent,
         run_name=run_name,
         strict=strict_models or spec.strict,
+        catalog=catalog or Catalog(),
     )
     manifest = Manifest(
         path=absolute,

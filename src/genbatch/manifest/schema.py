@@ -32,6 +32,8 @@ __all__ = [
     "ManifestSpec",
     "OutputSpec",
     "PromptFileSpec",
+    "attribute_of",
+    "manifest_keys",
     "parse_manifest_spec",
 ]
 
@@ -94,6 +96,12 @@ class BlockSpec(_Strict):
     zip: Values | None = None
     repeat: PositiveInt | None = None
     output: OutputSpec | None = None
+    schema_: Annotated[str, Field(min_length=1)] | None = Field(default=None, alias="schema")
+    """A JSON file with the model's input schema (pasted from its API page)."""
+    validate_: bool | None = Field(default=None, alias="validate")
+    """``false``: send the inputs unchecked (a model with no schema anywhere)."""
+    prompt_field: Annotated[str, Field(min_length=1)] | None = None
+    """The input ``prompts:`` fills (default: ``prompt``, else ``text``, per the schema)."""
 
 
 def _size(value: Any) -> Any:
@@ -188,14 +196,24 @@ def _unknown_key(path: Path_) -> str:
 
 def _keys_at(parent: Path_) -> list[str]:
     if not parent:
-        return list(ManifestSpec.model_fields)
+        return manifest_keys(ManifestSpec)
     if parent[-1] == "output":
-        return list(OutputSpec.model_fields)
+        return manifest_keys(OutputSpec)
     if parent[-1] == "prompts":
-        return list(PromptFileSpec.model_fields)
+        return manifest_keys(PromptFileSpec)
     if len(parent) == 2 and parent[0] == "prices":
-        return list(PriceSpec.model_fields)
-    return list(BlockSpec.model_fields)
+        return manifest_keys(PriceSpec)
+    return manifest_keys(BlockSpec)
+
+
+def manifest_keys(spec: type[BaseModel]) -> list[str]:
+    """The keys ``spec`` reads, as written in a manifest (``schema``, not ``schema_``)."""
+    return [info.alias or name for name, info in spec.model_fields.items()]
+
+
+def attribute_of(key: str) -> str:
+    """The attribute of a spec holding the manifest key ``key`` (``schema`` is ``schema_``)."""
+    return f"{key}_" if key in ("schema", "validate") else key
 
 
 _MESSAGES = {

@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from genbatch.catalog import find_model
+from genbatch.simulator import catalog
 from genbatch.simulator.config import SimulatorConfig
 from genbatch.simulator.engine import (
     Engine,
@@ -90,6 +90,7 @@ class SimulatorApp:
         """The file host's base URL, once the server has bound its port (None: no file host)."""
         self.router = Router(
             routes=[
+                Route("/v1/models", self._models_list, methods=["GET"]),
                 Route("/v1/models/{model_id:path}", self._models, methods=["GET", "POST"]),
                 Route("/v1/requests/{request_id}/status", self._status, methods=["GET"]),
                 Route("/v1/requests/{request_id}/result", self._result, methods=["GET"]),
@@ -115,6 +116,9 @@ class SimulatorApp:
         if request.method == "POST":
             return await self._api(request, "submit", self._submit)
         return await self._api(request, "catalog", self._catalog)
+
+    async def _models_list(self, request: Request) -> Response:
+        return await self._api(request, "catalog", self._catalog_list)
 
     async def _status(self, request: Request) -> Response:
         return await self._api(request, "status", self._answer_status)
@@ -202,7 +206,7 @@ class SimulatorApp:
 
     async def _submit(self, request: Request, fault: Fault | None) -> Response:
         model_id = request.path_params["model_id"]
-        if find_model(model_id) is None:
+        if model_id not in self.config.models:
             self.stats.add("rejected_submissions")
             raise unknown_model(model_id)
         body = await _json_object(request)
@@ -233,32 +237,31 @@ class SimulatorApp:
 
     async def _catalog(self, request: Request, fault: Fault | None) -> Response:
         model_id = request.path_params["model_id"]
-        model = find_model(model_id)
+        models = self.config.models
+        if model_id == "categories":
+            return json_response({"categories": catalog.categories(models)})
+        model = models.get(model_id)
         if model is None:
             raise unknown_model(model_id)
-        inputs = [
-            {
-                "name": f.name,
-                "type": f.type,
-                "required": f.required,
-                "default": f.default,
-                "choices": list(f.choices) if f.choices is not None else None,
-                "minimum": f.minimum,
-                "maximum": f.maximum,
-                "max_length": f.max_length,
-            }
-            for f in model.inputs
-        ]
+        return json_response(catalog.entry(model))
+
+    async def _catalog_list(self, request: Request, fault: Fault | None) -> Response:
+        query = request.query_params
+        limit = _int_param(query.get("limit"), 50, 1, catalog.MAX_PAGE)
+        offset = _int_param(query.get("offset"), 0, 0, None)
+        if limit is None or offset is None:
+            return body_problem_response(
+                f"limit must be 1..{catalog.MAX_PAGE} and offset >= 0", "value_error"
+            )
         return json_response(
-            {
-                "model_id": model.model_id,
-                "base_price_usd": model.base_price_usd,
-                "price_unit": model.price_unit,
-                "output_key": model.output_key,
-                "kind": model.kind,
-                "typical_seconds": model.typical_seconds,
-                "inputs": inputs,
-            }
+            catalog.page(
+                self.config.models,
+                limit=limit,
+                offset=offset,
+                search=query.get("search"),
+                category=query.get("category"),
+                include_schema=query.get("include_schema", "").lower() in ("true", "1"),
+            )
         )
 
     async def _answer_status(self, request: Request, fault: Fault | None) -> Response:
@@ -397,7 +400,7 @@ class SimulatorApp:
     def _output(self, base: str, state: PollState) -> dict[str, Any]:
         files = self.output_base(base)
         urls = [file_url(files, state.request_id, name) for name in state.output_names]
-        key = state.model.output_key
+        key = state.model.output.output_key
         if key.endswith("s"):
             return {key: urls + urls[:1] if self.config.duplicate_outputs else urls}
         if self.config.duplicate_outputs:
@@ -431,6 +434,17 @@ def _headers_echoed(request: Request) -> Response:
         f"{name}={request.headers.get(name, '')}" for name in ("authorization", "user-agent")
     )
     return error_response(400, 400000, f"Request refused by the gateway (headers: {quoted}).")
+
+
+def _int_param(text: str | None, default: int, low: int, high: int | None) -> int | None:
+    """A whole-number query parameter within [low, high], its default when absent, else None."""
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= low and (high is None or value <= high) else None
 
 
 def _seconds(value: float) -> str:

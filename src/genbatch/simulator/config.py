@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, get_args
+
+from genbatch.catalog import ModelSchema, bundled_models
 
 RouteClass = Literal["submit", "poll", "cancel", "file"]
 """The classes of calls random faults apply to (``poll`` is status and result together)."""
@@ -131,6 +134,14 @@ class SimulatorConfig:
     duplicate_outputs: bool = False
     """Each succeeded result names its first output file twice: a list of URLs gets it
     appended again; a single URL (``video``) gets a list beside it (``videos``) holding it."""
+    extra_models: tuple[ModelSchema, ...] = ()
+    """Models served beside the bundled ones (``genbatch simulate --model-schema FILE``), so a
+    model genbatch does not bundle can be rehearsed; one with a bundled id replaces it."""
+
+    @cached_property
+    def models(self) -> Mapping[str, ModelSchema]:
+        """Every model the simulated catalog serves, by id."""
+        return {**bundled_models(), **{m.model_id: m for m in self.extra_models}}
 
     def __post_init__(self) -> None:
         if not self.token:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from genbatch.catalog import InputProblem, ModelSpec, find_model
+from genbatch.catalog import InputProblem, ModelSchema
 from genbatch.simulator.config import DEFAULT_SIGMA, SimulatorConfig
 from genbatch.simulator.media import MediaFile, render
 from genbatch.simulator.records import (
@@ -42,7 +42,7 @@ class PollState:
     """One consistent reading of a request for the status and result endpoints."""
 
     request_id: str
-    model: ModelSpec
+    model: ModelSchema
     status: StatusStatus
     result_status: ResultStatus
     queue_position: int | None
@@ -80,22 +80,23 @@ def request_gone(request_id: str) -> SimError:
     return SimError(404, 404001, f"Request {request_id!r} not found (unknown or expired).")
 
 
-def price_usd(model: ModelSpec, body: Mapping[str, Any]) -> float:
-    """What one submit of ``body`` costs: the catalog's price (genbatch estimates the same)."""
-    return model.cost_usd(body)
+def price_usd(model: ModelSchema, body: Mapping[str, Any]) -> float:
+    """What one submit of ``body`` costs: the catalog's price (genbatch estimates the same);
+    a model with no price is free here."""
+    return model.cost_usd(body) or 0.0
 
 
-def output_count(model: ModelSpec, body: Mapping[str, Any]) -> int:
+def output_count(model: ModelSchema, body: Mapping[str, Any]) -> int:
     """How many files a success yields: ``num_images``/``num_videos`` for plural outputs."""
-    if not model.output_key.endswith("s"):
+    if not model.output.output_key.endswith("s"):
         return 1
-    count = body.get(f"num_{model.output_key}", 1)
+    count = body.get(f"num_{model.output.output_key}", 1)
     return max(1, int(_number(count, 1.0)))
 
 
-def output_names(model: ModelSpec, body: Mapping[str, Any]) -> list[str]:
+def output_names(model: ModelSchema, body: Mapping[str, Any]) -> list[str]:
     """The file names of a success's outputs, in output order."""
-    return [f"output-{index}{model.extension}" for index in range(output_count(model, body))]
+    return [f"output-{index}{model.output.extension}" for index in range(output_count(model, body))]
 
 
 def _number(value: Any, default: float) -> float:
@@ -173,7 +174,7 @@ class Engine:
 
         ``fail_with``: an error JSON that dooms this generation (a scripted ``fail`` fault).
         """
-        model = find_model(model_id)
+        model = self._config.models.get(model_id)
         if model is None:
             raise unknown_model(model_id)
         problems = model.problems(body)
@@ -324,7 +325,7 @@ class Engine:
         self._stats.add("billed_usd", -record.cost_usd)
 
     def _create(
-        self, model: ModelSpec, body: dict[str, Any], cost: float, now: float, fail_with: Any
+        self, model: ModelSchema, body: dict[str, Any], cost: float, now: float, fail_with: Any
     ) -> RequestRecord:
         # Always the same draws in the same order, so a seed fixes every request's fate.
         duration = self._draw_duration(model) * self._config.time_scale
@@ -350,9 +351,9 @@ class Engine:
         self._records[record.request_id] = record
         return record
 
-    def _draw_duration(self, model: ModelSpec) -> float:
+    def _draw_duration(self, model: ModelSchema) -> float:
         median, sigma = self._config.durations.get(
-            model.model_id, (model.typical_seconds, DEFAULT_SIGMA)
+            model.model_id, (model.output.typical_seconds, DEFAULT_SIGMA)
         )
         if median <= 0:
             return 0.0
@@ -411,7 +412,7 @@ class Engine:
         aspect = record.body.get("aspect_ratio")
         files = tuple(
             render(
-                record.model.kind,
+                record.model.output.kind,
                 name,
                 record.request_id,
                 index,

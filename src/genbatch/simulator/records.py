@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from genbatch.catalog import ModelSpec
+from genbatch.catalog import ModelSchema
 from genbatch.simulator.media import MediaFile
 
 ResultStatus = Literal["in_queue", "in_progress", "succeeded", "failed", "cancelled"]
@@ -23,7 +23,7 @@ class RequestRecord:
     """One request as the engine keeps it; times are ``time.monotonic`` seconds."""
 
     request_id: str
-    model: ModelSpec
+    model: ModelSchema
     body: dict[str, Any]
     cost_usd: float
     duration: float

@@ -1,0 +1,43 @@
+"""Finding a model by id: in what the catalog endpoint said (cached), else the bundled snapshot;
+with the page-slug forms of ids and a did-you-mean over every id known."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from genbatch.catalog.bundled import bundled_models, page_slugs
+from genbatch.catalog.model import ModelSchema
+
+__all__ = ["Catalog", "find_model"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Catalog:
+    """The models genbatch can look up: ``fetched`` (the catalog endpoint's entries, as cached
+    in the ledger, each None when the endpoint had no schema for it) over the bundled snapshot.
+
+    ``listed`` are ids the catalog endpoint listed (for did-you-mean), with or without schemas.
+    """
+
+    fetched: Mapping[str, ModelSchema | None] = field(default_factory=dict)
+    listed: frozenset[str] = frozenset()
+
+    def find(self, model_id: str) -> ModelSchema | None:
+        """The schema of ``model_id``: the catalog's, else the bundled one, else None."""
+        return self.fetched.get(model_id) or bundled_models().get(model_id)
+
+    def real_id(self, written: str) -> str | None:
+        """The real id of a model written in a page-slug form, or None when it is not one."""
+        if written in self.fetched or written in bundled_models():
+            return None
+        return page_slugs().get(written)
+
+    def ids(self) -> Iterable[str]:
+        """Every model id known, for did-you-mean."""
+        return sorted({*self.listed, *self.fetched, *bundled_models()})
+
+
+def find_model(model_id: str) -> ModelSchema | None:
+    """The bundled schema of ``model_id``, or None when genbatch bundles no such model."""
+    return bundled_models().get(model_id)

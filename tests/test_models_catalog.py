@@ -1,0 +1,289 @@
+"""Every bundled RunComfy model: planned with its real id, checked against its published input
+schema (JSON Schema), run against the simulator; pasted schemas; ids mistyped or page slugs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genbatch.catalog import bundled_models
+from genbatch.errors import ManifestError
+from genbatch.manifest import Manifest, load_manifest
+from genbatch.simulator import Simulator
+
+from support import cli_env, genbatch, run_args
+
+MODELS = bundled_models()
+IMAGE = "https://images.example.com/cat.png"
+THE_MODELS = [
+    "kling/kling-2-6/pro/text-to-video",
+    "kling/kling-2-6/pro/image-to-video",
+    "wan-ai/wan-2-6/text-to-video",
+    "wan-ai/wan-2-6/image-to-video",
+    "wan-ai/wan-2-6/flash/image-to-video",
+    "wan-ai/wan-2-6/image-to-image",
+    "bytedance/seedance-1-0/pro/image-to-video",
+    "bytedance/seedance-1-0/lite/image-to-video",
+    "bytedance/seedance-1-0/pro/fast/text-to-video",
+    "bytedance/seedance-v1.5-pro/image-to-video",
+    "google/nano-banana/pro/text-to-image",
+    "google/nano-banana/pro/edit",
+    "google/nano-banana-2/text-to-image",
+    "google/nano-banana-2/edit",
+    "imagineart/imagineart-1.5-preview/text-to-image",
+    "bytedance/seedream-4-0/text-to-image",
+    "bytedance/seedream-4-0/edit",
+    "blackforestlabs/flux-2/dev/text-to-image",
+    "blackforestlabs/flux-2/dev/edit",
+]
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def load(text: str, files: dict[str, str] | None = None) -> Manifest:
+    for name, content in (files or {}).items():
+        Path(name).write_text(content, encoding="utf-8")
+    Path("sweep.yaml").write_text(text, encoding="utf-8")
+    manifest = load_manifest("sweep.yaml")
+    manifest.validate()
+    return manifest
+
+
+def error_of(text: str, files: dict[str, str] | None = None) -> str:
+    with pytest.raises(ManifestError) as caught:
+        load(text, files)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def media_inputs(model_id: str) -> dict[str, Any]:
+    """A public image URL under each required media input of ``model_id``."""
+    model = MODELS[model_id]
+    found: dict[str, Any] = {}
+    for name in model.required:
+        spec = model.fields[name]
+        if spec.get("type") == "array":
+            found[name] = [IMAGE]
+        elif spec.get("format") == "uri":
+            found[name] = IMAGE
+    return found
+
+
+def block_of(model_id: str, **extra: Any) -> str:
+    inputs = {**media_inputs(model_id), **extra}
+    return f"model: {model_id}\nprompts: [a red fox]\ninputs: {json.dumps(inputs)}\n"
+
+
+def test_the_bundled_snapshot_holds_every_model_of_the_contract_with_its_real_id() -> None:
+    assert sorted(MODELS) == sorted(THE_MODELS)
+
+
+def test_the_kling_schema_is_the_seed_pages_exactly() -> None:
+    seed = Path(__file__).parents[2] / "shared/model-schemas/kling-2-6-pro-text-to-video.json"
+    if seed.exists():
+        published = json.loads(seed.read_text())["input_schema"]
+        assert MODELS["kling/kling-2-6/pro/text-to-video"].input_schema == published
+
+
+@pytest.mark.parametrize("model_id", THE_MODELS)
+def test_each_model_plans_with_its_real_id(model_id: str) -> None:
+    manifest = load(block_of(model_id))
+    [job] = manifest.jobs()
+    assert job.model_id == model_id
+    assert job.inputs[MODELS[model_id].text_field] == "a red fox"
+    assert [b.schema_source for b in manifest.blocks] == ["bundled with genbatch"]
+
+
+@pytest.mark.parametrize("model_id", THE_MODELS)
+def test_each_model_refuses_a_missing_required_input_in_one_line(model_id: str) -> None:
+    text_field = MODELS[model_id].text_field
+    media = media_inputs(model_id)
+    if media:
+        missing = next(iter(media))
+        assert error_of(f"model: {model_id}\nprompts: [a red fox]\n") == (
+            f"sweep.yaml:1: {missing}: is required by {model_id}; add inputs: {{{missing}: ...}}"
+        )
+    assert error_of(f"model: {model_id}\ninputs: {json.dumps(media)}\n") == (
+        f"sweep.yaml:1: {text_field}: is required by {model_id}; add prompts:"
+    )
+
+
+@pytest.mark.parametrize("model_id", THE_MODELS)
+def test_each_model_refuses_a_value_outside_its_schema_in_one_line(model_id: str) -> None:
+    model = MODELS[model_id]
+    enum = next(((n, s) for n, s in model.fields.items() if "enum" in s), None)
+    if enum is not None:
+        name, spec = enum
+        wrong = 7 if spec.get("type") == "integer" else "nope"
+        message = error_of(block_of(model_id, **{name: wrong}))
+        assert message == (
+            f"sweep.yaml:3: {name}: {wrong} is not one of {', '.join(map(str, spec['enum']))}"
+        )
+    else:
+        inputs = {**media_inputs(model_id), model.text_field: 5}
+        message = error_of(f"model: {model_id}\ninputs: {json.dumps(inputs)}\n")
+        assert message == f"sweep.yaml:2: {model.text_field}: 5 is not a string"
+
+
+def test_nano_banana_2_takes_resolution_auto_and_21_9_and_defaults_to_auto() -> None:
+    model = MODELS["google/nano-banana-2/text-to-image"]
+    assert model.defaults["aspect_ratio"] == "auto"
+    manifest = load(
+        "model: google/nano-banana-2/text-to-image\nprompts: [x]\n"
+        "grid:\n  aspect_ratio: [auto, '21:9']\n  resolution: [0.5K, 4K]\n"
+    )
+    assert manifest.validate() == 4
+
+
+def test_a_media_input_must_be_a_public_https_url() -> None:
+    model_id = "wan-ai/wan-2-6/image-to-video"
+    assert error_of(block_of(model_id, img_url="http://example.com/a.png")) == (
+        "sweep.yaml:3: img_url: http://example.com/a.png is not a public https:// URL "
+        "(the API fetches inputs itself)"
+    )
+
+
+def test_a_list_input_is_checked_item_by_item_and_for_its_size() -> None:
+    model_id = "blackforestlabs/flux-2/dev/edit"
+    assert error_of(block_of(model_id, image_urls=[IMAGE, "file:///etc/passwd"])).startswith(
+        "sweep.yaml:3: image_urls[1]: file:///etc/passwd is not a public https:// URL"
+    )
+    assert error_of(block_of(model_id, image_urls=[IMAGE] * 4)) == (
+        "sweep.yaml:3: image_urls: has 4 items, more than 3"
+    )
+
+
+def test_prompts_fill_text_where_the_schema_has_no_prompt() -> None:
+    manifest = load("model: bytedance/seedance-1-0/pro/fast/text-to-video\nprompts: [a fox]\n")
+    assert next(manifest.jobs()).inputs == {"text": "a fox"}
+
+
+def test_a_block_may_name_the_field_its_prompts_fill() -> None:
+    manifest = load(
+        "model: kling/kling-2-6/pro/text-to-video\nprompts: [a fox]\n"
+        "inputs: {prompt: a scene}\nprompt_field: negative_prompt\n"
+    )
+    assert next(manifest.jobs()).inputs == {"negative_prompt": "a fox", "prompt": "a scene"}
+    assert error_of(
+        "model: kling/kling-2-6/pro/text-to-video\nprompts: [a fox]\nprompt_field: negativ\n"
+    ).startswith("sweep.yaml:3: prompt_field: 'negativ' is not an input of")
+
+
+SCHEMA = {
+    "type": "object",
+    "required": ["prompt", "style"],
+    "properties": {
+        "prompt": {"type": "string"},
+        "style": {"type": "string", "enum": ["ink", "oil"]},
+        "steps": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
+    },
+}
+
+
+def test_a_pasted_schema_validates_a_model_genbatch_has_never_heard_of() -> None:
+    files = {"dream.json": json.dumps({"input_schema": SCHEMA, "base_price_usd": 0.02})}
+    text = "model: acme/dream/v1\nschema: dream.json\nprompts: [a fox]\ninputs: {style: ink}\n"
+    manifest = load(text, files)
+    assert [b.schema_source for b in manifest.blocks] == ["schema file dream.json"]
+    assert next(manifest.jobs()).inputs == {"prompt": "a fox", "style": "ink"}
+    assert error_of(text.replace("ink", "pastel"), files) == (
+        "sweep.yaml:4: style: pastel is not one of ink, oil"
+    )
+    assert error_of(text.replace("{style: ink}", "{style: ink, steps: 99}"), files) == (
+        "sweep.yaml:4: steps: 99 is more than the maximum 50"
+    )
+    assert error_of(text.replace("{style: ink}", "{}"), files) == (
+        "sweep.yaml:1: style: is required by acme/dream/v1; add inputs: {style: ...}"
+    )
+
+
+def test_a_bare_schema_file_works_and_a_broken_one_is_one_line() -> None:
+    text = "model: acme/dream/v1\nschema: dream.json\nprompts: [a fox]\ninputs: {style: oil}\n"
+    assert load(text, {"dream.json": json.dumps(SCHEMA)}).validate() == 1
+    broken = {**SCHEMA, "properties": {"style": {"type": "colour"}}}
+    assert error_of(text, {"dream.json": json.dumps(broken)}).startswith(
+        "sweep.yaml:2: schema: 'dream.json' is not a valid JSON Schema: "
+    )
+    assert error_of(text, {"dream.json": "{nope"}).startswith(
+        "sweep.yaml:2: schema: 'dream.json' is not JSON"
+    )
+    other = json.dumps({"model_id": "acme/other/v1", "input_schema": SCHEMA})
+    assert error_of(text, {"dream.json": other}) == (
+        "sweep.yaml:2: schema: 'dream.json' is the schema of 'acme/other/v1', not of "
+        "'acme/dream/v1'"
+    )
+
+
+# --- through the command line ---------------------------------------------------------------
+
+Run = Callable[..., Any]
+
+
+def test_a_mistyped_id_exits_2_with_did_you_mean(tmp_path: Path, simulator: Simulator) -> None:
+    (tmp_path / "sweep.yaml").write_text("model: wan-ai/wan-2-6/text-to-vidoe\nprompts: [x]\n")
+    done = genbatch(["plan", "sweep.yaml"], env=cli_env(simulator, tmp_path / "l.db"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "genbatch: error: sweep.yaml:1: model: unknown model 'wan-ai/wan-2-6/text-to-vidoe' "
+        "(did you mean 'wan-ai/wan-2-6/text-to-video'?); paste its input schema from its API "
+        "page into a JSON file and name it under schema:, or set validate: false to send the "
+        "inputs unchecked"
+    ]
+
+
+def test_plan_prints_where_each_schema_and_price_came_from(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    (tmp_path / "dream.json").write_text(json.dumps(SCHEMA))
+    (tmp_path / "sweep.yaml").write_text(
+        "prices:\n  google/nano-banana-2/text-to-image: {base_price_usd: 0.05, price_unit: image}\n"
+        "jobs:\n"
+        "  - {name: clips, model: kling/kling-2-6/pro/text-to-video, prompts: [a]}\n"
+        "  - {name: stills, model: google/nano-banana-2/text-to-image, prompts: [a]}\n"
+        "  - {name: dream, model: acme/dream/v1, schema: dream.json, prompts: [a],"
+        " inputs: {style: ink}}\n"
+        "  - {name: wan, model: wan-ai/wan-2-6/text-to-video, prompts: [a]}\n"
+    )
+    env = cli_env(simulator, tmp_path / "l.db")
+    done = genbatch(["plan", "sweep.yaml"], env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("  block ")] == [
+        "  block clips: kling/kling-2-6/pro/text-to-video, 1 job(s); schema: bundled with "
+        "genbatch; price: $0.07/second (bundled with genbatch)",
+        "  block stills: google/nano-banana-2/text-to-image, 1 job(s); schema: bundled with "
+        "genbatch; price: $0.05/image (manifest prices:)",
+        "  block dream: acme/dream/v1, 1 job(s); schema: schema file dream.json; price: unknown",
+        "  block wan: wan-ai/wan-2-6/text-to-video, 1 job(s); schema: bundled with genbatch; "
+        "price: unknown",
+    ]
+    blocks = json.loads(genbatch(["plan", "sweep.yaml", "--json"], env=env, cwd=tmp_path).stdout)
+    assert blocks["blocks"][0]["schema_source"] == "bundled with genbatch"
+    assert blocks["blocks"][1]["price_source"] == "manifest prices:"
+
+
+def test_a_manifest_of_every_model_runs_against_the_simulator(
+    tmp_path: Path, make_simulator: Callable[..., Simulator]
+) -> None:
+    sim = make_simulator(time_scale=0.0005)
+    blocks = "".join(
+        f"  - model: {model_id}\n    inputs: {json.dumps(media_inputs(model_id))}\n"
+        for model_id in THE_MODELS
+    )
+    (tmp_path / "sweep.yaml").write_text(
+        f"prompts: [a red fox]\noutput: {{dir: out}}\nconcurrency: 8\njobs:\n{blocks}"
+    )
+    done = genbatch(
+        run_args(tmp_path / "sweep.yaml"), env=cli_env(sim, tmp_path / "l.db"), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert sim.stats.submissions == len(THE_MODELS)
+    assert sim.stats.rejected_submissions == 0
+    assert sorted({r.model_id for r in sim.records.values()}) == sorted(THE_MODELS)
