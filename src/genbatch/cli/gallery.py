@@ -27,7 +27,9 @@ values; anything else that varies is shown on each item. Videos play on hover.
 @one_line_errors
 def gallery(
     manifest: Path | None = typer.Argument(
-        None, help="The manifest whose run to show [default: the run updated last]."
+        None,
+        metavar="MANIFEST",
+        help="The manifest whose run to show [default: the run updated last].",
     ),
     output: Path | None = typer.Option(
         None,

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.ledger import Ledger, resolve_location
 from genbatch.manifest import Manifest, load_manifest
 from genbatch.pricing import PriceTable, describe_usd
@@ -47,14 +47,14 @@ class PlanSummary:
     blocks: list[BlockOrigins] = field(default_factory=list)
 
 
-@app.command(epilog="Example: genbatch plan sweep.yaml --sample 10")
+@app.command(epilog="Example: genbatch plan sweep.yaml --sample 10\n\n" + LEDGER_ENVIRONMENT)
 @one_line_errors
 def plan(
-    manifest: Path = typer.Argument(..., help="The YAML manifest."),
+    manifest: Path = typer.Argument(..., metavar="MANIFEST", help="The YAML manifest."),
     ledger: str | None = LEDGER_OPTION,
-    sample: int = typer.Option(5, "--sample", min=0, help="How many jobs to show."),
+    sample: int = typer.Option(5, "--sample", min=0, metavar="N", help="How many jobs to show."),
     max_jobs: int | None = typer.Option(
-        None, "--max-jobs", min=1, help="Allow manifests that expand to more jobs."
+        None, "--max-jobs", min=1, metavar="N", help="Allow manifests that expand to more jobs."
     ),
     strict: bool = typer.Option(False, "--strict", help="Unknown models are an error."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),

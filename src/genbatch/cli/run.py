@@ -27,10 +27,14 @@ from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
 from genbatch.ui import JsonLog, LineLog, LiveDisplay
 from genbatch.workers import DEFAULT_LEASE_SECONDS, LEASE_ENV
 
-EXIT_CODES = """Exit codes: 0 all jobs done; 1 some jobs not done (failed, unknown, expired...);
-2 bad manifest or usage; 3 run stopped by the account (token, balance);
-4 ledger or output directory problem; 130 interrupted (run again to resume);
-141 output closed (e.g. piped into head; run again to resume)."""
+EXIT_CODES = """Exit codes: 0 all jobs done; 1 some jobs not done (failed, unknown, expired...;
+the last line says what to run next); 2 bad manifest or usage; 3 the account stopped the run
+(token, balance); 4 ledger or output directory problem; 5 budget reached; 6 stopped after
+failures in a row; 7 the API gave no answer; 130 interrupted (run again to resume); 141 output
+closed (e.g. piped into head; run again to resume).
+
+Environment: RUNCOMFY_TOKEN (the API token, else the runcomfy CLI's token.json),
+RUNCOMFY_API_BASE, RUNCOMFY_CONFIG_DIR, GENBATCH_LEDGER, GENBATCH_LEASE_SECONDS, NO_COLOR."""
 
 RUN_EPILOG = f"""Examples:
 
@@ -41,12 +45,13 @@ RUN_EPILOG = f"""Examples:
 {EXIT_CODES}
 """
 
-MANIFEST = typer.Argument(..., help="The YAML manifest.")
+MANIFEST = typer.Argument(..., metavar="MANIFEST", help="The YAML manifest.")
 CONCURRENCY = typer.Option(
     None,
     "--concurrency",
     "-c",
     min=1,
+    metavar="N",
     help="Requests in flight at once from this process [default: the "
     "manifest's, else 4]; the manifest's concurrency caps the whole run, "
     "all workers together",
@@ -76,7 +81,11 @@ RESUBMIT_UNKNOWN = typer.Option(
     "not have been received (may pay twice for them).",
 )
 MAX_JOBS = typer.Option(
-    None, "--max-jobs", min=1, help="Allow manifests that expand to more jobs than this."
+    None,
+    "--max-jobs",
+    min=1,
+    metavar="N",
+    help="Allow manifests that expand to more jobs than this.",
 )
 STRICT = typer.Option(False, "--strict", help="Unknown models are an error.")
 POLL_INTERVAL = typer.Option(

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import reading_ledger
 from genbatch.errors import UsageError
 from genbatch.ledger import Ledger, RunInfo, WorkerInfo
@@ -18,10 +18,12 @@ from genbatch.manifest import load_manifest
 from genbatch.states import JobState
 
 
-@app.command(epilog="Example: genbatch status sweep.yaml --json")
+@app.command(epilog="Example: genbatch status sweep.yaml --json\n\n" + LEDGER_ENVIRONMENT)
 @one_line_errors
 def status(
-    manifest: Path | None = typer.Argument(None, help="Only this manifest's run."),
+    manifest: Path | None = typer.Argument(
+        None, metavar="MANIFEST", help="Only this manifest's run."
+    ),
     ledger: str | None = LEDGER_OPTION,
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
