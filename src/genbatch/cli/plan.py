@@ -52,7 +52,10 @@ class PlanSummary:
 def plan(
     manifest: Path = typer.Argument(..., metavar="MANIFEST", help="The YAML manifest."),
     ledger: str | None = LEDGER_OPTION,
-    sample: int = typer.Option(5, "--sample", min=0, metavar="N", help="How many jobs to show."),
+    sample: int = typer.Option(
+        5, "--sample", "--limit", min=0, metavar="N", help="How many jobs to show."
+    ),
+    show_all: bool = typer.Option(False, "--all", help="Show every job."),
     max_jobs: int | None = typer.Option(
         None, "--max-jobs", min=1, metavar="N", help="Allow manifests that expand to more jobs."
     ),
@@ -80,7 +83,11 @@ def plan(
             f"  block {block.name}: {block.model_id}, {block.jobs} job(s); "
             f"schema: {block.schema_source}; price: {price}"
         )
-    for spec in islice(loaded.jobs(), sample):
+    shown = summary.jobs if show_all else min(sample, summary.jobs)
+    if shown:
+        more = "" if shown == summary.jobs else " (--limit N or --all for more)"
+        print(f"showing {shown} of {summary.jobs} jobs{more}:")
+    for spec in islice(loaded.jobs(), shown):
         state = known.get(spec.key, "new")
         print(
             f"  #{spec.ordinal} {spec.key} [{state}] {spec.model_id} "
