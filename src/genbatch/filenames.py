@@ -57,8 +57,8 @@ def sanitize_file_stem(text: str, *, max_length: int = 120) -> str:
     """``text`` made into a safe, portable file name stem (no extension).
 
     Separators, control and Windows-forbidden characters become ``_``, runs of whitespace one
-    ``-`` (a name needs no quoting in a shell), runs of dots one dot; leading and trailing dots and spaces go; Windows device names
-    (``CON``, ``nul.txt``...) get a ``_`` prefix. A stem longer than ``max_length`` characters
+    ``-`` (a name needs no quoting in a shell), runs of dots one dot; leading and trailing dots
+    and spaces go; Windows device names (``CON``, ``nul.txt``...) get a ``_`` prefix. A stem longer than ``max_length`` characters
     (or 200 UTF-8 bytes) is cut and given a short hash of the whole text, so distinct long
     names stay distinct. The result is never empty.
     """
