@@ -59,8 +59,8 @@ def sanitize_file_stem(text: str, *, max_length: int = 120) -> str:
     Separators, control and Windows-forbidden characters become ``_``, runs of whitespace one
     ``-`` (a name needs no quoting in a shell), runs of dots one dot; leading and trailing dots
     and spaces go; Windows device names (``CON``, ``nul.txt``...) get a ``_`` prefix. A stem
-    longer than ``max_length`` characters (or 200 UTF-8 bytes) is cut and given a short hash of the whole text, so distinct long
-    names stay distinct. The result is never empty.
+    longer than ``max_length`` characters (or 200 UTF-8 bytes) is cut and given a short hash of
+    the whole text, so distinct long names stay distinct. The result is never empty.
     """
     if max_length < _MIN_LENGTH:
         raise ValueError(f"max_length must be at least {_MIN_LENGTH}, not {max_length}")
