@@ -80,14 +80,19 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
-@pytest.fixture
-def mixed_run(tmp_path: Path, sim: Simulator) -> tuple[Path, dict[str, str]]:
-    """A run of 2 prompts x 2 aspect ratios: the first prompt done, the second failed."""
-    env = cli_env(sim, tmp_path / "ledger.db")
-    run(manifest(tmp_path, ["a calm lake at dawn"]), env, tmp_path)
-    path = manifest(tmp_path, ["a calm lake at dawn", HOSTILE])
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A run of 2 prompts x 2 aspect ratios: the first prompt done, the second failed.
+
+    Shared by the tests of this module: each writes its gallery in its own place.
+    """
+    directory = tmp_path_factory.mktemp("mixed")
+    with Simulator(time_scale=FAST, capacity=8, seed=5) as working:
+        env = cli_env(working, directory / "ledger.db")
+        run(manifest(directory, ["a calm lake at dawn"]), env, directory)
+    path = manifest(directory, ["a calm lake at dawn", HOSTILE])
     with Simulator(time_scale=FAST, fail_rate=1.0) as failing:
-        run(path, cli_env(failing, tmp_path / "ledger.db"), tmp_path)
+        run(path, cli_env(failing, directory / "ledger.db"), directory)
     return path, env
 
 
@@ -138,7 +143,7 @@ def test_the_gallery_is_private_escaped_and_links_media_relatively(
 
     assert done.returncode == 0, done.stderr
     page = Path(done.stdout.strip())
-    assert page == tmp_path / "out" / "gallery.html"
+    assert page == path.parent / "out" / "gallery.html"
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
     text = page.read_text(encoding="utf-8")
     assert "<script>alert(1)" not in text and "<img src=x" not in text
@@ -416,9 +421,10 @@ def test_a_failed_job_shows_failed_and_its_error_in_its_cell(
     browser: Browser, mixed_run: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     path, env = mixed_run
-    assert genbatch(["gallery", str(path)], env=env, cwd=tmp_path).returncode == 0
+    page = tmp_path / "failed.html"
+    assert genbatch(["gallery", str(path), "-o", str(page)], env=env, cwd=tmp_path).returncode == 0
 
-    browser.open(tmp_path / "out" / "gallery.html", width=1400)
+    browser.open(page, width=1400)
 
     cells = browser.evaluate(
         "Array.from(document.querySelectorAll('td.cell'), (td) => "

@@ -293,8 +293,10 @@ SCRIPT = r"""
   const resize = () => document.documentElement.style.setProperty("--tile", size.value + "px");
   size.addEventListener("input", resize);
   resize();
-  document.getElementById("play").addEventListener(
-    "click", () => videos.forEach((v) => { v.play().catch(() => {}); }));
+  // Only the clips the filters leave in the grids.
+  document.getElementById("play").addEventListener("click", () => {
+    document.querySelectorAll("table.grid video").forEach((v) => { v.play().catch(() => {}); });
+  });
   document.getElementById("pause").addEventListener(
     "click", () => videos.forEach((v) => v.pause()));
   document.getElementById("captions").addEventListener(
