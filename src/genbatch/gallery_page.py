@@ -105,6 +105,10 @@ class _GridView:
         self.keys = list(grid.swept)
         self.own = [page.table[index] for index in grid.members]
         self.hidden_chips = self._hidden_chips()
+        self.positions = {
+            key: {value: index for index, value in enumerate(values)}
+            for key, values in grid.swept.items()
+        }
 
     def _hidden_chips(self) -> set[str]:
         """Keys not named on each item: the axes and what they decide."""
@@ -185,7 +189,7 @@ class _GridView:
         item, values = self.page.items[index], self.page.table[index]
         state = item.job.state.value
         positions = " ".join(
-            str(self.grid.swept[key].index(values.get(key, MISSING))) for key in self.keys
+            str(self.positions[key][values.get(key, MISSING)]) for key in self.keys
         )
         chips = "".join(
             f'<span class="chip" data-k="{position}"{self._hidden(key)}>'
