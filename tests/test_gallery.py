@@ -245,8 +245,8 @@ jobs:
     model: google/nano-banana-2/text-to-image
     prompts: ["{{product}} on white"]
     grid:
-      seed: [1, 2, 3, 4, 5, 6]
-      aspect_ratio: ['1:1', '16:9', '9:16', '4:3', '3:4']
+      aspect_ratio: ['1:1', '16:9', '9:16', '4:3', '3:4', '21:9', '3:2']
+      resolution: [1K, 2K]
 output:
   dir: out
 """
@@ -410,8 +410,11 @@ def test_a_multi_block_manifest_gets_a_grid_per_block_within_a_1400_px_window(
         ["16:9", "9:16"],
     )
     assert teaser["cells"] == [["", ["a teaser of a matte black watch"]]]
-    assert (stills["rows"], stills["cols"]) == ("seed", "aspect_ratio")
+    assert (stills["rows"], stills["cols"]) == ("aspect_ratio", "resolution")
     assert browser.evaluate("document.querySelectorAll('td.empty').length") == 0
+    assert browser.evaluate("document.documentElement.scrollWidth") <= 1400
+    browser.click("section.sweep:nth-of-type(3) button.swap")  # 7 columns of 248 px
+    assert grid(browser, 2)["cols"] == "aspect_ratio"
     assert browser.evaluate("document.documentElement.scrollWidth") <= 1400
     wide = "document.querySelectorAll('.scroller')[2]"
     assert browser.evaluate(f"{wide}.scrollWidth > {wide}.clientWidth")  # it scrolls inside
