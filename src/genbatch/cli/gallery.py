@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import one_run, reading_ledger
 from genbatch.gallery import write_gallery
 from genbatch.gallery_layout import Section
@@ -26,7 +26,7 @@ Videos play on hover.
 """
 
 
-@app.command(epilog=EPILOG)
+@app.command(epilog=EPILOG + "\n" + LEDGER_ENVIRONMENT)
 @one_line_errors
 def gallery(
     manifest: Path | None = typer.Argument(
