@@ -8,6 +8,7 @@ polling) are measured in benchmarks/bench_polling.py.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from genbatch.ledger import Ledger, resolve_location
 from genbatch.ledger.history import recent_generation_times
 from genbatch.polling import GenerationTimes, PollPolicy, generation_seconds
 from genbatch.simulator import Simulator, SimulatorConfig
+from genbatch.states import JobState
 
 from support import KLING, cli_env, genbatch, kling_manifest, run_args
 
@@ -187,3 +189,19 @@ def test_a_generation_seen_waiting_in_the_queue_is_not_taken_for_the_models_spee
         ledger.close()
     (info,) = [i for i in sim.records.list() if i.started_at == i.created_at]
     assert recorded == [pytest.approx((info.finished_at - info.created_at).total_seconds())]
+
+
+def test_a_rehearsal_with_simulate_leaves_no_generation_times_for_a_real_run(
+    tmp_path: Path,
+) -> None:
+    manifest = kling_manifest(tmp_path, 2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNCOMFY_", "GENBATCH_"))}
+    done = genbatch(["run", str(manifest), "--simulate"], env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    ledger = Ledger.open(resolve_location(str(tmp_path / ".genbatch" / "ledger.db")))
+    try:
+        assert ledger.counts(ledger.runs()[0].id)[JobState.DONE] == 2
+        assert recent_generation_times(ledger, KLING, 10) == []
+    finally:
+        ledger.close()

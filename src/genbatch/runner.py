@@ -99,6 +99,9 @@ class RunOptions:
     """Generations per job: a failed generation is submitted again until this many."""
     resubmit_unknown: bool = False
     poll: PollPolicy = field(default_factory=PollPolicy)
+    ledger_history: bool = True
+    """Time first polls from the generation times of earlier runs in the ledger, and record this
+    run's there (off with ``--simulate``: its scaled times would mislead a real run)."""
     backoff: Backoff = field(default_factory=Backoff)
     download_concurrency: int = 8
     allowed_hosts: tuple[str, ...] = ()
@@ -541,8 +544,10 @@ class Runner:
         if read is None:
             read = self._history_read[model_id] = anyio.Event()
             try:
-                for seconds in reversed(await self._store.generation_times(model_id, HISTORY_SIZE)):
-                    self._history.add(model_id, seconds)
+                if self._options.ledger_history:
+                    earlier = await self._store.generation_times(model_id, HISTORY_SIZE)
+                    for seconds in reversed(earlier):  # oldest first: the newest are kept
+                        self._history.add(model_id, seconds)
             finally:
                 read.set()
         await read.wait()
@@ -590,7 +595,7 @@ class Runner:
                 Move.SUCCEED,
                 urls=result.output_urls,
                 remote_status=status,
-                generation_seconds=took,
+                generation_seconds=took if self._options.ledger_history else None,
             )
         if status in REMOTE_CANCELLED:
             return await self._move(
