@@ -530,7 +530,8 @@ class Runner:
                 continue
             failures = 0
             self._unreachable = 0
-            # A queued job's gaps keep growing from acceptance: the wait costs few calls.
+            # A queued job's gaps grow from acceptance like any other's (its wait costs few
+            # calls); its time is partly the queue's, so it is not taken as the model's.
             seen_queued = seen_queued or result.status == RemoteStatus.IN_QUEUE
             job = await self._on_result(job, result, seen_queued=seen_queued)
             if job.state not in FOLLOWED_STATES:
