@@ -89,11 +89,13 @@ MAX_JOBS = typer.Option(
 )
 STRICT = typer.Option(False, "--strict", help="Unknown models are an error.")
 POLL_INTERVAL = typer.Option(
-    1.0,
+    2.0,
     "--poll-interval",
     min=0.001,
     metavar="SECONDS",
-    help="Shortest delay between two polls of one job.",
+    help="Shortest gap between two polls of one job after its first; later gaps grow to 10% "
+    "of the job's age (at most 30 s). The first poll comes at 90% of the model's 10th "
+    "percentile generation time in the ledger, or after SECONDS/8 with no history.",
 )
 MAX_FAILURES = typer.Option(
     DEFAULT_MAX_FAILURES,
@@ -127,7 +129,7 @@ class RunRequest:
     resubmit_unknown: bool = False
     max_jobs: int | None = None
     strict: bool = False
-    poll_interval: float = 1.0
+    poll_interval: float = 2.0
     max_failures: str = DEFAULT_MAX_FAILURES
     allow_insecure: bool = False
     json_output: bool = False
@@ -270,7 +272,7 @@ def execute_request(request: RunRequest) -> None:
         print(f"genbatch: warning: {warning}", file=sys.stderr)
     options = RunOptions(
         resubmit_unknown=request.resubmit_unknown,
-        poll=PollPolicy(min_interval=request.poll_interval),
+        poll=PollPolicy(interval=request.poll_interval),
         max_failures=FailureLimit.parse(request.max_failures),
         budget_usd=request.budget,
         lease_seconds=request.lease_seconds,

@@ -34,8 +34,13 @@ def _v2_to_v3(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN jobs_fingerprint TEXT"))
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    """Polls from history: each success's generation time as the API reported it (NULL before)."""
+    conn.execute(text("ALTER TABLE attempts ADD COLUMN generation_seconds FLOAT"))
+
+
 # MIGRATIONS[n] upgrades a ledger from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def ensure_schema(engine: Engine, *, display: str) -> None:
