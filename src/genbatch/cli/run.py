@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import statistics
 import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -19,6 +20,7 @@ from genbatch.cli.export import refresh_metadata
 from genbatch.errors import AuthError, BudgetReached
 from genbatch.events import EventSink, RunFinished, RunStarted
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
+from genbatch.ledger.history import recent_generation_times
 from genbatch.manifest import load_manifest
 from genbatch.polling import PollPolicy
 from genbatch.progress import ProgressTracker
@@ -293,9 +295,9 @@ def execute_request(request: RunRequest) -> None:
             prepared = replace(
                 prepared, sync=replace(prepared.sync, counts=store.counts(prepared.run.id))
             )
-        started = _run_started(prepared, session.connection, request.simulate)
+        started = _run_started(prepared, session, request.simulate)
         _print_plan_line(started, prepared, request)
-        sink, display = _sink_for(prepared, request.json_output)
+        sink, display = _sink_for(prepared, request.json_output, _expected_job_seconds(prepared))
         sink(started)
         summary = _execute(prepared, session.connection, session.options, sink, display)
         refresh_metadata(store, prepared.run.id)
@@ -320,17 +322,31 @@ def execute_request(request: RunRequest) -> None:
 
 
 def _sink_for(
-    prepared: batch.Prepared, json_output: bool
+    prepared: batch.Prepared, json_output: bool, expected_seconds: float | None
 ) -> tuple[EventSink, AbstractContextManager[object]]:
     """The run's sink (progress reports added) and the display to keep open while it runs."""
     counts = prepared.sync.counts
     if json_output:
-        return ProgressTracker(JsonLog(), counts), nullcontext()
+        return ProgressTracker(JsonLog(), counts, expected_seconds=expected_seconds), nullcontext()
     if sys.stderr.isatty():
         live = LiveDisplay(counts)
         # The live display shows a fresh ETA every second or so.
-        return ProgressTracker(live, counts, every=1.0), live
-    return ProgressTracker(LineLog(), counts), nullcontext()
+        return ProgressTracker(live, counts, every=1.0, expected_seconds=expected_seconds), live
+    return ProgressTracker(LineLog(), counts, expected_seconds=expected_seconds), nullcontext()
+
+
+ETA_HISTORY_SIZE = 200
+"""Generation times per model read from the ledger for the first ETA."""
+
+
+def _expected_job_seconds(prepared: batch.Prepared) -> float | None:
+    """The median generation time the ledger recorded for the run's models, any run."""
+    times = [
+        seconds
+        for model_id in {block.model_id for block in prepared.manifest.blocks}
+        for seconds in recent_generation_times(prepared.ledger, model_id, ETA_HISTORY_SIZE)
+    ]
+    return statistics.median(times) if times else None
 
 
 def _execute(
@@ -347,9 +363,7 @@ def _execute(
         interrupt_on_sigterm()  # the run's own handler is gone: the summary stays interruptible
 
 
-def _run_started(
-    prepared: batch.Prepared, connection: batch.Connection, simulate: bool
-) -> RunStarted:
+def _run_started(prepared: batch.Prepared, session: batch.Session, simulate: bool) -> RunStarted:
     sync, counts = prepared.sync, prepared.sync.counts
     return RunStarted(
         run=prepared.run.name,
@@ -358,8 +372,9 @@ def _run_started(
         done=counts[JobState.DONE],
         to_submit=counts[JobState.PENDING],
         reattached=sum(counts[s] for s in ATTACHED_STATES),
+        concurrency=session.options.concurrency,
         ledger=prepared.ledger.location.display,
-        api="the bundled simulator" if simulate else connection.api_base,
+        api="the bundled simulator" if simulate else session.connection.api_base,
     )
 
 
