@@ -26,6 +26,7 @@ import bench_plan
 import bench_polling
 import bench_process
 import bench_resume
+import bench_startup
 import scale_out
 from common import Row
 
@@ -37,6 +38,7 @@ FIGURES: dict[int, tuple[str, Callable[[bool], list[Row]]]] = {
     5: ("memory stays flat", bench_resume.run_memory),
     7: ("scale-out across workers (PostgreSQL)", scale_out.run),
     8: ("whole process, `genbatch run` as users meet it (issues 12 and 16)", bench_process.run),
+    9: ("start-up: --version, --help, shell completion (issue 16)", bench_startup.run),
 }
 
 

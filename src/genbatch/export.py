@@ -21,11 +21,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from genbatch.atomic import atomic_writer, remove_if_present
-from genbatch.ledger import JobOutputs, Ledger, OutputRecord
 from genbatch.states import JobState
+
+if TYPE_CHECKING:
+    from genbatch.ledger import JobOutputs, Ledger, OutputRecord
+
 
 METADATA_FILE = "metadata.jsonl"
 

@@ -11,12 +11,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genbatch.atomic import write_atomically
 from genbatch.errors import UsageError
 from genbatch.gallery_layout import Axes, Section, choose_axes, facets, sections
 from genbatch.gallery_page import Page
-from genbatch.ledger import JobOutputs, Ledger, RunInfo
+
+if TYPE_CHECKING:
+    from genbatch.ledger import JobOutputs, Ledger, RunInfo
+
 
 __all__ = ["GALLERY_FILE", "Axes", "GalleryReport", "choose_axes", "write_gallery"]
 

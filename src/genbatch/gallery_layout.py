@@ -18,10 +18,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genbatch.errors import UsageError
-from genbatch.ledger import JobOutputs
+
+if TYPE_CHECKING:
+    from genbatch.ledger import JobOutputs
+
 
 MISSING = "—"
 BLOCK = "block"

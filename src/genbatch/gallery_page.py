@@ -19,13 +19,17 @@ import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from genbatch.gallery_assets import SCRIPT, STYLE
 from genbatch.gallery_layout import MISSING, Section, display
 from genbatch.gallery_layout import _decides as decides
-from genbatch.ledger import JobOutputs, JobRecord, RunInfo
 from genbatch.states import JobState
+
+if TYPE_CHECKING:
+    from genbatch.ledger import JobOutputs, JobRecord, RunInfo
+
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".m4v"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".avif"})

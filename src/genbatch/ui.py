@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections import Counter, deque
@@ -33,6 +32,7 @@ from genbatch.events import (
 )
 from genbatch.progress import IN_FLIGHT_STATES, format_eta
 from genbatch.states import SETTLED_STATES, JobState
+from genbatch.streams import write_line
 
 STATE_STYLES = {
     JobState.PENDING: "dim",
@@ -128,30 +128,6 @@ class LineLog:
             note = f" ({event.message})" if event.message else ""
             line = f"{stamp} {event.state.value:<10} #{event.ordinal} {event.key}{request}{note}"
         write_line(self._stream, line)
-
-
-def write_line(stream: TextIO, line: str) -> None:
-    """Write one line and flush; a stream whose reader is gone is silenced, then the error
-    raised (the runner stops on it)."""
-    try:
-        print(line, file=stream, flush=True)
-    except OSError:
-        silence(stream)
-        raise
-
-
-def silence(stream: TextIO) -> None:
-    """Point a closed stream's descriptor at the null device, so later writes (the summary,
-    Python's flush at exit) cannot fail (the Python docs' "Note on SIGPIPE")."""
-    try:
-        fd = stream.fileno()
-    except (OSError, ValueError):
-        return  # not backed by a descriptor: nothing to redirect
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
 
 
 RUN_EVENT_NAMES = {RunStarted: "run_started", RunProgress: "progress", RunFinished: "run_finished"}

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import typer
 
-from genbatch import batch
-from genbatch.cancel import cancel_run
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
-from genbatch.client import RunComfyClient
 from genbatch.errors import EXIT_JOBS_NOT_DONE, UsageError
-from genbatch.manifest import load_manifest
 
 
 @app.command(
@@ -34,6 +29,13 @@ def cancel(
     Requests already running cannot be cancelled: they complete and are billed, and a later
     `genbatch run` still downloads their files. Pending jobs stay pending.
     """
+    import anyio
+
+    from genbatch import batch
+    from genbatch.cancel import cancel_run
+    from genbatch.client import RunComfyClient
+    from genbatch.manifest import load_manifest
+
     name = load_manifest(manifest).name
     connection = batch.resolve_connection(api_base)
     with batch.open_ledger_for(ledger, manifest=manifest) as store:

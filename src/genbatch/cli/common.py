@@ -12,7 +12,7 @@ from typing import NoReturn, ParamSpec, TypeVar
 import typer
 
 from genbatch.errors import EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, GenbatchError
-from genbatch.ui import silence
+from genbatch.streams import silence
 
 P = ParamSpec("P")
 R = TypeVar("R")

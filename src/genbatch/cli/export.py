@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,7 +24,10 @@ from genbatch.export import (
     write_metadata,
     write_run_metadata,
 )
-from genbatch.ledger import Ledger
+
+if TYPE_CHECKING:
+    from genbatch.ledger import Ledger
+
 
 EPILOG = """Examples:
 

@@ -7,15 +7,17 @@ import sys
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
-from genbatch.ledger import Ledger, resolve_location
-from genbatch.manifest import Manifest, load_manifest
-from genbatch.pricing import PriceTable, describe_usd
 from genbatch.states import JobState
+
+if TYPE_CHECKING:
+    from genbatch.manifest import Manifest
+    from genbatch.pricing import PriceTable
 
 
 @dataclass(kw_only=True)
@@ -64,6 +66,8 @@ def plan(
 ) -> None:
     """Expand and validate MANIFEST without any network call; show what a run would do and
     what it would cost."""
+    from genbatch.manifest import load_manifest
+
     loaded = load_manifest(manifest, max_jobs=max_jobs, strict_models=strict)
     known = _known_states(loaded, ledger)
     summary = _summarise(loaded, known)
@@ -96,6 +100,8 @@ def plan(
 
 
 def _cost_line(summary: PlanSummary) -> str:
+    from genbatch.pricing import describe_usd
+
     line = (
         f"estimated cost: {describe_usd(summary.cost_usd)} for the whole manifest, "
         f"{describe_usd(summary.cost_left_usd)} left to submit"
@@ -108,6 +114,8 @@ def _cost_line(summary: PlanSummary) -> str:
 
 
 def _known_states(manifest: Manifest, given: str | None) -> dict[str, str]:
+    from genbatch.ledger import Ledger, resolve_location
+
     location = resolve_location(given, manifest_dir=manifest.path.parent, may_create=False)
     if location.sqlite_path is not None and not location.sqlite_path.exists():
         # Planning never creates a ledger, and is meant for before the first run: every job
@@ -126,6 +134,8 @@ def _known_states(manifest: Manifest, given: str | None) -> dict[str, str]:
 
 
 def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
+    from genbatch.pricing import PriceTable
+
     prices = PriceTable(manifest=manifest.settings.prices, schemas=manifest.schemas)
     jobs = new = done = unpriced = 0
     cost_usd = cost_left_usd = 0.0

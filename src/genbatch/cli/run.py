@@ -9,25 +9,25 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
 import typer
 
-from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, interrupt_on_sigterm, one_line_errors
-from genbatch.cli.export import refresh_metadata
 from genbatch.errors import AuthError, BudgetReached
 from genbatch.events import EventSink, RunFinished, RunStarted
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
-from genbatch.ledger.history import recent_generation_times
-from genbatch.manifest import load_manifest
 from genbatch.polling import PollPolicy
 from genbatch.progress import ProgressTracker
-from genbatch.runner import RunOptions, RunSummary
 from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
-from genbatch.ui import JsonLog, LineLog, LiveDisplay
 from genbatch.workers import DEFAULT_LEASE_SECONDS, LEASE_ENV
+
+if TYPE_CHECKING:
+    # The command's options are declared at import, its machinery loaded when it runs: --help
+    # and shell completion need only the declarations.
+    from genbatch import batch
+    from genbatch.runner import RunOptions, RunSummary
 
 EXIT_CODES = """Exit codes: 0 all jobs done; 1 some jobs not done (failed, unknown, expired...;
 the last line says what to run next); 2 bad manifest or usage; 3 the account stopped the run
@@ -266,6 +266,11 @@ def retry(
 
 def execute_request(request: RunRequest) -> None:
     """Load, sync, run, report; exits with the documented code."""
+    from genbatch import batch
+    from genbatch.cli.export import refresh_metadata
+    from genbatch.manifest import load_manifest
+    from genbatch.runner import RunOptions
+
     # Every job is validated as it is synced (one walk of the jobs, not two).
     loaded = load_manifest(
         request.manifest, max_jobs=request.max_jobs, strict_models=request.strict
@@ -325,6 +330,8 @@ def _sink_for(
     prepared: batch.Prepared, json_output: bool, expected_seconds: float | None
 ) -> tuple[EventSink, AbstractContextManager[object]]:
     """The run's sink (progress reports added) and the display to keep open while it runs."""
+    from genbatch.ui import JsonLog, LineLog, LiveDisplay
+
     counts = prepared.sync.counts
     if json_output:
         return ProgressTracker(JsonLog(), counts, expected_seconds=expected_seconds), nullcontext()
@@ -341,6 +348,8 @@ ETA_HISTORY_SIZE = 200
 
 def _expected_job_seconds(prepared: batch.Prepared) -> float | None:
     """The median generation time the ledger recorded for the run's models, any run."""
+    from genbatch.ledger.history import recent_generation_times
+
     times = [
         seconds
         for model_id in {block.model_id for block in prepared.manifest.blocks}
@@ -356,6 +365,10 @@ def _execute(
     sink: EventSink,
     display: AbstractContextManager[object],
 ) -> RunSummary:
+    import anyio
+
+    from genbatch import batch
+
     try:
         with display:
             return anyio.run(batch.execute, prepared, connection, options, sink)

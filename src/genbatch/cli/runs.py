@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import reading_ledger
 from genbatch.export import iso
-from genbatch.ledger import RunInfo
 from genbatch.states import JobState
+
+if TYPE_CHECKING:
+    from genbatch.ledger import RunInfo
 
 
 @app.command(epilog="Example: genbatch runs --json\n\n" + LEDGER_ENVIRONMENT)
@@ -49,6 +49,10 @@ def _as_json(run: RunInfo, counts: dict[JobState, int]) -> dict[str, object]:
 
 
 def _print_table(found: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_lines=False, box=None, pad_edge=False)
     for column in ("run", "jobs", "states", "created", "updated", "stopped because"):
         table.add_column(

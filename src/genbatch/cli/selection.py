@@ -6,11 +6,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from genbatch import batch
 from genbatch.errors import UsageError
-from genbatch.ledger import Ledger, RunInfo
-from genbatch.manifest import load_manifest
+
+if TYPE_CHECKING:
+    from genbatch.ledger import Ledger, RunInfo
 
 
 @contextmanager
@@ -18,6 +19,9 @@ def reading_ledger(given: str | None, manifest: Path | None) -> Iterator[Ledger]
     """The ledger a reading command reads: the one named, else the one found from
     ``manifest``'s folder (or the working directory). Never created: where there is none,
     ``LedgerError`` says where it looked. A manifest that cannot be read says so first."""
+    from genbatch import batch
+    from genbatch.manifest import load_manifest
+
     if manifest is not None and not manifest.is_file():
         load_manifest(manifest)  # raises the manifest's own one-line error
     with batch.open_ledger_for(given, manifest=manifest) as store:
@@ -26,6 +30,8 @@ def reading_ledger(given: str | None, manifest: Path | None) -> Iterator[Ledger]
 
 def run_of_manifest(store: Ledger, manifest: Path) -> RunInfo:
     """The run of ``manifest``; a usage error when the ledger has none yet."""
+    from genbatch.manifest import load_manifest
+
     name = load_manifest(manifest).name
     run = store.find_run(name)
     if run is None:

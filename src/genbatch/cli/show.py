@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -14,7 +14,10 @@ from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_erro
 from genbatch.cli.selection import one_run, reading_ledger, run_of_manifest
 from genbatch.errors import UsageError
 from genbatch.export import cost_share, iso
-from genbatch.ledger import AttemptRecord, JobOutputs, JobRecord, Ledger
+
+if TYPE_CHECKING:
+    from genbatch.ledger import AttemptRecord, JobOutputs, JobRecord, Ledger
+
 
 EPILOG = """Examples:
 

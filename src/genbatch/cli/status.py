@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import reading_ledger
 from genbatch.errors import UsageError
-from genbatch.ledger import Ledger, RunInfo, WorkerInfo
-from genbatch.manifest import load_manifest
 from genbatch.states import JobState
+
+if TYPE_CHECKING:
+    from genbatch.ledger import Ledger, RunInfo, WorkerInfo
 
 
 @app.command(epilog="Example: genbatch status sweep.yaml --json\n\n" + LEDGER_ENVIRONMENT)
@@ -31,6 +31,8 @@ def status(
     ),
 ) -> None:
     """Show how many jobs are in each state, for every run of the ledger (or one)."""
+    from rich.console import Console
+
     with reading_ledger(ledger, manifest) as store:
         runs = _runs(store, manifest)
         per_run = [(run, store.counts(run.id)) for run in runs]
@@ -57,6 +59,8 @@ def status(
 
 
 def _runs(store: Ledger, manifest: Path | None) -> list[RunInfo]:
+    from genbatch.manifest import load_manifest
+
     if manifest is None:
         return store.runs()
     name = load_manifest(manifest).name
@@ -90,6 +94,9 @@ def _as_json(
 def _print_table(per_run: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
     """Runs by jobs per state: only the states some run has jobs in, so that it fits 80
     columns; a long name wraps, it is never cut."""
+    from rich.console import Console
+    from rich.table import Table
+
     states = [s for s in JobState if any(counts[s] for _, counts in per_run)]
     table = Table(title="genbatch runs", show_lines=False)
     table.add_column("run", overflow="fold")
@@ -130,6 +137,9 @@ def _worker_json(run: RunInfo, worker: WorkerInfo) -> dict[str, object]:
 
 
 def _print_workers(workers: list[tuple[RunInfo, WorkerInfo]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     if not workers:
         return
     several_runs = len({run.id for run, _ in workers}) > 1
