@@ -59,3 +59,14 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # before a command's own handling (it exits 130 the same way)
         raise SystemExit(fail("interrupted", EXIT_INTERRUPTED).exit_code) from None
+    except SystemExit as exit_:
+        if _interrupted_in_typer(exit_):
+            raise SystemExit(fail("interrupted", EXIT_INTERRUPTED).exit_code) from None
+        raise
+
+
+def _interrupted_in_typer(exit_: SystemExit) -> bool:
+    """typer turns a Ctrl-C that lands in its own code (parsing the command line, before the
+    command runs) into a silent exit 130: this one gets the same line as any interruption."""
+    raised = exit_.__context__
+    return isinstance(raised, typer.Exit) and isinstance(raised.__cause__, KeyboardInterrupt)
