@@ -4,13 +4,21 @@ schema (JSON Schema), run against the simulator; pasted schemas; ids mistyped or
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from genbatch.catalog import bundled_models
+from genbatch.catalog import (
+    CatalogEntry,
+    ModelSchema,
+    SchemaSource,
+    bundled_models,
+    model_from_document,
+)
 from genbatch.errors import ManifestError
 from genbatch.manifest import Manifest, load_manifest
 from genbatch.simulator import Simulator
@@ -253,7 +261,7 @@ def test_plan_prints_where_each_schema_and_price_came_from(
         "  - {name: wan, model: wan-ai/wan-2-6/text-to-video, prompts: [a]}\n"
     )
     env = cli_env(simulator, tmp_path / "l.db")
-    done = genbatch(["plan", "sweep.yaml"], env=env, cwd=tmp_path)
+    done = genbatch(["plan", "sweep.yaml", "--offline"], env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert [line for line in done.stdout.splitlines() if line.startswith("  block ")] == [
         "  block clips: kling/kling-2-6/pro/text-to-video, 1 job(s); schema: bundled with "
@@ -264,9 +272,169 @@ def test_plan_prints_where_each_schema_and_price_came_from(
         "  block wan: wan-ai/wan-2-6/text-to-video, 1 job(s); schema: bundled with genbatch; "
         "price: unknown",
     ]
-    blocks = json.loads(genbatch(["plan", "sweep.yaml", "--json"], env=env, cwd=tmp_path).stdout)
+    plan = ["plan", "sweep.yaml", "--offline", "--json"]
+    blocks = json.loads(genbatch(plan, env=env, cwd=tmp_path).stdout)
     assert blocks["blocks"][0]["schema_source"] == "bundled with genbatch"
     assert blocks["blocks"][1]["price_source"] == "manifest prices:"
+    assert simulator.stats.calls["catalog"] == 0  # --offline asks nothing
+
+
+# --- schemas from the API's catalog, cached in the ledger -----------------------------------
+
+DREAM = "acme/dream/v1"
+FETCHED = re.compile(r"catalog, fetched at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+
+
+def served(schema: dict[str, Any], price: float) -> ModelSchema:
+    """A model genbatch does not bundle, as a simulator's catalog serves it."""
+    document = {"input_schema": schema, "base_price_usd": price, "price_unit": "image"}
+    model = model_from_document(DREAM, document, source=SchemaSource.CATALOG, origin="test")
+    assert model is not None
+    return model
+
+
+def dream_manifest(folder: Path, style: str = "ink") -> Path:
+    path = folder / "dream.yaml"
+    path.write_text(
+        f"model: {DREAM}\nprompts: [a fox]\ninputs: {{style: {style}}}\noutput: {{dir: out}}\n"
+    )
+    return path
+
+
+def block_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("  block ")]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"input_schema": SCHEMA},
+        {"schema": SCHEMA},
+        {"schema": {"input": SCHEMA, "output": {"type": "object"}}},
+        {"inputs": SCHEMA},
+        {"inputs": {**SCHEMA, "required": ["prompt"]}, "required_inputs": ["style"]},
+    ],
+)
+def test_a_catalog_entry_gives_its_schema_under_any_of_the_keys_the_contract_names(
+    document: dict[str, Any],
+) -> None:
+    entry = CatalogEntry(model_id=DREAM, document=document, fetched_at=datetime.now(UTC))
+    assert entry.model is not None
+    assert entry.model.source is SchemaSource.CATALOG
+    assert sorted(entry.model.required) == ["prompt", "style"]
+    assert entry.model.problems({"prompt": "x", "style": "pastel"})[0].field == "style"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {},
+        {"input_schema": "see the page"},
+        {"schema": {"input": [1, 2]}},
+        {"inputs": ["prompt", "style"], "required_inputs": "prompt"},
+        {"base_price_usd": "cheap", "price_unit": 7},
+    ],
+)
+def test_a_catalog_entry_without_a_readable_schema_gives_none_and_never_crashes(
+    document: dict[str, Any],
+) -> None:
+    entry = CatalogEntry(model_id=DREAM, document=document, fetched_at=datetime.now(UTC))
+    assert entry.model is None and entry.price is None
+    assert load(block_of("kling/kling-2-6/pro/text-to-video")).validate() == 1
+
+
+def test_plan_reads_a_model_genbatch_does_not_bundle_from_the_catalog(
+    tmp_path: Path, make_simulator: Callable[..., Simulator]
+) -> None:
+    sim = make_simulator(extra_models=(served(SCHEMA, 0.02),))
+    env = cli_env(sim, tmp_path / "l.db")
+    dream_manifest(tmp_path)
+
+    done = genbatch(["plan", "dream.yaml"], env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    [line] = block_lines(done.stdout)
+    assert FETCHED.sub("CATALOG", line) == (
+        f"  block main: {DREAM}, 1 job(s); schema: CATALOG; price: $0.02/image (CATALOG)"
+    )
+    dream_manifest(tmp_path, style="pastel")
+    refused = genbatch(["plan", "dream.yaml"], env=env, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        "genbatch: error: dream.yaml:3: style: pastel is not one of ink, oil"
+    ]
+
+
+def test_a_run_caches_the_catalog_and_its_resumes_and_plans_keep_it_even_offline(
+    tmp_path: Path, make_simulator: Callable[..., Simulator]
+) -> None:
+    first = make_simulator(extra_models=(served(SCHEMA, 0.02),))
+    manifest = dream_manifest(tmp_path)
+    ran = genbatch(run_args(manifest), env=cli_env(first, tmp_path / "l.db"), cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    planned = genbatch(["plan", "dream.yaml"], env=cli_env(first, tmp_path / "l.db"), cwd=tmp_path)
+    [started_with] = block_lines(planned.stdout)
+    assert "schema: catalog, fetched at" in started_with and "$0.02/image" in started_with
+
+    # The catalog changed since (a new style, a new price): the ledger keeps what the run used.
+    pastel = {**SCHEMA, "properties": {**SCHEMA["properties"], "style": {"enum": ["pastel"]}}}
+    later = make_simulator(extra_models=(served(pastel, 0.05),))
+    env = cli_env(later, tmp_path / "l.db")
+    again = genbatch(["plan", "dream.yaml"], env=env, cwd=tmp_path)
+    assert block_lines(again.stdout) == [started_with]
+    offline = {**env, "RUNCOMFY_API_BASE": "http://127.0.0.1:9", "RUNCOMFY_TOKEN": ""}
+    assert block_lines(genbatch(["plan", "dream.yaml"], env=offline, cwd=tmp_path).stdout) == [
+        started_with
+    ]
+    assert later.stats.calls["catalog"] == 0
+    resumed = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert later.stats.submissions == 0  # done already: nothing sent, nothing fetched
+
+
+def test_a_catalog_that_cannot_be_reached_leaves_the_bundle_in_charge_with_a_note(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    (tmp_path / "sweep.yaml").write_text(block_of("kling/kling-2-6/pro/text-to-video"))
+    env = {**cli_env(simulator, tmp_path / "l.db"), "RUNCOMFY_API_BASE": "http://127.0.0.1:9"}
+
+    done = genbatch(["plan", "sweep.yaml"], env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert "schema: bundled with genbatch" in block_lines(done.stdout)[0]
+    [note] = [line for line in done.stderr.splitlines() if "note:" in line]
+    assert note.startswith("genbatch: note: the API's catalog could not be read (")
+    assert simulator.token not in done.stdout + done.stderr
+
+
+def test_plan_without_a_token_reads_no_catalog_and_says_nothing_of_it(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    (tmp_path / "sweep.yaml").write_text(block_of("kling/kling-2-6/pro/text-to-video"))
+    env = {
+        **cli_env(simulator, tmp_path / "l.db"),
+        "RUNCOMFY_TOKEN": "",
+        "RUNCOMFY_CONFIG_DIR": str(tmp_path / "no-login"),
+    }
+
+    done = genbatch(["plan", "sweep.yaml"], env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert "schema: bundled with genbatch" in block_lines(done.stdout)[0]
+    assert "note:" not in done.stderr
+    assert simulator.stats.calls["catalog"] == 0
+
+
+def test_a_mistyped_id_gets_a_did_you_mean_over_the_ids_the_catalog_lists(
+    tmp_path: Path, make_simulator: Callable[..., Simulator]
+) -> None:
+    sim = make_simulator(extra_models=(served(SCHEMA, 0.02),))
+    (tmp_path / "sweep.yaml").write_text("model: acme/dream/v2\nprompts: [x]\n")
+
+    done = genbatch(["plan", "sweep.yaml"], env=cli_env(sim, tmp_path / "l.db"), cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "unknown model 'acme/dream/v2' (did you mean 'acme/dream/v1'?)" in done.stderr
 
 
 def test_a_manifest_of_every_model_runs_against_the_simulator(

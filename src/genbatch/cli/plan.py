@@ -1,4 +1,5 @@
-"""``genbatch plan``: expand and validate a manifest, offline, and compare it with the ledger."""
+"""``genbatch plan``: expand and validate a manifest (nothing submitted), and compare it with the
+ledger."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from pathlib import Path
 
 import typer
 
+from genbatch import batch
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.client import Timeouts
 from genbatch.ledger import Ledger, resolve_location
-from genbatch.manifest import Manifest, load_manifest
+from genbatch.manifest import Manifest
 from genbatch.pricing import PriceTable, describe_usd
 from genbatch.states import JobState
+
+PLAN_TIMEOUTS = Timeouts(connect=3.0, read=10.0)
+"""A plan waits little for the catalog: without it, the cache and the bundle stand."""
 
 
 @dataclass(kw_only=True)
@@ -57,11 +63,28 @@ def plan(
         None, "--max-jobs", min=1, help="Allow manifests that expand to more jobs."
     ),
     strict: bool = typer.Option(False, "--strict", help="Unknown models are an error."),
+    offline: bool = typer.Option(
+        False, "--offline", help="Do not ask the API's catalog (use the ledger's cache)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Expand and validate MANIFEST without any network call; show what a run would do and
-    what it would cost."""
-    loaded = load_manifest(manifest, max_jobs=max_jobs, strict_models=strict)
+    """Expand and validate MANIFEST, and show what a run would do and what it would cost.
+
+    Nothing is submitted. The models' schemas and prices come from the ledger's cache of
+    RunComfy's catalog; models not cached are asked of the catalog when a token is set (a
+    failure only makes a note), unless --offline."""
+    connection = None if offline else batch.optional_connection(None)
+    found = batch.load_with_catalog(
+        manifest,
+        ledger=ledger,
+        connection=connection,
+        timeouts=PLAN_TIMEOUTS,
+        max_jobs=max_jobs,
+        strict_models=strict,
+    )
+    loaded = found.manifest
+    for note in found.notes:
+        print(f"genbatch: note: {note}", file=sys.stderr)
     known = _known_states(loaded, ledger)
     summary = _summarise(loaded, known)
     if json_output:
@@ -119,7 +142,7 @@ def _known_states(manifest: Manifest, given: str | None) -> dict[str, str]:
 
 
 def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
-    prices = PriceTable(manifest=manifest.settings.prices, schemas=manifest.schemas)
+    prices = batch.manifest_prices(manifest)
     jobs = new = done = unpriced = 0
     cost_usd = cost_left_usd = 0.0
     # The jobs are validated in the same walk that sums them up: a bad one raises here. Plain
