@@ -455,3 +455,122 @@ def test_a_manifest_of_every_model_runs_against_the_simulator(
     assert sim.stats.submissions == len(THE_MODELS)
     assert sim.stats.rejected_submissions == 0
     assert sorted({r.model_id for r in sim.records.values()}) == sorted(THE_MODELS)
+
+
+# --- genbatch models list | show | refresh --------------------------------------------------
+
+
+def test_models_list_searches_the_catalog_without_creating_a_ledger(
+    tmp_path: Path, make_simulator: Callable[..., Simulator]
+) -> None:
+    sim = make_simulator(extra_models=(served(SCHEMA, 0.02),))
+    env = cli_env(sim, tmp_path / "l.db")
+
+    done = genbatch(["models", "list", "--search", "acme dream", "--json"], env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    [listed] = json.loads(done.stdout)
+    assert (listed["model_id"], listed["source"], listed["base_price_usd"]) == (
+        DREAM,
+        "catalog",
+        0.02,
+    )
+    table = genbatch(["models", "list", "--search", "kling"], env=env, cwd=tmp_path).stdout
+    assert table.splitlines()[0].split() == ["model", "name", "price", "from"]
+    assert [line.split()[0] for line in table.splitlines()[1:]] == [
+        "kling/kling-2-6/pro/image-to-video",
+        "kling/kling-2-6/pro/text-to-video",
+    ]
+    assert not (tmp_path / "l.db").exists()
+
+
+def test_models_list_offline_lists_the_bundled_models(tmp_path: Path, simulator: Simulator) -> None:
+    env = cli_env(simulator, tmp_path / "l.db")
+
+    done = genbatch(["models", "list", "--offline", "--json"], env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert [m["model_id"] for m in listed] == sorted(THE_MODELS)
+    assert {m["source"] for m in listed} == {"bundled"}
+    assert simulator.stats.calls["catalog"] == 0
+
+
+def test_models_show_gives_schema_price_and_where_they_came_from(
+    tmp_path: Path, make_simulator: Callable[..., Simulator]
+) -> None:
+    sim = make_simulator(extra_models=(served(SCHEMA, 0.02),))
+    env = cli_env(sim, tmp_path / "l.db")
+
+    shown = json.loads(genbatch(["models", "show", DREAM, "--json"], env=env, cwd=tmp_path).stdout)
+    text = genbatch(["models", "show", DREAM], env=env, cwd=tmp_path).stdout
+
+    assert shown["input_schema"] == SCHEMA and shown["required_inputs"] == ["prompt", "style"]
+    assert (shown["source"], shown["cached"], shown["price_unit"]) == ("catalog", False, "image")
+    assert FETCHED.match(shown["schema_source"]) and shown["fetched_at"]
+    assert [FETCHED.sub("CATALOG", line) for line in text.splitlines()[:3]] == [
+        f"model      {DREAM}",
+        "schema     CATALOG",
+        "price      $0.02/image (CATALOG)",
+    ]
+    assert "(fetched now, not cached)" in text
+    slug = genbatch(
+        ["models", "show", "google/nano-banana-pro/edit", "--offline", "--json"],
+        env=env,
+        cwd=tmp_path,
+    )
+    assert json.loads(slug.stdout)["model_id"] == "google/nano-banana/pro/edit"
+    mistyped = genbatch(["models", "show", "acme/dream/v2"], env=env, cwd=tmp_path)
+    assert mistyped.returncode == 2
+    assert mistyped.stderr.splitlines() == [
+        "genbatch: error: unknown model 'acme/dream/v2' (did you mean 'acme/dream/v1'?)"
+    ]
+
+
+def test_models_refresh_replaces_the_cached_entry_and_the_next_run_uses_it(
+    tmp_path: Path, make_simulator: Callable[..., Simulator]
+) -> None:
+    first = make_simulator(extra_models=(served(SCHEMA, 0.02),))
+    manifest = dream_manifest(tmp_path)
+    assert (
+        genbatch(run_args(manifest), env=cli_env(first, tmp_path / "l.db"), cwd=tmp_path).returncode
+        == 0
+    )
+    pastel = {
+        **SCHEMA,
+        "properties": {**SCHEMA["properties"], "style": {"enum": ["ink", "pastel"]}},
+    }
+    later = make_simulator(extra_models=(served(pastel, 0.05),))
+    env = cli_env(later, tmp_path / "l.db")
+    dream_manifest(tmp_path, style="pastel")
+    assert (
+        genbatch(["plan", "dream.yaml"], env=env, cwd=tmp_path).returncode == 2
+    )  # cached: ink, oil
+
+    refreshed = genbatch(["models", "refresh", "--manifest", "dream.yaml"], env=env, cwd=tmp_path)
+
+    assert refreshed.returncode == 0, refreshed.stderr
+    [line] = refreshed.stdout.splitlines()
+    assert line.startswith(f"{DREAM}: input schema, $0.05/image, fetched at ")
+    shown = json.loads(genbatch(["models", "show", DREAM, "--json"], env=env, cwd=tmp_path).stdout)
+    assert (shown["source"], shown["base_price_usd"]) == ("cache", 0.05)
+    ran = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert later.stats.submissions == 1
+
+
+def test_models_refresh_needs_a_token_and_something_to_refresh(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    env = cli_env(simulator, tmp_path / "l.db")
+    nothing = genbatch(["models", "refresh"], env=env, cwd=tmp_path)
+    assert nothing.returncode == 2
+    assert "nothing to refresh" in nothing.stderr
+    unknown = genbatch(["models", "refresh", "acme/none/v1"], env=env, cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines() == [
+        "genbatch: error: the API's catalog has no model acme/none/v1"
+    ]
+    no_token = {**env, "RUNCOMFY_TOKEN": "", "RUNCOMFY_CONFIG_DIR": str(tmp_path / "none")}
+    refused = genbatch(["models", "refresh", DREAM], env=no_token, cwd=tmp_path)
+    assert refused.returncode == 2 and "no API token" in refused.stderr

@@ -192,11 +192,20 @@ class ModelView:
     cached: bool = False
     """Whether the entry comes from the ledger's cache (False: fetched now, or bundled)."""
 
+    @property
+    def source(self) -> str:
+        """Where this view's entry comes from: ``catalog`` (asked now), ``cache`` (the ledger's,
+        fetched earlier) or ``bundled``."""
+        if self.fetched_at is None:
+            return "bundled"
+        return "cache" if self.cached else "catalog"
+
     def as_json(self) -> dict[str, Any]:
         """The view as ``--json`` prints it."""
         price = self.price
         return {
             "model_id": self.model_id,
+            "source": self.source,
             "display_name": self.display_name,
             "categories": list(self.categories),
             "base_price_usd": price.base_price_usd if price else None,

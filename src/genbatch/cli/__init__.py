@@ -37,6 +37,7 @@ def _register_commands() -> None:
         cancel,
         export,
         gallery,
+        models,
         plan,
         run,
         runs,
