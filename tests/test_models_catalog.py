@@ -4,6 +4,7 @@ schema (JSON Schema), run against the simulator; pasted schemas; ids mistyped or
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -574,3 +575,93 @@ def test_models_refresh_needs_a_token_and_something_to_refresh(
     no_token = {**env, "RUNCOMFY_TOKEN": "", "RUNCOMFY_CONFIG_DIR": str(tmp_path / "none")}
     refused = genbatch(["models", "refresh", DREAM], env=no_token, cwd=tmp_path)
     assert refused.returncode == 2 and "no API token" in refused.stderr
+
+
+# --- media inputs from prompt files ---------------------------------------------------------
+
+I2V = "wan-ai/wan-2-6/image-to-video"
+CAT, DOG = "https://images.example.com/cat.png", "https://images.example.com/dog.png"
+
+
+def test_a_csv_column_fills_an_image_input_per_row() -> None:
+    files = {"stills.csv": f"prompt,image\nthe cat turns,{CAT}\n,{DOG}\nthe dog runs,{DOG}\n"}
+    manifest = load(
+        f"model: {I2V}\nprompts: {{file: stills.csv, inputs: {{img_url: image}}}}\n"
+        "grid:\n  seed: [1, 2]\n",
+        files,
+    )
+    assert [
+        (j.inputs["prompt"], j.inputs["img_url"], j.inputs["seed"]) for j in manifest.jobs()
+    ] == [
+        ("the cat turns", CAT, 1),
+        ("the cat turns", CAT, 2),
+        ("the dog runs", DOG, 1),  # the row with no prompt is skipped, its image too
+        ("the dog runs", DOG, 2),
+    ]
+
+
+def test_a_media_cell_that_is_not_a_public_https_url_is_one_line_at_its_row() -> None:
+    files = {"stills.csv": f"prompt,img_url\nthe cat turns,{CAT}\nthe dog runs,/home/me/dog.png\n"}
+    text = f"model: {I2V}\nprompts: {{file: stills.csv, inputs: [img_url]}}\n"
+    assert error_of(text, files) == (
+        "stills.csv:3: img_url: /home/me/dog.png is not a public https:// URL (the API fetches "
+        "inputs itself)"
+    )
+    assert error_of(text, {"stills.csv": f"prompt,img_url\nthe cat turns,{CAT}\nthe dog,\n"}) == (
+        "stills.csv:3: img_url: has no value; every row with a prompt needs one"
+    )
+    assert error_of(text, {"stills.csv": f"prompt,image\nthe cat turns,{CAT}\n"}) == (
+        "stills.csv:1: img_url: no column 'img_url' (columns: prompt, image)"
+    )
+    assert error_of(f"model: {I2V}\nprompts: {{file: stills.csv}}\n", files) == (
+        f"sweep.yaml:1: img_url: is required by {I2V}; add inputs: {{img_url: ...}}"
+    )
+
+
+def test_a_list_input_is_a_bar_separated_csv_cell_checked_for_its_size() -> None:
+    model_id = "blackforestlabs/flux-2/dev/edit"
+    text = f"model: {model_id}\nprompts: {{file: edits.csv, inputs: [image_urls]}}\n"
+    manifest = load(text, {"edits.csv": f"prompt,image_urls\nmerge them,{CAT}|{DOG}\n"})
+    assert next(manifest.jobs()).inputs["image_urls"] == [CAT, DOG]
+    four = "|".join([CAT] * 4)
+    assert error_of(text, {"edits.csv": f"prompt,image_urls\nmerge them,{four}\n"}) == (
+        "edits.csv:2: image_urls: has 4 items, more than 3"
+    )
+
+
+def test_a_jsonl_field_fills_an_input_as_written_and_a_csv_cell_takes_the_schemas_type() -> None:
+    model_id = "google/nano-banana-2/edit"
+    line = json.dumps({"prompt": "merge them", "images": [CAT, DOG]})
+    manifest = load(
+        f"model: {model_id}\nprompts: {{file: edits.jsonl, inputs: {{image_urls: images}}}}\n",
+        {"edits.jsonl": line + "\n"},
+    )
+    assert next(manifest.jobs()).inputs["image_urls"] == [CAT, DOG]
+    kling = load(
+        "model: kling/kling-2-6/pro/text-to-video\n"
+        "prompts: {file: shots.csv, inputs: [duration, generate_audio]}\n",
+        {"shots.csv": "prompt,duration,generate_audio\na fox,10,false\n"},
+    )
+    assert next(kling.jobs()).inputs == {"prompt": "a fox", "duration": 10, "generate_audio": False}
+
+
+def test_an_edited_image_column_makes_a_different_manifest() -> None:
+    text = f"model: {I2V}\nprompts: {{file: stills.csv, inputs: [img_url]}}\n"
+    before = load(text, {"stills.csv": f"prompt,img_url\nthe cat turns,{CAT}\n"})
+    after = load(text, {"stills.csv": f"prompt,img_url\nthe cat turns,{DOG}\n"})
+    assert before.digest != after.digest
+    assert next(before.jobs()).key != next(after.jobs()).key
+
+
+def test_the_image_to_video_example_plans_and_runs_against_the_simulator(tmp_path: Path) -> None:
+    examples = Path(__file__).parents[1] / "examples"
+    for name in ("image-to-video.yaml", "prompts/stills.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text((examples / name).read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNCOMFY_", "GENBATCH_"))}
+    planned = genbatch(["plan", "image-to-video.yaml"], env=env, cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stdout.startswith("animate-stills: 4 jobs: 4 new")
+    ran = genbatch(["run", "image-to-video.yaml", "--simulate"], env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert len(list((tmp_path / "out" / "animate-stills").glob("*.mp4"))) == 4

@@ -235,7 +235,7 @@ def _digest(
         digest.update(len(part).to_bytes(8, "big") + part)
     for block in blocks:
         prompts = [p.text if isinstance(p, Template) else p for p in block.prompts or ()]
-        facts = (block.name, block.output_dir, repr(block.model), prompts)
+        facts = (block.name, block.output_dir, repr(block.model), prompts, block.prompt_rows)
         digest.update(canonical_json(facts).encode())
     return digest.hexdigest()
 
