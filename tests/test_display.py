@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from genbatch.batch import run_manifest
+from genbatch.progress import ProgressTracker
 from genbatch.runner import RunOptions
 from genbatch.simulator import Simulator, SimulatorConfig
 from genbatch.states import JobState
@@ -36,7 +37,7 @@ def test_the_live_display_shows_progress_counts_in_flight_spend_and_problems(
                 manifest,
                 ledger=str(tmp_path / "ledger.db"),
                 options=RunOptions(handle_signals=False, gauge_interval=0.01),
-                events=display,
+                events=ProgressTracker(display, counts, every=0.0),
             )
 
     shown = screen.getvalue()
@@ -45,6 +46,9 @@ def test_the_live_display_shows_progress_counts_in_flight_spend_and_problems(
     assert "done 3" in shown and "failed 1" in shown
     assert "in flight" in shown and "spent ~$" in shown
     assert "recent problems" in shown
+    assert "ETA --:--" in shown  # before the first job ended
+    last_frame = shown.rsplit("genbatch", 1)[-1]
+    assert "ETA 0:00" in last_frame and "in flight 0/" in last_frame  # how the run ended
 
 
 def test_json_events_carry_job_states_and_the_runs_vital_signs(tmp_path: Path) -> None:

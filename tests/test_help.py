@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,26 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 
     assert done.exit_code == 0, done.output
     assert "Example" in done.output, f"genbatch {command} --help has no example"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_no_type_placeholders_for_flags_and_keeps_its_brackets(command: str) -> None:
+    done = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+
+    assert "<bool>" not in done.output
+    assert not re.search(r"\w [;,]", done.output)  # no "[...]" eaten as markup before them
+
+
+def test_the_run_commands_list_their_environment_variables_and_every_exit_code() -> None:
+    for command in ("run", "resume", "retry"):
+        output = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+        output = " ".join(output.split())  # as read, whatever the wrapping
+        assert "[default: the manifest's, else 4]" in output
+        for name in ("RUNCOMFY_TOKEN", "RUNCOMFY_API_BASE", "GENBATCH_LEDGER", "NO_COLOR"):
+            assert name in output, (command, name)
+        assert "5 budget reached" in output and "7 the API gave no answer" in output
+    status = CliRunner().invoke(app, ["status", "--help"], env={"COLUMNS": "200"}).output
+    assert "Environment: GENBATCH_LEDGER" in status
 
 
 def test_the_new_commands_are_registered() -> None:

@@ -36,6 +36,7 @@ from genbatch.ledger import (
 )
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.ledger.engine import STALLED_TRANSACTION_SECONDS
+from genbatch.ledger.history import recent_generation_times
 from genbatch.ledger.migrations import MIGRATIONS
 from genbatch.ledger.tables import SCHEMA_VERSION
 from genbatch.lifecycle import Actor, Move
@@ -172,12 +173,51 @@ def test_a_version_2_ledger_is_upgraded_and_its_runs_sync_again(open_ledger: Ope
     assert upgraded.counts(run_id)[JobState.PENDING] == 3
 
 
-def test_a_version_3_ledger_is_upgraded_with_an_empty_catalog_cache_that_then_keeps_entries(
+def test_a_version_3_ledger_is_upgraded_and_records_generation_times_from_then_on(
     open_ledger: OpenLedger,
 ) -> None:
     old = open_ledger()
     run_id = new_run(old, 2)
+    succeeded(old, accepted(old, run_id, "w1", "req-1"), "w1", "https://f.runcomfy.net/1.mp4")
     _downgrade_to_version_3(old)
+    old.close()
+
+    upgraded = open_ledger()
+    before = recent_generation_times(upgraded, KLING, 10)
+    second = accepted(upgraded, run_id, "w1", "req-2")
+    move(upgraded, second, Move.SUCCEED, worker="w1", urls=["u"], generation_seconds=42.5)
+
+    assert _version(upgraded) == SCHEMA_VERSION
+    assert before == []  # version 3 did not record them
+    assert recent_generation_times(upgraded, KLING, 10) == [42.5]
+    assert upgraded.counts(run_id)[JobState.FETCHING] == 2
+
+
+def test_a_models_generation_times_come_newest_first_from_every_run(ledger: Ledger) -> None:
+    other = "google/nano-banana-2/text-to-image"
+    first = new_run(ledger, 3)
+    images, _ = ledger.sync_run(
+        "images", "images.yaml", [replace(spec, model_id=other) for spec in specs(1)]
+    )
+    for index, seconds in enumerate((30.0, 20.0)):
+        job = accepted(ledger, first, "w1", f"req-{index}")
+        move(ledger, job, Move.SUCCEED, worker="w1", urls=["u"], generation_seconds=seconds)
+    image = accepted(ledger, images.id, "w1", "req-image")
+    move(ledger, image, Move.SUCCEED, worker="w1", urls=["u"], generation_seconds=5.0)
+    unmeasured = accepted(ledger, first, "w1", "req-queued")  # seen queued: no time recorded
+    move(ledger, unmeasured, Move.SUCCEED, worker="w1", urls=["u"])
+
+    assert recent_generation_times(ledger, KLING, 10) == [20.0, 30.0]
+    assert recent_generation_times(ledger, KLING, 1) == [20.0]
+    assert recent_generation_times(ledger, other, 10) == [5.0]
+
+
+def test_a_version_4_ledger_is_upgraded_with_an_empty_catalog_cache_that_then_keeps_entries(
+    open_ledger: OpenLedger,
+) -> None:
+    old = open_ledger()
+    run_id = new_run(old, 2)
+    _downgrade_to_version_4(old)
     old.close()
 
     upgraded = open_ledger()
@@ -716,10 +756,18 @@ def _version(ledger: Ledger) -> int:
         )
 
 
-def _downgrade_to_version_3(ledger: Ledger) -> None:
-    """Make the ledger what genbatch's schema version 3 wrote: no catalog cache."""
+def _downgrade_to_version_4(ledger: Ledger) -> None:
+    """Make the ledger what genbatch's schema version 4 wrote: no catalog cache."""
     with ledger.engine.begin() as conn:
         conn.execute(text("DROP TABLE catalog_models"))
+        conn.execute(text("UPDATE genbatch_meta SET value = '4' WHERE key = 'schema_version'"))
+
+
+def _downgrade_to_version_3(ledger: Ledger) -> None:
+    """Make the ledger what genbatch's schema version 3 wrote: no generation times."""
+    _downgrade_to_version_4(ledger)
+    with ledger.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE attempts DROP COLUMN generation_seconds"))
         conn.execute(text("UPDATE genbatch_meta SET value = '3' WHERE key = 'schema_version'"))
 
 

@@ -584,7 +584,7 @@ def test_two_jobs_writing_one_file_name_are_refused_by_validate() -> None:
 
 def test_output_dir_defaults_to_out_and_the_run_name(tmp_path: Path) -> None:
     m = load(f"name: 'my run/../x'\nmodel: {KLING}\nprompts: [a]\n")
-    assert next(m.jobs()).output_dir == str(tmp_path / "out" / "my run_._x")
+    assert next(m.jobs()).output_dir == str(tmp_path / "out" / "my-run_._x")
 
 
 def test_output_dir_may_be_absolute(tmp_path: Path) -> None:

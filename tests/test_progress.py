@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from genbatch.events import Event, JobEvent, RunGauge, RunProgress
+from genbatch.events import Event, JobEvent, RunGauge, RunProgress, RunStarted
 from genbatch.progress import ProgressTracker, format_eta
 from genbatch.simulator import Simulator, SimulatorConfig
 from genbatch.states import JobState
@@ -111,6 +111,30 @@ def test_jobs_reattached_after_a_resume_do_not_count_in_the_eta() -> None:
     assert format_eta(track.progress().eta_seconds) == "--:--"
 
 
+def test_before_any_job_ends_the_eta_comes_from_earlier_runs_then_from_this_one() -> None:
+    seen: list[Event] = []
+    clock = Clock()
+    track = ProgressTracker(seen.append, {JobState.PENDING: 4}, expected_seconds=30.0, clock=clock)
+    track(
+        RunStarted(
+            run="r",
+            jobs=4,
+            new=4,
+            done=0,
+            to_submit=4,
+            reattached=0,
+            concurrency=2,
+            ledger="l",
+            api="a",
+        )
+    )
+    assert reports(seen)[0].eta_seconds == 4 * 30.0 / 2  # reported at once
+
+    submit_and_finish(track, clock, "1", 10.0)
+
+    assert track.progress().eta_seconds == 3 * 10.0 / 2
+
+
 def test_eta_formats() -> None:
     assert [format_eta(s) for s in (0.0, 59.6, 250.0, 3900.0)] == [
         "0:00",
@@ -153,6 +177,13 @@ def test_json_events_start_with_run_started_and_end_with_run_finished(
     assert (last["counts"], last["exit_code"], last["next"]) == ({"done": 4}, 0, None)
     progress = [e for e in events if e["event"] == "progress"]
     assert progress and progress[-1]["done"] == 4 and progress[-1]["eta_seconds"] == 0
+    assert events[1]["event"] == "progress" and events[1]["eta_seconds"] is None  # no history
+
+    kling_manifest(tmp_path, 8)  # four more jobs of the same model
+    again = genbatch(run_args(manifest, "-c", "2", "--json"), env=env, cwd=tmp_path)
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    # Before any of the four ends, the ETA comes from the generation times of the first run.
+    assert events[1]["event"] == "progress" and events[1]["eta_seconds"] > 0
 
 
 def test_a_budget_stop_exits_5_and_says_the_exact_command_to_go_on(

@@ -406,6 +406,22 @@ def test_plan_estimates_the_cost_of_the_manifest_and_of_what_is_left(
     assert (after["cost_usd"], after["cost_left_usd"]) == (pytest.approx(5.60), pytest.approx(1.40))
 
 
+def test_plan_says_its_job_list_is_a_sample_and_shows_all_on_request(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 8)
+
+    sample = genbatch(["plan", str(manifest)], env=env, cwd=tmp_path).stdout
+    everything = genbatch(["plan", str(manifest), "--all"], env=env, cwd=tmp_path).stdout
+    three = genbatch(["plan", str(manifest), "--limit", "3"], env=env, cwd=tmp_path).stdout
+
+    assert "showing 5 of 8 jobs (--limit N or --all for more):" in sample
+    assert sample.count("\n  #") == 5
+    assert "showing 8 of 8 jobs:" in everything and everything.count("\n  #") == 8
+    assert "showing 3 of 8 jobs" in three and three.count("\n  #") == 3
+
+
 def test_manifest_prices_price_models_genbatch_does_not_know(
     tmp_path: Path, sim: Simulator
 ) -> None:

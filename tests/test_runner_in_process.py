@@ -60,7 +60,7 @@ def test_a_run_in_process_polls_on_its_clock_and_keeps_every_file(tmp_path: Path
     ledger = Ledger.open(resolve_location(str(tmp_path / "ledger.db")))
     run, _ = ledger.sync_run("sweep", "sweep.yaml", specs(tmp_path / "out", 3))
     clock = VirtualClock()
-    policy = PollPolicy(min_interval=1.0, max_interval=30.0)
+    policy = PollPolicy(interval=1.0, max_interval=30.0)
 
     async def scenario() -> None:
         transport = InProcessTransport(app=simulator.app)
@@ -85,6 +85,8 @@ def test_a_run_in_process_polls_on_its_clock_and_keeps_every_file(tmp_path: Path
     served = {out.sha256 for info in simulator.records.list() for out in info.outputs}
     assert sorted(sha256_of(Path(o.path)) for o in outputs if o.path) == sorted(served)
     assert len(outputs) == 3
-    # A fresh submit is first polled after the policy's floor, on the runner's clock.
-    assert clock.waits and min(w for w in clock.waits if w > 0) >= policy.min_interval
+    # On the runner's clock, only a job's first poll comes sooner than the interval: the first
+    # two (no history yet) after interval / 8, the third when the first two say it may be done.
+    assert clock.waits[:2] == [policy.interval / 8] * 2
+    assert len([w for w in clock.waits if w < policy.interval]) == 3
     assert simulator.stats.submissions == 3

@@ -81,6 +81,8 @@ class RunStarted:
     to_submit: int
     reattached: int
     """Jobs in flight from an earlier process (request id known): followed, never resent."""
+    concurrency: int
+    """Requests in flight at once from this process, at most."""
     ledger: str
     api: str
 

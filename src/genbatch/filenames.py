@@ -57,10 +57,10 @@ def sanitize_file_stem(text: str, *, max_length: int = 120) -> str:
     """``text`` made into a safe, portable file name stem (no extension).
 
     Separators, control and Windows-forbidden characters become ``_``, runs of whitespace one
-    space, runs of dots one dot; leading and trailing dots and spaces go; Windows device names
-    (``CON``, ``nul.txt``...) get a ``_`` prefix. A stem longer than ``max_length`` characters
-    (or 200 UTF-8 bytes) is cut and given a short hash of the whole text, so distinct long
-    names stay distinct. The result is never empty.
+    ``-`` (a name needs no quoting in a shell), runs of dots one dot; leading and trailing dots
+    and spaces go; Windows device names (``CON``, ``nul.txt``...) get a ``_`` prefix. A stem
+    longer than ``max_length`` characters (or 200 UTF-8 bytes) is cut and given a short hash of
+    the whole text, so distinct long names stay distinct. The result is never empty.
     """
     if max_length < _MIN_LENGTH:
         raise ValueError(f"max_length must be at least {_MIN_LENGTH}, not {max_length}")
@@ -231,7 +231,7 @@ def _clean_fragment(text: str) -> str:
     text = _UNSAFE_ASCII.sub("_", text)
     if not text.isascii():
         text = "".join(_safe_char(c) for c in text)
-    text = _WHITESPACE.sub(" ", text)
+    text = _WHITESPACE.sub("-", text.strip())  # a name with no spaces needs no quoting in a shell
     return _DOTS.sub(".", text)
 
 

@@ -7,8 +7,10 @@ every ``PROGRESS_EVERY`` seconds and each time another tenth of the jobs has set
 The ETA is the jobs left times the typical time of one job, divided by the jobs run at once.
 The typical time is the median of the jobs this process submitted and saw settle (from their
 submit to their end): jobs re-attached after a resume are left out, since they were seen for
-only part of their life. Until one such job has settled the ETA is unknown, shown ``--:--``,
-rather than a guess from a rate that has not started yet.
+only part of their life. Before one such job has settled, it is the median generation time of
+the run's models that the ledger recorded in earlier runs (``expected_seconds``); without that
+either, the ETA is unknown, shown ``--:--``, rather than a guess from a rate that has not
+started yet.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from genbatch.events import Event, EventSink, JobEvent, RunGauge, RunProgress
+from genbatch.events import Event, EventSink, JobEvent, RunGauge, RunProgress, RunStarted
 from genbatch.states import SETTLED_STATES, JobState
 
 PROGRESS_EVERY = 30.0
@@ -32,9 +34,10 @@ IN_FLIGHT_STATES = frozenset(
 class JobTimes:
     """How long jobs take, from their submit to their end, as this process saw them."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected_seconds: float | None = None) -> None:
         self._submitted: dict[str, float] = {}
         self._durations: list[float] = []
+        self._expected = expected_seconds
 
     def observe(self, event: JobEvent, now: float) -> None:
         """Note a submit's start, or a settled job's duration."""
@@ -46,8 +49,9 @@ class JobTimes:
                 self._durations.append(now - started)
 
     def typical(self) -> float | None:
-        """The median duration of the jobs seen from start to end, None before the first."""
-        return statistics.median(self._durations) if self._durations else None
+        """The median duration of the jobs seen from start to end; before the first, the
+        expected duration (None when there is none)."""
+        return statistics.median(self._durations) if self._durations else self._expected
 
 
 def estimate_seconds_left(
@@ -81,14 +85,16 @@ class ProgressTracker:
         counts: dict[JobState, int],
         *,
         every: float = PROGRESS_EVERY,
+        expected_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sink = sink
         self._counts: Counter[JobState] = Counter(counts)
         self._every = every
         self._clock = clock
-        self._times = JobTimes()
+        self._times = JobTimes(expected_seconds)
         self._gauge: RunGauge | None = None
+        self._concurrency = 1
         self._last_report = clock()
         self._tenths_reported = self._tenths()
 
@@ -105,12 +111,15 @@ class ProgressTracker:
             self._gauge = event
             if now - self._last_report >= self._every:
                 self._report(now)
+        elif isinstance(event, RunStarted):
+            self._concurrency = event.concurrency
+            self._report(now)  # where the run starts from, and an ETA from earlier runs
 
     def progress(self) -> RunProgress:
         """Where the run stands now."""
         counts = {state: n for state, n in self._counts.items() if n > 0}
         in_flight = sum(self._counts[s] for s in IN_FLIGHT_STATES)
-        limit = self._gauge.limit if self._gauge else max(in_flight, 1)
+        limit = self._gauge.limit if self._gauge else self._concurrency
         left = self._counts[JobState.PENDING] + in_flight
         return RunProgress(
             total=sum(self._counts.values()),

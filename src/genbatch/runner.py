@@ -69,7 +69,7 @@ from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatc
 from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo, StoredFile
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.lifecycle import Move
-from genbatch.polling import DurationHistory, PollPolicy, next_poll_delay
+from genbatch.polling import HISTORY_SIZE, GenerationTimes, PollPolicy, generation_seconds
 from genbatch.redact import redact
 from genbatch.states import (
     REMOTE_ACTIVE_STATES,
@@ -100,6 +100,9 @@ class RunOptions:
     """Generations per job: a failed generation is submitted again until this many."""
     resubmit_unknown: bool = False
     poll: PollPolicy = field(default_factory=PollPolicy)
+    ledger_history: bool = True
+    """Time first polls from the generation times of earlier runs in the ledger, and record this
+    run's there (off with ``--simulate``: its scaled times would mislead a real run)."""
     backoff: Backoff = field(default_factory=Backoff)
     download_concurrency: int = 8
     allowed_hosts: tuple[str, ...] = ()
@@ -167,7 +170,9 @@ class Runner:
             ),
             max_bytes=options.max_file_size,
         )
-        self._history = DurationHistory()
+        self._history = GenerationTimes()
+        self._history_read: dict[str, anyio.Event] = {}
+        """The models whose generation times were read from the ledger (or are being read)."""
         self._rng = random.Random()
         self._stop_submitting = False
         self._stop_reason: str | None = None
@@ -506,24 +511,12 @@ class Runner:
 
     async def _follow(self, job: JobRecord, *, poll_now: bool) -> JobRecord:
         assert job.request_id is not None
-        clock = self._clock
+        clock, policy = self._clock, self._options.poll
         accepted = clock.now()
-        running_since = accepted
+        seen_queued = False
+        delay = 0.0 if poll_now else await self._first_poll_delay(job.model_id)
         failures = 0
-        first = poll_now
         while True:
-            now = clock.now()
-            delay = (
-                0.0
-                if first
-                else next_poll_delay(
-                    self._options.poll,
-                    running_for=now - running_since,
-                    since_accepted=now - accepted,
-                    shortest_seen=self._history.shortest.get(job.model_id),
-                )
-            )
-            first = False
             await clock.sleep(delay)
             await self._gate.wait()
             try:
@@ -535,15 +528,33 @@ class Runner:
                     return job
                 if not isinstance(exc, RateLimited):  # the gate already holds rate-limited calls
                     await clock.sleep(self._options.backoff.delay(failures, self._rng))
-                first = True
+                delay = 0.0
                 continue
             failures = 0
             self._unreachable = 0
-            if result.status == RemoteStatus.IN_QUEUE:
-                running_since = clock.now()
-            job = await self._on_result(job, result, accepted)
+            # A queued job's gaps grow from acceptance like any other's (its wait costs few
+            # calls); its time is partly the queue's, so it is not taken as the model's.
+            seen_queued = seen_queued or result.status == RemoteStatus.IN_QUEUE
+            job = await self._on_result(job, result, seen_queued=seen_queued)
             if job.state not in FOLLOWED_STATES:
                 return job
+            delay = policy.next_delay(clock.now() - accepted)
+
+    async def _first_poll_delay(self, model_id: str) -> float:
+        """When to first poll a fresh submit of ``model_id``: from the model's generation
+        times, read from the ledger once per model and process, then learnt as jobs end."""
+        read = self._history_read.get(model_id)
+        if read is None:
+            read = self._history_read[model_id] = anyio.Event()
+            try:
+                if self._options.ledger_history:
+                    earlier = await self._store.generation_times(model_id, HISTORY_SIZE)
+                    for seconds in reversed(earlier):  # oldest first: the newest are kept
+                        self._history.add(model_id, seconds)
+            finally:
+                read.set()
+        await read.wait()
+        return self._options.poll.first_delay(self._history, model_id)
 
     async def _poll_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
         """The job after a failed poll: unchanged when the poll is to be repeated."""
@@ -565,7 +576,9 @@ class Runner:
             return job
         return await self._move(job, Move.FAIL, error=str(exc))
 
-    async def _on_result(self, job: JobRecord, result: RemoteResult, accepted: float) -> JobRecord:
+    async def _on_result(
+        self, job: JobRecord, result: RemoteResult, *, seen_queued: bool
+    ) -> JobRecord:
         status = result.status
         if status in REMOTE_WAITING:
             move = Move.QUEUE if status == RemoteStatus.IN_QUEUE else Move.START
@@ -574,9 +587,18 @@ class Runner:
             return job
         if status in REMOTE_SUCCEEDED and result.output_urls:
             self._failures.succeeded()
-            self._history.observe(job.model_id, self._clock.now() - accepted)
+            # A time spent partly in the remote queue says little of the model's speed.
+            took = (
+                None if seen_queued else generation_seconds(result.created_at, result.finished_at)
+            )
+            if took is not None:
+                self._history.add(job.model_id, took)
             return await self._record_remote(
-                job, Move.SUCCEED, urls=result.output_urls, remote_status=status
+                job,
+                Move.SUCCEED,
+                urls=result.output_urls,
+                remote_status=status,
+                generation_seconds=took if self._options.ledger_history else None,
             )
         if status in REMOTE_CANCELLED:
             return await self._move(
@@ -765,6 +787,7 @@ class Runner:
         remote_status: str | None = None,
         urls: tuple[str, ...] = (),
         files: Sequence[StoredFile] = (),
+        generation_seconds: float | None = None,
     ) -> JobRecord:
         """Make ``move`` in the ledger, then announce it (``message``, else ``error``)."""
         moved = await self._store.move(
@@ -776,6 +799,7 @@ class Runner:
             remote_status=remote_status,
             urls=urls,
             files=files,
+            generation_seconds=generation_seconds,
         )
         if (job.state in SPENDING_STATES) != (moved.state in SPENDING_STATES):
             sign = 1.0 if moved.state in SPENDING_STATES else -1.0
@@ -801,13 +825,19 @@ class Runner:
         request_id: str | None = None,
         urls: tuple[str, ...] = (),
         remote_status: str | None = None,
+        generation_seconds: float | None = None,
     ) -> JobRecord:
         """``_move`` for a move recording what only the API knows (a request id, output URLs):
         should the ledger refuse the write, each is printed on stderr before the error goes on
         (``print_unrecorded``), so a full disk never loses a paid request."""
         try:
             return await self._move(
-                job, move, request_id=request_id, urls=urls, remote_status=remote_status
+                job,
+                move,
+                request_id=request_id,
+                urls=urls,
+                remote_status=remote_status,
+                generation_seconds=generation_seconds,
             )
         except LedgerError:
             print_unrecorded(job.key, request_id or job.request_id, urls, new_id=bool(request_id))

@@ -12,6 +12,9 @@ app = typer.Typer(
     help="Run batches of generations on RunComfy's Model API from a YAML manifest.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup would eat "[default: ...]" in help texts and show "<bool>"
+    # for flags, and the help comes up without importing rich.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

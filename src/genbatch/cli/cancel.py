@@ -10,16 +10,22 @@ import typer
 from genbatch import batch
 from genbatch.cancel import cancel_run
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.client import RunComfyClient
 from genbatch.errors import EXIT_JOBS_NOT_DONE, UsageError
 from genbatch.manifest import load_manifest
 
 
-@app.command(epilog="Example: genbatch cancel sweep.yaml")
+@app.command(
+    epilog="Example: genbatch cancel sweep.yaml\n\n"
+    + LEDGER_ENVIRONMENT
+    + " RUNCOMFY_TOKEN, RUNCOMFY_API_BASE (the API, as for run)."
+)
 @one_line_errors
 def cancel(
-    manifest: Path = typer.Argument(..., help="The manifest whose run to cancel."),
+    manifest: Path = typer.Argument(
+        ..., metavar="MANIFEST", help="The manifest whose run to cancel."
+    ),
     ledger: str | None = LEDGER_OPTION,
     api_base: str | None = typer.Option(None, "--api-base", metavar="URL"),
 ) -> None:

@@ -27,6 +27,9 @@ LEDGER_OPTION = typer.Option(
     "beside the manifest)]",
 )
 
+LEDGER_ENVIRONMENT = "Environment: GENBATCH_LEDGER (the ledger, as --ledger), NO_COLOR."
+"""The environment variables of the commands that read the ledger, for their epilogs."""
+
 
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM interrupt like Ctrl-C (a ``KeyboardInterrupt``: exit 130, one line) until

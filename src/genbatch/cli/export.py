@@ -13,7 +13,7 @@ import typer
 
 from genbatch.atomic import atomic_writer
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import reading_ledger, runs_for
 from genbatch.errors import GenbatchError
 from genbatch.export import (
@@ -44,11 +44,11 @@ class ExportFormat(StrEnum):
     CSV = "csv"
 
 
-@app.command(epilog=EPILOG)
+@app.command(epilog=EPILOG + "\n" + LEDGER_ENVIRONMENT)
 @one_line_errors
 def export(
     manifest: Path | None = typer.Argument(
-        None, help="Only this manifest's run [default: every run]."
+        None, metavar="MANIFEST", help="Only this manifest's run [default: every run]."
     ),
     output_format: ExportFormat = typer.Option(
         ExportFormat.JSONL, "--format", "-f", help="jsonl or csv."

@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import one_run, reading_ledger
 from genbatch.gallery import write_gallery
+from genbatch.gallery_layout import Section
 
 EPILOG = """Examples:
 
@@ -18,16 +19,20 @@ EPILOG = """Examples:
 
   genbatch gallery sweep.yaml --rows seed --cols aspect_ratio --output ~/sweep.html
 
-Rows and columns default to the prompt and the varying input or variable with the fewest
-values; anything else that varies is shown on each item. Videos play on hover.
+Rows and columns default to the two swept keys with the most values (the prompt when
+nothing else varies it); in the page, pick other rows and columns and tick the values to show.
+A manifest with several job blocks gets one grid per block (--rows block: one grid for all).
+Videos play on hover.
 """
 
 
-@app.command(epilog=EPILOG)
+@app.command(epilog=EPILOG + "\n" + LEDGER_ENVIRONMENT)
 @one_line_errors
 def gallery(
     manifest: Path | None = typer.Argument(
-        None, help="The manifest whose run to show [default: the run updated last]."
+        None,
+        metavar="MANIFEST",
+        help="The manifest whose run to show [default: the run updated last].",
     ),
     output: Path | None = typer.Option(
         None,
@@ -37,10 +42,17 @@ def gallery(
         help="Where to write the page [default: gallery.html in the run's output directory].",
     ),
     rows: str | None = typer.Option(
-        None, "--rows", metavar="KEY", help="Input or variable for the rows [default: prompt]."
+        None,
+        "--rows",
+        metavar="KEY",
+        help="Input, variable, model, block or repeat for the rows at first "
+        "[default: the swept key with the most values].",
     ),
     cols: str | None = typer.Option(
-        None, "--cols", metavar="KEY", help="Input or variable for the columns."
+        None,
+        "--cols",
+        metavar="KEY",
+        help="The same for the columns [default: the next independent swept key].",
     ),
     ledger: str | None = LEDGER_OPTION,
 ) -> None:
@@ -48,10 +60,20 @@ def gallery(
     with reading_ledger(ledger, manifest) as store:
         run = one_run(store, manifest)
         report = write_gallery(store, run, output=output, rows=rows, cols=cols)
-    axes = f"rows {report.axes.rows or '-'} x columns {report.axes.cols or '-'}"
     print(
         f"genbatch: gallery of '{run.name}': {report.items} job(s) in {report.cells} "
-        f"cell(s), {axes}",
+        f"cell(s), {_layout(report.grids)}",
         file=sys.stderr,
     )
     print(report.path)
+
+
+def _layout(grids: tuple[Section, ...]) -> str:
+    described = [
+        f"{grid.name + ': ' if grid.name else ''}rows {grid.axes.rows or '-'} x columns "
+        f"{grid.axes.cols or '-'}"
+        for grid in grids
+    ]
+    if len(grids) == 1:
+        return described[0]
+    return f"{len(grids)} grids, one per block ({'; '.join(described)})"

@@ -13,7 +13,7 @@ import typer
 
 from genbatch import batch
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.client import Timeouts
 from genbatch.ledger import Ledger, resolve_location
 from genbatch.manifest import Manifest
@@ -53,14 +53,17 @@ class PlanSummary:
     blocks: list[BlockOrigins] = field(default_factory=list)
 
 
-@app.command(epilog="Example: genbatch plan sweep.yaml --sample 10")
+@app.command(epilog="Example: genbatch plan sweep.yaml --sample 10\n\n" + LEDGER_ENVIRONMENT)
 @one_line_errors
 def plan(
-    manifest: Path = typer.Argument(..., help="The YAML manifest."),
+    manifest: Path = typer.Argument(..., metavar="MANIFEST", help="The YAML manifest."),
     ledger: str | None = LEDGER_OPTION,
-    sample: int = typer.Option(5, "--sample", min=0, help="How many jobs to show."),
+    sample: int = typer.Option(
+        5, "--sample", "--limit", min=0, metavar="N", help="How many jobs to show."
+    ),
+    show_all: bool = typer.Option(False, "--all", help="Show every job."),
     max_jobs: int | None = typer.Option(
-        None, "--max-jobs", min=1, help="Allow manifests that expand to more jobs."
+        None, "--max-jobs", min=1, metavar="N", help="Allow manifests that expand to more jobs."
     ),
     strict: bool = typer.Option(False, "--strict", help="Unknown models are an error."),
     offline: bool = typer.Option(
@@ -103,7 +106,11 @@ def plan(
             f"  block {block.name}: {block.model_id}, {block.jobs} job(s); "
             f"schema: {block.schema_source}; price: {price}"
         )
-    for spec in islice(loaded.jobs(), sample):
+    shown = summary.jobs if show_all else min(sample, summary.jobs)
+    if shown:
+        more = "" if shown == summary.jobs else " (--limit N or --all for more)"
+        print(f"showing {shown} of {summary.jobs} jobs{more}:")
+    for spec in islice(loaded.jobs(), shown):
         state = known.get(spec.key, "new")
         print(
             f"  #{spec.ordinal} {spec.key} [{state}] {spec.model_id} "

@@ -11,14 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import reading_ledger
 from genbatch.export import iso
 from genbatch.ledger import RunInfo
 from genbatch.states import JobState
 
 
-@app.command(epilog="Example: genbatch runs --json")
+@app.command(epilog="Example: genbatch runs --json\n\n" + LEDGER_ENVIRONMENT)
 @one_line_errors
 def runs(
     ledger: str | None = LEDGER_OPTION,

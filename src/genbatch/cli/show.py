@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import one_run, reading_ledger, run_of_manifest
 from genbatch.errors import UsageError
 from genbatch.export import cost_share, iso
@@ -28,14 +28,16 @@ EPILOG = """Examples:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-@app.command(epilog=EPILOG)
+@app.command(epilog=EPILOG + "\n" + LEDGER_ENVIRONMENT)
 @one_line_errors
 def show(
     job: str = typer.Argument(
         ..., metavar="JOB", help="Job key, unique key prefix, or #INDEX (manifest order)."
     ),
     manifest: Path | None = typer.Argument(
-        None, help="Look only in this manifest's run [#INDEX: default the run updated last]."
+        None,
+        metavar="MANIFEST",
+        help="Look only in this manifest's run [#INDEX: default the run updated last].",
     ),
     ledger: str | None = LEDGER_OPTION,
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),

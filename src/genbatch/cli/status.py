@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import reading_ledger
 from genbatch.errors import UsageError
 from genbatch.ledger import Ledger, RunInfo, WorkerInfo
@@ -18,12 +18,17 @@ from genbatch.manifest import load_manifest
 from genbatch.states import JobState
 
 
-@app.command(epilog="Example: genbatch status sweep.yaml --json")
+@app.command(epilog="Example: genbatch status sweep.yaml --json\n\n" + LEDGER_ENVIRONMENT)
 @one_line_errors
 def status(
-    manifest: Path | None = typer.Argument(None, help="Only this manifest's run."),
+    manifest: Path | None = typer.Argument(
+        None, metavar="MANIFEST", help="Only this manifest's run."
+    ),
     ledger: str | None = LEDGER_OPTION,
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    all_workers: bool = typer.Option(
+        False, "--all", help="List every worker that ever ran (--json always does)."
+    ),
 ) -> None:
     """Show how many jobs are in each state, for every run of the ledger (or one)."""
     with reading_ledger(ledger, manifest) as store:
@@ -44,7 +49,11 @@ def status(
                 "other runs (nothing was submitted for them)",
                 highlight=False,
             )
-    _print_workers(workers)
+    shown = workers if all_workers else _recent(workers)
+    _print_workers(shown)
+    if len(shown) < len(workers):
+        hidden = len(workers) - len(shown)
+        print(f"{hidden} worker(s) not seen for over 10 minutes not shown (--all lists them)")
 
 
 def _runs(store: Ledger, manifest: Path | None) -> list[RunInfo]:
@@ -79,20 +88,25 @@ def _as_json(
 
 
 def _print_table(per_run: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
+    """Runs by jobs per state: only the states some run has jobs in, so that it fits 80
+    columns; a long name wraps, it is never cut."""
+    states = [s for s in JobState if any(counts[s] for _, counts in per_run)]
     table = Table(title="genbatch runs", show_lines=False)
-    table.add_column("run")
-    for state in JobState:
-        table.add_column(state.value, justify="right")
+    table.add_column("run", overflow="fold")
+    for state in states:
+        table.add_column(state.value, justify="right", no_wrap=True, min_width=len(state.value))
+    table.add_column("total", justify="right", no_wrap=True)
     for run, counts in per_run:
-        table.add_row(run.name, *[str(counts[s]) if counts[s] else "·" for s in JobState])
+        cells = [str(counts[s]) if counts[s] else "·" for s in states]
+        table.add_row(run.name, *cells, str(sum(counts.values())))
     Console().print(table)
     for run, _ in per_run:
         if run.stop_reason:
             Console().print(f"{run.name}: last stopped because: {run.stop_reason}", highlight=False)
 
 
-# Stopped workers pile up run after run: the table shows the live ones and the latest others.
-STOPPED_WORKERS_SHOWN = 4
+RECENT_WORKER_SECONDS = 600.0
+"""Stopped or lost workers seen within this long are still listed (``--all``: every one)."""
 
 
 def _worker_json(run: RunInfo, worker: WorkerInfo) -> dict[str, object]:
@@ -116,36 +130,45 @@ def _worker_json(run: RunInfo, worker: WorkerInfo) -> dict[str, object]:
 
 
 def _print_workers(workers: list[tuple[RunInfo, WorkerInfo]]) -> None:
-    shown = _workers_shown(workers)
-    if not shown:
+    if not workers:
         return
+    several_runs = len({run.id for run, _ in workers}) > 1
+    leases = any(worker.lease_left is not None for _, worker in workers)
     table = Table(title="workers", show_lines=False)
-    for name in ("run", "worker", "status", "held", "lease left", "done", "done/min", "heartbeat"):
-        table.add_column(name, justify="left" if name in ("run", "worker", "status") else "right")
-    for run, worker in shown:
+    if several_runs:
+        table.add_column("run", overflow="fold")
+    table.add_column("worker", overflow="fold")
+    for name in ("status", "held", *(["lease"] if leases else []), "done", "/min", "seen"):
+        table.add_column(name, justify="left" if name == "status" else "right", no_wrap=True)
+    for run, worker in workers:
         left = worker.lease_left
         silent = (worker.as_of - worker.heartbeat_at).total_seconds()
-        table.add_row(
-            run.name,
+        cells = [
             worker.id,
             worker.status,
             str(worker.jobs_held),
-            "·" if left is None else f"{left:.0f}s",
+            *([("·" if left is None else f"{left:.0f}s")] if leases else []),
             str(worker.jobs_done),
             f"{worker.done_per_minute:.1f}",
-            "·" if worker.stopped_at else f"{silent:.0f}s ago",
-        )
+            f"{_ago(silent)} ago",
+        ]
+        table.add_row(*([run.name] if several_runs else []), *cells)
     Console().print(table)
 
 
-def _workers_shown(workers: list[tuple[RunInfo, WorkerInfo]]) -> list[tuple[RunInfo, WorkerInfo]]:
-    """Every worker not stopped, and the latest few stopped ones of each run (newest first)."""
-    stopped_seen: dict[int, int] = {}
-    shown = []
-    for run, worker in workers:
-        if worker.status == "stopped":
-            stopped_seen[run.id] = stopped_seen.get(run.id, 0) + 1
-            if stopped_seen[run.id] > STOPPED_WORKERS_SHOWN:
-                continue
-        shown.append((run, worker))
-    return shown
+def _recent(workers: list[tuple[RunInfo, WorkerInfo]]) -> list[tuple[RunInfo, WorkerInfo]]:
+    """Workers running, or seen within ``RECENT_WORKER_SECONDS``."""
+    return [
+        (run, worker)
+        for run, worker in workers
+        if worker.status == "running"
+        or (worker.as_of - worker.heartbeat_at).total_seconds() <= RECENT_WORKER_SECONDS
+    ]
+
+
+def _ago(seconds: float) -> str:
+    """``12s``, ``5m``, ``3h``, ``2d``."""
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size:.0f}{unit}"
+    return f"{seconds:.0f}s"

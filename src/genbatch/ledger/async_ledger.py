@@ -22,8 +22,11 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
+import anyio
+
 from genbatch.errors import TransactionEnded
 from genbatch.group_commit import GroupCommit, Work
+from genbatch.ledger import history
 from genbatch.ledger.ledger import Ledger
 from genbatch.ledger.records import JobRecord, OutputRecord, StoredFile, Takeover, WorkerStart
 from genbatch.lifecycle import Actor, Move
@@ -78,6 +81,7 @@ class AsyncLedger:
         remote_status: str | None = None,
         urls: Sequence[str] = (),
         files: Sequence[StoredFile] = (),
+        generation_seconds: float | None = None,
     ) -> JobRecord:
         """``Ledger.try_move``: the job, moved; ``TransitionRefused`` when it was not where
         expected (a cancel or a takeover came first)."""
@@ -92,10 +96,18 @@ class AsyncLedger:
             remote_status=remote_status,
             urls=urls,
             files=files,
+            generation_seconds=generation_seconds,
         )
         if moved is None:
             raise await self._call(self._ledger.refusal, job, move)
         return moved
+
+    async def generation_times(self, model_id: str, limit: int) -> list[float]:
+        """``history.recent_generation_times``, read in a worker thread: a read needs no place
+        in the order of writes, and on a large ledger it may scan."""
+        return await anyio.to_thread.run_sync(
+            history.recent_generation_times, self._ledger, model_id, limit
+        )
 
     async def note_error(self, job: JobRecord, error: str) -> None:
         """``Ledger.note_error``."""

@@ -285,6 +285,7 @@ class Ledger:
         remote_status: str | None = None,
         urls: Sequence[str] = (),
         files: Sequence[StoredFile] = (),
+        generation_seconds: float | None = None,
     ) -> JobRecord | None:
         """Make ``move`` (the one guarded write of a job's state): the job takes the move's
         target state only if it is in one of its source states and, for the runner's moves of
@@ -295,7 +296,8 @@ class Ledger:
         ``error``: the job's (and its attempt's) error; ``request_id``: ACCEPT's answer;
         ``remote_status``: what the API reported; ``urls``: SUCCEED's output URLs, recorded
         before any download; ``files``: output files put in place, recorded with the move
-        (FINISH and the job's last file: one commit).
+        (FINISH and the job's last file: one commit); ``generation_seconds``: SUCCEED's
+        generation time as the API reported it (``genbatch.ledger.history``).
         """
         if actor not in move.transition.actors:
             raise ValueError(f"{actor} may not make the move {move.name}")
@@ -319,7 +321,9 @@ class Ledger:
                 _accepted_attempt(conn, job, request_id, now)
             if row is None:
                 return None
-            _record_attempt(conn, job.attempt_id, move, error, remote_status, now)
+            _record_attempt(
+                conn, job.attempt_id, move, error, remote_status, now, generation_seconds
+            )
             if move.transition.target is JobState.PENDING:
                 _back_to_pending(conn, job.run_id)
             if move is Move.SUCCEED:
@@ -965,12 +969,16 @@ def _record_attempt(
     error: str | None,
     remote_status: str | None,
     now: datetime,
+    generation_seconds: float | None = None,
 ) -> None:
-    """What ``move`` says of the job's current attempt (its outcome, error, remote status)."""
+    """What ``move`` says of the job's current attempt (its outcome, error, remote status,
+    generation time)."""
     outcome = move.transition.attempt
     values: dict[str, Any] = {}
     if remote_status is not None:
         values["remote_status"] = remote_status
+    if generation_seconds is not None:
+        values["generation_seconds"] = generation_seconds
     if outcome is not None and move is not Move.ACCEPT:
         values.update(outcome=outcome.value, finished_at=now)
         if error is not None:

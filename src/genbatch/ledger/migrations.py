@@ -35,12 +35,22 @@ def _v2_to_v3(conn: Connection) -> None:
 
 
 def _v3_to_v4(conn: Connection) -> None:
+    """Polls from history: each success's generation time as the API reported it (NULL before)."""
+    conn.execute(text("ALTER TABLE attempts ADD COLUMN generation_seconds FLOAT"))
+
+
+def _v4_to_v5(conn: Connection) -> None:
     """Schemas and prices from the API's catalog, cached: an empty table (nothing fetched yet)."""
     CATALOG_MODELS.create(conn)
 
 
 # MIGRATIONS[n] upgrades a ledger from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+}
 
 
 def ensure_schema(engine: Engine, *, display: str) -> None:

@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run).
 3: runs.jobs_fingerprint (a resume of an unchanged manifest skips the sync).
-4: catalog_models (the API's catalog entries, cached with their fetch time)."""
+4: attempts.generation_seconds (when to first poll a model's jobs, from earlier runs).
+5: catalog_models (the API's catalog entries, cached with their fetch time)."""
 
 
 def utcnow() -> datetime:
@@ -108,6 +109,9 @@ class AttemptRow(SQLModel, table=True):
     intent_at: datetime = Field(sa_column=_when(nullable=False))
     accepted_at: datetime | None = Field(default=None, sa_column=_when())
     finished_at: datetime | None = Field(default=None, sa_column=_when())
+    generation_seconds: float | None = None
+    """A success's ``finished_at - created_at`` as the API reported them; NULL when unknown or
+    when the request was seen waiting in the remote queue (``genbatch.polling`` reads these)."""
 
 
 class OutputRow(SQLModel, table=True):
