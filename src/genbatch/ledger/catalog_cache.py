@@ -1,8 +1,8 @@
 """The API's catalog entries cached in the ledger (``catalog_models``): read, added, replaced.
 
 Adding keeps an entry already cached (a resumed run keeps the schema it started with);
-replacing is what ``genbatch models refresh`` does. Both dialects run the same statements: a
-delete then an insert, in the caller's transaction.
+replacing is what ``genbatch models refresh`` does. One ``INSERT ... ON CONFLICT`` each, which
+SQLite and PostgreSQL both speak.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from genbatch.ledger.leases import aware
 from genbatch.ledger.records import CachedModel
@@ -46,23 +47,29 @@ def _document(text: str) -> dict[str, Any] | None:
 
 def store_models(conn: Connection, models: Iterable[CachedModel], *, replace: bool) -> int:
     """Cache ``models``; those already cached are kept unless ``replace``. How many were
-    written."""
-    chosen = {model.model_id: model for model in models}
-    if not replace:
-        for model_id in cached_models(conn, chosen):
-            del chosen[model_id]
-    if not chosen:
+    written. Workers starting together may cache the same entry at once: the statement itself
+    settles it (``ON CONFLICT``), never a unique-key error."""
+    rows = [
+        {
+            "model_id": model.model_id,
+            "document": json.dumps(model.document, sort_keys=True),
+            "fetched_at": model.fetched_at,
+        }
+        for model in {model.model_id: model for model in models}.values()
+    ]
+    if not rows:
         return 0
-    conn.execute(delete(CATALOG_MODELS).where(CATALOG_MODELS.c.model_id.in_(sorted(chosen))))
-    conn.execute(
-        insert(CATALOG_MODELS),
-        [
-            {
-                "model_id": model.model_id,
-                "document": json.dumps(model.document, sort_keys=True),
-                "fetched_at": model.fetched_at,
-            }
-            for model in chosen.values()
-        ],
-    )
-    return len(chosen)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(CATALOG_MODELS).values(rows)
+    if replace:
+        statement = statement.on_conflict_do_update(
+            index_elements=[CATALOG_MODELS.c.model_id],
+            set_={
+                "document": statement.excluded.document,
+                "fetched_at": statement.excluded.fetched_at,
+            },
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=[CATALOG_MODELS.c.model_id])
+    # Rows returned, not rowcount: a driver may batch the insert and report -1.
+    return len(conn.execute(statement.returning(CATALOG_MODELS.c.model_id)).all())
