@@ -20,13 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 from common import Row, SimProcess, run_worker, wait_measured, worker_main, write_manifest
 from sqlalchemy import text
 
 from genbatch import batch
 from genbatch.ledger import Ledger, resolve_location
-from genbatch.manifest import load_manifest
 
 RESUME = {"jobs": 100_000, "done_share": 0.99}
 RESUME_QUICK = {"jobs": 2_000, "done_share": 0.99}
@@ -49,12 +47,14 @@ _ADD_OUTPUTS = """INSERT INTO outputs (job_id, attempt_id, position, url, path, 
 def build_worker(params: dict[str, Any]) -> dict[str, Any]:
     """Sync the manifest into a new ledger and mark all but one job in ``every`` done: the
     ledger an earlier ``genbatch run`` against the same simulator (same prices) left."""
-    # Loaded as `genbatch run` loads it (no --max-jobs): the options are part of the fingerprint.
-    manifest = load_manifest(params["manifest"])
-    ledger = Ledger.open(resolve_location(params["ledger"]))
+    # Loaded as `genbatch run` loads it (no --max-jobs, the catalog read from the simulator):
+    # the options and the schemas are part of the fingerprint.
     connection = batch.Connection(api_base=params["api_base"], token=params["token"])
-    prices = anyio.run(batch.price_table, manifest, connection)
-    run = batch.prepare(manifest, ledger, prices).run
+    loaded = batch.load_with_catalog(
+        params["manifest"], ledger=params["ledger"], connection=connection
+    )
+    ledger = Ledger.open(resolve_location(params["ledger"]))
+    run = batch.prepare(loaded.manifest, ledger).run
     with ledger.engine.begin() as conn:
         conn.execute(text(_MARK_DONE), {"run": run.id, "every": params["every"]})
         conn.execute(text(_ADD_ATTEMPTS), {"run": run.id})

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ from sqlalchemy import event, text
 
 from genbatch.errors import BudgetReached, LedgerError, TransitionRefused
 from genbatch.jobs import JobSpec
-from genbatch.ledger import JobRecord, Ledger, OutputRecord, StoredFile, resolve_location
+from genbatch.ledger import (
+    CachedModel,
+    JobRecord,
+    Ledger,
+    OutputRecord,
+    StoredFile,
+    resolve_location,
+)
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.ledger.engine import STALLED_TRANSACTION_SECONDS
 from genbatch.ledger.history import recent_generation_times
@@ -202,6 +210,45 @@ def test_a_models_generation_times_come_newest_first_from_every_run(ledger: Ledg
     assert recent_generation_times(ledger, KLING, 10) == [20.0, 30.0]
     assert recent_generation_times(ledger, KLING, 1) == [20.0]
     assert recent_generation_times(ledger, other, 10) == [5.0]
+
+
+def test_a_version_4_ledger_is_upgraded_with_an_empty_catalog_cache_that_then_keeps_entries(
+    open_ledger: OpenLedger,
+) -> None:
+    old = open_ledger()
+    run_id = new_run(old, 2)
+    _downgrade_to_version_4(old)
+    old.close()
+
+    upgraded = open_ledger()
+    assert _version(upgraded) == SCHEMA_VERSION
+    assert upgraded.counts(run_id)[JobState.PENDING] == 2
+    assert upgraded.cached_models() == {}
+    upgraded.cache_models([_entry(KLING, 0.07)])
+    assert upgraded.cached_models([KLING])[KLING].document["base_price_usd"] == 0.07
+
+
+def test_a_cached_catalog_entry_is_kept_with_its_fetch_time_until_replaced(
+    ledger: Ledger,
+) -> None:
+    first = _entry(KLING, 0.07, fetched_at="2026-01-02T03:04:05+00:00")
+    assert ledger.cache_models([first, _entry("acme/dream/v1", 0.01)]) == 2
+
+    assert ledger.cache_models([_entry(KLING, 0.09)]) == 0  # a run keeps what it started with
+    assert ledger.cached_models([KLING]) == {KLING: first}
+    assert ledger.cache_models([_entry(KLING, 0.09)], replace=True) == 1  # a refresh
+    assert ledger.cached_models([KLING])[KLING].document["base_price_usd"] == 0.09
+    assert sorted(ledger.cached_models()) == ["acme/dream/v1", KLING]
+
+
+def _entry(
+    model_id: str, price: float, fetched_at: str = "2026-05-06T07:08:09+00:00"
+) -> CachedModel:
+    return CachedModel(
+        model_id=model_id,
+        document={"model_id": model_id, "base_price_usd": price, "price_unit": "second"},
+        fetched_at=datetime.fromisoformat(fetched_at),
+    )
 
 
 def test_sync_run_skips_the_jobs_only_for_the_fingerprint_it_last_synced(ledger: Ledger) -> None:
@@ -709,8 +756,16 @@ def _version(ledger: Ledger) -> int:
         )
 
 
+def _downgrade_to_version_4(ledger: Ledger) -> None:
+    """Make the ledger what genbatch's schema version 4 wrote: no catalog cache."""
+    with ledger.engine.begin() as conn:
+        conn.execute(text("DROP TABLE catalog_models"))
+        conn.execute(text("UPDATE genbatch_meta SET value = '4' WHERE key = 'schema_version'"))
+
+
 def _downgrade_to_version_3(ledger: Ledger) -> None:
     """Make the ledger what genbatch's schema version 3 wrote: no generation times."""
+    _downgrade_to_version_4(ledger)
     with ledger.engine.begin() as conn:
         conn.execute(text("ALTER TABLE attempts DROP COLUMN generation_seconds"))
         conn.execute(text("UPDATE genbatch_meta SET value = '3' WHERE key = 'schema_version'"))

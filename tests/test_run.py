@@ -74,7 +74,7 @@ def test_running_again_submits_nothing_and_an_edited_manifest_runs_only_new_jobs
     assert len(output_files(tmp_path / "out")) == 5
 
 
-def test_plan_counts_new_and_done_jobs_without_network_or_creating_a_ledger(
+def test_plan_counts_new_and_done_jobs_sending_nothing_nor_creating_a_ledger(
     tmp_path: Path, sim: Simulator
 ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
@@ -84,7 +84,9 @@ def test_plan_counts_new_and_done_jobs_without_network_or_creating_a_ledger(
     assert before.returncode == 0, before.stderr
     assert json.loads(before.stdout)["new"] == 2
     assert not (tmp_path / "ledger.db").exists()
-    assert sim.stats.calls.total() == 0
+    assert dict(sim.stats.calls) == {"catalog": 1}  # the model's schema and price, free
+    offline = genbatch(["plan", str(manifest), "--offline"], env=env, cwd=tmp_path)
+    assert offline.returncode == 0 and dict(sim.stats.calls) == {"catalog": 1}
 
     genbatch(run_args(manifest), env=env, cwd=tmp_path)
     kling_manifest(tmp_path, 3)

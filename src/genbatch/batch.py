@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 import anyio
 
 from genbatch import preflight
-from genbatch.client import DEFAULT_API_BASE, RunComfyClient
+from genbatch.catalog import CatalogEntry
+from genbatch.client import DEFAULT_API_BASE, RunComfyClient, Timeouts
 from genbatch.downloads import is_loopback
 from genbatch.errors import (
     EXIT_ENVIRONMENT,
@@ -32,13 +33,15 @@ from genbatch.errors import (
     EXIT_JOBS_NOT_DONE,
     EXIT_OK,
     GenbatchError,
+    LedgerError,
     UsageError,
 )
 from genbatch.events import EventSink, ignore_events
 from genbatch.export import ledger_export_rows, write_run_metadata
 from genbatch.ledger import Ledger, RunInfo, SyncReport, resolve_location
-from genbatch.manifest import Manifest, load_manifest
-from genbatch.pricing import PriceTable, fetch_api_prices
+from genbatch.manifest import Manifest, load_manifest, model_ids_of
+from genbatch.model_catalog import cache_entries, cached_entries, look_up
+from genbatch.pricing import PriceTable
 from genbatch.runner import Runner, RunOptions, RunSummary
 
 TOKEN_ENV = "RUNCOMFY_TOKEN"
@@ -103,6 +106,16 @@ def resolve_connection(api_base: str | None, *, allow_insecure: bool = False) ->
     return Connection(api_base=base, token=token, token_source=source)
 
 
+def optional_connection(api_base: str | None, *, allow_insecure: bool = False) -> Connection | None:
+    """The API ``resolve_connection`` finds, or None when there is none to use (no token): the
+    catalog is then read from the ledger's cache and the bundled snapshot only. A run reports
+    the reason itself, when it connects."""
+    try:
+        return resolve_connection(api_base, allow_insecure=allow_insecure)
+    except UsageError:
+        return None
+
+
 def token_file() -> Path:
     """Where the official runcomfy CLI keeps its login: ``$RUNCOMFY_CONFIG_DIR``, else
     ``$XDG_CONFIG_HOME/runcomfy``, else ``~/.config/runcomfy``; the file ``token.json``."""
@@ -143,6 +156,83 @@ def open_manifest(
     return manifest
 
 
+@dataclass(frozen=True, kw_only=True)
+class Loaded:
+    """A manifest loaded with the API's catalog, and notes on how the catalog was read."""
+
+    manifest: Manifest
+    notes: tuple[str, ...] = ()
+
+
+async def aload_with_catalog(
+    path: str | Path,
+    *,
+    ledger: str | None = None,
+    connection: Connection | None = None,
+    timeouts: Timeouts | None = None,
+    strict_models: bool = False,
+    max_jobs: int | None = None,
+) -> Loaded:
+    """Load a manifest with the schemas and prices of RunComfy's catalog: the entries the ledger
+    has cached (a resumed run keeps what it started with), the others fetched through
+    ``connection`` (none without one). Nothing is written: the run caches what it used
+    (``prepare``). A ledger that is not there yet, or a catalog that cannot be read, leaves the
+    bundled snapshot in charge (with a note), never an error."""
+    model_ids = model_ids_of(path)
+    cached = cached_catalog(ledger, manifest=path, model_ids=model_ids)
+    if connection is None:
+        lookup = await look_up(model_ids, cached=cached, client=None)
+    else:
+        async with client_for(connection, timeouts=timeouts) as client:
+            lookup = await look_up(model_ids, cached=cached, client=client)
+    manifest = load_manifest(
+        path, catalog=lookup.catalog, strict_models=strict_models, max_jobs=max_jobs
+    )
+    return Loaded(manifest=manifest, notes=lookup.notes)
+
+
+def load_with_catalog(
+    path: str | Path,
+    *,
+    ledger: str | None = None,
+    connection: Connection | None = None,
+    timeouts: Timeouts | None = None,
+    strict_models: bool = False,
+    max_jobs: int | None = None,
+) -> Loaded:
+    """``aload_with_catalog`` for a caller with no event loop running (the CLI)."""
+    load = partial(
+        aload_with_catalog,
+        path,
+        ledger=ledger,
+        connection=connection,
+        timeouts=timeouts,
+        strict_models=strict_models,
+        max_jobs=max_jobs,
+    )
+    return anyio.run(load)
+
+
+def cached_catalog(
+    given: str | None, *, manifest: str | Path | None, model_ids: set[str] | None = None
+) -> dict[str, CatalogEntry]:
+    """The catalog entries cached in the ledger ``given`` (else the one found from
+    ``manifest``'s folder), for ``model_ids`` (every one when None); none when there is no
+    ledger yet or it cannot be read (the command's own use of the ledger says why)."""
+    folder = None if manifest is None else Path(manifest).absolute().parent
+    location = resolve_location(given, manifest_dir=folder, may_create=False)
+    if location.sqlite_path is not None and not location.sqlite_path.exists():
+        return {}
+    try:
+        store = Ledger.open(location)
+    except LedgerError:
+        return {}
+    try:
+        return cached_entries(store, model_ids)
+    finally:
+        store.close()
+
+
 def prepare(manifest: Manifest, ledger: Ledger, prices: PriceTable | None = None) -> Prepared:
     """Find or create the manifest's run and sync its jobs (with their estimated cost).
 
@@ -151,7 +241,10 @@ def prepare(manifest: Manifest, ledger: Ledger, prices: PriceTable | None = None
     was. A resume of a manifest unchanged since its last sync (same files, options, prices)
     neither expands nor validates it again (see ``Ledger.sync_run``).
     """
-    table = prices or PriceTable(manifest=manifest.settings.prices, schemas=manifest.schemas)
+    table = prices or manifest_prices(manifest)
+    # The catalog entries the jobs are checked against, kept for the resumes (an entry cached
+    # already stays: a resume checks against the schema its run started with).
+    cache_entries(ledger, manifest.catalog.entries.values())
     run, report = ledger.sync_run(
         manifest.name,
         str(manifest.path),
@@ -190,24 +283,20 @@ def open_ledger_for(
         ledger.close()
 
 
-def client_for(connection: Connection) -> RunComfyClient:
+def client_for(connection: Connection, *, timeouts: Timeouts | None = None) -> RunComfyClient:
     """A client of the API ``connection`` names; open it with ``async with``."""
     # The client's pool stays small whatever the concurrency (see DEFAULT_MAX_CONNECTIONS).
-    return RunComfyClient(base_url=connection.api_base, token=connection.token)
+    return RunComfyClient(base_url=connection.api_base, token=connection.token, timeouts=timeouts)
 
 
-async def price_table(manifest: Manifest, connection: Connection) -> PriceTable:
-    """The manifest's prices, completed by what the API's catalog endpoint says, asked through
-    a client of its own (``manifest_prices`` asks through one already open)."""
-    async with client_for(connection) as client:
-        return await manifest_prices(manifest, client)
-
-
-async def manifest_prices(manifest: Manifest, client: RunComfyClient) -> PriceTable:
-    """The manifest's prices, completed by what ``client``'s catalog endpoint says."""
-    table = PriceTable(manifest=manifest.settings.prices, schemas=manifest.schemas)
-    found = await fetch_api_prices(client, {block.model_id for block in manifest.blocks})
-    return table.with_api_prices(found)
+def manifest_prices(manifest: Manifest) -> PriceTable:
+    """The manifest's prices: its ``prices:``, its schema files', the API's catalog entries it
+    was loaded with (``load_with_catalog``), the bundled snapshot's."""
+    return PriceTable(
+        manifest=manifest.settings.prices,
+        schemas=manifest.schemas,
+        catalog=manifest.catalog.entries,
+    )
 
 
 def check_budget_coverage(prepared: Prepared, budget_usd: float | None) -> None:
@@ -298,7 +387,7 @@ class Session:
 
 @dataclass(frozen=True, kw_only=True)
 class AsyncSession(Session):
-    """A session whose API client is open: the jobs were priced through it, the run uses it."""
+    """A session whose API client is open: the run uses it."""
 
     client: RunComfyClient = field(repr=False)
 
@@ -372,8 +461,9 @@ def open_session(
 ) -> Iterator[Session]:
     """Connect (or start the simulator), take the ledger's lock, price and sync the jobs.
 
-    For a caller with no event loop running (the ``genbatch run`` command): the prices are
-    fetched in an event loop of their own. Inside a running loop, use ``open_async_session``.
+    The schemas and prices are those ``manifest`` was loaded with: ``load_with_catalog`` for
+    the API's catalog, as ``genbatch run`` does. For a caller with no event loop running (the
+    ``genbatch run`` command); inside a running loop, use ``open_async_session``.
     """
     with _reach(
         manifest,
@@ -383,7 +473,7 @@ def open_session(
         allow_insecure=allow_insecure,
         options=options,
     ) as reached:
-        prices = anyio.run(price_table, manifest, reached.connection)
+        prices = manifest_prices(manifest)
         prepared, run_options = _synced_run(manifest, reached, prices, concurrency)
         yield Session(prepared=prepared, connection=reached.connection, options=run_options)
 
@@ -399,8 +489,8 @@ async def open_async_session(
     concurrency: int | None = None,
     options: RunOptions | None = None,
 ) -> AsyncIterator[AsyncSession]:
-    """``open_session`` in the caller's event loop, with one API client for the prices and the
-    run (``execute_with``). ``arun_manifest`` and ``run_manifest`` run through here.
+    """``open_session`` in the caller's event loop, with the API client open for the run
+    (``execute_with``). ``arun_manifest`` and ``run_manifest`` run through here.
     """
     # The ledger's calls are synchronous for now: opening it, taking its lock and the sync
     # (seconds for a large manifest) block the caller's loop, as does starting and stopping the
@@ -414,7 +504,7 @@ async def open_async_session(
         options=options,
     ) as reached:
         async with client_for(reached.connection) as client:
-            prices = await manifest_prices(manifest, client)
+            prices = manifest_prices(manifest)
             prepared, run_options = _synced_run(manifest, reached, prices, concurrency)
             yield AsyncSession(
                 prepared=prepared, connection=reached.connection, options=run_options, client=client
@@ -434,7 +524,9 @@ async def arun_manifest(
     """Run a manifest in the caller's event loop (a notebook's, an application's): the same as
     ``genbatch run``, returning its summary. ``summary = await genbatch.arun_manifest(path)``.
     """
-    manifest = load_manifest(path)  # validated as it is synced
+    connection = None if simulate else optional_connection(api_base)
+    # Validated as it is synced.
+    manifest = (await aload_with_catalog(path, ledger=ledger, connection=connection)).manifest
     async with open_async_session(
         manifest,
         ledger=ledger,

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 import httpx
 
@@ -234,6 +234,23 @@ class RunComfyClient:
     async def model_info(self, model_id: str) -> dict[str, Any]:
         """The catalog entry of a model (price and unit), when the API offers it."""
         return await self._call("GET", f"/v1/models/{model_id}")
+
+    async def list_models(
+        self,
+        *,
+        search: str | None = None,
+        limit: int = 500,
+        offset: int = 0,
+        include_schema: bool = False,
+    ) -> dict[str, Any]:
+        """One page of the catalog, ``{"models": [entry...], "total": N}``, as the official
+        CLI's ``runcomfy models list`` asks for it."""
+        query: dict[str, str | int] = {"limit": limit, "offset": offset, "kind": "model"}
+        if search:
+            query["search"] = search
+        if include_schema:
+            query["include_schema"] = "true"
+        return await self._call("GET", f"/v1/models?{urlencode(query)}")
 
     @asynccontextmanager
     async def open_file(

@@ -2,7 +2,8 @@
 
 Prices come, by precedence, from the manifest's ``prices:``, then a ``schema:`` file that has a
 price, then the API's catalog endpoint (``GET /v1/models/{model_id}``: ``base_price_usd``,
-``price_unit``), then the snapshot bundled with genbatch. A model with no price anywhere costs
+``price_unit``, as cached in the ledger, see ``model_catalog``), then the snapshot bundled with
+genbatch. A model with no price anywhere costs
 "unknown": it runs, but a budget cannot account for it (the run refuses to start).
 """
 
@@ -12,9 +13,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from genbatch.catalog import ModelSchema, Price, SchemaSource, estimate_cost, find_model, price_of
+from genbatch.catalog import (
+    CatalogEntry,
+    ModelSchema,
+    Price,
+    SchemaSource,
+    estimate_cost,
+    find_model,
+)
 from genbatch.client import RunComfyClient
-from genbatch.errors import ApiError
+from genbatch.model_catalog import fetch_entries
 
 MANIFEST_PRICE = "manifest prices:"
 API_PRICE = "catalog endpoint"
@@ -32,7 +40,10 @@ class PriceTable:
     """Prices per model id, most specific source first (see the module docstring)."""
 
     manifest: Mapping[str, Price] = field(default_factory=dict)
+    catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)
+    """The catalog endpoint's entries (cached in the ledger, or just fetched)."""
     api: Mapping[str, Price] = field(default_factory=dict)
+    """Prices the catalog endpoint gave, without their entries."""
     schemas: Mapping[str, ModelSchema] = field(default_factory=dict)
     """The schema each model of the manifest was found with (its price, defaults, outputs)."""
     # What cost() needs of each model, looked up once: it runs for every job of a manifest.
@@ -51,6 +62,9 @@ class PriceTable:
             return self.manifest[model_id], MANIFEST_PRICE
         if schema is not None and schema.source is SchemaSource.MANIFEST and schema.price:
             return schema.price, schema.origin
+        entry = self.catalog.get(model_id)
+        if entry is not None and entry.price is not None:
+            return entry.price, entry.origin
         if model_id in self.api:
             return self.api[model_id], API_PRICE
         if schema is not None and schema.price is not None:
@@ -78,28 +92,15 @@ class PriceTable:
             return None
         return round(estimate_cost(price, {**defaults, **inputs}, output_key), 6)
 
-    def with_api_prices(self, prices: Mapping[str, Price]) -> PriceTable:
-        """This table with prices read from the API's catalog endpoint."""
-        return PriceTable(manifest=self.manifest, api={**self.api, **prices}, schemas=self.schemas)
-
 
 async def fetch_api_prices(client: RunComfyClient, model_ids: Iterable[str]) -> dict[str, Price]:
     """Prices the API's catalog endpoint reports; models it does not answer for are skipped."""
-    found: dict[str, Price] = {}
-    for model_id in sorted(set(model_ids)):
-        try:
-            info = await client.model_info(model_id)
-        except ApiError:
-            continue  # the endpoint is optional: built-in prices stand
-        price = _price_from_catalog(model_id, info)
-        if price is not None:
-            found[model_id] = price
-    return found
-
-
-def _price_from_catalog(model_id: str, info: Mapping[str, Any]) -> Price | None:
-    spec = find_model(model_id)
-    return price_of(info, spec.output.audio_multiplier if spec else 1.0)
+    fetched = await fetch_entries(client, model_ids)
+    return {
+        model_id: entry.price
+        for model_id, entry in fetched.entries.items()
+        if entry.price is not None
+    }
 
 
 def describe_usd(amount: float | None) -> str:

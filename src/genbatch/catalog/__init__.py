@@ -7,8 +7,9 @@ RunComfy's catalog endpoint (cached in the ledger), or from the snapshot bundled
 for a body that breaks them, as the real API does.
 
 Modules: ``price`` (prices and the cost of a job), ``validation`` (jsonschema and its errors
-as one-liners), ``model`` (``ModelSchema``), ``documents`` (reading a catalog entry or a
-schema file tolerantly), ``bundled`` (the snapshot), ``lookup`` (finding a model by id).
+as one-liners), ``model`` (``ModelSchema``), ``entry`` (``CatalogEntry``, the endpoint's
+answer), ``documents`` (reading a catalog entry or a schema file tolerantly), ``bundled`` (the
+snapshot), ``lookup`` (finding a model by id).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from genbatch.catalog.documents import (
     price_of,
     read_model_file,
 )
+from genbatch.catalog.entry import CatalogEntry
 from genbatch.catalog.lookup import Catalog, find_model
 from genbatch.catalog.model import ModelSchema, OutputShape, SchemaSource
 from genbatch.catalog.price import Price, estimate_cost
@@ -28,6 +30,7 @@ from genbatch.catalog.validation import InputProblem, SchemaInvalid, check_schem
 __all__ = [
     "BUNDLED_ORIGIN",
     "Catalog",
+    "CatalogEntry",
     "InputProblem",
     "ModelSchema",
     "OutputShape",

@@ -40,6 +40,7 @@ def _register_commands() -> None:
         cancel,
         export,
         gallery,
+        models,
         plan,
         run,
         runs,

@@ -1,4 +1,5 @@
-"""``genbatch plan``: expand and validate a manifest, offline, and compare it with the ledger."""
+"""``genbatch plan``: expand and validate a manifest (nothing submitted), and compare it with the
+ledger."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ from genbatch.states import JobState
 if TYPE_CHECKING:
     from genbatch.manifest import Manifest
     from genbatch.pricing import PriceTable
+
+PLAN_CONNECT_TIMEOUT = 3.0
+PLAN_READ_TIMEOUT = 10.0
+"""A plan waits little for the catalog: without it, the cache and the bundle stand."""
 
 
 @dataclass(kw_only=True)
@@ -62,13 +67,31 @@ def plan(
         None, "--max-jobs", min=1, metavar="N", help="Allow manifests that expand to more jobs."
     ),
     strict: bool = typer.Option(False, "--strict", help="Unknown models are an error."),
+    offline: bool = typer.Option(
+        False, "--offline", help="Do not ask the API's catalog (use the ledger's cache)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Expand and validate MANIFEST without any network call; show what a run would do and
-    what it would cost."""
-    from genbatch.manifest import load_manifest
+    """Expand and validate MANIFEST, and show what a run would do and what it would cost.
 
-    loaded = load_manifest(manifest, max_jobs=max_jobs, strict_models=strict)
+    Nothing is submitted. The models' schemas and prices come from the ledger's cache of
+    RunComfy's catalog; models not cached are asked of the catalog when a token is set (a
+    failure only makes a note), unless --offline."""
+    from genbatch import batch
+    from genbatch.client import Timeouts
+
+    connection = None if offline else batch.optional_connection(None)
+    found = batch.load_with_catalog(
+        manifest,
+        ledger=ledger,
+        connection=connection,
+        timeouts=Timeouts(connect=PLAN_CONNECT_TIMEOUT, read=PLAN_READ_TIMEOUT),
+        max_jobs=max_jobs,
+        strict_models=strict,
+    )
+    loaded = found.manifest
+    for note in found.notes:
+        print(f"genbatch: note: {note}", file=sys.stderr)
     known = _known_states(loaded, ledger)
     summary = _summarise(loaded, known)
     if json_output:
@@ -134,9 +157,9 @@ def _known_states(manifest: Manifest, given: str | None) -> dict[str, str]:
 
 
 def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
-    from genbatch.pricing import PriceTable
+    from genbatch import batch
 
-    prices = PriceTable(manifest=manifest.settings.prices, schemas=manifest.schemas)
+    prices = batch.manifest_prices(manifest)
     jobs = new = done = unpriced = 0
     cost_usd = cost_left_usd = 0.0
     # The jobs are validated in the same walk that sums them up: a bad one raises here. Plain

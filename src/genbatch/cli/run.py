@@ -268,13 +268,26 @@ def execute_request(request: RunRequest) -> None:
     """Load, sync, run, report; exits with the documented code."""
     from genbatch import batch
     from genbatch.cli.export import refresh_metadata
-    from genbatch.manifest import load_manifest
     from genbatch.runner import RunOptions
 
-    # Every job is validated as it is synced (one walk of the jobs, not two).
-    loaded = load_manifest(
-        request.manifest, max_jobs=request.max_jobs, strict_models=request.strict
+    # Every job is validated as it is synced (one walk of the jobs, not two). The schemas of
+    # the API's catalog are read here (cached in the ledger, else fetched); a rehearsal reads
+    # only the cache: the bundled simulator's catalog is the bundled snapshot.
+    connection = (
+        None
+        if request.simulate
+        else batch.optional_connection(request.api_base, allow_insecure=request.allow_insecure)
     )
+    found = batch.load_with_catalog(
+        request.manifest,
+        ledger=request.ledger,
+        connection=connection,
+        max_jobs=request.max_jobs,
+        strict_models=request.strict,
+    )
+    loaded = found.manifest
+    for note in found.notes:
+        print(f"genbatch: note: {note}", file=sys.stderr)
     for warning in loaded.warnings:
         print(f"genbatch: warning: {warning}", file=sys.stderr)
     options = RunOptions(

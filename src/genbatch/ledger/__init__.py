@@ -6,6 +6,7 @@ from genbatch.ledger.engine import LedgerLocation, resolve_location
 from genbatch.ledger.ledger import Ledger
 from genbatch.ledger.records import (
     AttemptRecord,
+    CachedModel,
     JobOutputs,
     JobRecord,
     OutputRecord,
@@ -19,6 +20,7 @@ from genbatch.ledger.records import (
 
 __all__ = [
     "AttemptRecord",
+    "CachedModel",
     "JobOutputs",
     "JobRecord",
     "Ledger",

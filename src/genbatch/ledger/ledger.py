@@ -36,13 +36,14 @@ from genbatch.errors import (
     TransitionRefused,
 )
 from genbatch.jobs import JobSpec, canonical_json
-from genbatch.ledger import leases
+from genbatch.ledger import catalog_cache, leases
 from genbatch.ledger import statements as sql
 from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
 from genbatch.ledger.leases import Adopt, Clock
 from genbatch.ledger.migrations import ensure_schema
 from genbatch.ledger.records import (
     AttemptRecord,
+    CachedModel,
     JobOutputs,
     JobRecord,
     OutputRecord,
@@ -806,6 +807,19 @@ class Ledger:
         query = query.order_by(JOBS.c.run_id, JOBS.c.ordinal).limit(limit)
         with self._transaction("find_jobs") as conn:
             return [_job_record(r) for r in conn.execute(query)]
+
+    # -- the API's catalog, cached --------------------------------------------------------------
+
+    def cached_models(self, model_ids: Iterable[str] | None = None) -> dict[str, CachedModel]:
+        """The catalog entries cached for ``model_ids`` (every one when None), by model id."""
+        with self._transaction("cached_models") as conn:
+            return catalog_cache.cached_models(conn, model_ids)
+
+    def cache_models(self, models: Iterable[CachedModel], *, replace: bool = False) -> int:
+        """Cache catalog entries; one already cached is kept unless ``replace`` (a refresh).
+        How many were written."""
+        with self._transaction("cache_models") as conn:
+            return catalog_cache.store_models(conn, models, replace=replace)
 
     # -- plumbing -------------------------------------------------------------------------------
 

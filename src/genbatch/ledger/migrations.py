@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 from genbatch.errors import LedgerError
 from genbatch.ledger import tables
 from genbatch.ledger.engine import MAY_CREATE_OPTION
-from genbatch.ledger.tables import META, SCHEMA_VERSION, WORKERS
+from genbatch.ledger.tables import CATALOG_MODELS, META, SCHEMA_VERSION, WORKERS
 
 # Any constant will do: it names the lock every genbatch takes while creating or upgrading.
 SCHEMA_LOCK_KEY = 0x67656E62  # "genb"
@@ -39,8 +39,18 @@ def _v3_to_v4(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE attempts ADD COLUMN generation_seconds FLOAT"))
 
 
+def _v4_to_v5(conn: Connection) -> None:
+    """Schemas and prices from the API's catalog, cached: an empty table (nothing fetched yet)."""
+    CATALOG_MODELS.create(conn)
+
+
 # MIGRATIONS[n] upgrades a ledger from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+}
 
 
 def ensure_schema(engine: Engine, *, display: str) -> None:

@@ -183,3 +183,13 @@ class WorkerStart:
     """The jobs in flight it adopted, and those left submitting that became ``unknown``."""
     resubmitted: int = 0
     """``unknown`` jobs put back to pending, as asked."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachedModel:
+    """A catalog entry of the API (``GET /v1/models/{model_id}``) as the ledger keeps it."""
+
+    model_id: str
+    document: dict[str, Any] = field(repr=False)
+    """The entry as the endpoint answered it."""
+    fetched_at: datetime

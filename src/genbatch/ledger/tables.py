@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run).
 3: runs.jobs_fingerprint (a resume of an unchanged manifest skips the sync).
-4: attempts.generation_seconds (when to first poll a model's jobs, from earlier runs)."""
+4: attempts.generation_seconds (when to first poll a model's jobs, from earlier runs).
+5: catalog_models (the API's catalog entries, cached with their fetch time)."""
 
 
 def utcnow() -> datetime:
@@ -151,6 +152,19 @@ class WorkerRow(SQLModel, table=True):
     stopped_at: datetime | None = Field(default=None, sa_column=_when())
 
 
+class CatalogModelRow(SQLModel, table=True):
+    """One model as RunComfy's catalog endpoint (``GET /v1/models/{model_id}``) described it,
+    kept so that plans work offline and a resumed run checks its jobs against the schema it
+    started with. Only ``genbatch models refresh`` replaces an entry."""
+
+    __tablename__ = "catalog_models"
+
+    model_id: str = Field(primary_key=True)
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    """The entry as the endpoint answered it, JSON."""
+    fetched_at: datetime = Field(sa_column=_when(nullable=False))
+
+
 # The tables as SQLAlchemy Core sees them, for the statements: one name each, typed.
 META = SQLModel.metadata.tables[MetaRow.__tablename__]
 RUNS = SQLModel.metadata.tables[RunRow.__tablename__]
@@ -158,3 +172,4 @@ JOBS = SQLModel.metadata.tables[JobRow.__tablename__]
 ATTEMPTS = SQLModel.metadata.tables[AttemptRow.__tablename__]
 OUTPUTS = SQLModel.metadata.tables[OutputRow.__tablename__]
 WORKERS = SQLModel.metadata.tables[WorkerRow.__tablename__]
+CATALOG_MODELS = SQLModel.metadata.tables[CatalogModelRow.__tablename__]

@@ -1,6 +1,7 @@
 """The manifest: a YAML file describing a batch of generations, loaded into jobs.
 
     load_manifest(path) -> Manifest        read, check, count; raises ManifestError
+    model_ids_of(path) -> set[str]          the models it names (to ask the API's catalog)
     Manifest.jobs() -> Iterator[JobSpec]    lazy expansion in a deterministic order
     Manifest.validate()                     expand and check every job once
 
@@ -12,7 +13,7 @@ The format is documented in docs/manifest.md.
 
 from __future__ import annotations
 
-from genbatch.manifest.manifest import BlockSummary, Manifest, load_manifest
+from genbatch.manifest.manifest import BlockSummary, Manifest, load_manifest, model_ids_of
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings, parse_size
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "Manifest",
     "ManifestSettings",
     "load_manifest",
+    "model_ids_of",
     "parse_size",
 ]

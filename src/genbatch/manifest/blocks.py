@@ -70,6 +70,10 @@ class BlockPlan:
     fixed: Fragment
     prompts: tuple[str | Template, ...] | None
     prompt_sources: tuple[Source, ...]
+    prompt_inputs: tuple[str, ...] = ()
+    """Inputs each row of the prompt file sets (``prompts: {file: ..., inputs: [...]}``)."""
+    prompt_rows: tuple[tuple[Any, ...], ...] = ()
+    """Per prompt, the values of ``prompt_inputs`` in that order (empty without them)."""
     axes: tuple[tuple[Fragment, ...], ...]
     """Grid keys in written order, then the zip rows; combined as a cartesian product."""
     repeat: int
@@ -204,10 +208,13 @@ def _compile_block(
     model_id, schema, model_source = _model(compiler, strict, warnings, catalog)
     model = schema if compiler.pick("validate").value is not False else None
     prompt_field = _prompt_field(compiler, model, model_id)
-    prompt_entries = _prompt_entries(compiler)
+    prompt_entries = _prompt_entries(compiler, model)
+    row_inputs = tuple(name for name, _ in prompt_entries[0].inputs) if prompt_entries else ()
     inputs, variables = compiler.merged("inputs"), compiler.merged("vars")
     grid, zipped = compiler.pick("grid"), compiler.pick("zip")
-    _check_no_clashes(compiler, inputs, variables, grid, zipped, prompt_entries, prompt_field)
+    _check_no_clashes(
+        compiler, inputs, variables, grid, zipped, prompt_entries, (prompt_field, *row_inputs)
+    )
     prompts = _compile_prompts(prompt_entries)
     fixed_templates = _compile_input_templates(compiler, inputs)
     defined = set(variables) | set(grid.value or {}) | set(zipped.value or {})
@@ -218,7 +225,7 @@ def _compile_block(
     axes = (*axis_builder.grid_axes(grid), *axis_builder.zip_axis(zipped))
     fixed = _fixed_fragment(compiler, inputs, variables, fixed_templates)
     checker = _StaticChecker(model_id, model, model_source, prompt_field)
-    checker.check(fixed, axes, has_prompts=prompt_entries is not None)
+    checker.check(fixed, axes, has_prompts=prompt_entries is not None, row_inputs=row_inputs)
     checker.check_prompts(prompts, prompt_entries or ())
     return BlockPlan(
         name=name,
@@ -230,6 +237,10 @@ def _compile_block(
         fixed=fixed,
         prompts=tuple(prompts) if prompt_entries is not None else None,
         prompt_sources=tuple(e.source for e in prompt_entries or ()),
+        prompt_inputs=row_inputs,
+        prompt_rows=tuple(tuple(v for _, v in e.inputs) for e in prompt_entries or ())
+        if row_inputs
+        else (),
         axes=axes,
         repeat=compiler.pick("repeat").value or 1,
         output_dir=_output_dir(compiler),
@@ -334,7 +345,9 @@ def _prompt_field(compiler: _BlockCompiler, model: ModelSchema | None, model_id:
     return name
 
 
-def _prompt_entries(compiler: _BlockCompiler) -> list[PromptEntry] | None:
+def _prompt_entries(
+    compiler: _BlockCompiler, model: ModelSchema | None
+) -> list[PromptEntry] | None:
     written = compiler.pick("prompts")
     if written.value is None:
         return None
@@ -346,6 +359,7 @@ def _prompt_entries(compiler: _BlockCompiler) -> list[PromptEntry] | None:
             display_dir=display_dir,
             where=compiler.source((*written.path, "file")),
             allow_outside=compiler.top.allow_outside_prompt_files,
+            input_specs=model.fields if model is not None else None,
         )
     if not written.value:
         raise compiler.source(written.path).error(
@@ -388,9 +402,10 @@ def _check_no_clashes(
     grid: _Written,
     zipped: _Written,
     prompts: list[PromptEntry] | None,
-    prompt_field: str,
+    prompt_fields: tuple[str, ...],
 ) -> None:
-    """A name may be set in only one of inputs, vars, grid, zip (and prompts for its field)."""
+    """A name may be set in only one of inputs, vars, grid, zip (and prompts for its field and
+    the inputs its prompt file sets)."""
     seen: dict[str, tuple[str, Source]] = {}
     places: list[tuple[str, str, Path_]] = [
         *(("inputs", name, w.path) for name, w in inputs.items()),
@@ -399,7 +414,8 @@ def _check_no_clashes(
         *(("zip", name, (*zipped.path, name)) for name in zipped.value or {}),
     ]
     if prompts is not None:
-        places.insert(0, ("prompts", prompt_field, compiler.pick("prompts").path))
+        path = compiler.pick("prompts").path
+        places[:0] = [("prompts", name, path) for name in prompt_fields]
     for place, name, path in places:
         source = compiler.source(path)
         if name in seen:
@@ -507,10 +523,15 @@ class _StaticChecker:
         self.prompt_field = prompt_field
 
     def check(
-        self, fixed: Fragment, axes: Iterable[tuple[Fragment, ...]], *, has_prompts: bool
+        self,
+        fixed: Fragment,
+        axes: Iterable[tuple[Fragment, ...]],
+        *,
+        has_prompts: bool,
+        row_inputs: Iterable[str] = (),
     ) -> None:
         """Raise ``ManifestError`` at the first value, name or missing input that is wrong."""
-        names = {*fixed.inputs, *(t.label for t in fixed.templates)}
+        names = {*fixed.inputs, *(t.label for t in fixed.templates), *row_inputs}
         if has_prompts:
             names.add(self.prompt_field)
         for template in fixed.templates:
@@ -529,6 +550,8 @@ class _StaticChecker:
         for prompt, entry in zip(prompts, entries, strict=True):
             if isinstance(prompt, str):
                 self._check_value(self.prompt_field, prompt, entry.source)
+            for name, value in entry.inputs:
+                self._check_value(name, value, entry.source)
 
     def _check_name(self, name: str, source: Source, *, axis: bool = False) -> None:
         if self.model is not None and not self.model.accepts_name(name):

@@ -53,7 +53,8 @@ class _Combination(NamedTuple):
 class _BlockExpander:
     """Per-block state that makes each job cheap: slugs, defaults, the JSON layouts.
 
-    Slots, in order: the prompt (when the block has prompts), each rendered input template,
+    Slots, in order: the prompt (when the block has prompts), the inputs its prompt file's row
+    sets, each rendered input template,
     then per axis its input values and its variable values. The inputs, the identity (inputs
     completed with the schema's defaults) and the variables are each a ``JsonLayout`` over them.
     """
@@ -72,7 +73,7 @@ class _BlockExpander:
             n: Constant(v) for n, v in plan.fixed.variables.items()
         }
         rendered = [plan.prompt_field] if plan.prompts is not None else []
-        rendered += [t.label for t in plan.fixed.templates]
+        rendered += [*plan.prompt_inputs, *(t.label for t in plan.fixed.templates)]
         for index, name in enumerate(rendered):
             inputs[name] = Slot(index)
         self.axes = tuple(self._choices(axis, inputs, variables) for axis in plan.axes)
@@ -143,30 +144,34 @@ class _BlockExpander:
     def _combinations(self) -> Iterator[_Combination]:
         """Inputs, variables, slots and line of each combination before repeats."""
         fixed = self.plan.fixed
-        for prompt, line in self._prompts():
+        for prompt, row, line in self._prompts():
             for choices in itertools.product(*self.axes):
                 variables = dict(fixed.variables)
                 for choice in choices:
                     variables.update(choice.variables)
-                inputs, slots = self._inputs(prompt, variables)
+                inputs, slots = self._inputs(prompt, row, variables)
                 for choice in choices:
                     inputs.update(choice.inputs)
                     slots.extend(choice.encoded)
                 yield _Combination(inputs, variables, slots, line)
 
-    def _prompts(self) -> Iterator[tuple[str | Template | None, int | None]]:
-        """Each prompt with the manifest line it comes from (the block's, for prompt files)."""
+    def _prompts(self) -> Iterator[tuple[str | Template | None, tuple[Any, ...], int | None]]:
+        """Each prompt with the inputs its row sets and the manifest line it comes from (the
+        block's, for prompt files)."""
         plan = self.plan
         if plan.prompts is None:
-            yield None, plan.source.line
+            yield None, (), plan.source.line
             return
-        for prompt, source in zip(plan.prompts, plan.prompt_sources, strict=True):
-            yield prompt, source.line if source.file == plan.source.file else plan.source.line
+        rows = plan.prompt_rows or itertools.repeat(())
+        for prompt, row, source in zip(plan.prompts, rows, plan.prompt_sources, strict=False):
+            line = source.line if source.file == plan.source.file else plan.source.line
+            yield prompt, row, line
 
     def _inputs(
-        self, prompt: str | Template | None, variables: dict[str, Any]
+        self, prompt: str | Template | None, row: tuple[Any, ...], variables: dict[str, Any]
     ) -> tuple[dict[str, Any], list[str]]:
-        """The job's inputs before its axes' inputs, and the encoded values of those rendered."""
+        """The job's inputs before its axes' inputs, and the encoded values of those rendered
+        (the prompt, its row's inputs, the templates)."""
         fixed = self.plan.fixed
         inputs: dict[str, Any] = {}
         field = self.prompt_field
@@ -174,8 +179,10 @@ class _BlockExpander:
             inputs[field] = self._checked(prompt, variables)
         elif prompt is not None:
             inputs[field] = prompt
+        inputs.update(zip(self.plan.prompt_inputs, row, strict=True))
         inputs.update(fixed.inputs)
         rendered = [encode_value(inputs[field])] if prompt is not None else []
+        rendered += [encode_value(value) for value in row]
         for template in fixed.templates:
             text = inputs[template.label] = self._checked(template, variables)
             rendered.append(encode_value(text))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbatch import __version__
-from genbatch.catalog import Catalog, ModelSchema, Price
+from genbatch.catalog import Catalog, ModelSchema, Price, page_slugs
 from genbatch.errors import ManifestError
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
@@ -25,7 +25,7 @@ from genbatch.manifest.yaml_loader import (
     load_yaml,
 )
 
-__all__ = ["BlockSummary", "Manifest", "load_manifest"]
+__all__ = ["BlockSummary", "Manifest", "load_manifest", "model_ids_of"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +61,7 @@ class Manifest:
         warnings: list[str],
         blocks: list[BlockPlan],
         digest: str = "",
+        catalog: Catalog | None = None,
     ) -> None:
         self.path = path
         self.name = name
@@ -71,6 +72,8 @@ class Manifest:
         self.job_count = sum(block.job_count for block in blocks)
         """Number of jobs, computed from the sizes of prompts, grid, zip and repeat."""
         self.digest = digest
+        self.catalog = catalog or Catalog()
+        """The catalog the models were looked up in (the API's entries it was loaded with)."""
         """A hash of everything the jobs depend on (see ``load_manifest``): equal digests,
         equal jobs. Prices are not in it."""
 
@@ -201,9 +204,24 @@ def load_manifest(
         warnings=warnings,
         blocks=blocks,
         digest=_digest(raw, absolute, blocks, strict_models=strict_models, max_jobs=max_jobs),
+        catalog=catalog,
     )
     _guard_explosion(manifest, document, spec, max_jobs)
     return manifest
+
+
+def model_ids_of(path: str | os.PathLike[str]) -> set[str]:
+    """The model ids a manifest names (page slugs as their real ids), read without compiling
+    it: what to ask the API's catalog for before loading. A manifest that cannot be read or
+    parsed raises the one-line ``ManifestError`` ``load_manifest`` would."""
+    display = os.fspath(path)
+    document = load_yaml(
+        decode_text(_read(Path(os.path.abspath(display)), display), display), display
+    )
+    spec = parse_manifest_spec(document)
+    written = {block.model for block in spec.jobs or ()} | {spec.model}
+    slugs = page_slugs()
+    return {slugs.get(model_id, model_id) for model_id in written if model_id}
 
 
 def _digest(
@@ -217,7 +235,7 @@ def _digest(
         digest.update(len(part).to_bytes(8, "big") + part)
     for block in blocks:
         prompts = [p.text if isinstance(p, Template) else p for p in block.prompts or ()]
-        facts = (block.name, block.output_dir, repr(block.model), prompts)
+        facts = (block.name, block.output_dir, repr(block.model), prompts, block.prompt_rows)
         digest.update(canonical_json(facts).encode())
     return digest.hexdigest()
 

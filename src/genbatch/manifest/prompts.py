@@ -10,7 +10,8 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ from genbatch.manifest.reading import (
 from genbatch.manifest.schema import PromptFileSpec
 from genbatch.manifest.yaml_loader import decode_text
 
-__all__ = ["PROMPT_FILE_KINDS", "PromptEntry", "inline_prompts", "read_prompt_file"]
+__all__ = [
+    "LIST_SEPARATOR",
+    "PROMPT_FILE_KINDS",
+    "PromptEntry",
+    "inline_prompts",
+    "read_prompt_file",
+]
 
 PROMPT_FILE_KINDS = {
     ".txt": "text",
@@ -41,12 +48,18 @@ PROMPT_FILE_KINDS = {
 DEFAULT_COLUMN = "prompt"
 
 
+LIST_SEPARATOR = "|"
+"""Splits a CSV cell into the items of a list input (``image_urls``): ``a.png|b.png``."""
+
+
 @dataclass(frozen=True, slots=True)
 class PromptEntry:
-    """One prompt (a template) and where it was written."""
+    """One prompt (a template) and where it was written, with the inputs its row of a prompt
+    file sets (``prompts: {file: ..., inputs: [img_url]}``), in the order they were named."""
 
     text: str
     source: Source
+    inputs: tuple[tuple[str, Any], ...] = ()
 
 
 def inline_prompts(texts: Sequence[str], sources: Sequence[Source]) -> list[PromptEntry]:
@@ -63,6 +76,7 @@ def read_prompt_file(
     display_dir: str,
     where: Source,
     allow_outside: bool = False,
+    input_specs: Mapping[str, Any] | None = None,
 ) -> list[PromptEntry]:
     """The prompts of the file ``spec`` names, relative to ``base_dir`` (the manifest's folder).
 
@@ -70,6 +84,11 @@ def read_prompt_file(
     manifest line naming the file, for errors about the file as a whole. Only a regular file of
     at most ``MAX_PROMPT_FILE_BYTES`` inside ``base_dir``'s tree is read; ``allow_outside``
     (the manifest's ``allow_outside_prompt_files``) lifts the last condition.
+
+    ``spec.inputs`` names the columns (fields) whose values each row adds to its job's inputs;
+    a CSV cell is read as the input's schema type says (``input_specs``, the schema's
+    ``properties``): a number, a boolean, or for a list a ``|``-separated cell. JSONL values are
+    taken as they are.
     """
     kind = _kind(spec, where)
     path = base_dir / os.path.expanduser(spec.file)
@@ -79,13 +98,16 @@ def read_prompt_file(
         raise where.error(f"prompt file '{spec.file}' {refused}", field="prompts.file")
     raw = _read(path, spec.file, where)
     text = decode_text(raw, display)
+    columns = _input_columns(spec)
     if kind == "text":
         entries = list(_text_prompts(text, display))
     elif kind == "jsonl":
-        entries = list(_jsonl_prompts(text, display, spec.field or DEFAULT_COLUMN))
+        entries = list(_jsonl_prompts(text, display, spec.field or DEFAULT_COLUMN, columns))
     else:
         delimiter = "\t" if kind == "tsv" else ","
-        entries = list(_csv_prompts(text, display, spec.column or DEFAULT_COLUMN, delimiter))
+        column = spec.column or DEFAULT_COLUMN
+        cells = _CsvCells(input_specs or {})
+        entries = list(_csv_prompts(text, display, column, delimiter, columns, cells))
     if not entries:
         raise where.error(f"prompt file '{spec.file}' has no prompts", field="prompts.file")
     return entries
@@ -103,7 +125,18 @@ def _kind(spec: PromptFileSpec, where: Source) -> str:
         raise where.error("'column' applies to .csv files only", field="prompts.column")
     if spec.field is not None and kind != "jsonl":
         raise where.error("'field' applies to .jsonl files only", field="prompts.field")
+    if spec.inputs and kind == "text":
+        raise where.error(
+            "'inputs' needs columns: use a .csv or .jsonl prompt file", field="prompts.inputs"
+        )
     return kind
+
+
+def _input_columns(spec: PromptFileSpec) -> dict[str, str]:
+    """Input name -> the column (field) that fills it."""
+    if isinstance(spec.inputs, dict):
+        return dict(spec.inputs)
+    return {name: name for name in spec.inputs or ()}
 
 
 def _read(path: Path, written: str, where: Source) -> bytes:
@@ -129,7 +162,9 @@ def _text_prompts(text: str, display: str) -> Iterator[PromptEntry]:
             yield PromptEntry(text=prompt, source=Source(display, number))
 
 
-def _jsonl_prompts(text: str, display: str, field: str) -> Iterator[PromptEntry]:
+def _jsonl_prompts(
+    text: str, display: str, field: str, columns: Mapping[str, str]
+) -> Iterator[PromptEntry]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -146,32 +181,91 @@ def _jsonl_prompts(text: str, display: str, field: str) -> Iterator[PromptEntry]
                 line=number,
                 field=field,
             )
-        yield from _entry(row[field], display, number, field)
+        inputs = tuple(
+            (name, _row_value(row, key, display, number)) for name, key in columns.items()
+        )
+        yield from _entry(row[field], display, number, field, inputs)
 
 
-def _csv_prompts(text: str, display: str, column: str, delimiter: str) -> Iterator[PromptEntry]:
+def _row_value(row: Mapping[str, Any], key: str, display: str, number: int) -> Any:
+    value = row.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ManifestError(
+            "has no value; every row with a prompt needs one", file=display, line=number, field=key
+        )
+    return value
+
+
+class _CsvCells:
+    """A CSV cell read as its input's schema type says; text when it says nothing."""
+
+    def __init__(self, input_specs: Mapping[str, Any]) -> None:
+        self.input_specs = input_specs
+
+    def value(self, name: str, cell: str) -> Any:
+        """The value of input ``name`` written ``cell``."""
+        spec = self.input_specs.get(name)
+        kind = spec.get("type") if isinstance(spec, Mapping) else None
+        text = cell.strip()
+        if kind == "array":
+            return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+        if kind == "integer" and _INTEGER.fullmatch(text):
+            return int(text)
+        if kind == "number" and _NUMBER.fullmatch(text):
+            return float(text) if any(c in text for c in ".eE") else int(text)
+        if kind == "boolean" and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        return text
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _csv_prompts(
+    text: str,
+    display: str,
+    column: str,
+    delimiter: str,
+    columns: Mapping[str, str],
+    cells: _CsvCells,
+) -> Iterator[PromptEntry]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = reader.fieldnames or []
-        if column not in header:
-            raise ManifestError(
-                f"no column '{column}' (columns: {', '.join(header) or 'none'})",
-                file=display,
-                line=1,
-                field=column,
-            )
+        for wanted in (column, *columns.values()):
+            if wanted not in header:
+                raise ManifestError(
+                    f"no column '{wanted}' (columns: {', '.join(header) or 'none'})",
+                    file=display,
+                    line=1,
+                    field=wanted,
+                )
         for row in reader:
             # line_num is the line the row ends on: right for one-line rows.
-            yield from _entry(row.get(column), display, reader.line_num, column)
+            number = reader.line_num
+            if not (row.get(column) or "").strip():
+                continue  # a blank prompt: the row is skipped, its other cells too
+            inputs = tuple(
+                (name, cells.value(name, _row_value(row, key, display, number)))
+                for name, key in columns.items()
+            )
+            yield from _entry(row.get(column), display, number, column, inputs)
     except csv.Error as error:
         raise ManifestError(f"not valid CSV: {error}", file=display, line=reader.line_num) from None
 
 
-def _entry(value: Any, display: str, number: int, field: str) -> Iterator[PromptEntry]:
+def _entry(
+    value: Any,
+    display: str,
+    number: int,
+    field: str,
+    inputs: tuple[tuple[str, Any], ...] = (),
+) -> Iterator[PromptEntry]:
     if value is None or (isinstance(value, str) and not value.strip()):
         return
     if not isinstance(value, str):
         raise ManifestError(
             f"must be text, not {json.dumps(value)}", file=display, line=number, field=field
         )
-    yield PromptEntry(text=value.strip(), source=Source(display, number))
+    yield PromptEntry(text=value.strip(), source=Source(display, number), inputs=inputs)

@@ -46,12 +46,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+_Name = Annotated[str, Field(min_length=1)]
+
+
+def _inputs_shape(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "input-list"
+    if isinstance(value, dict):
+        return "input-map"
+    return None
+
+
+PromptFileInputs = Annotated[
+    Annotated[list[_Name], Tag("input-list")] | Annotated[dict[str, _Name], Tag("input-map")],
+    Discriminator(
+        _inputs_shape,
+        custom_error_type="inputs_shape",
+        custom_error_message="must be a list of input names or a mapping like {img_url: image}",
+    ),
+]
+
+
 class PromptFileSpec(_Strict):
     """``prompts: {file: prompts.csv, column: prompt}``."""
 
     file: Annotated[str, Field(min_length=1)]
     column: Annotated[str, Field(min_length=1)] | None = None
     field: Annotated[str, Field(min_length=1)] | None = None
+    inputs: PromptFileInputs | None = None
+    """Columns (CSV) or fields (JSONL) that fill inputs per row: ``[img_url]`` (the column is
+    named as the input) or ``{img_url: image}`` (input: column)."""
 
 
 def _prompts_shape(value: Any) -> str | None:
@@ -70,7 +94,7 @@ Prompts = Annotated[
         custom_error_message="must be a list of prompts or a mapping like {file: prompts.txt}",
     ),
 ]
-_UNION_TAGS = frozenset({"prompt-list", "prompt-file"})
+_UNION_TAGS = frozenset({"prompt-list", "prompt-file", "input-list", "input-map"})
 
 
 class OutputSpec(_Strict):

@@ -29,6 +29,10 @@ def entry(model: ModelSchema, *, include_schema: bool = True) -> dict[str, Any]:
     }
     if include_schema:
         answer["input_schema"] = dict(model.input_schema)
+        if not model.complete:
+            # genbatch's own mark, not the API's: a bundled schema copied in part from a model
+            # page must not refuse the inputs it leaves out once read back from this catalog.
+            answer["complete_schema"] = False
     return answer
 
 
