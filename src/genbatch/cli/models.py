@@ -8,27 +8,19 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import anyio
 import typer
 
-from genbatch import batch
-from genbatch.catalog import CatalogEntry
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, one_line_errors
-from genbatch.client import RunComfyClient, Timeouts
 from genbatch.errors import ApiUnreachable, UsageError
-from genbatch.manifest import model_ids_of
-from genbatch.manifest.locations import did_you_mean
-from genbatch.model_catalog import (
-    Fetched,
-    ModelView,
-    cache_entries,
-    fetch_entries,
-    list_views,
-    show_view,
-)
+
+if TYPE_CHECKING:
+    from genbatch import batch
+    from genbatch.catalog import CatalogEntry
+    from genbatch.client import RunComfyClient
+    from genbatch.model_catalog import Fetched, ModelView
 
 T = TypeVar("T")
 
@@ -38,7 +30,8 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 
-READ_TIMEOUTS = Timeouts(connect=3.0, read=15.0)
+READ_CONNECT_TIMEOUT = 3.0
+READ_READ_TIMEOUT = 15.0
 """A reading command waits little for the catalog: the cache and the bundle stand without it."""
 OFFLINE = typer.Option(
     False, "--offline", help="Do not ask the API's catalog (the ledger's cache and the bundle)."
@@ -56,6 +49,9 @@ def list_models(
 ) -> None:
     """List the models: RunComfy's catalog when a token is set, else the models cached in the
     ledger and bundled with genbatch. Never creates a ledger."""
+    from genbatch import batch
+    from genbatch.model_catalog import list_views
+
     cached = batch.cached_catalog(ledger, manifest=None)
     views, note = _with_client(
         offline, lambda client: list_views(search, cached=cached, client=client)
@@ -81,6 +77,10 @@ def show_model(
     """Show a model as a run would use it: its input schema and price, where each came from,
     and when the catalog's entry was fetched (the ledger's cache first, else the catalog, else
     the bundled snapshot). Never creates a ledger."""
+    from genbatch import batch
+    from genbatch.manifest.locations import did_you_mean
+    from genbatch.model_catalog import show_view
+
     cached = batch.cached_catalog(ledger, manifest=None)
     view, catalog, notes = _with_client(
         offline, lambda client: show_view(model, cached=cached, client=client)
@@ -115,6 +115,12 @@ def refresh_models(
     """Fetch models' entries from RunComfy's catalog into the ledger's cache, replacing what
     was cached: the runs and resumes that follow check their jobs against these schemas. Needs
     a token; creates the ledger where a run would (beside --manifest, else in this folder)."""
+    import anyio
+
+    from genbatch import batch
+    from genbatch.manifest import model_ids_of
+    from genbatch.model_catalog import cache_entries
+
     connection = batch.resolve_connection(api_base)
     with batch.open_ledger_for(ledger, manifest=manifest, may_create=True) as store:
         wanted = list(models or ()) or (sorted(model_ids_of(manifest)) if manifest else [])
@@ -138,6 +144,9 @@ def refresh_models(
 
 
 async def _fetch(connection: batch.Connection, model_ids: list[str]) -> Fetched:
+    from genbatch import batch
+    from genbatch.model_catalog import fetch_entries
+
     async with batch.client_for(connection) as client:
         return await fetch_entries(client, model_ids)
 
@@ -150,12 +159,19 @@ def _what_entry_gives(entry: CatalogEntry) -> str:
 
 def _with_client(offline: bool, ask: Callable[[RunComfyClient | None], Awaitable[T]]) -> T:
     """``ask`` with a client of the API (None when --offline or without a token)."""
+    import anyio
+
+    from genbatch import batch
+    from genbatch.client import Timeouts
+
     connection = None if offline else batch.optional_connection(None)
 
     async def asked() -> T:
         if connection is None:
             return await ask(None)
-        async with batch.client_for(connection, timeouts=READ_TIMEOUTS) as client:
+        async with batch.client_for(
+            connection, timeouts=Timeouts(connect=READ_CONNECT_TIMEOUT, read=READ_READ_TIMEOUT)
+        ) as client:
             return await ask(client)
 
     return anyio.run(asked)
