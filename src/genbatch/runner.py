@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from genbatch.backoff import Backoff
 from genbatch.catalog import find_model
@@ -201,7 +201,9 @@ class Runner:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 if self._options.handle_signals:
-                    tg.start_soon(self._watch_signals)
+                    # Listening before the first claim: a Ctrl-C from then on lets every
+                    # submit in flight record its answer (none is left `submitting`).
+                    await tg.start(self._watch_signals)
                 # Leases are renewed whoever drives the run (the CLI or the Python API).
                 tg.start_soon(self._keep_leases)
                 tg.start_soon(self._report_gauges)
@@ -760,8 +762,11 @@ class Runner:
             )
             await anyio.sleep(self._options.gauge_interval)
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+            task_status.started()
             async for _signum in received:
                 if self._interrupted:
                     # Second signal: leave at once. Every commit is atomic; nothing is corrupted.
