@@ -485,6 +485,23 @@ def test_models_list_searches_the_catalog_without_creating_a_ledger(
     assert not (tmp_path / "l.db").exists()
 
 
+def test_models_categories_lists_the_catalogs_and_offline_the_bundled_ones(
+    tmp_path: Path, make_simulator: Callable[..., Simulator]
+) -> None:
+    document = {"input_schema": SCHEMA, "categories": ["3d"], "base_price_usd": 0.02}
+    model = model_from_document(DREAM, document, source=SchemaSource.CATALOG, origin="test")
+    assert model is not None
+    env = cli_env(make_simulator(extra_models=(model,)), tmp_path / "l.db")
+
+    online = genbatch(["models", "categories", "--json"], env=env, cwd=tmp_path)
+    offline = genbatch(["models", "categories", "--offline"], env=env, cwd=tmp_path)
+
+    assert online.returncode == 0, online.stderr
+    assert "3d" in json.loads(online.stdout)["categories"]
+    assert "text-to-video" in offline.stdout.split() and "3d" not in offline.stdout.split()
+    assert not (tmp_path / "l.db").exists()
+
+
 def test_models_list_offline_lists_the_bundled_models(tmp_path: Path, simulator: Simulator) -> None:
     env = cli_env(simulator, tmp_path / "l.db")
 

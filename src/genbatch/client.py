@@ -252,6 +252,13 @@ class RunComfyClient:
             query["include_schema"] = "true"
         return await self._call("GET", f"/v1/models?{urlencode(query)}")
 
+    async def model_categories(self) -> list[str]:
+        """The catalog's categories (``GET /v1/models/categories``), as the official CLI's
+        ``runcomfy models categories`` lists them; anything but strings is left out."""
+        answer = await self._call("GET", "/v1/models/categories")
+        names = answer.get("categories")
+        return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
+
     @asynccontextmanager
     async def open_file(
         self, url: str, *, is_allowed: Callable[[str], bool], offset: int = 0

@@ -250,6 +250,22 @@ def _priced(entry: CatalogEntry | None, bundled: ModelSchema | None) -> tuple[Pr
     return None, "none"
 
 
+async def category_names(client: RunComfyClient | None) -> tuple[list[str], str | None]:
+    """The catalog's categories, else (without a client, or when the catalog cannot be read)
+    those of the bundled models; and a note on a failure."""
+    if client is not None:
+        try:
+            return sorted(await client.model_categories()), None
+        except ApiError as error:
+            note = f"the API's catalog could not be read ({error}): the bundled models' categories"
+            return _bundled_categories(), note
+    return _bundled_categories(), None
+
+
+def _bundled_categories() -> list[str]:
+    return sorted({name for model in bundled_models().values() for name in model.categories})
+
+
 def bundled_views(search: str | None, cached: Mapping[str, CatalogEntry]) -> list[ModelView]:
     """Every model cached or bundled, matching ``search`` (every word in its id or name)."""
     views = [

@@ -95,6 +95,23 @@ def show_model(
     _print_view(view)
 
 
+@models_app.command("categories", epilog="Example: genbatch models categories --json")
+@one_line_errors
+def list_categories(offline: bool = OFFLINE, json_output: bool = JSON) -> None:
+    """List the catalog's categories (RunComfy's when a token is set, else the bundled
+    models')."""
+    from genbatch.model_catalog import category_names
+
+    names, note = _with_client(offline, category_names)
+    if note:
+        print(f"genbatch: note: {note}", file=sys.stderr)
+    if json_output:
+        print(json.dumps({"categories": names}, ensure_ascii=False))
+        return
+    for name in names:
+        print(name)
+
+
 @models_app.command(
     "refresh",
     epilog="Examples: genbatch models refresh; genbatch models refresh --manifest sweep.yaml",
