@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Row, SimProcess, run_worker, wait_measured, worker_main, write_manifest
+from common import (
+    Row,
+    SimProcess,
+    child_env,
+    run_child,
+    run_worker,
+    wait_measured,
+    worker_main,
+    write_manifest,
+)
 from sqlalchemy import text
 
 from genbatch import batch
@@ -29,6 +39,8 @@ from genbatch.ledger import Ledger, resolve_location
 RESUME = {"jobs": 100_000, "done_share": 0.99}
 RESUME_QUICK = {"jobs": 2_000, "done_share": 0.99}
 RESUME_TARGET_SECONDS = 3.0
+STATUS_TARGET_SECONDS = 0.5
+STATUS_RUNS = 5
 MEMORY_JOBS = (2_000, 20_000)
 MEMORY_JOBS_QUICK = (20, 100)
 CONCURRENCY = 64
@@ -102,6 +114,21 @@ def _first_submission(manifest: Path, sim: SimProcess, ledger: Path) -> float:
     return elapsed
 
 
+def _status_seconds(ledger: Path) -> tuple[float, float]:
+    """Median wall time of ``genbatch status`` on ``ledger``, and of ``genbatch --version`` (the
+    floor of any command), each a whole process with warm bytecode caches."""
+    env = {k: v for k, v in child_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    times: dict[str, list[float]] = {"status": [], "version": []}
+    commands = {"status": ["status", "--ledger", str(ledger)], "version": ["--version"]}
+    for name, args in commands.items():
+        run_child(["-m", "genbatch", *args], env=env)  # warm-up
+        for _ in range(STATUS_RUNS):
+            started = time.monotonic()
+            run_child(["-m", "genbatch", *args], env=env)
+            times[name].append(time.monotonic() - started)
+    return statistics.median(times["status"]), statistics.median(times["version"])
+
+
 def _resume_rows(sizes: dict[str, Any], work: Path) -> list[Row]:
     jobs = sizes["jobs"]
     every = round(1 / (1 - sizes["done_share"]))
@@ -120,10 +147,21 @@ def _resume_rows(sizes: dict[str, Any], work: Path) -> list[Row]:
                 "token": sim.token,
             },
         )
+        status, floor = _status_seconds(work / "resume.db")
         fresh = _first_submission(small, sim, work / "fresh.db")
         resumed = _first_submission(big, sim, work / "resume.db")
     done = built["states"].get("done", 0)
     return [
+        Row(
+            figure=4,
+            label=f"genbatch status of a ledger of {jobs:,} jobs (median of {STATUS_RUNS})",
+            value=status,
+            unit="s",
+            baseline=floor,
+            baseline_label="genbatch --version",
+            target=f"< {STATUS_TARGET_SECONDS:g} s",
+            met=status < STATUS_TARGET_SECONDS,
+        ),
         Row(
             figure=4,
             label=f"run to first submission, {jobs:,} jobs, {done:,} done",
@@ -133,7 +171,7 @@ def _resume_rows(sizes: dict[str, Any], work: Path) -> list[Row]:
             baseline_label=f"fresh run of {jobs // every:,} jobs",
             target=f"< {RESUME_TARGET_SECONDS:g} s",
             met=resumed < RESUME_TARGET_SECONDS,
-        )
+        ),
     ]
 
 

@@ -22,7 +22,7 @@ import anyio.to_thread
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 
 from genbatch.errors import BudgetReached, LedgerError, TransitionRefused
 from genbatch.jobs import JobSpec
@@ -226,6 +226,22 @@ def test_a_version_4_ledger_is_upgraded_with_an_empty_catalog_cache_that_then_ke
     assert upgraded.cached_models() == {}
     upgraded.cache_models([_entry(KLING, 0.07)])
     assert upgraded.cached_models([KLING])[KLING].document["base_price_usd"] == 0.07
+
+
+def test_a_version_5_ledger_is_upgraded_with_an_index_of_output_file_names(
+    open_ledger: OpenLedger,
+) -> None:
+    old = open_ledger()
+    run_id = new_run(old, 2)
+    _downgrade_to_version_5(old)
+    old.close()
+
+    upgraded = open_ledger()
+    assert _version(upgraded) == SCHEMA_VERSION
+    assert upgraded.counts(run_id)[JobState.PENDING] == 2
+    indexes = {i["name"] for i in inspect(upgraded.engine).get_indexes("jobs")}
+    assert "ix_jobs_output_file" in indexes
+    assert upgraded.output_clashes(run_id) == []
 
 
 def test_a_cached_catalog_entry_is_kept_with_its_fetch_time_until_replaced(
@@ -756,8 +772,16 @@ def _version(ledger: Ledger) -> int:
         )
 
 
+def _downgrade_to_version_5(ledger: Ledger) -> None:
+    """Make the ledger what genbatch's schema version 5 wrote: no index of output file names."""
+    with ledger.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_jobs_output_file"))
+        conn.execute(text("UPDATE genbatch_meta SET value = '5' WHERE key = 'schema_version'"))
+
+
 def _downgrade_to_version_4(ledger: Ledger) -> None:
     """Make the ledger what genbatch's schema version 4 wrote: no catalog cache."""
+    _downgrade_to_version_5(ledger)
     with ledger.engine.begin() as conn:
         conn.execute(text("DROP TABLE catalog_models"))
         conn.execute(text("UPDATE genbatch_meta SET value = '4' WHERE key = 'schema_version'"))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run).
 3: runs.jobs_fingerprint (a resume of an unchanged manifest skips the sync).
 4: attempts.generation_seconds (when to first poll a model's jobs, from earlier runs).
@@ -61,6 +61,8 @@ class JobRow(SQLModel, table=True):
         UniqueConstraint("run_id", "key", name="uq_jobs_run_key"),
         Index("ix_jobs_run_state_ordinal", "run_id", "state", "ordinal"),
         Index("ix_jobs_request_id", "request_id"),
+        # Who owns an output file name (preflight's clash check, before every run).
+        Index("ix_jobs_output_file", "output_dir", "file_stem"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
