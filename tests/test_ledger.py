@@ -228,7 +228,7 @@ def test_a_version_4_ledger_is_upgraded_with_an_empty_catalog_cache_that_then_ke
     assert upgraded.cached_models([KLING])[KLING].document["base_price_usd"] == 0.07
 
 
-def test_a_version_5_ledger_is_upgraded_with_an_index_of_output_file_names(
+def test_a_version_5_ledger_is_upgraded_with_indexes_of_keys_and_output_file_names(
     open_ledger: OpenLedger,
 ) -> None:
     old = open_ledger()
@@ -240,8 +240,8 @@ def test_a_version_5_ledger_is_upgraded_with_an_index_of_output_file_names(
     assert _version(upgraded) == SCHEMA_VERSION
     assert upgraded.counts(run_id)[JobState.PENDING] == 2
     indexes = {i["name"] for i in inspect(upgraded.engine).get_indexes("jobs")}
-    assert "ix_jobs_output_file" in indexes
-    assert upgraded.output_clashes(run_id) == []
+    assert {"ix_jobs_key", "ix_jobs_output_file"} <= indexes
+    assert upgraded.output_clashes(run_id) == upgraded.same_jobs_elsewhere(run_id) == []
 
 
 def test_a_cached_catalog_entry_is_kept_with_its_fetch_time_until_replaced(
@@ -773,8 +773,9 @@ def _version(ledger: Ledger) -> int:
 
 
 def _downgrade_to_version_5(ledger: Ledger) -> None:
-    """Make the ledger what genbatch's schema version 5 wrote: no index of output file names."""
+    """Make the ledger what genbatch's schema version 5 wrote: no index of keys or file names."""
     with ledger.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_jobs_key"))
         conn.execute(text("DROP INDEX ix_jobs_output_file"))
         conn.execute(text("UPDATE genbatch_meta SET value = '5' WHERE key = 'schema_version'"))
 

@@ -61,7 +61,9 @@ class JobRow(SQLModel, table=True):
         UniqueConstraint("run_id", "key", name="uq_jobs_run_key"),
         Index("ix_jobs_run_state_ordinal", "run_id", "state", "ordinal"),
         Index("ix_jobs_request_id", "request_id"),
-        # Who owns an output file name (preflight's clash check, before every run).
+        # The preflight before every run: the same job in other runs (by its content, the key)
+        # and who owns an output file name.
+        Index("ix_jobs_key", "key"),
         Index("ix_jobs_output_file", "output_dir", "file_stem"),
     )
 
