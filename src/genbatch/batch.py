@@ -38,7 +38,7 @@ from genbatch.errors import (
 )
 from genbatch.events import EventSink, ignore_events
 from genbatch.export import ledger_export_rows, write_run_metadata
-from genbatch.ledger import Ledger, RunInfo, SyncReport, resolve_location
+from genbatch.ledger import Ledger, RunInfo, SyncReport, open_ledger_for, resolve_location
 from genbatch.manifest import Manifest, load_manifest, model_ids_of
 from genbatch.model_catalog import cache_entries, cached_entries, look_up
 from genbatch.pricing import PriceTable
@@ -263,24 +263,6 @@ def jobs_fingerprint(manifest: Manifest, prices: PriceTable) -> str:
         for model_id in sorted({block.model_id for block in manifest.blocks})
     }
     return hashlib.sha256(f"{manifest.digest}\n{used!r}".encode()).hexdigest()
-
-
-@contextmanager
-def open_ledger_for(
-    given: str | None, *, manifest: str | Path | None = None, may_create: bool = False
-) -> Iterator[Ledger]:
-    """Open the ledger named by ``--ledger`` / ``$GENBATCH_LEDGER``, else the one found from
-    ``manifest``'s folder (or the working directory), then close it.
-
-    Only a run may create a ledger (``may_create``): a reading command pointed where there is
-    none gets a ``LedgerError`` naming where it looked.
-    """
-    folder = None if manifest is None else Path(manifest).absolute().parent
-    ledger = Ledger.open(resolve_location(given, manifest_dir=folder, may_create=may_create))
-    try:
-        yield ledger
-    finally:
-        ledger.close()
 
 
 def client_for(connection: Connection, *, timeouts: Timeouts | None = None) -> RunComfyClient:

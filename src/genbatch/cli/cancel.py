@@ -34,11 +34,12 @@ def cancel(
     from genbatch import batch
     from genbatch.cancel import cancel_run
     from genbatch.client import RunComfyClient
+    from genbatch.ledger import open_ledger_for
     from genbatch.manifest import load_manifest
 
     name = load_manifest(manifest).name
     connection = batch.resolve_connection(api_base)
-    with batch.open_ledger_for(ledger, manifest=manifest) as store:
+    with open_ledger_for(ledger, manifest=manifest) as store:
         run = store.find_run(name)
         if run is None:
             raise UsageError(f"the ledger has no run '{name}'")

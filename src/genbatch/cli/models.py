@@ -135,11 +135,12 @@ def refresh_models(
     import anyio
 
     from genbatch import batch
+    from genbatch.ledger import open_ledger_for
     from genbatch.manifest import model_ids_of
     from genbatch.model_catalog import cache_entries
 
     connection = batch.resolve_connection(api_base)
-    with batch.open_ledger_for(ledger, manifest=manifest, may_create=True) as store:
+    with open_ledger_for(ledger, manifest=manifest, may_create=True) as store:
         wanted = list(models or ()) or (sorted(model_ids_of(manifest)) if manifest else [])
         wanted = wanted or sorted(store.cached_models())
         if not wanted:

@@ -19,12 +19,13 @@ def reading_ledger(given: str | None, manifest: Path | None) -> Iterator[Ledger]
     """The ledger a reading command reads: the one named, else the one found from
     ``manifest``'s folder (or the working directory). Never created: where there is none,
     ``LedgerError`` says where it looked. A manifest that cannot be read says so first."""
-    from genbatch import batch
-    from genbatch.manifest import load_manifest
+    from genbatch.ledger import open_ledger_for
 
     if manifest is not None and not manifest.is_file():
+        from genbatch.manifest import load_manifest
+
         load_manifest(manifest)  # raises the manifest's own one-line error
-    with batch.open_ledger_for(given, manifest=manifest) as store:
+    with open_ledger_for(given, manifest=manifest) as store:
         yield store
 
 

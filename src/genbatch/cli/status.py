@@ -59,10 +59,10 @@ def status(
 
 
 def _runs(store: Ledger, manifest: Path | None) -> list[RunInfo]:
-    from genbatch.manifest import load_manifest
-
     if manifest is None:
         return store.runs()
+    from genbatch.manifest import load_manifest
+
     name = load_manifest(manifest).name
     run = store.find_run(name)
     if run is None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from genbatch.ledger.engine import LedgerLocation, resolve_location
 from genbatch.ledger.ledger import Ledger
 from genbatch.ledger.records import (
@@ -33,6 +37,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerStart",
     "open_ledger",
+    "open_ledger_for",
     "resolve_location",
 ]
 
@@ -40,3 +45,21 @@ __all__ = [
 def open_ledger(given: str | None = None) -> Ledger:
     """Open the ledger named by ``given`` (a path or URL), ``$GENBATCH_LEDGER`` or the default."""
     return Ledger.open(resolve_location(given))
+
+
+@contextmanager
+def open_ledger_for(
+    given: str | None, *, manifest: str | Path | None = None, may_create: bool = False
+) -> Iterator[Ledger]:
+    """Open the ledger named by ``--ledger`` / ``$GENBATCH_LEDGER``, else the one found from
+    ``manifest``'s folder (or the working directory), then close it.
+
+    Only a run may create a ledger (``may_create``): a reading command pointed where there is
+    none gets a ``LedgerError`` naming where it looked.
+    """
+    folder = None if manifest is None else Path(manifest).absolute().parent
+    ledger = Ledger.open(resolve_location(given, manifest_dir=folder, may_create=may_create))
+    try:
+        yield ledger
+    finally:
+        ledger.close()
