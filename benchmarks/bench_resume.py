@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,8 +23,7 @@ from typing import Any
 from common import (
     Row,
     SimProcess,
-    child_env,
-    run_child,
+    median_wall,
     run_worker,
     wait_measured,
     worker_main,
@@ -114,21 +112,6 @@ def _first_submission(manifest: Path, sim: SimProcess, ledger: Path) -> float:
     return elapsed
 
 
-def _status_seconds(ledger: Path) -> tuple[float, float]:
-    """Median wall time of ``genbatch status`` on ``ledger``, and of ``genbatch --version`` (the
-    floor of any command), each a whole process with warm bytecode caches."""
-    env = {k: v for k, v in child_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
-    times: dict[str, list[float]] = {"status": [], "version": []}
-    commands = {"status": ["status", "--ledger", str(ledger)], "version": ["--version"]}
-    for name, args in commands.items():
-        run_child(["-m", "genbatch", *args], env=env)  # warm-up
-        for _ in range(STATUS_RUNS):
-            started = time.monotonic()
-            run_child(["-m", "genbatch", *args], env=env)
-            times[name].append(time.monotonic() - started)
-    return statistics.median(times["status"]), statistics.median(times["version"])
-
-
 def _resume_rows(sizes: dict[str, Any], work: Path) -> list[Row]:
     jobs = sizes["jobs"]
     every = round(1 / (1 - sizes["done_share"]))
@@ -147,7 +130,9 @@ def _resume_rows(sizes: dict[str, Any], work: Path) -> list[Row]:
                 "token": sim.token,
             },
         )
-        status, floor = _status_seconds(work / "resume.db")
+        ledger = str(work / "resume.db")
+        status = median_wall(["-m", "genbatch", "status", "--ledger", ledger], STATUS_RUNS)
+        floor = median_wall(["-m", "genbatch", "--version"], STATUS_RUNS)
         fresh = _first_submission(small, sim, work / "fresh.db")
         resumed = _first_submission(big, sim, work / "resume.db")
     done = built["states"].get("done", 0)

@@ -9,13 +9,10 @@ compiles the package when it installs it): one warm-up run of each writes the ca
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from common import Row, child_env, run_child
+from common import Row, median_wall
 
 RUNS = 7
 QUICK_RUNS = 2
@@ -34,25 +31,13 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
 }
 
 
-def _median_wall(args: Sequence[str], extra: dict[str, str], runs: int) -> float:
-    env = {k: v for k, v in child_env(**extra).items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(extra)
-    run_child(list(args), env=env)  # warm-up: bytecode caches written
-    walls = []
-    for _ in range(runs):
-        started = time.monotonic()
-        run_child(list(args), env=env)
-        walls.append(time.monotonic() - started)
-    return statistics.median(walls)
-
-
 def run(quick: bool) -> list[Row]:
     """Figure 9."""
     runs = QUICK_RUNS if quick else RUNS
-    floor = _median_wall(["-c", "pass"], {}, runs)
+    floor = median_wall(["-c", "pass"], runs)
     rows = []
     for label, (args, extra) in COMMANDS.items():
-        seconds = _median_wall(args, extra, runs)
+        seconds = median_wall(args, runs, **extra)
         rows.append(
             Row(
                 figure=9,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -105,6 +106,19 @@ def run_child(
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {process.returncode}: {err[-2000:]}")
     return out, usage
+
+
+def median_wall(args: Sequence[str], runs: int, **env_extra: str) -> float:
+    """Median wall seconds of ``python ARGS`` run ``runs`` times, after one warm-up run, with
+    bytecode caching on, as on a user's machine (pip compiles a package when it installs it)."""
+    env = {k: v for k, v in child_env(**env_extra).items() if k != "PYTHONDONTWRITEBYTECODE"}
+    run_child(args, env=env)  # warm-up: bytecode caches written
+    walls = []
+    for _ in range(runs):
+        started = time.monotonic()
+        run_child(args, env=env)
+        walls.append(time.monotonic() - started)
+    return statistics.median(walls)
 
 
 def run_worker(script: str, task: str, params: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
