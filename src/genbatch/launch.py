@@ -24,6 +24,11 @@ def main() -> None:
         from genbatch.cli import main as run_command
 
         run_command()  # it reports its own interruptions; this catches one in its first lines
+    except Exception as exc:
+        if not caused_by_interrupt(exc):
+            raise
+        print("genbatch: error: interrupted", file=sys.stderr)
+        _exit_interrupted()
     except KeyboardInterrupt:
         print("genbatch: error: interrupted", file=sys.stderr)
         _exit_interrupted()
@@ -31,6 +36,17 @@ def main() -> None:
         if exit_.code == EXIT_INTERRUPTED:
             _exit_interrupted()
         raise
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C (or SIGTERM) in disguise: Python wraps one that lands while
+    a class is being created (``__set_name__``, a dataclass field) in a ``RuntimeError``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _exit_interrupted() -> NoReturn:

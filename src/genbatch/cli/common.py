@@ -12,6 +12,7 @@ from typing import NoReturn, ParamSpec, TypeVar
 import typer
 
 from genbatch.errors import EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, GenbatchError
+from genbatch.launch import caused_by_interrupt
 from genbatch.streams import silence
 
 P = ParamSpec("P")
@@ -67,5 +68,9 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
             # did is recorded; only the report is cut short.
             silence(sys.stdout)
             raise fail("the output was closed", EXIT_OUTPUT_CLOSED) from None
+        except RuntimeError as exc:
+            if caused_by_interrupt(exc):  # a Ctrl-C while a lazily imported class was made
+                raise fail("interrupted", EXIT_INTERRUPTED) from None
+            raise
 
     return wrapper

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -191,8 +193,13 @@ def simulate(
             f"cannot listen on {where}: {error.strerror or error}", EXIT_ENVIRONMENT
         ) from None
     try:
-        _announce(simulator)
-        _wait_for_signal()
+        # Listening for the signals before saying where it serves: whoever reads that may stop
+        # it at once.
+        with _stop_requested() as stop:
+            _announce(simulator)
+            # A timeout keeps the main thread waking up, so signal handlers run promptly.
+            while not stop.wait(0.5):
+                pass
     finally:
         simulator.stop()
     typer.echo(f"simulator stopped: {json.dumps(simulator.stats.snapshot())}")
@@ -207,7 +214,9 @@ def _announce(simulator: Simulator) -> None:
     typer.echo("Press Ctrl-C to stop.")
 
 
-def _wait_for_signal() -> None:
+@contextmanager
+def _stop_requested() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -215,9 +224,7 @@ def _wait_for_signal() -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        # A timeout keeps the main thread waking up, so signal handlers run promptly.
-        while not stop.wait(0.5):
-            pass
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
