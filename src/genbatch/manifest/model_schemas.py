@@ -18,7 +18,7 @@ from genbatch.catalog import (
     model_from_document,
 )
 from genbatch.manifest.locations import Source
-from genbatch.manifest.reading import FileRefused, read_regular_file
+from genbatch.manifest.reading import read_named_file
 
 __all__ = ["MAX_SCHEMA_FILE_BYTES", "resolve_model"]
 
@@ -77,19 +77,9 @@ def read_schema_file(model_id: str, written: str, *, where: Source, base_dir: Pa
 
 def _json_document(written: str, where: Source, base_dir: Path) -> dict[str, Any]:
     path = base_dir / os.path.expanduser(written)
-    try:
-        raw = read_regular_file(path, limit=MAX_SCHEMA_FILE_BYTES, what="a schema file")
-    except FileRefused as why:
-        raise where.error(f"schema file '{written}' {why}", field="schema") from None
-    except FileNotFoundError:
-        raise where.error(
-            f"schema file '{written}' not found (looked for {path})", field="schema"
-        ) from None
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise where.error(
-            f"cannot read schema file '{written}': {reason}", field="schema"
-        ) from None
+    raw = read_named_file(
+        path, written, where, limit=MAX_SCHEMA_FILE_BYTES, kind="schema", field="schema"
+    )
     try:
         document = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:

@@ -20,9 +20,8 @@ from genbatch.errors import ManifestError
 from genbatch.manifest.locations import Source
 from genbatch.manifest.reading import (
     MAX_PROMPT_FILE_BYTES,
-    FileRefused,
     outside_of,
-    read_regular_file,
+    read_named_file,
 )
 from genbatch.manifest.schema import PromptFileSpec
 from genbatch.manifest.yaml_loader import decode_text
@@ -140,19 +139,9 @@ def _input_columns(spec: PromptFileSpec) -> dict[str, str]:
 
 
 def _read(path: Path, written: str, where: Source) -> bytes:
-    try:
-        return read_regular_file(path, limit=MAX_PROMPT_FILE_BYTES, what="a prompt file")
-    except FileRefused as why:
-        raise where.error(f"prompt file '{written}' {why}", field="prompts.file") from None
-    except FileNotFoundError:
-        raise where.error(
-            f"prompt file '{written}' not found (looked for {path})", field="prompts.file"
-        ) from None
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise where.error(
-            f"cannot read prompt file '{written}': {reason}", field="prompts.file"
-        ) from None
+    return read_named_file(
+        path, written, where, limit=MAX_PROMPT_FILE_BYTES, kind="prompt", field="prompts.file"
+    )
 
 
 def _text_prompts(text: str, display: str) -> Iterator[PromptEntry]:

@@ -14,10 +14,13 @@ import os
 import stat
 from pathlib import Path
 
+from genbatch.manifest.locations import Source
+
 __all__ = [
     "MAX_PROMPT_FILE_BYTES",
     "FileRefused",
     "outside_of",
+    "read_named_file",
     "read_regular_file",
 ]
 
@@ -52,6 +55,25 @@ def read_regular_file(path: Path, *, limit: int, what: str) -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+def read_named_file(
+    path: Path, written: str, where: Source, *, limit: int, kind: str, field: str
+) -> bytes:
+    """``read_regular_file`` for a file a manifest names (``written``, at ``where``): anything
+    that stops it is a one-line error at that line and field, calling the file a ``kind`` file
+    ("prompt", "schema")."""
+    try:
+        return read_regular_file(path, limit=limit, what=f"a {kind} file")
+    except FileRefused as why:
+        raise where.error(f"{kind} file '{written}' {why}", field=field) from None
+    except FileNotFoundError:
+        raise where.error(
+            f"{kind} file '{written}' not found (looked for {path})", field=field
+        ) from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise where.error(f"cannot read {kind} file '{written}': {reason}", field=field) from None
 
 
 def outside_of(path: Path, folder: Path, *, allowed: bool) -> str | None:
