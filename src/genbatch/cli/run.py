@@ -321,7 +321,8 @@ def execute_request(request: RunRequest) -> None:
         refresh_metadata(store, prepared.run.id)
         code = batch.exit_code_for(summary)
         next_command = _next_command(summary, request)
-        _print_summary(summary, prepared, request.simulate, next_command)
+        spend = store.spend(prepared.run.id)
+        _print_summary(summary, prepared, spend, request.simulate, next_command)
         if isinstance(summary.stop_error, AuthError):
             print(
                 f"genbatch: the refused token came from {session.connection.token_source}",
@@ -330,7 +331,7 @@ def execute_request(request: RunRequest) -> None:
         sink(
             RunFinished(
                 counts=summary.counts,
-                spent_usd=_spent(prepared),
+                spent_usd=_spent(spend),
                 exit_code=code,
                 stop_reason=summary.stop_reason,
                 next_command=next_command,
@@ -457,13 +458,17 @@ def _next_command(summary: RunSummary, request: RunRequest) -> str | None:
     return _command(request, "run")
 
 
-def _spent(prepared: batch.Prepared) -> float:
-    spend = prepared.ledger.spend(prepared.run.id)
+def _spent(spend: dict[JobState, float]) -> float:
+    """The estimated spend of the run: jobs done, in flight or unknown."""
     return sum(spend[s] for s in SPENDING_STATES)
 
 
 def _print_summary(
-    summary: RunSummary, prepared: batch.Prepared, simulate: bool, next_command: str | None
+    summary: RunSummary,
+    prepared: batch.Prepared,
+    spend: dict[JobState, float],
+    simulate: bool,
+    next_command: str | None,
 ) -> None:
     counts = ", ".join(f"{n} {s.value}" for s, n in summary.counts.items() if n)
     print(f"genbatch: {counts or 'no jobs'}", file=sys.stderr)
@@ -478,8 +483,7 @@ def _print_summary(
         print("genbatch: interrupted; run the same command again to resume", file=sys.stderr)
     elif summary.stop_reason:
         print(f"genbatch: stopped: {summary.stop_reason}", file=sys.stderr)
-    spend = prepared.ledger.spend(prepared.run.id)
-    spent = sum(spend[s] for s in SPENDING_STATES)
+    spent = _spent(spend)
     if spent:
         print(
             f"genbatch: estimated spend ${spent:,.2f} (done ${spend[JobState.DONE]:,.2f}); "
