@@ -69,7 +69,7 @@ def export(
     """Write one row per output file of the done jobs (of MANIFEST's run, or of every run)."""
     with reading_ledger(ledger, manifest) as store:
         run_ids = None if manifest is None else [run.id for run in runs_for(store, manifest)]
-        write_metadata(store, store.output_dirs(run_ids))
+        write_metadata(store, store.output_dirs(run_ids), whole=True)
 
         def rows() -> Iterator[dict[str, Any]]:
             return ledger_export_rows(store, run_ids, all_states=all_states)
