@@ -275,6 +275,8 @@ def test_a_version_6_ledger_is_upgraded_with_ranks_for_its_done_jobs_below_later
     assert None not in ranks.values()
     assert ranks["r3"] > max(ranks["r1"], ranks["r2"])
     assert upgraded.metadata_watermark().through == ranks["r3"]
+    indexes = {i["name"] for i in inspect(upgraded.engine).get_indexes("jobs")}
+    assert {"ix_jobs_done_seq", "ix_jobs_run_state"} <= indexes
 
 
 def test_jobs_are_ranked_in_the_order_they_become_done(ledger: Ledger) -> None:
@@ -822,6 +824,10 @@ def _downgrade_to_version_6(ledger: Ledger) -> None:
     """Make the ledger what genbatch's schema version 6 wrote: no rank of done jobs."""
     with ledger.engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_jobs_done_seq"))
+        conn.execute(text("DROP INDEX ix_jobs_run_state"))
+        conn.execute(
+            text("CREATE INDEX ix_jobs_run_state_ordinal ON jobs (run_id, state, ordinal)")
+        )
         conn.execute(text("ALTER TABLE jobs DROP COLUMN done_seq"))
         conn.execute(text("UPDATE genbatch_meta SET value = '6' WHERE key = 'schema_version'"))
 

@@ -59,7 +59,11 @@ class JobRow(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("run_id", "key", name="uq_jobs_run_key"),
-        Index("ix_jobs_run_state_ordinal", "run_id", "state", "ordinal"),
+        # Claims read it in order (run, pending, ordinal); the columns after ordinal let
+        # `status` count a run's jobs per state, reused and per worker from the index alone.
+        Index(
+            "ix_jobs_run_state", "run_id", "state", "ordinal", "in_manifest", "attempts", "worker"
+        ),
         Index("ix_jobs_request_id", "request_id"),
         # The preflight before every run: the same job in other runs (by its content, the key)
         # and who owns an output file name.
