@@ -72,7 +72,7 @@ class _Shards:
         text = json.dumps(sample.shareable_row(), ensure_ascii=False).encode("utf-8")
         size = sample.source.stat().st_size
         needed = _member_size(size) + _member_size(len(text))
-        if self._tar is None or (self._size + needed + _END_OF_ARCHIVE > self.limit and self._size):
+        if self._tar is None or (_closed_size(self._size + needed) > self.limit and self._size):
             self._next_shard()
         assert self._tar is not None
         moment = _timestamp(sample.row.get("finished_at"))
@@ -103,6 +103,12 @@ class _Shards:
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = size, moment, 0o644
         self._tar.addfile(info, data)
+
+
+def _closed_size(size: int) -> int:
+    """The bytes of a shard holding ``size`` bytes of members once closed: the end-of-archive
+    blocks, then padding to a whole tar record."""
+    return -(-(size + _END_OF_ARCHIVE) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
 
 
 def _member_size(size: int) -> int:
