@@ -17,11 +17,14 @@ import pytest
 from typer.testing import CliRunner
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
+from genbatch.batch import run_manifest
 from genbatch.cli import _register_commands, app
 from genbatch.dataset import BYTES_COLUMN, PATH_COLUMN
 from genbatch.dataset.columns import ColumnKind, ColumnPlan
+from genbatch.simulator import Simulator
 
-from dataset_runs import Finished, finish_launch
+from dataset_runs import LAUNCH, Finished, finish_launch
+from support import output_files
 
 _register_commands()
 
@@ -53,6 +56,36 @@ def test_each_block_of_the_run_has_its_own_folder_none_inside_another(finished: 
     assert {p.suffix for p in (out / "stills").glob("*.*") if p.name != "metadata.jsonl"} == {
         ".png"
     }
+
+
+def test_a_run_begun_with_blocks_in_one_folder_resumes_keeping_its_files_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before blocks had folders of their own, every block of LAUNCH wrote into out/.
+    one_folder = LAUNCH.replace("  - name: stills\n", "    output: {dir: out}\n  - name: stills\n")
+    one_folder += "    output: {dir: out}\n"
+    manifest = tmp_path / "launch.yaml"
+    manifest.write_text(one_folder, encoding="utf-8")
+    with Simulator(time_scale=0.0005, capacity=8, seed=5) as sim:
+        monkeypatch.setenv("RUNCOMFY_TOKEN", sim.token)
+        ledger = str(tmp_path / "ledger.db")
+        assert run_manifest(manifest, ledger=ledger, api_base=sim.base_url).all_done
+        before = {p.name: sha256(p.read_bytes()) for p in output_files(tmp_path / "out")}
+        # Now with the default folders, and a second sample of each clip.
+        more = LAUNCH.replace(
+            "    inputs: {duration: 5}\n", "    inputs: {duration: 5}\n    repeat: 2\n"
+        )
+        manifest.write_text(more, encoding="utf-8")
+        assert run_manifest(manifest, ledger=ledger, api_base=sim.base_url).all_done
+        submissions = sim.stats.submissions
+
+    assert submissions == 6 + 2  # the two new samples only: nothing paid or fetched again
+    assert {p.name: sha256(p.read_bytes()) for p in output_files(tmp_path / "out")} == before
+    assert len(output_files(tmp_path / "out" / "clips")) == 2
+    assert output_files(tmp_path / "out" / "stills") == []
+    metadata = (tmp_path / "out" / "metadata.jsonl").read_text(encoding="utf-8")
+    listed = [json.loads(line) for line in metadata.splitlines()]
+    assert sorted(row["file_name"] for row in listed) == sorted(before)
 
 
 # --- parquet ----------------------------------------------------------------------------------
