@@ -58,9 +58,7 @@ def write_card(path: Path, facts: CardFacts) -> None:
 def card_text(facts: CardFacts) -> str:
     """The card: a YAML header of tags, then the dataset's story in Markdown."""
     kinds = sorted(facts.files, key=list(FileKind).index)
-    return "\n".join(
-        [*_header(), *_summary(facts, kinds), *_models(facts), *_loading(kinds), ""]
-    )
+    return "\n".join([*_header(), *_summary(facts, kinds), *_models(facts), *_loading(kinds), ""])
 
 
 def _header() -> list[str]:
@@ -117,7 +115,8 @@ def _loading(kinds: list[FileKind]) -> list[str]:
         "Each folder's `metadata.jsonl` has one row per file: `file_name`, the prompt and every "
         "input, `inputs` and `variables` (JSON text), model, job key, request id, sha256, cost.",
         "Decoding images needs Pillow (`pip install pillow`); decoding videos needs the video "
-        "extra of `datasets` (`pip install 'datasets[video]'`).",
+        "extra of `datasets` (`pip install 'datasets[video]'`): a column (`videos[\"prompt\"]`) "
+        "reads without it, a whole row (`videos[0]`) decodes its video.",
     ]
     return lines
 
