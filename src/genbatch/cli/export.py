@@ -95,7 +95,8 @@ def export(
         "1GB", "--shard-size", metavar="SIZE", help="webdataset: largest shard (500MB, 2GiB)."
     ),
 ) -> None:
-    """Write one row per output file of the done jobs (of MANIFEST's run, or of every run)."""
+    """Write one row per output file of the done jobs (of MANIFEST's run, or of every run), or
+    the files themselves as a dataset (parquet, webdataset, hf)."""
     request = dataset_request(
         output_format, output, all_states=all_states, embed=embed, shard_size=shard_size
     )
