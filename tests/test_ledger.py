@@ -276,7 +276,19 @@ def test_a_version_6_ledger_is_upgraded_with_ranks_for_its_done_jobs_below_later
     assert ranks["r3"] > max(ranks["r1"], ranks["r2"])
     assert upgraded.metadata_watermark().through == ranks["r3"]
     indexes = {i["name"] for i in inspect(upgraded.engine).get_indexes("jobs")}
-    assert {"ix_jobs_done_seq", "ix_jobs_run_state"} <= indexes
+    assert {"ix_jobs_done_seq", "ix_jobs_run_state", "ix_jobs_run_dir"} <= indexes
+
+
+def test_a_runs_output_dirs_are_its_jobs_folders_and_no_other_runs(ledger: Ledger) -> None:
+    folders = ["/out/b", "/out/a", "/out/a/b", "/out/b"]
+    jobs = [replace(spec, output_dir=folders[spec.ordinal % 4]) for spec in specs(8)]
+    first, _ = ledger.sync_run("first", "first.yaml", jobs)
+    second, _ = ledger.sync_run("second", "second.yaml", [replace(jobs[0], output_dir="/else")])
+
+    assert ledger.output_dirs(first.id) == ["/out/a", "/out/a/b", "/out/b"]
+    assert ledger.output_dirs(second.id) == ["/else"]
+    assert ledger.output_dirs([first.id, second.id]) == ["/else", "/out/a", "/out/a/b", "/out/b"]
+    assert ledger.output_dirs() == ["/else", "/out/a", "/out/a/b", "/out/b"]
 
 
 def test_jobs_are_ranked_in_the_order_they_become_done(ledger: Ledger) -> None:
@@ -825,6 +837,7 @@ def _downgrade_to_version_6(ledger: Ledger) -> None:
     with ledger.engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_jobs_done_seq"))
         conn.execute(text("DROP INDEX ix_jobs_run_state"))
+        conn.execute(text("DROP INDEX ix_jobs_run_dir"))
         conn.execute(
             text("CREATE INDEX ix_jobs_run_state_ordinal ON jobs (run_id, state, ordinal)")
         )

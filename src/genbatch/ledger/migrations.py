@@ -54,8 +54,8 @@ def _v5_to_v6(conn: Connection) -> None:
 
 def _v6_to_v7(conn: Connection) -> None:
     """metadata.jsonl appended to at a run's exit rather than rewritten: the order in which jobs
-    became done (jobs done before get their id as rank, below any rank given later); and the
-    run/state index made covering for ``status``."""
+    became done (jobs done before get their id as rank, below any rank given later); a run's
+    counts, spend and folders read from indexes (a million-job run's exit read every row)."""
     conn.execute(text("ALTER TABLE jobs ADD COLUMN done_seq INTEGER"))
     conn.execute(text("UPDATE jobs SET done_seq = id WHERE state = 'done'"))
     conn.execute(text("CREATE INDEX ix_jobs_done_seq ON jobs (done_seq)"))
@@ -64,9 +64,10 @@ def _v6_to_v7(conn: Connection) -> None:
     conn.execute(
         text(
             "CREATE INDEX ix_jobs_run_state ON jobs "
-            "(run_id, state, ordinal, in_manifest, attempts, worker)"
+            "(run_id, state, ordinal, in_manifest, attempts, worker, cost_usd)"
         )
     )
+    conn.execute(text("CREATE INDEX ix_jobs_run_dir ON jobs (run_id, output_dir)"))
 
 
 # MIGRATIONS[n] upgrades a ledger from version n to n + 1.

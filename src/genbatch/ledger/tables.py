@@ -59,11 +59,20 @@ class JobRow(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("run_id", "key", name="uq_jobs_run_key"),
-        # Claims read it in order (run, pending, ordinal); the columns after ordinal let
-        # `status` count a run's jobs per state, reused and per worker from the index alone.
+        # Claims read it in order (run, pending, ordinal); the columns after ordinal let claims,
+        # `status` and the spend count a run's jobs from the index alone (per state, reused,
+        # per worker, cost): a million-job run has too many rows to read them.
         Index(
-            "ix_jobs_run_state", "run_id", "state", "ordinal", "in_manifest", "attempts", "worker"
+            "ix_jobs_run_state",
+            "run_id",
+            "state",
+            "ordinal",
+            "in_manifest",
+            "attempts",
+            "worker",
+            "cost_usd",
         ),
+        Index("ix_jobs_run_dir", "run_id", "output_dir"),
         Index("ix_jobs_request_id", "request_id"),
         # The preflight before every run: the same job in other runs (by its content, the key)
         # and who owns an output file name.
