@@ -1,0 +1,319 @@
+"""Prompt variants and wildcards: ``{red|green|blue}``, ``{2::red|1::green}``, ``__animals__``.
+
+A prompt is parsed into a *choice tree*: a sequence of parts, each either template text (which
+may still hold ``{field}`` placeholders and ``{{``/``}}`` escapes, rendered later by
+``templates``) or a ``Pick`` between options, each option a sequence of its own. A wildcard is a
+pick whose options are the lines of a file (``wildcards.py`` reads them); a variant is a pick
+written inline.
+
+Combinations are numbered without being listed: a sequence has the product of its picks' counts,
+a pick the sum of its options' counts, so combination ``i`` is decoded in time proportional to
+the depth of the tree (picks in written order, the last varying fastest).
+
+What is a variant and what is a template field: a ``{...}`` group holding a ``|`` at its top
+level is a variant, unless it reads as a field with a format spec (``{take:|>8}``, a name then
+``:``); a group without ``|`` is a template field, as before. ``{{`` and ``}}`` stay literal
+braces everywhere, inside options too.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import accumulate
+from math import prod
+
+from genbatch.manifest.locations import Source
+
+__all__ = [
+    "Option",
+    "Part",
+    "Pick",
+    "WildcardLookup",
+    "compose",
+    "count_of",
+    "decode",
+    "parse_choices",
+    "picks_of",
+    "split_weight",
+]
+
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(![rsa])?(:.*)?", re.DOTALL)
+_NAMED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
+_WEIGHT = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)::")
+_WILDCARD = re.compile(r"__([A-Za-z0-9](?:[A-Za-z0-9_/-]*[A-Za-z0-9])?)__")
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One option of a pick: its weight under ``sample:`` and what it expands to."""
+
+    parts: tuple[Part, ...]
+    weight: float = 1.0
+    source: Source | None = None
+    """The wildcard file's line, for options read from a file."""
+    count: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "count", count_of(self.parts))
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """A choice between options: a variant ``{a|b}`` or a wildcard ``__name__``."""
+
+    name: str
+    """The variable it sets: ``color`` for ``{color=a|b}``, ``variant_1`` unnamed, or the
+    wildcard's name."""
+    options: tuple[Option, ...]
+    count: int = field(init=False)
+    starts: tuple[int, ...] = field(init=False, repr=False)
+    """The first combination of each option."""
+    cumulative_weights: tuple[float, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        counts = [option.count for option in self.options]
+        object.__setattr__(self, "count", sum(counts))
+        object.__setattr__(self, "starts", (0, *accumulate(counts))[:-1])
+        weights = accumulate(option.weight for option in self.options)
+        object.__setattr__(self, "cumulative_weights", tuple(weights))
+
+    def option_at(self, index: int) -> tuple[Option, int]:
+        """The option holding combination ``index``, and the index within it."""
+        position = bisect_right(self.starts, index) - 1
+        return self.options[position], index - self.starts[position]
+
+    def weighted(self) -> bool:
+        """Whether an option (or a nested one) carries a weight other than 1."""
+        return any(
+            o.weight != 1.0 or any(p.weighted() for p in picks_of(o.parts)) for o in self.options
+        )
+
+
+Part = str | Pick
+WildcardLookup = Callable[[str, Source], Pick]
+"""The pick of the wildcard ``name`` written at a source (``wildcards.py`` reads the file)."""
+
+
+def count_of(parts: tuple[Part, ...]) -> int:
+    """How many combinations ``parts`` makes."""
+    return prod(part.count for part in parts if isinstance(part, Pick))
+
+
+def picks_of(parts: tuple[Part, ...]) -> Iterator[Pick]:
+    """The picks of a sequence, in written order (not the nested ones)."""
+    return (part for part in parts if isinstance(part, Pick))
+
+
+def decode(parts: tuple[Part, ...], index: int, variables: dict[str, str]) -> str:
+    """The text of combination ``index`` of ``parts``; each pick's choice into ``variables``."""
+    picks = [part for part in parts if isinstance(part, Pick)]
+    digits = [0] * len(picks)
+    for position in range(len(picks) - 1, -1, -1):
+        index, digits[position] = divmod(index, picks[position].count)
+    chosen = iter(digits)
+    pieces: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            pieces.append(part)
+            continue
+        option, within = part.option_at(next(chosen))
+        name = _free_name(part.name, variables)
+        variables[name] = ""  # reserved first: the variables keep the written order
+        text = decode(option.parts, within, variables)
+        variables[name] = text
+        pieces.append(text)
+    return "".join(pieces)
+
+
+def compose(parts: tuple[Part, ...], digits: list[int]) -> int:
+    """The combination index of ``parts`` whose picks take ``digits`` (inverse of ``decode``'s
+    first step)."""
+    index = 0
+    for pick, digit in zip(picks_of(parts), digits, strict=True):
+        index = index * pick.count + digit
+    return index
+
+
+def split_weight(text: str) -> tuple[float, str]:
+    """``"2::red"`` as ``(2.0, "red")``; text without a weight has weight 1."""
+    weighted = _WEIGHT.match(text)
+    if weighted is None:
+        return 1.0, text
+    return float(weighted.group(1)), text[weighted.end() :]
+
+
+def _free_name(name: str, variables: dict[str, str]) -> str:
+    """``name``, or ``name_2``... when the same wildcard appears twice in one prompt."""
+    if name not in variables:
+        return name
+    number = 2
+    while f"{name}_{number}" in variables:
+        number += 1
+    return f"{name}_{number}"
+
+
+class _Parser:
+    """A recursive-descent reader of one text; ``counter`` numbers its unnamed variants."""
+
+    def __init__(
+        self, text: str, source: Source, wildcard: WildcardLookup, prefix: str, label: str
+    ) -> None:
+        self.text = text
+        self.source = source
+        self.wildcard = wildcard
+        self.prefix = prefix
+        self.label = label
+        self.unnamed = 0
+
+    def error(self, message: str) -> Exception:
+        return self.source.error(
+            f"{message} (write {{{{ and }}}} for literal braces)", field=self.label
+        )
+
+    def sequence(self, position: int, inside: bool) -> tuple[tuple[Part, ...], int]:
+        """Parts from ``position`` up to a top-level ``|`` or ``}`` (inside a group) or the end."""
+        parts: list[Part] = []
+        literal: list[str] = []
+        text = self.text
+        while position < len(text):
+            char = text[position]
+            if text.startswith(("{{", "}}"), position):
+                literal.append(text[position : position + 2])
+                position += 2
+            elif char == "{":
+                group, position = self.group(position)
+                if isinstance(group, str):
+                    literal.append(group)
+                else:
+                    parts.extend(self._flush(literal))
+                    parts.append(group)
+            elif inside and char in "|}":
+                break
+            elif char == "}":
+                raise self.error("a lone } closes nothing")
+            else:
+                position = self._text(position, literal, parts)
+        parts.extend(self._flush(literal))
+        return tuple(parts), position
+
+    def _text(self, position: int, literal: list[str], parts: list[Part]) -> int:
+        """Plain text up to the next brace or bar, with its wildcards as picks."""
+        end = position
+        while end < len(self.text) and self.text[end] not in "{}|":
+            end += 1
+        end = max(end, position + 1)  # a bar at the top level is plain text
+        chunk = self.text[position:end]
+        last = 0
+        for match in _WILDCARD.finditer(chunk):
+            literal.append(chunk[last : match.start()])
+            parts.extend(self._flush(literal))
+            parts.append(self.wildcard(match.group(1), self.source))
+            last = match.end()
+        literal.append(chunk[last:])
+        return end
+
+    @staticmethod
+    def _flush(literal: list[str]) -> list[Part]:
+        text = "".join(literal)
+        literal.clear()
+        return [text] if text else []
+
+    def group(self, start: int) -> tuple[str | Pick, int]:
+        """The ``{...}`` group at ``start``: a template field (its text) or a variant."""
+        close = _group_end(self.text, start)
+        if close is None:
+            raise self.error("a { is never closed")
+        content = self.text[start + 1 : close]
+        if _FIELD.fullmatch(content) or not _top_level_bar(content):
+            return self.text[start : close + 1], close + 1
+        return self.variant(start + 1), close + 1
+
+    def variant(self, position: int) -> Pick:
+        """The variant whose options start at ``position`` (just after its ``{``)."""
+        named = _NAMED.match(self.text, position)
+        if named:
+            name = named.group(1)
+            position = named.end()
+        else:
+            self.unnamed += 1
+            name = f"{self.prefix}variant_{self.unnamed}"
+        options: list[Option] = []
+        while True:
+            weight = 1.0
+            weighted = _WEIGHT.match(self.text, position)
+            if weighted:
+                weight = float(weighted.group(1))
+                position = weighted.end()
+            parts, position = self.sequence(position, inside=True)
+            options.append(Option(parts, weight))
+            if self.text[position] == "}":
+                break
+            position += 1  # the bar
+        if all(option.weight == 0 for option in options):
+            raise self.error(f"every option of variant {{{name}}} has weight 0")
+        return Pick(name, tuple(options))
+
+
+_SIMPLE = re.compile(r"\{([^{}]*)\}")
+
+
+def _group_end(text: str, start: int) -> int | None:
+    """The index of the ``}`` closing the group opened at ``start``, or None.
+
+    A group with no brace inside ends at its first ``}`` (a field, or a plain variant); in a
+    variant's options ``{{`` and ``}}`` are literal braces and ``{...}`` a nested group.
+    """
+    simple = _SIMPLE.match(text, start)
+    if simple is not None:
+        return simple.end() - 1
+    position = start + 1
+    while position < len(text):
+        if text.startswith(("{{", "}}"), position):
+            position += 2
+        elif text[position] == "{":
+            end = _group_end(text, position)
+            if end is None:
+                return None
+            position = end + 1
+        elif text[position] == "}":
+            return position
+        else:
+            position += 1
+    return None
+
+
+def _top_level_bar(content: str) -> bool:
+    """Whether ``content`` (a group's inside) has a ``|`` outside its nested groups."""
+    position = 0
+    while position < len(content):
+        if content.startswith(("{{", "}}"), position):
+            position += 2
+        elif content[position] == "{":
+            end = _group_end(content, position)
+            position = len(content) if end is None else end + 1
+        elif content[position] == "|":
+            return True
+        else:
+            position += 1
+    return False
+
+
+def parse_choices(
+    text: str,
+    *,
+    source: Source,
+    wildcard: WildcardLookup,
+    label: str = "prompt",
+    prefix: str = "",
+) -> tuple[Part, ...]:
+    """``text`` as a choice tree; one string part when it holds no variant nor wildcard.
+
+    ``prefix`` starts the names of unnamed variants (a wildcard file's variants are named after
+    it). A malformed group raises ``ManifestError`` at ``source``.
+    """
+    parser = _Parser(text, source, wildcard, prefix, label)
+    parts, _end = parser.sequence(0, inside=False)
+    return parts
