@@ -166,7 +166,7 @@ class _Parser:
         self.wildcard = wildcard
         self.prefix = prefix
         self.label = label
-        self.unnamed = 0
+        self.variants = 0
 
     def error(self, message: str) -> Exception:
         return self.source.error(
@@ -233,13 +233,13 @@ class _Parser:
 
     def variant(self, position: int) -> Pick:
         """The variant whose options start at ``position`` (just after its ``{``)."""
+        # Every variant takes a number, named or not: naming one renames no other.
+        self.variants += 1
+        name = f"{self.prefix}variant_{self.variants}"
         named = _NAMED.match(self.text, position)
         if named:
             name = named.group(1)
             position = named.end()
-        else:
-            self.unnamed += 1
-            name = f"{self.prefix}variant_{self.unnamed}"
         options: list[Option] = []
         while True:
             weight = 1.0
