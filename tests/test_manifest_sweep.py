@@ -330,7 +330,7 @@ def test_a_block_past_its_own_max_jobs_is_refused_naming_its_space() -> None:
     )
 
     assert message == (
-        "sweep.yaml:7: max_jobs: block 'big' would make 3 jobs (a space of 3 combinations), "
+        "sweep.yaml:6: max_jobs: block 'big' would make 3 jobs (a space of 3 combinations), "
         "more than its max_jobs of 2; draw fewer with sample: N, or raise max_jobs"
     )
 
