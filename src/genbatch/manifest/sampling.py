@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, islice, product
 from math import prod
 from typing import Literal
 
-from genbatch.manifest.variants import Part, Pick, compose, picks_of
+from genbatch.manifest.variants import Part, Pick, compose, picks_of, positive
 
-__all__ = ["RETRIES", "Point", "SampleRequest", "Space", "sample_indices"]
+__all__ = ["RETRIES", "Point", "SampleRequest", "SampleStats", "Space", "sample_indices"]
 
 RETRIES = 32
 """Draws of a combination already taken before the next way is tried."""
@@ -56,6 +57,15 @@ class SampleRequest:
     prompt_weights: tuple[float, ...] | None = None
     axis_weights: tuple[tuple[float, ...] | None, ...] = ()
     """Per axis of the block (grid keys, then the zip rows), its values' weights or None."""
+
+
+@dataclass(slots=True)
+class SampleStats:
+    """How a sample was drawn, filled in as its indices are taken."""
+
+    fallbacks: int = 0
+    """Draws taken from the uniform shuffle because the strategy's own draws were all taken
+    (``latin``: such a draw may break the evenness of its variables)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +112,14 @@ class Space:
         return index * self.repeat + point.repeat
 
 
-def sample_indices(space: Space, request: SampleRequest) -> Iterator[int]:
-    """The sample's indices into ``space``, in draw order: min(n, size) distinct ones."""
+def sample_indices(
+    space: Space, request: SampleRequest, stats: SampleStats | None = None
+) -> Iterator[int]:
+    """The sample's indices into ``space``, in draw order: min(n, size) distinct ones.
+
+    ``stats``, when given, counts the draws that fell back to the uniform shuffle."""
     count = min(request.n, space.size)
-    shuffle = _Shuffle(space.size, _Random(request.seed, "shuffle"))
+    shuffle = _Shuffle(space.size, _Random(request.seed, "shuffle"), stats or SampleStats())
     if request.strategy == "latin":
         draws: Iterator[int] = _Latin(space, request.seed, shuffle).indices()
     elif _weighted(space, request):
@@ -147,13 +161,17 @@ class _Shuffle:
     """A Fisher-Yates shuffle of ``range(size)`` done one position at a time, keeping only the
     positions it swapped: the first N values cost O(N) time and memory, whatever the size."""
 
-    def __init__(self, size: int, random: _Random) -> None:
+    def __init__(self, size: int, random: _Random, stats: SampleStats) -> None:
         self.size = size
         self.random = random
+        self.stats = stats
         self.moved: dict[int, int] = {}
         self.next = 0
         self.taken: set[int] = set()
         """Every index handed out by the sampler using this shuffle, from any source."""
+        self.passed: deque[int] = deque()
+        """Values ``first_untaken`` passed over as not allowed, offered again once no allowed
+        one is left."""
 
     def indices(self) -> Iterator[int]:
         """The shuffled values, skipping those taken another way."""
@@ -163,10 +181,19 @@ class _Shuffle:
                 self.taken.add(value)
                 yield value
 
-    def first_untaken(self) -> int:
-        """The next shuffled value not taken yet (the fallback of the other samplers)."""
+    def first_untaken(self, allowed: Callable[[int], bool] = lambda _index: True) -> int:
+        """The next shuffled value not taken yet and ``allowed`` (else one not allowed): the
+        fallback of the other samplers."""
+        self.stats.fallbacks += 1
         while self.next < self.size:
             value = self._step()
+            if value in self.taken:
+                continue
+            if allowed(value):
+                return value
+            self.passed.append(value)
+        while self.passed:
+            value = self.passed.popleft()
             if value not in self.taken:
                 return value
         raise AssertionError("a sample never asks for more than the space holds")
@@ -202,7 +229,7 @@ class _Weighted:
         while True:
             index = next((i for i in self._tries(draw) if i not in taken), None)
             if index is None:
-                index = self.shuffle.first_untaken()
+                index = self.shuffle.first_untaken(self._allowed)
             taken.add(index)
             yield index
             draw += 1
@@ -215,6 +242,15 @@ class _Weighted:
                 return self.random.unit(draw, next(counter))
 
             yield self._one(unit)
+
+    def _allowed(self, index: int) -> bool:
+        """Whether no choice of ``index`` has weight 0."""
+        point = self.space.point(index)
+        weights = [self.prompt_weights, *self.axis_weights]
+        for cumulative, value in zip(weights, (point.prompt, *point.axes), strict=True):
+            if cumulative[value] == (cumulative[value - 1] if value else 0.0):
+                return False
+        return positive(self.space.prompts[point.prompt], point.within)
 
     def _one(self, unit: Callable[[], float]) -> int:
         space = self.space

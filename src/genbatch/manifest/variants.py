@@ -37,6 +37,7 @@ __all__ = [
     "decode",
     "parse_choices",
     "picks_of",
+    "positive",
     "split_weight",
 ]
 
@@ -126,6 +127,17 @@ def decode(parts: tuple[Part, ...], index: int, variables: dict[str, str]) -> st
         variables[name] = text
         pieces.append(text)
     return "".join(pieces)
+
+
+def positive(parts: tuple[Part, ...], index: int) -> bool:
+    """Whether combination ``index`` of ``parts`` goes only through options of weight > 0."""
+    picks = [part for part in parts if isinstance(part, Pick)]
+    for pick in reversed(picks):
+        index, digit = divmod(index, pick.count)
+        option, within = pick.option_at(digit)
+        if option.weight <= 0 or not positive(option.parts, within):
+            return False
+    return True
 
 
 def compose(parts: tuple[Part, ...], digits: list[int]) -> int:
