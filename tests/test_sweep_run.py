@@ -43,7 +43,7 @@ def metadata_rows(folder: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in lines]
 
 
-def test_raising_n_submits_only_the_new_jobs_and_records_the_variants(
+def test_raising_n_pays_only_for_new_jobs_and_lowering_it_deletes_nothing(
     tmp_path: Path, sim: Simulator
 ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
@@ -52,57 +52,44 @@ def test_raising_n_submits_only_the_new_jobs_and_records_the_variants(
     first = {row["job_key"] for row in metadata_rows(tmp_path)}
 
     write_sweep(tmp_path, 5)
+    plan = genbatch(["plan", str(manifest), "--offline"], env=env, cwd=tmp_path)
+    assert (
+        "block main: kling/kling-2-6/pro/text-to-video, 5 job(s) sampled from a space of 54, "
+        "seed 11, strategy random: 3 already done;"
+    ) in plan.stdout
     done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
-
     assert done.returncode == 0, done.stderr
     assert sim.stats.submissions == 5 and sim.stats.duplicate_submissions == 0
-    rows = metadata_rows(tmp_path)
-    assert first < {row["job_key"] for row in rows}
-    for row in rows:
-        variables = row["variables"]
-        assert isinstance(variables, dict)
-        assert set(variables) == {"animals", "light", "style", "aspect_ratio"}
-        assert f"a {variables['animals']} at {variables['light']}" in str(row["prompt"])
+    assert first < {row["job_key"] for row in metadata_rows(tmp_path)}
+
+    write_sweep(tmp_path, 1)
+    again = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    export = genbatch(["export", str(manifest), "--format", "jsonl"], env=env, cwd=tmp_path)
+    assert again.returncode == 0 and sim.stats.submissions == 5
+    rows = [json.loads(line) for line in export.stdout.splitlines()]
+    assert len(rows) == 5 and {row["state"] for row in rows} == {"done"}
 
 
-def test_plan_shows_the_space_the_sample_and_what_is_done(tmp_path: Path, sim: Simulator) -> None:
-    env = cli_env(sim, tmp_path / "ledger.db")
-    manifest = write_sweep(tmp_path, 2)
-    genbatch(run_args(manifest), env=env, cwd=tmp_path)
-    write_sweep(tmp_path, 4)
-
-    plan = genbatch(["plan", str(manifest), "--offline"], env=env, cwd=tmp_path)
-
-    assert plan.returncode == 0, plan.stderr
-    assert (
-        "block main: kling/kling-2-6/pro/text-to-video, 4 job(s) sampled from a space of 54, "
-        "seed 11, strategy random: 2 already done;"
-    ) in plan.stdout
-    facts = json.loads(
-        genbatch(["plan", str(manifest), "--offline", "--json"], env=env, cwd=tmp_path).stdout
-    )
-    block = facts["blocks"][0]
-    assert (block["space"], block["sample"], block["done"]) == (
-        54,
-        {"n": 4, "seed": 11, "strategy": "random"},
-        2,
-    )
-
-
-def test_lowering_n_keeps_every_job_already_paid_in_the_ledger(
+def test_the_variants_and_wildcards_variables_reach_metadata_and_plan_json(
     tmp_path: Path, sim: Simulator
 ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = write_sweep(tmp_path, 4)
-    genbatch(run_args(manifest), env=env, cwd=tmp_path)
-    write_sweep(tmp_path, 1)
 
-    again = genbatch(run_args(manifest), env=env, cwd=tmp_path)
-    export = genbatch(["export", str(manifest), "--format", "jsonl"], env=env, cwd=tmp_path)
+    assert genbatch(run_args(manifest), env=env, cwd=tmp_path).returncode == 0
+    plan = genbatch(["plan", str(manifest), "--offline", "--json"], env=env, cwd=tmp_path)
 
-    assert again.returncode == 0 and sim.stats.submissions == 4
-    rows = [json.loads(line) for line in export.stdout.splitlines()]
-    assert len(rows) == 4 and {row["state"] for row in rows} == {"done"}
+    for row in metadata_rows(tmp_path):
+        variables = row["variables"]
+        assert isinstance(variables, dict)
+        assert set(variables) == {"animals", "light", "style", "aspect_ratio"}
+        assert f"a {variables['animals']} at {variables['light']}" in str(row["prompt"])
+    block = json.loads(plan.stdout)["blocks"][0]
+    assert (block["space"], block["sample"], block["done"]) == (
+        54,
+        {"n": 4, "seed": 11, "strategy": "random"},
+        4,
+    )
 
 
 def test_a_missing_wildcard_file_is_one_line_with_exit_2_and_no_ledger(
