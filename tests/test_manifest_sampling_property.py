@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from genbatch.manifest import load_manifest
 from genbatch.manifest.locations import Source
 from genbatch.manifest.sampling import SampleRequest, SampleStats, Space, sample_indices
-from genbatch.manifest.variants import Option, Pick, Part, parse_choices
+from genbatch.manifest.variants import Option, Part, Pick, parse_choices
 
 KLING = "kling/kling-2-6/pro/text-to-video"
 NO_WILDCARDS = Source("test")
@@ -162,7 +162,9 @@ def test_a_weighted_option_is_drawn_in_proportion() -> None:
     assert 0.7 < share < 0.8
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.lists(st.integers(1, 4), min_size=1, max_size=3),
     st.integers(1, 30),
@@ -172,8 +174,10 @@ def test_a_weighted_option_is_drawn_in_proportion() -> None:
 def test_every_sampled_job_is_a_job_of_the_full_manifest(
     tmp_path_factory: object, sizes: list[int], n: int, seed: int, strategy: str
 ) -> None:
-    folder = Path(getattr(tmp_path_factory, "mktemp")("sample"))
-    grid = "".join(f"  k{i}: [{', '.join(str(v) for v in range(s))}]\n" for i, s in enumerate(sizes))
+    folder = Path(tmp_path_factory.mktemp("sample"))
+    grid = "".join(
+        f"  k{i}: [{', '.join(str(v) for v in range(s))}]\n" for i, s in enumerate(sizes)
+    )
     names = " ".join(f"{{k{i}}}" for i in range(len(sizes)))
     text = f"model: {KLING}\nprompts: ['a {{red|green}} {names}']\ngrid:\n{grid}"
     (folder / "full.yaml").write_text(text, encoding="utf-8")

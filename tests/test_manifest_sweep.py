@@ -64,8 +64,7 @@ def test_a_variant_makes_one_prompt_per_option_and_a_variable_of_its_own() -> No
 
 def test_variants_combine_with_each_other_and_the_grid_in_expansion_order() -> None:
     m = load(
-        'prompts: ["a {color=red|green} fox at {dawn|dusk}", "a {animal}"]\n'
-        "grid: {animal: [owl]}\n"
+        'prompts: ["a {color=red|green} fox at {dawn|dusk}", "a {animal}"]\ngrid: {animal: [owl]}\n'
     )
 
     assert prompts_of(m) == [
@@ -185,9 +184,13 @@ def test_a_wildcard_that_comes_back_to_itself_is_refused_naming_the_chain() -> N
 
 
 def test_a_missing_wildcard_file_names_the_line_that_uses_it() -> None:
-    message = error_of('prompts:\n  - "a cat"\n  - "a __animls__"\n', {"wildcards/animals.txt": "x"})
+    message = error_of(
+        'prompts:\n  - "a cat"\n  - "a __animls__"\n', {"wildcards/animals.txt": "x"}
+    )
 
-    assert message.startswith("sweep.yaml:4: wildcard: wildcard file 'wildcards/animls.txt' not found")
+    assert message.startswith(
+        "sweep.yaml:4: wildcard: wildcard file 'wildcards/animls.txt' not found"
+    )
 
 
 def test_an_error_inside_a_wildcard_file_names_its_line() -> None:

@@ -221,9 +221,7 @@ def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
     )
 
 
-def _origins(
-    manifest: Manifest, prices: PriceTable, done_in: dict[str, int]
-) -> list[BlockOrigins]:
+def _origins(manifest: Manifest, prices: PriceTable, done_in: dict[str, int]) -> list[BlockOrigins]:
     found = []
     for block in manifest.blocks:
         price, source = prices.priced(block.model_id)

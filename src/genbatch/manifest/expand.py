@@ -127,7 +127,6 @@ class _BlockExpander:
         """The jobs, rendering templates and checking what they render to."""
         plan = self.plan
         ordinal = plan.first_ordinal
-        repeats = range(plan.repeat)
         render_stem = plan.file_name.render_fields
         render_identity = self.identity_layout.render
         render_inputs = self.inputs_layout.render
@@ -219,7 +218,9 @@ class _BlockExpander:
             return _Prompt(prompt, self._row(index), self._line(index), None)
         picked: dict[str, str] = {}
         text = decode(prompt.parts, within, picked)
-        return _Prompt(self.compile(text, prompt.source), self._row(index), self._line(index), picked)
+        return _Prompt(
+            self.compile(text, prompt.source), self._row(index), self._line(index), picked
+        )
 
     def _row(self, index: int) -> tuple[Any, ...]:
         rows = self.plan.prompt_rows

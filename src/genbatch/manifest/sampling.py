@@ -236,12 +236,7 @@ class _Weighted:
 
     def _tries(self, draw: int) -> Iterator[int]:
         for attempt in range(RETRIES):
-            counter = iter(range(attempt * 1_000_000, (attempt + 1) * 1_000_000))
-
-            def unit() -> float:
-                return self.random.unit(draw, next(counter))
-
-            yield self._one(unit)
+            yield self._one(_Units(self.random, draw, attempt))
 
     def _allowed(self, index: int) -> bool:
         """Whether no choice of ``index`` has weight 0."""
@@ -259,6 +254,19 @@ class _Weighted:
         axes = tuple(_choose(weights, unit()) for weights in self.axis_weights)
         repeat = int(unit() * space.repeat)
         return space.index(Point(prompt, within, axes, repeat))
+
+
+class _Units:
+    """The uniform numbers of one attempt at one draw, one after the other."""
+
+    def __init__(self, random: _Random, draw: int, attempt: int) -> None:
+        self.random = random
+        self.draw = draw
+        self.counter = attempt << 32
+
+    def __call__(self) -> float:
+        self.counter += 1
+        return self.random.unit(self.draw, self.counter)
 
 
 def _cumulative(weights: Sequence[float]) -> tuple[float, ...]:

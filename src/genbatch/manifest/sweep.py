@@ -116,7 +116,9 @@ def sample_request(
             continue
         axis = next((i for i, keys in enumerate(axis_keys) if name in keys), None)
         if axis is None:
-            known = sorted({k for keys in axis_keys for k in keys} | ({"prompt"} if prompts else set()))
+            known = sorted(
+                {k for keys in axis_keys for k in keys} | ({"prompt"} if prompts else set())
+            )
             raise here.error(
                 f"is not a grid or zip key of this block (known: {', '.join(known) or 'none'})",
                 field=f"sample.weights.{name}",
@@ -131,7 +133,9 @@ def sample_request(
     )
 
 
-def _fitted(values: list[float], size: int, here: Source, name: str, what: str) -> tuple[float, ...]:
+def _fitted(
+    values: list[float], size: int, here: Source, name: str, what: str
+) -> tuple[float, ...]:
     if len(values) != size:
         raise here.error(
             f"has {len(values)} weights for {size} {what}; give one weight per value, in order",
