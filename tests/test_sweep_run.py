@@ -70,7 +70,7 @@ def test_raising_n_pays_only_for_new_jobs_and_lowering_it_deletes_nothing(
     assert len(rows) == 5 and {row["state"] for row in rows} == {"done"}
 
 
-def test_the_variants_and_wildcards_variables_reach_metadata_and_plan_json(
+def test_the_variants_and_wildcards_variables_reach_metadata_plan_and_gallery_axes(
     tmp_path: Path, sim: Simulator
 ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
@@ -78,6 +78,9 @@ def test_the_variants_and_wildcards_variables_reach_metadata_and_plan_json(
 
     assert genbatch(run_args(manifest), env=env, cwd=tmp_path).returncode == 0
     plan = genbatch(["plan", str(manifest), "--offline", "--json"], env=env, cwd=tmp_path)
+    gallery = genbatch(
+        ["gallery", str(manifest), "--rows", "light", "--cols", "animals"], env=env, cwd=tmp_path
+    )
 
     for row in metadata_rows(tmp_path):
         variables = row["variables"]
@@ -90,6 +93,8 @@ def test_the_variants_and_wildcards_variables_reach_metadata_and_plan_json(
         {"n": 4, "seed": 11, "strategy": "random"},
         4,
     )
+    assert gallery.returncode == 0, gallery.stderr
+    assert "rows light x columns animals" in gallery.stdout + gallery.stderr
 
 
 def test_a_missing_wildcard_file_is_one_line_with_exit_2_and_no_ledger(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from genbatch.manifest.locations import Path_, Source
+from genbatch.manifest.locations import Path_, Source, did_you_mean
 from genbatch.manifest.prompts import PromptEntry
 from genbatch.manifest.sampling import SampleRequest
 from genbatch.manifest.schema import SampleSpec
@@ -120,7 +120,8 @@ def sample_request(
                 {k for keys in axis_keys for k in keys} | ({"prompt"} if prompts else set())
             )
             raise here.error(
-                f"is not a grid or zip key of this block (known: {', '.join(known) or 'none'})",
+                f"is not a grid or zip key of this block{did_you_mean(name, known)} "
+                f"(known: {', '.join(known) or 'none'})",
                 field=f"sample.weights.{name}",
             )
         axis_weights[axis] = _fitted(values, axis_sizes[axis], here, name, "values")
