@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from genbatch.catalog import find_model
 from genbatch.errors import ManifestError
 from genbatch.jobs import JobSpec, job_key
 from genbatch.manifest import Manifest, load_manifest
+from genbatch.manifest.locations import Source
+from genbatch.manifest.variants import Pick, count_of, decode, parse_choices
 
 KLING = "kling/kling-2-6/pro/text-to-video"
 HEAD = f"model: {KLING}\n"
@@ -351,3 +356,35 @@ def test_the_manifest_cap_names_the_product_it_refuses() -> None:
     message = error_of(GRID + "max_jobs: 10\n")
 
     assert "would make 30 jobs, more than the limit of 10" in message
+
+
+# -- the variant syntax, whatever the text ----------------------------------------------------
+
+
+def _no_wildcards(name: str, where: Source) -> Pick:
+    raise where.error(f"no wildcard {name}")
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet="{}|_:=a2 ", max_size=24))
+def test_any_prompt_text_parses_or_is_one_line_and_every_combination_decodes(text: str) -> None:
+    try:
+        parts = parse_choices(text, source=Source("p.txt", 1), wildcard=_no_wildcards)
+    except ManifestError as error:
+        assert "\n" not in str(error) and str(error).startswith("p.txt:1: ")
+        return
+    for index in range(min(count_of(parts), 50)):
+        picked: dict[str, str] = {}
+        assert isinstance(decode(parts, index, picked), str)
+
+
+@given(st.lists(st.lists(st.text(alphabet="abc ", max_size=3), min_size=2, max_size=3), max_size=3))
+def test_variants_expand_to_the_product_of_their_options_in_order(
+    variants: list[list[str]],
+) -> None:
+    text = "-".join("{" + "|".join(options) + "}" for options in variants)
+
+    parts = parse_choices(text, source=Source("p.txt", 1), wildcard=_no_wildcards)
+    texts = [decode(parts, i, {}) for i in range(count_of(parts))]
+
+    assert texts == ["-".join(combo) for combo in itertools.product(*variants)]

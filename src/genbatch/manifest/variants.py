@@ -185,14 +185,17 @@ class _Parser:
             f"{message} (write {{{{ and }}}} for literal braces)", field=self.label
         )
 
-    def sequence(self, position: int, inside: bool) -> tuple[tuple[Part, ...], int]:
-        """Parts from ``position`` up to a top-level ``|`` or ``}`` (inside a group) or the end."""
+    def sequence(self, position: int, stop: int | None) -> tuple[tuple[Part, ...], int]:
+        """Parts from ``position`` up to a top-level ``|`` or ``stop`` (a group's closing brace),
+        or the end of the text outside groups."""
         parts: list[Part] = []
         literal: list[str] = []
         text = self.text
-        while position < len(text):
+        inside = stop is not None
+        end = len(text) if stop is None else stop
+        while position < end:
             char = text[position]
-            if text.startswith(("{{", "}}"), position):
+            if text.startswith(("{{", "}}"), position) and position + 2 <= end:
                 literal.append(text[position : position + 2])
                 position += 2
             elif char == "{":
@@ -202,7 +205,7 @@ class _Parser:
                 else:
                     parts.extend(self._flush(literal))
                     parts.append(group)
-            elif inside and char in "|}":
+            elif inside and char == "|":
                 break
             elif char == "}":
                 raise self.error("a lone } closes nothing")
@@ -241,10 +244,10 @@ class _Parser:
         content = self.text[start + 1 : close]
         if _FIELD.fullmatch(content) or not _top_level_bar(content):
             return self.text[start : close + 1], close + 1
-        return self.variant(start + 1), close + 1
+        return self.variant(start + 1, close), close + 1
 
-    def variant(self, position: int) -> Pick:
-        """The variant whose options start at ``position`` (just after its ``{``)."""
+    def variant(self, position: int, close: int) -> Pick:
+        """The variant whose options run from ``position`` (just after its ``{``) to ``close``."""
         # Every variant takes a number, named or not: naming one renames no other.
         self.variants += 1
         name = f"{self.prefix}variant_{self.variants}"
@@ -259,9 +262,9 @@ class _Parser:
             if weighted:
                 weight = float(weighted.group(1))
                 position = weighted.end()
-            parts, position = self.sequence(position, inside=True)
+            parts, position = self.sequence(position, close)
             options.append(Option(parts, weight))
-            if self.text[position] == "}":
+            if position >= close:
                 break
             position += 1  # the bar
         if all(option.weight == 0 for option in options):
@@ -327,5 +330,5 @@ def parse_choices(
     it). A malformed group raises ``ManifestError`` at ``source``.
     """
     parser = _Parser(text, source, wildcard, prefix, label)
-    parts, _end = parser.sequence(0, inside=False)
+    parts, _end = parser.sequence(0, None)
     return parts
