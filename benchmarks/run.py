@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_engine  # benchmarks/ is put on the path just above
+import bench_exit
 import bench_plan
 import bench_polling
 import bench_process
@@ -41,6 +42,7 @@ FIGURES: dict[int, tuple[str, Callable[[bool], list[Row]]]] = {
     8: ("whole process, `genbatch run` as users meet it (issues 12 and 16)", bench_process.run),
     9: ("start-up: --version, --help, shell completion (issue 16)", bench_startup.run),
     10: ("sampling a 10^9 space (issue 19)", bench_sample.run),
+    11: ("exit in a big ledger: metadata.jsonl appended (issue 16)", bench_exit.run),
 }
 
 

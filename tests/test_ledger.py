@@ -244,6 +244,54 @@ def test_a_version_5_ledger_is_upgraded_with_indexes_of_keys_and_output_file_nam
     assert upgraded.output_clashes(run_id) == upgraded.same_jobs_elsewhere(run_id) == []
 
 
+def finished(ledger: Ledger, run_id: int, request_id: str) -> JobRecord:
+    job = accepted(ledger, run_id, "w1", request_id)
+    output = succeeded(ledger, job, "w1", f"https://x.runcomfy.net/{request_id}.mp4")
+    stored = StoredFile(output_id=output.id, path=f"/out/{request_id}.mp4", size=3, sha256="ab")
+    return move(ledger, job, Move.FINISH, worker="w1", files=[stored])
+
+
+def _done_ranks(ledger: Ledger) -> dict[str, int | None]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(text("SELECT request_id, done_seq FROM jobs WHERE state = 'done'"))
+        return {request_id: rank for request_id, rank in rows}
+
+
+def test_a_version_6_ledger_is_upgraded_with_ranks_for_its_done_jobs_below_later_ones(
+    open_ledger: OpenLedger,
+) -> None:
+    old = open_ledger()
+    run_id = new_run(old, 3)
+    finished(old, run_id, "r1")
+    finished(old, run_id, "r2")
+    _downgrade_to_version_6(old)
+    old.close()
+
+    upgraded = open_ledger()
+    finished(upgraded, run_id, "r3")
+
+    ranks = _done_ranks(upgraded)
+    assert _version(upgraded) == SCHEMA_VERSION
+    assert None not in ranks.values()
+    assert ranks["r3"] > max(ranks["r1"], ranks["r2"])
+    assert upgraded.metadata_watermark().through == ranks["r3"]
+    indexes = {i["name"] for i in inspect(upgraded.engine).get_indexes("jobs")}
+    assert {"ix_jobs_done_seq", "ix_jobs_run_state"} <= indexes
+
+
+def test_jobs_are_ranked_in_the_order_they_become_done(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 3)
+    jobs = [accepted(ledger, run_id, "w1", f"r{i}") for i in range(3)]
+    for job in reversed(jobs):  # done in the opposite order of their claims
+        output = succeeded(ledger, job, "w1", f"https://x.runcomfy.net/{job.request_id}.mp4")
+        stored = StoredFile(output_id=output.id, path=f"/o/{job.id}", size=1, sha256="ab")
+        move(ledger, job, Move.FINISH, worker="w1", files=[stored])
+
+    ranks = _done_ranks(ledger)
+
+    assert ranks["r2"] < ranks["r1"] < ranks["r0"]
+
+
 def test_a_cached_catalog_entry_is_kept_with_its_fetch_time_until_replaced(
     ledger: Ledger,
 ) -> None:
@@ -772,8 +820,21 @@ def _version(ledger: Ledger) -> int:
         )
 
 
+def _downgrade_to_version_6(ledger: Ledger) -> None:
+    """Make the ledger what genbatch's schema version 6 wrote: no rank of done jobs."""
+    with ledger.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_jobs_done_seq"))
+        conn.execute(text("DROP INDEX ix_jobs_run_state"))
+        conn.execute(
+            text("CREATE INDEX ix_jobs_run_state_ordinal ON jobs (run_id, state, ordinal)")
+        )
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN done_seq"))
+        conn.execute(text("UPDATE genbatch_meta SET value = '6' WHERE key = 'schema_version'"))
+
+
 def _downgrade_to_version_5(ledger: Ledger) -> None:
     """Make the ledger what genbatch's schema version 5 wrote: no index of keys or file names."""
+    _downgrade_to_version_6(ledger)
     with ledger.engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_jobs_key"))
         conn.execute(text("DROP INDEX ix_jobs_output_file"))

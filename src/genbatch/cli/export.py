@@ -1,4 +1,5 @@
-"""``genbatch export``: the ledger's record of each output file as JSON Lines or CSV."""
+"""``genbatch export``: the ledger's record of each output file as JSON Lines or CSV, or the
+files themselves as a dataset (Parquet, WebDataset shards, Hugging Face folders)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import typer
 from genbatch.atomic import atomic_writer
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
+from genbatch.cli.export_dataset import dataset_request, write_dataset
 from genbatch.cli.selection import reading_ledger, runs_for
 from genbatch.errors import GenbatchError
 from genbatch.export import (
@@ -35,16 +37,29 @@ EPILOG = """Examples:
 
   genbatch export --format csv --all-states --output all-runs.csv
 
+  genbatch export sweep.yaml --format parquet --output sweep.parquet [--embed]
+
+  genbatch export sweep.yaml --format webdataset --output shards/ --shard-size 500MB
+
+  genbatch export sweep.yaml --format hf --output sweep-dataset/
+
 Each row is one output file: file_name (relative to output_dir), prompt and every input as
 columns, inputs, variables, model_id, job_key, index, block, repeat, request_id, sha256, size,
 created_at, finished_at, cost_usd, run, output_dir, url, state, error. Also rewrites
-metadata.jsonl in the output directories. See docs/outputs.md.
+metadata.jsonl in the output directories. parquet needs pyarrow (pip install
+'genbatch[dataset]'); webdataset and hf write a folder, replaced whole. See docs/outputs.md.
 """
 
 
 class ExportFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
+    PARQUET = "parquet"
+    WEBDATASET = "webdataset"
+    HF = "hf"
+
+
+_TEXT_FORMATS = (ExportFormat.JSONL, ExportFormat.CSV)
 
 
 @app.command(epilog=EPILOG + "\n" + LEDGER_ENVIRONMENT)
@@ -54,10 +69,18 @@ def export(
         None, metavar="MANIFEST", help="Only this manifest's run [default: every run]."
     ),
     output_format: ExportFormat = typer.Option(
-        ExportFormat.JSONL, "--format", "-f", help="jsonl or csv."
+        ExportFormat.JSONL,
+        "--format",
+        "-f",
+        help="jsonl or csv (rows); parquet (a file), webdataset or hf (a folder): datasets.",
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", metavar="FILE", help="Write here (mode 0600) [default: stdout]."
+        None,
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="Write here (mode 0600; a folder for webdataset and hf) [default: stdout, for "
+        "jsonl and csv].",
     ),
     ledger: str | None = LEDGER_OPTION,
     all_states: bool = typer.Option(
@@ -65,15 +88,29 @@ def export(
         "--all-states",
         help="Also jobs that are not done, one row each, with their state and error.",
     ),
+    embed: bool = typer.Option(
+        False, "--embed", help="parquet: put each file's bytes in the file_bytes column."
+    ),
+    shard_size: str = typer.Option(
+        "1GB", "--shard-size", metavar="SIZE", help="webdataset: largest shard (500MB, 2GiB)."
+    ),
 ) -> None:
-    """Write one row per output file of the done jobs (of MANIFEST's run, or of every run)."""
+    """Write one row per output file of the done jobs (of MANIFEST's run, or of every run), or
+    the files themselves as a dataset (parquet, webdataset, hf)."""
+    request = dataset_request(
+        output_format, output, all_states=all_states, embed=embed, shard_size=shard_size
+    )
     with reading_ledger(ledger, manifest) as store:
         run_ids = None if manifest is None else [run.id for run in runs_for(store, manifest)]
-        write_metadata(store, store.output_dirs(run_ids))
+        write_metadata(store, store.output_dirs(run_ids), whole=True)
 
         def rows() -> Iterator[dict[str, Any]]:
             return ledger_export_rows(store, run_ids, all_states=all_states)
 
+        if request is not None:
+            runs = {run.name: Path(run.manifest_path).name for run in store.runs()}
+            print(f"genbatch: {write_dataset(request, rows, runs)}", file=sys.stderr)
+            return
         if output is None:
             _write(output_format, rows, sys.stdout)
             return

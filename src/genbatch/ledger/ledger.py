@@ -36,10 +36,11 @@ from genbatch.errors import (
     TransitionRefused,
 )
 from genbatch.jobs import JobSpec, canonical_json
-from genbatch.ledger import catalog_cache, leases
+from genbatch.ledger import catalog_cache, leases, metadata_marks
 from genbatch.ledger import statements as sql
 from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
 from genbatch.ledger.leases import Adopt, Clock
+from genbatch.ledger.metadata_marks import MetadataMark, Watermark
 from genbatch.ledger.migrations import ensure_schema
 from genbatch.ledger.records import (
     AttemptRecord,
@@ -647,11 +648,16 @@ class Ledger:
         states: Iterable[JobState] | None = None,
         in_manifest_only: bool = False,
         job_id: int | None = None,
+        done_ranks: tuple[int, int] | None = None,
     ) -> Iterator[Iterator[JobOutputs]]:
         """``job_outputs`` one job at a time, fetched in chunks: memory stays flat however
         many jobs the run has (metadata.jsonl of a million-job run). Iterate inside the
-        ``with``: the read transaction lasts as long as it."""
+        ``with``: the read transaction lasts as long as it. ``done_ranks=(after, through)``:
+        only jobs whose done rank is above ``after`` and at most ``through``."""
         query = _job_outputs_query()
+        if done_ranks is not None:
+            after, through = done_ranks
+            query = query.where(JOBS.c.done_seq > after, JOBS.c.done_seq <= through)
         if run_id is not None:
             query = query.where(JOBS.c.run_id == run_id)
         if output_dirs is not None:
@@ -786,6 +792,48 @@ class Ledger:
         )
         with self._transaction("shared_output_paths") as conn:
             return set(conn.execute(query).scalars())
+
+    def renames_done_files(self, directory: str, done_ranks: tuple[int, int]) -> bool:
+        """True when a job of ``directory`` done within ``done_ranks`` has the file name of
+        another done job (two runs writing one name): the older row must then go."""
+        after, through = done_ranks
+        other = JOBS.alias("other")
+        query = (
+            select(JOBS.c.id)
+            .join(
+                other,
+                (other.c.output_dir == JOBS.c.output_dir)
+                & (other.c.file_stem == JOBS.c.file_stem)
+                & (other.c.id != JOBS.c.id),
+            )
+            .where(
+                JOBS.c.output_dir == directory,
+                JOBS.c.done_seq > after,
+                JOBS.c.done_seq <= through,
+                other.c.state == JobState.DONE.value,
+            )
+            .limit(1)
+        )
+        with self._transaction("renames_done_files") as conn:
+            return conn.execute(query).first() is not None
+
+    # -- metadata.jsonl marks -------------------------------------------------------------------
+
+    def metadata_watermark(self) -> Watermark:
+        """The generation and highest done rank, for writing metadata files."""
+        with self._transaction("metadata_watermark") as conn:
+            return metadata_marks.watermark(conn)
+
+    def metadata_marks(self, directories: Sequence[str]) -> dict[str, MetadataMark]:
+        """How the metadata files of ``directories`` were last written, where recorded."""
+        with self._transaction("metadata_marks") as conn:
+            return metadata_marks.read_marks(conn, list(directories))
+
+    def save_metadata_marks(self, marks: dict[str, MetadataMark | None]) -> None:
+        """Record how metadata files were just written (None: forget the directory's mark)."""
+        with self._transaction("save_metadata_marks") as conn:
+            for directory, mark in marks.items():
+                metadata_marks.save_mark(conn, directory, mark)
 
     def find_jobs(
         self,
@@ -1080,6 +1128,7 @@ def _sync(
     }
     found: set[str] = set()  # the known keys the manifest still has
     moved: list[dict[str, Any]] = []
+    reordered_done = False  # a done job's row in metadata.jsonl changes (its index)
     inserter = _JobInserter(conn, run_id, utcnow())
     total = 0
     for spec in specs:
@@ -1100,6 +1149,7 @@ def _sync(
             or new_cost != old_cost
             or place != (old_dir, old_stem)
         ):
+            reordered_done = reordered_done or (state == JobState.DONE and ordinal != spec.ordinal)
             moved.append(
                 {
                     "b_id": job_id,
@@ -1112,6 +1162,8 @@ def _sync(
     inserter.flush()
     new = total - len(found)
     _apply_moves(conn, moved)
+    if reordered_done:
+        metadata_marks.bump_generation(conn)
     retired = _retire_missing(conn, run_id, known, found)
     counts = _counts(conn, run_id)
     return SyncReport(

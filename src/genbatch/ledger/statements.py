@@ -45,11 +45,18 @@ def transition(move: Move, *where: ColumnElement[bool], now: Any, **values: Any)
         changes["finished_at"] = now
     if t.target is JobState.DONE:
         changes["error"] = None
+        changes["done_seq"] = next_done_rank()
     changes.update(values)
     sources = sorted(state.value for state in t.sources)
     return (
         update(JOBS).where(JOBS.c.state.in_(sources), *where).values(**changes).returning(*JOBS.c)
     )
+
+
+def next_done_rank() -> Any:
+    """One more than the highest ``done_seq`` (an index lookup): the rank of a job done now."""
+    earlier = JOBS.alias("earlier")  # an alias, or it would correlate with the updated row
+    return select(func.coalesce(func.max(earlier.c.done_seq), 0) + 1).scalar_subquery()
 
 
 @functools.cache

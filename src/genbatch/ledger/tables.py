@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run).
 3: runs.jobs_fingerprint (a resume of an unchanged manifest skips the sync).
 4: attempts.generation_seconds (when to first poll a model's jobs, from earlier runs).
@@ -59,12 +59,18 @@ class JobRow(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("run_id", "key", name="uq_jobs_run_key"),
-        Index("ix_jobs_run_state_ordinal", "run_id", "state", "ordinal"),
+        # Claims read it in order (run, pending, ordinal); the columns after ordinal let
+        # `status` count a run's jobs per state, reused and per worker from the index alone.
+        Index(
+            "ix_jobs_run_state", "run_id", "state", "ordinal", "in_manifest", "attempts", "worker"
+        ),
         Index("ix_jobs_request_id", "request_id"),
         # The preflight before every run: the same job in other runs (by its content, the key)
         # and who owns an output file name.
         Index("ix_jobs_key", "key"),
         Index("ix_jobs_output_file", "output_dir", "file_stem"),
+        # A run's exit appends to metadata.jsonl the jobs done since it was last written.
+        Index("ix_jobs_done_seq", "done_seq"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -94,6 +100,9 @@ class JobRow(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_column=_when())
     """Until when ``worker`` holds the job (database clock). Past: the worker is gone and any
     other takes the job over. NULL: nobody drives it now; the next worker to start adopts it."""
+    done_seq: int | None = None
+    """When the job became done, as a rank: one more than the highest rank when it did. On
+    SQLite (one writer at a time) ranks follow commit order, so "done after rank N" is exact."""
 
 
 class AttemptRow(SQLModel, table=True):

@@ -208,6 +208,7 @@ def compile_blocks(
         plan = _compile_block(compiler, name, ordinal, strict, warnings, catalog)
         plans.append(plan)
         ordinal += plan.job_count
+    _warn_nested_folders(plans, warnings)
     return plans, warnings
 
 
@@ -277,7 +278,7 @@ def _compile_block(
         else (),
         axes=axes,
         repeat=compiler.pick("repeat").value or 1,
-        output_dir=_output_dir(compiler),
+        output_dir=_output_dir(compiler, name),
         file_name=_file_name(
             compiler,
             schema,
@@ -689,10 +690,35 @@ class _StaticChecker:
                 )
 
 
-def _output_dir(compiler: _BlockCompiler) -> str:
+def _output_dir(compiler: _BlockCompiler, name: str) -> str:
+    """The block's own ``output.dir``; else, under ``jobs:``, a folder named after the block in
+    the inherited one, so blocks are siblings: a dataset loader reading one block's folder
+    reads every file below it, and an image block inside a video block's folder mixes them."""
     written = compiler.output("dir")
     text = written.value or os.path.join("out", sanitize_file_stem(compiler.run_name))
-    return os.path.normpath(compiler.base_dir / os.path.expanduser(text))
+    directory = compiler.base_dir / os.path.expanduser(text)
+    if compiler.block_path and written.path[: len(compiler.block_path)] != compiler.block_path:
+        directory = directory / sanitize_file_stem(name)
+    return os.path.normpath(directory)
+
+
+def _warn_nested_folders(plans: list[BlockPlan], warnings: list[str]) -> None:
+    """A block whose own ``output.dir`` lies inside another block's folder gets a warning:
+    the dataset loaders read that folder's files and the nested ones together."""
+    for inner in plans:
+        for outer in plans:
+            if Path(inner.output_dir).is_relative_to(outer.output_dir) and (
+                inner.output_dir != outer.output_dir
+            ):
+                _warn(
+                    warnings,
+                    inner.source.error(
+                        f"block '{inner.name}' writes into {inner.output_dir}, inside the "
+                        f"folder of block '{outer.name}': a dataset loader reading that folder "
+                        "reads both; give the blocks sibling folders",
+                        field="output.dir",
+                    ),
+                )
 
 
 def _file_name(
