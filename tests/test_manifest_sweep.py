@@ -388,3 +388,32 @@ def test_variants_expand_to_the_product_of_their_options_in_order(
     texts = [decode(parts, i, {}) for i in range(count_of(parts))]
 
     assert texts == ["-".join(combo) for combo in itertools.product(*variants)]
+
+
+def test_blocks_inherit_the_top_level_sample_and_may_drop_it() -> None:
+    m = load(
+        "prompts: ['a {x}']\ngrid: {x: [1, 2, 3, 4]}\nsample: {n: 2, seed: 5}\n"
+        "jobs:\n  - name: sampled\n  - name: whole\n    sample: null\n"
+    )
+
+    assert [(b.name, b.job_count, b.space_size) for b in m.blocks] == [
+        ("sampled", 2, 4),
+        ("whole", 4, 4),
+    ]
+    assert [j.ordinal for j in m.jobs()] == list(range(6))
+
+
+def test_a_sampled_prompt_file_keeps_each_rows_inputs() -> None:
+    m = load(
+        "jobs:\n  - model: wan-ai/wan-2-6/image-to-video\n"
+        "    prompts: {file: stills.csv, inputs: [img_url]}\n    sample: {n: 3, seed: 2}\n",
+        {
+            "stills.csv": "prompt,img_url\n"
+            '"the {cat|dog} turns",https://images.example.com/a.png\n'
+            '"a {slow|fast} pan",https://images.example.com/b.png\n'
+        },
+    )
+
+    for job in m.jobs():
+        image = "a.png" if job.inputs["prompt"].startswith("the") else "b.png"
+        assert job.inputs["img_url"].endswith(image)
