@@ -8,8 +8,8 @@ and prompt trees), and through ``load_manifest`` for the jobs themselves.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -172,9 +172,9 @@ def test_a_weighted_option_is_drawn_in_proportion() -> None:
     strategies,
 )
 def test_every_sampled_job_is_a_job_of_the_full_manifest(
-    tmp_path_factory: object, sizes: list[int], n: int, seed: int, strategy: str
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], n: int, seed: int, strategy: str
 ) -> None:
-    folder = Path(tmp_path_factory.mktemp("sample"))
+    folder = tmp_path_factory.mktemp("sample")
     grid = "".join(
         f"  k{i}: [{', '.join(str(v) for v in range(s))}]\n" for i, s in enumerate(sizes)
     )

@@ -133,7 +133,7 @@ def _weighted(space: Space, request: SampleRequest) -> bool:
     return (
         request.prompt_weights is not None
         or any(w is not None for w in request.axis_weights)
-        or any(p.weighted() for parts in space.prompts for p in picks_of(parts))
+        or any(p.weighted for parts in space.prompts for p in picks_of(parts))
     )
 
 

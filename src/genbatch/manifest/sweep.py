@@ -6,7 +6,7 @@ Kept apart from ``blocks`` so a block without either compiles exactly as it alwa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +15,17 @@ from genbatch.manifest.prompts import PromptEntry
 from genbatch.manifest.sampling import SampleRequest
 from genbatch.manifest.schema import SampleSpec
 from genbatch.manifest.templates import Template, compile_template
-from genbatch.manifest.variants import Part, Pick, count_of, parse_choices, picks_of
+from genbatch.manifest.variants import (
+    Part,
+    Pick,
+    count_of,
+    parse_choices,
+    picks_of,
+    text_fields_of,
+)
 from genbatch.manifest.wildcards import Wildcards
 
-__all__ = ["VariantPrompt", "compile_prompt", "sample_request"]
+__all__ = ["VariantPrompt", "check_variant_names", "compile_prompt", "sample_request"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,28 +44,11 @@ class VariantPrompt:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "count", count_of(self.parts))
-        names: dict[str, None] = {}
-        fields: set[str] = set()
-        for piece in _walk(self.parts, names):
-            compiled = compile_template(piece, source=self.source, label="prompt")
-            if isinstance(compiled, Template):
-                fields.update(compiled.fields)
+        picks = list(picks_of(self.parts))
+        names = dict.fromkeys(name for pick in picks for name in pick.names)
         object.__setattr__(self, "names", tuple(names))
-        object.__setattr__(self, "fields", frozenset(fields))
-
-
-def _walk(parts: tuple[Part, ...], names: dict[str, None]) -> Iterator[str]:
-    """The text pieces of a tree (each once), recording the picks' names on the way."""
-    seen: set[int] = set()
-    stack = [parts]
-    while stack:
-        for part in stack.pop():
-            if isinstance(part, str):
-                yield part
-            elif id(part) not in seen:
-                seen.add(id(part))
-                names.setdefault(part.name)
-                stack.extend(option.parts for option in part.options)
+        fields = text_fields_of(self.parts, self.source, "prompt")
+        object.__setattr__(self, "fields", fields.union(*(pick.fields for pick in picks)))
 
 
 def compile_prompt(entry: PromptEntry, wildcards: Wildcards) -> str | Template | VariantPrompt:
@@ -149,7 +139,7 @@ def _fitted(
 
 def _refuse_weighted_variants(prompts: Sequence[Any] | None) -> None:
     for prompt in prompts or ():
-        if isinstance(prompt, VariantPrompt) and any(p.weighted() for p in picks_of(prompt.parts)):
+        if isinstance(prompt, VariantPrompt) and any(p.weighted for p in picks_of(prompt.parts)):
             raise prompt.source.error(
                 "weights (N::) apply to sample strategy: random only; latin covers every "
                 "value evenly",

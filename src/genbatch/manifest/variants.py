@@ -26,6 +26,7 @@ from itertools import accumulate
 from math import prod
 
 from genbatch.manifest.locations import Source
+from genbatch.manifest.templates import Template, compile_template
 
 __all__ = [
     "Option",
@@ -39,11 +40,13 @@ __all__ = [
     "picks_of",
     "positive",
     "split_weight",
+    "text_fields_of",
 ]
 
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(![rsa])?(:.*)?", re.DOTALL)
 _NAMED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 _WEIGHT = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)::")
+_SPECIAL = re.compile(r"[{}|]")
 _WILDCARD = re.compile(r"__([A-Za-z0-9](?:[A-Za-z0-9_/-]*[A-Za-z0-9])?)__")
 
 
@@ -53,8 +56,8 @@ class Option:
 
     parts: tuple[Part, ...]
     weight: float = 1.0
-    source: Source | None = None
-    """The wildcard file's line, for options read from a file."""
+    text_fields: frozenset[str] = frozenset()
+    """The template variables its own text uses (``{animal}``), nested picks' not included."""
     count: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +76,12 @@ class Pick:
     starts: tuple[int, ...] = field(init=False, repr=False)
     """The first combination of each option."""
     cumulative_weights: tuple[float, ...] = field(init=False, repr=False)
+    names: tuple[str, ...] = field(init=False, repr=False)
+    """The variables it and its nested picks set, in written order."""
+    fields: frozenset[str] = field(init=False, repr=False)
+    """The template variables its options' texts use, nested ones included."""
+    weighted: bool = field(init=False, repr=False)
+    """Whether an option (or a nested one) carries a weight other than 1."""
 
     def __post_init__(self) -> None:
         counts = [option.count for option in self.options]
@@ -80,17 +89,25 @@ class Pick:
         object.__setattr__(self, "starts", (0, *accumulate(counts))[:-1])
         weights = accumulate(option.weight for option in self.options)
         object.__setattr__(self, "cumulative_weights", tuple(weights))
+        # Computed once per pick from its options' (already computed) facts: a wildcard file
+        # used by many prompts is walked once.
+        nested = {
+            id(part): part
+            for option in self.options
+            for part in option.parts
+            if isinstance(part, Pick)
+        }.values()
+        names = dict.fromkeys((self.name, *(n for pick in nested for n in pick.names)))
+        object.__setattr__(self, "names", tuple(names))
+        fields = {f for option in self.options for f in option.text_fields}
+        object.__setattr__(self, "fields", frozenset(fields.union(*(p.fields for p in nested))))
+        weighted = any(o.weight != 1.0 for o in self.options) or any(p.weighted for p in nested)
+        object.__setattr__(self, "weighted", weighted)
 
     def option_at(self, index: int) -> tuple[Option, int]:
         """The option holding combination ``index``, and the index within it."""
         position = bisect_right(self.starts, index) - 1
         return self.options[position], index - self.starts[position]
-
-    def weighted(self) -> bool:
-        """Whether an option (or a nested one) carries a weight other than 1."""
-        return any(
-            o.weight != 1.0 or any(p.weighted() for p in picks_of(o.parts)) for o in self.options
-        )
 
 
 Part = str | Pick
@@ -149,6 +166,18 @@ def compose(parts: tuple[Part, ...], digits: list[int]) -> int:
     return index
 
 
+def text_fields_of(parts: tuple[Part, ...], source: Source, label: str) -> frozenset[str]:
+    """The template variables the text parts of ``parts`` use (not its picks'); a malformed
+    text raises ``ManifestError`` at ``source``."""
+    fields: set[str] = set()
+    for part in parts:
+        if isinstance(part, str):
+            compiled = compile_template(part, source=source, label=label)
+            if isinstance(compiled, Template):
+                fields.update(compiled.fields)
+    return frozenset(fields)
+
+
 def split_weight(text: str) -> tuple[float, str]:
     """``"2::red"`` as ``(2.0, "red")``; text without a weight has weight 1."""
     weighted = _WEIGHT.match(text)
@@ -179,6 +208,10 @@ class _Parser:
         self.prefix = prefix
         self.label = label
         self.variants = 0
+
+    def fields_of(self, parts: tuple[Part, ...]) -> frozenset[str]:
+        """The template variables the text parts use; a malformed one raises here."""
+        return text_fields_of(parts, self.source, self.label)
 
     def error(self, message: str) -> Exception:
         return self.source.error(
@@ -216,9 +249,8 @@ class _Parser:
 
     def _text(self, position: int, literal: list[str], parts: list[Part]) -> int:
         """Plain text up to the next brace or bar, with its wildcards as picks."""
-        end = position
-        while end < len(self.text) and self.text[end] not in "{}|":
-            end += 1
+        special = _SPECIAL.search(self.text, position)
+        end = special.start() if special else len(self.text)
         end = max(end, position + 1)  # a bar at the top level is plain text
         chunk = self.text[position:end]
         last = 0
@@ -263,7 +295,7 @@ class _Parser:
                 weight = float(weighted.group(1))
                 position = weighted.end()
             parts, position = self.sequence(position, close)
-            options.append(Option(parts, weight))
+            options.append(Option(parts, weight, self.fields_of(parts)))
             if position >= close:
                 break
             position += 1  # the bar
@@ -329,6 +361,8 @@ def parse_choices(
     ``prefix`` starts the names of unnamed variants (a wildcard file's variants are named after
     it). A malformed group raises ``ManifestError`` at ``source``.
     """
+    if not _SPECIAL.search(text) and "__" not in text:
+        return (text,) if text else ()
     parser = _Parser(text, source, wildcard, prefix, label)
     parts, _end = parser.sequence(0, None)
     return parts

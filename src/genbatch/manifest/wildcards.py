@@ -14,7 +14,13 @@ from pathlib import Path
 
 from genbatch.manifest.locations import Source
 from genbatch.manifest.reading import MAX_PROMPT_FILE_BYTES, outside_of, read_named_file
-from genbatch.manifest.variants import Option, Pick, parse_choices, split_weight
+from genbatch.manifest.variants import (
+    Option,
+    Pick,
+    parse_choices,
+    split_weight,
+    text_fields_of,
+)
 from genbatch.manifest.yaml_loader import decode_text
 
 __all__ = ["WILDCARD_FOLDER", "Wildcards"]
@@ -73,7 +79,7 @@ class Wildcards:
             parts = parse_choices(
                 entry, source=source, wildcard=self, label=name, prefix=f"{name}_"
             )
-            options.append(Option(parts, weight, source))
+            options.append(Option(parts, weight, text_fields_of(parts, source, name)))
         if not options:
             raise where.error(f"wildcard file '{written}' has no entries", field="wildcard")
         if all(option.weight == 0 for option in options):
