@@ -417,3 +417,16 @@ def test_a_sampled_prompt_file_keeps_each_rows_inputs() -> None:
     for job in m.jobs():
         image = "a.png" if job.inputs["prompt"].startswith("the") else "b.png"
         assert job.inputs["img_url"].endswith(image)
+
+
+def test_latin_ignores_the_weights_of_a_wildcard_file_with_a_warning() -> None:
+    m = load(
+        "prompts: ['a __animals__ {big|small}']\nsample: {n: 4, strategy: latin}\n",
+        {"wildcards/animals.txt": "3::fox\nowl\n"},
+    )
+
+    assert m.warnings == [
+        "sweep.yaml:2: prompt: strategy: latin ignores the weights (N::) of animals: it uses "
+        "every option evenly"
+    ]
+    assert sorted(j.variables["animals"] for j in m.jobs()) == ["fox", "fox", "owl", "owl"]

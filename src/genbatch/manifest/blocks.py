@@ -289,7 +289,9 @@ def _compile_block(
             variants=[n for p in prompts if isinstance(p, VariantPrompt) for n in p.names],
         ),
         first_ordinal=first_ordinal,
-        sample=_sample(compiler, prompts if prompt_entries is not None else None, grid, zipped),
+        sample=_sample(
+            compiler, prompts if prompt_entries is not None else None, grid, zipped, warnings
+        ),
         wildcard_texts=tuple(sorted(compiler.wildcards.texts.items())),
     )
     _check_max_jobs(compiler, plan)
@@ -322,6 +324,7 @@ def _sample(
     prompts: list[str | Template | VariantPrompt] | None,
     grid: _Written,
     zipped: _Written,
+    warnings: list[str],
 ) -> SampleRequest | None:
     written = compiler.pick("sample")
     if written.value is None:
@@ -338,6 +341,7 @@ def _sample(
         axis_sizes=axis_sizes,
         where=compiler.source,
         path=written.path,
+        warnings=warnings,
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from genbatch.manifest.locations import Path_, Source, did_you_mean
 from genbatch.manifest.prompts import PromptEntry
@@ -83,11 +82,12 @@ def sample_request(
     axis_sizes: Sequence[int],
     where: Callable[[Path_], Source],
     path: Path_,
+    warnings: list[str],
 ) -> SampleRequest:
     """``sample:`` checked against the block: weights name its axes and fit their values.
 
     ``axis_keys`` are the names of each axis (one grid key, or every zip key); ``where`` gives
-    the source of a path under the block.
+    the source of a path under the block; what is worth a warning goes into ``warnings``.
     """
     weights = spec.weights or {}
     if spec.strategy == "latin":
@@ -96,7 +96,7 @@ def sample_request(
                 "weights apply to strategy: random only (latin covers every value evenly)",
                 field="sample.weights",
             )
-        _refuse_weighted_variants(prompts)
+        _warn_weighted_variants(prompts, warnings)
     axis_weights: list[tuple[float, ...] | None] = [None] * len(axis_sizes)
     prompt_weights: tuple[float, ...] | None = None
     for name, values in weights.items():
@@ -137,11 +137,30 @@ def _fitted(
     return tuple(values)
 
 
-def _refuse_weighted_variants(prompts: Sequence[Any] | None) -> None:
+def _warn_weighted_variants(prompts: Sequence[object] | None, warnings: list[str]) -> None:
+    """Latin ignores the weights written in prompts and wildcard files (often shared with
+    manifests that sample at random): say so once per prompt."""
     for prompt in prompts or ():
-        if isinstance(prompt, VariantPrompt) and any(p.weighted for p in picks_of(prompt.parts)):
-            raise prompt.source.error(
-                "weights (N::) apply to sample strategy: random only; latin covers every "
-                "value evenly",
+        if not isinstance(prompt, VariantPrompt):
+            continue
+        names = [pick.name for pick in _weighted_picks(prompt.parts)]
+        if names:
+            message = prompt.source.error(
+                f"strategy: latin ignores the weights (N::) of {', '.join(names)}: it uses "
+                "every option evenly",
                 field="prompt",
             )
+            warnings.append(str(message))
+
+
+def _weighted_picks(parts: tuple[Part, ...]) -> list[Pick]:
+    """The picks holding a weight other than 1 themselves, nested ones included."""
+    found: list[Pick] = []
+    for pick in picks_of(parts):
+        if not pick.weighted:
+            continue
+        if any(option.weight != 1.0 for option in pick.options):
+            found.append(pick)
+        for option in pick.options:
+            found.extend(p for p in _weighted_picks(option.parts) if p not in found)
+    return found
