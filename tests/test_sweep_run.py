@@ -68,6 +68,7 @@ def test_raising_n_pays_only_for_new_jobs_and_lowering_it_deletes_nothing(
     assert again.returncode == 0 and sim.stats.submissions == 5
     rows = [json.loads(line) for line in export.stdout.splitlines()]
     assert len(rows) == 5 and {row["state"] for row in rows} == {"done"}
+    assert all({"animals", "light"} <= set(row["variables"]) for row in rows)
 
 
 def test_the_variants_and_wildcards_variables_reach_metadata_plan_and_gallery_axes(
