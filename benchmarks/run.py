@@ -27,6 +27,7 @@ import bench_plan
 import bench_polling
 import bench_process
 import bench_resume
+import bench_sample
 import bench_startup
 import scale_out
 from common import Row
@@ -40,6 +41,7 @@ FIGURES: dict[int, tuple[str, Callable[[bool], list[Row]]]] = {
     7: ("scale-out across workers (PostgreSQL)", scale_out.run),
     8: ("whole process, `genbatch run` as users meet it (issues 12 and 16)", bench_process.run),
     9: ("start-up: --version, --help, shell completion (issue 16)", bench_startup.run),
+    10: ("sampling a 10^9 space (issue 19)", bench_sample.run),
     11: ("exit in a big ledger: metadata.jsonl appended (issue 16)", bench_exit.run),
 }
 

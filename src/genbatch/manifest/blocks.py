@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,16 @@ from genbatch.filenames import (
 from genbatch.manifest.locations import Path_, Source, did_you_mean, render_path
 from genbatch.manifest.model_schemas import resolve_model
 from genbatch.manifest.prompts import PromptEntry, inline_prompts, read_prompt_file
+from genbatch.manifest.sampling import SampleRequest, Space
 from genbatch.manifest.schema import BlockSpec, ManifestSpec, PromptFileSpec, attribute_of
+from genbatch.manifest.sweep import (
+    VariantPrompt,
+    check_variant_names,
+    compile_prompt,
+    sample_request,
+)
 from genbatch.manifest.templates import Template, compile_template
+from genbatch.manifest.wildcards import Wildcards
 from genbatch.manifest.yaml_loader import YamlDocument
 
 __all__ = ["BUILTIN_FILE_FIELDS", "BlockPlan", "Fragment", "compile_blocks"]
@@ -68,7 +75,7 @@ class BlockPlan:
     source: Source
     """The block's line: its item under ``jobs:``, or the top-level ``model:``."""
     fixed: Fragment
-    prompts: tuple[str | Template, ...] | None
+    prompts: tuple[str | Template | VariantPrompt, ...] | None
     prompt_sources: tuple[Source, ...]
     prompt_inputs: tuple[str, ...] = ()
     """Inputs each row of the prompt file sets (``prompts: {file: ..., inputs: [...]}``)."""
@@ -80,12 +87,28 @@ class BlockPlan:
     output_dir: str
     file_name: FileNameTemplate
     first_ordinal: int = 0
+    sample: SampleRequest | None = None
+    """``sample:``: the jobs are drawn from the space instead of being all of it."""
+    wildcard_texts: tuple[tuple[str, str], ...] = ()
+    """The wildcard files read, by name: the jobs depend on them."""
+    space: Space = field(init=False)
+    """Every combination of the block (its size: the full expansion's job count)."""
     job_count: int = field(init=False)
 
     def __post_init__(self) -> None:
-        prompts = len(self.prompts) if self.prompts is not None else 1
-        count = prompts * prod(len(axis) for axis in self.axes) * self.repeat
+        prompts = tuple(
+            p.parts if isinstance(p, VariantPrompt) else ("",) for p in self.prompts or ("",)
+        )
+        space = Space(prompts=prompts, axes=tuple(len(a) for a in self.axes), repeat=self.repeat)
+        object.__setattr__(self, "space", space)
+        count = space.size if self.sample is None else min(self.sample.n, space.size)
         object.__setattr__(self, "job_count", count)
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        """The variables the prompts' variants and wildcards set, in first-written order."""
+        names = (n for p in self.prompts or () if isinstance(p, VariantPrompt) for n in p.names)
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +131,12 @@ class _BlockCompiler:
         *,
         base_dir: Path,
         run_name: str,
+        wildcards: Wildcards | None = None,
     ) -> None:
         self.document = document
+        self.wildcards = wildcards or Wildcards(
+            base_dir, os.path.dirname(document.file), allow_outside=False
+        )
         self.top = top
         self.block = block
         self.block_path: Path_ = ("jobs", index) if index is not None else ()
@@ -168,9 +195,14 @@ def compile_blocks(
     warnings: list[str] = []
     names: dict[str, int] = {}
     ordinal = 0
+    wildcards = Wildcards(
+        base_dir,
+        os.path.dirname(document.file),
+        allow_outside=spec.allow_outside_prompt_files,
+    )
     for block, index in blocks:
         compiler = _BlockCompiler(
-            document, spec, block, index, base_dir=base_dir, run_name=run_name
+            document, spec, block, index, base_dir=base_dir, run_name=run_name, wildcards=wildcards
         )
         name = _block_name(compiler, block, index, names)
         plan = _compile_block(compiler, name, ordinal, strict, warnings, catalog)
@@ -216,19 +248,21 @@ def _compile_block(
     _check_no_clashes(
         compiler, inputs, variables, grid, zipped, prompt_entries, (prompt_field, *row_inputs)
     )
-    prompts = _compile_prompts(prompt_entries)
+    prompts = _compile_prompts(compiler, prompt_entries)
     fixed_templates = _compile_input_templates(compiler, inputs)
     defined = set(variables) | set(grid.value or {}) | set(zipped.value or {})
     all_templates = [t for t in (*prompts, *fixed_templates.values()) if isinstance(t, Template)]
     _check_defined(all_templates, defined)
+    _check_variants(prompts, variables, grid, zipped)
     referenced = {name for t in all_templates for name in t.fields}
+    referenced.update(n for p in prompts if isinstance(p, VariantPrompt) for n in p.fields)
     axis_builder = _AxisBuilder(compiler, model, referenced)
     axes = (*axis_builder.grid_axes(grid), *axis_builder.zip_axis(zipped))
     fixed = _fixed_fragment(compiler, inputs, variables, fixed_templates)
     checker = _StaticChecker(model_id, model, model_source, prompt_field)
     checker.check(fixed, axes, has_prompts=prompt_entries is not None, row_inputs=row_inputs)
     checker.check_prompts(prompts, prompt_entries or ())
-    return BlockPlan(
+    plan = BlockPlan(
         name=name,
         model_id=model_id,
         model=model,
@@ -246,9 +280,84 @@ def _compile_block(
         repeat=compiler.pick("repeat").value or 1,
         output_dir=_output_dir(compiler, name),
         file_name=_file_name(
-            compiler, schema, fixed, axes, has_prompts=bool(prompt_entries), prompt=prompt_field
+            compiler,
+            schema,
+            fixed,
+            axes,
+            has_prompts=bool(prompt_entries),
+            prompt=prompt_field,
+            variants=[n for p in prompts if isinstance(p, VariantPrompt) for n in p.names],
         ),
         first_ordinal=first_ordinal,
+        sample=_sample(
+            compiler, prompts if prompt_entries is not None else None, grid, zipped, warnings
+        ),
+        wildcard_texts=tuple(sorted(compiler.wildcards.texts.items())),
+    )
+    _check_max_jobs(compiler, plan)
+    return plan
+
+
+def _check_variants(
+    prompts: list[str | Template | VariantPrompt],
+    variables: Mapping[str, _Written],
+    grid: _Written,
+    zipped: _Written,
+) -> None:
+    """Variant prompts' fields must be defined, and their picks' names free."""
+    taken = {name: "vars" for name in variables}
+    taken.update({name: "grid" for name in grid.value or {}})
+    taken.update({name: "zip" for name in zipped.value or {}})
+    check_variant_names(prompts, taken)
+    for prompt in prompts:
+        if isinstance(prompt, VariantPrompt):
+            for name in sorted(prompt.fields - set(taken)):
+                raise prompt.source.error(
+                    f"undefined template variable {{{name}}}{did_you_mean(name, taken)}; "
+                    "variables come from grid, zip and vars (write {{ and }} for literal braces)",
+                    field="prompt",
+                )
+
+
+def _sample(
+    compiler: _BlockCompiler,
+    prompts: list[str | Template | VariantPrompt] | None,
+    grid: _Written,
+    zipped: _Written,
+    warnings: list[str],
+) -> SampleRequest | None:
+    written = compiler.pick("sample")
+    if written.value is None:
+        return None
+    axis_keys = [[key] for key in grid.value or {}]
+    axis_sizes = [len(values) for values in (grid.value or {}).values()]
+    if zipped.value:
+        axis_keys.append(list(zipped.value))
+        axis_sizes.append(len(next(iter(zipped.value.values()))))
+    return sample_request(
+        written.value,
+        prompts=prompts,
+        axis_keys=axis_keys,
+        axis_sizes=axis_sizes,
+        where=compiler.source,
+        path=written.path,
+        warnings=warnings,
+    )
+
+
+def _check_max_jobs(compiler: _BlockCompiler, plan: BlockPlan) -> None:
+    """A block's own ``max_jobs:`` refuses it when it would make more jobs."""
+    if compiler.block is None or compiler.block.max_jobs is None:
+        return
+    limit = compiler.block.max_jobs
+    if plan.job_count <= limit:
+        return
+    space = plan.space.size
+    raise compiler.source((*compiler.block_path, "max_jobs")).error(
+        f"block '{plan.name}' would make {plan.job_count:,} jobs (a space of {space:,} "
+        f"combinations), more than its max_jobs of {limit:,}; draw fewer with sample: N, or "
+        f"raise max_jobs",
+        field="max_jobs",
     )
 
 
@@ -370,8 +479,10 @@ def _prompt_entries(
     return inline_prompts(written.value, sources)
 
 
-def _compile_prompts(entries: list[PromptEntry] | None) -> list[str | Template]:
-    return [compile_template(e.text, source=e.source, label="prompt") for e in entries or ()]
+def _compile_prompts(
+    compiler: _BlockCompiler, entries: list[PromptEntry] | None
+) -> list[str | Template | VariantPrompt]:
+    return [compile_prompt(entry, compiler.wildcards) for entry in entries or ()]
 
 
 def _compile_input_templates(
@@ -545,7 +656,7 @@ class _StaticChecker:
             self._check_required(names)
 
     def check_prompts(
-        self, prompts: Iterable[str | Template], entries: Iterable[PromptEntry]
+        self, prompts: Iterable[str | Template | VariantPrompt], entries: Iterable[PromptEntry]
     ) -> None:
         """Check the prompts that are plain text; templates are checked once rendered."""
         for prompt, entry in zip(prompts, entries, strict=True):
@@ -622,6 +733,7 @@ def _file_name(
     *,
     has_prompts: bool,
     prompt: str,
+    variants: Iterable[str] = (),
 ) -> FileNameTemplate:
     written = compiler.output("name")
     source = compiler.source(written.path)
@@ -641,6 +753,7 @@ def _file_name(
     if not has_prompts and prompt not in (*fixed.inputs, *(t.label for t in fixed.templates)):
         available.discard("prompt")  # only a grid of prompts is left, added just below
     available.update(k for axis in axes for k in (*axis[0].inputs, *axis[0].variables))
+    available.update(variants)
     if model is not None:
         available.update(model.defaults)
     for name in template.fields:
