@@ -65,15 +65,15 @@ SCRIPT = r"""
     box.querySelector("[data-count=unrated]").textContent = `${n("")} unrated`;
   };
 
-  // One request at a time per file, the latest wins: typing a note sends on change only.
-  const save = async (rate, change) => {
+  // A change shows at once and is sent in order, one request at a time per file, each with
+  // the file's whole rating as it is then: quick keys (k then 4) never undo each other. The
+  // server's answer is taken once no other change waits.
+  const send = async (rate) => {
     const wanted = {
       verdict: rate.dataset.verdict || null,
       stars: rate.dataset.stars ? Number(rate.dataset.stars) : null,
       note: rate.querySelector("input.note").value || null,
-      ...change,
     };
-    rate.dataset.saving = "1";
     try {
       const answer = await fetch(`ratings/${rate.dataset.output}`, {
         method: "PUT",
@@ -83,21 +83,33 @@ SCRIPT = r"""
       });
       const stored = await answer.json();
       if (!answer.ok) { throw new Error(stored.error || answer.statusText); }
-      rate.dataset.verdict = stored.verdict || "";
-      rate.dataset.stars = stored.stars ? String(stored.stars) : "";
-      rate.querySelector("input.note").value = stored.note || "";
+      if (rate.pending === 1) {
+        rate.dataset.verdict = stored.verdict || "";
+        rate.dataset.stars = stored.stars ? String(stored.stars) : "";
+        rate.querySelector("input.note").value = stored.note || "";
+      }
       delete rate.dataset.failed;
       rate.title = "";
     } catch (error) {
       rate.dataset.failed = "1";
       rate.title = `not saved: ${error.message || error}`;
     } finally {
-      delete rate.dataset.saving;
+      rate.pending -= 1;
+      if (!rate.pending) { delete rate.dataset.saving; }
       body.dataset.saved = String(Number(body.dataset.saved || 0) + 1);
       show(rate);
       counts();
       filter();
     }
+  };
+  const save = (rate, change) => {
+    if ("verdict" in change) { rate.dataset.verdict = change.verdict || ""; }
+    if ("stars" in change) { rate.dataset.stars = change.stars ? String(change.stars) : ""; }
+    show(rate);
+    counts();
+    rate.pending = (rate.pending || 0) + 1;
+    rate.dataset.saving = "1";
+    rate.queue = (rate.queue || Promise.resolve()).then(() => send(rate));
   };
   const verdict = (rate, value) =>
     save(rate, { verdict: rate.dataset.verdict === value ? null : value });
@@ -122,9 +134,7 @@ SCRIPT = r"""
       if (button.dataset.verdict) { verdict(rate, button.dataset.verdict); }
       if (button.dataset.stars) { stars(rate, Number(button.dataset.stars)); }
     });
-    rate.querySelector("input.note").addEventListener("change", (event) => {
-      save(rate, { note: event.target.value || null });
-    });
+    rate.querySelector("input.note").addEventListener("change", () => save(rate, {}));
   });
 
   // The rating filter hides the figures none of whose files match.
