@@ -21,7 +21,7 @@ import pytest
 
 from browser import Browser
 from genbatch.errors import UsageError
-from genbatch.export import ExportFilter, ledger_export_rows
+from genbatch.export import ExportFilter, ledger_export_rows, write_run_metadata
 from genbatch.jobs import JobSpec
 from genbatch.ledger import Ledger, RunInfo, StoredFile, resolve_location
 from genbatch.lifecycle import Move
@@ -176,10 +176,11 @@ def test_ratings_survive_a_rerun_of_an_edited_manifest(
 
 
 def test_a_rating_rewrites_metadata_jsonl_with_verdict_stars_and_note(
-    client: httpx.Client, tmp_path: Path
+    client: httpx.Client, ledger: Ledger, run: RunInfo, tmp_path: Path
 ) -> None:
     first, *_ = numbers(client.get("").text)
     metadata = tmp_path / "out" / "metadata.jsonl"
+    write_run_metadata(ledger, run.id)  # as a run's exit leaves it: the next write may append
 
     rate(client, first, verdict="kept", stars=3, note="best light")
 
@@ -197,6 +198,22 @@ def test_a_rating_rewrites_metadata_jsonl_with_verdict_stars_and_note(
         3,
         "best light",
     )
+    assert len(metadata.read_text().splitlines()) == 4
+
+
+def test_a_rating_made_elsewhere_makes_the_next_metadata_write_whole(
+    ledger: Ledger, run: RunInfo, tmp_path: Path
+) -> None:
+    write_run_metadata(ledger, run.id)
+    (item, *_) = ledger.job_outputs(run_id=run.id)
+    ledger.rate(Rating(job_key=item.job.key, position=0, verdict=Verdict.REJECTED))
+
+    write_run_metadata(ledger, run.id)  # what a run's exit does: append when it can
+
+    rows = [
+        json.loads(line) for line in (tmp_path / "out" / "metadata.jsonl").read_text().splitlines()
+    ]
+    assert [row["verdict"] for row in rows] == ["rejected", None, None, None]
 
 
 def test_a_session_for_unknown_axes_or_a_run_without_jobs_fails_before_serving(

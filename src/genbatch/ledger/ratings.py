@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from genbatch.ledger import metadata_marks
 from genbatch.ledger.leases import aware
 from genbatch.ledger.tables import JOBS, OUTPUTS, RATINGS, utcnow
 from genbatch.ratings import Rating, RatingCounts, Verdict
@@ -28,8 +29,12 @@ CHUNK = 500
 
 def store_rating(conn: Connection, rating: Rating) -> Rating | None:
     """Store ``rating`` (replacing any earlier one of the same file); an empty one deletes it.
-    The rating as stored, with its time and author (None when deleted)."""
+    The rating as stored, with its time and author (None when deleted).
+
+    A row already in some ``metadata.jsonl`` changes with it (verdict, stars, note), so the
+    next write of every metadata file is whole, not an append (``metadata_marks``)."""
     where = (RATINGS.c.job_key == rating.job_key) & (RATINGS.c.position == rating.position)
+    metadata_marks.bump_generation(conn)
     if rating.empty:
         conn.execute(delete(RATINGS).where(where))
         return None
