@@ -72,8 +72,8 @@ class ReviewSession:
         self.token = secrets.token_urlsafe(24)
         self.port = 0
         self.files: dict[int, ServedFile] = {}
-        self.metadata = MetadataRefresher(ledger, delay=metadata_delay)
         self.page()  # a bad --rows/--cols or a run without jobs fails before serving
+        self.metadata = MetadataRefresher(ledger, delay=metadata_delay)
 
     @property
     def url(self) -> str:
