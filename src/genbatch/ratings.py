@@ -70,10 +70,13 @@ def checked_rating(
     note: str | None,
 ) -> Rating:
     """A rating from user input, or ``UsageError`` saying which field is wrong."""
-    if verdict is not None and verdict not in set(Verdict):
+    # The values come from a JSON body: any type may arrive, whatever the annotations say.
+    if verdict is not None and (not isinstance(verdict, str) or verdict not in set(Verdict)):
         raise UsageError(f"verdict: {verdict!r} is not one of kept, rejected (or none)")
-    if stars is not None and (isinstance(stars, bool) or stars not in STARS):
+    if stars is not None and (type(stars) is not int or stars not in STARS):
         raise UsageError(f"stars: {stars!r} is not a whole number from 1 to 5 (or none)")
+    if note is not None and not isinstance(note, str):
+        raise UsageError(f"note: {note!r} is not text")
     if note is not None and len(note) > NOTE_LIMIT:
         raise UsageError(f"note: {len(note)} characters, at most {NOTE_LIMIT}")
     return Rating(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from genbatch.errors import GenbatchError, UsageError
 from genbatch.export import write_metadata
-from genbatch.gallery_layout import facets, sections
+from genbatch.gallery import lay_out
 from genbatch.ratings import checked_rating
 from genbatch.review_page import POLICY, ReviewPage
 
@@ -83,10 +83,7 @@ class ReviewSession:
     def page(self) -> str:
         """The page, from the ledger as it is now (a run still going shows its new files)."""
         items = self.ledger.job_outputs(run_id=self.run.id, in_manifest_only=True)
-        if not items:
-            raise UsageError(f"the run '{self.run.name}' has no jobs")
-        table = [facets(item) for item in items]
-        grids = sections(table, rows=self.rows, cols=self.cols)
+        table, grids = lay_out(self.run, items, rows=self.rows, cols=self.cols)
         for item in items:
             for output in item.outputs:
                 if output.path:
