@@ -104,12 +104,8 @@ def numbers(page: str) -> list[int]:
 
 
 def rate(client: httpx.Client, number: int, **fields: Any) -> httpx.Response:
-    origin = str(client.base_url).split("/", 3)
-    return client.put(
-        f"ratings/{number}",
-        json=fields,
-        headers={"Origin": f"{origin[0]}//{origin[2]}"},
-    )
+    """PUT a rating as the page does (JSON, from the page's origin)."""
+    return rate_raw(client, number, json.dumps(fields), "application/json")
 
 
 # -- serving ----------------------------------------------------------------------------------
