@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from browser import Browser
@@ -450,11 +451,14 @@ def test_keep_two_reject_one_star_one_reload_then_export_only_the_kept(
         keys[5]: ["/"],
     }
     assert counts == "2 kept1 rejected3 unrated" and note == "too dark"
+    kept_file = tmp_path / "kept.parquet"
     exported = genbatch(
-        ["export", str(manifest), "--kept", "--format", "jsonl"], env=env, cwd=tmp_path
+        ["export", str(manifest), "--kept", "--format", "parquet", "--output", str(kept_file)],
+        env=env,
+        cwd=tmp_path,
     )
     assert exported.returncode == 0, exported.stderr
-    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    rows = pq.read_table(kept_file).to_pylist()
     assert [(row["job_key"], row["verdict"], row["stars"]) for row in rows] == [
         (keys[0], "kept", None),
         (keys[1], "kept", 4),
