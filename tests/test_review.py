@@ -54,21 +54,23 @@ def specs(out: Path, *, animals: tuple[str, ...] = ANIMALS) -> list[JobSpec]:
     ]
 
 
-def finish_all(ledger: Ledger, run: RunInfo) -> None:
-    """Take every pending job of ``run`` to done, each with one real file."""
+def finish_all(ledger: Ledger, run: RunInfo, *, files: int = 1) -> None:
+    """Take every pending job of ``run`` to done, each with ``files`` real files."""
     for job in ledger.claim_jobs(run.id, 100, worker="w", lease_seconds=60):
         moved = ledger.try_move(job, Move.ACCEPT, worker="w", request_id=f"req-{job.key}")
         assert moved is not None
-        moved = ledger.try_move(moved, Move.SUCCEED, worker="w", urls=[f"https://x/{job.key}"])
+        urls = [f"https://x/{job.key}/{n}" for n in range(files)]
+        moved = ledger.try_move(moved, Move.SUCCEED, worker="w", urls=urls)
         assert moved is not None
-        (output,) = ledger.outputs(job.id)
-        path = Path(job.output_dir) / f"{job.file_stem}.mp4"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"not really a clip " + job.key.encode())
-        stored = StoredFile(
-            output_id=output.id, path=str(path), size=path.stat().st_size, sha256="0"
-        )
-        assert ledger.try_move(moved, Move.FINISH, worker="w", files=[stored]) is not None
+        stored = []
+        for output in ledger.outputs(job.id):
+            suffix = f"-{output.position}" if files > 1 else ""
+            path = Path(job.output_dir) / f"{job.file_stem}{suffix}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"not really a clip " + job.key.encode())
+            size = path.stat().st_size
+            stored.append(StoredFile(output_id=output.id, path=str(path), size=size, sha256="0"))
+        assert ledger.try_move(moved, Move.FINISH, worker="w", files=stored) is not None
 
 
 @pytest.fixture
@@ -211,6 +213,23 @@ def test_a_rating_made_elsewhere_makes_the_next_metadata_write_whole(
         json.loads(line) for line in (tmp_path / "out" / "metadata.jsonl").read_text().splitlines()
     ]
     assert [row["verdict"] for row in rows] == ["rejected", None, None, None]
+
+
+def test_each_file_of_a_job_with_several_is_rated_on_its_own(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    run, _ = ledger.sync_run("pairs", "pairs.yaml", specs(tmp_path / "pairs"))
+    finish_all(ledger, run, files=2)
+    with (
+        ReviewServer(ReviewSession(ledger, run)) as server,
+        httpx.Client(base_url=server.session.url) as client,
+    ):
+        page = client.get("").text
+        rate(client, numbers(page)[1], verdict="kept")  # the second file of the first job
+
+    rows = list(ledger_export_rows(ledger, [run.id], ExportFilter(kept=True)))
+    assert len(numbers(page)) == 8 and page.count('<span class="which">#2</span>') == 4
+    assert [(row["job_key"], row["file_name"]) for row in rows] == [("red-16", "00-1.mp4")]
 
 
 def test_a_session_for_unknown_axes_or_a_run_without_jobs_fails_before_serving(
