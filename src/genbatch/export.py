@@ -21,12 +21,13 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from genbatch.atomic import atomic_writer, remove_if_present
+from genbatch.ratings import Rating, Verdict
 from genbatch.states import JobState
 
 if TYPE_CHECKING:
@@ -51,10 +52,22 @@ FILE_COLUMNS = (
     "created_at",
     "finished_at",
     "cost_usd",
+    "verdict",
+    "stars",
+    "note",
 )
 """The fixed columns of a metadata row; every input is also a top-level column."""
 
-EXPORT_COLUMNS = ("run", "output_dir", "url", "state", "error", "in_manifest")
+EXPORT_COLUMNS = (
+    "run",
+    "output_dir",
+    "url",
+    "state",
+    "error",
+    "in_manifest",
+    "rated_at",
+    "rated_by",
+)
 """Columns an export adds to the metadata columns."""
 
 
@@ -75,29 +88,59 @@ def _present_files(item: JobOutputs) -> Iterator[tuple[OutputRecord, dict[str, A
             yield output, _file_row(item, output)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExportFilter:
+    """Which rows an export keeps. The default: every file of the done jobs."""
+
+    states: frozenset[JobState] = frozenset({JobState.DONE})
+    """Jobs in these states; a job that is not done gives one row without file columns."""
+    kept: bool = False
+    """Only files kept in ``genbatch review``."""
+    min_stars: int | None = None
+    """Only files rated at least this many stars."""
+
+    @property
+    def rated_only(self) -> bool:
+        """Only rated files pass: jobs without files (not done) give no row."""
+        return self.kept or self.min_stars is not None
+
+    def admits(self, rating: Rating | None) -> bool:
+        """Whether a file with this rating (None: unrated) passes."""
+        if not self.rated_only:
+            return True
+        if rating is None or (self.kept and rating.verdict != Verdict.KEPT):
+            return False
+        return self.min_stars is None or (rating.stars or 0) >= self.min_stars
+
+
+ALL_STATES = ExportFilter(states=frozenset(JobState))
+"""Every job: ``--all-states``."""
+
+
 def export_rows(
-    items: Iterable[JobOutputs], *, all_states: bool = False
+    items: Iterable[JobOutputs], wanted: ExportFilter = ExportFilter()
 ) -> Iterator[dict[str, Any]]:
     """Export rows: the metadata columns plus run, place, url, state and error.
 
-    Done jobs give one row per recorded output file; with ``all_states`` every other job gives
-    one row without file columns, carrying its state and last error.
+    Done jobs give one row per recorded output file (those ``wanted`` admits); jobs in other
+    states ``wanted`` names give one row each without file columns, with state and last error.
     """
     for item in items:
         if item.job.state == JobState.DONE and item.outputs:
             for output in item.outputs:
-                yield _export_row(item, output)
-        elif all_states:
+                if wanted.admits(item.ratings.get(output.position)):
+                    yield _export_row(item, output)
+        elif item.job.state != JobState.DONE and not wanted.rated_only:
             yield _export_row(item, None)
 
 
 def ledger_export_rows(
-    ledger: Ledger, run_ids: Sequence[int] | None, *, all_states: bool = False
+    ledger: Ledger, run_ids: Sequence[int] | None, wanted: ExportFilter = ExportFilter()
 ) -> Iterator[dict[str, Any]]:
     """The export rows of the runs ``run_ids`` (None: every run), streamed from the ledger."""
     for run_id in run_ids if run_ids is not None else [None]:
-        with ledger.stream_job_outputs(run_id=run_id) as items:
-            yield from export_rows(items, all_states=all_states)
+        with ledger.stream_job_outputs(run_id=run_id, states=wanted.states) as items:
+            yield from export_rows(items, wanted)
 
 
 def write_run_metadata(ledger: Ledger, run_id: int) -> list[Path]:
@@ -281,6 +324,7 @@ def _file_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]:
     started = (attempt.accepted_at or attempt.intent_at) if attempt else None
     finished = (attempt.finished_at if attempt else None) or item.finished_at
     file_name = _relative(output.path, job.output_dir) if output and output.path else None
+    rating = item.ratings.get(output.position) if output else None
     return {
         "file_name": file_name,
         **flat_inputs(job.inputs),
@@ -297,6 +341,9 @@ def _file_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]:
         "created_at": iso(started),
         "finished_at": iso(finished),
         "cost_usd": cost_share(item),
+        "verdict": rating.verdict.value if rating and rating.verdict else None,
+        "stars": rating.stars if rating else None,
+        "note": rating.note if rating else None,
     }
 
 
@@ -309,6 +356,11 @@ def _export_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]
         state=item.job.state.value,
         error=item.job.error,
         in_manifest=item.in_manifest,
+    )
+    rating = item.ratings.get(output.position) if output else None
+    row.update(
+        rated_at=iso(rating.rated_at) if rating else None,
+        rated_by=rating.rated_by if rating else None,
     )
     return row
 

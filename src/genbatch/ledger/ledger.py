@@ -36,7 +36,7 @@ from genbatch.errors import (
     TransitionRefused,
 )
 from genbatch.jobs import JobSpec, canonical_json
-from genbatch.ledger import catalog_cache, leases, metadata_marks
+from genbatch.ledger import catalog_cache, leases, metadata_marks, ratings
 from genbatch.ledger import statements as sql
 from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
 from genbatch.ledger.leases import Adopt, Clock
@@ -55,8 +55,9 @@ from genbatch.ledger.records import (
     WorkerInfo,
     WorkerStart,
 )
-from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RUNS, utcnow
+from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RATINGS, RUNS, utcnow
 from genbatch.lifecycle import Actor, AttemptOutcome, Move
+from genbatch.ratings import Rating, RatingCounts
 from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
 
 SYNC_BATCH = 5000
@@ -868,6 +869,31 @@ class Ledger:
         with self._transaction("cache_models") as conn:
             return catalog_cache.store_models(conn, models, replace=replace)
 
+    # -- ratings (genbatch review) ---------------------------------------------------------------
+
+    def rate(self, rating: Rating) -> Rating | None:
+        """Store a file's rating (replacing the one before); an empty rating clears it. The
+        rating as stored, with its time and author; None once cleared."""
+        with self._transaction("rate") as conn:
+            return ratings.store_rating(conn, rating)
+
+    def ratings(
+        self, files: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], Rating]:
+        """The ratings of ``files`` ((job key, output position) pairs), or every rating."""
+        with self._transaction("ratings") as conn:
+            return ratings.read_ratings(conn, files)
+
+    def rated(self) -> bool:
+        """Whether any file of the ledger was ever rated (so reports may skip the counts)."""
+        with self._transaction("rated") as conn:
+            return ratings.any_rating(conn)
+
+    def rating_counts(self, run_id: int) -> RatingCounts:
+        """The output files of the run's done jobs by verdict: kept, rejected, unrated."""
+        with self._transaction("rating_counts") as conn:
+            return ratings.count_ratings(conn, run_id)
+
     # -- plumbing -------------------------------------------------------------------------------
 
     @contextmanager
@@ -1427,10 +1453,17 @@ def _job_outputs_query() -> Any:
         JOBS.join(RUNS, RUNS.c.id == JOBS.c.run_id)
         .outerjoin(OUTPUTS, OUTPUTS.c.job_id == JOBS.c.id)
         .outerjoin(ATTEMPTS, ATTEMPTS.c.id == func.coalesce(OUTPUTS.c.attempt_id, latest))
+        .outerjoin(
+            RATINGS, (RATINGS.c.job_key == JOBS.c.key) & (RATINGS.c.position == OUTPUTS.c.position)
+        )
     )
     return (
         select(
-            JOBS, RUNS.c.name.label("r_name"), *_labelled(OUTPUTS, "o_"), *_labelled(ATTEMPTS, "a_")
+            JOBS,
+            RUNS.c.name.label("r_name"),
+            *_labelled(OUTPUTS, "o_"),
+            *_labelled(ATTEMPTS, "a_"),
+            *_labelled(RATINGS, "g_"),
         )
         .select_from(joined)
         .order_by(JOBS.c.run_id, JOBS.c.ordinal, JOBS.c.id, OUTPUTS.c.position)
@@ -1440,11 +1473,14 @@ def _job_outputs_query() -> Any:
 def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
     # Rows come ordered by job: a job's rows are complete when the next job's first row arrives.
     outputs: list[OutputRecord] = []
+    rated: dict[int, Rating] = {}
     last = None
     for row in rows:
         if last is not None and row.id != last.id:
-            yield _job_outputs(last, tuple(outputs))
-            outputs = []
+            yield _job_outputs(last, tuple(outputs), rated)
+            outputs, rated = [], {}
+        if row.g_job_key is not None:
+            rated[row.o_position] = ratings.rating_of_row(row, "g_")
         if row.o_id is not None:
             outputs.append(
                 OutputRecord(
@@ -1460,10 +1496,12 @@ def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
             )
         last = row
     if last is not None:
-        yield _job_outputs(last, tuple(outputs))
+        yield _job_outputs(last, tuple(outputs), rated)
 
 
-def _job_outputs(row: Any, outputs: tuple[OutputRecord, ...]) -> JobOutputs:
+def _job_outputs(
+    row: Any, outputs: tuple[OutputRecord, ...], rated: dict[int, Rating]
+) -> JobOutputs:
     attempt = None
     if row.a_id is not None:
         attempt = AttemptRecord(
@@ -1486,4 +1524,5 @@ def _job_outputs(row: Any, outputs: tuple[OutputRecord, ...]) -> JobOutputs:
         created_at=row.created_at,
         updated_at=row.updated_at,
         finished_at=row.finished_at,
+        ratings=rated,
     )

@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 from genbatch.errors import LedgerError
 from genbatch.ledger import tables
 from genbatch.ledger.engine import MAY_CREATE_OPTION
-from genbatch.ledger.tables import CATALOG_MODELS, META, SCHEMA_VERSION, WORKERS
+from genbatch.ledger.tables import CATALOG_MODELS, META, RATINGS, SCHEMA_VERSION, WORKERS
 
 # Any constant will do: it names the lock every genbatch takes while creating or upgrading.
 SCHEMA_LOCK_KEY = 0x67656E62  # "genb"
@@ -70,6 +70,11 @@ def _v6_to_v7(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_jobs_run_dir ON jobs (run_id, output_dir)"))
 
 
+def _v7_to_v8(conn: Connection) -> None:
+    """Ratings of output files (``genbatch review``): an empty table (nothing rated yet)."""
+    RATINGS.create(conn)
+
+
 # MIGRATIONS[n] upgrades a ledger from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _v1_to_v2,
@@ -78,6 +83,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _v4_to_v5,
     5: _v5_to_v6,
     6: _v6_to_v7,
+    7: _v7_to_v8,
 }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from genbatch.ratings import Rating
 from genbatch.states import JobState
 
 
@@ -115,6 +116,8 @@ class JobOutputs:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    ratings: dict[int, Rating] = field(default_factory=dict)
+    """The ratings of its output files, by position (``genbatch review``)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run).
 3: runs.jobs_fingerprint (a resume of an unchanged manifest skips the sync).
 4: attempts.generation_seconds (when to first poll a model's jobs, from earlier runs).
-5: catalog_models (the API's catalog entries, cached with their fetch time)."""
+5: catalog_models (the API's catalog entries, cached with their fetch time).
+6: indexes of jobs' keys and output file names. 7: jobs.done_seq (metadata.jsonl appended),
+the covering run/state index. 8: ratings (keep/reject, stars, note: ``genbatch review``)."""
 
 
 def utcnow() -> datetime:
@@ -187,6 +189,27 @@ class CatalogModelRow(SQLModel, table=True):
     fetched_at: datetime = Field(sa_column=_when(nullable=False))
 
 
+class RatingRow(SQLModel, table=True):
+    """A person's rating of one output file (``genbatch review``).
+
+    Keyed by the job's content (its key) and the file's position, never by a row id: a re-run,
+    a resume or an edited manifest gives the job new rows but the same key, so the rating stays.
+    """
+
+    __tablename__ = "ratings"
+
+    job_key: str = Field(primary_key=True)
+    position: int = Field(primary_key=True)
+    verdict: str | None = None
+    """``kept``, ``rejected`` or NULL (not decided)."""
+    stars: int | None = None
+    """1 to 5, or NULL."""
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    rated_at: datetime = Field(sa_column=_when(nullable=False))
+    rated_by: str | None = None
+    """PostgreSQL: ``current_user``; SQLite: the OS user, or NULL when it cannot be told."""
+
+
 # The tables as SQLAlchemy Core sees them, for the statements: one name each, typed.
 META = SQLModel.metadata.tables[MetaRow.__tablename__]
 RUNS = SQLModel.metadata.tables[RunRow.__tablename__]
@@ -195,3 +218,4 @@ ATTEMPTS = SQLModel.metadata.tables[AttemptRow.__tablename__]
 OUTPUTS = SQLModel.metadata.tables[OutputRow.__tablename__]
 WORKERS = SQLModel.metadata.tables[WorkerRow.__tablename__]
 CATALOG_MODELS = SQLModel.metadata.tables[CatalogModelRow.__tablename__]
+RATINGS = SQLModel.metadata.tables[RatingRow.__tablename__]
