@@ -20,6 +20,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -328,11 +329,16 @@ class Ledger:
             )
             if move.transition.target is JobState.PENDING:
                 _back_to_pending(conn, job.run_id)
-            if move is Move.SUCCEED:
-                self._record_urls(conn, job, urls)
+            outputs = self._record_urls(conn, job, urls) if move is Move.SUCCEED else ()
             _store_files(conn, files)
-        with self._errors(move.name.lower()):  # after the commit: the move stays recorded
-            return _job_record(row, attempt_id=job.attempt_id)
+        return replace(
+            job,
+            state=JobState(row.state),
+            request_id=row.request_id,
+            attempts=row.attempts,
+            error=row.error,
+            outputs=outputs,
+        )
 
     def refusal(self, job: JobRecord, move: Move) -> TransitionRefused:
         """The error for ``move`` of ``job`` having matched nothing: says where the job is now."""
@@ -369,19 +375,30 @@ class Ledger:
                 update(JOBS).where(JOBS.c.id == job.id).values(error=error, updated_at=utcnow())
             )
 
-    def _record_urls(self, conn: Connection, job: JobRecord, urls: Sequence[str]) -> None:
-        # An earlier attempt's URLs are replaced (a first attempt has none: SUCCEED is guarded,
-        # so no job succeeds twice in one attempt).
+    def _record_urls(
+        self, conn: Connection, job: JobRecord, urls: Sequence[str]
+    ) -> tuple[OutputRecord, ...]:
+        """The job's outputs, one per URL, replacing an earlier attempt's (a first attempt has
+        none: SUCCEED is guarded, so no job succeeds twice in one attempt)."""
         if job.attempts > 1:
             conn.execute(sql.FORGET_OUTPUTS, {"b_job": job.id})
-        if urls:
-            conn.execute(
-                sql.NEW_OUTPUT,
-                [
-                    {"b_job": job.id, "b_attempt": job.attempt_id, "b_position": i, "b_url": url}
-                    for i, url in enumerate(urls)
-                ],
+        # One row at a time: a job has one output or a few, and a single-row insert returns its
+        # id more cheaply than a batch of them.
+        return tuple(
+            OutputRecord(
+                id=conn.execute(
+                    sql.NEW_OUTPUT,
+                    {"b_job": job.id, "b_attempt": job.attempt_id, "b_position": i, "b_url": url},
+                ).scalar_one(),
+                job_id=job.id,
+                position=i,
+                url=url,
+                path=None,
+                size=None,
+                sha256=None,
             )
+            for i, url in enumerate(urls)
+        )
 
     # -- outputs --------------------------------------------------------------------------------
 

@@ -45,6 +45,9 @@ class JobRecord:
     """The attempt being driven (set by claim and for re-attached jobs)."""
     cost_usd: float | None = None
     """Estimated cost of one generation; None when the model has no known price."""
+    outputs: tuple[OutputRecord, ...] = ()
+    """The outputs recorded by the move that returned this record (``SUCCEED``: its URLs, none
+    downloaded yet); empty otherwise, ``Ledger.outputs`` reads them."""
 
 
 @dataclass(frozen=True, kw_only=True)
