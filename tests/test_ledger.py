@@ -691,6 +691,23 @@ def test_a_move_the_table_does_not_allow_from_the_jobs_state_changes_nothing(
     assert ledger.states_by_key(run_id) == {job.key: JobState.QUEUED}
 
 
+def test_a_moved_job_is_the_job_as_recorded_and_a_success_carries_the_outputs_it_recorded(
+    ledger: Ledger,
+) -> None:
+    run_id = new_run(ledger, 1)
+    job = accepted(ledger, run_id, "w1", "r1")
+    urls = ["https://files.example/a.mp4", "https://files.example/b.png"]
+
+    fetching = move(ledger, job, Move.SUCCEED, worker="w1", urls=urls)
+
+    assert fetching.outputs == tuple(ledger.outputs(job.id))
+    assert [output.url for output in fetching.outputs] == urls
+    done = move(ledger, fetching, Move.FINISH, worker="w1")
+    assert done.outputs == ()  # only the move that records outputs carries them
+    (recorded,) = ledger.jobs(run_id)
+    assert replace(done, attempt_id=None) == recorded
+
+
 def test_a_cancel_and_the_runner_racing_on_a_job_never_overwrite_each_other(
     ledger: Ledger,
 ) -> None:
