@@ -305,7 +305,9 @@ def test_a_job_row_holding_corrupt_json_is_one_line_exit_4_and_leaves_no_job_cla
 
     done = genbatch(run_args(manifest), env=env, cwd=tmp_path)
 
-    line = _one_line_error(done, 4)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("genbatch: stopped:")]
     assert "has a damaged row: job " in line and "inputs_json is not JSON" in line
     assert sim.stats.submissions == 0
     assert status(env, tmp_path)["counts"]["pending"] == 3  # the claim was rolled back
