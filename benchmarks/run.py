@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_engine  # benchmarks/ is put on the path just above
+import bench_capacity  # benchmarks/ is put on the path just above
+import bench_engine
 import bench_plan
 import bench_polling
 import bench_process
@@ -39,6 +40,7 @@ FIGURES: dict[int, tuple[str, Callable[[bool], list[Row]]]] = {
     7: ("scale-out across workers (PostgreSQL)", scale_out.run),
     8: ("whole process, `genbatch run` as users meet it (issues 12 and 16)", bench_process.run),
     9: ("start-up: --version, --help, shell completion (issue 16)", bench_startup.run),
+    10: ("the account's capacity is the limit (issue 16, target 4)", bench_capacity.run),
 }
 
 
