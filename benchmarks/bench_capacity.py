@@ -78,7 +78,7 @@ def ideal_makespan(records: list[dict[str, Any]], capacity: int) -> float:
 
 def measured_makespan(records: list[dict[str, Any]]) -> float:
     """The first request's creation to the last one's finish, as the simulator recorded them."""
-    return max(r["finished_at"] for r in records) - min(r["created_at"] for r in records)
+    return float(max(r["finished_at"] for r in records) - min(r["created_at"] for r in records))
 
 
 def _simulator(capacity: int, times: tuple[float, float]) -> SimProcess:
