@@ -7,10 +7,10 @@ every ``PROGRESS_EVERY`` seconds and each time another tenth of the jobs has set
 The ETA is the jobs left times the typical time of one job, divided by the jobs run at once.
 The typical time is the median of the last ``RECENT_JOBS`` jobs this process submitted and saw
 settle (from their submit to their end): jobs re-attached after a resume are left out, since
-they were seen for only part of their life. Before one such job has settled, it is the median generation time of
-the run's models that the ledger recorded in earlier runs (``expected_seconds``); without that
-either, the ETA is unknown, shown ``--:--``, rather than a guess from a rate that has not
-started yet.
+they were seen for only part of their life. Before one such job has settled, it is the median
+generation time of the run's models that the ledger recorded in earlier runs
+(``expected_seconds``); without that either, the ETA is unknown, shown ``--:--``, rather than a
+guess from a rate that has not started yet.
 """
 
 from __future__ import annotations
