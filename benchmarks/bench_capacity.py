@@ -150,23 +150,21 @@ def naive_side(capacity: int, jobs: int, times: tuple[float, float], work: Path)
         return _read(sim, capacity, jobs, wall)
 
 
-def measure(capacity: int, quick: bool, work: Path) -> tuple[Makespan, Makespan]:
+def measure(capacity: int, jobs: int, quick: bool, work: Path) -> tuple[Makespan, Makespan]:
     """Both sides for one capacity: genbatch, then the naive pollers."""
-    jobs = capacity * (2 if quick else JOBS_PER_SLOT)
     times = QUICK_TIMES if quick else TIMES
     ours = genbatch_side(capacity, jobs, times, work / f"genbatch-{capacity}")
     naive = naive_side(capacity, jobs, times, work / f"naive-{capacity}")
     return ours, naive
 
 
-def rows(capacity: int, ours: Makespan, naive: Makespan) -> list[Row]:
+def rows(capacity: int, jobs: int, ours: Makespan, naive: Makespan) -> list[Row]:
     """The figure's rows for one capacity."""
-    jobs = f"{capacity * JOBS_PER_SLOT} jobs" if ours.ideal > 5 else "quick"
     return [
         Row(
             figure=FIGURE,
-            label=f"capacity {capacity}, {jobs}: genbatch --capacity {capacity}, makespan over "
-            f"the ideal {ours.ideal:.1f} s (process {ours.wall:.1f} s, "
+            label=f"capacity {capacity}, {jobs} jobs: genbatch --capacity {capacity}, makespan "
+            f"over the ideal {ours.ideal:.1f} s (process {ours.wall:.1f} s, "
             f"{ours.polls_per_job:.1f} polls/job, up to {ours.peak_queued} queued)",
             value=ours.ratio,
             unit="x ideal",
@@ -184,8 +182,9 @@ def run(quick: bool) -> list[Row]:
     found: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="genbatch-capacity-") as tmp:
         for capacity in CAPACITIES[:1] if quick else CAPACITIES:
-            ours, naive = measure(capacity, quick, Path(tmp))
-            found.extend(rows(capacity, ours, naive))
+            jobs = capacity * (2 if quick else JOBS_PER_SLOT)
+            ours, naive = measure(capacity, jobs, quick, Path(tmp))
+            found.extend(rows(capacity, jobs, ours, naive))
     return found
 
 

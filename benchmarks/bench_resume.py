@@ -43,7 +43,7 @@ RESUME_TARGET_SECONDS = 3.0
 STATUS_TARGET_SECONDS = 0.5
 STATUS_RUNS = 5
 MEMORY_JOBS = (2_000, 20_000, 200_000)
-MEMORY_JOBS_QUICK = (20, 100, 300)
+MEMORY_JOBS_QUICK = (20, 60, 150)
 MEMORY_TARGETS = (1.5, 1.3)
 """Each run's peak against the run ten times smaller: before issue 16, then its target 6."""
 CONCURRENCY = 64
