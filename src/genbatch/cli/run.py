@@ -65,8 +65,8 @@ CAPACITY = typer.Option(
     min=1,
     metavar="C",
     help="Your account runs C generations at once: keep C requests running and a few more "
-    "waiting in its queue (concurrency C + max(2, C/2)), so that no slot idles while genbatch "
-    "notices a finished job. Instead of --concurrency.",
+    "waiting in its queue (concurrency C + max(2, C/2 rounded up)), so that no slot idles while "
+    "genbatch notices a finished job. Instead of --concurrency.",
 )
 LEASE_SECONDS = typer.Option(
     DEFAULT_LEASE_SECONDS,
