@@ -24,7 +24,7 @@ def test_the_queue_margin_is_at_least_two_and_grows_with_the_capacity() -> None:
         queue_margin(0)
 
 
-def test_capacity_keeps_every_slot_of_the_account_busy_and_a_margin_waiting(
+def test_capacity_keeps_a_margin_of_requests_waiting_in_the_accounts_queue(
     tmp_path: Path,
 ) -> None:
     # Jobs last about 0.5 s: long enough for the queue to fill behind the account's 2 slots.
