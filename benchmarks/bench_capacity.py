@@ -1,4 +1,4 @@
-"""Figure 10: the account's capacity is the limit (issue 16, target 4).
+"""Figure 12: the account's capacity is the limit (issue 16, target 4).
 
 An account runs C generations at once (the simulator's ``capacity``); the others wait in its
 queue. A sweep of 10 x C jobs of varied length (lognormal) runs as a whole ``genbatch run``
@@ -35,7 +35,7 @@ from typing import Any
 
 from common import KLING, Row, SimProcess, child_env, wait_measured, write_manifest
 
-FIGURE = 10
+FIGURE = 12
 CAPACITIES = (4, 8)
 JOBS_PER_SLOT = 10
 TIMES = (4.0, 0.5)

@@ -23,10 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_capacity  # benchmarks/ is put on the path just above
 import bench_engine
+import bench_exit
 import bench_plan
 import bench_polling
 import bench_process
 import bench_resume
+import bench_sample
 import bench_startup
 import scale_out
 from common import Row
@@ -40,7 +42,9 @@ FIGURES: dict[int, tuple[str, Callable[[bool], list[Row]]]] = {
     7: ("scale-out across workers (PostgreSQL)", scale_out.run),
     8: ("whole process, `genbatch run` as users meet it (issues 12 and 16)", bench_process.run),
     9: ("start-up: --version, --help, shell completion (issue 16)", bench_startup.run),
-    10: ("the account's capacity is the limit (issue 16, target 4)", bench_capacity.run),
+    10: ("sampling a 10^9 space (issue 19)", bench_sample.run),
+    11: ("exit in a big ledger: metadata.jsonl appended (issue 16)", bench_exit.run),
+    12: ("the account's capacity is the limit (issue 16, target 4)", bench_capacity.run),
 }
 
 

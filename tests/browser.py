@@ -163,8 +163,12 @@ class Browser:
                 deviceScaleFactor=1,
                 mobile=False,
             )
-        self.command("Page.navigate", url=page.as_uri())
-        self.wait_for(READY)
+        self.navigate(page.as_uri())
+
+    def navigate(self, url: str, *, ready: str = READY) -> None:
+        """Load ``url`` (a served page) and wait until ``ready`` holds in it."""
+        self.command("Page.navigate", url=url)
+        self.wait_for(ready)
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (promises awaited)."""
@@ -204,6 +208,21 @@ class Browser:
             " return [r.left + r.width / 2, r.top + r.height / 2]; })()"
         )
         return float(box[0]), float(box[1])
+
+    def press(self, key: str) -> None:
+        """Press and release a key as the keyboard does (``k``, ``3``, ``ArrowRight``), to
+        whatever has the focus (the page itself when nothing does)."""
+        named = {"ArrowRight": 39, "ArrowLeft": 37, "ArrowDown": 40, "ArrowUp": 38, "Enter": 13}
+        code = named.get(key, ord(key.upper()) if len(key) == 1 else 0)
+        text = {"text": key} if len(key) == 1 else {}
+        self.command(
+            "Input.dispatchKeyEvent", type="keyDown", key=key, windowsVirtualKeyCode=code, **text
+        )
+        self.command("Input.dispatchKeyEvent", type="keyUp", key=key, windowsVirtualKeyCode=code)
+
+    def type_text(self, text: str) -> None:
+        """Type ``text`` into the focused field."""
+        self.command("Input.insertText", text=text)
 
     def select(self, selector: str, value: str) -> None:
         """Choose an option of a ``<select>`` as a user does (the page sees a change event)."""

@@ -40,6 +40,7 @@ from genbatch.ledger.history import recent_generation_times
 from genbatch.ledger.migrations import MIGRATIONS
 from genbatch.ledger.tables import SCHEMA_VERSION
 from genbatch.lifecycle import Actor, Move
+from genbatch.ratings import Rating, Verdict
 from genbatch.states import JobState
 
 KLING = "kling/kling-2-6/pro/text-to-video"
@@ -242,6 +243,82 @@ def test_a_version_5_ledger_is_upgraded_with_indexes_of_keys_and_output_file_nam
     indexes = {i["name"] for i in inspect(upgraded.engine).get_indexes("jobs")}
     assert {"ix_jobs_key", "ix_jobs_output_file"} <= indexes
     assert upgraded.output_clashes(run_id) == upgraded.same_jobs_elsewhere(run_id) == []
+
+
+def finished(ledger: Ledger, run_id: int, request_id: str) -> JobRecord:
+    job = accepted(ledger, run_id, "w1", request_id)
+    output = succeeded(ledger, job, "w1", f"https://x.runcomfy.net/{request_id}.mp4")
+    stored = StoredFile(output_id=output.id, path=f"/out/{request_id}.mp4", size=3, sha256="ab")
+    return move(ledger, job, Move.FINISH, worker="w1", files=[stored])
+
+
+def _done_ranks(ledger: Ledger) -> dict[str, int | None]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(text("SELECT request_id, done_seq FROM jobs WHERE state = 'done'"))
+        return {request_id: rank for request_id, rank in rows}
+
+
+def test_a_version_6_ledger_is_upgraded_with_ranks_for_its_done_jobs_below_later_ones(
+    open_ledger: OpenLedger,
+) -> None:
+    old = open_ledger()
+    run_id = new_run(old, 3)
+    finished(old, run_id, "r1")
+    finished(old, run_id, "r2")
+    _downgrade_to_version_6(old)
+    old.close()
+
+    upgraded = open_ledger()
+    finished(upgraded, run_id, "r3")
+
+    ranks = _done_ranks(upgraded)
+    assert _version(upgraded) == SCHEMA_VERSION
+    assert None not in ranks.values()
+    assert ranks["r3"] > max(ranks["r1"], ranks["r2"])
+    assert upgraded.metadata_watermark().through == ranks["r3"]
+    indexes = {i["name"] for i in inspect(upgraded.engine).get_indexes("jobs")}
+    assert {"ix_jobs_done_seq", "ix_jobs_run_state", "ix_jobs_run_dir"} <= indexes
+
+
+def test_a_runs_output_dirs_are_its_jobs_folders_and_no_other_runs(ledger: Ledger) -> None:
+    folders = ["/out/b", "/out/a", "/out/a/b", "/out/b"]
+    jobs = [replace(spec, output_dir=folders[spec.ordinal % 4]) for spec in specs(8)]
+    first, _ = ledger.sync_run("first", "first.yaml", jobs)
+    second, _ = ledger.sync_run("second", "second.yaml", [replace(jobs[0], output_dir="/else")])
+
+    assert ledger.output_dirs(first.id) == ["/out/a", "/out/a/b", "/out/b"]
+    assert ledger.output_dirs(second.id) == ["/else"]
+    assert ledger.output_dirs([first.id, second.id]) == ["/else", "/out/a", "/out/a/b", "/out/b"]
+    assert ledger.output_dirs() == ["/else", "/out/a", "/out/a/b", "/out/b"]
+
+
+def test_jobs_are_ranked_in_the_order_they_become_done(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 3)
+    jobs = [accepted(ledger, run_id, "w1", f"r{i}") for i in range(3)]
+    for job in reversed(jobs):  # done in the opposite order of their claims
+        output = succeeded(ledger, job, "w1", f"https://x.runcomfy.net/{job.request_id}.mp4")
+        stored = StoredFile(output_id=output.id, path=f"/o/{job.id}", size=1, sha256="ab")
+        move(ledger, job, Move.FINISH, worker="w1", files=[stored])
+
+    ranks = _done_ranks(ledger)
+
+    assert ranks["r2"] < ranks["r1"] < ranks["r0"]
+
+
+def test_a_version_7_ledger_is_upgraded_with_an_empty_ratings_table_that_then_keeps_ratings(
+    open_ledger: OpenLedger,
+) -> None:
+    old = open_ledger()
+    run_id = new_run(old, 2)
+    _downgrade_to_version_7(old)
+    old.close()
+
+    upgraded = open_ledger()
+    assert _version(upgraded) == SCHEMA_VERSION
+    assert upgraded.counts(run_id)[JobState.PENDING] == 2
+    assert upgraded.ratings() == {} and not upgraded.rated()
+    upgraded.rate(Rating(job_key="job-0000", position=0, verdict=Verdict.KEPT))
+    assert upgraded.ratings()[("job-0000", 0)].verdict == Verdict.KEPT
 
 
 def test_a_cached_catalog_entry_is_kept_with_its_fetch_time_until_replaced(
@@ -538,6 +615,67 @@ def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
     assert ledger.outputs(job.id)[0].host == "h1"
 
 
+# -- ratings ----------------------------------------------------------------------------------
+
+
+def done_job(ledger: Ledger, run_id: int, request_id: str, files: int = 1) -> JobRecord:
+    """Claim the next pending job and take it to done with ``files`` output files."""
+    job = accepted(ledger, run_id, "w1", request_id)
+    urls = [f"https://x.runcomfy.net/{request_id}-{n}.mp4" for n in range(files)]
+    moved = move(ledger, job, Move.SUCCEED, worker="w1", urls=urls)
+    stored = [
+        StoredFile(output_id=o.id, path=f"/out/{request_id}-{o.position}.mp4", size=3, sha256="a")
+        for o in ledger.outputs(moved.id)
+    ]
+    return move(ledger, moved, Move.FINISH, worker="w1", files=stored)
+
+
+def test_a_rating_is_stored_replaced_and_cleared_with_its_time_and_author(
+    ledger: Ledger, backend: str
+) -> None:
+    first = ledger.rate(Rating(job_key="k", position=0, verdict=Verdict.KEPT, stars=4, note="ok"))
+    assert first is not None and first.rated_at is not None
+    assert (first.verdict, first.stars, first.note) == (Verdict.KEPT, 4, "ok")
+    if backend.startswith("postgresql"):
+        assert first.rated_by == "postgres"  # current_user of the test database
+
+    ledger.rate(Rating(job_key="k", position=0, verdict=Verdict.REJECTED))
+    (again,) = ledger.ratings([("k", 0)]).values()
+    assert (again.verdict, again.stars, again.note) == (Verdict.REJECTED, None, None)
+
+    assert ledger.rate(Rating(job_key="k", position=0)) is None
+    assert ledger.ratings() == {}
+
+
+def test_ratings_follow_the_jobs_content_across_runs_and_reach_their_outputs(
+    ledger: Ledger,
+) -> None:
+    run_id = new_run(ledger, 2)
+    job = done_job(ledger, run_id, "r1", files=2)
+    ledger.rate(Rating(job_key=job.key, position=1, stars=5))
+    # The same jobs in another run (another manifest, a renamed one): same keys, new rows.
+    other, _ = ledger.sync_run("renamed", "renamed.yaml", specs(2), cost=lambda _spec: None)
+
+    (item,) = ledger.job_outputs(job_id=job.id)
+    assert set(item.ratings) == {1} and item.ratings[1].stars == 5
+    assert ledger.ratings([(job.key, 1), (job.key, 0)]).keys() == {(job.key, 1)}
+    assert other.id != run_id and ledger.ratings([("job-0000", 1)])
+
+
+def test_rating_counts_count_the_files_of_done_jobs_by_verdict(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 4)
+    jobs = [done_job(ledger, run_id, f"r{n}", files=2) for n in range(2)]
+    ledger.rate(Rating(job_key=jobs[0].key, position=0, verdict=Verdict.KEPT, stars=3))
+    ledger.rate(Rating(job_key=jobs[0].key, position=1, verdict=Verdict.REJECTED))
+    ledger.rate(Rating(job_key=jobs[1].key, position=0, stars=2))
+    ledger.rate(Rating(job_key="job-0003", position=0, verdict=Verdict.KEPT))  # not done: no file
+
+    counts = ledger.rating_counts(run_id)
+
+    assert (counts.files, counts.kept, counts.rejected, counts.unrated) == (4, 1, 1, 2)
+    assert counts.starred == 2 and ledger.rated()
+
+
 # -- the guarded move -------------------------------------------------------------------------
 
 
@@ -551,6 +689,23 @@ def test_a_move_the_table_does_not_allow_from_the_jobs_state_changes_nothing(
         move(ledger, job, Move.FINISH, worker="w1")
 
     assert ledger.states_by_key(run_id) == {job.key: JobState.QUEUED}
+
+
+def test_a_moved_job_is_the_job_as_recorded_and_a_success_carries_the_outputs_it_recorded(
+    ledger: Ledger,
+) -> None:
+    run_id = new_run(ledger, 1)
+    job = accepted(ledger, run_id, "w1", "r1")
+    urls = ["https://files.example/a.mp4", "https://files.example/b.png"]
+
+    fetching = move(ledger, job, Move.SUCCEED, worker="w1", urls=urls)
+
+    assert fetching.outputs == tuple(ledger.outputs(job.id))
+    assert [output.url for output in fetching.outputs] == urls
+    done = move(ledger, fetching, Move.FINISH, worker="w1")
+    assert done.outputs == ()  # only the move that records outputs carries them
+    (recorded,) = ledger.jobs(run_id)
+    assert replace(done, attempt_id=None) == recorded
 
 
 def test_a_cancel_and_the_runner_racing_on_a_job_never_overwrite_each_other(
@@ -772,8 +927,30 @@ def _version(ledger: Ledger) -> int:
         )
 
 
+def _downgrade_to_version_7(ledger: Ledger) -> None:
+    """Make the ledger what genbatch's schema version 7 wrote: no ratings."""
+    with ledger.engine.begin() as conn:
+        conn.execute(text("DROP TABLE ratings"))
+        conn.execute(text("UPDATE genbatch_meta SET value = '7' WHERE key = 'schema_version'"))
+
+
+def _downgrade_to_version_6(ledger: Ledger) -> None:
+    """Make the ledger what genbatch's schema version 6 wrote: no rank of done jobs."""
+    _downgrade_to_version_7(ledger)
+    with ledger.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_jobs_done_seq"))
+        conn.execute(text("DROP INDEX ix_jobs_run_state"))
+        conn.execute(text("DROP INDEX ix_jobs_run_dir"))
+        conn.execute(
+            text("CREATE INDEX ix_jobs_run_state_ordinal ON jobs (run_id, state, ordinal)")
+        )
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN done_seq"))
+        conn.execute(text("UPDATE genbatch_meta SET value = '6' WHERE key = 'schema_version'"))
+
+
 def _downgrade_to_version_5(ledger: Ledger) -> None:
     """Make the ledger what genbatch's schema version 5 wrote: no index of keys or file names."""
+    _downgrade_to_version_6(ledger)
     with ledger.engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_jobs_key"))
         conn.execute(text("DROP INDEX ix_jobs_output_file"))

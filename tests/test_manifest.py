@@ -350,14 +350,49 @@ def test_blocks_come_in_order_with_global_ordinals() -> None:
     assert m.job_count == 6
 
 
-def test_block_output_dir_is_relative_to_the_manifest(tmp_path: Path) -> None:
+def test_blocks_without_their_own_folder_get_sibling_folders_named_after_them(
+    tmp_path: Path,
+) -> None:
     m = load(BLOCKS)
     dirs = {j.block: j.output_dir for j in m.jobs()}
     assert dirs == {
-        "wide": str(tmp_path / "out/all"),
-        "long": str(tmp_path / "out/all"),
+        "wide": str(tmp_path / "out/all/wide"),
+        "long": str(tmp_path / "out/all/long"),
         "images": str(tmp_path / "out/images"),
     }
+    assert m.warnings == []
+
+
+def test_blocks_without_any_output_dir_go_under_the_run_name(tmp_path: Path) -> None:
+    m = load(
+        f"name: launch\nmodel: {KLING}\nprompts: [a]\n"
+        "jobs:\n  - name: hero shot\n  - name: stills\n    model: " + BANANA + "\n"
+    )
+    assert {j.block: j.output_dir for j in m.jobs()} == {
+        "hero shot": str(tmp_path / "out/launch/hero-shot"),
+        "stills": str(tmp_path / "out/launch/stills"),
+    }
+
+
+def test_a_block_folder_written_inside_another_blocks_folder_is_warned_about(
+    tmp_path: Path,
+) -> None:
+    m = load(
+        f"model: {KLING}\nprompts: [a]\noutput: {{dir: out/launch}}\n"
+        "jobs:\n"
+        "  - name: clips\n"
+        "    output: {dir: out/launch}\n"
+        f"  - name: stills\n    model: {BANANA}\n"
+    )
+    assert {j.block: j.output_dir for j in m.jobs()} == {
+        "clips": str(tmp_path / "out/launch"),
+        "stills": str(tmp_path / "out/launch/stills"),
+    }
+    assert m.warnings == [
+        f"sweep.yaml:7: output.dir: block 'stills' writes into {tmp_path / 'out/launch/stills'}, "
+        "inside the folder of block 'clips': a dataset loader reading that folder reads both; "
+        "give the blocks sibling folders"
+    ]
 
 
 def test_unnamed_blocks_are_numbered() -> None:

@@ -37,7 +37,7 @@ from genbatch.errors import (
     UsageError,
 )
 from genbatch.events import EventSink, ignore_events
-from genbatch.export import ledger_export_rows, write_run_metadata
+from genbatch.export import ALL_STATES, ExportFilter, ledger_export_rows, write_run_metadata
 from genbatch.ledger import Ledger, RunInfo, SyncReport, open_ledger_for, resolve_location
 from genbatch.manifest import Manifest, load_manifest, model_ids_of
 from genbatch.model_catalog import cache_entries, cached_entries, look_up
@@ -587,7 +587,8 @@ def results(
         run = store.find_run(manifest.name)
         if run is None:
             return []
-        return list(ledger_export_rows(store, [run.id], all_states=all_states))
+        wanted = ALL_STATES if all_states else ExportFilter()
+        return list(ledger_export_rows(store, [run.id], wanted))
 
 
 def exit_code_for(summary: RunSummary) -> int:

@@ -23,7 +23,7 @@ def queue_margin(capacity: int) -> int:
     """Requests to keep waiting in the remote queue beyond the account's ``capacity``.
 
     Enough to cover the generations that finish while genbatch has not noticed yet: at most
-    about half the slots when jobs are as short as two poll intervals (measured, figure 10 of
+    about half the slots when jobs are as short as two poll intervals (measured, figure 12 of
     docs/benchmarks.md), far fewer for minutes-long jobs, which cost nothing more than a few
     polls each for waiting.
     """

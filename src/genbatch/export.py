@@ -1,11 +1,13 @@
 """What a run leaves behind for people and tools: ``metadata.jsonl`` beside the files, exports.
 
-``metadata.jsonl`` is regenerated whole from the ledger (temp file, fsync, rename) at the end of
-every run and by ``genbatch export``, never appended to from the hot path. The ledger is the one
-source of truth: an append-only side file would need its own crash recovery (a file renamed but
-its row not yet written, a row written twice after a retry, rows for files since deleted), while a
-snapshot is correct by construction and costs milliseconds even for thousands of jobs. A crash
-mid-run leaves the previous snapshot, which the next run or export replaces.
+``metadata.jsonl`` is brought up to date from the ledger at the end of every run and by
+``genbatch export``, never written from the hot path: the ledger is the one source of truth. A
+run's exit appends the rows of the jobs done since the file was last written, so its cost
+follows the run, not the ledger (a million done jobs took 40 s to rewrite); the file is
+rewritten whole (temp file, fsync, rename) whenever appending could be wrong: the ledger keeps a
+mark of each file as genbatch wrote it (``ledger/metadata_marks.py``) and anything else (a file
+edited or cut short, rows changed) makes the next write whole. ``genbatch export`` always
+rewrites whole. A crash mid-run leaves the previous file, which the next run or export updates.
 
 Each row describes one file, with ``file_name`` relative to the directory of ``metadata.jsonl``,
 so the directory loads as-is with Hugging Face ``datasets`` (``imagefolder``/``videofolder``) and
@@ -19,15 +21,18 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from genbatch.atomic import atomic_writer, remove_if_present
+from genbatch.ratings import Rating, Verdict
 from genbatch.states import JobState
 
 if TYPE_CHECKING:
     from genbatch.ledger import JobOutputs, Ledger, OutputRecord
+    from genbatch.ledger.metadata_marks import MetadataMark, Watermark
 
 
 METADATA_FILE = "metadata.jsonl"
@@ -47,10 +52,22 @@ FILE_COLUMNS = (
     "created_at",
     "finished_at",
     "cost_usd",
+    "verdict",
+    "stars",
+    "note",
 )
 """The fixed columns of a metadata row; every input is also a top-level column."""
 
-EXPORT_COLUMNS = ("run", "output_dir", "url", "state", "error", "in_manifest")
+EXPORT_COLUMNS = (
+    "run",
+    "output_dir",
+    "url",
+    "state",
+    "error",
+    "in_manifest",
+    "rated_at",
+    "rated_by",
+)
 """Columns an export adds to the metadata columns."""
 
 
@@ -71,50 +88,154 @@ def _present_files(item: JobOutputs) -> Iterator[tuple[OutputRecord, dict[str, A
             yield output, _file_row(item, output)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExportFilter:
+    """Which rows an export keeps. The default: every file of the done jobs."""
+
+    states: frozenset[JobState] = frozenset({JobState.DONE})
+    """Jobs in these states; a job that is not done gives one row without file columns."""
+    kept: bool = False
+    """Only files kept in ``genbatch review``."""
+    min_stars: int | None = None
+    """Only files rated at least this many stars."""
+
+    @property
+    def rated_only(self) -> bool:
+        """Only rated files pass: jobs without files (not done) give no row."""
+        return self.kept or self.min_stars is not None
+
+    def admits(self, rating: Rating | None) -> bool:
+        """Whether a file with this rating (None: unrated) passes."""
+        if not self.rated_only:
+            return True
+        if rating is None or (self.kept and rating.verdict != Verdict.KEPT):
+            return False
+        return self.min_stars is None or (rating.stars or 0) >= self.min_stars
+
+
+ALL_STATES = ExportFilter(states=frozenset(JobState))
+"""Every job: ``--all-states``."""
+
+
 def export_rows(
-    items: Iterable[JobOutputs], *, all_states: bool = False
+    items: Iterable[JobOutputs], wanted: ExportFilter = ExportFilter()
 ) -> Iterator[dict[str, Any]]:
     """Export rows: the metadata columns plus run, place, url, state and error.
 
-    Done jobs give one row per recorded output file; with ``all_states`` every other job gives
-    one row without file columns, carrying its state and last error.
+    Done jobs give one row per recorded output file (those ``wanted`` admits); jobs in other
+    states ``wanted`` names give one row each without file columns, with state and last error.
     """
     for item in items:
         if item.job.state == JobState.DONE and item.outputs:
             for output in item.outputs:
-                yield _export_row(item, output)
-        elif all_states:
+                if wanted.admits(item.ratings.get(output.position)):
+                    yield _export_row(item, output)
+        elif item.job.state != JobState.DONE and not wanted.rated_only:
             yield _export_row(item, None)
 
 
 def ledger_export_rows(
-    ledger: Ledger, run_ids: Sequence[int] | None, *, all_states: bool = False
+    ledger: Ledger, run_ids: Sequence[int] | None, wanted: ExportFilter = ExportFilter()
 ) -> Iterator[dict[str, Any]]:
     """The export rows of the runs ``run_ids`` (None: every run), streamed from the ledger."""
     for run_id in run_ids if run_ids is not None else [None]:
-        with ledger.stream_job_outputs(run_id=run_id) as items:
-            yield from export_rows(items, all_states=all_states)
+        with ledger.stream_job_outputs(run_id=run_id, states=wanted.states) as items:
+            yield from export_rows(items, wanted)
 
 
 def write_run_metadata(ledger: Ledger, run_id: int) -> list[Path]:
-    """Regenerate ``metadata.jsonl`` in every output directory of a run; the files written."""
+    """Bring ``metadata.jsonl`` up to date in every output directory of a run; the files
+    written."""
     return write_metadata(ledger, ledger.output_dirs(run_id))
 
 
-def write_metadata(ledger: Ledger, directories: Sequence[str]) -> list[Path]:
-    """Regenerate ``metadata.jsonl`` in ``directories`` from every run writing there.
+def write_metadata(
+    ledger: Ledger, directories: Sequence[str], *, whole: bool = False
+) -> list[Path]:
+    """Bring ``metadata.jsonl`` in ``directories`` up to date with every run writing there.
 
-    Rows are streamed from the ledger to the files, so memory stays flat however many files a
-    run has. A directory without any file left loses its ``metadata.jsonl`` rather than keep
-    stale rows.
+    The rows of jobs done since a file was last written are appended to it when nothing else
+    changed (a run's exit, the common case: its cost follows the new jobs, not the ledger's
+    size). The file is rewritten whole when it must be: the first time, when it is not the
+    file genbatch last wrote (edited, replaced, an append cut short), when rows already in it
+    changed (a manifest edit reordered done jobs), when a new job took over another's file
+    name, on a PostgreSQL ledger (workers finish jobs in an order that is not commit order),
+    and with ``whole``. Rows stream from the ledger, so memory stays flat.
     """
+    if not directories:
+        return []
+    if not ledger.is_sqlite:
+        return _rewrite(ledger, directories, through=None)
+    now = ledger.metadata_watermark()
+    marks = {} if whole else ledger.metadata_marks(directories)
+    updated: dict[str, MetadataMark | None] = {}
+    rewrite: list[str] = []
+    for directory in directories:
+        mark = marks.get(directory)
+        if mark is None or not _appendable(ledger, directory, mark, now):
+            rewrite.append(directory)
+            continue
+        updated[directory] = _append(ledger, directory, (mark.through, now.through), now)
+    written = _rewrite(ledger, rewrite, through=now.through)
+    for directory in rewrite:
+        path = Path(directory) / METADATA_FILE
+        updated[directory] = _mark(path.stat(), now) if path in written else None
+    ledger.save_metadata_marks(updated)
+    return [Path(directory) / METADATA_FILE for directory in updated if updated[directory]]
+
+
+def _appendable(ledger: Ledger, directory: str, mark: MetadataMark, now: Watermark) -> bool:
+    """The file is the one ``mark`` describes, no row in it changed since, and no new job
+    takes over a file name: its missing rows are the jobs done after ``mark.through``."""
+    try:
+        found = (Path(directory) / METADATA_FILE).stat()
+    except OSError:
+        return False
+    return (
+        _mark(found, now) == replace(mark, through=now.through, generation=now.generation)
+        and mark.generation == now.generation
+        and mark.through <= now.through
+        and not ledger.renames_done_files(directory, (mark.through, now.through))
+    )
+
+
+def _append(
+    ledger: Ledger, directory: str, done_ranks: tuple[int, int], now: Watermark
+) -> MetadataMark:
+    """Append the rows of the directory's jobs done within ``done_ranks``; the new mark."""
+    path = Path(directory) / METADATA_FILE
+    with (
+        open(path, "ab") as out,
+        ledger.stream_job_outputs(
+            output_dirs=[directory], states=[JobState.DONE], done_ranks=done_ranks
+        ) as items,
+    ):
+        for item in items:
+            for _output, row in _present_files(item):
+                out.write(jsonl_line(row).encode("utf-8"))
+        out.flush()
+        os.fsync(out.fileno())
+        # The file appended to, not whatever the name points at now (an export may have
+        # renamed a new file in meanwhile: the mark then matches neither, and the next write
+        # is whole).
+        return _mark(os.fstat(out.fileno()), now)
+
+
+def _rewrite(ledger: Ledger, directories: Sequence[str], *, through: int | None) -> list[Path]:
+    """Write ``metadata.jsonl`` in ``directories`` whole from the jobs done up to rank
+    ``through`` (None: every done job); a directory without any file left loses its
+    ``metadata.jsonl`` rather than keep stale rows. The files written."""
     if not directories:
         return []
     winners = _latest_writers(ledger, directories)
     files: dict[str, BinaryIO] = {}
     with (
         ExitStack() as stack,
-        ledger.stream_job_outputs(output_dirs=directories, states=[JobState.DONE]) as items,
+        ledger.stream_job_outputs(
+            output_dirs=directories,
+            states=[JobState.DONE],
+            done_ranks=None if through is None else (-1, through),
+        ) as items,
     ):
         for item in items:
             directory = item.job.output_dir
@@ -131,6 +252,18 @@ def write_metadata(ledger: Ledger, directories: Sequence[str]) -> list[Path]:
         if directory not in files and Path(directory).is_dir():
             remove_if_present(Path(directory) / METADATA_FILE)
     return [Path(directory) / METADATA_FILE for directory in directories if directory in files]
+
+
+def _mark(found: os.stat_result, now: Watermark) -> MetadataMark:
+    from genbatch.ledger.metadata_marks import MetadataMark
+
+    return MetadataMark(
+        size=found.st_size,
+        mtime_ns=found.st_mtime_ns,
+        inode=found.st_ino,
+        through=now.through,
+        generation=now.generation,
+    )
 
 
 def jsonl_line(row: dict[str, Any]) -> str:
@@ -191,6 +324,7 @@ def _file_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]:
     started = (attempt.accepted_at or attempt.intent_at) if attempt else None
     finished = (attempt.finished_at if attempt else None) or item.finished_at
     file_name = _relative(output.path, job.output_dir) if output and output.path else None
+    rating = item.ratings.get(output.position) if output else None
     return {
         "file_name": file_name,
         **flat_inputs(job.inputs),
@@ -207,6 +341,9 @@ def _file_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]:
         "created_at": iso(started),
         "finished_at": iso(finished),
         "cost_usd": cost_share(item),
+        "verdict": rating.verdict.value if rating and rating.verdict else None,
+        "stars": rating.stars if rating else None,
+        "note": rating.note if rating else None,
     }
 
 
@@ -219,6 +356,11 @@ def _export_row(item: JobOutputs, output: OutputRecord | None) -> dict[str, Any]
         state=item.job.state.value,
         error=item.job.error,
         in_manifest=item.in_manifest,
+    )
+    rating = item.ratings.get(output.position) if output else None
+    row.update(
+        rated_at=iso(rating.rated_at) if rating else None,
+        rated_by=rating.rated_by if rating else None,
     )
     return row
 

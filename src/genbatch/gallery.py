@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from genbatch.ledger import JobOutputs, Ledger, RunInfo
 
 
-__all__ = ["GALLERY_FILE", "Axes", "GalleryReport", "choose_axes", "write_gallery"]
+__all__ = ["GALLERY_FILE", "Axes", "GalleryReport", "choose_axes", "lay_out", "write_gallery"]
 
 GALLERY_FILE = "gallery.html"
 
@@ -51,11 +51,8 @@ def write_gallery(
     ``rows`` and ``cols`` are the first layout's axes (the reader can change them in the page).
     """
     items = ledger.job_outputs(run_id=run.id, in_manifest_only=True)
-    if not items:
-        raise UsageError(f"the run '{run.name}' has no jobs")
+    table, grids = lay_out(run, items, rows=rows, cols=cols)
     path = (output or _default_path(items)).absolute()
-    table = [facets(item) for item in items]
-    grids = tuple(sections(table, rows=rows, cols=cols))
     page = Page(items=items, table=table, grids=grids, run=run, html_dir=path.parent)
     write_atomically(path, page.render().encode("utf-8"))
     return GalleryReport(
@@ -64,6 +61,17 @@ def write_gallery(
         cells=sum(grid.cells(table) for grid in grids),
         items=len(items),
     )
+
+
+def lay_out(
+    run: RunInfo, items: Sequence[JobOutputs], *, rows: str | None, cols: str | None
+) -> tuple[list[dict[str, str]], tuple[Section, ...]]:
+    """The facets of ``items`` (the run's jobs) and the grids they make; ``UsageError`` for a
+    run without jobs or an unknown ``rows``/``cols`` key."""
+    if not items:
+        raise UsageError(f"the run '{run.name}' has no jobs")
+    table = [facets(item) for item in items]
+    return table, tuple(sections(table, rows=rows, cols=cols))
 
 
 def _default_path(items: Sequence[JobOutputs]) -> Path:

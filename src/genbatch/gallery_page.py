@@ -28,7 +28,7 @@ from genbatch.gallery_layout import _decides as decides
 from genbatch.states import JobState
 
 if TYPE_CHECKING:
-    from genbatch.ledger import JobOutputs, JobRecord, RunInfo
+    from genbatch.ledger import JobOutputs, JobRecord, OutputRecord, RunInfo
 
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".m4v"})
@@ -37,7 +37,11 @@ AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".m4a", ".ogg"})
 
 
 class Page:
-    """The HTML of one gallery."""
+    """The HTML of one gallery. ``genbatch review`` serves a subclass: the hooks below
+    (``source``, ``under_media``, ``extra_controls``, ``policy``, ``script``) are what differ."""
+
+    style = STYLE
+    script = SCRIPT
 
     def __init__(
         self,
@@ -57,15 +61,38 @@ class Page:
     def render(self) -> str:
         """The whole page."""
         return _DOCUMENT.format(
-            csp=_esc(_CSP),
-            title=_esc(f"{self.run.name} · genbatch gallery"),
-            style=_STYLE,
-            script=_SCRIPT,
+            csp=_esc(self.policy()),
+            title=_esc(f"{self.run.name} · genbatch {self.kind}"),
+            style=self.style,
+            script=self.script,
             header=self._header(),
             grids="".join(self._section(grid) for grid in self.grids),
             cells=sum(grid.cells(self.table) for grid in self.grids),
             items=len(self.items),
         )
+
+    kind = "gallery"
+    """The page's name in its title."""
+
+    def policy(self) -> str:
+        """The Content-Security-Policy: the page's own style and script, files beside it."""
+        return _CSP
+
+    def source(self, output: OutputRecord, path: str) -> str:
+        """The URL of an output file: its path relative to the page."""
+        return quote(Path(os.path.relpath(path, self.html_dir)).as_posix())
+
+    def under_media(self, item: JobOutputs, present: Sequence[OutputRecord]) -> str:
+        """Markup below a done job's media (nothing in the static gallery)."""
+        return ""
+
+    def extra_controls(self) -> str:
+        """Controls added to the header's."""
+        return ""
+
+    def grid_controls(self, grid: Section) -> str:
+        """Controls added to one grid's layout controls."""
+        return ""
 
     def _header(self) -> str:
         counts: dict[str, int] = {}
@@ -84,6 +111,7 @@ class Page:
             jobs=len(self.items),
             cost=_esc(cost),
             when=_esc(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+            extra=self.extra_controls(),
         )
 
     def _section(self, grid: Section) -> str:
@@ -132,7 +160,8 @@ class _GridView:
         return (
             f'<div class="layout"><label>rows {rows}</label>'
             '<button class="swap" type="button" title="swap rows and columns">&#8645;</button>'
-            f'<label>columns {cols}</label><span class="filters">{filters}</span></div>'
+            f"<label>columns {cols}</label>{self.page.grid_controls(self.grid)}"
+            f'<span class="filters">{filters}</span></div>'
         )
 
     def _select(self, axis: str, chosen: str | None) -> str:
@@ -212,25 +241,27 @@ class _GridView:
 
     def _media(self, item: JobOutputs) -> str:
         job = item.job
-        files = [o.path for o in item.outputs if o.path]
+        files = [o for o in item.outputs if o.path]
         if job.state != JobState.DONE or not files:
             error = f'<p class="error">{_esc(job.error)}</p>' if job.error else ""
             return (
                 f'<div class="media placeholder"><span class="badge state-{_esc(job.state)}">'
                 f"{_esc(job.state)}</span>{error}</div>"
             )
-        present = [path for path in files if os.path.isfile(path)]
+        present = [o for o in files if o.path and os.path.isfile(o.path)]
         if not present:
             return (
                 '<div class="media placeholder"><span class="badge state-failed">file '
                 'missing</span><p class="error">the file was moved or deleted</p></div>'
             )
         many = " many" if len(present) > 1 else ""
-        elements = "".join(self._element(path, job) for path in present)
-        return f'<div class="media{many}">{elements}</div>'
+        elements = "".join(self._element(o, job) for o in present)
+        below = self.page.under_media(item, present)
+        return f'<div class="media{many}">{elements}</div>{below}'
 
-    def _element(self, path: str, job: JobRecord) -> str:
-        source = _esc(quote(Path(os.path.relpath(path, self.page.html_dir)).as_posix()))
+    def _element(self, output: OutputRecord, job: JobRecord) -> str:
+        path = output.path or ""
+        source = _esc(self.page.source(output, path))
         alt = _esc(str(job.inputs.get("prompt", job.key)))
         suffix = Path(path).suffix.lower()
         if suffix in VIDEO_EXTENSIONS:
@@ -273,17 +304,24 @@ def _catalog_cost(items: Iterable[JobOutputs]) -> float:
     return sum(item.job.cost_usd or 0.0 for item in items)
 
 
-def _esc(value: object) -> str:
+def esc(value: object) -> str:
+    """``value`` as HTML text or attribute value."""
     return html.escape(str(value), quote=True)
 
 
-def _hash(source: str) -> str:
+_esc = esc
+
+
+def source_hash(source: str) -> str:
+    """A CSP source allowing an inline script or style by its hash."""
     return "sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
+
+
+_hash = source_hash
 
 
 _STYLE = STYLE
 _SCRIPT = SCRIPT
-
 _CSP = (
     f"default-src 'none'; style-src '{_hash(_STYLE)}'; script-src '{_hash(_SCRIPT)}'; "
     "img-src 'self' file: data: blob:; media-src 'self' file: blob:; "
@@ -300,7 +338,7 @@ _HEADER = """<header>
 <button id="pause" type="button">pause all</button>
 <label><input id="captions" type="checkbox" checked> captions</label>
 <label><input id="problems" type="checkbox"> only problems</label>
-</div>
+{extra}</div>
 </header>"""
 
 _DOCUMENT = """<!doctype html>

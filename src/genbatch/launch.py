@@ -35,7 +35,10 @@ def main() -> None:
     except SystemExit as exit_:
         if exit_.code == EXIT_INTERRUPTED:
             _exit_interrupted()
+        if isinstance(exit_.code, int) or exit_.code is None:
+            _exit_now(exit_.code or 0)
         raise
+    _exit_now(0)
 
 
 def caused_by_interrupt(exc: BaseException) -> bool:
@@ -49,15 +52,23 @@ def caused_by_interrupt(exc: BaseException) -> bool:
     return False
 
 
-def _exit_interrupted() -> NoReturn:
-    """Exit 130, the line already printed. Not by ``SystemExit``: a Ctrl-C caught while the
-    command was still loading was seen (about one start in eight, interrupted 0.15 s in) to end
-    the process by SIGINT after all, CPython taking the interrupt for unhandled at exit. Everything
-    genbatch opened is closed by then (its ``with`` blocks have ended)."""
+def _exit_now(code: int) -> NoReturn:
+    """Exit with ``code`` once the output is flushed, skipping the interpreter's teardown:
+    freeing every object of a command that loaded the API client, the ledger and the schemas
+    took 0.3 to 0.8 s after its last line (measured on ``genbatch run``). The command's ``with``
+    blocks have all ended by now: every file is closed and the ledger committed; no thread of
+    genbatch's is left running."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing can reach it
             stream.flush()
-    os._exit(EXIT_INTERRUPTED)
+    os._exit(code)
+
+
+def _exit_interrupted() -> NoReturn:
+    """Exit 130, the line already printed. Not by ``SystemExit``: a Ctrl-C caught while the
+    command was still loading was seen (about one start in eight, interrupted 0.15 s in) to end
+    the process by SIGINT after all, CPython taking the interrupt for unhandled at exit."""
+    _exit_now(EXIT_INTERRUPTED)
 
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> NoReturn:

@@ -630,7 +630,8 @@ class Runner:
     # -- one job: fetch -------------------------------------------------------------------------
 
     async def _fetch(self, job: JobRecord) -> None:
-        outputs = await self._store.outputs(job.id)
+        # A job that just succeeded carries its outputs; a re-attached one reads them.
+        outputs = list(job.outputs) or await self._store.outputs(job.id)
         missing = [
             o for o in outputs if o.sha256 is None or not o.path or not Path(o.path).exists()
         ]

@@ -42,6 +42,7 @@ def _register_commands() -> None:
         gallery,
         models,
         plan,
+        review,
         run,
         runs,
         show,

@@ -35,6 +35,20 @@ class BlockOrigins:
     schema_source: str
     price: str | None
     price_source: str
+    space: int = 0
+    """Combinations of the block's full expansion."""
+    sample: SampleFacts | None = None
+    done: int = 0
+    """Jobs of the block already done in the ledger."""
+
+
+@dataclass(kw_only=True)
+class SampleFacts:
+    """A sampled block's ``sample:``: N asked, the seed and the strategy."""
+
+    n: int
+    seed: int
+    strategy: str
 
 
 @dataclass(kw_only=True)
@@ -107,7 +121,7 @@ def plan(
     for block in summary.blocks:
         price = f"{block.price} ({block.price_source})" if block.price else "unknown"
         print(
-            f"  block {block.name}: {block.model_id}, {block.jobs} job(s); "
+            f"  block {block.name}: {block.model_id}, {block.jobs} job(s){_sampled(block)}; "
             f"schema: {block.schema_source}; price: {price}"
         )
     shown = summary.jobs if show_all else min(sample, summary.jobs)
@@ -120,6 +134,18 @@ def plan(
             f"  #{spec.ordinal} {spec.key} [{state}] {spec.model_id} "
             f"{json.dumps(spec.inputs, ensure_ascii=False)[:160]}"
         )
+
+
+def _sampled(block: BlockOrigins) -> str:
+    """`` sampled from ...`` for a block with ``sample:``, else nothing."""
+    if block.sample is None:
+        return ""
+    asked = block.sample
+    capped = f" (sample: {asked.n:,} asks for more: all of them)" if asked.n > block.space else ""
+    return (
+        f" sampled from a space of {block.space:,}{capped}, seed {asked.seed}, "
+        f"strategy {asked.strategy}: {block.done} already done"
+    )
 
 
 def _cost_line(summary: PlanSummary) -> str:
@@ -161,6 +187,7 @@ def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
 
     prices = batch.manifest_prices(manifest)
     jobs = new = done = unpriced = 0
+    done_in: dict[str, int] = {}
     cost_usd = cost_left_usd = 0.0
     # The jobs are validated in the same walk that sums them up: a bad one raises here. Plain
     # local counters: this loop runs once per job, a million times for a big sweep.
@@ -171,6 +198,7 @@ def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
             new += 1
         elif state == JobState.DONE.value:
             done += 1
+            done_in[spec.block] = done_in.get(spec.block, 0) + 1
         cost = prices.cost(spec.model_id, spec.inputs)
         if cost is None:
             unpriced += 1
@@ -189,14 +217,15 @@ def _summarise(manifest: Manifest, known: dict[str, str]) -> PlanSummary:
         unpriced_jobs=unpriced,
         budget_usd=manifest.settings.budget_usd,
         warnings=list(manifest.warnings),
-        blocks=_origins(manifest, prices),
+        blocks=_origins(manifest, prices, done_in),
     )
 
 
-def _origins(manifest: Manifest, prices: PriceTable) -> list[BlockOrigins]:
+def _origins(manifest: Manifest, prices: PriceTable, done_in: dict[str, int]) -> list[BlockOrigins]:
     found = []
     for block in manifest.blocks:
         price, source = prices.priced(block.model_id)
+        asked = block.sample
         found.append(
             BlockOrigins(
                 name=block.name,
@@ -205,6 +234,11 @@ def _origins(manifest: Manifest, prices: PriceTable) -> list[BlockOrigins]:
                 schema_source=block.schema_source,
                 price=price.describe() if price is not None else None,
                 price_source=source,
+                space=block.space_size,
+                sample=SampleFacts(n=asked.n, seed=asked.seed, strategy=asked.strategy)
+                if asked is not None
+                else None,
+                done=done_in.get(block.name, 0),
             )
         )
     return found

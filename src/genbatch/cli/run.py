@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import statistics
 import sys
@@ -522,8 +523,18 @@ def _print_summary(
             + (" at RunComfy's prices; simulated, nothing was paid" if simulate else ""),
             file=sys.stderr,
         )
-    first = prepared.ledger.jobs(prepared.run.id, limit=1)
-    if summary.all_done and first:
-        print(f"genbatch: outputs in {first[0].output_dir}", file=sys.stderr)
+    folders = prepared.ledger.output_dirs(prepared.run.id) if summary.all_done else []
+    if folders:
+        print(f"genbatch: outputs in {_output_folders(folders)}", file=sys.stderr)
     if next_command:
         print(f"genbatch: next: {next_command}", file=sys.stderr)
+
+
+def _output_folders(folders: Sequence[str]) -> str:
+    """The run's output folder, or the folder its folders share, naming them (a folder per
+    block, and the folders of the jobs done before an edit moved them)."""
+    folders = sorted(folders)
+    if len(folders) == 1:
+        return folders[0]
+    common = os.path.commonpath(folders)
+    return f"{common} ({', '.join(os.path.relpath(f, common) + '/' for f in folders)})"

@@ -17,6 +17,7 @@ from genbatch.export import cost_share, iso
 
 if TYPE_CHECKING:
     from genbatch.ledger import AttemptRecord, JobOutputs, JobRecord, Ledger
+    from genbatch.ratings import Rating
 
 
 EPILOG = """Examples:
@@ -86,9 +87,22 @@ def job_document(item: JobOutputs, attempts: list[AttemptRecord]) -> dict[str, A
                 "path": o.path,
                 "size": o.size,
                 "sha256": o.sha256,
+                "rating": _rating(item.ratings.get(o.position)),
             }
             for o in item.outputs
         ],
+    }
+
+
+def _rating(rating: Rating | None) -> dict[str, Any] | None:
+    if rating is None:
+        return None
+    return {
+        "verdict": rating.verdict.value if rating.verdict else None,
+        "stars": rating.stars,
+        "note": rating.note,
+        "rated_at": iso(rating.rated_at),
+        "rated_by": rating.rated_by,
     }
 
 
@@ -176,7 +190,21 @@ def _output_lines(output: dict[str, Any]) -> list[str]:
         f"  {output['position']}. {output['path'] or '(not downloaded)'}",
         f"     {size}  sha256 {output['sha256'] or '-'}",
         f"     url {output['url']}",
+        *_rating_lines(output["rating"]),
     ]
+
+
+def _rating_lines(rating: dict[str, Any] | None) -> list[str]:
+    if rating is None:
+        return []
+    parts = [rating["verdict"] or "no verdict"]
+    if rating["stars"]:
+        parts.append("★" * rating["stars"] + f" ({rating['stars']}/5)")
+    by = f" by {rating['rated_by']}" if rating["rated_by"] else ""
+    lines = [f"     rated {', '.join(parts)}{by} at {rating['rated_at']}"]
+    if rating["note"]:
+        lines.append(f"     note {rating['note']}")
+    return lines
 
 
 def _value(value: Any) -> str:

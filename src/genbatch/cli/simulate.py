@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
 
 from genbatch.cli import app
-from genbatch.cli.common import fail
+from genbatch.cli.common import fail, stop_requested
 from genbatch.errors import EXIT_ENVIRONMENT, EXIT_USAGE
 
 if TYPE_CHECKING:  # the simulator (uvicorn, starlette) is imported only when it is started
@@ -195,7 +190,7 @@ def simulate(
     try:
         # Listening for the signals before saying where it serves: whoever reads that may stop
         # it at once.
-        with _stop_requested() as stop:
+        with stop_requested() as stop:
             _announce(simulator)
             # A timeout keeps the main thread waking up, so signal handlers run promptly.
             while not stop.wait(0.5):
@@ -212,19 +207,3 @@ def _announce(simulator: Simulator) -> None:
         typer.echo(f"output files served from {simulator.files_url}{how}")
     typer.echo(f"export RUNCOMFY_API_BASE={simulator.base_url} RUNCOMFY_TOKEN={simulator.token}")
     typer.echo("Press Ctrl-C to stop.")
-
-
-@contextmanager
-def _stop_requested() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM while the block runs."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

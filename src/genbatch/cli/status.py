@@ -16,6 +16,7 @@ from genbatch.states import JobState
 
 if TYPE_CHECKING:
     from genbatch.ledger import Ledger, RunInfo, WorkerInfo
+    from genbatch.ratings import RatingCounts
 
 
 @app.command(epilog="Example: genbatch status sweep.yaml --json\n\n" + LEDGER_ENVIRONMENT)
@@ -37,9 +38,10 @@ def status(
         runs = _runs(store, manifest)
         per_run = [(run, store.counts(run.id)) for run in runs]
         reused = {run.id: store.reused(run.id) for run in runs}
+        rated = {run.id: store.rating_counts(run.id) for run in runs} if store.rated() else {}
         workers = [(run, worker) for run in runs for worker in store.workers(run.id)]
     if json_output:
-        report = _as_json(per_run, reused)
+        report = _as_json(per_run, reused, rated)
         report["workers"] = [_worker_json(run, worker) for run, worker in workers]
         print(json.dumps(report))
         return
@@ -51,6 +53,8 @@ def status(
                 "other runs (nothing was submitted for them)",
                 highlight=False,
             )
+        if run.id in rated:
+            Console().print(f"{run.name}: review: {_review_line(rated[run.id])}", highlight=False)
     shown = workers if all_workers else _recent(workers)
     _print_workers(shown)
     if len(shown) < len(workers):
@@ -70,8 +74,29 @@ def _runs(store: Ledger, manifest: Path | None) -> list[RunInfo]:
     return [run]
 
 
+def _review_line(counts: RatingCounts) -> str:
+    return (
+        f"{counts.kept} kept · {counts.rejected} rejected · {counts.unrated} unrated "
+        f"(of {counts.files} files; {counts.starred} with stars)"
+    )
+
+
+def _ratings_json(counts: RatingCounts | None) -> dict[str, int] | None:
+    if counts is None:
+        return None
+    return {
+        "files": counts.files,
+        "kept": counts.kept,
+        "rejected": counts.rejected,
+        "unrated": counts.unrated,
+        "starred": counts.starred,
+    }
+
+
 def _as_json(
-    per_run: list[tuple[RunInfo, dict[JobState, int]]], reused: dict[int, int]
+    per_run: list[tuple[RunInfo, dict[JobState, int]]],
+    reused: dict[int, int],
+    rated: dict[int, RatingCounts],
 ) -> dict[str, object]:
     total = {state.value: 0 for state in JobState}
     runs = []
@@ -85,6 +110,7 @@ def _as_json(
                 "counts": {s.value: n for s, n in counts.items()},
                 "total": sum(counts.values()),
                 "reused": reused[run.id],
+                "ratings": _ratings_json(rated.get(run.id)),
                 "stop_reason": run.stop_reason,
             }
         )

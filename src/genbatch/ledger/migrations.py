@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 from genbatch.errors import LedgerError
 from genbatch.ledger import tables
 from genbatch.ledger.engine import MAY_CREATE_OPTION
-from genbatch.ledger.tables import CATALOG_MODELS, META, SCHEMA_VERSION, WORKERS
+from genbatch.ledger.tables import CATALOG_MODELS, META, RATINGS, SCHEMA_VERSION, WORKERS
 
 # Any constant will do: it names the lock every genbatch takes while creating or upgrading.
 SCHEMA_LOCK_KEY = 0x67656E62  # "genb"
@@ -52,6 +52,29 @@ def _v5_to_v6(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_jobs_output_file ON jobs (output_dir, file_stem)"))
 
 
+def _v6_to_v7(conn: Connection) -> None:
+    """metadata.jsonl appended to at a run's exit rather than rewritten: the order in which jobs
+    became done (jobs done before get their id as rank, below any rank given later); a run's
+    counts, spend and folders read from indexes (a million-job run's exit read every row)."""
+    conn.execute(text("ALTER TABLE jobs ADD COLUMN done_seq INTEGER"))
+    conn.execute(text("UPDATE jobs SET done_seq = id WHERE state = 'done'"))
+    conn.execute(text("CREATE INDEX ix_jobs_done_seq ON jobs (done_seq)"))
+    # `status` of a 100,000-job ledger read every row for its counts: now the index has them.
+    conn.execute(text("DROP INDEX ix_jobs_run_state_ordinal"))
+    conn.execute(
+        text(
+            "CREATE INDEX ix_jobs_run_state ON jobs "
+            "(run_id, state, ordinal, in_manifest, attempts, worker, cost_usd)"
+        )
+    )
+    conn.execute(text("CREATE INDEX ix_jobs_run_dir ON jobs (run_id, output_dir)"))
+
+
+def _v7_to_v8(conn: Connection) -> None:
+    """Ratings of output files (``genbatch review``): an empty table (nothing rated yet)."""
+    RATINGS.create(conn)
+
+
 # MIGRATIONS[n] upgrades a ledger from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _v1_to_v2,
@@ -59,6 +82,8 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _v3_to_v4,
     4: _v4_to_v5,
     5: _v5_to_v6,
+    6: _v6_to_v7,
+    7: _v7_to_v8,
 }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from genbatch.ratings import Rating
 from genbatch.states import JobState
 
 
@@ -44,6 +45,9 @@ class JobRecord:
     """The attempt being driven (set by claim and for re-attached jobs)."""
     cost_usd: float | None = None
     """Estimated cost of one generation; None when the model has no known price."""
+    outputs: tuple[OutputRecord, ...] = ()
+    """The outputs recorded by the move that returned this record (``SUCCEED``: its URLs, none
+    downloaded yet); empty otherwise, ``Ledger.outputs`` reads them."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +119,8 @@ class JobOutputs:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    ratings: dict[int, Rating] = field(default_factory=dict)
+    """The ratings of its output files, by position (``genbatch review``)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,11 +30,22 @@ from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RUNS
 from genbatch.lifecycle import AttemptOutcome, Move
 from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, TERMINAL_STATES, JobState
 
+MOVED = (JOBS.c.state, JOBS.c.request_id, JOBS.c.attempts, JOBS.c.error)
+"""The columns a move of one job can change, all that ``job_move`` returns: the rest of the
+job's record is the caller's already (reading back its JSON inputs cost more than the move)."""
 
-def transition(move: Move, *where: ColumnElement[bool], now: Any, **values: Any) -> Update:
+
+def transition(
+    move: Move,
+    *where: ColumnElement[bool],
+    now: Any,
+    returning: tuple[ColumnElement[Any], ...] = tuple(JOBS.c),
+    **values: Any,
+) -> Update:
     """The guarded write of ``move``: jobs matching ``where`` that are still in one of the
     move's source states take its target state (and the columns the move implies), returning
-    their new rows. ``values`` sets more columns (a request id, an error, a lease)."""
+    ``returning`` of their new rows (every column unless told). ``values`` sets more columns (a
+    request id, an error, a lease)."""
     t = move.transition
     changes: dict[str, Any] = {"state": t.target.value, "updated_at": now}
     if t.forgets_request:
@@ -45,11 +56,21 @@ def transition(move: Move, *where: ColumnElement[bool], now: Any, **values: Any)
         changes["finished_at"] = now
     if t.target is JobState.DONE:
         changes["error"] = None
+        changes["done_seq"] = next_done_rank()
     changes.update(values)
     sources = sorted(state.value for state in t.sources)
     return (
-        update(JOBS).where(JOBS.c.state.in_(sources), *where).values(**changes).returning(*JOBS.c)
+        update(JOBS)
+        .where(JOBS.c.state.in_(sources), *where)
+        .values(**changes)
+        .returning(*returning)
     )
+
+
+def next_done_rank() -> Any:
+    """One more than the highest ``done_seq`` (an index lookup): the rank of a job done now."""
+    earlier = JOBS.alias("earlier")  # an alias, or it would correlate with the updated row
+    return select(func.coalesce(func.max(earlier.c.done_seq), 0) + 1).scalar_subquery()
 
 
 @functools.cache
@@ -57,14 +78,14 @@ def job_move(move: Move, *, checks_holder: bool, sets_request: bool) -> Update:
     """``transition`` of the job ``b_job``, built once per shape (a statement built on each call
     costs more than running it): ``b_now``, ``b_error``; ``b_worker`` must hold the job when
     ``checks_holder`` (a worker that lost it to a takeover holds it no more); ``b_request`` is
-    its request id when ``sets_request``."""
+    its request id when ``sets_request``. It returns the ``MOVED`` columns."""
     where = [JOBS.c.id == bindparam("b_job")]
     if checks_holder:
         where.append(JOBS.c.worker == bindparam("b_worker"))
     values: dict[str, Any] = {"error": bindparam("b_error")}
     if sets_request:
         values["request_id"] = bindparam("b_request")
-    return transition(move, *where, now=bindparam("b_now"), **values)
+    return transition(move, *where, now=bindparam("b_now"), returning=MOVED, **values)
 
 
 def claim(job_ids: Any, *, worker: str | None, lease_until: Any, now: datetime) -> Update:
@@ -177,12 +198,17 @@ def sending_attempts_of(job_ids: list[int]) -> ColumnElement[bool]:
 FORGET_OUTPUTS: Delete = delete(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job"))
 """An earlier attempt's URLs, replaced by the succeeding attempt's."""
 
-NEW_OUTPUT: Insert = insert(OUTPUTS).values(
-    job_id=bindparam("b_job"),
-    attempt_id=bindparam("b_attempt"),
-    position=bindparam("b_position"),
-    url=bindparam("b_url"),
+NEW_OUTPUT: Insert = (
+    insert(OUTPUTS)
+    .values(
+        job_id=bindparam("b_job"),
+        attempt_id=bindparam("b_attempt"),
+        position=bindparam("b_position"),
+        url=bindparam("b_url"),
+    )
+    .returning(OUTPUTS.c.id)
 )
+"""One output URL of a job, returning its id."""
 
 OUTPUTS_OF_JOB: Select[Any] = (
     select(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job")).order_by(OUTPUTS.c.position)

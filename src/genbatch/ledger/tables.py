@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 """1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run).
 3: runs.jobs_fingerprint (a resume of an unchanged manifest skips the sync).
 4: attempts.generation_seconds (when to first poll a model's jobs, from earlier runs).
-5: catalog_models (the API's catalog entries, cached with their fetch time)."""
+5: catalog_models (the API's catalog entries, cached with their fetch time).
+6: indexes of jobs' keys and output file names. 7: jobs.done_seq (metadata.jsonl appended),
+the covering run/state index. 8: ratings (keep/reject, stars, note: ``genbatch review``)."""
 
 
 def utcnow() -> datetime:
@@ -59,12 +61,27 @@ class JobRow(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("run_id", "key", name="uq_jobs_run_key"),
-        Index("ix_jobs_run_state_ordinal", "run_id", "state", "ordinal"),
+        # Claims read it in order (run, pending, ordinal); the columns after ordinal let claims,
+        # `status` and the spend count a run's jobs from the index alone (per state, reused,
+        # per worker, cost): a million-job run has too many rows to read them.
+        Index(
+            "ix_jobs_run_state",
+            "run_id",
+            "state",
+            "ordinal",
+            "in_manifest",
+            "attempts",
+            "worker",
+            "cost_usd",
+        ),
+        Index("ix_jobs_run_dir", "run_id", "output_dir"),
         Index("ix_jobs_request_id", "request_id"),
         # The preflight before every run: the same job in other runs (by its content, the key)
         # and who owns an output file name.
         Index("ix_jobs_key", "key"),
         Index("ix_jobs_output_file", "output_dir", "file_stem"),
+        # A run's exit appends to metadata.jsonl the jobs done since it was last written.
+        Index("ix_jobs_done_seq", "done_seq"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -94,6 +111,9 @@ class JobRow(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_column=_when())
     """Until when ``worker`` holds the job (database clock). Past: the worker is gone and any
     other takes the job over. NULL: nobody drives it now; the next worker to start adopts it."""
+    done_seq: int | None = None
+    """When the job became done, as a rank: one more than the highest rank when it did. On
+    SQLite (one writer at a time) ranks follow commit order, so "done after rank N" is exact."""
 
 
 class AttemptRow(SQLModel, table=True):
@@ -169,6 +189,27 @@ class CatalogModelRow(SQLModel, table=True):
     fetched_at: datetime = Field(sa_column=_when(nullable=False))
 
 
+class RatingRow(SQLModel, table=True):
+    """A person's rating of one output file (``genbatch review``).
+
+    Keyed by the job's content (its key) and the file's position, never by a row id: a re-run,
+    a resume or an edited manifest gives the job new rows but the same key, so the rating stays.
+    """
+
+    __tablename__ = "ratings"
+
+    job_key: str = Field(primary_key=True)
+    position: int = Field(primary_key=True)
+    verdict: str | None = None
+    """``kept``, ``rejected`` or NULL (not decided)."""
+    stars: int | None = None
+    """1 to 5, or NULL."""
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    rated_at: datetime = Field(sa_column=_when(nullable=False))
+    rated_by: str | None = None
+    """PostgreSQL: ``current_user``; SQLite: the OS user, or NULL when it cannot be told."""
+
+
 # The tables as SQLAlchemy Core sees them, for the statements: one name each, typed.
 META = SQLModel.metadata.tables[MetaRow.__tablename__]
 RUNS = SQLModel.metadata.tables[RunRow.__tablename__]
@@ -177,3 +218,4 @@ ATTEMPTS = SQLModel.metadata.tables[AttemptRow.__tablename__]
 OUTPUTS = SQLModel.metadata.tables[OutputRow.__tablename__]
 WORKERS = SQLModel.metadata.tables[WorkerRow.__tablename__]
 CATALOG_MODELS = SQLModel.metadata.tables[CatalogModelRow.__tablename__]
+RATINGS = SQLModel.metadata.tables[RatingRow.__tablename__]

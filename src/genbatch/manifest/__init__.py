@@ -6,8 +6,10 @@
     Manifest.validate()                     expand and check every job once
 
 Modules: ``yaml_loader`` (safe YAML with lines), ``schema`` (the keys and their types),
-``prompts`` (prompt lists and files), ``templates``, ``blocks`` (inheritance and checks made once
-per block), ``expand`` (blocks into jobs), ``settings`` (run-wide knobs), ``manifest`` (the API).
+``prompts`` (prompt lists and files), ``templates``, ``variants`` (``{a|b}`` and ``__name__`` in
+prompts) and ``wildcards`` (their files), ``blocks`` (inheritance and checks made once per block),
+``sweep`` (what variants and ``sample:`` add to a block), ``sampling`` (drawing from a block's
+space), ``expand`` (blocks into jobs), ``settings`` (run-wide knobs), ``manifest`` (the API).
 The format is documented in docs/manifest.md.
 """
 

@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,16 @@ from genbatch.filenames import (
 from genbatch.manifest.locations import Path_, Source, did_you_mean, render_path
 from genbatch.manifest.model_schemas import resolve_model
 from genbatch.manifest.prompts import PromptEntry, inline_prompts, read_prompt_file
+from genbatch.manifest.sampling import SampleRequest, Space
 from genbatch.manifest.schema import BlockSpec, ManifestSpec, PromptFileSpec, attribute_of
+from genbatch.manifest.sweep import (
+    VariantPrompt,
+    check_variant_names,
+    compile_prompt,
+    sample_request,
+)
 from genbatch.manifest.templates import Template, compile_template
+from genbatch.manifest.wildcards import Wildcards
 from genbatch.manifest.yaml_loader import YamlDocument
 
 __all__ = ["BUILTIN_FILE_FIELDS", "BlockPlan", "Fragment", "compile_blocks"]
@@ -68,7 +75,7 @@ class BlockPlan:
     source: Source
     """The block's line: its item under ``jobs:``, or the top-level ``model:``."""
     fixed: Fragment
-    prompts: tuple[str | Template, ...] | None
+    prompts: tuple[str | Template | VariantPrompt, ...] | None
     prompt_sources: tuple[Source, ...]
     prompt_inputs: tuple[str, ...] = ()
     """Inputs each row of the prompt file sets (``prompts: {file: ..., inputs: [...]}``)."""
@@ -80,12 +87,28 @@ class BlockPlan:
     output_dir: str
     file_name: FileNameTemplate
     first_ordinal: int = 0
+    sample: SampleRequest | None = None
+    """``sample:``: the jobs are drawn from the space instead of being all of it."""
+    wildcard_texts: tuple[tuple[str, str], ...] = ()
+    """The wildcard files read, by name: the jobs depend on them."""
+    space: Space = field(init=False)
+    """Every combination of the block (its size: the full expansion's job count)."""
     job_count: int = field(init=False)
 
     def __post_init__(self) -> None:
-        prompts = len(self.prompts) if self.prompts is not None else 1
-        count = prompts * prod(len(axis) for axis in self.axes) * self.repeat
+        prompts = tuple(
+            p.parts if isinstance(p, VariantPrompt) else ("",) for p in self.prompts or ("",)
+        )
+        space = Space(prompts=prompts, axes=tuple(len(a) for a in self.axes), repeat=self.repeat)
+        object.__setattr__(self, "space", space)
+        count = space.size if self.sample is None else min(self.sample.n, space.size)
         object.__setattr__(self, "job_count", count)
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        """The variables the prompts' variants and wildcards set, in first-written order."""
+        names = (n for p in self.prompts or () if isinstance(p, VariantPrompt) for n in p.names)
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +131,12 @@ class _BlockCompiler:
         *,
         base_dir: Path,
         run_name: str,
+        wildcards: Wildcards | None = None,
     ) -> None:
         self.document = document
+        self.wildcards = wildcards or Wildcards(
+            base_dir, os.path.dirname(document.file), allow_outside=False
+        )
         self.top = top
         self.block = block
         self.block_path: Path_ = ("jobs", index) if index is not None else ()
@@ -168,14 +195,20 @@ def compile_blocks(
     warnings: list[str] = []
     names: dict[str, int] = {}
     ordinal = 0
+    wildcards = Wildcards(
+        base_dir,
+        os.path.dirname(document.file),
+        allow_outside=spec.allow_outside_prompt_files,
+    )
     for block, index in blocks:
         compiler = _BlockCompiler(
-            document, spec, block, index, base_dir=base_dir, run_name=run_name
+            document, spec, block, index, base_dir=base_dir, run_name=run_name, wildcards=wildcards
         )
         name = _block_name(compiler, block, index, names)
         plan = _compile_block(compiler, name, ordinal, strict, warnings, catalog)
         plans.append(plan)
         ordinal += plan.job_count
+    _warn_nested_folders(plans, warnings)
     return plans, warnings
 
 
@@ -215,12 +248,14 @@ def _compile_block(
     _check_no_clashes(
         compiler, inputs, variables, grid, zipped, prompt_entries, (prompt_field, *row_inputs)
     )
-    prompts = _compile_prompts(prompt_entries)
+    prompts = _compile_prompts(compiler, prompt_entries)
     fixed_templates = _compile_input_templates(compiler, inputs)
     defined = set(variables) | set(grid.value or {}) | set(zipped.value or {})
     all_templates = [t for t in (*prompts, *fixed_templates.values()) if isinstance(t, Template)]
     _check_defined(all_templates, defined)
+    _check_variants(prompts, variables, grid, zipped)
     referenced = {name for t in all_templates for name in t.fields}
+    referenced.update(n for p in prompts if isinstance(p, VariantPrompt) for n in p.fields)
     axis_builder = _AxisBuilder(compiler, model, referenced)
     axes = (*axis_builder.grid_axes(grid), *axis_builder.zip_axis(zipped))
     fixed = _fixed_fragment(compiler, inputs, variables, fixed_templates)
@@ -228,7 +263,7 @@ def _compile_block(
     checker.check(fixed, axes, has_prompts=prompt_entries is not None, row_inputs=row_inputs)
     checker.check_prompts(prompts, prompt_entries or ())
     source = _block_source(compiler, model_source)
-    return BlockPlan(
+    plan = BlockPlan(
         name=name,
         model_id=model_id,
         model=model,
@@ -244,11 +279,86 @@ def _compile_block(
         else (),
         axes=axes,
         repeat=compiler.pick("repeat").value or 1,
-        output_dir=_output_dir(compiler),
+        output_dir=_output_dir(compiler, name),
         file_name=_file_name(
-            compiler, schema, fixed, axes, has_prompts=bool(prompt_entries), prompt=prompt_field
+            compiler,
+            schema,
+            fixed,
+            axes,
+            has_prompts=bool(prompt_entries),
+            prompt=prompt_field,
+            variants=[n for p in prompts if isinstance(p, VariantPrompt) for n in p.names],
         ),
         first_ordinal=first_ordinal,
+        sample=_sample(
+            compiler, prompts if prompt_entries is not None else None, grid, zipped, warnings
+        ),
+        wildcard_texts=tuple(sorted(compiler.wildcards.texts.items())),
+    )
+    _check_max_jobs(compiler, plan)
+    return plan
+
+
+def _check_variants(
+    prompts: list[str | Template | VariantPrompt],
+    variables: Mapping[str, _Written],
+    grid: _Written,
+    zipped: _Written,
+) -> None:
+    """Variant prompts' fields must be defined, and their picks' names free."""
+    taken = {name: "vars" for name in variables}
+    taken.update({name: "grid" for name in grid.value or {}})
+    taken.update({name: "zip" for name in zipped.value or {}})
+    check_variant_names(prompts, taken)
+    for prompt in prompts:
+        if isinstance(prompt, VariantPrompt):
+            for name in sorted(prompt.fields - set(taken)):
+                raise prompt.source.error(
+                    f"undefined template variable {{{name}}}{did_you_mean(name, taken)}; "
+                    "variables come from grid, zip and vars (write {{ and }} for literal braces)",
+                    field="prompt",
+                )
+
+
+def _sample(
+    compiler: _BlockCompiler,
+    prompts: list[str | Template | VariantPrompt] | None,
+    grid: _Written,
+    zipped: _Written,
+    warnings: list[str],
+) -> SampleRequest | None:
+    written = compiler.pick("sample")
+    if written.value is None:
+        return None
+    axis_keys = [[key] for key in grid.value or {}]
+    axis_sizes = [len(values) for values in (grid.value or {}).values()]
+    if zipped.value:
+        axis_keys.append(list(zipped.value))
+        axis_sizes.append(len(next(iter(zipped.value.values()))))
+    return sample_request(
+        written.value,
+        prompts=prompts,
+        axis_keys=axis_keys,
+        axis_sizes=axis_sizes,
+        where=compiler.source,
+        path=written.path,
+        warnings=warnings,
+    )
+
+
+def _check_max_jobs(compiler: _BlockCompiler, plan: BlockPlan) -> None:
+    """A block's own ``max_jobs:`` refuses it when it would make more jobs."""
+    if compiler.block is None or compiler.block.max_jobs is None:
+        return
+    limit = compiler.block.max_jobs
+    if plan.job_count <= limit:
+        return
+    space = plan.space.size
+    raise compiler.source((*compiler.block_path, "max_jobs")).error(
+        f"block '{plan.name}' would make {plan.job_count:,} jobs (a space of {space:,} "
+        f"combinations), more than its max_jobs of {limit:,}; draw fewer with sample: N, or "
+        f"raise max_jobs",
+        field="max_jobs",
     )
 
 
@@ -377,8 +487,10 @@ def _prompt_entries(
     return inline_prompts(written.value, sources)
 
 
-def _compile_prompts(entries: list[PromptEntry] | None) -> list[str | Template]:
-    return [compile_template(e.text, source=e.source, label="prompt") for e in entries or ()]
+def _compile_prompts(
+    compiler: _BlockCompiler, entries: list[PromptEntry] | None
+) -> list[str | Template | VariantPrompt]:
+    return [compile_prompt(entry, compiler.wildcards) for entry in entries or ()]
 
 
 def _compile_input_templates(
@@ -552,7 +664,7 @@ class _StaticChecker:
             self._check_required(names)
 
     def check_prompts(
-        self, prompts: Iterable[str | Template], entries: Iterable[PromptEntry]
+        self, prompts: Iterable[str | Template | VariantPrompt], entries: Iterable[PromptEntry]
     ) -> None:
         """Check the prompts that are plain text; templates are checked once rendered."""
         for prompt, entry in zip(prompts, entries, strict=True):
@@ -590,10 +702,35 @@ class _StaticChecker:
                 )
 
 
-def _output_dir(compiler: _BlockCompiler) -> str:
+def _output_dir(compiler: _BlockCompiler, name: str) -> str:
+    """The block's own ``output.dir``; else, under ``jobs:``, a folder named after the block in
+    the inherited one, so blocks are siblings: a dataset loader reading one block's folder
+    reads every file below it, and an image block inside a video block's folder mixes them."""
     written = compiler.output("dir")
     text = written.value or os.path.join("out", sanitize_file_stem(compiler.run_name))
-    return os.path.normpath(compiler.base_dir / os.path.expanduser(text))
+    directory = compiler.base_dir / os.path.expanduser(text)
+    if compiler.block_path and written.path[: len(compiler.block_path)] != compiler.block_path:
+        directory = directory / sanitize_file_stem(name)
+    return os.path.normpath(directory)
+
+
+def _warn_nested_folders(plans: list[BlockPlan], warnings: list[str]) -> None:
+    """A block whose own ``output.dir`` lies inside another block's folder gets a warning:
+    the dataset loaders read that folder's files and the nested ones together."""
+    for inner in plans:
+        for outer in plans:
+            if Path(inner.output_dir).is_relative_to(outer.output_dir) and (
+                inner.output_dir != outer.output_dir
+            ):
+                _warn(
+                    warnings,
+                    inner.source.error(
+                        f"block '{inner.name}' writes into {inner.output_dir}, inside the "
+                        f"folder of block '{outer.name}': a dataset loader reading that folder "
+                        "reads both; give the blocks sibling folders",
+                        field="output.dir",
+                    ),
+                )
 
 
 def _file_name(
@@ -604,6 +741,7 @@ def _file_name(
     *,
     has_prompts: bool,
     prompt: str,
+    variants: Iterable[str] = (),
 ) -> FileNameTemplate:
     written = compiler.output("name")
     source = compiler.source(written.path)
@@ -623,6 +761,7 @@ def _file_name(
     if not has_prompts and prompt not in (*fixed.inputs, *(t.label for t in fixed.templates)):
         available.discard("prompt")  # only a grid of prompts is left, added just below
     available.update(k for axis in axes for k in (*axis[0].inputs, *axis[0].variables))
+    available.update(variants)
     if model is not None:
         available.update(model.defaults)
     for name in template.fields:

@@ -8,14 +8,19 @@ then the zip rows, then the repeat index innermost.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from genbatch.filenames import slugify
 from genbatch.jobs import JobSpec, job_key_of_json
 from genbatch.manifest.blocks import BlockPlan, Fragment
 from genbatch.manifest.layouts import Constant, JsonLayout, Slot, encode_value
-from genbatch.manifest.templates import Template
+from genbatch.manifest.locations import Source
+from genbatch.manifest.sampling import sample_indices
+from genbatch.manifest.sweep import VariantPrompt
+from genbatch.manifest.templates import Template, compile_template
+from genbatch.manifest.variants import decode
 
 __all__ = ["expand_block"]
 
@@ -42,12 +47,23 @@ class _Choice(NamedTuple):
 
 
 class _Combination(NamedTuple):
-    """One combination of a prompt and a choice on every axis, before repeats."""
+    """One combination of a prompt and a choice on every axis, and its repeat indices."""
 
     inputs: dict[str, Any]
     variables: dict[str, Any]
     slots: list[str]
     line: int | None
+    repeats: Sequence[int]
+
+
+class _Prompt(NamedTuple):
+    """One prompt to send (its variants chosen), the inputs its row sets, its line, and the
+    variables its variants and wildcards set (as written: rendered once the job's are known)."""
+
+    prompt: str | Template | None
+    row: tuple[Any, ...]
+    line: int | None
+    picked: dict[str, str] | None
 
 
 class _BlockExpander:
@@ -81,6 +97,9 @@ class _BlockExpander:
         self.inputs_layout = JsonLayout(inputs)
         self.identity_layout = JsonLayout(identity)
         self.variables_layout = JsonLayout(variables)
+        # Variants set variables that differ from prompt to prompt: no fixed layout fits them.
+        self.fixed_variables = not plan.variant_names
+        self.compile = lru_cache(maxsize=4096)(self._compile)
 
     def _choices(
         self,
@@ -108,16 +127,17 @@ class _BlockExpander:
         """The jobs, rendering templates and checking what they render to."""
         plan = self.plan
         ordinal = plan.first_ordinal
-        repeats = range(plan.repeat)
         render_stem = plan.file_name.render_fields
         render_identity = self.identity_layout.render
         render_inputs = self.inputs_layout.render
         render_variables = self.variables_layout.render
         model_json = self.model_json
-        for inputs, variables, slots, line in self._combinations():
+        fixed_variables = self.fixed_variables
+        combinations = self._combinations() if plan.sample is None else self._sampled()
+        for inputs, variables, slots, line, repeats in combinations:
             identity_json = render_identity(slots)
             inputs_json = render_inputs(slots)
-            variables_json = render_variables(slots)
+            variables_json = render_variables(slots) if fixed_variables else None
             for repeat in repeats:
                 key = job_key_of_json(model_json, identity_json, repeat)
                 if repeat:
@@ -142,30 +162,94 @@ class _BlockExpander:
                 ordinal += 1
 
     def _combinations(self) -> Iterator[_Combination]:
-        """Inputs, variables, slots and line of each combination before repeats."""
-        fixed = self.plan.fixed
-        for prompt, row, line in self._prompts():
+        """Every combination in expansion order, with all the repeat indices."""
+        repeats = range(self.plan.repeat)
+        for prompt in self._prompts():
             for choices in itertools.product(*self.axes):
-                variables = dict(fixed.variables)
-                for choice in choices:
-                    variables.update(choice.variables)
-                inputs, slots = self._inputs(prompt, row, variables)
-                for choice in choices:
-                    inputs.update(choice.inputs)
-                    slots.extend(choice.encoded)
-                yield _Combination(inputs, variables, slots, line)
+                yield self._combination(prompt, choices, repeats)
 
-    def _prompts(self) -> Iterator[tuple[str | Template | None, tuple[Any, ...], int | None]]:
-        """Each prompt with the inputs its row sets and the manifest line it comes from (the
-        block's, for prompt files)."""
+    def _sampled(self) -> Iterator[_Combination]:
+        """The combinations ``sample:`` draws, in draw order, each with its one repeat index."""
+        plan = self.plan
+        assert plan.sample is not None
+        for index in sample_indices(plan.space, plan.sample):
+            point = plan.space.point(index)
+            choices = [axis[value] for axis, value in zip(self.axes, point.axes, strict=True)]
+            prompt = self._prompt_at(point.prompt, point.within)
+            yield self._combination(prompt, choices, (point.repeat,))
+
+    def _combination(
+        self, prompt: _Prompt, choices: Sequence[_Choice], repeats: Sequence[int]
+    ) -> _Combination:
+        """Inputs, variables and slots of a prompt with a choice on every axis."""
+        variables = dict(self.plan.fixed.variables)
+        if prompt.picked:
+            variables.update(prompt.picked)
+        for choice in choices:
+            variables.update(choice.variables)
+        if prompt.picked:
+            self._render_picked(prompt.picked, variables)
+        inputs, slots = self._inputs(prompt.prompt, prompt.row, variables)
+        for choice in choices:
+            inputs.update(choice.inputs)
+            slots.extend(choice.encoded)
+        return _Combination(inputs, variables, slots, prompt.line, repeats)
+
+    def _prompts(self) -> Iterator[_Prompt]:
+        """Each prompt (each combination of its variants) in expansion order."""
         plan = self.plan
         if plan.prompts is None:
-            yield None, (), plan.source.line
+            yield _Prompt(None, (), plan.source.line, None)
             return
-        rows = plan.prompt_rows or itertools.repeat(())
-        for prompt, row, source in zip(plan.prompts, rows, plan.prompt_sources, strict=False):
-            line = source.line if source.file == plan.source.file else plan.source.line
-            yield prompt, row, line
+        for index, prompt in enumerate(plan.prompts):
+            if isinstance(prompt, VariantPrompt):
+                for within in range(prompt.count):
+                    yield self._prompt_at(index, within)
+            else:
+                yield _Prompt(prompt, self._row(index), self._line(index), None)
+
+    def _prompt_at(self, index: int, within: int) -> _Prompt:
+        """Prompt ``index`` with its variants' combination ``within``."""
+        prompts = self.plan.prompts
+        if prompts is None:
+            return _Prompt(None, (), self.plan.source.line, None)
+        prompt = prompts[index]
+        if not isinstance(prompt, VariantPrompt):
+            return _Prompt(prompt, self._row(index), self._line(index), None)
+        picked: dict[str, str] = {}
+        text = decode(prompt.parts, within, picked)
+        return _Prompt(
+            self.compile(text, prompt.source), self._row(index), self._line(index), picked
+        )
+
+    def _row(self, index: int) -> tuple[Any, ...]:
+        rows = self.plan.prompt_rows
+        return rows[index] if rows else ()
+
+    def _line(self, index: int) -> int | None:
+        """The manifest line of prompt ``index`` (the block's, for prompt files)."""
+        source, block = self.plan.prompt_sources[index], self.plan.source
+        return source.line if source.file == block.file else block.line
+
+    def _compile(self, text: str, source: Source) -> str | Template:
+        """A prompt its variants made, as a template; a plain one is checked here."""
+        compiled = compile_template(text, source=source, label="prompt")
+        model = self.plan.model
+        if isinstance(compiled, str) and model is not None:
+            problem = model.value_problem(self.prompt_field, compiled)
+            if problem is not None:
+                raise source.error(problem.message, field=problem.field)
+        return compiled
+
+    @staticmethod
+    def _render_picked(picked: dict[str, str], variables: dict[str, Any]) -> None:
+        """The picked texts holding ``{field}`` or ``{{`` rendered with the job's variables."""
+        for name, text in picked.items():
+            if "{" in text or "}" in text:
+                compiled = compile_template(text, source=Source("variant"), label=name)
+                variables[name] = (
+                    compiled.render(variables) if isinstance(compiled, Template) else compiled
+                )
 
     def _inputs(
         self, prompt: str | Template | None, row: tuple[Any, ...], variables: dict[str, Any]

@@ -15,9 +15,9 @@ from genbatch.jobs import JobSpec, canonical_json
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
 from genbatch.manifest.expand import EXPANSION_VERSION, PLAIN_FIELDS, expand_block
 from genbatch.manifest.reading import FileRefused, read_regular_file
+from genbatch.manifest.sampling import SampleRequest
 from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
-from genbatch.manifest.templates import Template
 from genbatch.manifest.yaml_loader import (
     MAX_MANIFEST_BYTES,
     YamlDocument,
@@ -42,6 +42,12 @@ class BlockSummary:
     job_count: int
     output_dir: str
     line: int | None
+    space_size: int = 0
+    """Combinations of the block's full expansion (its job count unless it samples)."""
+    sample: SampleRequest | None = None
+    """What ``sample:`` asks for (n, seed, strategy), or None for the full expansion."""
+    variables: tuple[str, ...] = ()
+    """The variables its prompts' variants and wildcards set."""
 
 
 class Manifest:
@@ -89,6 +95,9 @@ class Manifest:
                 job_count=b.job_count,
                 output_dir=b.output_dir,
                 line=b.source.line,
+                space_size=b.space.size,
+                sample=b.sample,
+                variables=b.variant_names,
             )
             for b in self._blocks
         )
@@ -234,8 +243,16 @@ def _digest(
     for part in (repr(header).encode(), raw):
         digest.update(len(part).to_bytes(8, "big") + part)
     for block in blocks:
-        prompts = [p.text if isinstance(p, Template) else p for p in block.prompts or ()]
-        facts = (block.name, block.output_dir, repr(block.model), prompts, block.prompt_rows)
+        prompts = [p if isinstance(p, str) else p.text for p in block.prompts or ()]
+        facts: tuple[object, ...] = (
+            block.name,
+            block.output_dir,
+            repr(block.model),
+            prompts,
+            block.prompt_rows,
+        )
+        if block.wildcard_texts:
+            facts += (block.wildcard_texts,)
         digest.update(canonical_json(facts).encode())
     return digest.hexdigest()
 

@@ -32,6 +32,7 @@ __all__ = [
     "ManifestSpec",
     "OutputSpec",
     "PromptFileSpec",
+    "SampleSpec",
     "attribute_of",
     "manifest_keys",
     "parse_manifest_spec",
@@ -106,6 +107,22 @@ class OutputSpec(_Strict):
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Values = dict[str, list[Any]]
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class SampleSpec(_Strict):
+    """``sample: {n: 1000, seed: 7, strategy: latin, weights: {animal: [3, 1]}}``."""
+
+    n: PositiveInt
+    seed: int = 0
+    strategy: Literal["random", "latin"] = "random"
+    weights: dict[str, list[Weight]] | None = None
+    """Per grid key (or zip key, or ``prompt``), a weight for each of its values, in order."""
+
+
+def _sample_shorthand(value: Any) -> Any:
+    """``sample: 1000`` is ``sample: {n: 1000}``."""
+    return {"n": value} if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class BlockSpec(_Strict):
@@ -126,6 +143,10 @@ class BlockSpec(_Strict):
     """``false``: send the inputs unchecked (a model with no schema anywhere)."""
     prompt_field: Annotated[str, Field(min_length=1)] | None = None
     """The input ``prompts:`` fills (default: ``prompt``, else ``text``, per the schema)."""
+    sample: Annotated[SampleSpec, BeforeValidator(_sample_shorthand)] | None = None
+    """Draw this many jobs from the block's full space instead of making them all."""
+    max_jobs: PositiveInt | None = None
+    """In a block: the most jobs it may make; at the top level: the whole manifest's."""
 
 
 def _size(value: Any) -> Any:
@@ -151,7 +172,6 @@ class ManifestSpec(BlockSpec):
 
     concurrency: PositiveInt | None = None
     jobs: Annotated[list[BlockSpec], Field(min_length=1)] | None = None
-    max_jobs: PositiveInt | None = None
     strict: bool = False
     allowed_hosts: list[str] | None = None
     max_file_size: Annotated[PositiveInt, BeforeValidator(_size)] | None = None
@@ -225,6 +245,8 @@ def _keys_at(parent: Path_) -> list[str]:
         return manifest_keys(OutputSpec)
     if parent[-1] == "prompts":
         return manifest_keys(PromptFileSpec)
+    if parent[-1] == "sample":
+        return manifest_keys(SampleSpec)
     if len(parent) == 2 and parent[0] == "prices":
         return manifest_keys(PriceSpec)
     return manifest_keys(BlockSpec)
