@@ -10,7 +10,6 @@ exit the sums are written as one JSON object to the file named by ``$GENBATCH_BE
 
 from __future__ import annotations
 
-import atexit
 import functools
 import json
 import os
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from genbatch.launch import main
+from genbatch import launch
 from genbatch.ledger import Ledger, leases
 
 _lock = threading.Lock()
@@ -68,8 +67,18 @@ def _save() -> None:
         Path(target).write_text(json.dumps(_sums), encoding="utf-8")
 
 
+def _saving_first(exit_now: Any) -> Any:
+    # genbatch ends with os._exit (no interpreter teardown, so no atexit): save just before.
+    @functools.wraps(exit_now)
+    def exit_after_saving(code: int) -> Any:
+        _save()
+        return exit_now(code)
+
+    return exit_after_saving
+
+
 if __name__ == "__main__":
     Ledger.claim_jobs = _timed(Ledger.claim_jobs)  # type: ignore[method-assign]  # timing only
     leases.lock_run = _timed_lock(leases.lock_run)
-    atexit.register(_save)
-    main()
+    launch._exit_now = _saving_first(launch._exit_now)
+    launch.main()
