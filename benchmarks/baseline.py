@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--max-connections", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--poll-interval", type=float, default=0.0, help="sleep before each poll (0: none)"
+    )
     args = parser.parse_args(argv)
     run = anyio.run(
         lambda: run_baseline(
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
             concurrency=args.concurrency,
             out_dir=args.out,
             max_connections=args.max_connections,
+            poll_interval=args.poll_interval,
         )
     )
     print(f"{len(run.noticed)} jobs done")

@@ -223,7 +223,7 @@ def kling_body(index: int) -> dict[str, Any]:
 
 
 def write_manifest(
-    directory: Path, jobs: int, *, name: str = "bench", concurrency: int = 64
+    directory: Path, jobs: int, *, name: str = "bench", concurrency: int | None = 64
 ) -> Path:
     """A manifest of ``jobs`` Kling jobs, one prompt each from a prompt file, output in out/."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -231,7 +231,9 @@ def write_manifest(
     prompts.write_text("".join(prompt_text(i) + "\n" for i in range(jobs)), encoding="utf-8")
     path = directory / f"{name}.yaml"
     path.write_text(
-        f"model: {KLING}\nname: {name}\nconcurrency: {concurrency}\nmax_jobs: {max(jobs, 1)}\n"
+        f"model: {KLING}\nname: {name}\n"
+        + ("" if concurrency is None else f"concurrency: {concurrency}\n")
+        + f"max_jobs: {max(jobs, 1)}\n"
         f"inputs: {{duration: 5, generate_audio: false}}\n"
         f"prompts: {{file: {prompts.name}}}\n"
         f'output: {{dir: out-{name}, name: "{{index:07d}}-{{key}}"}}\n',

@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_engine  # benchmarks/ is put on the path just above
+import bench_capacity  # benchmarks/ is put on the path just above
+import bench_engine
 import bench_exit
 import bench_plan
 import bench_polling
@@ -43,6 +44,7 @@ FIGURES: dict[int, tuple[str, Callable[[bool], list[Row]]]] = {
     9: ("start-up: --version, --help, shell completion (issue 16)", bench_startup.run),
     10: ("sampling a 10^9 space (issue 19)", bench_sample.run),
     11: ("exit in a big ledger: metadata.jsonl appended (issue 16)", bench_exit.run),
+    12: ("the account's capacity is the limit (issue 16, target 4)", bench_capacity.run),
 }
 
 

@@ -1,4 +1,4 @@
-"""Scale-out: throughput of 1, 2 and 4 workers sharing one run through a PostgreSQL ledger.
+"""Scale-out: throughput of 1, 2, 4 and 8 workers sharing one run through a PostgreSQL ledger.
 
     python benchmarks/scale_out.py            # full size (about three minutes)
     python benchmarks/scale_out.py --quick    # tiny sizes: checks that everything runs
@@ -6,9 +6,15 @@
 
 A latency-bound run: every generation takes the same simulated time (no spread), the simulator's
 capacity is far above what the workers ask, each worker is capped at the same ``-c`` and gets
-the same number of jobs (32: eight rounds). The
-run-wide limit (the manifest's ``concurrency``) is first high enough for every worker, then
-lower than what four workers would ask: the simulator's peak of requests in flight shows it holds.
+the same number of jobs (32: eight rounds). The manifest first sets no run-wide limit (its
+``concurrency``), so claims of different workers never wait for each other; then a run-wide
+limit high enough for every worker (each claim then locks the run's row to check it: claims are
+serialized); then one lower than what eight workers would ask: the simulator's peak of requests
+in flight shows it holds, and that the workers fill it.
+
+Each worker is ``genbatch run`` as a whole process, started through ``timed_claims.py`` so that
+it also reports what its claims cost (wall time, lock waits included, and the CPU of the thread
+running them): the claim's cost per job claimed, from one worker to eight.
 
 Throughput is jobs done per minute between the first submit and the last verified file (from the
 ledger), so process start-up (the same for any number of workers) does not count; wall time
@@ -48,10 +54,17 @@ CPU (shared by the workers and the simulator) stays far from busy."""
 PER_WORKER = 4
 """Each worker's own cap (``-c``)."""
 LOW_RUN_LIMIT = 6
-"""The run-wide limit of the last scenario: less than four workers' 16."""
-TARGET_SPEEDUP = 3.5
+"""The run-wide limit of the last scenario: less than eight workers' 32."""
+TARGETS = {4: 3.5, 8: 7.0}
+"""Speed-up over one worker, by number of workers (issue 16, targets 7 and 8)."""
+WORKER_COUNTS = (1, 2, 4, 8)
+CLAIM_FLAT = 1.25
+"""The claim's cost per job stays flat: eight workers' CPU per job claimed at most this many
+times one worker's."""
 JOBS_PER_WORKER = 32
 """Eight rounds of ``-c`` jobs for each worker."""
+LOW_LIMIT_JOBS = 24
+"""Jobs of the low-limit scenario: four rounds of its six slots."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +72,8 @@ class Scenario:
     """What one set of workers did."""
 
     workers: int
-    run_limit: int
+    run_limit: int | None
+    """The manifest's ``concurrency`` (None: not given, no run-wide limit)."""
     jobs: int
     per_minute: float
     """Jobs done per minute, first submit to last verified file."""
@@ -68,10 +82,18 @@ class Scenario:
     peak_active: int
     submissions: int
     duplicates: int
+    claims: int
+    """Claim transactions, every worker together."""
+    claim_ms_per_job: float
+    """Wall milliseconds inside claims per job claimed (lock waits included)."""
+    lock_ms_per_job: float
+    """Of which locking the run's row (where the claims of several workers wait)."""
+    claim_cpu_ms_per_job: float
+    """CPU milliseconds of the claiming thread per job claimed."""
 
 
 def measure(
-    workers: int, *, jobs: int, run_limit: int, generation: float = GENERATION_SECONDS
+    workers: int, *, jobs: int, run_limit: int | None, generation: float = GENERATION_SECONDS
 ) -> Scenario:
     """Run ``jobs`` jobs of ``generation`` seconds each with ``workers`` worker processes and a
     run-wide limit."""
@@ -88,8 +110,12 @@ def measure(
     ):
         manifest = write_manifest(Path(tmp), jobs, name="scale", concurrency=run_limit)
         env = sim.env(ledger_url)  # type: ignore[arg-type]  # a URL is a ledger too
+        claim_files = [Path(tmp) / f"claims-{n}.json" for n in range(workers)]
         started = time.monotonic()
-        processes = [_start_worker(manifest, env, Path(tmp)) for _ in range(workers)]
+        processes = [
+            _start_worker(manifest, env | {"GENBATCH_BENCH_CLAIMS": str(path)}, Path(tmp))
+            for path in claim_files
+        ]
         for process in processes:
             _, stderr = process.communicate(timeout=900)
             if process.returncode != 0:
@@ -97,6 +123,8 @@ def measure(
         wall = time.monotonic() - started
         stats = sim.ask("stats")
         window = _active_window(ledger_url)
+        claims = _claim_sums(claim_files)
+    claimed = max(claims["jobs"], 1)
     return Scenario(
         workers=workers,
         run_limit=run_limit,
@@ -106,15 +134,33 @@ def measure(
         peak_active=int(stats["peak_active"]),
         submissions=int(stats["submissions"]),
         duplicates=int(stats["duplicate_submissions"]),
+        claims=int(claims["claims"]),
+        claim_ms_per_job=claims["wall_seconds"] * 1000 / claimed,
+        lock_ms_per_job=claims["lock_seconds"] * 1000 / claimed,
+        claim_cpu_ms_per_job=claims["cpu_seconds"] * 1000 / claimed,
     )
+
+
+def _claim_sums(paths: list[Path]) -> dict[str, float]:
+    """What the workers' claims cost, added up (``timed_claims.py`` wrote one file each)."""
+    total = {
+        "claims": 0.0,
+        "jobs": 0.0,
+        "wall_seconds": 0.0,
+        "lock_seconds": 0.0,
+        "cpu_seconds": 0.0,
+    }
+    for path in paths:
+        for name, value in json.loads(path.read_text(encoding="utf-8")).items():
+            total[name] += value
+    return total
 
 
 def _start_worker(manifest: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "genbatch",
+            str(Path(__file__).with_name("timed_claims.py")),
             "run",
             str(manifest),
             "-c",
@@ -160,62 +206,42 @@ def _schema() -> Iterator[str]:
 
 
 def scenarios(quick: bool) -> list[Scenario]:
-    """1, 2 and 4 workers under a high run-wide limit, then 4 under a low one.
+    """1, 2, 4 and 8 workers without a run-wide limit, then 8 under a high run-wide limit (one
+    they never reach: it costs only its check), then 8 under a low one.
 
     Each worker gets the same number of jobs (so every run lasts about as long, and the few
     hundred milliseconds between the first and the last worker's start weigh the same).
     """
     per_worker = 4 if quick else JOBS_PER_WORKER
     generation = 0.5 if quick else GENERATION_SECONDS
-    high = PER_WORKER * 4 * 4
-    found = [
-        measure(n, jobs=per_worker * n, run_limit=high, generation=generation) for n in (1, 2, 4)
-    ]
-    found.append(measure(4, jobs=per_worker * 2, run_limit=LOW_RUN_LIMIT, generation=generation))
+    counts = (1, 2) if quick else WORKER_COUNTS
+    found = [measure(n, jobs=per_worker * n, run_limit=None, generation=generation) for n in counts]
+    workers = counts[-1]
+    high = PER_WORKER * WORKER_COUNTS[-1] * 2
+    found.append(measure(workers, jobs=per_worker * workers, run_limit=high, generation=generation))
+    low_jobs = 2 * LOW_RUN_LIMIT if quick else LOW_LIMIT_JOBS
+    found.append(measure(workers, jobs=low_jobs, run_limit=LOW_RUN_LIMIT, generation=generation))
     return found
 
 
 def rows(found: list[Scenario], quick: bool) -> list[Row]:
-    """The figure's rows: each throughput against one worker's, and the low limit's peak."""
-    one = found[0].per_minute
-    result = []
-    for scenario in found[:3]:
-        speedup_target = scenario.workers == 4
-        result.append(
-            Row(
-                figure=FIGURE,
-                label=f"{scenario.workers} worker(s) x -c {PER_WORKER}, run-wide "
-                f"limit {scenario.run_limit}: jobs/min",
-                value=scenario.per_minute,
-                unit="jobs/min",
-                baseline=None if scenario.workers == 1 else one,
-                baseline_label="1 worker",
-                target=f">= {TARGET_SPEEDUP} x one worker" if speedup_target else "",
-                met=(scenario.per_minute >= TARGET_SPEEDUP * one) if speedup_target else None,
-            )
-        )
-    low = found[3]
+    """The figure's rows: each throughput against one worker's, each claim cost against one
+    worker's, the low limit's peak, and the jobs submitted twice."""
+    one, low = found[0], found[-1]
+    result = [_speedup_row(scenario, one) for scenario in found[1:-1]]
+    result += [_claim_row(scenario, one) for scenario in found[:-1]]
     result.append(
         Row(
             figure=FIGURE,
-            label=f"4 workers x -c {PER_WORKER}, run-wide limit {low.run_limit}: "
-            "peak requests in flight",
+            label=f"{low.workers} workers x -c {PER_WORKER}, run-wide limit {low.run_limit}: "
+            f"peak requests in flight ({low.per_minute:.1f} jobs/min)",
             value=low.peak_active,
             unit="requests",
-            target=f"<= {low.run_limit}",
-            met=low.peak_active <= low.run_limit,
+            target=f"= {low.run_limit} (held, and filled)",
+            met=low.peak_active == low.run_limit,
         )
     )
-    result.append(
-        Row(
-            figure=FIGURE,
-            label=f"4 workers, run-wide limit {low.run_limit}: jobs/min",
-            value=low.per_minute,
-            unit="jobs/min",
-            baseline=one,
-            baseline_label="1 worker",
-        )
-    )
+    result.append(_claim_row(low, one))
     duplicates = sum(s.duplicates for s in found)
     result.append(
         Row(
@@ -228,6 +254,49 @@ def rows(found: list[Scenario], quick: bool) -> list[Row]:
         )
     )
     return result
+
+
+def _limit(scenario: Scenario) -> str:
+    return (
+        "no run-wide limit"
+        if scenario.run_limit is None
+        else f"run-wide limit {scenario.run_limit}"
+    )
+
+
+def _speedup_row(scenario: Scenario, one: Scenario) -> Row:
+    target = TARGETS.get(scenario.workers) if scenario.run_limit is None else None
+    return Row(
+        figure=FIGURE,
+        label=f"{scenario.workers} workers x -c {PER_WORKER}, {_limit(scenario)}: jobs/min "
+        f"(1 worker {one.per_minute:.1f})",
+        value=scenario.per_minute,
+        unit="jobs/min",
+        baseline=one.per_minute,
+        baseline_label="1 worker",
+        target=f">= {target} x one worker" if target else "",
+        met=None if target is None else scenario.per_minute >= target * one.per_minute,
+    )
+
+
+def _claim_row(scenario: Scenario, one: Scenario) -> Row:
+    judged = scenario is not one and scenario.run_limit is None
+    judged = judged and scenario.workers == WORKER_COUNTS[-1]
+    return Row(
+        figure=FIGURE,
+        label=f"{scenario.workers} worker(s), {_limit(scenario)}: claim CPU ms "
+        f"per job ({scenario.claims} claims; wall {scenario.claim_ms_per_job:.1f} ms per job, "
+        f"{scenario.lock_ms_per_job:.1f} of it locking the run; 1 worker: wall "
+        f"{one.claim_ms_per_job:.1f}, locking {one.lock_ms_per_job:.1f})",
+        value=scenario.claim_cpu_ms_per_job,
+        unit="ms",
+        baseline=None if scenario is one else one.claim_cpu_ms_per_job,
+        baseline_label="1 worker",
+        target=f"<= {CLAIM_FLAT} x one worker's" if judged else "",
+        met=(scenario.claim_cpu_ms_per_job <= CLAIM_FLAT * one.claim_cpu_ms_per_job)
+        if judged
+        else None,
+    )
 
 
 def run(quick: bool) -> list[Row]:
@@ -244,13 +313,15 @@ def main() -> None:
     found = scenarios(args.quick)
     print(
         f"{'workers':>7} {'run limit':>9} {'jobs':>5} {'jobs/min':>9} {'speed-up':>8} "
-        f"{'wall s':>7} {'peak':>5} {'subs':>5} {'dups':>4}"
+        f"{'wall s':>7} {'peak':>5} {'subs':>5} {'dups':>4} {'claims':>6} {'claim ms/job':>12} "
+        f"{'lock ms/job':>11} {'CPU ms/job':>10}"
     )
     for s in found:
         print(
-            f"{s.workers:>7} {s.run_limit:>9} {s.jobs:>5} {s.per_minute:>9.1f} "
+            f"{s.workers:>7} {s.run_limit or '-':>9} {s.jobs:>5} {s.per_minute:>9.1f} "
             f"{s.per_minute / found[0].per_minute:>8.2f} {s.wall:>7.1f} {s.peak_active:>5} "
-            f"{s.submissions:>5} {s.duplicates:>4}"
+            f"{s.submissions:>5} {s.duplicates:>4} {s.claims:>6} {s.claim_ms_per_job:>12.2f} "
+            f"{s.lock_ms_per_job:>11.2f} {s.claim_cpu_ms_per_job:>10.2f}"
         )
     for row in rows(found, args.quick):
         if row.met is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from genbatch.events import Event, JobEvent, RunGauge, RunProgress, RunStarted
-from genbatch.progress import ProgressTracker, format_eta
+from genbatch.progress import RECENT_JOBS, ProgressTracker, format_eta
 from genbatch.simulator import Simulator, SimulatorConfig
 from genbatch.states import JobState
 
@@ -97,6 +97,19 @@ def test_the_eta_is_the_jobs_left_times_the_typical_job_over_the_jobs_run_at_onc
 
     # 7 jobs left, a job takes 80 s (the median), 2 at once.
     assert track.progress().eta_seconds == 7 * 80.0 / 2
+
+
+def test_the_typical_job_is_the_median_of_the_latest_jobs_only() -> None:
+    # A long run holds a bounded number of durations, and its ETA follows its current speed.
+    clock = Clock()
+    track = ProgressTracker(lambda _: None, {JobState.PENDING: 3 * RECENT_JOBS}, clock=clock)
+    track(gauge(in_flight=0, limit=1))
+    for index in range(RECENT_JOBS):
+        submit_and_finish(track, clock, str(index), 100.0)
+    for index in range(RECENT_JOBS):
+        submit_and_finish(track, clock, str(RECENT_JOBS + index), 10.0)
+
+    assert track.progress().eta_seconds == RECENT_JOBS * 10.0
 
 
 def test_jobs_reattached_after_a_resume_do_not_count_in_the_eta() -> None:

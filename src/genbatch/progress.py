@@ -5,19 +5,19 @@ passes every event on, keeps the per-state counts current, and hands the sink a 
 every ``PROGRESS_EVERY`` seconds and each time another tenth of the jobs has settled.
 
 The ETA is the jobs left times the typical time of one job, divided by the jobs run at once.
-The typical time is the median of the jobs this process submitted and saw settle (from their
-submit to their end): jobs re-attached after a resume are left out, since they were seen for
-only part of their life. Before one such job has settled, it is the median generation time of
-the run's models that the ledger recorded in earlier runs (``expected_seconds``); without that
-either, the ETA is unknown, shown ``--:--``, rather than a guess from a rate that has not
-started yet.
+The typical time is the median of the last ``RECENT_JOBS`` jobs this process submitted and saw
+settle (from their submit to their end): jobs re-attached after a resume are left out, since
+they were seen for only part of their life. Before one such job has settled, it is the median
+generation time of the run's models that the ledger recorded in earlier runs
+(``expected_seconds``); without that either, the ETA is unknown, shown ``--:--``, rather than a
+guess from a rate that has not started yet.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 
 from genbatch.events import Event, EventSink, JobEvent, RunGauge, RunProgress, RunStarted
@@ -25,6 +25,10 @@ from genbatch.states import SETTLED_STATES, JobState
 
 PROGRESS_EVERY = 30.0
 """Seconds between two progress reports (one is also made at each tenth of the jobs)."""
+
+RECENT_JOBS = 1000
+"""Jobs whose durations make the typical time: the latest ones (a run's speed drifts), and a
+bounded number, so that a run of a million jobs holds no more than one of a thousand."""
 
 IN_FLIGHT_STATES = frozenset(
     {JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING, JobState.FETCHING}
@@ -36,7 +40,7 @@ class JobTimes:
 
     def __init__(self, expected_seconds: float | None = None) -> None:
         self._submitted: dict[str, float] = {}
-        self._durations: list[float] = []
+        self._durations: deque[float] = deque(maxlen=RECENT_JOBS)
         self._expected = expected_seconds
 
     def observe(self, event: JobEvent, now: float) -> None:
@@ -49,8 +53,8 @@ class JobTimes:
                 self._durations.append(now - started)
 
     def typical(self) -> float | None:
-        """The median duration of the jobs seen from start to end; before the first, the
-        expected duration (None when there is none)."""
+        """The median duration of the latest jobs seen from start to end; before the first,
+        the expected duration (None when there is none)."""
         return statistics.median(self._durations) if self._durations else self._expected
 
 

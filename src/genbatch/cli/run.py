@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from genbatch.capacity import concurrency_for_capacity
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_OPTION, interrupt_on_sigterm, one_line_errors
-from genbatch.errors import AuthError, BudgetReached
+from genbatch.errors import AuthError, BudgetReached, UsageError
 from genbatch.events import EventSink, RunFinished, RunStarted
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
 from genbatch.polling import PollPolicy
@@ -58,6 +59,15 @@ CONCURRENCY = typer.Option(
     help="Requests in flight at once from this process [default: the "
     "manifest's, else 4]; the manifest's concurrency caps the whole run, "
     "all workers together",
+)
+CAPACITY = typer.Option(
+    None,
+    "--capacity",
+    min=1,
+    metavar="C",
+    help="Your account runs C generations at once: keep C requests running and a few more "
+    "waiting in its queue (concurrency C + max(2, C/2 rounded up)), so that no slot idles while "
+    "genbatch notices a finished job. Instead of --concurrency.",
 )
 LEASE_SECONDS = typer.Option(
     DEFAULT_LEASE_SECONDS,
@@ -127,6 +137,8 @@ class RunRequest:
     manifest: Path
     ledger: str | None = None
     concurrency: int | None = None
+    capacity: int | None = None
+    """The account's capacity (``--capacity``): sets the concurrency, with a queue margin."""
     api_base: str | None = None
     simulate: bool = False
     resubmit_unknown: bool = False
@@ -147,6 +159,7 @@ def run(
     manifest: Path = MANIFEST,
     ledger: str | None = LEDGER_OPTION,
     concurrency: int | None = CONCURRENCY,
+    capacity: int | None = CAPACITY,
     api_base: str | None = API_BASE,
     simulate: bool = SIMULATE,
     resubmit_unknown: bool = RESUBMIT_UNKNOWN,
@@ -165,6 +178,7 @@ def run(
             manifest=manifest,
             ledger=ledger,
             concurrency=concurrency,
+            capacity=capacity,
             api_base=api_base,
             simulate=simulate,
             resubmit_unknown=resubmit_unknown,
@@ -186,6 +200,7 @@ def resume(
     manifest: Path = MANIFEST,
     ledger: str | None = LEDGER_OPTION,
     concurrency: int | None = CONCURRENCY,
+    capacity: int | None = CAPACITY,
     api_base: str | None = API_BASE,
     simulate: bool = SIMULATE,
     resubmit_unknown: bool = RESUBMIT_UNKNOWN,
@@ -202,6 +217,7 @@ def resume(
             manifest=manifest,
             ledger=ledger,
             concurrency=concurrency,
+            capacity=capacity,
             api_base=api_base,
             simulate=simulate,
             resubmit_unknown=resubmit_unknown,
@@ -228,6 +244,7 @@ def retry(
     expired: bool = typer.Option(False, "--expired", help="Retry expired jobs."),
     cancelled: bool = typer.Option(False, "--cancelled", help="Retry cancelled jobs."),
     concurrency: int | None = CONCURRENCY,
+    capacity: int | None = CAPACITY,
     api_base: str | None = API_BASE,
     simulate: bool = SIMULATE,
     poll_interval: float = POLL_INTERVAL,
@@ -253,6 +270,7 @@ def retry(
             manifest=manifest,
             ledger=ledger,
             concurrency=concurrency,
+            capacity=capacity,
             api_base=api_base,
             simulate=simulate,
             poll_interval=poll_interval,
@@ -271,6 +289,7 @@ def execute_request(request: RunRequest) -> None:
     from genbatch.cli.export import refresh_metadata
     from genbatch.runner import RunOptions
 
+    concurrency = _concurrency(request)
     # Every job is validated as it is synced (one walk of the jobs, not two). The schemas of
     # the API's catalog are read here (cached in the ledger, else fetched); a rehearsal reads
     # only the cache: the bundled simulator's catalog is the bundled snapshot.
@@ -304,7 +323,7 @@ def execute_request(request: RunRequest) -> None:
         api_base=request.api_base,
         simulate=request.simulate,
         allow_insecure=request.allow_insecure,
-        concurrency=request.concurrency,
+        concurrency=concurrency,
         options=options,
     ) as session:
         prepared, store = session.prepared, session.prepared.ledger
@@ -404,6 +423,18 @@ def _run_started(prepared: batch.Prepared, session: batch.Session, simulate: boo
         ledger=prepared.ledger.location.display,
         api="the bundled simulator" if simulate else session.connection.api_base,
     )
+
+
+def _concurrency(request: RunRequest) -> int | None:
+    """This process's concurrency: ``--concurrency``, or ``--capacity`` and its queue margin."""
+    if request.capacity is None:
+        return request.concurrency
+    if request.concurrency is not None:
+        raise UsageError(
+            "give --capacity or --concurrency, not both: --capacity "
+            f"{request.capacity} means --concurrency {concurrency_for_capacity(request.capacity)}"
+        )
+    return concurrency_for_capacity(request.capacity)
 
 
 def _print_plan_line(started: RunStarted, prepared: batch.Prepared, request: RunRequest) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,16 +262,17 @@ def _compile_block(
     checker = _StaticChecker(model_id, model, model_source, prompt_field)
     checker.check(fixed, axes, has_prompts=prompt_entries is not None, row_inputs=row_inputs)
     checker.check_prompts(prompts, prompt_entries or ())
+    source = _block_source(compiler, model_source)
     plan = BlockPlan(
         name=name,
         model_id=model_id,
         model=model,
         schema=schema,
         prompt_field=prompt_field,
-        source=_block_source(compiler, model_source),
+        source=source,
         fixed=fixed,
         prompts=tuple(prompts) if prompt_entries is not None else None,
-        prompt_sources=tuple(e.source for e in prompt_entries or ()),
+        prompt_sources=_kept_sources(prompt_entries or (), source),
         prompt_inputs=row_inputs,
         prompt_rows=tuple(tuple(v for _, v in e.inputs) for e in prompt_entries or ())
         if row_inputs
@@ -453,6 +454,13 @@ def _prompt_field(compiler: _BlockCompiler, model: ModelSchema | None, model_id:
             field="prompt_field",
         )
     return name
+
+
+def _kept_sources(entries: Sequence[PromptEntry], block: Source) -> tuple[Source, ...]:
+    """Each prompt's source as the jobs need it: a prompt written in the manifest keeps its
+    line; one from a prompt file is placed at the block's line (its own line served the checks
+    above), so that a run of 200,000 prompts does not hold 200,000 sources all along."""
+    return tuple(e.source if e.source.file == block.file else block for e in entries)
 
 
 def _prompt_entries(
