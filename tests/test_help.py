@@ -83,3 +83,37 @@ def test_bash_completion_completes_command_names() -> None:
 
     assert done.stdout.split() == ["gallery"]
     assert "--install-completion" in genbatch("--help").stdout
+
+
+HEAVY_MODULES = (
+    "sqlalchemy",
+    "sqlmodel",
+    "httpx",
+    "anyio",
+    "rich",
+    "jsonschema",
+    "yaml",
+    "pyarrow",
+    "starlette",
+    "genbatch.manifest",
+    "genbatch.ledger",
+)
+"""What the commands load when they run, never while the command line is read: each start
+(every TAB of shell completion) would pay for them (issue 16: --version in 0.12 s, not 0.6)."""
+
+
+@pytest.mark.parametrize("args", [["--version"], ["run", "--help"], ["export", "--help"]])
+def test_reading_the_command_line_loads_none_of_the_heavy_machinery(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "genbatch", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert (
+        sorted(m for m in imported if m.split(".")[0] in HEAVY_MODULES or m in HEAVY_MODULES) == []
+    )

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from genbatch.errors import UsageError
-from genbatch.manifest.settings import parse_size
 
 PARQUET, WEBDATASET, HF = "parquet", "webdataset", "hf"
 DATASET_FORMATS = (PARQUET, WEBDATASET, HF)
@@ -73,6 +72,8 @@ def write_dataset(request: DatasetRequest, rows: Rows, manifests: dict[str, str]
 
 def _size(text: str) -> int:
     try:
+        from genbatch.manifest.settings import parse_size  # the manifest loader: on use
+
         return parse_size(text)
     except ValueError as exc:
         raise UsageError(f"--shard-size: {exc}") from None
