@@ -100,3 +100,27 @@ def test_a_bad_manifest_leaves_the_ledger_as_it_was(tmp_path: Path, ledger: Ledg
         sync(path, ledger)
 
     assert ledger.find_run("sweep") is None
+
+
+def test_the_first_resume_after_a_run_that_fetched_the_catalog_is_not_synced_again(
+    tmp_path: Path,
+) -> None:
+    from genbatch.simulator import Simulator
+
+    manifest = write(
+        tmp_path / "m.yaml", f"model: {KLING}\nprompts: [a, b]\noutput: {{dir: out}}\n"
+    )
+    ledger = str(tmp_path / "ledger.db")
+    with Simulator(time_scale=0.001) as sim:
+        connection = batch.Connection(api_base=sim.base_url, token=sim.token)
+        unchanged = []
+        for _ in range(2):  # fetched from the API, then read from the ledger's cache
+            loaded = batch.load_with_catalog(manifest, ledger=ledger, connection=connection)
+            store = Ledger.open(resolve_location(ledger))
+            try:
+                report = batch.prepare(loaded.manifest, store).sync
+            finally:
+                store.close()
+            unchanged.append(report.unchanged)
+
+    assert unchanged == [False, True]

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from genbatch.catalog.price import Price, estimate_cost
 from genbatch.catalog.validation import InputProblem, problems_of, validator_for
+from genbatch.jobs import canonical_json
 
 __all__ = ["ModelSchema", "OutputShape", "SchemaSource"]
 
@@ -70,10 +71,12 @@ class ModelSchema:
     categories: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        # Part of a manifest's digest: a different schema or price is a different manifest.
+        # Part of a manifest's digest: a different schema or price is a different manifest. The
+        # schema as canonical JSON: the catalog's answer and the ledger's cached copy of it (keys
+        # sorted) are one schema, or the first resume after a run would expand it all again.
         return (
-            f"ModelSchema({self.model_id!r}, {self.source.value}, {dict(self.input_schema)!r}, "
-            f"{self.price!r}, complete={self.complete})"
+            f"ModelSchema({self.model_id!r}, {self.source.value}, "
+            f"{canonical_json(dict(self.input_schema))}, {self.price!r}, complete={self.complete})"
         )
 
     @cached_property
