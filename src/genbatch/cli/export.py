@@ -18,19 +18,11 @@ from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_erro
 from genbatch.cli.export_dataset import dataset_request, write_dataset
 from genbatch.cli.selection import reading_ledger, runs_for
 from genbatch.errors import GenbatchError, UsageError
-from genbatch.export import (
-    ExportFilter,
-    TextSink,
-    ledger_export_rows,
-    write_csv,
-    write_jsonl,
-    write_metadata,
-    write_run_metadata,
-)
 from genbatch.ratings import STARS
 from genbatch.states import JobState
 
 if TYPE_CHECKING:
+    from genbatch.export import ExportFilter, TextSink
     from genbatch.ledger import Ledger
 
 
@@ -127,6 +119,8 @@ def export(
         embed=embed,
         shard_size=shard_size,
     )
+    from genbatch.export import ledger_export_rows, write_metadata  # on use: start-up
+
     with reading_ledger(ledger, manifest) as store:
         run_ids = None if manifest is None else [run.id for run in runs_for(store, manifest)]
         write_metadata(store, store.output_dirs(run_ids), whole=True)
@@ -156,12 +150,16 @@ def _filter(
     chosen = frozenset(JobState) if all_states else frozenset(states or [JobState.DONE])
     if (kept or min_stars is not None) and JobState.DONE not in chosen:
         raise UsageError("--kept and --min-stars keep rated files, which only done jobs have")
+    from genbatch.export import ExportFilter
+
     return ExportFilter(states=chosen, kept=kept, min_stars=min_stars)
 
 
 def _write(
     output_format: ExportFormat, rows: Callable[[], Iterator[dict[str, Any]]], out: TextSink
 ) -> int:
+    from genbatch.export import write_csv, write_jsonl
+
     # Rows stream from the ledger to the output: an export of a million files fits in memory.
     if output_format == ExportFormat.CSV:
         return write_csv(rows, out)
@@ -171,6 +169,8 @@ def _write(
 def refresh_metadata(store: Ledger, run_id: int) -> None:
     """After a run: rewrite metadata.jsonl beside its files; a failure only warns (the run's
     own outcome is what the exit code reports)."""
+    from genbatch.export import write_run_metadata
+
     try:
         write_run_metadata(store, run_id)
     except GenbatchError as exc:

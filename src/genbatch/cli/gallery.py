@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.selection import one_run, reading_ledger
-from genbatch.gallery import write_gallery
-from genbatch.gallery_layout import Section
+
+if TYPE_CHECKING:
+    from genbatch.gallery_layout import Section
 
 EPILOG = """Examples:
 
@@ -59,6 +61,8 @@ def gallery(
     """Write an HTML page showing the run's outputs as a grid along the sweep's axes."""
     with reading_ledger(ledger, manifest) as store:
         run = one_run(store, manifest)
+        from genbatch.gallery import write_gallery  # the page's machinery: only when run
+
         report = write_gallery(store, run, output=output, rows=rows, cols=cols)
     print(
         f"genbatch: gallery of '{run.name}': {report.items} job(s) in {report.cells} "
