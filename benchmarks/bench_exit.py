@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from common import Row, SimProcess, run_worker, worker_main, write_manifest
+from done_ledger import mark_done, synced
 from sqlalchemy import text
-
-from genbatch import batch
-from genbatch.ledger import Ledger, resolve_location
 
 DONE_JOBS = 1_000_000
 DONE_JOBS_QUICK = 200
@@ -33,9 +31,6 @@ EXIT_TARGET_SECONDS = 2.0
 # Every job but the last is done, as a real run leaves it: attempt, output row, file on disk.
 _MARK_DONE = """UPDATE jobs SET state = 'done', attempts = 1, request_id = 'req-' || id,
     finished_at = updated_at, done_seq = id WHERE run_id = :run AND ordinal < :done"""
-_ADD_ATTEMPTS = """INSERT INTO attempts (job_id, number, request_id, outcome, remote_status,
-    intent_at, accepted_at, finished_at) SELECT id, 1, request_id, 'succeeded', 'succeeded',
-    created_at, created_at, created_at FROM jobs WHERE run_id = :run AND state = 'done'"""
 _ADD_OUTPUTS = """INSERT INTO outputs (job_id, attempt_id, position, url, path, size, sha256,
     downloaded_at) SELECT a.job_id, a.id, 0, 'http://127.0.0.1/files/' || a.request_id,
     j.output_dir || '/' || j.file_stem || '.mp4', 16, 'ab', a.finished_at
@@ -46,16 +41,9 @@ _PATHS = "SELECT path FROM outputs"
 def build_worker(params: dict[str, Any]) -> dict[str, Any]:
     """Sync the manifest into a new ledger, mark all but its last job done and put their files
     on disk: the ledger earlier runs against the same simulator (same prices) left."""
-    connection = batch.Connection(api_base=params["api_base"], token=params["token"])
-    loaded = batch.load_with_catalog(
-        params["manifest"], ledger=params["ledger"], connection=connection
-    )
-    ledger = Ledger.open(resolve_location(params["ledger"]))
-    run = batch.prepare(loaded.manifest, ledger).run
-    with ledger.engine.begin() as conn:
-        conn.execute(text(_MARK_DONE), {"run": run.id, "done": params["done"]})
-        conn.execute(text(_ADD_ATTEMPTS), {"run": run.id})
-        conn.execute(text(_ADD_OUTPUTS))
+    ledger, run_id = synced(params)
+    mark_done(ledger, run_id, _MARK_DONE, {"done": params["done"]}, _ADD_OUTPUTS)
+    with ledger.engine.connect() as conn:
         paths = conn.execute(text(_PATHS)).scalars().all()
     ledger.close()
     Path(paths[0]).parent.mkdir(parents=True, exist_ok=True)

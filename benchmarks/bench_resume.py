@@ -32,10 +32,7 @@ from common import (
     worker_main,
     write_manifest,
 )
-from sqlalchemy import text
-
-from genbatch import batch
-from genbatch.ledger import Ledger, resolve_location
+from done_ledger import mark_done, synced
 
 RESUME = {"jobs": 100_000, "done_share": 0.99}
 RESUME_QUICK = {"jobs": 2_000, "done_share": 0.99}
@@ -51,9 +48,6 @@ CONCURRENCY = 64
 # What a finished job leaves in the ledger: its attempt and its output file.
 _MARK_DONE = """UPDATE jobs SET state = 'done', attempts = 1, request_id = 'req-' || id,
     finished_at = updated_at WHERE run_id = :run AND ordinal % :every != 0"""
-_ADD_ATTEMPTS = """INSERT INTO attempts (job_id, number, request_id, outcome, remote_status,
-    intent_at, accepted_at, finished_at) SELECT id, 1, request_id, 'succeeded', 'succeeded',
-    created_at, created_at, created_at FROM jobs WHERE run_id = :run AND state = 'done'"""
 _ADD_OUTPUTS = """INSERT INTO outputs (job_id, attempt_id, position, url, path, size, sha256,
     downloaded_at) SELECT a.job_id, a.id, 0, 'http://127.0.0.1/files/' || a.request_id,
     '/nonexistent/' || a.request_id || '.mp4', 2000, 'ab', a.finished_at FROM attempts a"""
@@ -62,19 +56,9 @@ _ADD_OUTPUTS = """INSERT INTO outputs (job_id, attempt_id, position, url, path, 
 def build_worker(params: dict[str, Any]) -> dict[str, Any]:
     """Sync the manifest into a new ledger and mark all but one job in ``every`` done: the
     ledger an earlier ``genbatch run`` against the same simulator (same prices) left."""
-    # Loaded as `genbatch run` loads it (no --max-jobs, the catalog read from the simulator):
-    # the options and the schemas are part of the fingerprint.
-    connection = batch.Connection(api_base=params["api_base"], token=params["token"])
-    loaded = batch.load_with_catalog(
-        params["manifest"], ledger=params["ledger"], connection=connection
-    )
-    ledger = Ledger.open(resolve_location(params["ledger"]))
-    run = batch.prepare(loaded.manifest, ledger).run
-    with ledger.engine.begin() as conn:
-        conn.execute(text(_MARK_DONE), {"run": run.id, "every": params["every"]})
-        conn.execute(text(_ADD_ATTEMPTS), {"run": run.id})
-        conn.execute(text(_ADD_OUTPUTS))
-    counts = ledger.counts(run.id)
+    ledger, run_id = synced(params)
+    mark_done(ledger, run_id, _MARK_DONE, {"every": params["every"]}, _ADD_OUTPUTS)
+    counts = ledger.counts(run_id)
     ledger.close()
     return {"states": {state.value: n for state, n in counts.items() if n}}
 
