@@ -460,7 +460,7 @@ def _kept_sources(entries: Sequence[PromptEntry], block: Source) -> tuple[Source
     """Each prompt's source as the jobs need it: a prompt written in the manifest keeps its
     line; one from a prompt file is placed at the block's line (its own line served the checks
     above), so that a run of 200,000 prompts does not hold 200,000 sources all along."""
-    return tuple(e.source if e.source.file == block.file else block for e in entries)
+    return tuple(e.source if e.file == block.file else block for e in entries)
 
 
 def _prompt_entries(

@@ -57,14 +57,22 @@ class PromptEntry:
     file sets (``prompts: {file: ..., inputs: [img_url]}``), in the order they were named."""
 
     text: str
-    source: Source
+    file: str
+    line: int | None
     inputs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def source(self) -> Source:
+        """Where the prompt was written. Made on demand: a prompt file of 200,000 lines would
+        otherwise hold 200,000 ``Source`` objects (11 MB) while the manifest loads."""
+        return Source(self.file, self.line)
 
 
 def inline_prompts(texts: Sequence[str], sources: Sequence[Source]) -> list[PromptEntry]:
     """Prompts written in the manifest, each with the line of its list item."""
     return [
-        PromptEntry(text=text, source=source) for text, source in zip(texts, sources, strict=True)
+        PromptEntry(text=text, file=source.file, line=source.line)
+        for text, source in zip(texts, sources, strict=True)
     ]
 
 
@@ -95,8 +103,7 @@ def read_prompt_file(
     refused = outside_of(path, base_dir, allowed=allow_outside)
     if refused is not None:
         raise where.error(f"prompt file '{spec.file}' {refused}", field="prompts.file")
-    raw = _read(path, spec.file, where)
-    text = decode_text(raw, display)
+    text = decode_text(_read(path, spec.file, where), display)  # the bytes freed at once
     columns = _input_columns(spec)
     if kind == "text":
         entries = list(_text_prompts(text, display))
@@ -148,7 +155,7 @@ def _text_prompts(text: str, display: str) -> Iterator[PromptEntry]:
     for number, line in enumerate(text.splitlines(), start=1):
         prompt = line.strip()
         if prompt and not prompt.startswith("#"):
-            yield PromptEntry(text=prompt, source=Source(display, number))
+            yield PromptEntry(text=prompt, file=display, line=number)
 
 
 def _jsonl_prompts(
@@ -257,4 +264,4 @@ def _entry(
         raise ManifestError(
             f"must be text, not {json.dumps(value)}", file=display, line=number, field=field
         )
-    yield PromptEntry(text=value.strip(), source=Source(display, number), inputs=inputs)
+    yield PromptEntry(text=value.strip(), file=display, line=number, inputs=inputs)
