@@ -119,7 +119,9 @@ class Manifest:
         Beyond what ``jobs()`` checks, refuses two identical jobs (same model, inputs and
         repeat index, hence the same key) and two jobs writing the same file, at the second one.
         """
-        keys: set[str] = set()
+        # Keys as the numbers their hex digits spell: a 200,000-job manifest's set is 6 MB
+        # smaller than of the strings (the keys are hexadecimal digests, see ``job_key``).
+        keys: set[int] = set()
         stems: dict[str, set[str]] = {}
         for block in self._blocks:
             # A name holding {key} and only fields that cannot collide is unique already.
@@ -127,9 +129,10 @@ class Manifest:
             plain_stems = "key" in fields and PLAIN_FIELDS.issuperset(fields)
             folder = stems.setdefault(block.output_dir, set())
             for job in expand_block(block):
-                if job.key in keys:
+                number = int(job.key, 16)
+                if number in keys:
                     raise self._duplicate(job, block, _same_key(job))
-                keys.add(job.key)
+                keys.add(number)
                 if not plain_stems:
                     stem = job.file_stem.casefold()
                     if stem in folder:
