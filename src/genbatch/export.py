@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -192,7 +192,7 @@ def _appendable(ledger: Ledger, directory: str, mark: MetadataMark, now: Waterma
     except OSError:
         return False
     return (
-        _mark(found, now) == replace(mark, through=now.through, generation=now.generation)
+        (found.st_size, found.st_mtime_ns, found.st_ino) == (mark.size, mark.mtime_ns, mark.inode)
         and mark.generation == now.generation
         and mark.through <= now.through
         and not ledger.renames_done_files(directory, (mark.through, now.through))
