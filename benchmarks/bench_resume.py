@@ -3,7 +3,8 @@
 Figure 4: a ledger of 100,000 jobs of which 99% are done (with their attempts and output rows,
 as a real run leaves them); the time from starting ``genbatch run`` to the first new submission
 answered (the first ``queued`` event of ``--json``). Baseline: the same 1,000 remaining jobs as a
-fresh manifest on an empty ledger.
+fresh manifest on an empty ledger. Also ``genbatch status`` of that ledger, whole (every run)
+and of its 100,000-prompt manifest's run, against ``genbatch --version``.
 
 Figure 5: the peak memory of whole ``genbatch run`` processes of 2,000, 20,000 and 200,000 jobs
 (zero generation time, small files): 20,000 against 2,000 (the figure before issue 16) and
@@ -121,20 +122,26 @@ def _resume_rows(sizes: dict[str, Any], work: Path) -> list[Row]:
         )
         ledger = str(work / "resume.db")
         status = median_wall(["-m", "genbatch", "status", "--ledger", ledger], STATUS_RUNS)
+        of_manifest = median_wall(
+            ["-m", "genbatch", "status", str(big), "--ledger", ledger], STATUS_RUNS
+        )
         floor = median_wall(["-m", "genbatch", "--version"], STATUS_RUNS)
         fresh = _first_submission(small, sim, work / "fresh.db")
         resumed = _first_submission(big, sim, work / "resume.db")
     done = built["states"].get("done", 0)
     return [
-        Row(
-            figure=4,
-            label=f"genbatch status of a ledger of {jobs:,} jobs (median of {STATUS_RUNS})",
-            value=status,
-            unit="s",
-            baseline=floor,
-            baseline_label="genbatch --version",
-            target=f"< {STATUS_TARGET_SECONDS:g} s",
-            met=status < STATUS_TARGET_SECONDS,
+        *(
+            Row(
+                figure=4,
+                label=f"genbatch status{what}, {jobs:,}-job ledger (median of {STATUS_RUNS})",
+                value=seconds,
+                unit="s",
+                baseline=floor,
+                baseline_label="genbatch --version",
+                target=f"< {STATUS_TARGET_SECONDS:g} s",
+                met=seconds < STATUS_TARGET_SECONDS,
+            )
+            for what, seconds in (("", status), (" MANIFEST", of_manifest))
         ),
         Row(
             figure=4,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -49,3 +50,31 @@ def test_workers_long_gone_are_listed_only_with_all(tmp_path: Path) -> None:
     assert "workers" not in default.stdout
     assert "1 worker(s) not seen for over 10 minutes not shown (--all lists them)" in default.stdout
     assert "workers" in everything.stdout and "stopped" in everything.stdout
+
+
+def test_status_of_a_manifest_finds_its_run_by_name_without_compiling_its_jobs(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "prompts.txt").write_text("a fox\na heron\n", encoding="utf-8")
+    manifest = tmp_path / "night.yaml"
+    manifest.write_text(
+        "model: kling/kling-2-6/pro/text-to-video\nname: foxes\n"
+        "prompts: {file: prompts.txt}\noutput: {dir: out}\n",
+        encoding="utf-8",
+    )
+    with Simulator(SimulatorConfig(time_scale=0.0005, seed=63)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        assert genbatch(run_args(manifest), env=env, cwd=tmp_path).returncode == 0
+    # Its jobs can no longer be compiled (their prompt file is gone): its run is still found.
+    (tmp_path / "prompts.txt").unlink()
+
+    shown = genbatch(["status", str(manifest), "--json"], env=env, cwd=tmp_path)
+    manifest.write_text("model: kling/kling-2-6/pro/text-to-video\nnmae: foxes\n", "utf-8")
+    misspelt = genbatch(["status", str(manifest)], env=env, cwd=tmp_path)
+
+    assert shown.returncode == 0, shown.stderr
+    assert [(run["run"], run["counts"]["done"]) for run in json.loads(shown.stdout)["runs"]] == [
+        ("foxes", 2)
+    ]
+    assert misspelt.returncode == 2  # the top level is still checked: a one-line usage error
+    assert "night.yaml" in misspelt.stderr and "nmae" in misspelt.stderr

@@ -22,18 +22,19 @@ def reading_ledger(given: str | None, manifest: Path | None) -> Iterator[Ledger]
     from genbatch.ledger import open_ledger_for
 
     if manifest is not None and not manifest.is_file():
-        from genbatch.manifest import load_manifest
+        from genbatch.manifest.top_level import run_name_of
 
-        load_manifest(manifest)  # raises the manifest's own one-line error
+        run_name_of(manifest)  # raises the manifest's own one-line error
     with open_ledger_for(given, manifest=manifest) as store:
         yield store
 
 
 def run_of_manifest(store: Ledger, manifest: Path) -> RunInfo:
-    """The run of ``manifest``; a usage error when the ledger has none yet."""
-    from genbatch.manifest import load_manifest
+    """The run of ``manifest``; a usage error when the ledger has none yet. Only the
+    manifest's top level is read: its jobs are the ledger's to tell."""
+    from genbatch.manifest.top_level import run_name_of
 
-    name = load_manifest(manifest).name
+    name = run_name_of(manifest)
     run = store.find_run(name)
     if run is None:
         raise UsageError(f"the ledger has no run '{name}' yet: `genbatch run {manifest}` starts it")

@@ -10,12 +10,11 @@ import typer
 
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
-from genbatch.cli.selection import reading_ledger
-from genbatch.errors import UsageError
+from genbatch.cli.selection import reading_ledger, runs_for
 from genbatch.states import JobState
 
 if TYPE_CHECKING:
-    from genbatch.ledger import Ledger, RunInfo, WorkerInfo
+    from genbatch.ledger import RunInfo, WorkerInfo
     from genbatch.ratings import RatingCounts
 
 
@@ -35,7 +34,7 @@ def status(
     from rich.console import Console
 
     with reading_ledger(ledger, manifest) as store:
-        runs = _runs(store, manifest)
+        runs = runs_for(store, manifest)
         per_run = [(run, store.counts(run.id)) for run in runs]
         reused = {run.id: store.reused(run.id) for run in runs}
         rated = {run.id: store.rating_counts(run.id) for run in runs} if store.rated() else {}
@@ -60,18 +59,6 @@ def status(
     if len(shown) < len(workers):
         hidden = len(workers) - len(shown)
         print(f"{hidden} worker(s) not seen for over 10 minutes not shown (--all lists them)")
-
-
-def _runs(store: Ledger, manifest: Path | None) -> list[RunInfo]:
-    if manifest is None:
-        return store.runs()
-    from genbatch.manifest import load_manifest
-
-    name = load_manifest(manifest).name
-    run = store.find_run(name)
-    if run is None:
-        raise UsageError(f"the ledger has no run '{name}' yet: `genbatch run {manifest}` starts it")
-    return [run]
 
 
 def _review_line(counts: RatingCounts) -> str:

@@ -14,16 +14,11 @@ from genbatch.errors import ManifestError
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
 from genbatch.manifest.expand import EXPANSION_VERSION, PLAIN_FIELDS, expand_block
-from genbatch.manifest.reading import FileRefused, read_regular_file
 from genbatch.manifest.sampling import SampleRequest
-from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
+from genbatch.manifest.schema import ManifestSpec
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
-from genbatch.manifest.yaml_loader import (
-    MAX_MANIFEST_BYTES,
-    YamlDocument,
-    decode_text,
-    load_yaml,
-)
+from genbatch.manifest.top_level import read_top_level
+from genbatch.manifest.yaml_loader import YamlDocument
 
 __all__ = ["BlockSummary", "Manifest", "load_manifest", "model_ids_of"]
 
@@ -194,11 +189,8 @@ def load_manifest(
     else only the bundled snapshot is known. Every problem raises a one-line ``ManifestError``
     naming the file, line and field.
     """
-    display = os.fspath(path)
-    absolute = Path(os.path.abspath(display))
-    raw = _read(absolute, display)
-    document = load_yaml(decode_text(raw, display), display)
-    spec = parse_manifest_spec(document)
+    absolute = Path(os.path.abspath(os.fspath(path)))
+    raw, spec, document = read_top_level(path)
     run_name = spec.name or absolute.stem
     blocks, warnings = compile_blocks(
         document,
@@ -226,11 +218,7 @@ def model_ids_of(path: str | os.PathLike[str]) -> set[str]:
     """The model ids a manifest names (page slugs as their real ids), read without compiling
     it: what to ask the API's catalog for before loading. A manifest that cannot be read or
     parsed raises the one-line ``ManifestError`` ``load_manifest`` would."""
-    display = os.fspath(path)
-    document = load_yaml(
-        decode_text(_read(Path(os.path.abspath(display)), display), display), display
-    )
-    spec = parse_manifest_spec(document)
+    spec = read_top_level(path)[1]
     written = {block.model for block in spec.jobs or ()} | {spec.model}
     slugs = page_slugs()
     return {slugs.get(model_id, model_id) for model_id in written if model_id}
@@ -258,18 +246,6 @@ def _digest(
             facts += (block.wildcard_texts,)
         digest.update(canonical_json(facts).encode())
     return digest.hexdigest()
-
-
-def _read(path: Path, display: str) -> bytes:
-    try:
-        return read_regular_file(path, limit=MAX_MANIFEST_BYTES, what="a manifest file")
-    except FileRefused as why:
-        raise ManifestError(str(why), file=display) from None
-    except FileNotFoundError:
-        raise ManifestError("manifest not found", file=display) from None
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise ManifestError(f"cannot read the manifest: {reason}", file=display) from None
 
 
 def _settings(spec: ManifestSpec) -> ManifestSettings:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from genbatch.catalog import Price
+if TYPE_CHECKING:  # the catalog (and jsonschema) loads only where a manifest is compiled
+    from genbatch.catalog import Price
 
 __all__ = ["DEFAULT_MAX_JOBS", "ManifestSettings", "parse_size"]
 
