@@ -69,12 +69,12 @@ def test_status_of_a_manifest_finds_its_run_by_name_without_compiling_its_jobs(
     (tmp_path / "prompts.txt").unlink()
 
     shown = genbatch(["status", str(manifest), "--json"], env=env, cwd=tmp_path)
-    manifest.write_text("model: kling/kling-2-6/pro/text-to-video\nnmae: foxes\n", "utf-8")
-    misspelt = genbatch(["status", str(manifest)], env=env, cwd=tmp_path)
+    manifest.write_text("model: kling/kling-2-6/pro/text-to-video\nname: [foxes]\n", "utf-8")
+    not_a_name = genbatch(["status", str(manifest)], env=env, cwd=tmp_path)
 
     assert shown.returncode == 0, shown.stderr
     assert [(run["run"], run["counts"]["done"]) for run in json.loads(shown.stdout)["runs"]] == [
         ("foxes", 2)
     ]
-    assert misspelt.returncode == 2  # the top level is still checked: a one-line usage error
-    assert "night.yaml" in misspelt.stderr and "nmae" in misspelt.stderr
+    assert not_a_name.returncode == 2  # the name is still checked, as `run` checks it
+    assert "night.yaml:2: name: must be text (quote it), not a list" in not_a_name.stderr

@@ -7,7 +7,7 @@
     Manifest.validate()                     expand and check every job once
 
 Modules: ``yaml_loader`` (safe YAML with lines), ``schema`` (the keys and their types),
-``top_level`` (the top level read without the blocks), ``prompts`` (prompt lists and files),
+``top_level`` (the file read and parsed; its run's name), ``prompts`` (prompt lists and files),
 ``templates``, ``variants`` (``{a|b}`` and ``__name__`` in prompts) and ``wildcards`` (their
 files), ``blocks`` (inheritance and checks made once per block), ``sweep`` (what variants and
 ``sample:`` add to a block), ``sampling`` (drawing from a block's space), ``expand`` (blocks into

@@ -15,9 +15,9 @@ from genbatch.jobs import JobSpec, canonical_json
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
 from genbatch.manifest.expand import EXPANSION_VERSION, PLAIN_FIELDS, expand_block
 from genbatch.manifest.sampling import SampleRequest
-from genbatch.manifest.schema import ManifestSpec
+from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
-from genbatch.manifest.top_level import read_top_level
+from genbatch.manifest.top_level import read_document
 from genbatch.manifest.yaml_loader import YamlDocument
 
 __all__ = ["BlockSummary", "Manifest", "load_manifest", "model_ids_of"]
@@ -189,8 +189,10 @@ def load_manifest(
     else only the bundled snapshot is known. Every problem raises a one-line ``ManifestError``
     naming the file, line and field.
     """
-    absolute = Path(os.path.abspath(os.fspath(path)))
-    raw, spec, document = read_top_level(path)
+    display = os.fspath(path)
+    absolute = Path(os.path.abspath(display))
+    raw, document = read_document(absolute, display)
+    spec = parse_manifest_spec(document)
     run_name = spec.name or absolute.stem
     blocks, warnings = compile_blocks(
         document,
@@ -218,7 +220,8 @@ def model_ids_of(path: str | os.PathLike[str]) -> set[str]:
     """The model ids a manifest names (page slugs as their real ids), read without compiling
     it: what to ask the API's catalog for before loading. A manifest that cannot be read or
     parsed raises the one-line ``ManifestError`` ``load_manifest`` would."""
-    spec = read_top_level(path)[1]
+    display = os.fspath(path)
+    spec = parse_manifest_spec(read_document(Path(os.path.abspath(display)), display)[1])
     written = {block.model for block in spec.jobs or ()} | {spec.model}
     slugs = page_slugs()
     return {slugs.get(model_id, model_id) for model_id in written if model_id}

@@ -1,8 +1,8 @@
-"""A manifest's top level, read and checked without compiling its blocks: what a command that
-only reads the ledger needs (the run's name), and what to ask the API's catalog for.
+"""A manifest read without compiling it: its bytes, its YAML document, its run's name.
 
-Compiling the blocks reads every prompt file and loads the catalog and jsonschema; a
-100,000-prompt manifest took seconds to compile for ``genbatch status`` to learn its name.
+Compiling a manifest reads every prompt file and loads the catalog, jsonschema and the
+schema's pydantic models; a 100,000-prompt manifest took seconds to compile for
+``genbatch status`` to learn its run's name.
 """
 
 from __future__ import annotations
@@ -12,24 +12,36 @@ from pathlib import Path
 
 from genbatch.errors import ManifestError
 from genbatch.manifest.reading import FileRefused, read_regular_file
-from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
 from genbatch.manifest.yaml_loader import MAX_MANIFEST_BYTES, YamlDocument, decode_text, load_yaml
 
 
 def run_name_of(path: str | os.PathLike[str]) -> str:
     """The name of a manifest's run (``Manifest.name``): its ``name:``, else its file's stem.
-    A manifest that cannot be read or parsed raises the one-line ``ManifestError``
-    ``load_manifest`` would."""
+
+    Only the name is read (the rest is for ``run`` and ``plan`` to check): what the commands
+    that read the ledger need. A manifest that cannot be read or parsed, or whose name is not a
+    text, raises the one-line ``ManifestError`` ``load_manifest`` would.
+    """
     display = os.fspath(path)
-    return read_top_level(path)[1].name or Path(os.path.abspath(display)).stem
+    absolute = Path(os.path.abspath(display))
+    document = read_document(absolute, display)[1]
+    if isinstance(document.data, dict):
+        name = document.data.get("name")
+        if name is None:  # absent, or left empty
+            return absolute.stem
+        if isinstance(name, str) and name:
+            return name
+    # Not a mapping, or a name that is not a text: the schema's own error. Imported here: its
+    # pydantic models take longer to build than the rest of this read.
+    from genbatch.manifest.schema import parse_manifest_spec
+
+    return parse_manifest_spec(document).name or absolute.stem
 
 
-def read_top_level(path: str | os.PathLike[str]) -> tuple[bytes, ManifestSpec, YamlDocument]:
-    """The manifest's bytes, its top level checked, and the document it parsed to."""
-    display = os.fspath(path)
-    raw = read_manifest_bytes(Path(os.path.abspath(display)), display)
-    document = load_yaml(decode_text(raw, display), display)
-    return raw, parse_manifest_spec(document), document
+def read_document(path: Path, display: str) -> tuple[bytes, YamlDocument]:
+    """The manifest file's bytes and the YAML document they hold (not yet checked)."""
+    raw = read_manifest_bytes(path, display)
+    return raw, load_yaml(decode_text(raw, display), display)
 
 
 def read_manifest_bytes(path: Path, display: str) -> bytes:
