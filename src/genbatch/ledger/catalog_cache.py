@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from genbatch.ledger.leases import aware
 from genbatch.ledger.records import CachedModel
+from genbatch.ledger.statements import insert_on_conflict
 from genbatch.ledger.tables import CATALOG_MODELS
 
 __all__ = ["cached_models", "store_models"]
@@ -59,8 +59,7 @@ def store_models(conn: Connection, models: Iterable[CachedModel], *, replace: bo
     ]
     if not rows:
         return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(CATALOG_MODELS).values(rows)
+    statement = insert_on_conflict(conn, CATALOG_MODELS).values(rows)
     if replace:
         statement = statement.on_conflict_do_update(
             index_elements=[CATALOG_MODELS.c.model_id],

@@ -26,7 +26,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from genbatch.errors import (
@@ -136,9 +135,8 @@ class Ledger:
     def _ensure_run(self, conn: Connection, name: str, manifest_path: str) -> RunInfo:
         now = utcnow()
         # Workers starting together all insert it: every insert but the first does nothing.
-        dialect = postgresql if self.shared else sqlite
         conn.execute(
-            dialect.insert(RUNS)
+            sql.insert_on_conflict(conn, RUNS)
             .values(name=name, manifest_path=manifest_path, created_at=now, updated_at=now)
             .on_conflict_do_nothing(index_elements=["name"])
         )

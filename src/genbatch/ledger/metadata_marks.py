@@ -15,8 +15,8 @@ import json
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import Connection, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from genbatch.ledger.statements import insert_on_conflict
 from genbatch.ledger.tables import JOBS, META
 
 __all__ = ["MetadataMark", "Watermark", "bump_generation", "read_marks", "save_mark", "watermark"]
@@ -78,8 +78,7 @@ def save_mark(conn: Connection, directory: str, mark: MetadataMark | None) -> No
 
 
 def _upsert(conn: Connection, key: str, value: str) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(META).values(key=key, value=value)
+    statement = insert_on_conflict(conn, META).values(key=key, value=value)
     conn.execute(
         statement.on_conflict_do_update(index_elements=[META.c.key], set_={"value": value})
     )

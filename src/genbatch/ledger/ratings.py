@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 
 from genbatch.ledger import metadata_marks
 from genbatch.ledger.leases import aware
+from genbatch.ledger.statements import insert_on_conflict
 from genbatch.ledger.tables import JOBS, OUTPUTS, RATINGS, utcnow
 from genbatch.ratings import Rating, RatingCounts, Verdict
 from genbatch.states import JobState
@@ -47,8 +47,7 @@ def store_rating(conn: Connection, rating: Rating) -> Rating | None:
         "rated_at": utcnow(),
         "rated_by": _author(conn),
     }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(RATINGS).values(values)
+    statement = insert_on_conflict(conn, RATINGS).values(values)
     statement = statement.on_conflict_do_update(
         index_elements=[RATINGS.c.job_key, RATINGS.c.position],
         set_={name: statement.excluded[name] for name in values if name not in _KEY},

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Delete,
     Insert,
     Select,
+    Table,
     Update,
     bindparam,
     delete,
@@ -29,6 +31,25 @@ from sqlalchemy import (
 from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RUNS
 from genbatch.lifecycle import AttemptOutcome, Move
 from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, TERMINAL_STATES, JobState
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+
+
+def insert_on_conflict(conn: Connection, table: Table) -> PostgresqlInsert | SqliteInsert:
+    """An ``INSERT`` into ``table`` that takes an ``ON CONFLICT`` clause, in ``conn``'s dialect
+    (SQLite and PostgreSQL spell it alike; SQLAlchemy has a construct for each). Each dialect's
+    module is loaded when first used: a command reading a SQLite ledger (``genbatch status``)
+    does not wait for PostgreSQL's."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
 
 MOVED = (JOBS.c.state, JOBS.c.request_id, JOBS.c.attempts, JOBS.c.error)
 """The columns a move of one job can change, all that ``job_move`` returns: the rest of the
