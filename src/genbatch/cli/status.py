@@ -31,8 +31,6 @@ def status(
     ),
 ) -> None:
     """Show how many jobs are in each state, for every run of the ledger (or one)."""
-    from rich.console import Console
-
     with reading_ledger(ledger, manifest) as store:
         runs = runs_for(store, manifest)
         per_run = [(run, store.counts(run.id)) for run in runs]
@@ -44,6 +42,8 @@ def status(
         report["workers"] = [_worker_json(run, worker) for run, worker in workers]
         print(json.dumps(report))
         return
+    from rich.console import Console  # the table's, not --json's
+
     _print_table(per_run)
     for run, _ in per_run:
         if reused[run.id]:
