@@ -6,9 +6,11 @@ its waits between polls are steps of a virtual clock, and its ledger is a real S
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import anyio
+import httpx
 
 from genbatch.client import RunComfyClient
 from genbatch.jobs import JobSpec
@@ -61,9 +63,16 @@ def test_a_run_in_process_polls_on_its_clock_and_keeps_every_file(tmp_path: Path
     run, _ = ledger.sync_run("sweep", "sweep.yaml", specs(tmp_path / "out", 3))
     clock = VirtualClock()
     policy = PollPolicy(interval=1.0, max_interval=30.0)
+    polled: dict[str, list[float]] = {}
+
+    class PollsOnTheClock(InProcessTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/result"):
+                polled.setdefault(request.url.path, []).append(clock.now())
+            return await super().handle_async_request(request)
 
     async def scenario() -> None:
-        transport = InProcessTransport(app=simulator.app)
+        transport = PollsOnTheClock(app=simulator.app)
         async with RunComfyClient(base_url=BASE, token=simulator.token, transport=transport) as c:
             runner = Runner(
                 ledger=ledger,
@@ -87,6 +96,9 @@ def test_a_run_in_process_polls_on_its_clock_and_keeps_every_file(tmp_path: Path
     assert len(outputs) == 3
     # On the runner's clock, only a job's first poll comes sooner than the interval: the first
     # two (no history yet) after interval / 8, the third when the first two say it may be done.
+    # Its polls after that are at least the interval apart, from one's sending to the next's.
     assert clock.waits[:2] == [policy.interval / 8] * 2
-    assert len([w for w in clock.waits if w < policy.interval]) == 3
+    assert len(polled) == 3
+    assert all(b - a >= policy.interval for at in polled.values() for a, b in pairwise(at))
+    assert any(len(at) > 1 for at in polled.values())  # some job was polled more than once
     assert simulator.stats.submissions == 3

@@ -57,7 +57,8 @@ class PollPolicy:
         return self.margin * typical
 
     def next_delay(self, since_accepted: float) -> float:
-        """Seconds from a poll that found the job unfinished to the next one."""
+        """Seconds from sending a poll that found the job unfinished (``since_accepted`` after
+        the submit was accepted) to sending the next one."""
         return max(self.interval, min(self.growth * since_accepted, self.max_interval))
 
 

@@ -521,6 +521,7 @@ class Runner:
         while True:
             await clock.sleep(delay)
             await self._gate.wait()
+            sent = clock.now()
             try:
                 result = await self._client.result(job.request_id)
             except ApiError as exc:
@@ -540,7 +541,9 @@ class Runner:
             job = await self._on_result(job, result, seen_queued=seen_queued)
             if job.state not in FOLLOWED_STATES:
                 return job
-            delay = policy.next_delay(clock.now() - accepted)
+            # The gap runs from this poll's sending: the answer's round trip and its record
+            # are not added to it (they would add to every job's detection delay).
+            delay = max(0.0, policy.next_delay(sent - accepted) - (clock.now() - sent))
 
     async def _first_poll_delay(self, model_id: str) -> float:
         """When to first poll a fresh submit of ``model_id``: from the model's generation
