@@ -5,11 +5,12 @@ A job is first polled when earlier generations of its model say it may have fini
 ``margin`` times the ``quantile`` of their generation times, as the API itself reported them
 (``finished_at - created_at`` of each success, kept in the ledger across runs). A model with no
 history yet is first polled after ``first_poll`` (a fraction of a second: a fast generation is
-noticed at once). After that, the gap between two polls is ``growth`` (10%) of the time since
-the submit was accepted, never shorter than ``interval`` nor longer than ``max_interval``. So a
-job finishing at time T is noticed at most 10% of T late (or ``interval``, whichever is larger),
-its calls grow with the logarithm of T, and a job waiting in the remote queue is polled no more
-often than every ``interval`` (its gaps grow from acceptance, not from when it started).
+noticed at once). After that, the gap between two polls (from one's sending to the next's) is
+``growth`` (10%) of the time since the submit was accepted, never shorter than ``interval`` nor
+longer than ``max_interval``. So a job finishing at time T is noticed at most 10% of T late (or
+``interval``, whichever is larger) plus the last answer's round trip, its calls grow with the
+logarithm of T, and a job waiting in the remote queue is polled no more often than every
+``interval`` (its gaps grow from acceptance, not from when it started).
 """
 
 from __future__ import annotations
