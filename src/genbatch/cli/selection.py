@@ -31,7 +31,7 @@ def reading_ledger(given: str | None, manifest: Path | None) -> Iterator[Ledger]
 
 def run_of_manifest(store: Ledger, manifest: Path) -> RunInfo:
     """The run of ``manifest``; a usage error when the ledger has none yet. Only the
-    manifest's top level is read: its jobs are the ledger's to tell."""
+    manifest's name is read: its jobs are the ledger's to tell."""
     from genbatch.manifest.top_level import run_name_of
 
     name = run_name_of(manifest)
