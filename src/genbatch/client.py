@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import functools
 import json
+import select
+import socket
 import ssl
 import time
+import urllib.request
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
+import httpcore
 import httpx
 
 from genbatch import __version__
@@ -165,7 +169,7 @@ class RunComfyClient:
             follow_redirects=False,
             timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect),
             verify=verify,
-            transport=transport,
+            transport=transport or _pooled_transport(verify, limits),
         )
         self._files = httpx.AsyncClient(
             headers={"User-Agent": USER_AGENT},
@@ -175,7 +179,7 @@ class RunComfyClient:
             verify=verify,
             # Shared because in tests the simulator serves the output files as well; headers
             # belong to each client, so the token still never reaches a file host.
-            transport=transport,
+            transport=transport or _pooled_transport(verify, limits),
         )
 
     async def __aenter__(self) -> RunComfyClient:
@@ -329,6 +333,109 @@ class RunComfyClient:
                 request_id=request_id,
             )
         return following
+
+
+def _pooled_transport(
+    verify: ssl.SSLContext | bool, limits: httpx.Limits
+) -> httpx.AsyncBaseTransport | None:
+    """httpx's transport, its pool's connections made by ``_PoolBackend``; None (httpx's own
+    transports) when the environment names a proxy: httpx honours those only without a
+    transport of ours."""
+    if not isinstance(verify, ssl.SSLContext) or urllib.request.getproxies():
+        return None
+    return _PooledTransport(verify=verify, limits=limits)
+
+
+class _PooledTransport(httpx.AsyncHTTPTransport):
+    """``httpx.AsyncHTTPTransport`` over a pool of ``_PoolBackend`` connections."""
+
+    def __init__(self, *, verify: ssl.SSLContext, limits: httpx.Limits) -> None:
+        super().__init__(verify=verify, limits=limits)
+        # httpx takes no network backend: the pool it built is built again with ours (should
+        # httpx rename its pool, its own serves, as before).
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=verify,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_PoolBackend(),
+        )
+
+
+class _PoolBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's AnyIO backend, whose connections answer the pool's "has the server closed
+    this idle connection?" cheaply.
+
+    httpcore's pool asks it of every idle connection each time a request starts or ends
+    (encode/httpx#3215), and AnyIO answers by building the socket's whole attribute map, a
+    ``getpeername()`` call included, each time: with 16 connections, about 60,000 times in an
+    800-job run, an eighth of its CPU. Here the socket is looked up once per connection and
+    only polled.
+    """
+
+    def __init__(self) -> None:
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _PooledStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_unix_socket(path, timeout, socket_options)
+        return _PooledStream(stream)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+class _PooledStream(httpcore.AsyncNetworkStream):
+    """A connection of ``_PoolBackend``: httpcore's stream, its socket kept at hand."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        self._socket: socket.socket | None = stream.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _PooledStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return _readable(self._socket)
+        return self._stream.get_extra_info(info)
+
+
+def _readable(sock: socket.socket | None) -> bool:
+    """Whether reading ``sock`` would not block: for an idle connection, that the server has
+    closed it (or sent what it should not have). A socket gone counts as readable, as in
+    httpcore: the connection is then dropped, never reused."""
+    if sock is None or sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 @functools.cache
