@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from genbatch.client import RunComfyClient
+from genbatch.errors import TransportError
 from genbatch.simulator import Simulator, SimulatorConfig
 
 NANO = "google/nano-banana-2/text-to-image"
@@ -26,3 +29,19 @@ async def test_a_connection_the_api_closed_while_idle_is_not_reused_for_the_next
     finally:
         sim.stop()
     assert result.request_id == submission.request_id
+
+
+@pytest.mark.anyio
+async def test_a_proxy_the_environment_names_is_used(
+    simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    async with RunComfyClient(base_url=simulator.base_url, token=simulator.token) as client:
+        with pytest.raises(TransportError) as raised:
+            await client.submit(NANO, {"prompt": "a red fox"})
+    assert raised.value.request_sent is False  # the proxy refused it: it never left
