@@ -19,8 +19,8 @@ side effect that depends on it (the POST after a claim, the download after the o
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 
@@ -28,16 +28,31 @@ from genbatch.errors import TransactionEnded
 from genbatch.group_commit import GroupCommit, Work
 from genbatch.ledger import history
 from genbatch.ledger.ledger import Ledger
-from genbatch.ledger.records import JobRecord, OutputRecord, StoredFile, Takeover, WorkerStart
+from genbatch.ledger.records import JobRecord, StoredFile
 from genbatch.lifecycle import Actor, Move
-from genbatch.states import JobState
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def _queued(
+    method: Callable[Concatenate[Ledger, P], T], *, alone: bool = False
+) -> Callable[Concatenate[AsyncLedger, P], Coroutine[Any, Any, T]]:
+    """The ``Ledger`` method, awaited: queued to the writer, in a batch (``alone``: in a
+    transaction of its own)."""
+
+    async def queued(self: AsyncLedger, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        call = functools.partial(method, self._ledger, *args, **kwargs)
+        result: T = await self._writer.do(call, alone=alone)
+        return result
+
+    queued.__doc__ = method.__doc__
+    return queued
+
+
 class AsyncLedger:
-    """Async facade of a ``Ledger``, for code running in an event loop."""
+    """Async facade of a ``Ledger``, for code running in an event loop: each method is the
+    ``Ledger`` method of the same name."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
@@ -45,29 +60,19 @@ class AsyncLedger:
         self.shared = ledger.shared
         """Several processes may drive its runs at once (their changes come from elsewhere)."""
 
-    # -- the runner's calls ---------------------------------------------------------------------
-
-    async def claim_jobs(
-        self,
-        run_id: int,
-        count: int,
-        *,
-        worker: str,
-        budget_usd: float | None,
-        run_limit: int | None,
-        lease_seconds: float,
-    ) -> list[JobRecord]:
-        """``Ledger.claim_jobs``: a durable commit of its own."""
-        claim = functools.partial(
-            self._ledger.claim_jobs,
-            run_id,
-            count,
-            worker=worker,
-            budget_usd=budget_usd,
-            run_limit=run_limit,
-            lease_seconds=lease_seconds,
-        )
-        return await self._writer.do(claim, alone=True)
+    claim_jobs = _queued(Ledger.claim_jobs, alone=True)  # a durable commit
+    note_error = _queued(Ledger.note_error)
+    outputs = _queued(Ledger.outputs)
+    record_files = _queued(Ledger.record_files)
+    fail_pending_of_model = _queued(Ledger.fail_pending_of_model)
+    start_worker = _queued(Ledger.start_worker)
+    stop_worker = _queued(Ledger.stop_worker)
+    heartbeat = _queued(Ledger.heartbeat)
+    take_over = _queued(Ledger.take_over)
+    park_job = _queued(Ledger.park_job)
+    work_may_come = _queued(Ledger.work_may_come)
+    _try_move = _queued(Ledger.try_move)
+    _refusal = _queued(Ledger.refusal)
 
     async def move(
         self,
@@ -85,8 +90,7 @@ class AsyncLedger:
     ) -> JobRecord:
         """``Ledger.try_move``: the job, moved; ``TransitionRefused`` when it was not where
         expected (a cancel or a takeover came first)."""
-        moved = await self._call(
-            self._ledger.try_move,
+        moved = await self._try_move(
             job,
             move,
             actor=actor,
@@ -99,7 +103,7 @@ class AsyncLedger:
             generation_seconds=generation_seconds,
         )
         if moved is None:
-            raise await self._call(self._ledger.refusal, job, move)
+            raise await self._refusal(job, move)
         return moved
 
     async def generation_times(self, model_id: str, limit: int) -> list[float]:
@@ -108,85 +112,6 @@ class AsyncLedger:
         return await anyio.to_thread.run_sync(
             history.recent_generation_times, self._ledger, model_id, limit
         )
-
-    async def note_error(self, job: JobRecord, error: str) -> None:
-        """``Ledger.note_error``."""
-        await self._call(self._ledger.note_error, job, error)
-
-    async def outputs(self, job_id: int) -> list[OutputRecord]:
-        """``Ledger.outputs``."""
-        return await self._call(self._ledger.outputs, job_id)
-
-    async def record_files(self, files: Sequence[StoredFile]) -> None:
-        """``Ledger.record_files``."""
-        await self._call(self._ledger.record_files, files)
-
-    async def fail_pending_of_model(self, run_id: int, model_id: str, error: str) -> int:
-        """``Ledger.fail_pending_of_model``."""
-        return await self._call(self._ledger.fail_pending_of_model, run_id, model_id, error)
-
-    # -- the run and its workers ----------------------------------------------------------------
-
-    async def start_worker(
-        self,
-        run_id: int,
-        worker_id: str,
-        *,
-        host: str,
-        pid: int,
-        concurrency: int,
-        lease_seconds: float,
-        resubmit_unknown: bool,
-    ) -> WorkerStart:
-        """``Ledger.start_worker``."""
-        start = functools.partial(
-            self._ledger.start_worker,
-            run_id,
-            worker_id,
-            host=host,
-            pid=pid,
-            concurrency=concurrency,
-            lease_seconds=lease_seconds,
-            resubmit_unknown=resubmit_unknown,
-        )
-        return await self._writer.do(start)
-
-    async def stop_worker(
-        self, run_id: int, worker_id: str, *, stop_reason: str | None
-    ) -> dict[JobState, int]:
-        """``Ledger.stop_worker``."""
-        return await self._call(
-            self._ledger.stop_worker, run_id, worker_id, stop_reason=stop_reason
-        )
-
-    async def heartbeat(self, run_id: int, worker_id: str, *, lease_seconds: float) -> None:
-        """``Ledger.heartbeat``."""
-        await self._call(self._ledger.heartbeat, run_id, worker_id, lease_seconds=lease_seconds)
-
-    async def take_over(
-        self, run_id: int, worker_id: str, *, lease_seconds: float, starting: bool = False
-    ) -> Takeover:
-        """``Ledger.take_over``."""
-        return await self._call(
-            self._ledger.take_over,
-            run_id,
-            worker_id,
-            lease_seconds=lease_seconds,
-            starting=starting,
-        )
-
-    async def park_job(self, job: JobRecord, worker_id: str) -> None:
-        """``Ledger.park_job``."""
-        await self._call(self._ledger.park_job, job, worker_id)
-
-    async def work_may_come(self, run_id: int, worker_id: str) -> bool:
-        """``Ledger.work_may_come``."""
-        return await self._call(self._ledger.work_may_come, run_id, worker_id)
-
-    # -- plumbing -------------------------------------------------------------------------------
-
-    async def _call(self, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self._writer.do(functools.partial(call, *args, **kwargs))
 
     def _run_batch(self, batch: Sequence[Work]) -> None:
         """Runs in the writer's thread: the batch in one transaction, else each call alone."""
