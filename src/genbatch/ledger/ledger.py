@@ -3,8 +3,8 @@
 Every method is one transaction (or joins the one open in its thread: ``grouped``, or a method
 calling others), committed before it returns, so the caller can perform the side effect that
 depends on it (a POST, a rename) knowing the record survives a crash. SQL is written
-with SQLAlchemy Core over the SQLModel tables: the same statements run on SQLite and PostgreSQL;
-only claiming work differs (one ``FOR UPDATE SKIP LOCKED`` statement on PostgreSQL). A job's state
+with SQLAlchemy Core over the SQLModel tables: the same statements run on SQLite and PostgreSQL
+(a claim's ``FOR UPDATE SKIP LOCKED`` is PostgreSQL's alone; SQLite has one writer). A job's state
 changes only through ``try_move`` and the bulk moves beside it, each a move of the lifecycle
 table (``genbatch.lifecycle``) applied by the one guarded statement ``statements.transition``.
 The event loop calls the ledger through ``AsyncLedger``, which decides where they run (a thread;
@@ -249,24 +249,19 @@ class Ledger:
         lease = None if lease_seconds is None else self._clock.at(lease_seconds)
         run_wide = budget_usd is not None or run_limit is not None
         with self._transaction("claim_jobs", durable=True) as conn:
-            stop = leases.lock_run(conn, run_id, exclusive=run_wide or not self.shared)
+            stop = leases.lock_run(conn, run_id, exclusive=run_wide)
             if stop:
                 raise StopRequested(f"stop requested: {stop}")
-            if self.shared:
-                claim = sql.claim_in_one_statement(
-                    run_id,
-                    count,
-                    run_limit=run_limit,
-                    budget_usd=budget_usd,
-                    worker=worker,
-                    lease=lease,
-                    now=now,
-                )
-                rows = conn.execute(claim).all()
-            else:
-                rows = _claim_in_order(
-                    conn, run_id, count, worker, lease, now, run_limit, budget_usd
-                )
+            claim = sql.claim_in_one_statement(
+                run_id,
+                count,
+                run_limit=run_limit,
+                budget_usd=budget_usd,
+                worker=worker,
+                lease=lease,
+                now=now,
+            )
+            rows = conn.execute(claim).all()
             if not rows and budget_usd is not None:
                 _check_budget(conn, run_id, budget_usd)
             rows = sorted(rows, key=lambda row: row.ordinal)
@@ -970,38 +965,6 @@ class Ledger:
             raise LedgerError(_describe(self.location, exc)) from None
 
 
-def _claim_in_order(
-    conn: Connection,
-    run_id: int,
-    count: int,
-    worker: str | None,
-    lease: Any,
-    now: datetime,
-    run_limit: int | None,
-    budget_usd: float | None,
-) -> list[Any]:
-    """SQLite (one writer, the run locked): the claim of ``sql.claim_in_one_statement``, its
-    limit and budget counted here."""
-    if run_limit is not None:
-        count = min(count, run_limit - int(conn.execute(sql.remote_active(run_id)).scalar_one()))
-    if count <= 0:
-        return []
-    candidates = conn.execute(sql.pending_in_order(run_id, count)).all()
-    if budget_usd is not None:
-        total = float(conn.execute(sql.spent(run_id)).scalar_one())
-        fitting = []
-        for candidate in candidates:
-            total += candidate.cost_usd or 0.0
-            if total > budget_usd + 1e-9:
-                break
-            fitting.append(candidate)
-        candidates = fitting
-    if not candidates:
-        return []
-    ids = [candidate.id for candidate in candidates]
-    return list(conn.execute(sql.claim(ids, worker=worker, lease_until=lease, now=now)).all())
-
-
 def _check_budget(conn: Connection, run_id: int, budget_usd: float) -> None:
     """Raise ``BudgetReached`` when the run's next pending job would cross the budget."""
     spent = float(conn.execute(sql.spent(run_id)).scalar_one())
@@ -1038,9 +1001,7 @@ def _new_attempts(conn: Connection, rows: Sequence[Any], now: datetime) -> dict[
         }
         for row in rows
     ]
-    inserted = conn.execute(
-        insert(ATTEMPTS).values(values).returning(ATTEMPTS.c.job_id, ATTEMPTS.c.id)
-    )
+    inserted = conn.execute(insert(ATTEMPTS).returning(ATTEMPTS.c.job_id, ATTEMPTS.c.id), values)
     return {job_id: attempt_id for job_id, attempt_id in inserted}
 
 

@@ -165,9 +165,9 @@ def claim_in_one_statement(
     lease: Any,
     now: datetime,
 ) -> Update:
-    """PostgreSQL: pick up to ``count`` pending jobs ``FOR UPDATE SKIP LOCKED``, keep those that
-    fit under the run-wide limit and the budget (either None: none), and mark them
-    ``submitting`` with this worker's lease, returning them.
+    """Pick up to ``count`` pending jobs (on PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite has
+    one writer), keep those that fit under the run-wide limit and the budget (either None:
+    none), and mark them ``submitting`` with this worker's lease, returning them.
 
     The caller locks the run row first (``lock_run``) when a limit or a budget must hold across
     workers: this statement's snapshot is taken when it starts, so counts it read after waiting
