@@ -20,10 +20,10 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -59,6 +59,8 @@ from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RATINGS, RUNS, utcno
 from genbatch.lifecycle import Actor, AttemptOutcome, Move
 from genbatch.ratings import Rating, RatingCounts
 from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
+
+R = TypeVar("R")
 
 SYNC_BATCH = 5000
 STREAM_CHUNK = 1000
@@ -146,19 +148,19 @@ class Ledger:
             .values(manifest_path=manifest_path, updated_at=now, stop_reason=None)
         )
         row = conn.execute(select(RUNS).where(RUNS.c.name == name)).one()
-        return _run_info(row)
+        return _record(RunInfo, row)
 
     def find_run(self, name: str) -> RunInfo | None:
         """The run called ``name``, or None."""
         with self._transaction("find_run") as conn:
             row = conn.execute(select(RUNS).where(RUNS.c.name == name)).first()
-        return _run_info(row) if row else None
+        return _record(RunInfo, row) if row else None
 
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
         with self._transaction("runs") as conn:
             rows = conn.execute(select(RUNS).order_by(RUNS.c.id)).all()
-        return [_run_info(r) for r in rows]
+        return [_record(RunInfo, r) for r in rows]
 
     def set_stop_reason(self, run_id: int, reason: str | None) -> None:
         """Remember why the run last stopped early (shown by status)."""
@@ -401,7 +403,7 @@ class Ledger:
         """The output files of a job, in output order."""
         with self._transaction("outputs") as conn:
             rows = conn.execute(sql.OUTPUTS_OF_JOB, {"b_job": job_id}).all()
-        return [_output_record(r) for r in rows]
+        return [_record(OutputRecord, r) for r in rows]
 
     def record_files(self, files: Sequence[StoredFile]) -> None:
         """Output files are on disk, verified, under their final names."""
@@ -614,20 +616,7 @@ class Ledger:
                 .where(ATTEMPTS.c.job_id == job_id)
                 .order_by(ATTEMPTS.c.number, ATTEMPTS.c.id)
             ).all()
-        return [
-            AttemptRecord(
-                id=r.id,
-                number=r.number,
-                request_id=r.request_id,
-                outcome=r.outcome,
-                remote_status=r.remote_status,
-                error=r.error,
-                intent_at=r.intent_at,
-                accepted_at=r.accepted_at,
-                finished_at=r.finished_at,
-            )
-            for r in rows
-        ]
+        return [_record(AttemptRecord, r) for r in rows]
 
     def job_outputs(
         self,
@@ -1345,17 +1334,6 @@ def _current_attempts(conn: Connection, job_ids: list[int]) -> dict[int, int]:
     return found
 
 
-def _run_info(row: Any) -> RunInfo:
-    return RunInfo(
-        id=row.id,
-        name=row.name,
-        manifest_path=row.manifest_path,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        stop_reason=row.stop_reason,
-    )
-
-
 def _job_record(row: Any, *, attempt_id: int | None = None) -> JobRecord:
     return JobRecord(
         id=row.id,
@@ -1391,17 +1369,15 @@ def _json_column(row: Any, column: str) -> Any:
         raise _DamagedRow(f"job {row.key}: {column} is not JSON ({reason})") from None
 
 
-def _output_record(row: Any) -> OutputRecord:
-    return OutputRecord(
-        id=row.id,
-        job_id=row.job_id,
-        position=row.position,
-        url=row.url,
-        path=row.path,
-        size=row.size,
-        sha256=row.sha256,
-        host=row.host,
-    )
+def _record(cls: type[R], row: Any, prefix: str = "") -> R:
+    """The record ``cls`` held by ``row``: each field from the column of its name (labelled
+    ``prefix`` + name in a join)."""
+    return cls(**{name: getattr(row, prefix + name) for name in _FIELDS[cls]})
+
+
+_FIELDS: dict[type[Any], list[str]] = {
+    cls: [f.name for f in fields(cls)] for cls in (RunInfo, OutputRecord, AttemptRecord)
+}
 
 
 def _labelled(table: Any, prefix: str) -> list[Any]:
@@ -1460,18 +1436,7 @@ def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
         if row.g_job_key is not None:
             rated[row.o_position] = ratings.rating_of_row(row, "g_")
         if row.o_id is not None:
-            outputs.append(
-                OutputRecord(
-                    id=row.o_id,
-                    job_id=row.id,
-                    position=row.o_position,
-                    url=row.o_url,
-                    path=row.o_path,
-                    size=row.o_size,
-                    sha256=row.o_sha256,
-                    host=row.o_host,
-                )
-            )
+            outputs.append(_record(OutputRecord, row, "o_"))
         last = row
     if last is not None:
         yield _job_outputs(last, tuple(outputs), rated)
@@ -1480,19 +1445,7 @@ def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
 def _job_outputs(
     row: Any, outputs: tuple[OutputRecord, ...], rated: dict[int, Rating]
 ) -> JobOutputs:
-    attempt = None
-    if row.a_id is not None:
-        attempt = AttemptRecord(
-            id=row.a_id,
-            number=row.a_number,
-            request_id=row.a_request_id,
-            outcome=row.a_outcome,
-            remote_status=row.a_remote_status,
-            error=row.a_error,
-            intent_at=row.a_intent_at,
-            accepted_at=row.a_accepted_at,
-            finished_at=row.a_finished_at,
-        )
+    attempt = None if row.a_id is None else _record(AttemptRecord, row, "a_")
     return JobOutputs(
         job=_job_record(row),
         run_name=row.r_name,
