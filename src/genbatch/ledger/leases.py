@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -31,35 +30,13 @@ LEASED = [s.value for s in LEASED_STATES]
 INTERRUPTED = "interrupted while submitting: the request may or may not exist remotely"
 
 
-class Adopt(Enum):
-    """Which jobs in flight a worker takes over."""
-
-    EVERYTHING = "everything"
-    """SQLite: the file lock proves no other process drives any job."""
-    ON_START = "on_start"
-    """Expired leases and jobs nobody drives (NULL lease): what a resume picks up."""
-    EXPIRED = "expired"
-    """While running: only the jobs of workers that stopped renewing their leases."""
-
-
-class Clock:
-    """The time leases are measured in: the database's on PostgreSQL, the local one on SQLite."""
-
-    def __init__(self, *, shared: bool) -> None:
-        self.shared = shared
-
-    def at(self, seconds_from_now: float = 0.0) -> Any:
-        """A value (or SQL expression) for now plus ``seconds_from_now``."""
-        delta = timedelta(seconds=seconds_from_now)
-        if self.shared:
-            return func.now() + delta if seconds_from_now else func.now()
+def lease_time(conn: Connection, seconds_from_now: float = 0.0) -> Any:
+    """Now plus ``seconds_from_now`` as leases measure it: a SQL expression of the database's
+    clock on PostgreSQL, the local time on SQLite."""
+    delta = timedelta(seconds=seconds_from_now)
+    if conn.dialect.name == "sqlite":
         return utcnow() + delta
-
-    def now(self, conn: Connection) -> datetime:
-        """The current time, read from the database when it is shared."""
-        if not self.shared:
-            return utcnow()
-        return aware(conn.execute(select(func.now())).scalar_one())
+    return func.now() + delta if seconds_from_now else func.now()
 
 
 def aware(value: datetime) -> datetime:
@@ -89,10 +66,9 @@ def lock_run(conn: Connection, run_id: int, *, exclusive: bool = True) -> str | 
 
 def register(
     conn: Connection,
-    clock: Clock,
-    *,
-    worker_id: str,
     run_id: int,
+    worker_id: str,
+    *,
     host: str,
     pid: int,
     concurrency: int,
@@ -107,31 +83,34 @@ def register(
             pid=pid,
             concurrency=concurrency,
             lease_seconds=lease_seconds,
-            started_at=clock.at(),
-            heartbeat_at=clock.at(),
+            started_at=lease_time(conn),
+            heartbeat_at=lease_time(conn),
         )
     )
 
 
-def renew(
-    conn: Connection, clock: Clock, *, worker_id: str, run_id: int, lease_seconds: float
-) -> int:
+def renew(conn: Connection, run_id: int, worker_id: str, *, lease_seconds: float) -> int:
     """Heartbeat: extend every lease the worker still holds; the number of jobs held."""
-    conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(heartbeat_at=clock.at()))
+    conn.execute(
+        update(WORKERS).where(WORKERS.c.id == worker_id).values(heartbeat_at=lease_time(conn))
+    )
     result = conn.execute(
-        update(JOBS).where(*_held_by(run_id, worker_id)).values(lease_until=clock.at(lease_seconds))
+        update(JOBS)
+        .where(*_held_by(run_id, worker_id))
+        .values(lease_until=lease_time(conn, lease_seconds))
     )
     return int(result.rowcount)
 
 
-def release(conn: Connection, clock: Clock, *, worker_id: str, run_id: int) -> None:
+def release(conn: Connection, run_id: int, worker_id: str) -> None:
     """The worker exits: its leases end now, so running workers take its jobs over at once."""
     conn.execute(
         update(WORKERS)
         .where(WORKERS.c.id == worker_id)
-        .values(stopped_at=clock.at(), heartbeat_at=clock.at())
+        .values(stopped_at=lease_time(conn), heartbeat_at=lease_time(conn))
     )
-    conn.execute(update(JOBS).where(*_held_by(run_id, worker_id)).values(lease_until=clock.at()))
+    ended = update(JOBS).where(*_held_by(run_id, worker_id)).values(lease_until=lease_time(conn))
+    conn.execute(ended)
 
 
 def park(conn: Connection, *, job_id: int, worker_id: str) -> None:
@@ -157,21 +136,16 @@ def others_in_flight(conn: Connection, run_id: int, worker_id: str) -> int:
 
 
 def take_over(
-    conn: Connection,
-    clock: Clock,
-    *,
-    run_id: int,
-    worker_id: str,
-    lease_seconds: float,
-    adopt: Adopt,
+    conn: Connection, run_id: int, worker_id: str, *, lease_seconds: float, starting: bool
 ) -> tuple[list[Any], int]:
-    """Adopt orphaned jobs in flight: rows re-attached to ``worker_id``, and how many jobs
-    caught ``submitting`` became ``unknown``."""
+    """``Ledger.take_over``: the rows re-attached to ``worker_id``, and how many jobs caught
+    ``submitting`` became ``unknown``."""
     query = select(JOBS).where(JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED))
-    if adopt is Adopt.EXPIRED:
-        query = query.where(JOBS.c.lease_until <= clock.at(), JOBS.c.worker != worker_id)
-    elif adopt is Adopt.ON_START:
-        query = query.where((JOBS.c.lease_until <= clock.at()) | JOBS.c.lease_until.is_(None))
+    expired = JOBS.c.lease_until <= lease_time(conn)
+    if not starting:
+        query = query.where(expired, JOBS.c.worker != worker_id)
+    elif conn.dialect.name != "sqlite":
+        query = query.where(expired | JOBS.c.lease_until.is_(None))
     # Two workers looking at once each take different jobs; a renewing owner keeps its own.
     rows = conn.execute(query.order_by(JOBS.c.ordinal).with_for_update(skip_locked=True)).all()
     interrupted = [r.id for r in rows if r.state == JobState.SUBMITTING]
@@ -181,7 +155,7 @@ def take_over(
         conn.execute(
             update(JOBS)
             .where(JOBS.c.id.in_([r.id for r in attached]))
-            .values(worker=worker_id, lease_until=clock.at(lease_seconds))
+            .values(worker=worker_id, lease_until=lease_time(conn, lease_seconds))
         )
     return attached, len(interrupted)
 
@@ -202,9 +176,11 @@ def _mark_unknown(conn: Connection, job_ids: Sequence[int]) -> None:
     conn.execute(interrupt).all()
 
 
-def workers(conn: Connection, clock: Clock, run_id: int) -> list[WorkerInfo]:
+def workers(conn: Connection, run_id: int) -> list[WorkerInfo]:
     """Every worker the run has had, newest first, with its leases and jobs done."""
-    as_of = clock.now(conn)
+    as_of = utcnow()
+    if conn.dialect.name != "sqlite":
+        as_of = aware(conn.execute(select(func.now())).scalar_one())
     rows = conn.execute(
         select(WORKERS).where(WORKERS.c.run_id == run_id).order_by(WORKERS.c.started_at.desc())
     ).all()

@@ -39,7 +39,6 @@ from genbatch.jobs import JobSpec, canonical_json
 from genbatch.ledger import catalog_cache, leases, metadata_marks, ratings
 from genbatch.ledger import statements as sql
 from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
-from genbatch.ledger.leases import Adopt, Clock
 from genbatch.ledger.metadata_marks import MetadataMark, Watermark
 from genbatch.ledger.migrations import ensure_schema
 from genbatch.ledger.records import (
@@ -78,7 +77,6 @@ class Ledger:
         self.is_sqlite = location.is_sqlite
         self.shared = not location.is_sqlite
         """Several processes may drive its runs at once (PostgreSQL)."""
-        self._clock = Clock(shared=self.shared)
         self._open = threading.local()
         """``conn``: the connection of the transaction open in this thread (``_transaction``)."""
         dbapi = engine.dialect.loaded_dbapi  # errors of the bulk insert run on its cursor
@@ -248,12 +246,12 @@ class Ledger:
         turns into ``unknown``.
         """
         now = utcnow()
-        lease = None if lease_seconds is None else self._clock.at(lease_seconds)
         run_wide = budget_usd is not None or run_limit is not None
         with self._transaction("claim_jobs", durable=True) as conn:
             stop = leases.lock_run(conn, run_id, exclusive=run_wide)
             if stop:
                 raise StopRequested(f"stop requested: {stop}")
+            lease = None if lease_seconds is None else leases.lease_time(conn, lease_seconds)
             claim = sql.claim_in_one_statement(
                 run_id,
                 count,
@@ -485,9 +483,8 @@ class Ledger:
         with self._transaction("register_worker") as conn:
             leases.register(
                 conn,
-                self._clock,
-                worker_id=worker_id,
-                run_id=run_id,
+                run_id,
+                worker_id,
                 host=host,
                 pid=pid,
                 concurrency=concurrency,
@@ -497,9 +494,7 @@ class Ledger:
     def heartbeat(self, run_id: int, worker_id: str, *, lease_seconds: float) -> int:
         """The worker is alive: renew every lease it holds; returns how many jobs it holds."""
         with self._transaction("heartbeat") as conn:
-            return leases.renew(
-                conn, self._clock, worker_id=worker_id, run_id=run_id, lease_seconds=lease_seconds
-            )
+            return leases.renew(conn, run_id, worker_id, lease_seconds=lease_seconds)
 
     def take_over(
         self, run_id: int, worker_id: str, *, lease_seconds: float, starting: bool = False
@@ -511,17 +506,9 @@ class Ledger:
         adopt jobs nobody drives (a resume); on SQLite, every job in flight (the file lock of
         ``exclusive()`` proves no other process drives any).
         """
-        adopt = Adopt.EXPIRED
-        if starting:
-            adopt = Adopt.ON_START if self.shared else Adopt.EVERYTHING
         with self._transaction("take_over") as conn:
             rows, unknown = leases.take_over(
-                conn,
-                self._clock,
-                run_id=run_id,
-                worker_id=worker_id,
-                lease_seconds=lease_seconds,
-                adopt=adopt,
+                conn, run_id, worker_id, lease_seconds=lease_seconds, starting=starting
             )
             attempts = _current_attempts(conn, [r.id for r in rows])
         with self._errors("take_over"):
@@ -537,7 +524,7 @@ class Ledger:
     def release_worker(self, run_id: int, worker_id: str) -> None:
         """The worker exits: running workers take over its jobs in flight at once."""
         with self._transaction("release_worker") as conn:
-            leases.release(conn, self._clock, worker_id=worker_id, run_id=run_id)
+            leases.release(conn, run_id, worker_id)
 
     def others_in_flight(self, run_id: int, worker_id: str) -> int:
         """Jobs in flight that other workers hold (or held, if they are gone)."""
@@ -556,7 +543,7 @@ class Ledger:
     def workers(self, run_id: int) -> list[WorkerInfo]:
         """Every worker the run has had, newest first, with its leases and throughput."""
         with self._transaction("workers") as conn:
-            return leases.workers(conn, self._clock, run_id)
+            return leases.workers(conn, run_id)
 
     # -- reading --------------------------------------------------------------------------------
 
