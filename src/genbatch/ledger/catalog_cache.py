@@ -21,7 +21,9 @@ from genbatch.ledger.tables import CATALOG_MODELS
 __all__ = ["cached_models", "store_models"]
 
 
-def cached_models(conn: Connection, model_ids: Iterable[str] | None) -> dict[str, CachedModel]:
+def cached_models(
+    conn: Connection, model_ids: Iterable[str] | None = None
+) -> dict[str, CachedModel]:
     """The cached entries of ``model_ids`` (every entry when None), by id; an entry whose JSON
     is unreadable is skipped, as if never fetched."""
     query = select(CATALOG_MODELS).order_by(CATALOG_MODELS.c.model_id)
@@ -45,7 +47,7 @@ def _document(text: str) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def store_models(conn: Connection, models: Iterable[CachedModel], *, replace: bool) -> int:
+def store_models(conn: Connection, models: Iterable[CachedModel], *, replace: bool = False) -> int:
     """Cache ``models``; those already cached are kept unless ``replace``. How many were
     written. Workers starting together may cache the same entry at once: the statement itself
     settles it (``ON CONFLICT``), never a unique-key error."""

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from genbatch.ledger import statements as sql
-from genbatch.ledger.records import WorkerInfo
+from genbatch.ledger.records import JobRecord, WorkerInfo
 from genbatch.ledger.tables import ATTEMPTS, JOBS, WORKERS, utcnow
 from genbatch.lifecycle import AttemptOutcome, Move
 from genbatch.states import LEASED_STATES, JobState
@@ -113,10 +113,11 @@ def release(conn: Connection, run_id: int, worker_id: str) -> None:
     conn.execute(ended)
 
 
-def park(conn: Connection, *, job_id: int, worker_id: str) -> None:
-    """The worker stops driving this job for now; the next worker to start adopts it."""
+def park(conn: Connection, job: JobRecord, worker_id: str) -> None:
+    """The worker gives up on the job for now (a download failed...): not taken over by
+    running workers, adopted by the next one to start."""
     conn.execute(
-        update(JOBS).where(JOBS.c.id == job_id, JOBS.c.worker == worker_id).values(lease_until=None)
+        update(JOBS).where(JOBS.c.id == job.id, JOBS.c.worker == worker_id).values(lease_until=None)
     )
 
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import fields, replace
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -36,14 +36,20 @@ from genbatch.errors import (
     TransitionRefused,
 )
 from genbatch.jobs import JobSpec, canonical_json
-from genbatch.ledger import catalog_cache, leases, metadata_marks, ratings
+from genbatch.ledger import catalog_cache, leases, metadata_marks
 from genbatch.ledger import statements as sql
 from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
-from genbatch.ledger.metadata_marks import MetadataMark, Watermark
+from genbatch.ledger.metadata_marks import save_marks
 from genbatch.ledger.migrations import ensure_schema
+from genbatch.ledger.ratings import (
+    any_rating,
+    count_ratings,
+    rating_of_row,
+    read_ratings,
+    store_rating,
+)
 from genbatch.ledger.records import (
     AttemptRecord,
-    CachedModel,
     JobOutputs,
     JobRecord,
     OutputRecord,
@@ -51,21 +57,36 @@ from genbatch.ledger.records import (
     StoredFile,
     SyncReport,
     Takeover,
-    WorkerInfo,
     WorkerStart,
 )
 from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RATINGS, RUNS, utcnow
 from genbatch.lifecycle import Actor, AttemptOutcome, Move
-from genbatch.ratings import Rating, RatingCounts
+from genbatch.ratings import Rating
 from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
 
+P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 SYNC_BATCH = 5000
 STREAM_CHUNK = 1000
 INSERT_BATCH = 10000
 """New jobs written per statement while syncing: 20,000 held 8 MB of rows at the peak of a big
 manifest's start; 10,000 inserts as fast (200,000 jobs in 6.5 s either way)."""
+
+
+def _in_transaction(
+    function: Callable[Concatenate[Connection, P], T],
+) -> Callable[Concatenate[Ledger, P], T]:
+    """A ``Ledger`` method: ``function`` run in the ledger's transaction (one of its own, or
+    the one open in this thread)."""
+
+    def method(self: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._transaction(function.__name__) as conn:
+            return function(conn, *args, **kwargs)
+
+    method.__doc__ = function.__doc__
+    return method
 
 
 class Ledger:
@@ -425,6 +446,13 @@ class Ledger:
 
     # -- workers and leases (see leases.py) ----------------------------------------------------
 
+    register_worker = _in_transaction(leases.register)
+    heartbeat = _in_transaction(leases.renew)
+    park_job = _in_transaction(leases.park)
+    release_worker = _in_transaction(leases.release)
+    others_in_flight = _in_transaction(leases.others_in_flight)
+    workers = _in_transaction(leases.workers)
+
     def start_worker(
         self,
         run_id: int,
@@ -469,33 +497,6 @@ class Ledger:
                 self.set_stop_reason(run_id, stop_reason)
             return self.counts(run_id)
 
-    def register_worker(
-        self,
-        run_id: int,
-        worker_id: str,
-        *,
-        host: str,
-        pid: int,
-        concurrency: int,
-        lease_seconds: float,
-    ) -> None:
-        """A worker (this process) starts driving the run."""
-        with self._transaction("register_worker") as conn:
-            leases.register(
-                conn,
-                run_id,
-                worker_id,
-                host=host,
-                pid=pid,
-                concurrency=concurrency,
-                lease_seconds=lease_seconds,
-            )
-
-    def heartbeat(self, run_id: int, worker_id: str, *, lease_seconds: float) -> int:
-        """The worker is alive: renew every lease it holds; returns how many jobs it holds."""
-        with self._transaction("heartbeat") as conn:
-            return leases.renew(conn, run_id, worker_id, lease_seconds=lease_seconds)
-
     def take_over(
         self, run_id: int, worker_id: str, *, lease_seconds: float, starting: bool = False
     ) -> Takeover:
@@ -515,22 +516,6 @@ class Ledger:
             attached = [_job_record(r, attempt_id=attempts.get(r.id)) for r in rows]
         return Takeover(attached=attached, unknown=unknown)
 
-    def park_job(self, job: JobRecord, worker_id: str) -> None:
-        """The worker gives up on the job for now (a download failed...): not taken over by
-        running workers, adopted by the next one to start."""
-        with self._transaction("park_job") as conn:
-            leases.park(conn, job_id=job.id, worker_id=worker_id)
-
-    def release_worker(self, run_id: int, worker_id: str) -> None:
-        """The worker exits: running workers take over its jobs in flight at once."""
-        with self._transaction("release_worker") as conn:
-            leases.release(conn, run_id, worker_id)
-
-    def others_in_flight(self, run_id: int, worker_id: str) -> int:
-        """Jobs in flight that other workers hold (or held, if they are gone)."""
-        with self._transaction("others_in_flight") as conn:
-            return leases.others_in_flight(conn, run_id, worker_id)
-
     def work_may_come(self, run_id: int, worker_id: str) -> bool:
         """Jobs are pending (back after a 429 or a failed generation, or not claimable yet under
         the run-wide limit), or other workers hold jobs in flight (they may hand them back, or
@@ -539,11 +524,6 @@ class Ledger:
             if self.counts(run_id)[JobState.PENDING] > 0:
                 return True
             return self.shared and self.others_in_flight(run_id, worker_id) > 0
-
-    def workers(self, run_id: int) -> list[WorkerInfo]:
-        """Every worker the run has had, newest first, with its leases and throughput."""
-        with self._transaction("workers") as conn:
-            return leases.workers(conn, run_id)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -807,21 +787,9 @@ class Ledger:
 
     # -- metadata.jsonl marks -------------------------------------------------------------------
 
-    def metadata_watermark(self) -> Watermark:
-        """The generation and highest done rank, for writing metadata files."""
-        with self._transaction("metadata_watermark") as conn:
-            return metadata_marks.watermark(conn)
-
-    def metadata_marks(self, directories: Sequence[str]) -> dict[str, MetadataMark]:
-        """How the metadata files of ``directories`` were last written, where recorded."""
-        with self._transaction("metadata_marks") as conn:
-            return metadata_marks.read_marks(conn, list(directories))
-
-    def save_metadata_marks(self, marks: dict[str, MetadataMark | None]) -> None:
-        """Record how metadata files were just written (None: forget the directory's mark)."""
-        with self._transaction("save_metadata_marks") as conn:
-            for directory, mark in marks.items():
-                metadata_marks.save_mark(conn, directory, mark)
+    metadata_watermark = _in_transaction(metadata_marks.watermark)
+    metadata_marks = _in_transaction(metadata_marks.read_marks)
+    save_metadata_marks = _in_transaction(save_marks)
 
     def find_jobs(
         self,
@@ -846,41 +814,15 @@ class Ledger:
 
     # -- the API's catalog, cached --------------------------------------------------------------
 
-    def cached_models(self, model_ids: Iterable[str] | None = None) -> dict[str, CachedModel]:
-        """The catalog entries cached for ``model_ids`` (every one when None), by model id."""
-        with self._transaction("cached_models") as conn:
-            return catalog_cache.cached_models(conn, model_ids)
-
-    def cache_models(self, models: Iterable[CachedModel], *, replace: bool = False) -> int:
-        """Cache catalog entries; one already cached is kept unless ``replace`` (a refresh).
-        How many were written."""
-        with self._transaction("cache_models") as conn:
-            return catalog_cache.store_models(conn, models, replace=replace)
+    cached_models = _in_transaction(catalog_cache.cached_models)
+    cache_models = _in_transaction(catalog_cache.store_models)
 
     # -- ratings (genbatch review) ---------------------------------------------------------------
 
-    def rate(self, rating: Rating) -> Rating | None:
-        """Store a file's rating (replacing the one before); an empty rating clears it. The
-        rating as stored, with its time and author; None once cleared."""
-        with self._transaction("rate") as conn:
-            return ratings.store_rating(conn, rating)
-
-    def ratings(
-        self, files: Iterable[tuple[str, int]] | None = None
-    ) -> dict[tuple[str, int], Rating]:
-        """The ratings of ``files`` ((job key, output position) pairs), or every rating."""
-        with self._transaction("ratings") as conn:
-            return ratings.read_ratings(conn, files)
-
-    def rated(self) -> bool:
-        """Whether any file of the ledger was ever rated (so reports may skip the counts)."""
-        with self._transaction("rated") as conn:
-            return ratings.any_rating(conn)
-
-    def rating_counts(self, run_id: int) -> RatingCounts:
-        """The output files of the run's done jobs by verdict: kept, rejected, unrated."""
-        with self._transaction("rating_counts") as conn:
-            return ratings.count_ratings(conn, run_id)
+    rate = _in_transaction(store_rating)
+    ratings = _in_transaction(read_ratings)
+    rated = _in_transaction(any_rating)
+    rating_counts = _in_transaction(count_ratings)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -1421,7 +1363,7 @@ def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
             yield _job_outputs(last, tuple(outputs), rated)
             outputs, rated = [], {}
         if row.g_job_key is not None:
-            rated[row.o_position] = ratings.rating_of_row(row, "g_")
+            rated[row.o_position] = rating_of_row(row, "g_")
         if row.o_id is not None:
             outputs.append(_record(OutputRecord, row, "o_"))
         last = row

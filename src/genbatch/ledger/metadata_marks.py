@@ -12,6 +12,7 @@ those of the jobs done after ``through``: they can be appended.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import Connection, delete, func, select
@@ -19,7 +20,7 @@ from sqlalchemy import Connection, delete, func, select
 from genbatch.ledger.statements import insert_on_conflict
 from genbatch.ledger.tables import JOBS, META
 
-__all__ = ["MetadataMark", "Watermark", "bump_generation", "read_marks", "save_mark", "watermark"]
+__all__ = ["MetadataMark", "Watermark", "bump_generation", "read_marks", "save_marks", "watermark"]
 
 GENERATION_KEY = "metadata_generation"
 MARK_PREFIX = "metadata_file:"
@@ -45,7 +46,7 @@ class MetadataMark:
 
 
 def watermark(conn: Connection) -> Watermark:
-    """The ledger's generation and highest done rank, read in one transaction."""
+    """The ledger's generation and highest done rank, for writing metadata files."""
     value = conn.execute(select(META.c.value).where(META.c.key == GENERATION_KEY)).scalar()
     through = conn.execute(select(func.coalesce(func.max(JOBS.c.done_seq), 0))).scalar()
     return Watermark(generation=_int(value), through=int(through or 0))
@@ -57,8 +58,9 @@ def bump_generation(conn: Connection) -> None:
     _upsert(conn, GENERATION_KEY, str(_int(current) + 1))
 
 
-def read_marks(conn: Connection, directories: list[str]) -> dict[str, MetadataMark]:
-    """The marks of ``directories`` that have one (an unreadable mark counts as none)."""
+def read_marks(conn: Connection, directories: Iterable[str]) -> dict[str, MetadataMark]:
+    """How the metadata files of ``directories`` were last written, where recorded (an
+    unreadable mark counts as none)."""
     keys = {MARK_PREFIX + directory: directory for directory in directories}
     found: dict[str, MetadataMark] = {}
     for key, value in conn.execute(select(META.c.key, META.c.value).where(META.c.key.in_(keys))):
@@ -69,12 +71,13 @@ def read_marks(conn: Connection, directories: list[str]) -> dict[str, MetadataMa
     return found
 
 
-def save_mark(conn: Connection, directory: str, mark: MetadataMark | None) -> None:
-    """Record (or, with None, forget) how ``directory``'s metadata file was just written."""
-    if mark is None:
-        conn.execute(delete(META).where(META.c.key == MARK_PREFIX + directory))
-        return
-    _upsert(conn, MARK_PREFIX + directory, json.dumps(asdict(mark), sort_keys=True))
+def save_marks(conn: Connection, marks: dict[str, MetadataMark | None]) -> None:
+    """Record how metadata files were just written, by directory (None: forget its mark)."""
+    for directory, mark in marks.items():
+        if mark is None:
+            conn.execute(delete(META).where(META.c.key == MARK_PREFIX + directory))
+        else:
+            _upsert(conn, MARK_PREFIX + directory, json.dumps(asdict(mark), sort_keys=True))
 
 
 def _upsert(conn: Connection, key: str, value: str) -> None:
