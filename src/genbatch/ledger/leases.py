@@ -22,7 +22,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from genbatch.ledger import statements as sql
 from genbatch.ledger.records import JobRecord, WorkerInfo
-from genbatch.ledger.tables import ATTEMPTS, JOBS, WORKERS, utcnow
+from genbatch.ledger.tables import ATTEMPTS, JOBS, RUNS, WORKERS, utcnow
 from genbatch.lifecycle import AttemptOutcome, Move
 from genbatch.states import LEASED_STATES, JobState
 
@@ -57,11 +57,10 @@ def lock_run(conn: Connection, run_id: int, *, exclusive: bool = True) -> str | 
         driver = conn.connection.driver_connection
         if driver is not None and not driver.in_transaction:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-    query = sql.lock_run_row()
+    query = select(RUNS.c.stop_requested).where(RUNS.c.id == run_id)
     if exclusive and conn.dialect.name != "sqlite":
         query = query.with_for_update()
-    found = conn.execute(query, {"b_run": run_id}).first()
-    return found.stop_requested if found else None
+    return conn.execute(query).scalar()
 
 
 def register(
@@ -167,7 +166,7 @@ def _mark_unknown(conn: Connection, job_ids: Sequence[int]) -> None:
     now = utcnow()
     conn.execute(
         update(ATTEMPTS)
-        .where(sql.sending_attempts_of(list(job_ids)))
+        .where(ATTEMPTS.c.job_id.in_(job_ids), ATTEMPTS.c.outcome == AttemptOutcome.SENDING)
         .values(outcome=AttemptOutcome.UNKNOWN.value, error=INTERRUPTED, finished_at=now)
     )
     # The lease is left as it was (expired): an `unknown` job holds no slot, and should the

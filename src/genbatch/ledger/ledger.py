@@ -226,20 +226,13 @@ class Ledger:
         """
         with self._transaction("sync_jobs") as conn:
             run = self._ensure_run(conn, name, manifest_path)
-            leases.lock_run(conn, run.id)  # a worker that synced just before us counts
+            leases.lock_run(conn, run.id)  # workers starting together sync one after the other
             synced = conn.execute(
                 select(RUNS.c.jobs_fingerprint).where(RUNS.c.id == run.id)
             ).scalar()
             if fingerprint is not None and synced == fingerprint:
                 counts = _counts(conn, run.id)
-                return run, SyncReport(
-                    total=sum(counts.values()),
-                    new=0,
-                    changed_order=0,
-                    retired=0,
-                    counts=counts,
-                    unchanged=True,
-                )
+                return run, SyncReport(total=sum(counts.values()), counts=counts, unchanged=True)
             report = _sync(conn, run.id, specs, cost)
             _set_fingerprint(conn, run.id, fingerprint)
             return run, report
@@ -1031,7 +1024,6 @@ def _sync(
     cost: Callable[[JobSpec], float | None] | None,
 ) -> SyncReport:
     price = cost or (lambda _spec: None)
-    leases.lock_run(conn, run_id)  # workers starting together sync one after the other
     known = {
         r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd, r.output_dir, r.file_stem)
         for r in conn.execute(

@@ -97,9 +97,9 @@ class SyncReport:
     """What syncing a manifest's jobs into the ledger found."""
 
     total: int
-    new: int
-    changed_order: int
-    retired: int
+    new: int = 0
+    changed_order: int = 0
+    retired: int = 0
     counts: dict[JobState, int] = field(default_factory=dict)
     """Jobs of the manifest per state, after the sync."""
     unchanged: bool = False

@@ -28,8 +28,8 @@ from sqlalchemy import (
     update,
 )
 
-from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RUNS
-from genbatch.lifecycle import AttemptOutcome, Move
+from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS
+from genbatch.lifecycle import Move
 from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, TERMINAL_STATES, JobState
 
 if TYPE_CHECKING:
@@ -194,11 +194,6 @@ def claim_in_one_statement(
     return claim(fitting, worker=worker, lease_until=lease, now=now)
 
 
-def lock_run_row() -> Select[Any]:
-    """The run's row, locked: claims and syncs of one run then happen one after the other."""
-    return select(RUNS.c.id, RUNS.c.stop_requested).where(RUNS.c.id == bindparam("b_run"))
-
-
 # -- attempts -----------------------------------------------------------------------------------
 
 
@@ -207,11 +202,6 @@ def attempt_update(*columns: str) -> Update:
     """Set ``columns`` of the attempt ``b_attempt``, each to the value bound as ``b_<column>``."""
     values: dict[str, Any] = {column: bindparam(f"b_{column}") for column in columns}
     return update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("b_attempt")).values(**values)
-
-
-def sending_attempts_of(job_ids: list[int]) -> ColumnElement[bool]:
-    """The attempts of ``job_ids`` whose POST was (or was about to be) sent, unanswered."""
-    return ATTEMPTS.c.job_id.in_(job_ids) & (ATTEMPTS.c.outcome == AttemptOutcome.SENDING.value)
 
 
 # -- outputs ------------------------------------------------------------------------------------
