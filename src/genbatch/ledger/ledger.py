@@ -706,16 +706,7 @@ class Ledger:
         submitted, and nothing is counted as spent twice (the job costs nothing here)."""
         note = f"the files of the same job done in run {source.run_id} (nothing submitted)"
         with self._transaction("reuse") as conn:
-            moved = conn.execute(
-                sql.job_move(Move.REUSE, checks_holder=False, sets_request=True),
-                {
-                    "b_job": job.id,
-                    "b_now": utcnow(),
-                    "b_error": note,
-                    "b_request": source.request_id,
-                },
-            ).first()
-            if moved is None:
+            if self.try_move(job, Move.REUSE, error=note, request_id=source.request_id) is None:
                 raise self.refusal(job, Move.REUSE)
             conn.execute(update(JOBS).where(JOBS.c.id == job.id).values(cost_usd=0.0))
             originals = conn.execute(sql.OUTPUTS_OF_JOB, {"b_job": source.id}).all()
