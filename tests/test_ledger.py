@@ -36,7 +36,6 @@ from genbatch.ledger import (
 )
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.ledger.engine import STALLED_TRANSACTION_SECONDS
-from genbatch.ledger.history import recent_generation_times
 from genbatch.ledger.migrations import MIGRATIONS
 from genbatch.ledger.tables import SCHEMA_VERSION
 from genbatch.lifecycle import Actor, Move
@@ -184,13 +183,13 @@ def test_a_version_3_ledger_is_upgraded_and_records_generation_times_from_then_o
     old.close()
 
     upgraded = open_ledger()
-    before = recent_generation_times(upgraded, KLING, 10)
+    before = upgraded.generation_times(KLING, 10)
     second = accepted(upgraded, run_id, "w1", "req-2")
     move(upgraded, second, Move.SUCCEED, worker="w1", urls=["u"], generation_seconds=42.5)
 
     assert _version(upgraded) == SCHEMA_VERSION
     assert before == []  # version 3 did not record them
-    assert recent_generation_times(upgraded, KLING, 10) == [42.5]
+    assert upgraded.generation_times(KLING, 10) == [42.5]
     assert upgraded.counts(run_id)[JobState.FETCHING] == 2
 
 
@@ -208,9 +207,9 @@ def test_a_models_generation_times_come_newest_first_from_every_run(ledger: Ledg
     unmeasured = accepted(ledger, first, "w1", "req-queued")  # seen queued: no time recorded
     move(ledger, unmeasured, Move.SUCCEED, worker="w1", urls=["u"])
 
-    assert recent_generation_times(ledger, KLING, 10) == [20.0, 30.0]
-    assert recent_generation_times(ledger, KLING, 1) == [20.0]
-    assert recent_generation_times(ledger, other, 10) == [5.0]
+    assert ledger.generation_times(KLING, 10) == [20.0, 30.0]
+    assert ledger.generation_times(KLING, 1) == [20.0]
+    assert ledger.generation_times(other, 10) == [5.0]
 
 
 def test_a_version_4_ledger_is_upgraded_with_an_empty_catalog_cache_that_then_keeps_entries(

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from genbatch.ledger import Ledger, resolve_location
-from genbatch.ledger.history import recent_generation_times
 from genbatch.polling import GenerationTimes, PollPolicy, generation_seconds
 from genbatch.simulator import Simulator, SimulatorConfig
 from genbatch.states import JobState
@@ -184,7 +183,7 @@ def test_a_generation_seen_waiting_in_the_queue_is_not_taken_for_the_models_spee
     assert done.returncode == 0, done.stderr
     ledger = Ledger.open(resolve_location(str(tmp_path / "ledger.db")))
     try:
-        recorded = recent_generation_times(ledger, KLING, 10)
+        recorded = ledger.generation_times(KLING, 10)
     finally:
         ledger.close()
     (info,) = [i for i in sim.records.list() if i.started_at == i.created_at]
@@ -202,6 +201,6 @@ def test_a_rehearsal_with_simulate_leaves_no_generation_times_for_a_real_run(
     ledger = Ledger.open(resolve_location(str(tmp_path / ".genbatch" / "ledger.db")))
     try:
         assert ledger.counts(ledger.runs()[0].id)[JobState.DONE] == 2
-        assert recent_generation_times(ledger, KLING, 10) == []
+        assert ledger.generation_times(KLING, 10) == []
     finally:
         ledger.close()

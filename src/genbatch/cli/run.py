@@ -382,12 +382,10 @@ ETA_HISTORY_SIZE = 200
 
 def _expected_job_seconds(prepared: batch.Prepared) -> float | None:
     """The median generation time the ledger recorded for the run's models, any run."""
-    from genbatch.ledger.history import recent_generation_times
-
     times = [
         seconds
         for model_id in {block.model_id for block in prepared.manifest.blocks}
-        for seconds in recent_generation_times(prepared.ledger, model_id, ETA_HISTORY_SIZE)
+        for seconds in prepared.ledger.generation_times(model_id, ETA_HISTORY_SIZE)
     ]
     return statistics.median(times) if times else None
 

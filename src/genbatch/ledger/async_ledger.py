@@ -26,7 +26,6 @@ import anyio
 
 from genbatch.errors import TransactionEnded
 from genbatch.group_commit import GroupCommit, Work
-from genbatch.ledger import history
 from genbatch.ledger.ledger import Ledger
 from genbatch.ledger.records import JobRecord, StoredFile
 from genbatch.lifecycle import Actor, Move
@@ -107,11 +106,9 @@ class AsyncLedger:
         return moved
 
     async def generation_times(self, model_id: str, limit: int) -> list[float]:
-        """``history.recent_generation_times``, read in a worker thread: a read needs no place
-        in the order of writes, and on a large ledger it may scan."""
-        return await anyio.to_thread.run_sync(
-            history.recent_generation_times, self._ledger, model_id, limit
-        )
+        """``Ledger.generation_times``, read in a worker thread: a read needs no place in the
+        order of writes, and on a large ledger it may scan."""
+        return await anyio.to_thread.run_sync(self._ledger.generation_times, model_id, limit)
 
     def _run_batch(self, batch: Sequence[Work]) -> None:
         """Runs in the writer's thread: the batch in one transaction, else each call alone."""

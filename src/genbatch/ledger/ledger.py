@@ -36,7 +36,7 @@ from genbatch.errors import (
     TransitionRefused,
 )
 from genbatch.jobs import JobSpec, canonical_json
-from genbatch.ledger import catalog_cache, leases, metadata_marks
+from genbatch.ledger import catalog_cache, history, leases, metadata_marks
 from genbatch.ledger import statements as sql
 from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
 from genbatch.ledger.metadata_marks import save_marks
@@ -796,7 +796,9 @@ class Ledger:
         with self._transaction("find_jobs") as conn:
             return [_job_record(r) for r in conn.execute(query)]
 
-    # -- the API's catalog, cached --------------------------------------------------------------
+    # -- models: generation times (genbatch.polling), the API's catalog cached -------------------
+
+    generation_times = _in_transaction(history.recent_generation_times)
 
     cached_models = _in_transaction(catalog_cache.cached_models)
     cache_models = _in_transaction(catalog_cache.store_models)
