@@ -329,13 +329,19 @@ class Ledger:
             # The job's row first, then its attempt's: the order a takeover locks them in, so two
             # workers at once never deadlock (PostgreSQL would abort one of them).
             row = conn.execute(statement, params).first()
-            if move is Move.ACCEPT:
-                _accepted_attempt(conn, job, request_id, now)
+            if row is not None or move is Move.ACCEPT:  # an answer's request id is never lost
+                _record_attempt(
+                    conn,
+                    job.attempt_id,
+                    move,
+                    now,
+                    request_id=request_id,
+                    error=error,
+                    remote_status=remote_status,
+                    generation_seconds=generation_seconds,
+                )
             if row is None:
                 return None
-            _record_attempt(
-                conn, job.attempt_id, move, error, remote_status, now, generation_seconds
-            )
             if move.transition.target is JobState.PENDING:
                 _back_to_pending(conn, job.run_id)
             outputs = self._record_urls(conn, job, urls) if move is Move.SUCCEED else ()
@@ -909,37 +915,32 @@ def _new_attempts(conn: Connection, rows: Sequence[Any], now: datetime) -> dict[
     return {job_id: attempt_id for job_id, attempt_id in inserted}
 
 
-def _accepted_attempt(
-    conn: Connection, job: JobRecord, request_id: str | None, now: datetime
-) -> None:
-    # Written whether or not the job's move then matches: the request id is never lost.
-    accepted = {"request_id": request_id, "outcome": AttemptOutcome.ACCEPTED, "accepted_at": now}
-    _update_attempt(conn, job.attempt_id, accepted)
-
-
 def _record_attempt(
     conn: Connection,
     attempt_id: int | None,
     move: Move,
+    now: datetime,
+    *,
+    request_id: str | None,
     error: str | None,
     remote_status: str | None,
-    now: datetime,
-    generation_seconds: float | None = None,
+    generation_seconds: float | None,
 ) -> None:
-    """What ``move`` says of the job's current attempt (its outcome, error, remote status,
-    generation time)."""
+    """What ``move`` says of the job's current attempt: an ACCEPT's request id, an outcome and
+    its error, the remote status, the generation time."""
     outcome = move.transition.attempt
-    values: dict[str, Any] = {}
-    if remote_status is not None:
-        values["remote_status"] = remote_status
-    if generation_seconds is not None:
-        values["generation_seconds"] = generation_seconds
-    if outcome is not None and move is not Move.ACCEPT:
-        values.update(outcome=outcome.value, finished_at=now)
-        if error is not None:
-            values["error"] = error
-    if values:
-        _update_attempt(conn, attempt_id, values)
+    values: dict[str, Any] = {
+        "remote_status": remote_status,
+        "generation_seconds": generation_seconds,
+    }
+    if move is Move.ACCEPT:
+        values.update(request_id=request_id, outcome=outcome, accepted_at=now)
+    elif outcome is not None:
+        values.update(outcome=outcome, finished_at=now, error=error)
+    values = {column: value for column, value in values.items() if value is not None}
+    if attempt_id is not None and values:
+        params = {f"b_{column}": value for column, value in values.items()}
+        conn.execute(sql.attempt_update(*values), {"b_attempt": attempt_id, **params})
 
 
 def _store_files(conn: Connection, files: Sequence[StoredFile]) -> None:
@@ -959,13 +960,6 @@ def _store_files(conn: Connection, files: Sequence[StoredFile]) -> None:
                 for f in files
             ],
         )
-
-
-def _update_attempt(conn: Connection, attempt_id: int | None, values: dict[str, Any]) -> None:
-    if attempt_id is None:
-        return
-    params = {f"b_{column}": value for column, value in values.items()}
-    conn.execute(sql.attempt_update(*values), {"b_attempt": attempt_id, **params})
 
 
 def _set_synchronous(conn: Connection, level: str) -> None:
