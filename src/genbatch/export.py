@@ -164,7 +164,7 @@ def write_metadata(
     """
     if not directories:
         return []
-    if not ledger.is_sqlite:
+    if ledger.shared:
         return _rewrite(ledger, directories, through=None)
     now = ledger.metadata_watermark()
     marks = {} if whole else ledger.metadata_marks(directories)

@@ -55,7 +55,7 @@ class AsyncLedger:
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
-        self._writer = GroupCommit(self._run_batch, light_on_loop=ledger.is_sqlite)
+        self._writer = GroupCommit(self._run_batch, light_on_loop=not ledger.shared)
         self.shared = ledger.shared
         """Several processes may drive its runs at once (their changes come from elsewhere)."""
 

@@ -95,7 +95,6 @@ class Ledger:
     def __init__(self, engine: Engine, location: LedgerLocation) -> None:
         self.engine = engine
         self.location = location
-        self.is_sqlite = location.is_sqlite
         self.shared = not location.is_sqlite
         """Several processes may drive its runs at once (PostgreSQL)."""
         self._open = threading.local()
@@ -842,7 +841,7 @@ class Ledger:
                 yield joined
             return
         with self._errors(what), self.engine.connect() as conn:
-            durable_sqlite = durable and self.is_sqlite
+            durable_sqlite = durable and not self.shared
             if durable_sqlite:
                 _set_synchronous(conn, "FULL")
             self._open.conn = conn
