@@ -37,7 +37,8 @@ def attempts_of(ledger_path: Path, run: str) -> list[list[str]]:
     try:
         info = ledger.find_run(run)
         assert info is not None
-        return [[a.outcome for a in ledger.attempts(job.id)] for job in ledger.jobs(info.id)]
+        items = ledger.job_outputs(run_id=info.id, in_manifest_only=True)
+        return [[a.outcome for a in ledger.attempts(item.job.id)] for item in items]
     finally:
         ledger.close()
 

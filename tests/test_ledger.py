@@ -703,8 +703,8 @@ def test_a_moved_job_is_the_job_as_recorded_and_a_success_carries_the_outputs_it
     assert [output.url for output in fetching.outputs] == urls
     done = move(ledger, fetching, Move.FINISH, worker="w1")
     assert done.outputs == ()  # only the move that records outputs carries them
-    (recorded,) = ledger.jobs(run_id)
-    assert replace(done, attempt_id=None) == recorded
+    (recorded,) = ledger.job_outputs(run_id=run_id)
+    assert replace(done, attempt_id=None) == recorded.job
 
 
 def test_a_cancel_and_the_runner_racing_on_a_job_never_overwrite_each_other(

@@ -109,7 +109,8 @@ def _check_ledger(path: Path, sim: Simulator) -> int:
         run = ledger.runs()[0]
         assert set(ledger.counts(run.id).items()) >= {(JobState.SUBMITTING, 0)}
         unknown = 0
-        for job in ledger.jobs(run.id):
+        for item in ledger.job_outputs(run_id=run.id, in_manifest_only=True):
+            job = item.job
             assert job.state == JobState.DONE, (job.key, job.state, job.error)
             outputs = ledger.outputs(job.id)
             assert outputs and all(o.path and o.sha256 for o in outputs)

@@ -525,21 +525,11 @@ class Ledger:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def counts(self, run_id: int, *, in_manifest_only: bool = True) -> dict[JobState, int]:
-        """Number of jobs of the run per state (every state present, zeros included)."""
+    def counts(self, run_id: int) -> dict[JobState, int]:
+        """Number of jobs of the run (of the current manifest) per state (every state present,
+        zeros included)."""
         with self._transaction("counts") as conn:
-            return _counts(conn, run_id, in_manifest_only=in_manifest_only)
-
-    def jobs(
-        self, run_id: int, *, states: Iterable[JobState] | None = None, limit: int | None = None
-    ) -> list[JobRecord]:
-        """The run's jobs (of the current manifest) in manifest order."""
-        query = select(JOBS).where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
-        if states is not None:
-            query = query.where(JOBS.c.state.in_([s.value for s in states]))
-        query = query.order_by(JOBS.c.ordinal).limit(limit)
-        with self._transaction("jobs") as conn:
-            return [_job_record(r) for r in conn.execute(query)]
+            return _counts(conn, run_id)
 
     def spend(self, run_id: int) -> dict[JobState, float]:
         """Estimated cost of the run's jobs (of the current manifest) per state."""
@@ -587,8 +577,6 @@ class Ledger:
         self,
         *,
         run_id: int | None = None,
-        output_dirs: Sequence[str] | None = None,
-        states: Iterable[JobState] | None = None,
         in_manifest_only: bool = False,
         job_id: int | None = None,
     ) -> list[JobOutputs]:
@@ -598,11 +586,7 @@ class Ledger:
         runs do not issue a query per job. Every filter left at None matches everything.
         """
         with self.stream_job_outputs(
-            run_id=run_id,
-            output_dirs=output_dirs,
-            states=states,
-            in_manifest_only=in_manifest_only,
-            job_id=job_id,
+            run_id=run_id, in_manifest_only=in_manifest_only, job_id=job_id
         ) as items:
             return list(items)
 
@@ -1216,10 +1200,10 @@ def _run_output_dirs(conn: Connection, run_id: int) -> Iterator[str]:
         found = conn.execute(query, {"b_after": found}).scalar()
 
 
-def _counts(conn: Connection, run_id: int, *, in_manifest_only: bool = True) -> dict[JobState, int]:
-    query = select(JOBS.c.state, func.count()).where(JOBS.c.run_id == run_id)
-    if in_manifest_only:
-        query = query.where(JOBS.c.in_manifest.is_(True))
+def _counts(conn: Connection, run_id: int) -> dict[JobState, int]:
+    query = select(JOBS.c.state, func.count()).where(
+        JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True)
+    )
     found: dict[str, int] = {
         state: count for state, count in conn.execute(query.group_by(JOBS.c.state))
     }
