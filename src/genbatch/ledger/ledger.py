@@ -1043,15 +1043,11 @@ def _sync(
                 }
             )
     inserter.flush()
-    new = total - len(found)
     _apply_moves(conn, moved)
     if reordered_done:
         metadata_marks.bump_generation(conn)
-    retired = _retire_missing(conn, run_id, known, found)
-    counts = _counts(conn, run_id)
-    return SyncReport(
-        total=total, new=new, changed_order=len(moved), retired=retired, counts=counts
-    )
+    _retire_missing(conn, known, found)
+    return SyncReport(total=total, new=total - len(found), counts=_counts(conn, run_id))
 
 
 class _JobInserter:
@@ -1175,9 +1171,7 @@ def _apply_moves(conn: Connection, moved: list[dict[str, Any]]) -> None:
     )
 
 
-def _retire_missing(
-    conn: Connection, run_id: int, known: dict[str, tuple[Any, ...]], found: set[str]
-) -> int:
+def _retire_missing(conn: Connection, known: dict[str, tuple[Any, ...]], found: set[str]) -> None:
     gone = [row[0] for key, row in known.items() if row[2] and key not in found]
     for start in range(0, len(gone), SYNC_BATCH):
         conn.execute(
@@ -1185,7 +1179,6 @@ def _retire_missing(
             .where(JOBS.c.id.in_(gone[start : start + SYNC_BATCH]))
             .values(in_manifest=False)
         )
-    return len(gone)
 
 
 def _run_output_dirs(conn: Connection, run_id: int) -> Iterator[str]:

@@ -98,8 +98,6 @@ class SyncReport:
 
     total: int
     new: int = 0
-    changed_order: int = 0
-    retired: int = 0
     counts: dict[JobState, int] = field(default_factory=dict)
     """Jobs of the manifest per state, after the sync."""
     unchanged: bool = False
