@@ -14,7 +14,7 @@ import pytest
 
 from genbatch.batch import run_manifest
 from genbatch.export import FILE_COLUMNS, METADATA_FILE, flat_inputs
-from genbatch.ledger import open_ledger
+from genbatch.ledger import open_ledger_for
 from genbatch.simulator import Simulator
 
 from support import cli_env, genbatch, kling_manifest, output_files, run_args, sha256_of
@@ -183,11 +183,8 @@ def test_the_python_api_writes_metadata_and_reads_jobs_with_outputs_in_one_call(
 
     assert summary.all_done
     assert len(read_jsonl(tmp_path / "out" / METADATA_FILE)) == 3
-    store = open_ledger(str(ledger_path))
-    try:
+    with open_ledger_for(str(ledger_path)) as store:
         items = store.job_outputs()
-    finally:
-        store.close()
     assert [item.job.ordinal for item in items] == [0, 1, 2]
     for item in items:
         assert len(item.outputs) == 1 and item.outputs[0].path is not None

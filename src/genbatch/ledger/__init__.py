@@ -36,15 +36,9 @@ __all__ = [
     "Takeover",
     "WorkerInfo",
     "WorkerStart",
-    "open_ledger",
     "open_ledger_for",
     "resolve_location",
 ]
-
-
-def open_ledger(given: str | None = None) -> Ledger:
-    """Open the ledger named by ``given`` (a path or URL), ``$GENBATCH_LEDGER`` or the default."""
-    return Ledger.open(resolve_location(given))
 
 
 @contextmanager
