@@ -14,6 +14,7 @@ from genbatch.errors import ManifestError
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.manifest.blocks import BlockPlan, compile_blocks
 from genbatch.manifest.expand import EXPANSION_VERSION, PLAIN_FIELDS, expand_block
+from genbatch.manifest.keys import KeySet
 from genbatch.manifest.sampling import SampleRequest
 from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
@@ -114,9 +115,7 @@ class Manifest:
         Beyond what ``jobs()`` checks, refuses two identical jobs (same model, inputs and
         repeat index, hence the same key) and two jobs writing the same file, at the second one.
         """
-        # Keys as the numbers their hex digits spell: a 200,000-job manifest's set is 6 MB
-        # smaller than of the strings (the keys are hexadecimal digests, see ``job_key``).
-        keys: set[int] = set()
+        keys = KeySet(self.job_count)
         stems: dict[str, set[str]] = {}
         for block in self._blocks:
             # A name holding {key} and only fields that cannot collide is unique already.
@@ -124,10 +123,8 @@ class Manifest:
             plain_stems = "key" in fields and PLAIN_FIELDS.issuperset(fields)
             folder = stems.setdefault(block.output_dir, set())
             for job in expand_block(block):
-                number = int(job.key, 16)
-                if number in keys:
+                if not keys.add(int(job.key, 16)):
                     raise self._duplicate(job, block, _same_key(job))
-                keys.add(number)
                 if not plain_stems:
                     stem = job.file_stem.casefold()
                     if stem in folder:
