@@ -251,3 +251,21 @@ def test_a_manifest_over_the_size_cap_is_refused_before_it_is_read() -> None:
     assert str(caught.value) == (
         f"sweep.yaml: is larger than {MAX_MANIFEST_BYTES:,} bytes, the limit for a manifest file"
     )
+
+
+def test_line_numbers_hold_deep_into_a_big_file_with_every_kind_of_line_break() -> None:
+    breaks = ["\n", "\r\n", "\r", "\u2028", "\x0b", "\x1c"]
+    lines = [f"prompt number {i} of a long file" for i in range(120_000)]
+    lines[-2] = "a {dog}"
+    text = "".join(line + breaks[i % len(breaks)] for i, line in enumerate(lines))
+    assert len(text) > 3 * 1024 * 1024  # several of the reader's chunks
+    expected = text.splitlines().index("a {dog}") + 1
+    assert error_of(f"model: {KLING}\nprompts: {{file: p.txt}}\n", {"p.txt": text}).startswith(
+        f"p.txt:{expected}: prompt: undefined template variable {{dog}}"
+    )
+
+
+def test_every_prompt_of_a_big_file_reaches_its_job_as_written() -> None:
+    lines = [f"clip {i} caf\u00e9 \U0001f98a" for i in range(50_000)]
+    m = load(f"model: {KLING}\nprompts: {{file: p.txt}}\n", {"p.txt": "\r\n".join(lines)})
+    assert prompts_of(m) == lines

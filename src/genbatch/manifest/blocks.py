@@ -26,13 +26,19 @@ from genbatch.filenames import (
 )
 from genbatch.manifest.locations import Path_, Source, did_you_mean, render_path
 from genbatch.manifest.model_schemas import resolve_model
-from genbatch.manifest.prompts import PromptEntry, inline_prompts, read_prompt_file
+from genbatch.manifest.prompts import (
+    PromptEntries,
+    inline_prompts,
+    read_prompt_file,
+)
 from genbatch.manifest.sampling import SampleRequest, Space
 from genbatch.manifest.schema import BlockSpec, ManifestSpec, PromptFileSpec, attribute_of
 from genbatch.manifest.sweep import (
+    CompiledPrompts,
+    Prompt,
     VariantPrompt,
     check_variant_names,
-    compile_prompt,
+    compile_prompts,
     sample_request,
 )
 from genbatch.manifest.templates import Template, compile_template
@@ -75,8 +81,10 @@ class BlockPlan:
     source: Source
     """The block's line: its item under ``jobs:``, or the top-level ``model:``."""
     fixed: Fragment
-    prompts: tuple[str | Template | VariantPrompt, ...] | None
-    prompt_sources: tuple[Source, ...]
+    prompts: CompiledPrompts | None
+    prompt_lines: tuple[int | None, ...] = ()
+    """Each prompt's line when the manifest lists them; empty for a prompt file, whose jobs
+    carry the block's line (a prompt's own line served the checks on load)."""
     prompt_inputs: tuple[str, ...] = ()
     """Inputs each row of the prompt file sets (``prompts: {file: ..., inputs: [...]}``)."""
     prompt_rows: tuple[tuple[Any, ...], ...] = ()
@@ -96,10 +104,8 @@ class BlockPlan:
     job_count: int = field(init=False)
 
     def __post_init__(self) -> None:
-        prompts = tuple(
-            p.parts if isinstance(p, VariantPrompt) else ("",) for p in self.prompts or ("",)
-        )
-        space = Space(prompts=prompts, axes=tuple(len(a) for a in self.axes), repeat=self.repeat)
+        trees = self.prompts.choice_trees() if self.prompts is not None else (("",),)
+        space = Space(prompts=trees, axes=tuple(len(a) for a in self.axes), repeat=self.repeat)
         object.__setattr__(self, "space", space)
         count = space.size if self.sample is None else min(self.sample.n, space.size)
         object.__setattr__(self, "job_count", count)
@@ -107,8 +113,8 @@ class BlockPlan:
     @property
     def variant_names(self) -> tuple[str, ...]:
         """The variables the prompts' variants and wildcards set, in first-written order."""
-        names = (n for p in self.prompts or () if isinstance(p, VariantPrompt) for n in p.names)
-        return tuple(dict.fromkeys(names))
+        variants = self.prompts.variants() if self.prompts is not None else []
+        return tuple(dict.fromkeys(n for p in variants for n in p.names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,19 +255,22 @@ def _compile_block(
         compiler, inputs, variables, grid, zipped, prompt_entries, (prompt_field, *row_inputs)
     )
     prompts = _compile_prompts(compiler, prompt_entries)
+    # Only templates and variant prompts matter below: the texts have no field to check.
+    special = list(prompts.special.values()) if prompts is not None else []
     fixed_templates = _compile_input_templates(compiler, inputs)
     defined = set(variables) | set(grid.value or {}) | set(zipped.value or {})
-    all_templates = [t for t in (*prompts, *fixed_templates.values()) if isinstance(t, Template)]
+    all_templates = [t for t in (*special, *fixed_templates.values()) if isinstance(t, Template)]
     _check_defined(all_templates, defined)
-    _check_variants(prompts, variables, grid, zipped)
+    _check_variants(special, variables, grid, zipped)
     referenced = {name for t in all_templates for name in t.fields}
-    referenced.update(n for p in prompts if isinstance(p, VariantPrompt) for n in p.fields)
+    referenced.update(n for p in special if isinstance(p, VariantPrompt) for n in p.fields)
     axis_builder = _AxisBuilder(compiler, model, referenced)
     axes = (*axis_builder.grid_axes(grid), *axis_builder.zip_axis(zipped))
     fixed = _fixed_fragment(compiler, inputs, variables, fixed_templates)
     checker = _StaticChecker(model_id, model, model_source, prompt_field)
     checker.check(fixed, axes, has_prompts=prompt_entries is not None, row_inputs=row_inputs)
-    checker.check_prompts(prompts, prompt_entries or ())
+    if prompts is not None and prompt_entries is not None:
+        checker.check_prompts(prompts, prompt_entries)
     source = _block_source(compiler, model_source)
     plan = BlockPlan(
         name=name,
@@ -271,12 +280,10 @@ def _compile_block(
         prompt_field=prompt_field,
         source=source,
         fixed=fixed,
-        prompts=tuple(prompts) if prompt_entries is not None else None,
-        prompt_sources=_kept_sources(prompt_entries or (), source),
+        prompts=prompts,
+        prompt_lines=_inline_lines(compiler, prompt_entries),
         prompt_inputs=row_inputs,
-        prompt_rows=tuple(tuple(v for _, v in e.inputs) for e in prompt_entries or ())
-        if row_inputs
-        else (),
+        prompt_rows=_prompt_rows(prompt_entries) if row_inputs else (),
         axes=axes,
         repeat=compiler.pick("repeat").value or 1,
         output_dir=_output_dir(compiler, name),
@@ -287,12 +294,10 @@ def _compile_block(
             axes,
             has_prompts=bool(prompt_entries),
             prompt=prompt_field,
-            variants=[n for p in prompts if isinstance(p, VariantPrompt) for n in p.names],
+            variants=[n for p in special if isinstance(p, VariantPrompt) for n in p.names],
         ),
         first_ordinal=first_ordinal,
-        sample=_sample(
-            compiler, prompts if prompt_entries is not None else None, grid, zipped, warnings
-        ),
+        sample=_sample(compiler, prompts, grid, zipped, warnings),
         wildcard_texts=tuple(sorted(compiler.wildcards.texts.items())),
     )
     _check_max_jobs(compiler, plan)
@@ -300,7 +305,7 @@ def _compile_block(
 
 
 def _check_variants(
-    prompts: list[str | Template | VariantPrompt],
+    prompts: Sequence[Prompt],
     variables: Mapping[str, _Written],
     grid: _Written,
     zipped: _Written,
@@ -322,7 +327,7 @@ def _check_variants(
 
 def _sample(
     compiler: _BlockCompiler,
-    prompts: list[str | Template | VariantPrompt] | None,
+    prompts: CompiledPrompts | None,
     grid: _Written,
     zipped: _Written,
     warnings: list[str],
@@ -456,16 +461,23 @@ def _prompt_field(compiler: _BlockCompiler, model: ModelSchema | None, model_id:
     return name
 
 
-def _kept_sources(entries: Sequence[PromptEntry], block: Source) -> tuple[Source, ...]:
-    """Each prompt's source as the jobs need it: a prompt written in the manifest keeps its
-    line; one from a prompt file is placed at the block's line (its own line served the checks
-    above), so that a run of 200,000 prompts does not hold 200,000 sources all along."""
-    return tuple(e.source if e.file == block.file else block for e in entries)
+def _prompt_rows(entries: PromptEntries | None) -> tuple[tuple[Any, ...], ...]:
+    """Per prompt, the values of the inputs its row sets (``BlockPlan.prompt_rows``)."""
+    if entries is None:
+        return ()
+    return tuple(tuple(value for _, value in entries.inputs(i)) for i in range(len(entries)))
 
 
-def _prompt_entries(
-    compiler: _BlockCompiler, model: ModelSchema | None
-) -> list[PromptEntry] | None:
+def _inline_lines(
+    compiler: _BlockCompiler, entries: PromptEntries | None
+) -> tuple[int | None, ...]:
+    """The lines of prompts written in the manifest (``BlockPlan.prompt_lines``)."""
+    if entries is None or entries.file != compiler.document.file:
+        return ()
+    return tuple(entry.line for entry in entries)
+
+
+def _prompt_entries(compiler: _BlockCompiler, model: ModelSchema | None) -> PromptEntries | None:
     written = compiler.pick("prompts")
     if written.value is None:
         return None
@@ -483,14 +495,14 @@ def _prompt_entries(
         raise compiler.source(written.path).error(
             "is empty, which would make no jobs; list at least one prompt", field="prompts"
         )
-    sources = [compiler.source((*written.path, i)) for i in range(len(written.value))]
-    return inline_prompts(written.value, sources)
+    lines = [compiler.document.line_of((*written.path, i)) for i in range(len(written.value))]
+    return inline_prompts(written.value, compiler.document.file, lines)
 
 
 def _compile_prompts(
-    compiler: _BlockCompiler, entries: list[PromptEntry] | None
-) -> list[str | Template | VariantPrompt]:
-    return [compile_prompt(entry, compiler.wildcards) for entry in entries or ()]
+    compiler: _BlockCompiler, entries: PromptEntries | None
+) -> CompiledPrompts | None:
+    return None if entries is None else compile_prompts(entries, compiler.wildcards)
 
 
 def _compile_input_templates(
@@ -521,7 +533,7 @@ def _check_no_clashes(
     variables: Mapping[str, _Written],
     grid: _Written,
     zipped: _Written,
-    prompts: list[PromptEntry] | None,
+    prompts: PromptEntries | None,
     prompt_fields: tuple[str, ...],
 ) -> None:
     """A name may be set in only one of inputs, vars, grid, zip (and prompts for its field and
@@ -663,15 +675,25 @@ class _StaticChecker:
         if self.model is not None:
             self._check_required(names)
 
-    def check_prompts(
-        self, prompts: Iterable[str | Template | VariantPrompt], entries: Iterable[PromptEntry]
-    ) -> None:
-        """Check the prompts that are plain text; templates are checked once rendered."""
-        for prompt, entry in zip(prompts, entries, strict=True):
-            if isinstance(prompt, str):
-                self._check_value(self.prompt_field, prompt, entry.source)
-            for name, value in entry.inputs:
-                self._check_value(name, value, entry.source)
+    def check_prompts(self, prompts: Sequence[Prompt], entries: PromptEntries) -> None:
+        """Check the prompts that are plain text, and the inputs their rows set; templates are
+        checked once rendered. A prompt's entry is made only for the error."""
+        field = self.prompt_field
+        for index, prompt in enumerate(prompts):
+            if isinstance(prompt, str) and self._fails(field, prompt):
+                self._check_value(field, prompt, entries[index].source)
+            for name, value in entries.inputs(index):
+                if self._fails(name, value):
+                    self._check_value(name, value, entries[index].source)
+
+    def _fails(self, name: str, value: Any) -> bool:
+        """Whether ``_check_value`` raises for ``value`` (wherever it was written)."""
+        if value is None:
+            return True
+        model = self.model
+        return model is not None and (
+            not model.accepts_name(name) or model.value_problem(name, value) is not None
+        )
 
     def _check_name(self, name: str, source: Source, *, axis: bool = False) -> None:
         if self.model is not None and not self.model.accepts_name(name):

@@ -228,8 +228,8 @@ class _BlockExpander:
 
     def _line(self, index: int) -> int | None:
         """The manifest line of prompt ``index`` (the block's, for prompt files)."""
-        source, block = self.plan.prompt_sources[index], self.plan.source
-        return source.line if source.file == block.file else block.line
+        lines = self.plan.prompt_lines
+        return lines[index] if lines else self.plan.source.line
 
     def _compile(self, text: str, source: Source) -> str | Template:
         """A prompt its variants made, as a template; a plain one is checked here."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from genbatch import __version__
@@ -234,18 +235,29 @@ def _digest(
     for part in (repr(header).encode(), raw):
         digest.update(len(part).to_bytes(8, "big") + part)
     for block in blocks:
-        prompts = [p if isinstance(p, str) else p.text for p in block.prompts or ()]
-        facts: tuple[object, ...] = (
-            block.name,
-            block.output_dir,
-            repr(block.model),
-            prompts,
-            block.prompt_rows,
-        )
+        # The canonical JSON of [name, folder, model, [prompt texts], rows(, wildcards)], fed
+        # to the hash in pieces: a prompt file's texts are never all one string at once.
+        head = canonical_json((block.name, block.output_dir, repr(block.model)))
+        digest.update(f"{head[:-1]},[".encode())
+        texts = (p if isinstance(p, str) else p.text for p in block.prompts or ())
+        for number, chunk in enumerate(_chunks(texts, _DIGEST_CHUNK)):
+            digest.update(("," if number else "").encode() + canonical_json(chunk)[1:-1].encode())
+        tail: tuple[object, ...] = (block.prompt_rows,)
         if block.wildcard_texts:
-            facts += (block.wildcard_texts,)
-        digest.update(canonical_json(facts).encode())
+            tail += (block.wildcard_texts,)
+        digest.update(f"],{canonical_json(tail)[1:]}".encode())
     return digest.hexdigest()
+
+
+_DIGEST_CHUNK = 10_000
+"""Prompt texts encoded together for the digest."""
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def _settings(spec: ManifestSpec) -> ManifestSettings:

@@ -11,13 +11,15 @@ import io
 import json
 import os
 import re
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from genbatch.errors import ManifestError
 from genbatch.manifest.locations import Source
+from genbatch.manifest.packed import PackedTexts
 from genbatch.manifest.reading import (
     MAX_PROMPT_FILE_BYTES,
     outside_of,
@@ -29,6 +31,7 @@ from genbatch.manifest.yaml_loader import decode_text
 __all__ = [
     "LIST_SEPARATOR",
     "PROMPT_FILE_KINDS",
+    "PromptEntries",
     "PromptEntry",
     "inline_prompts",
     "read_prompt_file",
@@ -68,12 +71,58 @@ class PromptEntry:
         return Source(self.file, self.line)
 
 
-def inline_prompts(texts: Sequence[str], sources: Sequence[Source]) -> list[PromptEntry]:
-    """Prompts written in the manifest, each with the line of its list item."""
-    return [
-        PromptEntry(text=text, file=source.file, line=source.line)
-        for text, source in zip(texts, sources, strict=True)
-    ]
+class PromptEntries(Sequence[PromptEntry]):
+    """The prompts of one file (a prompt file, or the manifest's own list), each made a
+    ``PromptEntry`` on demand: their texts are packed (``texts``), their lines in an array, and
+    only the rows of a file that sets inputs keep a tuple each."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.texts = PackedTexts()
+        self._lines = array("Q")  # 0 for no line
+        self._inputs: list[tuple[tuple[str, Any], ...]] = []  # empty when no row sets inputs
+
+    def append(self, entry: PromptEntry) -> None:
+        """Add ``entry``, a prompt of this file."""
+        self.texts.append(entry.text)
+        self._lines.append(entry.line or 0)
+        if entry.inputs:
+            self._inputs.append(entry.inputs)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @overload
+    def __getitem__(self, index: int) -> PromptEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[PromptEntry]: ...
+
+    def __getitem__(self, index: int | slice) -> PromptEntry | list[PromptEntry]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        text = self.texts[index]  # IndexError first
+        return self._entry(text, index)
+
+    def __iter__(self) -> Iterator[PromptEntry]:
+        for index, text in enumerate(self.texts):
+            yield self._entry(text, index)
+
+    def inputs(self, index: int) -> tuple[tuple[str, Any], ...]:
+        """The inputs the row of prompt ``index`` sets, in the order they were named."""
+        return self._inputs[index] if self._inputs else ()
+
+    def _entry(self, text: str, index: int) -> PromptEntry:
+        line = self._lines[index] or None
+        return PromptEntry(text=text, file=self.file, line=line, inputs=self.inputs(index))
+
+
+def inline_prompts(texts: Sequence[str], file: str, lines: Sequence[int]) -> PromptEntries:
+    """Prompts written in the manifest ``file``, each with the line of its list item."""
+    entries = PromptEntries(file)
+    for text, line in zip(texts, lines, strict=True):
+        entries.append(PromptEntry(text=text, file=file, line=line))
+    return entries
 
 
 def read_prompt_file(
@@ -84,7 +133,7 @@ def read_prompt_file(
     where: Source,
     allow_outside: bool = False,
     input_specs: Mapping[str, Any] | None = None,
-) -> list[PromptEntry]:
+) -> PromptEntries:
     """The prompts of the file ``spec`` names, relative to ``base_dir`` (the manifest's folder).
 
     Blank entries are skipped, and in text files lines starting with ``#``. ``where`` is the
@@ -106,14 +155,17 @@ def read_prompt_file(
     text = decode_text(_read(path, spec.file, where), display)  # the bytes freed at once
     columns = _input_columns(spec)
     if kind == "text":
-        entries = list(_text_prompts(text, display))
+        found = _text_prompts(text, display)
     elif kind == "jsonl":
-        entries = list(_jsonl_prompts(text, display, spec.field or DEFAULT_COLUMN, columns))
+        found = _jsonl_prompts(text, display, spec.field or DEFAULT_COLUMN, columns)
     else:
         delimiter = "\t" if kind == "tsv" else ","
         column = spec.column or DEFAULT_COLUMN
         cells = _CsvCells(input_specs or {})
-        entries = list(_csv_prompts(text, display, column, delimiter, columns, cells))
+        found = _csv_prompts(text, display, column, delimiter, columns, cells)
+    entries = PromptEntries(display)
+    for entry in found:
+        entries.append(entry)
     if not entries:
         raise where.error(f"prompt file '{spec.file}' has no prompts", field="prompts.file")
     return entries
@@ -151,8 +203,23 @@ def _read(path: Path, written: str, where: Source) -> bytes:
     )
 
 
+def _lines(text: str) -> Iterator[str]:
+    """``text.splitlines()``, a chunk of about ``_CHUNK`` characters at a time: the lines of a
+    big prompt file are never all held at once. A chunk ends just after a ``\n``, so no line
+    break (``\r\n`` either) is cut in two."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _CHUNK)
+        end = len(text) if end < 0 else end + 1
+        yield from text[start:end].splitlines()
+        start = end
+
+
+_CHUNK = 1 << 20
+
+
 def _text_prompts(text: str, display: str) -> Iterator[PromptEntry]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         prompt = line.strip()
         if prompt and not prompt.startswith("#"):
             yield PromptEntry(text=prompt, file=display, line=number)
@@ -161,7 +228,7 @@ def _text_prompts(text: str, display: str) -> Iterator[PromptEntry]:
 def _jsonl_prompts(
     text: str, display: str, field: str, columns: Mapping[str, str]
 ) -> Iterator[PromptEntry]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         try:

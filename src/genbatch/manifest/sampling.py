@@ -82,7 +82,7 @@ class Point:
 class Space:
     """The combinations of a block, numbered as its full expansion orders them."""
 
-    prompts: tuple[tuple[Part, ...], ...]
+    prompts: Sequence[tuple[Part, ...]]
     """Each prompt's choice tree (a single text part when it has no variant)."""
     axes: tuple[int, ...]
     repeat: int

@@ -6,11 +6,14 @@ Kept apart from ``blocks`` so a block without either compiles exactly as it alwa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from genbatch.manifest.locations import Path_, Source, did_you_mean
-from genbatch.manifest.prompts import PromptEntry
+from genbatch.manifest.packed import PackedTexts
+from genbatch.manifest.prompts import PromptEntries, PromptEntry
 from genbatch.manifest.sampling import SampleRequest
 from genbatch.manifest.schema import SampleSpec
 from genbatch.manifest.templates import Template, compile_template
@@ -24,7 +27,15 @@ from genbatch.manifest.variants import (
 )
 from genbatch.manifest.wildcards import Wildcards
 
-__all__ = ["VariantPrompt", "check_variant_names", "compile_prompt", "sample_request"]
+__all__ = [
+    "CompiledPrompts",
+    "Prompt",
+    "VariantPrompt",
+    "check_variant_names",
+    "compile_prompt",
+    "compile_prompts",
+    "sample_request",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +59,105 @@ class VariantPrompt:
         object.__setattr__(self, "names", tuple(names))
         fields = text_fields_of(self.parts, self.source, "prompt")
         object.__setattr__(self, "fields", fields.union(*(pick.fields for pick in picks)))
+
+
+Prompt = str | Template | VariantPrompt
+"""A prompt compiled: literal text, a template, or a prompt with variants."""
+
+
+class CompiledPrompts(Sequence[Prompt]):
+    """A block's prompts compiled, in order. A prompt that is its own text stays in the packed
+    texts it was read into; only the others (templates, variant prompts, a text whose ``{{``
+    became ``{``) are objects, in ``special``: a prompt file of 200,000 plain prompts holds no
+    object per prompt for the run."""
+
+    def __init__(self, texts: PackedTexts, special: dict[int, Prompt]) -> None:
+        self._texts = texts
+        self.special = special
+        """The prompts that are not their own text, by index (in index order)."""
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @overload
+    def __getitem__(self, index: int) -> Prompt: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Prompt]: ...
+
+    def __getitem__(self, index: int | slice) -> Prompt | list[Prompt]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self._texts)
+        found = self.special.get(index)
+        return self._texts[index] if found is None else found
+
+    def __iter__(self) -> Iterator[Prompt]:
+        special = self.special
+        for index, text in enumerate(self._texts):
+            yield special.get(index, text)
+
+    def variants(self) -> list[VariantPrompt]:
+        """The prompts with variants or wildcards, in order."""
+        return [p for p in self.special.values() if isinstance(p, VariantPrompt)]
+
+    def choice_trees(self) -> Sequence[tuple[Part, ...]]:
+        """Each prompt's choice tree, as ``Space.prompts`` numbers them."""
+        return _ChoiceTrees(self)
+
+
+_PLAIN: tuple[Part, ...] = ("",)
+"""The choice tree of a prompt with no variant: its one text."""
+
+
+class _ChoiceTrees(Sequence[tuple[Part, ...]]):
+    """Each prompt's choice tree, made on demand: no tuple per prompt for the run."""
+
+    def __init__(self, prompts: CompiledPrompts) -> None:
+        self._prompts = prompts
+
+    def __len__(self) -> int:
+        return len(self._prompts)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Part, ...]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[Part, ...]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[Part, ...] | list[tuple[Part, ...]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError("prompt index out of range")
+        return self._tree(self._prompts.special.get(index % len(self)))
+
+    def __iter__(self) -> Iterator[tuple[Part, ...]]:
+        special = self._prompts.special
+        for index in range(len(self._prompts)):
+            yield self._tree(special.get(index))
+
+    @staticmethod
+    def _tree(prompt: Prompt | None) -> tuple[Part, ...]:
+        return prompt.parts if isinstance(prompt, VariantPrompt) else _PLAIN
+
+
+def compile_prompts(entries: PromptEntries, wildcards: Wildcards) -> CompiledPrompts:
+    """Every prompt of ``entries`` compiled (``compile_prompt``); their packed texts are
+    shared, not copied."""
+    special: dict[int, Prompt] = {}
+    for index, text in enumerate(entries.texts):
+        if not _MAY_COMPILE.search(text):
+            continue  # plain text: compile_prompt returns it as it is
+        prompt = compile_prompt(entries[index], wildcards)
+        if not (isinstance(prompt, str) and prompt == text):
+            special[index] = prompt
+    return CompiledPrompts(entries.texts, special)
+
+
+# What makes a prompt more than its text: a template's braces, a variant's | or a wildcard's __.
+_MAY_COMPILE = re.compile(r"[{}|]|__")
 
 
 def compile_prompt(entry: PromptEntry, wildcards: Wildcards) -> str | Template | VariantPrompt:
