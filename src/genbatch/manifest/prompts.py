@@ -215,7 +215,7 @@ def _lines(text: str) -> Iterator[str]:
         start = end
 
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16
 
 
 def _text_prompts(text: str, display: str) -> Iterator[PromptEntry]:
