@@ -430,3 +430,33 @@ def test_latin_ignores_the_weights_of_a_wildcard_file_with_a_warning() -> None:
         "every option evenly"
     ]
     assert sorted(j.variables["animals"] for j in m.jobs()) == ["fox", "fox", "owl", "owl"]
+
+
+def test_a_prompt_file_mixing_texts_templates_and_variants_expands_each_in_file_order() -> None:
+    files = {"p.txt": "a cat\nthe {animal}\n{red|blue} fox\nplain {{braces}}\nlast\n"}
+    m = load("vars: {animal: owl}\nprompts: {file: p.txt}\n", files)
+
+    jobs = list(m.jobs())
+
+    assert prompts_of(m) == ["a cat", "the owl", "red fox", "blue fox", "plain {braces}", "last"]
+    assert [job.variables.get("variant_1") for job in jobs] == [
+        None,
+        None,
+        "red",
+        "blue",
+        None,
+        None,
+    ]
+    assert {job.source_line for job in jobs} == {1}  # the block's line (its model:)
+
+
+def test_a_sample_of_such_a_file_draws_distinct_jobs_of_its_full_expansion() -> None:
+    files = {"p.txt": "a cat\nthe {animal}\n{red|blue|green} fox\nplain\n"}
+    full = load("vars: {animal: owl}\nprompts: {file: p.txt}\n", files)
+    sampled = load("vars: {animal: owl}\nprompts: {file: p.txt}\nsample: {n: 4, seed: 3}\n", files)
+
+    drawn = keys_of(list(sampled.jobs()))
+
+    assert sampled.blocks[0].space_size == 6
+    assert len(set(drawn)) == 4
+    assert set(drawn) <= set(keys_of(list(full.jobs())))

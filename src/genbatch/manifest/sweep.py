@@ -88,10 +88,9 @@ class CompiledPrompts(Sequence[Prompt]):
     def __getitem__(self, index: int | slice) -> Prompt | list[Prompt]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self._texts)
-        found = self.special.get(index)
-        return self._texts[index] if found is None else found
+        text = self._texts[index]  # IndexError first
+        found = self.special.get(index % len(self._texts))
+        return text if found is None else found
 
     def __iter__(self) -> Iterator[Prompt]:
         special = self.special
