@@ -3,7 +3,7 @@
 A key is 16 hexadecimal digits of a SHA-256 digest (``genbatch.jobs.job_key``): a 64-bit number
 whose low bits are as random as any hash. So the set is an open-addressing table of those numbers
 in one ``array``, 8 to 16 bytes a key, where a ``set`` of the numbers takes about 80 (a 36-byte
-int and its slot): 15.6 MB for the 200,000 jobs a large run syncs at its start, 3 MB here.
+int and its slot): 15.6 MB for the 200,000 jobs a large run syncs at its start, 4.2 MB here.
 """
 
 from __future__ import annotations
