@@ -269,3 +269,21 @@ def test_every_prompt_of_a_big_file_reaches_its_job_as_written() -> None:
     lines = [f"clip {i} caf\u00e9 \U0001f98a" for i in range(50_000)]
     m = load(f"model: {KLING}\nprompts: {{file: p.txt}}\n", {"p.txt": "\r\n".join(lines)})
     assert prompts_of(m) == lines
+
+
+def test_a_jsonl_lone_surrogate_escape_is_a_one_line_error_naming_its_field() -> None:
+    assert error_of(
+        f"model: {KLING}\nprompts: {{file: p.jsonl}}\n",
+        {"p.jsonl": '{"prompt": "a cat"}\n{"prompt": "a fox \\ud800 runs"}\n'},
+    ) == (
+        "p.jsonl:2: prompt: holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), "
+        "not a character: remove it"
+    )
+
+
+def test_a_jsonl_surrogate_pair_escape_is_the_character_it_spells() -> None:
+    manifest = load(
+        f"model: {KLING}\nprompts: {{file: p.jsonl}}\n",
+        {"p.jsonl": '{"prompt": "a \\ud83e\\udd8a"}\n'},
+    )
+    assert prompts_of(manifest) == ["a \U0001f98a"]

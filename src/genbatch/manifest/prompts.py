@@ -237,6 +237,7 @@ def _jsonl_prompts(
             raise ManifestError(f"not valid JSON: {error}", file=display, line=number) from None
         if not isinstance(row, dict):
             raise ManifestError("each line must be a JSON object", file=display, line=number)
+        _refuse_surrogates(row, display, number)
         if field not in row:
             raise ManifestError(
                 f"no field '{field}' (fields: {', '.join(map(str, row))})",
@@ -248,6 +249,20 @@ def _jsonl_prompts(
             (name, _row_value(row, key, display, number)) for name, key in columns.items()
         )
         yield from _entry(row[field], display, number, field, inputs)
+
+
+def _refuse_surrogates(row: Mapping[str, Any], display: str, number: int) -> None:
+    """A lone ``\\udXXX`` escape is valid JSON but no character: nothing could send or hash it."""
+    for key, value in row.items():
+        try:
+            json.dumps({key: value}, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ManifestError(
+                "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), not a character: remove it",
+                file=display,
+                line=number,
+                field=str(key).encode("utf-8", "backslashreplace").decode(),
+            ) from None
 
 
 def _row_value(row: Mapping[str, Any], key: str, display: str, number: int) -> Any:
