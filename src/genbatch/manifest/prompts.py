@@ -258,7 +258,8 @@ def _refuse_surrogates(row: Mapping[str, Any], display: str, number: int) -> Non
             json.dumps({key: value}, ensure_ascii=False).encode()
         except UnicodeEncodeError:
             raise ManifestError(
-                "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), not a character: remove it",
+                "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), "
+                "not a character: remove it",
                 file=display,
                 line=number,
                 field=str(key).encode("utf-8", "backslashreplace").decode(),
