@@ -57,11 +57,16 @@ class TimedLedger(Ledger):
         self.count_by_kind: Counter[str] = Counter()
 
     @contextmanager
-    def _open_transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
-        # Real transactions only: a call joining a group (``Ledger.grouped``) is inside one.
+    def _transaction(self, what: str, *, durable: bool = False) -> Iterator[Connection]:
+        # Real transactions only: a call joining the one open in its thread (``Ledger.grouped``,
+        # or a method calling another) is timed as part of it.
+        if getattr(self._open, "conn", None) is not None:
+            with super()._transaction(what, durable=durable) as conn:
+                yield conn
+            return
         start, cpu_start = time.perf_counter(), time.thread_time()
         try:
-            with super()._open_transaction(what, durable=durable) as conn:
+            with super()._transaction(what, durable=durable) as conn:
                 yield conn
         finally:
             cpu = time.thread_time() - cpu_start
