@@ -11,6 +11,13 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+
+class _Table(SQLModel):
+    # The classes only declare tables (the ledger runs Core statements on them): pydantic's
+    # validators are never used, so they are not built.
+    model_config = {"defer_build": True}
+
+
 SCHEMA_VERSION = 8
 """1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run).
 3: runs.jobs_fingerprint (a resume of an unchanged manifest skips the sync).
@@ -29,7 +36,7 @@ def _when(nullable: bool = True) -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=nullable)
 
 
-class MetaRow(SQLModel, table=True):
+class MetaRow(_Table, table=True):
     """Facts about the ledger itself: its schema version, who created it."""
 
     __tablename__ = "genbatch_meta"
@@ -38,7 +45,7 @@ class MetaRow(SQLModel, table=True):
     value: str
 
 
-class RunRow(SQLModel, table=True):
+class RunRow(_Table, table=True):
     """One run: the jobs of one manifest, kept across resumes and edits of that manifest."""
 
     __tablename__ = "runs"
@@ -55,7 +62,7 @@ class RunRow(SQLModel, table=True):
     """What the run's jobs were last synced from (see ``Ledger.sync_run``); NULL: sync again."""
 
 
-class JobRow(SQLModel, table=True):
+class JobRow(_Table, table=True):
     """One job of a run, with its current state."""
 
     __tablename__ = "jobs"
@@ -116,7 +123,7 @@ class JobRow(SQLModel, table=True):
     SQLite (one writer at a time) ranks follow commit order, so "done after rank N" is exact."""
 
 
-class AttemptRow(SQLModel, table=True):
+class AttemptRow(_Table, table=True):
     """One submission of a job: from the committed intent to the final remote outcome."""
 
     __tablename__ = "attempts"
@@ -138,7 +145,7 @@ class AttemptRow(SQLModel, table=True):
     when the request was seen waiting in the remote queue (``genbatch.polling`` reads these)."""
 
 
-class OutputRow(SQLModel, table=True):
+class OutputRow(_Table, table=True):
     """One output file of a job: its URL, and once downloaded, where it is and its checksum."""
 
     __tablename__ = "outputs"
@@ -157,7 +164,7 @@ class OutputRow(SQLModel, table=True):
     """The machine whose worker wrote the file (outputs may sit on shared storage)."""
 
 
-class WorkerRow(SQLModel, table=True):
+class WorkerRow(_Table, table=True):
     """One genbatch process driving a run; its heartbeat proves it alive to the others."""
 
     __tablename__ = "workers"
@@ -176,7 +183,7 @@ class WorkerRow(SQLModel, table=True):
     stopped_at: datetime | None = Field(default=None, sa_column=_when())
 
 
-class CatalogModelRow(SQLModel, table=True):
+class CatalogModelRow(_Table, table=True):
     """One model as RunComfy's catalog endpoint (``GET /v1/models/{model_id}``) described it,
     kept so that plans work offline and a resumed run checks its jobs against the schema it
     started with. Only ``genbatch models refresh`` replaces an entry."""
@@ -189,7 +196,7 @@ class CatalogModelRow(SQLModel, table=True):
     fetched_at: datetime = Field(sa_column=_when(nullable=False))
 
 
-class RatingRow(SQLModel, table=True):
+class RatingRow(_Table, table=True):
     """A person's rating of one output file (``genbatch review``).
 
     Keyed by the job's content (its key) and the file's position, never by a row id: a re-run,
