@@ -171,8 +171,11 @@ def test_a_killed_workers_jobs_are_finished_by_another_after_its_lease_expires(
         assert report["counts"]["done"] == 8
         by_status = {w["status"]: w for w in report["workers"]}
         assert set(by_status) == {"lost", "stopped"}
-        assert by_status["stopped"]["jobs_done"] == 8
-        assert by_status["lost"]["jobs_done"] == 0
+        # Every job done once, by one worker or the other: on a busy box the survivor may start
+        # after the victim finished its first requests (the ones it held when killed are the
+        # survivor's, re-attached).
+        assert by_status["stopped"]["jobs_done"] + by_status["lost"]["jobs_done"] == 8
+        assert by_status["stopped"]["jobs_done"] >= 4
 
 
 def test_a_worker_frozen_past_its_lease_lets_go_of_the_jobs_taken_over_when_it_wakes(
