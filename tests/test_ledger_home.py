@@ -9,14 +9,18 @@ every job again).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from genbatch.ledger import Ledger, resolve_location
 from genbatch.simulator import Simulator, SimulatorConfig
 
 from support import cli_env, genbatch, kling_manifest, output_files, run_args, sha256_of
@@ -252,6 +256,40 @@ def test_a_ledger_with_pages_overwritten_fails_its_integrity_check_and_nothing_i
     assert sim.stats.submissions == 3
     assert ledger.stat().st_size == size
     assert hashes(tmp_path / "out") == files
+
+
+def test_a_command_run_while_a_run_holds_the_ledger_does_not_check_it_again(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    # The run holding the ledger checked it when it opened it; a `status` during that run (often
+    # in a loop) need not read the whole file again. Once no run holds it, the check is back.
+    ledger, env = finished_run(tmp_path, sim, 3)
+    holder = Ledger.open(resolve_location(str(ledger), may_create=False))
+    try:
+        with holder.exclusive():
+            _overwrite_pages_of(ledger, "ix_jobs_output_file")  # an index `status` never reads
+            during = genbatch(["status", "--json"], env=env, cwd=tmp_path)
+    finally:
+        holder.close()
+    after = genbatch(["status", "--json"], env=env, cwd=tmp_path)
+
+    assert during.returncode == 0, during.stderr
+    assert json.loads(during.stdout)["counts"]["done"] == 3
+    line = one_line_error(after, 4)
+    assert f"the ledger {ledger} is corrupt (SQLite's quick_check: " in line
+
+
+def _overwrite_pages_of(ledger: Path, name: str) -> None:
+    """The pages of table or index ``name`` in ``ledger`` overwritten with noise."""
+    with contextlib.closing(sqlite3.connect(ledger)) as conn:
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        numbers = [n for (n,) in conn.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,))]
+    assert numbers
+    noise = random.Random(0)
+    with ledger.open("r+b") as handle:
+        for number in numbers:  # numbered from 1
+            handle.seek((number - 1) * page)
+            handle.write(noise.randbytes(page))
 
 
 def test_a_new_ledger_file_is_never_empty_and_only_its_owner_reads_it(

@@ -9,6 +9,7 @@ it was started from another folder.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -193,7 +194,9 @@ def _prepare_sqlite_file(location: LedgerLocation) -> None:
     assert path is not None  # a SQLite location
     if path.exists():
         refuse_damaged_sqlite_file(path)
-        if not closed_cleanly(path):
+        # A genbatch run holding the ledger checked it when it opened it: a `status` (or any
+        # command) during that run need not read the whole file again, every time.
+        if not closed_cleanly(path) and not driven_by_another_process(path):
             refuse_failed_quick_check(path)
         _forget_clean_close(path)  # open from now on: a crash must not look clean
         return
@@ -309,6 +312,29 @@ def closed_cleanly(path: Path) -> bool:
         return bool(now == mark["file"] and now["mtime_ns"] < mark["at_ns"] - RACY_NANOSECONDS)
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+RUN_LOCK_SUFFIX = ".lock"
+"""Beside ``ledger.db``, ``ledger.db.lock``: flocked by the process driving its runs
+(``Ledger.exclusive``)."""
+
+
+def driven_by_another_process(path: Path) -> bool:
+    """Whether a live process holds the run lock of the SQLite ledger ``path`` (it opened the
+    ledger, integrity check included, before taking the lock)."""
+    try:
+        fd = os.open(path.with_name(path.name + RUN_LOCK_SUFFIX), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # no lock file: no run ever drove it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases the shared lock, if taken
+    return False
 
 
 def refuse_failed_quick_check(path: Path) -> None:

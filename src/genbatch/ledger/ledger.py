@@ -38,7 +38,7 @@ from genbatch.errors import (
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.ledger import catalog_cache, history, leases, metadata_marks
 from genbatch.ledger import statements as sql
-from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
+from genbatch.ledger.engine import RUN_LOCK_SUFFIX, LedgerLocation, create_ledger_engine
 from genbatch.ledger.metadata_marks import save_marks
 from genbatch.ledger.migrations import ensure_schema
 from genbatch.ledger.ratings import (
@@ -131,7 +131,8 @@ class Ledger:
         if self.location.sqlite_path is None:
             yield
             return
-        lock_path = self.location.sqlite_path.with_name(self.location.sqlite_path.name + ".lock")
+        path = self.location.sqlite_path
+        lock_path = path.with_name(path.name + RUN_LOCK_SUFFIX)
         fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
         try:
             try:
