@@ -12,8 +12,8 @@ from typing import overload
 
 __all__ = ["PackedTexts"]
 
-# Surrogates pass through: a JSONL prompt may hold a lone one ("\ud800"), and must read back as
-# it was written.
+# Surrogates pass through: the prompt readers refuse a lone one ("\ud800") with a one-line error,
+# and a text that got here anyway must read back as it was written, not fail halfway.
 _ERRORS = "surrogatepass"
 
 
