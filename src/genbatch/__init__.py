@@ -20,8 +20,9 @@ syncs it, then execute; open_manifest validates without a ledger).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from genbatch.lazy import imported_on_first_use
 
 __version__ = "0.1.0"
 
@@ -48,12 +49,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'genbatch' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = imported_on_first_use(__name__, _WHERE)
 
 
 __all__ = [

@@ -21,8 +21,9 @@ catalog and jsonschema it loads.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from genbatch.lazy import imported_on_first_use
 
 if TYPE_CHECKING:
     from genbatch.manifest.manifest import BlockSummary, Manifest, load_manifest, model_ids_of
@@ -52,9 +53,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'genbatch.manifest' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = imported_on_first_use(__name__, _WHERE)
