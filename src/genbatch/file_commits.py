@@ -10,6 +10,7 @@ only once its own file is in place and flushed, or with its own error.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,48 +30,35 @@ class FileCommitter:
     async def move_into_place(self, fd: int, part: Path, final: Path) -> None:
         """Flush ``part`` (open as ``fd``, which stays open), rename it to ``final`` and flush
         the rename. Raises ``OutputError`` when the disk refuses."""
-        await self._group.do(lambda: _MoveOrder(fd, part, final))
-
-
-class _MoveOrder:
-    """What one piece of work asks for: built in the thread, carried out by ``_move_all``."""
-
-    __slots__ = ("fd", "final", "part")
-
-    def __init__(self, fd: int, part: Path, final: Path) -> None:
-        self.fd = fd
-        self.part = part
-        self.final = final
+        await self._group.do(functools.partial(_flush_and_rename, fd, part, final))
 
 
 def _move_all(batch: Sequence[Work]) -> None:
     """Each file flushed and renamed, then each directory flushed once."""
     directories: dict[Path, list[Work]] = {}
     for work in batch:
-        order: _MoveOrder = work.function()
-        try:
-            os.fsync(order.fd)
-            os.replace(order.part, order.final)
-        except OSError as exc:
-            work.error = _failed_move(order, exc)
-            work.ran = True
-            continue
-        directories.setdefault(order.final.parent, []).append(work)
+        work.run()
+        if work.error is None:
+            directories.setdefault(work.result, []).append(work)
     for directory, works in directories.items():
         try:
             fsync_path(directory)
         except OSError as exc:
             for work in works:
                 work.error = _cannot_move(directory, exc)
-        for work in works:
-            work.ran = True
 
 
-def _failed_move(order: _MoveOrder, exc: OSError) -> IncompleteDownload | OutputError:
-    if isinstance(exc, FileNotFoundError) and order.final.parent.is_dir():
-        # Removed as stale by a process that put the same file in place: download it again.
-        return IncompleteDownload(f"{order.part.name} was removed before its rename")
-    return _cannot_move(order.final, exc)
+def _flush_and_rename(fd: int, part: Path, final: Path) -> Path:
+    """The directory to flush once ``part`` is flushed and renamed to ``final``."""
+    try:
+        os.fsync(fd)
+        os.replace(part, final)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and final.parent.is_dir():
+            # Removed as stale by a process that put the same file in place: download it again.
+            raise IncompleteDownload(f"{part.name} was removed before its rename") from None
+        raise _cannot_move(final, exc) from None
+    return final.parent
 
 
 def _cannot_move(where: Path, exc: OSError) -> OutputError:

@@ -1,10 +1,7 @@
 """Job states and the named sets of them that the rest of genbatch uses.
 
-The values are the names that appear in every machine-readable output.
-
-    pending ──claim──▶ submitting ──answer──▶ queued ─▶ running ─▶ fetching ─▶ done
-                          │                      │          │          │
-                          └─answer lost─▶ unknown └──────────┴─▶ failed / cancelled / expired
+The values are the names that appear in every machine-readable output. Which state follows which,
+and who may move a job, is the lifecycle table's to say (``genbatch.lifecycle``).
 """
 
 from __future__ import annotations
@@ -35,8 +32,6 @@ class JobState(StrEnum):
     """The remote record or the output files were gone before we got them."""
 
 
-ALL_STATES: tuple[JobState, ...] = tuple(JobState)
-
 # Jobs with a request_id whose remote side is not finished, or whose files are not yet here:
 # on resume they are re-attached (polled, fetched), never resubmitted.
 ATTACHED_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FETCHING})
@@ -48,16 +43,7 @@ LEASED_STATES = ATTACHED_STATES | {JobState.SUBMITTING}
 REMOTE_ACTIVE_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING})
 
 # Jobs whose cost counts against a budget: paid, being paid, or possibly paid.
-SPENDING_STATES = frozenset(
-    {
-        JobState.SUBMITTING,
-        JobState.QUEUED,
-        JobState.RUNNING,
-        JobState.FETCHING,
-        JobState.DONE,
-        JobState.UNKNOWN,
-    }
-)
+SPENDING_STATES = REMOTE_ACTIVE_STATES | {JobState.FETCHING, JobState.DONE, JobState.UNKNOWN}
 
 # Final: nothing more happens to these without an explicit user action (retry).
 TERMINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})

@@ -46,11 +46,6 @@ class LedgerLocation:
     searched_from: Path | None = None
     """The folder the search for ``.genbatch/`` started in; None when the ledger was named."""
 
-    @property
-    def is_sqlite(self) -> bool:
-        """True for a SQLite file ledger."""
-        return self.sqlite_path is not None
-
     def missing(self) -> LedgerError:
         """The error for a ledger that does not exist where it was looked for."""
         found_no_folder = self.sqlite_path is not None and not self.sqlite_path.parent.is_dir()

@@ -25,7 +25,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from genbatch.errors import (
@@ -95,7 +95,7 @@ class Ledger:
     def __init__(self, engine: Engine, location: LedgerLocation) -> None:
         self.engine = engine
         self.location = location
-        self.shared = not location.is_sqlite
+        self.shared = location.sqlite_path is None
         """Several processes may drive its runs at once (PostgreSQL)."""
         self._open = threading.local()
         """``conn``: the connection of the transaction open in this thread (``_transaction``)."""
@@ -181,24 +181,10 @@ class Ledger:
             rows = conn.execute(select(RUNS).order_by(RUNS.c.id)).all()
         return [_record(RunInfo, r) for r in rows]
 
-    def set_stop_reason(self, run_id: int, reason: str | None) -> None:
-        """Remember why the run last stopped early (shown by status)."""
-        with self._transaction("set_stop_reason") as conn:
-            conn.execute(
-                update(RUNS)
-                .where(RUNS.c.id == run_id)
-                .values(stop_reason=reason, updated_at=utcnow())
-            )
-
     def request_stop(self, run_id: int, reason: str) -> None:
         """Make every claim of the run fail from now on, until the next run starts."""
         with self._transaction("request_stop") as conn:
-            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stop_requested=reason))
-
-    def clear_stop_request(self, run_id: int) -> None:
-        """A new run starts: forget an earlier stop request."""
-        with self._transaction("clear_stop_request") as conn:
-            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stop_requested=None))
+            _update_run(conn, run_id, stop_requested=reason)
 
     # -- syncing a manifest ---------------------------------------------------------------------
 
@@ -313,19 +299,16 @@ class Ledger:
         """
         if actor not in move.transition.actors:
             raise ValueError(f"{actor} may not make the move {move.name}")
-        if worker is None and move.needs_holder(actor):
+        checks_holder = move.needs_holder(actor)
+        if worker is None and checks_holder:
             raise ValueError(f"the move {move.name} of a job in flight needs its worker")
         now = utcnow()
+        statement = sql.job_move(
+            move, checks_holder=checks_holder, sets_request=request_id is not None
+        )
+        # A statement ignores the values it does not bind (``b_worker`` when it checks no holder).
+        params = dict(b_job=job.id, b_now=now, b_error=error, b_worker=worker, b_request=request_id)
         with self._transaction(move.name.lower()) as conn:
-            checks_holder = move.needs_holder(actor)
-            statement = sql.job_move(
-                move, checks_holder=checks_holder, sets_request=request_id is not None
-            )
-            params = {"b_job": job.id, "b_now": now, "b_error": error}
-            if checks_holder:
-                params["b_worker"] = worker
-            if request_id is not None:
-                params["b_request"] = request_id
             # The job's row first, then its attempt's: the order a takeover locks them in, so two
             # workers at once never deadlock (PostgreSQL would abort one of them).
             row = conn.execute(statement, params).first()
@@ -408,9 +391,6 @@ class Ledger:
                 job_id=job.id,
                 position=i,
                 url=url,
-                path=None,
-                size=None,
-                sha256=None,
             )
             for i, url in enumerate(urls)
         )
@@ -467,8 +447,8 @@ class Ledger:
         request is forgotten, the worker registered, the jobs left in flight by a crash (or by
         workers that are gone) adopted, and with ``resubmit_unknown`` the ``unknown`` jobs put
         back to pending."""
-        with self._transaction("start_worker"):
-            self.clear_stop_request(run_id)
+        with self._transaction("start_worker") as conn:
+            _update_run(conn, run_id, stop_requested=None)
             self.register_worker(
                 run_id,
                 worker_id,
@@ -490,10 +470,10 @@ class Ledger:
     ) -> dict[JobState, int]:
         """The worker exits: its leases end now (running workers take its jobs over at once),
         why the run stopped early is recorded (``stop_reason``, if any); the run's counts."""
-        with self._transaction("stop_worker"):
+        with self._transaction("stop_worker") as conn:
             self.release_worker(run_id, worker_id)
             if stop_reason:
-                self.set_stop_reason(run_id, stop_reason)
+                _update_run(conn, run_id, stop_reason=stop_reason, updated_at=utcnow())
             return self.counts(run_id)
 
     def take_over(
@@ -535,28 +515,13 @@ class Ledger:
     def spend(self, run_id: int) -> dict[JobState, float]:
         """Estimated cost of the run's jobs (of the current manifest) per state."""
         with self._transaction("spend") as conn:
-            rows = conn.execute(
-                select(JOBS.c.state, func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
-                .where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
-                .group_by(JOBS.c.state)
-            ).all()
-        found = {state: float(total) for state, total in rows}
-        return {state: found.get(state.value, 0.0) for state in JobState}
+            found = _per_state(conn, run_id, func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
+        return {state: float(found.get(state, 0.0)) for state in JobState}
 
     def unpriced_pending(self, run_id: int) -> int:
         """Pending jobs whose model has no known price (a budget cannot account for them)."""
         with self._transaction("unpriced_pending") as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(
-                        JOBS.c.run_id == run_id,
-                        JOBS.c.state == JobState.PENDING,
-                        JOBS.c.in_manifest.is_(True),
-                        JOBS.c.cost_usd.is_(None),
-                    )
-                ).scalar()
-                or 0
-            )
+            return _count(conn, *sql.pending(run_id), JOBS.c.cost_usd.is_(None))
 
     def states_by_key(self, run_id: int) -> dict[str, JobState]:
         """The state of every job of the run (retired ones included), by key."""
@@ -648,22 +613,13 @@ class Ledger:
             )
             .order_by(here.c.ordinal, other.c.id)
         )
-        with self._transaction("same_jobs_elsewhere") as conn:
-            rows = conn.execute(query).all()
-            return [(_job_record(row), _job_record(_unprefixed(row, "o_"))) for row in rows]
+        return self._job_pairs("same_jobs_elsewhere", query)
 
     def reused(self, run_id: int) -> int:
         """Jobs of the run done with the files of the same job in another run (never sent)."""
+        done = (JOBS.c.run_id == run_id, JOBS.c.state == JobState.DONE.value)
         with self._transaction("reused") as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(
-                        JOBS.c.run_id == run_id,
-                        JOBS.c.state == JobState.DONE.value,
-                        JOBS.c.attempts == 0,
-                    )
-                ).scalar_one()
-            )
+            return _count(conn, *done, JOBS.c.attempts == 0)
 
     def output_clashes(self, run_id: int) -> list[tuple[JobRecord, JobRecord]]:
         """Jobs of the run that will write files (not done) named as the files of a done job
@@ -686,7 +642,11 @@ class Ledger:
             )
             .order_by(here.c.ordinal)
         )
-        with self._transaction("output_clashes") as conn:
+        return self._job_pairs("output_clashes", query)
+
+    def _job_pairs(self, what: str, query: Select[Any]) -> list[tuple[JobRecord, JobRecord]]:
+        """The pairs of jobs ``query`` selects: the first's columns, then the other's (``o_``)."""
+        with self._transaction(what) as conn:
             rows = conn.execute(query).all()
             return [(_job_record(row), _job_record(_unprefixed(row, "o_"))) for row in rows]
 
@@ -859,6 +819,10 @@ class Ledger:
             raise LedgerError(_describe(self.location, exc)) from None
 
 
+def _update_run(conn: Connection, run_id: int, **values: Any) -> None:
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
+
+
 def _check_budget(conn: Connection, run_id: int, budget_usd: float) -> None:
     """Raise ``BudgetReached`` when the run's next pending job would cross the budget."""
     spent = float(conn.execute(sql.spent(run_id)).scalar_one())
@@ -870,9 +834,7 @@ def _check_budget(conn: Connection, run_id: int, budget_usd: float) -> None:
         return
     left = conn.execute(
         select(func.count(), func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
-            JOBS.c.run_id == run_id,
-            JOBS.c.state == JobState.PENDING,
-            JOBS.c.in_manifest.is_(True),
+            *sql.pending(run_id)
         )
     ).one()
     raise BudgetReached(
@@ -1195,13 +1157,18 @@ def _run_output_dirs(conn: Connection, run_id: int) -> Iterator[str]:
 
 
 def _counts(conn: Connection, run_id: int) -> dict[JobState, int]:
-    query = select(JOBS.c.state, func.count()).where(
-        JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True)
-    )
-    found: dict[str, int] = {
-        state: count for state, count in conn.execute(query.group_by(JOBS.c.state))
-    }
-    return {state: int(found.get(state.value, 0)) for state in JobState}
+    found = _per_state(conn, run_id, func.count())
+    return {state: int(found.get(state, 0)) for state in JobState}
+
+
+def _per_state(conn: Connection, run_id: int, total: Any) -> dict[str, Any]:
+    """The aggregate ``total`` of the run's jobs (of the current manifest), by state."""
+    query = select(JOBS.c.state, total).where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
+    return dict(conn.execute(query.group_by(JOBS.c.state)).tuples().all())
+
+
+def _count(conn: Connection, *where: Any) -> int:
+    return int(conn.execute(select(func.count()).where(*where)).scalar_one())
 
 
 def _current_attempts(conn: Connection, job_ids: list[int]) -> dict[int, int]:

@@ -15,7 +15,6 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlmodel import SQLModel
 
 from genbatch.errors import LedgerError
-from genbatch.ledger import tables
 from genbatch.ledger.engine import MAY_CREATE_OPTION
 from genbatch.ledger.tables import CATALOG_MODELS, META, RATINGS, SCHEMA_VERSION, WORKERS
 
@@ -127,9 +126,7 @@ def _one_at_a_time(conn: Connection) -> None:
 
 
 def _create(conn: Connection) -> None:
-    # SQLModel.metadata knows the tables because ``tables`` is imported above.
-    assert tables.SCHEMA_VERSION == SCHEMA_VERSION
-    SQLModel.metadata.create_all(conn)
+    SQLModel.metadata.create_all(conn)  # the tables of ``tables``, imported above
     conn.execute(META.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
 
 

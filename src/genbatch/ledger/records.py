@@ -58,9 +58,10 @@ class OutputRecord:
     job_id: int
     position: int
     url: str
-    path: str | None
-    size: int | None
-    sha256: str | None
+    path: str | None = None
+    """Where the file is, once downloaded and verified (with its size and checksum)."""
+    size: int | None = None
+    sha256: str | None = None
     host: str | None = None
     """The machine whose worker wrote the file."""
 

@@ -109,33 +109,16 @@ def job_move(move: Move, *, checks_holder: bool, sets_request: bool) -> Update:
     return transition(move, *where, now=bindparam("b_now"), returning=MOVED, **values)
 
 
-def claim(job_ids: Any, *, worker: str | None, lease_until: Any, now: datetime) -> Update:
-    """The intent to submit the pending jobs among ``job_ids`` (a list or a subquery)."""
-    return transition(
-        Move.CLAIM,
-        JOBS.c.id.in_(job_ids),
-        JOBS.c.in_manifest.is_(True),
-        now=now,
-        attempts=JOBS.c.attempts + 1,
-        error=None,
-        request_id=None,
-        worker=worker,
-        lease_until=lease_until,
-    )
+def pending(run: Any) -> tuple[ColumnElement[bool], ...]:
+    """What selects the run's pending jobs (of the current manifest)."""
+    state = JobState.PENDING.value
+    return (JOBS.c.run_id == run, JOBS.c.state == state, JOBS.c.in_manifest.is_(True))
 
 
 def pending_in_order(run: Any, count: Any) -> Select[Any]:
     """The run's next ``count`` pending jobs, in manifest order, with their estimated cost."""
-    return (
-        select(JOBS.c.id, JOBS.c.ordinal, JOBS.c.cost_usd)
-        .where(
-            JOBS.c.run_id == run,
-            JOBS.c.state == JobState.PENDING.value,
-            JOBS.c.in_manifest.is_(True),
-        )
-        .order_by(JOBS.c.ordinal)
-        .limit(count)
-    )
+    query = select(JOBS.c.id, JOBS.c.ordinal, JOBS.c.cost_usd).where(*pending(run))
+    return query.order_by(JOBS.c.ordinal).limit(count)
 
 
 def remote_active(run: Any) -> Select[Any]:
@@ -191,7 +174,17 @@ def claim_in_one_statement(
         fitting = fitting.where(
             spent(run_id).scalar_subquery() + ranked.c.cumulative <= budget_usd + 1e-9
         )
-    return claim(fitting, worker=worker, lease_until=lease, now=now)
+    return transition(
+        Move.CLAIM,
+        JOBS.c.id.in_(fitting),
+        JOBS.c.in_manifest.is_(True),
+        now=now,
+        attempts=JOBS.c.attempts + 1,
+        error=None,
+        request_id=None,
+        worker=worker,
+        lease_until=lease,
+    )
 
 
 # -- attempts -----------------------------------------------------------------------------------
