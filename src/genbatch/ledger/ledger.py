@@ -1164,7 +1164,7 @@ def _counts(conn: Connection, run_id: int) -> dict[JobState, int]:
 def _per_state(conn: Connection, run_id: int, total: Any) -> dict[str, Any]:
     """The aggregate ``total`` of the run's jobs (of the current manifest), by state."""
     query = select(JOBS.c.state, total).where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
-    return dict(conn.execute(query.group_by(JOBS.c.state)).tuples().all())
+    return {state: total for state, total in conn.execute(query.group_by(JOBS.c.state))}
 
 
 def _count(conn: Connection, *where: Any) -> int:
