@@ -29,8 +29,6 @@ LEDGER_DIR = ".genbatch"
 LEDGER_FILE = "ledger.db"
 DEFAULT_LEDGER = Path(LEDGER_DIR) / LEDGER_FILE
 LEDGER_ENV = "GENBATCH_LEDGER"
-MAY_CREATE_OPTION = "genbatch_may_create"
-"""The engine's execution option telling ``ensure_schema`` whether it may create the schema."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,24 +136,15 @@ def create_ledger_engine(location: LedgerLocation) -> Engine:
     never taken for a new ledger. Where ``location.may_create`` is False, a missing file is
     refused too, and ``ensure_schema`` refuses to create the schema in an empty database.
     """
-    options = {MAY_CREATE_OPTION: location.may_create}
     if location.sqlite_path is not None:
         _prepare_sqlite_file(location)
-        engine = create_engine(
-            location.url, connect_args={"timeout": 5.0}, execution_options=options
-        )
+        engine = create_engine(location.url, connect_args={"timeout": 5.0})
         event.listen(engine, "connect", _sqlite_pragmas)
         path = location.sqlite_path
         event.listen(engine, "engine_disposed", lambda _engine: mark_closed_cleanly(path))
         return engine
     try:
-        engine = create_engine(
-            location.url,
-            pool_pre_ping=True,
-            pool_size=5,
-            max_overflow=5,
-            execution_options=options,
-        )
+        engine = create_engine(location.url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     except ModuleNotFoundError:
         raise UsageError(
             "PostgreSQL ledgers need psycopg: pip install 'genbatch[postgres]'"

@@ -95,7 +95,7 @@ def renew(conn: Connection, run_id: int, worker_id: str, *, lease_seconds: float
     )
     result = conn.execute(
         update(JOBS)
-        .where(*_held_by(run_id, worker_id))
+        .where(*_leased(run_id), JOBS.c.worker == worker_id)
         .values(lease_until=lease_time(conn, lease_seconds))
     )
     return int(result.rowcount)
@@ -108,8 +108,8 @@ def release(conn: Connection, run_id: int, worker_id: str) -> None:
         .where(WORKERS.c.id == worker_id)
         .values(stopped_at=lease_time(conn), heartbeat_at=lease_time(conn))
     )
-    ended = update(JOBS).where(*_held_by(run_id, worker_id)).values(lease_until=lease_time(conn))
-    conn.execute(ended)
+    held = (*_leased(run_id), JOBS.c.worker == worker_id)
+    conn.execute(update(JOBS).where(*held).values(lease_until=lease_time(conn)))
 
 
 def park(conn: Connection, job: JobRecord, worker_id: str) -> None:
@@ -123,16 +123,8 @@ def park(conn: Connection, job: JobRecord, worker_id: str) -> None:
 def others_in_flight(conn: Connection, run_id: int, worker_id: str) -> int:
     """Jobs in flight held by other workers: alive (they may still go back to pending) or gone
     (to be taken over once their lease ends)."""
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                JOBS.c.run_id == run_id,
-                JOBS.c.state.in_(LEASED),
-                JOBS.c.lease_until.is_not(None),
-                JOBS.c.worker != worker_id,
-            )
-        ).scalar_one()
-    )
+    others = select(func.count()).where(*_leased(run_id), JOBS.c.worker != worker_id)
+    return int(conn.execute(others).scalar_one())
 
 
 def take_over(
@@ -188,9 +180,7 @@ def workers(conn: Connection, run_id: int) -> list[WorkerInfo]:
         w: (n, until)
         for w, n, until in conn.execute(
             select(JOBS.c.worker, func.count(), func.max(JOBS.c.lease_until))
-            .where(
-                JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED), JOBS.c.lease_until.is_not(None)
-            )
+            .where(*_leased(run_id))
             .group_by(JOBS.c.worker)
         )
     }
@@ -226,10 +216,6 @@ def _worker_info(
     )
 
 
-def _held_by(run_id: int, worker_id: str) -> tuple[Any, ...]:
-    return (
-        JOBS.c.run_id == run_id,
-        JOBS.c.worker == worker_id,
-        JOBS.c.state.in_(LEASED),
-        JOBS.c.lease_until.is_not(None),
-    )
+def _leased(run_id: int) -> tuple[Any, ...]:
+    """The run's jobs in flight that a worker holds (a NULL lease: nobody drives the job)."""
+    return (JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED), JOBS.c.lease_until.is_not(None))

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from genbatch.errors import (
     BudgetReached,
@@ -110,7 +110,7 @@ class Ledger:
         ledger = cls(engine, location)
         try:
             with ledger._errors("open"):
-                ensure_schema(engine, display=location.display)
+                ensure_schema(engine, location)
         except BaseException:
             engine.dispose()  # a refused ledger leaves no connection behind
             raise
@@ -807,16 +807,14 @@ class Ledger:
                 f"the ledger {self.location.display} has a damaged row: {exc}; "
                 "restore the ledger from a backup, or correct that row"
             ) from None
-        except IntegrityError as exc:
-            raise LedgerError(_inconsistent(self.location, what, exc.orig)) from None
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == IDLE_IN_TRANSACTION_TIMEOUT:
-                raise TransactionEnded(_describe(self.location, exc.orig or exc)) from None
-            raise LedgerError(_describe(self.location, exc.orig or exc)) from None
-        except self._driver_error as exc:  # raised by the bulk insert, run on the driver cursor
-            if isinstance(exc, self._driver_integrity_error):
-                raise LedgerError(_inconsistent(self.location, what, exc)) from None
-            raise LedgerError(_describe(self.location, exc)) from None
+        except (DBAPIError, self._driver_error) as exc:
+            # The bulk insert runs on the driver's cursor: its errors come unwrapped.
+            cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+            if isinstance(cause, self._driver_integrity_error):
+                raise LedgerError(_inconsistent(self.location, what, cause)) from None
+            if getattr(cause, "sqlstate", None) == IDLE_IN_TRANSACTION_TIMEOUT:
+                raise TransactionEnded(_describe(self.location, cause)) from None
+            raise LedgerError(_describe(self.location, cause)) from None
 
 
 def _update_run(conn: Connection, run_id: int, **values: Any) -> None:

@@ -3,7 +3,7 @@
 A ledger records its schema version in ``genbatch_meta``. Opening a ledger creates the schema
 when the database is empty, upgrades it step by step when older, and refuses a database that has
 tables but is not a genbatch ledger, or that a newer genbatch wrote: never a silent fresh start.
-A reading command opens with creation forbidden (see ``create_ledger_engine``): an empty
+A reading command opens with creation forbidden (``LedgerLocation.may_create``): an empty
 database is then "no ledger here", not a new one.
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlmodel import SQLModel
 
 from genbatch.errors import LedgerError
-from genbatch.ledger.engine import MAY_CREATE_OPTION
+from genbatch.ledger.engine import LedgerLocation
 from genbatch.ledger.tables import CATALOG_MODELS, META, RATINGS, SCHEMA_VERSION, WORKERS
 
 # Any constant will do: it names the lock every genbatch takes while creating or upgrading.
@@ -86,13 +86,14 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
 }
 
 
-def ensure_schema(engine: Engine, *, display: str) -> None:
-    """Create or upgrade the schema of the ledger behind ``engine``."""
+def ensure_schema(engine: Engine, location: LedgerLocation) -> None:
+    """Create or upgrade the schema of the ledger at ``location``, behind ``engine``."""
+    display = location.display
     with engine.begin() as conn:
         _one_at_a_time(conn)
         names = set(inspect(conn).get_table_names())
         if not names:
-            if not engine.get_execution_options().get(MAY_CREATE_OPTION, True):
+            if not location.may_create:
                 raise LedgerError(
                     f"no ledger in {display} yet (`genbatch run MANIFEST` creates it)"
                 )

@@ -19,12 +19,8 @@ class _Table(SQLModel):
 
 
 SCHEMA_VERSION = 8
-"""1: runs, jobs, attempts, outputs. 2: workers, outputs.host (several workers per run).
-3: runs.jobs_fingerprint (a resume of an unchanged manifest skips the sync).
-4: attempts.generation_seconds (when to first poll a model's jobs, from earlier runs).
-5: catalog_models (the API's catalog entries, cached with their fetch time).
-6: indexes of jobs' keys and output file names. 7: jobs.done_seq (metadata.jsonl appended),
-the covering run/state index. 8: ratings (keep/reject, stars, note: ``genbatch review``)."""
+"""1: runs, jobs, attempts, outputs; each later version is told by its step in
+``migrations.MIGRATIONS``."""
 
 
 def utcnow() -> datetime:
