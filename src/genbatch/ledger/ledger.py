@@ -27,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ColumnElement
 
 from genbatch.errors import (
     BudgetReached,
@@ -573,8 +574,7 @@ class Ledger:
         only jobs whose done rank is above ``after`` and at most ``through``."""
         query = _job_outputs_query()
         if done_ranks is not None:
-            after, through = done_ranks
-            query = query.where(JOBS.c.done_seq > after, JOBS.c.done_seq <= through)
+            query = query.where(*_done_within(done_ranks))
         if run_id is not None:
             query = query.where(JOBS.c.run_id == run_id)
         if output_dirs is not None:
@@ -628,12 +628,7 @@ class Ledger:
         here, owner = JOBS.alias("here"), JOBS.alias("owner")
         query = (
             select(here, *_labelled(owner, "o_"))
-            .join(
-                owner,
-                (owner.c.output_dir == here.c.output_dir)
-                & (owner.c.file_stem == here.c.file_stem)
-                & (owner.c.key != here.c.key),
-            )
+            .join(owner, _same_file_name(here, owner) & (owner.c.key != here.c.key))
             .where(
                 here.c.run_id == run_id,
                 here.c.state != JobState.DONE.value,
@@ -698,20 +693,13 @@ class Ledger:
     def renames_done_files(self, directory: str, done_ranks: tuple[int, int]) -> bool:
         """True when a job of ``directory`` done within ``done_ranks`` has the file name of
         another done job (two runs writing one name): the older row must then go."""
-        after, through = done_ranks
         other = JOBS.alias("other")
         query = (
             select(JOBS.c.id)
-            .join(
-                other,
-                (other.c.output_dir == JOBS.c.output_dir)
-                & (other.c.file_stem == JOBS.c.file_stem)
-                & (other.c.id != JOBS.c.id),
-            )
+            .join(other, _same_file_name(JOBS, other) & (other.c.id != JOBS.c.id))
             .where(
                 JOBS.c.output_dir == directory,
-                JOBS.c.done_seq > after,
-                JOBS.c.done_seq <= through,
+                *_done_within(done_ranks),
                 other.c.state == JobState.DONE.value,
             )
             .limit(1)
@@ -1228,6 +1216,17 @@ def _record(cls: type[R], row: Any, prefix: str = "") -> R:
 _FIELDS: dict[type[Any], list[str]] = {
     cls: [f.name for f in fields(cls)] for cls in (RunInfo, OutputRecord, AttemptRecord)
 }
+
+
+def _same_file_name(job: Any, other: Any) -> Any:
+    """``other``'s files are named as ``job``'s (two aliases of the jobs table): a condition."""
+    return (other.c.output_dir == job.c.output_dir) & (other.c.file_stem == job.c.file_stem)
+
+
+def _done_within(done_ranks: tuple[int, int]) -> tuple[ColumnElement[bool], ...]:
+    """Jobs whose done rank is above the first of ``done_ranks`` and at most the second."""
+    after, through = done_ranks
+    return (JOBS.c.done_seq > after, JOBS.c.done_seq <= through)
 
 
 def _labelled(table: Any, prefix: str) -> list[Any]:
