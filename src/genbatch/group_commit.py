@@ -68,10 +68,9 @@ class GroupCommit:
     def __init__(self, handle: BatchHandler, *, light_on_loop: bool = False) -> None:
         self._handle = handle
         self._light_on_loop = light_on_loop
-        """Batches of work that need not be alone hardly ever wait for the disk (a SQLite commit
-        in WAL mode with ``synchronous=NORMAL`` writes to the log and returns; only the
-        occasional checkpoint flushes): they run on the event loop itself, saving the trip to
-        a thread, whose hand-offs of the GIL cost more CPU than the work."""
+        """Batches of work that need not be alone run on the event loop itself: they hardly
+        ever wait for the disk (``AsyncLedger`` says why), and a thread's hand-offs of the GIL
+        would cost more CPU than the work."""
         self._queue: deque[Work] = deque()
         self._leading = False
         self._batch_done = anyio.Event()

@@ -129,12 +129,11 @@ class Ledger:
         take the other's ``submitting`` jobs for interrupted ones. PostgreSQL ledgers share work
         through row locks instead.
         """
-        if self.location.sqlite_path is None:
+        path = self.location.sqlite_path
+        if path is None:
             yield
             return
-        path = self.location.sqlite_path
-        lock_path = path.with_name(path.name + RUN_LOCK_SUFFIX)
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        fd = os.open(path.with_name(path.name + RUN_LOCK_SUFFIX), os.O_CREAT | os.O_RDWR, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -341,9 +340,9 @@ class Ledger:
 
     def refusal(self, job: JobRecord, move: Move) -> TransitionRefused:
         """The error for ``move`` of ``job`` having matched nothing: says where the job is now."""
+        query = select(JOBS.c.state, JOBS.c.worker).where(JOBS.c.id == job.id)
         with self._transaction("refusal") as conn:
-            now = conn.execute(select(JOBS.c.state, JOBS.c.worker).where(JOBS.c.id == job.id))
-            found = now.first()
+            found = conn.execute(query).first()
         state = JobState(found.state) if found else None
         return TransitionRefused(
             job_key=job.key, move=move.name, found=state, holder=found.worker if found else None
@@ -1158,8 +1157,6 @@ def _count(conn: Connection, *where: Any) -> int:
 
 
 def _current_attempts(conn: Connection, job_ids: list[int]) -> dict[int, int]:
-    if not job_ids:
-        return {}
     found: dict[int, int] = {}
     for start in range(0, len(job_ids), SYNC_BATCH):
         chunk = job_ids[start : start + SYNC_BATCH]

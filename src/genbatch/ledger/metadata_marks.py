@@ -47,15 +47,13 @@ class MetadataMark:
 
 def watermark(conn: Connection) -> Watermark:
     """The ledger's generation and highest done rank, for writing metadata files."""
-    value = conn.execute(select(META.c.value).where(META.c.key == GENERATION_KEY)).scalar()
     through = conn.execute(select(func.coalesce(func.max(JOBS.c.done_seq), 0))).scalar()
-    return Watermark(generation=_int(value), through=int(through or 0))
+    return Watermark(generation=_generation(conn), through=int(through or 0))
 
 
 def bump_generation(conn: Connection) -> None:
     """Rows already written to metadata files changed: the next write of each is whole."""
-    current = conn.execute(select(META.c.value).where(META.c.key == GENERATION_KEY)).scalar()
-    _upsert(conn, GENERATION_KEY, str(_int(current) + 1))
+    _upsert(conn, GENERATION_KEY, str(_generation(conn) + 1))
 
 
 def read_marks(conn: Connection, directories: Iterable[str]) -> dict[str, MetadataMark]:
@@ -87,5 +85,6 @@ def _upsert(conn: Connection, key: str, value: str) -> None:
     )
 
 
-def _int(value: object) -> int:
+def _generation(conn: Connection) -> int:
+    value = conn.execute(select(META.c.value).where(META.c.key == GENERATION_KEY)).scalar()
     return int(value) if isinstance(value, str) and value.isdigit() else 0
