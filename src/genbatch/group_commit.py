@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -27,20 +28,19 @@ import anyio.to_thread
 T = TypeVar("T")
 
 
+@dataclass(slots=True, eq=False)
 class Work:
     """One piece of work: a function to call in a batch, then its outcome."""
 
-    __slots__ = ("alone", "error", "finished", "function", "ran", "result")
-
-    def __init__(self, function: Callable[[], Any], *, alone: bool = False) -> None:
-        self.function = function
-        self.alone = alone
-        """It must not share its batch (a durable commit of its own)."""
-        self.ran = False
-        """The batch handler is done with it (its outcome is set)."""
-        self.finished = False
-        self.result: Any = None
-        self.error: BaseException | None = None
+    function: Callable[[], Any]
+    alone: bool = False
+    """It must not share its batch (a durable commit of its own)."""
+    ran: bool = False
+    """The batch handler is done with it (its outcome is set)."""
+    finished: bool = False
+    """Its whole batch is done: its task may go on (``ran`` may come before, mid-batch)."""
+    result: Any = None
+    error: BaseException | None = None
 
     def run(self) -> None:
         """Call the function; keep what it returned or raised."""

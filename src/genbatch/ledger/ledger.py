@@ -798,7 +798,8 @@ class Ledger:
             # The bulk insert runs on the driver's cursor: its errors come unwrapped.
             cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
             if isinstance(cause, self._driver_integrity_error):
-                raise LedgerError(_inconsistent(self.location, what, cause)) from None
+                problem = f"{what}: inconsistent data: {_first_line(cause)}"
+                raise LedgerError(f"ledger {self.location.display}: {problem}") from None
             if getattr(cause, "sqlstate", None) == IDLE_IN_TRANSACTION_TIMEOUT:
                 raise TransactionEnded(_describe(self.location, cause)) from None
             raise LedgerError(_describe(self.location, cause)) from None
@@ -817,11 +818,8 @@ def _check_budget(conn: Connection, run_id: int, budget_usd: float) -> None:
     cost = float(following.cost_usd or 0.0)
     if spent + cost <= budget_usd + 1e-9:
         return
-    left = conn.execute(
-        select(func.count(), func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
-            *sql.pending(run_id)
-        )
-    ).one()
+    jobs_and_cost = select(func.count(), func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
+    left = conn.execute(jobs_and_cost.where(*sql.pending(run_id))).one()
     raise BudgetReached(
         f"budget reached: ${spent:,.2f} of ${budget_usd:,.2f} spent or committed; the "
         f"next job costs ${cost:,.2f}; {left[0]} job(s) left to run "
@@ -899,10 +897,6 @@ def _set_synchronous(conn: Connection, level: str) -> None:
     driver = conn.connection.driver_connection
     assert driver is not None
     driver.execute(f"PRAGMA synchronous={level}")
-
-
-def _inconsistent(location: LedgerLocation, what: str, error: BaseException | None) -> str:
-    return f"ledger {location.display}: {what}: inconsistent data: {_first_line(error)}"
 
 
 def _first_line(error: BaseException | None) -> str:
@@ -1149,7 +1143,7 @@ def _counts(conn: Connection, run_id: int) -> dict[JobState, int]:
 def _per_state(conn: Connection, run_id: int, total: Any) -> dict[str, Any]:
     """The aggregate ``total`` of the run's jobs (of the current manifest), by state."""
     query = select(JOBS.c.state, total).where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
-    return {state: total for state, total in conn.execute(query.group_by(JOBS.c.state))}
+    return {state: value for state, value in conn.execute(query.group_by(JOBS.c.state))}
 
 
 def _count(conn: Connection, *where: Any) -> int:
