@@ -654,23 +654,13 @@ class Ledger:
                 raise self.refusal(job, Move.REUSE)
             conn.execute(update(JOBS).where(JOBS.c.id == job.id).values(cost_usd=0.0))
             originals = conn.execute(sql.OUTPUTS_OF_JOB, {"b_job": source.id}).all()
-            conn.execute(
-                insert(OUTPUTS),
-                [
-                    {
-                        "job_id": job.id,
-                        "attempt_id": o.attempt_id,
-                        "position": o.position,
-                        "url": o.url,
-                        "path": path,
-                        "size": o.size,
-                        "sha256": o.sha256,
-                        "downloaded_at": utcnow(),
-                        "host": o.host,
-                    }
-                    for o, path in zip(originals, paths, strict=True)
-                ],
-            )
+            now = utcnow()
+            copies: list[dict[str, Any]] = []
+            for original, path in zip(originals, paths, strict=True):
+                columns = original._asdict()
+                del columns["id"]  # the copy gets an id of its own
+                copies.append({**columns, "job_id": job.id, "path": path, "downloaded_at": now})
+            conn.execute(insert(OUTPUTS), copies)
 
     def shared_output_paths(self, output_dirs: Sequence[str]) -> set[str]:
         """Paths recorded for more than one output of done jobs in ``output_dirs`` (two runs
@@ -1226,12 +1216,9 @@ def _labelled(table: Any, prefix: str) -> list[Any]:
 
 def _unprefixed(row: Any, prefix: str) -> SimpleNamespace:
     """The columns of ``row`` labelled ``prefix...`` (``_labelled``), under their own names."""
+    columns = row._mapping.items()
     return SimpleNamespace(
-        **{
-            name[len(prefix) :]: value
-            for name, value in row._mapping.items()
-            if name.startswith(prefix)
-        }
+        **{name.removeprefix(prefix): value for name, value in columns if name.startswith(prefix)}
     )
 
 
