@@ -908,6 +908,37 @@ def test_a_worker_frozen_inside_a_transaction_holds_the_others_up_for_seconds_on
     other.close()
 
 
+@pytest.mark.postgres
+def test_a_transaction_whose_session_the_server_closed_runs_once_more(postgres_url: str) -> None:
+    # PostgreSQL closes the session it ends (an idle-in-transaction timeout, an admin, a
+    # restart): the client may see the closed socket before, or instead of, the reason.
+    ledger = Ledger.open(resolve_location(postgres_url))
+    run_id = new_run(ledger, 1)
+    job = accepted(ledger, run_id, "w1", "req-1")
+    closed = threading.Event()
+
+    def close_the_session_after_the_first_update(
+        _conn: Any, cursor: Any, statement: str, *_: Any
+    ) -> None:
+        if statement.startswith("UPDATE jobs") and not closed.is_set():
+            closed.set()
+            import psycopg
+
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(%s)", (cursor.connection.info.backend_pid,)
+                )
+
+    event.listen(ledger.engine, "after_cursor_execute", close_the_session_after_the_first_update)
+
+    moved = anyio.run(functools.partial(AsyncLedger(ledger).move, job, Move.START, worker="w1"))
+
+    assert closed.is_set()
+    assert moved.state == JobState.RUNNING
+    assert ledger.states_by_key(run_id) == {job.key: JobState.RUNNING}
+    ledger.close()
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 

@@ -126,8 +126,9 @@ class LedgerError(GenbatchError):
 
 
 class TransactionEnded(LedgerError):
-    """The database ended a transaction of this process that stalled (the process was frozen
-    in it): rolled back whole, so running it again is safe."""
+    """The database ended a transaction of this process, or the session it ran in (the
+    process was frozen in it, or the server closed the connection): running it again is safe,
+    as the guarded moves refuse whatever was done meanwhile."""
 
 
 class OutputError(GenbatchError):

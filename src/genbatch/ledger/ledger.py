@@ -790,7 +790,10 @@ class Ledger:
             if isinstance(cause, self._driver_integrity_error):
                 problem = f"{what}: inconsistent data: {_first_line(cause)}"
                 raise LedgerError(f"ledger {self.location.display}: {problem}") from None
-            if getattr(cause, "sqlstate", None) == IDLE_IN_TRANSACTION_TIMEOUT:
+            # PostgreSQL closes the session it ends; the client may read the closed socket
+            # before, or instead of, the reason (25P03): either way the transaction is gone.
+            ended = isinstance(exc, DBAPIError) and exc.connection_invalidated
+            if ended or getattr(cause, "sqlstate", None) == IDLE_IN_TRANSACTION_TIMEOUT:
                 raise TransactionEnded(_describe(self.location, cause)) from None
             raise LedgerError(_describe(self.location, cause)) from None
 
