@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, inspect, text
 
-from genbatch.errors import BudgetReached, LedgerError, TransitionRefused
+from genbatch.errors import BudgetReached, CommitInDoubt, LedgerError, TransitionRefused
 from genbatch.jobs import JobSpec
 from genbatch.ledger import (
     CachedModel,
@@ -908,34 +908,86 @@ def test_a_worker_frozen_inside_a_transaction_holds_the_others_up_for_seconds_on
     other.close()
 
 
+def _end_session(postgres_url: str, driver_connection: Any) -> None:
+    """End a session of the test PostgreSQL as an administrator (or a restart) would."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (driver_connection.info.backend_pid,))
+
+
 @pytest.mark.postgres
-def test_a_transaction_whose_session_the_server_closed_runs_once_more(postgres_url: str) -> None:
-    # PostgreSQL closes the session it ends (an idle-in-transaction timeout, an admin, a
-    # restart): the client may see the closed socket before, or instead of, the reason.
+@pytest.mark.parametrize("ended_before", ["a statement", "the commit"])
+def test_a_transaction_whose_session_the_server_ended_runs_once_more(
+    postgres_url: str, ended_before: str
+) -> None:
+    # PostgreSQL closes a session it ends (an idle-in-transaction timeout, an administrator, a
+    # restart): the client may see the closed connection before, or instead of, the reason.
     ledger = Ledger.open(resolve_location(postgres_url))
     run_id = new_run(ledger, 1)
     job = accepted(ledger, run_id, "w1", "req-1")
-    closed = threading.Event()
+    ended = threading.Event()
 
-    def close_the_session_after_the_first_update(
-        _conn: Any, cursor: Any, statement: str, *_: Any
-    ) -> None:
-        if statement.startswith("UPDATE jobs") and not closed.is_set():
-            closed.set()
-            import psycopg
+    def end_the_session_before_the_update(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE jobs") and not ended.is_set():
+            ended.set()
+            _end_session(postgres_url, cursor.connection)
 
-            with psycopg.connect(postgres_url, autocommit=True) as admin:
-                admin.execute(
-                    "SELECT pg_terminate_backend(%s)", (cursor.connection.info.backend_pid,)
-                )
+    def end_the_session_before_the_commit(dbapi_connection: Any) -> None:
+        if not ended.is_set():
+            ended.set()
+            _end_session(postgres_url, dbapi_connection.driver_connection)
+        commit(dbapi_connection)
 
-    event.listen(ledger.engine, "after_cursor_execute", close_the_session_after_the_first_update)
+    if ended_before == "a statement":
+        event.listen(ledger.engine, "before_cursor_execute", end_the_session_before_the_update)
+    else:
+        commit = ledger.engine.dialect.do_commit
+        ledger.engine.dialect.do_commit = end_the_session_before_the_commit  # type: ignore[method-assign]
 
     moved = anyio.run(functools.partial(AsyncLedger(ledger).move, job, Move.START, worker="w1"))
 
-    assert closed.is_set()
+    assert ended.is_set()
     assert moved.state == JobState.RUNNING
     assert ledger.states_by_key(run_id) == {job.key: JobState.RUNNING}
+    ledger.close()
+
+
+@pytest.mark.postgres
+def test_a_commit_whose_answer_was_lost_is_never_run_again(postgres_url: str) -> None:
+    # The server wrote the claim, then the connection broke before its answer came back: run
+    # again, the claim would hold a second job and leave the first one held by nobody's task.
+    ledger = Ledger.open(resolve_location(postgres_url))
+    run_id = new_run(ledger, 4)
+    dialect = ledger.engine.dialect
+    commit = dialect.do_commit
+    lose_the_answer = threading.Event()
+
+    def commit_then_lose_the_connection(dbapi_connection: Any) -> None:
+        commit(dbapi_connection)
+        if lose_the_answer.is_set():
+            lose_the_answer.clear()
+            _end_session(postgres_url, dbapi_connection.driver_connection)
+            dbapi_connection.driver_connection.execute("SELECT 1")  # sees it closed
+
+    dialect.do_commit = commit_then_lose_the_connection  # type: ignore[method-assign]
+    store = AsyncLedger(ledger)
+    claim_one = functools.partial(
+        store.claim_jobs, run_id, 1, worker="w1", lease_seconds=LEASE, run_limit=2
+    )
+
+    lose_the_answer.set()
+    with pytest.raises(CommitInDoubt, match="may or may not have been written"):
+        anyio.run(claim_one)
+    assert sorted(ledger.states_by_key(run_id).values()) == [JobState.PENDING] * 3 + [
+        JobState.SUBMITTING
+    ]
+
+    (job,) = anyio.run(claim_one)
+    lose_the_answer.set()
+    with pytest.raises(CommitInDoubt):
+        anyio.run(functools.partial(store.move, job, Move.ACCEPT, worker="w1", request_id="r-1"))
+    assert ledger.attempts(job.id)[-1].request_id == "r-1"  # written, and said to be in doubt
     ledger.close()
 
 

@@ -126,9 +126,15 @@ class LedgerError(GenbatchError):
 
 
 class TransactionEnded(LedgerError):
-    """The database ended a transaction of this process, or the session it ran in (the
-    process was frozen in it, or the server closed the connection): running it again is safe,
-    as the guarded moves refuse whatever was done meanwhile."""
+    """The database ended a transaction of this process before its commit (the process was
+    frozen in it, or the server closed the session): nothing of it was written, so running it
+    again is safe."""
+
+
+class CommitInDoubt(LedgerError):
+    """The connection was lost while the database committed: whether the transaction was
+    written is unknown, so it must not run again (a claim would leave its first jobs held, a
+    move be refused by its own first try)."""
 
 
 class OutputError(GenbatchError):

@@ -10,7 +10,9 @@ commits hardly ever wait for the disk (WAL, ``synchronous=NORMAL``), and a trip 
 costs more CPU than they do (docs/benchmarks.md, the whole-process figure). Should any call
 of a shared transaction fail, it rolls back and its calls run again one by one, each in its
 own transaction, so that each caller gets its own result or error, as if never grouped; one
-that PostgreSQL ended because this process was frozen in it (``TransactionEnded``) runs once more.
+that PostgreSQL ended before its commit (``TransactionEnded``: this process was frozen in it, or
+the session was closed) runs once more. A commit whose answer was lost (``CommitInDoubt``) is
+never run again: it may have been written.
 
 A call returns once its transaction is committed, so a state change is on record before the
 side effect that depends on it (the POST after a claim, the download after the output URLs).
@@ -24,7 +26,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 
-from genbatch.errors import TransactionEnded
+from genbatch.errors import CommitInDoubt, TransactionEnded
 from genbatch.group_commit import GroupCommit, Work
 from genbatch.ledger.ledger import Ledger
 from genbatch.ledger.records import JobRecord, StoredFile
@@ -117,7 +119,7 @@ class AsyncLedger:
         for work in batch:
             work.run()
             if isinstance(work.error, TransactionEnded):
-                # Rolled back whole by the database while this process was frozen: once more.
+                # Ended by the database before its commit: nothing was written, so once more.
                 work.error = None
                 work.run()
 
@@ -125,6 +127,10 @@ class AsyncLedger:
         try:
             with self._ledger.grouped():
                 results = [work.function() for work in batch]
+        except CommitInDoubt as exc:  # maybe written: running the calls again could repeat them
+            for work in batch:
+                work.error, work.ran = exc, True
+            return True
         except Exception:
             return False  # rolled back: nothing of the batch was committed
         for work, result in zip(batch, results, strict=True):

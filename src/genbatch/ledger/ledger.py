@@ -25,12 +25,24 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RootTransaction,
+    Select,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
 from genbatch.errors import (
     BudgetReached,
+    CommitInDoubt,
     LedgerError,
     StopRequested,
     TransactionEnded,
@@ -768,12 +780,43 @@ class Ledger:
                 _set_synchronous(conn, "FULL")
             self._open.conn = conn
             try:
-                with conn.begin():
+                with conn.begin() as transaction:
                     yield conn
+                    self._commit(conn, transaction)
             finally:
                 self._open.conn = None
                 if durable_sqlite:
                     _set_synchronous(conn, "NORMAL")
+
+    def _commit(self, conn: Connection, transaction: RootTransaction) -> None:
+        """Commit. A connection lost meanwhile leaves the outcome unknown: the database may
+        have written the transaction before its answer was lost, and running it again would
+        then do it twice (a claim would hold more jobs; a move be refused by its own first try).
+        So PostgreSQL is asked what became of the transaction: aborted (the session was ended
+        first, for example while this process was frozen) makes it ``TransactionEnded``, safe
+        to run again; anything else is ``CommitInDoubt``."""
+        txid = conn.execute(TRANSACTION_ID).scalar() if self.shared else None
+        try:
+            transaction.commit()
+        except DBAPIError as exc:
+            reason = exc.orig if exc.orig is not None else exc
+            if not exc.connection_invalidated or _ended_idle(reason):
+                raise
+            if txid is None or self._aborted(txid):  # None: it wrote nothing
+                raise TransactionEnded(_describe(self.location, reason)) from None
+            raise CommitInDoubt(
+                f"{_describe(self.location, reason)}: the connection was lost during a commit, "
+                "which may or may not have been written; run genbatch again to resume"
+            ) from None
+
+    def _aborted(self, txid: int) -> bool:
+        """Whether PostgreSQL says the transaction ``txid`` was rolled back (False when it
+        cannot say: the database out of reach again, say)."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(TRANSACTION_STATUS, {"txid": txid}).scalar() == "aborted"
+        except DBAPIError:
+            return False
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -791,9 +834,10 @@ class Ledger:
                 problem = f"{what}: inconsistent data: {_first_line(cause)}"
                 raise LedgerError(f"ledger {self.location.display}: {problem}") from None
             # PostgreSQL closes the session it ends; the client may read the closed socket
-            # before, or instead of, the reason (25P03): either way the transaction is gone.
-            ended = isinstance(exc, DBAPIError) and exc.connection_invalidated
-            if ended or getattr(cause, "sqlstate", None) == IDLE_IN_TRANSACTION_TIMEOUT:
+            # before, or instead of, the reason (25P03). Before the commit (``_commit`` judges
+            # a lost commit), either way nothing of the transaction was written.
+            lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+            if lost or _ended_idle(cause):
                 raise TransactionEnded(_describe(self.location, cause)) from None
             raise LedgerError(_describe(self.location, cause)) from None
 
@@ -908,6 +952,13 @@ def _lock_holder(fd: int) -> str:
 
 IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
 """PostgreSQL's SQLSTATE for a session ended by ``idle_in_transaction_session_timeout``."""
+TRANSACTION_ID = text("SELECT txid_current_if_assigned()")
+"""The open transaction's id on PostgreSQL (NULL until it writes; ``txid_*``: PostgreSQL 10+)."""
+TRANSACTION_STATUS = text("SELECT txid_status(:txid)")
+
+
+def _ended_idle(error: BaseException) -> bool:
+    return getattr(error, "sqlstate", None) == IDLE_IN_TRANSACTION_TIMEOUT
 
 
 def _describe(location: LedgerLocation, error: BaseException) -> str:
