@@ -280,9 +280,10 @@ def _has_wal_frames(path: Path) -> bool:
 
 CLEAN_CLOSE_SUFFIX = "-closed"
 """Beside ``ledger.db``, ``ledger.db-closed`` describes the file as genbatch last closed it."""
-RACY_NANOSECONDS = 2_000_000_000
-"""A file written this close to its clean-close mark may have been written again within the
-same tick of a coarse file clock, unseen by its mtime: it is checked (git's "racy" rule)."""
+CLOCK_TICK_WAIT_SECONDS = 0.05
+"""How long closing a ledger waits for the filesystem's clock to pass the file's last write
+(one tick: 1-10 ms on ext4, xfs, btrfs, tmpfs). On a coarser clock the mark holds no
+fingerprint and the next open checks the ledger."""
 
 
 def closed_cleanly(path: Path) -> bool:
@@ -293,7 +294,7 @@ def closed_cleanly(path: Path) -> bool:
     try:
         mark = json.loads(_clean_close_path(path).read_text(encoding="utf-8"))
         now = _fingerprint(path)
-        return bool(now == mark["file"] and now["mtime_ns"] < mark["at_ns"] - RACY_NANOSECONDS)
+        return bool(now == mark["file"] and now["mtime_ns"] < mark["clock_ns"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -347,15 +348,39 @@ def refuse_failed_quick_check(path: Path) -> None:
 
 def mark_closed_cleanly(path: Path) -> None:
     """Record that genbatch closed ``path`` cleanly (best effort: without the mark, the next
-    open checks the ledger, nothing worse)."""
-    if _has_wal_frames(path):
-        return  # another process still has it open: its own close will mark it
+    open checks the ledger, nothing worse).
+
+    The mark holds the file's size, inode and mtime, taken once the filesystem's own clock (the
+    mtime it gives the mark file) is past that mtime: any later write to the ledger then gets a
+    later mtime and is seen. A write within the tick of the last one could otherwise keep the
+    mtime unchanged (git's "racy" case).
+    """
+    if _has_wal_frames(path) or driven_by_another_process(path):
+        # Another process still has it open: its own close will mark it. (A command run during
+        # a run did not check the file when it opened it, so it cannot vouch for it either.)
+        return
+    mark_path = _clean_close_path(path)
+    deadline = time.monotonic() + CLOCK_TICK_WAIT_SECONDS
     with contextlib.suppress(OSError):
-        mark = {"file": _fingerprint(path), "at_ns": time.time_ns()}
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        fd = os.open(_clean_close_path(path), flags, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(mark, out)
+        while True:
+            clock_ns = _write_mark(mark_path, {})  # no fingerprint yet: not a clean mark
+            file = _fingerprint(path)
+            if file["mtime_ns"] < clock_ns:
+                _write_mark(mark_path, {"file": file, "clock_ns": clock_ns})
+                return
+            if time.monotonic() > deadline:
+                return  # a coarse clock: the mark holds no fingerprint, the next open checks
+            time.sleep(0.001)
+
+
+def _write_mark(mark_path: Path, mark: dict[str, Any]) -> int:
+    """Write ``mark`` to ``mark_path``; return the mtime the filesystem gave it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    fd = os.open(mark_path, flags, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(mark, out)
+        out.flush()
+        return os.fstat(out.fileno()).st_mtime_ns
 
 
 def _forget_clean_close(path: Path) -> None:
