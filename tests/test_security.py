@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from genbatch.runner import describe_remote_error
+from genbatch.client import describe_remote_error
 from genbatch.simulator import Simulator, SimulatorConfig
 
 from support import cli_env, genbatch, kling_manifest, mounted_tmpfs, output_files, run_args, status

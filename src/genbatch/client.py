@@ -465,6 +465,26 @@ def collect_urls(output: Any) -> list[str]:
     return found
 
 
+def describe_remote_error(error: object) -> str:
+    """A readable one-line form of a result's ``error``, whatever its shape, with anything that
+    looks like a credential redacted (the answer was already cleared of our own token)."""
+    return redact(_remote_error_text(error))
+
+
+def _remote_error_text(error: object) -> str:
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        text = error.get("error") or error.get("message") or error.get("error_message")
+        code = error.get("errorCode") or error.get("error_code") or error.get("code")
+        if text:
+            return f"{text} ({code})" if code else str(text)
+    if isinstance(error, list) and error:
+        return "; ".join(_remote_error_text(item) for item in error)
+    # Redacted before the cut, which could otherwise leave half a credential unrecognised.
+    return redact(json.dumps(error, default=str))[:300]
+
+
 def _status_of(body: Mapping[str, Any], secrets: tuple[str, ...]) -> str:
     status = body.get("status")
     if not isinstance(status, str) or not status:

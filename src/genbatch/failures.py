@@ -47,6 +47,14 @@ class FailureLimit:
                 f"--max-failures: expected a count (10), a percentage (50%) or off, not {text!r}"
             ) from None
 
+    @property
+    def unreachable_patience(self) -> int | None:
+        """API calls in a row with no answer before the run stops: the count (a percentage
+        counts as the window's size; ``off``: never, back off and retry forever)."""
+        if self.count is not None:
+            return self.count
+        return self.window if self.fraction is not None else None
+
 
 class FailureWatch:
     """Follows how jobs end and says when the run should stop."""

@@ -19,7 +19,6 @@ takeover got there first) makes this worker let go of the job.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import signal
@@ -34,7 +33,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from genbatch.backoff import Backoff
 from genbatch.catalog import find_model
-from genbatch.client import RemoteResult, RunComfyClient
+from genbatch.client import RemoteResult, RunComfyClient, describe_remote_error
 from genbatch.clock import SYSTEM_CLOCK, Clock
 from genbatch.downloads import DEFAULT_MAX_FILE_SIZE, Downloader, HostPolicy
 from genbatch.errors import (
@@ -70,7 +69,6 @@ from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo, StoredFile
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.lifecycle import Move
 from genbatch.polling import HISTORY_SIZE, GenerationTimes, PollPolicy, generation_seconds
-from genbatch.redact import redact
 from genbatch.states import (
     REMOTE_ACTIVE_STATES,
     REMOTE_CANCELLED,
@@ -259,7 +257,8 @@ class Runner:
     async def _submit_pending(self) -> None:
         while True:
             if self._stop_submitting:
-                await self._wait_for_active_jobs()
+                while self._active:
+                    await self._job_ended.wait()
                 return
             await self._slots.acquire()
             self._reserved = 1
@@ -278,7 +277,10 @@ class Runner:
             if jobs:
                 continue
             self._slots.release()
-            if self._active == 0 and not await self._run_unsettled():
+            if self._active == 0 and (
+                self._stop_submitting
+                or not await self._store.work_may_come(self._run.id, self._worker.id)
+            ):
                 return
             await self._idle(job_ended)
 
@@ -311,35 +313,20 @@ class Runner:
                 run_limit=self._options.run_concurrency,
                 lease_seconds=self._options.lease_seconds,
             )
-        except (BudgetReached, StopRequested) as exc:
-            self._stop(exc, cancel_all=False)
-            jobs = []
-        except LedgerError as exc:
-            self._stop(exc, cancel_all=True)
+        except (BudgetReached, StopRequested, LedgerError) as exc:
+            self._stop(exc, cancel_all=isinstance(exc, LedgerError))
             jobs = []
         for _ in range(count - max(1, len(jobs))):
             self._slots.release()
         return jobs
 
-    async def _run_unsettled(self) -> bool:
-        """Work may still come (``Ledger.work_may_come``) and this worker still submits."""
-        if self._stop_submitting:
-            return False
-        return await self._store.work_may_come(self._run.id, self._worker.id)
-
     async def _idle(self, job_ended: anyio.Event) -> None:
         """Wait for one of this worker's jobs to end (``job_ended`` is already set if one did);
         with other workers (or nothing of ours in flight), for at most ``idle_interval``: the
         change may come from elsewhere."""
-        if self._store.shared or self._active == 0:
-            with anyio.move_on_after(self._options.idle_interval):
-                await job_ended.wait()
-        else:
+        elsewhere = self._store.shared or self._active == 0
+        with anyio.move_on_after(self._options.idle_interval if elsewhere else None):
             await job_ended.wait()
-
-    async def _wait_for_active_jobs(self) -> None:
-        while self._active:
-            await self._job_ended.wait()
 
     def _start(self, job: JobRecord, *, holds_slot: bool) -> None:
         assert self._tg is not None
@@ -398,7 +385,7 @@ class Runner:
                 submission = await self._client.submit(job.model_id, job.inputs)
             except ApiError as exc:
                 return await self._submit_failed(job, exc)
-            job = await self._record_remote(job, Move.ACCEPT, request_id=submission.request_id)
+            job = await self._move(job, Move.ACCEPT, request_id=submission.request_id)
         self._consecutive_429 = 0
         self._consecutive_unknown = 0
         self._unreachable = 0
@@ -410,7 +397,10 @@ class Runner:
         disposition = exc.submit_disposition()
         if disposition is Disposition.RETRY_LATER:
             if isinstance(exc, RateLimited):
-                self._on_rate_limited(exc, submitting=True)
+                self._on_rate_limited(exc)
+                # Fewer jobs in flight means fewer submits; polls adapt their own pace, so a
+                # 429 on a poll only holds calls back.
+                self._slots.on_rate_limited()
                 message = f"rate limited: {message}"
             else:
                 self._on_unreachable(exc)
@@ -429,7 +419,12 @@ class Runner:
         self._count_failure(f"{type(exc).__name__}{code}")
         job = await self._move(job, Move.REJECT, error=message)
         if isinstance(exc, ModelNotFound):
-            await self._fail_model(job.model_id, message)
+            count = await self._store.fail_pending_of_model(self._run.id, job.model_id, message)
+            self._notice(
+                "error",
+                f"the API does not know the model {job.model_id}: "
+                f"{count + 1} job(s) of it failed without being sent",
+            )
         return job
 
     def _on_submit_unknown(self, message: str) -> None:
@@ -447,14 +442,6 @@ class Runner:
                 cancel_all=False,
             )
 
-    async def _fail_model(self, model_id: str, message: str) -> None:
-        count = await self._store.fail_pending_of_model(self._run.id, model_id, message)
-        self._notice(
-            "error",
-            f"the API does not know the model {model_id}: "
-            f"{count + 1} job(s) of it failed without being sent",
-        )
-
     def _count_failure(self, kind: str) -> None:
         reason = self._failures.failed(kind)
         if reason:
@@ -466,16 +453,12 @@ class Runner:
                 cancel_all=False,
             )
 
-    def _on_rate_limited(self, exc: RateLimited, *, submitting: bool = False) -> None:
+    def _on_rate_limited(self, exc: RateLimited) -> None:
         self._consecutive_429 += 1
         wait = exc.retry_after
         if wait is None:
             wait = self._options.backoff.delay(self._consecutive_429, self._rng)
         self._hold_back(wait, "rate limited")
-        # Fewer jobs in flight means fewer submits; polls adapt their own pace, so a 429 on a
-        # poll only holds calls back.
-        if submitting:
-            self._slots.on_rate_limited()
 
     def _on_unreachable(self, exc: ApiError) -> None:
         """No answer at all (connection refused, reset, timed out): hold every call back, twice
@@ -484,7 +467,7 @@ class Runner:
         if self._gate.remaining > 0:
             return
         self._unreachable += 1
-        patience = unreachable_patience(self._options.max_failures)
+        patience = self._options.max_failures.unreachable_patience
         if patience is not None and self._unreachable >= patience:
             self._stop(
                 ApiUnreachable(
@@ -518,7 +501,7 @@ class Runner:
         seen_queued = False
         delay = 0.0 if poll_now else await self._first_poll_delay(job.model_id)
         failures = 0
-        while True:
+        while job.state in FOLLOWED_STATES:
             await clock.sleep(delay)
             await self._gate.wait()
             sent = clock.now()
@@ -527,11 +510,9 @@ class Runner:
             except ApiError as exc:
                 failures += 1
                 job = await self._poll_failed(job, exc)
-                if job.state not in FOLLOWED_STATES:
-                    return job
-                if not isinstance(exc, RateLimited):  # the gate already holds rate-limited calls
-                    await clock.sleep(self._options.backoff.delay(failures, self._rng))
-                delay = 0.0
+                # The gate already holds rate-limited calls back.
+                rate_limited = isinstance(exc, RateLimited)
+                delay = 0.0 if rate_limited else self._options.backoff.delay(failures, self._rng)
                 continue
             failures = 0
             self._unreachable = 0
@@ -539,11 +520,10 @@ class Runner:
             # calls); its time is partly the queue's, so it is not taken as the model's.
             seen_queued = seen_queued or result.status == RemoteStatus.IN_QUEUE
             job = await self._on_result(job, result, seen_queued=seen_queued)
-            if job.state not in FOLLOWED_STATES:
-                return job
             # The gap runs from this poll's sending: the answer's round trip and its record
             # are not added to it (they would add to every job's detection delay).
             delay = max(0.0, policy.next_delay(sent - accepted) - (clock.now() - sent))
+        return job
 
     async def _first_poll_delay(self, model_id: str) -> float:
         """When to first poll a fresh submit of ``model_id``: from the model's generation
@@ -598,7 +578,7 @@ class Runner:
             )
             if took is not None:
                 self._history.add(job.model_id, took)
-            return await self._record_remote(
+            return await self._move(
                 job,
                 Move.SUCCEED,
                 urls=result.output_urls,
@@ -798,18 +778,25 @@ class Runner:
         files: Sequence[StoredFile] = (),
         generation_seconds: float | None = None,
     ) -> JobRecord:
-        """Make ``move`` in the ledger, then announce it (``message``, else ``error``)."""
-        moved = await self._store.move(
-            job,
-            move,
-            worker=self._worker.id,
-            error=error,
-            request_id=request_id,
-            remote_status=remote_status,
-            urls=urls,
-            files=files,
-            generation_seconds=generation_seconds,
-        )
+        """Make ``move`` in the ledger, then announce it (``message``, else ``error``). Should the
+        ledger refuse to record what only the API knows (a request id, output URLs), each is
+        printed on stderr before the error goes on (``print_unrecorded``), so a full disk never
+        loses a paid request."""
+        try:
+            moved = await self._store.move(
+                job,
+                move,
+                worker=self._worker.id,
+                error=error,
+                request_id=request_id,
+                remote_status=remote_status,
+                urls=urls,
+                files=files,
+                generation_seconds=generation_seconds,
+            )
+        except LedgerError:
+            print_unrecorded(job, request_id, urls)
+            raise
         if (job.state in SPENDING_STATES) != (moved.state in SPENDING_STATES):
             sign = 1.0 if moved.state in SPENDING_STATES else -1.0
             self._spent += sign * (job.cost_usd or 0.0)
@@ -825,32 +812,6 @@ class Runner:
                 )
             )
         return moved
-
-    async def _record_remote(
-        self,
-        job: JobRecord,
-        move: Move,
-        *,
-        request_id: str | None = None,
-        urls: tuple[str, ...] = (),
-        remote_status: str | None = None,
-        generation_seconds: float | None = None,
-    ) -> JobRecord:
-        """``_move`` for a move recording what only the API knows (a request id, output URLs):
-        should the ledger refuse the write, each is printed on stderr before the error goes on
-        (``print_unrecorded``), so a full disk never loses a paid request."""
-        try:
-            return await self._move(
-                job,
-                move,
-                request_id=request_id,
-                urls=urls,
-                remote_status=remote_status,
-                generation_seconds=generation_seconds,
-            )
-        except LedgerError:
-            print_unrecorded(job.key, request_id or job.request_id, urls, new_id=bool(request_id))
-            raise
 
     def _notice(self, level: NoticeLevel, message: str) -> None:
         self._emit(RunNotice(level=level, message=message))
@@ -878,45 +839,19 @@ class Runner:
         )
 
 
-def unreachable_patience(limit: FailureLimit) -> int | None:
-    """API calls in a row with no answer before the run stops: ``--max-failures N`` (a
-    percentage counts as the window's size; ``off``: never, back off and retry forever)."""
-    if limit.count is not None:
-        return limit.count
-    return limit.window if limit.fraction is not None else None
-
-
-def print_unrecorded(
-    job_key: str, request_id: str | None, urls: Sequence[str], *, new_id: bool
-) -> None:
+def print_unrecorded(job: JobRecord, new_request_id: str | None, urls: Sequence[str]) -> None:
     """The last resort for what the API answered and the ledger could not take: one line each
-    on stderr, ``genbatch: unrecorded request_id=ID job=KEY`` (when ``new_id``: the request id
-    itself was not recorded) and ``genbatch: unrecorded output_url=URL request_id=ID job=KEY``
-    (the key last: it may hold spaces)."""
-    lines = [f"genbatch: unrecorded request_id={request_id} job={job_key}"] if new_id else []
+    on stderr, ``genbatch: unrecorded request_id=ID job=KEY`` (a request id just given) and
+    ``genbatch: unrecorded output_url=URL request_id=ID job=KEY`` (the key last: it may hold
+    spaces)."""
+    request_id = new_request_id or job.request_id
+    lines = (
+        [f"genbatch: unrecorded request_id={request_id} job={job.key}"] if new_request_id else []
+    )
     lines += [
-        f"genbatch: unrecorded output_url={url} request_id={request_id} job={job_key}"
+        f"genbatch: unrecorded output_url={url} request_id={request_id} job={job.key}"
         for url in urls
     ]
-    with contextlib.suppress(OSError):  # stderr is gone too: nothing is left to tell
-        print("\n".join(lines), file=sys.stderr, flush=True)
-
-
-def describe_remote_error(error: object) -> str:
-    """A readable one-line form of a result's ``error``, whatever its shape, with anything that
-    looks like a credential redacted (the client already removed its own token)."""
-    return redact(_remote_error_text(error))
-
-
-def _remote_error_text(error: object) -> str:
-    if isinstance(error, str):
-        return error
-    if isinstance(error, dict):
-        text = error.get("error") or error.get("message") or error.get("error_message")
-        code = error.get("errorCode") or error.get("error_code") or error.get("code")
-        if text:
-            return f"{text} ({code})" if code else str(text)
-    if isinstance(error, list) and error:
-        return "; ".join(_remote_error_text(item) for item in error)
-    # Redacted before the cut, which could otherwise leave half a credential unrecognised.
-    return redact(json.dumps(error, default=str))[:300]
+    if lines:
+        with contextlib.suppress(OSError):  # stderr is gone too: nothing is left to tell
+            print("\n".join(lines), file=sys.stderr, flush=True)
