@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import sys
 from collections.abc import Sequence
@@ -171,7 +170,6 @@ class Runner:
         self._history = GenerationTimes()
         self._history_read: dict[str, anyio.Event] = {}
         """The models whose generation times were read from the ledger (or are being read)."""
-        self._rng = random.Random()
         self._stop_submitting = False
         self._stop_reason: str | None = None
         self._stop_error: Exception | None = None
@@ -187,7 +185,6 @@ class Runner:
         self._consecutive_unknown = 0
         self._unreachable = 0
         """API calls in a row that got no answer at all (see ``_on_unreachable``)."""
-        self._backoff_reason = "rate limited"
         self._failures = FailureWatch(options.max_failures)
         self._spent = 0.0
         self._worker = WorkerIdentity.of_this_process(options.worker)
@@ -301,8 +298,7 @@ class Runner:
 
     async def _claim(self, count: int) -> list[JobRecord]:
         """Claim up to ``count`` jobs; the first slot is held already, the others are taken."""
-        for _ in range(count - 1):
-            self._slots.occupy()
+        self._slots.occupy(count - 1)
         self._reserved = count
         try:
             jobs = await self._store.claim_jobs(
@@ -316,8 +312,7 @@ class Runner:
         except (BudgetReached, StopRequested, LedgerError) as exc:
             self._stop(exc, cancel_all=isinstance(exc, LedgerError))
             jobs = []
-        for _ in range(count - max(1, len(jobs))):
-            self._slots.release()
+        self._slots.release(count - max(1, len(jobs)))
         return jobs
 
     async def _idle(self, job_ended: anyio.Event) -> None:
@@ -430,9 +425,7 @@ class Runner:
     def _on_submit_unknown(self, message: str) -> None:
         # Each lost answer may be a job paid twice later: pause, and stop if it goes on.
         self._consecutive_unknown += 1
-        self._hold_back(
-            self._options.backoff.delay(self._consecutive_unknown, self._rng), "no answer"
-        )
+        self._gate.block_for(self._options.backoff.delay(self._consecutive_unknown), "no answer")
         if self._consecutive_unknown >= MAX_CONSECUTIVE_UNKNOWN:
             self._stop(
                 ApiUnreachable(
@@ -457,8 +450,8 @@ class Runner:
         self._consecutive_429 += 1
         wait = exc.retry_after
         if wait is None:
-            wait = self._options.backoff.delay(self._consecutive_429, self._rng)
-        self._hold_back(wait, "rate limited")
+            wait = self._options.backoff.delay(self._consecutive_429)
+        self._gate.block_for(wait, "rate limited")
 
     def _on_unreachable(self, exc: ApiError) -> None:
         """No answer at all (connection refused, reset, timed out): hold every call back, twice
@@ -478,19 +471,14 @@ class Runner:
                 cancel_all=True,  # every job in flight has its request id: a resume re-attaches
             )
             return
-        wait = self._options.backoff.delay(self._unreachable, self._rng)
-        self._hold_back(wait, "API unreachable")
+        wait = self._options.backoff.delay(self._unreachable)
+        self._gate.block_for(wait, "API unreachable")
         limit = f" of {patience}" if patience is not None else ""
         self._notice(
             "warning",
             f"the API cannot be reached ({exc}), {self._unreachable}{limit} times in a row: "
             f"waiting {wait:.1f}s before the next call",
         )
-
-    def _hold_back(self, seconds: float, reason: str) -> None:
-        """Hold every API call back for ``seconds``; the display says why."""
-        self._gate.block_for(seconds)
-        self._backoff_reason = reason
 
     # -- one job: follow ------------------------------------------------------------------------
 
@@ -511,8 +499,9 @@ class Runner:
                 failures += 1
                 job = await self._poll_failed(job, exc)
                 # The gate already holds rate-limited calls back.
-                rate_limited = isinstance(exc, RateLimited)
-                delay = 0.0 if rate_limited else self._options.backoff.delay(failures, self._rng)
+                delay = (
+                    0.0 if isinstance(exc, RateLimited) else self._options.backoff.delay(failures)
+                )
                 continue
             failures = 0
             self._unreachable = 0
@@ -740,7 +729,7 @@ class Runner:
                     limit=self._slots.limit,
                     max_limit=self._slots.max_limit,
                     backoff_seconds=self._gate.remaining,
-                    backoff_reason=self._backoff_reason if self._gate.remaining > 0 else None,
+                    backoff_reason=self._gate.reason,
                     spent_usd=round(self._spent, 6),
                 )
             )

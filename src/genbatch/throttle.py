@@ -4,7 +4,7 @@
 follows AIMD, as TCP and the best rate-limited clients do: cut by a quarter on a 429 (once per
 burst: 429s within a second of the last cut count as the same signal), then grown back by one
 slot per limit's worth of accepted submits. ``RateGate`` holds every API call back while the API
-has asked us to wait (``Retry-After``).
+has asked us to wait (``Retry-After``), or while it does not answer.
 """
 
 from __future__ import annotations
@@ -40,14 +40,15 @@ class Slots:
         """Wait for the next release of a slot or change of the limit."""
         await self._changed.wait()
 
-    def occupy(self) -> None:
-        """Take a slot without waiting: for requests already in flight when the run starts."""
-        self.in_use += 1
+    def occupy(self, count: int = 1) -> None:
+        """Take slots without waiting: for requests already in flight, or claimed together."""
+        self.in_use += count
 
-    def release(self) -> None:
-        """Give a slot back."""
-        self.in_use -= 1
-        self._wake()
+    def release(self, count: int = 1) -> None:
+        """Give ``count`` slots back."""
+        if count:
+            self.in_use -= count
+            self._wake()
 
     def on_rate_limited(self) -> None:
         """Multiplicative decrease, once per burst of 429s."""
@@ -78,6 +79,7 @@ class RateGate:
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.blocked_until = 0.0
+        self._reason = ""
         self._clock = clock
 
     async def wait(self) -> None:
@@ -85,11 +87,17 @@ class RateGate:
         while (remaining := self.blocked_until - self._clock.now()) > 0:
             await self._clock.sleep(remaining)
 
-    def block_for(self, seconds: float) -> None:
-        """Keep the gate shut for at least ``seconds`` from now."""
+    def block_for(self, seconds: float, reason: str) -> None:
+        """Keep the gate shut for at least ``seconds`` from now; ``reason`` says why."""
         self.blocked_until = max(self.blocked_until, self._clock.now() + seconds)
+        self._reason = reason
 
     @property
     def remaining(self) -> float:
         """Seconds until the gate opens (0 when open)."""
         return max(0.0, self.blocked_until - self._clock.now())
+
+    @property
+    def reason(self) -> str | None:
+        """Why the gate is shut (None when open): for the display."""
+        return self._reason if self.remaining > 0 else None
