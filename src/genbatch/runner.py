@@ -64,7 +64,7 @@ from genbatch.events import (
     ignore_events,
 )
 from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatch
-from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo, StoredFile
+from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo, StoredFile, WorkerStart
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.lifecycle import Move
 from genbatch.polling import HISTORY_SIZE, GenerationTimes, PollPolicy, generation_seconds
@@ -171,7 +171,6 @@ class Runner:
         self._history_read: dict[str, anyio.Event] = {}
         """The models whose generation times were read from the ledger (or are being read)."""
         self._stop_submitting = False
-        self._stop_reason: str | None = None
         self._stop_error: Exception | None = None
         self._interrupted = False
         self._output_closed = False
@@ -191,7 +190,7 @@ class Runner:
 
     async def run(self) -> RunSummary:
         """Drive the run until every job is settled, the run is stopped, or interrupted."""
-        recovered, attached = await self._start_worker()
+        start = await self._start_worker()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -202,24 +201,25 @@ class Runner:
                 # Leases are renewed whoever drives the run (the CLI or the Python API).
                 tg.start_soon(self._keep_leases)
                 tg.start_soon(self._report_gauges)
-                self._adopt(attached)
+                self._adopt(start.takeover.attached)
                 await self._submit_pending()
                 tg.cancel_scope.cancel()  # only the watchers can still be running
         finally:
+            stop_reason = None if self._stop_error is None else str(self._stop_error)
             with anyio.CancelScope(shield=True):
                 # The leases end now rather than when they expire: other workers take over.
                 counts = await self._store.stop_worker(
-                    self._run.id, self._worker.id, stop_reason=self._stop_reason
+                    self._run.id, self._worker.id, stop_reason=stop_reason
                 )
         return RunSummary(
             counts=counts,
-            stop_reason=self._stop_reason,
+            stop_reason=stop_reason,
             stop_error=self._stop_error,
             interrupted=self._interrupted,
-            recovered_unknown=recovered,
+            recovered_unknown=start.takeover.unknown,
         )
 
-    async def _start_worker(self) -> tuple[int, list[JobRecord]]:
+    async def _start_worker(self) -> WorkerStart:
         me, options = self._worker, self._options
         start = await self._store.start_worker(
             self._run.id,
@@ -239,7 +239,7 @@ class Runner:
             )
         if start.resubmitted:
             self._notice("warning", f"resubmitting {start.resubmitted} unknown job(s) as asked")
-        return start.takeover.unknown, start.takeover.attached
+        return start
 
     def _adopt(self, jobs: list[JobRecord]) -> None:
         """Drive jobs already in flight (re-attached after a crash or taken over)."""
@@ -671,7 +671,6 @@ class Runner:
     def _stop(self, exc: Exception, *, cancel_all: bool) -> None:
         if self._stop_error is None:
             self._stop_error = exc
-            self._stop_reason = str(exc)
             self._notice("error", f"stopping the run: {exc}")
         self._stop_submitting = True
         if cancel_all and self._tg is not None:
