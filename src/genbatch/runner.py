@@ -689,14 +689,13 @@ class Runner:
 
     async def _keep_leases(self) -> None:
         """Heartbeat: renew this worker's leases, and take over the jobs of workers gone."""
-        store = self._store
         while True:
             await anyio.sleep(self._options.lease_seconds / 3)
             try:
-                await store.heartbeat(
+                await self._store.heartbeat(
                     self._run.id, self._worker.id, lease_seconds=self._options.lease_seconds
                 )
-                if store.shared and not self._stop_submitting:
+                if self._store.shared and not self._stop_submitting:
                     await self._take_over_orphans()
             except LedgerError as exc:
                 self._notice("warning", f"could not renew this worker's leases: {exc}")
