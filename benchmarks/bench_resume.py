@@ -49,7 +49,7 @@ CONCURRENCY = 64
 
 # What a finished job leaves in the ledger: its attempt and its output file.
 _MARK_DONE = """UPDATE jobs SET state = 'done', attempts = 1, request_id = 'req-' || id,
-    finished_at = updated_at WHERE run_id = :run AND ordinal % :every != 0"""
+    finished_at = updated_at, done_seq = id WHERE run_id = :run AND ordinal % :every != 0"""
 _ADD_OUTPUTS = """INSERT INTO outputs (job_id, attempt_id, position, url, path, size, sha256,
     downloaded_at) SELECT a.job_id, a.id, 0, 'http://127.0.0.1/files/' || a.request_id,
     '/nonexistent/' || a.request_id || '.mp4', 2000, 'ab', a.finished_at FROM attempts a"""
