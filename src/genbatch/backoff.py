@@ -5,6 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+_JITTER = random.Random()
+"""The jitter's own generator: a program that seeds ``random`` (a Python API user) must not
+line its workers' waits up, nor have its own draws taken."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Backoff:
@@ -18,7 +22,7 @@ class Backoff:
         """Seconds to wait after ``failures`` consecutive failures (1 for the first)."""
         ceiling = min(self.cap, self.base * self.factor ** max(0, failures - 1))
         # "Equal jitter": spreads clients apart without ever retrying at once.
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        return ceiling / 2 + (rng or _JITTER).uniform(0, ceiling / 2)
 
     def scaled(self, factor: float) -> Backoff:
         """The same backoff with its absolute times multiplied by ``factor``."""

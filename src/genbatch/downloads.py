@@ -22,7 +22,6 @@ import hashlib
 import ipaddress
 import mimetypes
 import os
-import random
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -221,7 +220,7 @@ class Downloader:
                 if failures == self._attempts:
                     _remove_ours(part)
                     raise
-                await anyio.sleep(self._backoff.delay(failures, random.Random()))
+                await anyio.sleep(self._backoff.delay(failures))
             except BaseException:
                 _remove_ours(part)
                 raise

@@ -766,9 +766,9 @@ class Runner:
         generation_seconds: float | None = None,
     ) -> JobRecord:
         """Make ``move`` in the ledger, then announce it (``message``, else ``error``). Should the
-        ledger refuse to record what only the API knows (a request id, output URLs), each is
-        printed on stderr before the error goes on (``print_unrecorded``), so a full disk never
-        loses a paid request."""
+        ledger fail (``LedgerError``) to record what only the API knows (a request id, output
+        URLs), each is printed on stderr before the error goes on (``print_unrecorded``), so a
+        full disk never loses a paid request."""
         try:
             moved = await self._store.move(
                 job,

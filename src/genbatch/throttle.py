@@ -75,7 +75,8 @@ class Slots:
 
 
 class RateGate:
-    """Holds calls back until the time the API asked us to wait for has passed."""
+    """Holds calls back until a time has passed: the API asked us to wait (429), or an answer
+    lost or the API out of reach makes us back off."""
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.blocked_until = 0.0
@@ -88,9 +89,11 @@ class RateGate:
             await self._clock.sleep(remaining)
 
     def block_for(self, seconds: float, reason: str) -> None:
-        """Keep the gate shut for at least ``seconds`` from now; ``reason`` says why."""
-        self.blocked_until = max(self.blocked_until, self._clock.now() + seconds)
-        self._reason = reason
+        """Keep the gate shut for at least ``seconds`` from now; ``reason`` says why (kept
+        only when it is what now keeps the gate shut longest)."""
+        until = self._clock.now() + seconds
+        if until > self.blocked_until:
+            self.blocked_until, self._reason = until, reason
 
     @property
     def remaining(self) -> float:
