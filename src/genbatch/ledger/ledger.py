@@ -805,8 +805,8 @@ class Ledger:
             transaction.commit()
         except DBAPIError as exc:
             reason = exc.orig if exc.orig is not None else exc
-            if not exc.connection_invalidated or _ended_idle(reason):
-                raise
+            if not (self.shared and exc.connection_invalidated) or _ended_idle(reason):
+                raise  # not a lost connection of PostgreSQL's: ``_errors`` says what it is
             if txid is None or self._aborted(txid):  # None: it wrote nothing
                 raise TransactionEnded(_describe(self.location, reason)) from None
             raise CommitInDoubt(
