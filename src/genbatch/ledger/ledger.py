@@ -651,7 +651,7 @@ class Ledger:
         with self._transaction("output_clashes") as conn:
             # A ledger where no job was ever done (a first run) has no file to clash with; the
             # query would still probe the file-name index once per job (6 s for a million).
-            if conn.execute(select(func.max(JOBS.c.done_seq))).scalar() is None:
+            if conn.execute(sql.highest_done_rank()).scalar() == 0:
                 return []
             return self._job_pairs("output_clashes", query)
 

@@ -15,10 +15,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, select
 
-from genbatch.ledger.statements import insert_on_conflict
-from genbatch.ledger.tables import JOBS, META
+from genbatch.ledger.statements import highest_done_rank, insert_on_conflict
+from genbatch.ledger.tables import META
 
 __all__ = ["MetadataMark", "Watermark", "bump_generation", "read_marks", "save_marks", "watermark"]
 
@@ -47,7 +47,7 @@ class MetadataMark:
 
 def watermark(conn: Connection) -> Watermark:
     """The ledger's generation and highest done rank, for writing metadata files."""
-    through = conn.execute(select(func.coalesce(func.max(JOBS.c.done_seq), 0))).scalar()
+    through = conn.execute(highest_done_rank()).scalar()
     return Watermark(generation=_generation(conn), through=int(through or 0))
 
 

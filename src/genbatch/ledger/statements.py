@@ -88,10 +88,15 @@ def transition(
     )
 
 
+def highest_done_rank(jobs: Any = JOBS) -> Any:
+    """The highest ``done_seq`` given so far, 0 when no job was ever done (an index lookup)."""
+    return select(func.coalesce(func.max(jobs.c.done_seq), 0))
+
+
 def next_done_rank() -> Any:
-    """One more than the highest ``done_seq`` (an index lookup): the rank of a job done now."""
+    """One more than the highest ``done_seq``: the rank of a job done now."""
     earlier = JOBS.alias("earlier")  # an alias, or it would correlate with the updated row
-    return select(func.coalesce(func.max(earlier.c.done_seq), 0) + 1).scalar_subquery()
+    return highest_done_rank(earlier).scalar_subquery() + 1
 
 
 @functools.cache
