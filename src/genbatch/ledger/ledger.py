@@ -3,7 +3,7 @@
 Every method is one transaction (or joins the one open in its thread: ``grouped``, or a method
 calling others), committed before it returns, so the caller can perform the side effect that
 depends on it (a POST, a rename) knowing the record survives a crash. SQL is written
-with SQLAlchemy Core over the SQLModel tables: the same statements run on SQLite and PostgreSQL
+with SQLAlchemy Core over the tables of ``tables``: the same statements run on SQLite and PostgreSQL
 (a claim's ``FOR UPDATE SKIP LOCKED`` is PostgreSQL's alone; SQLite has one writer). A job's state
 changes only through ``try_move`` and the bulk moves beside it, each a move of the lifecycle
 table (``genbatch.lifecycle``) applied by the one guarded statement ``statements.transition``.

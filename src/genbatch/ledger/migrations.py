@@ -12,11 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select, text
-from sqlmodel import SQLModel
 
 from genbatch.errors import LedgerError
 from genbatch.ledger.engine import LedgerLocation
-from genbatch.ledger.tables import CATALOG_MODELS, META, RATINGS, SCHEMA_VERSION, WORKERS
+from genbatch.ledger.tables import (
+    CATALOG_MODELS,
+    META,
+    METADATA,
+    RATINGS,
+    SCHEMA_VERSION,
+    WORKERS,
+)
 
 # Any constant will do: it names the lock every genbatch takes while creating or upgrading.
 SCHEMA_LOCK_KEY = 0x67656E62  # "genb"
@@ -127,7 +133,7 @@ def _one_at_a_time(conn: Connection) -> None:
 
 
 def _create(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn)  # the tables of ``tables``, imported above
+    METADATA.create_all(conn)
     conn.execute(META.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
 
 
