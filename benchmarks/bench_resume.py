@@ -35,6 +35,7 @@ from common import (
     write_manifest,
 )
 from done_ledger import mark_done, synced
+from sqlalchemy import text
 
 RESUME = {"jobs": 100_000, "done_share": 0.99}
 RESUME_QUICK = {"jobs": 2_000, "done_share": 0.99}
@@ -47,9 +48,15 @@ MEMORY_TARGETS = (1.5, 1.3)
 """Each run's peak against the run ten times smaller: before issue 16, then its target 6."""
 CONCURRENCY = 64
 
-# What a finished job leaves in the ledger: its attempt and its output file.
-_MARK_DONE = """UPDATE jobs SET state = 'done', attempts = 1, request_id = 'req-' || id,
-    finished_at = updated_at, done_seq = id WHERE run_id = :run AND ordinal % :every != 0"""
+# What a finished job leaves in the ledger: its attempt, its output file, and the worker (the
+# earlier run's process) that did it, whose row `genbatch status` reads with the done counts.
+_EARLIER_WORKER = "bench-host:4242:earlier"
+_MARK_DONE = f"""UPDATE jobs SET state = 'done', attempts = 1, request_id = 'req-' || id,
+    finished_at = updated_at, done_seq = id, worker = '{_EARLIER_WORKER}'
+    WHERE run_id = :run AND ordinal % :every != 0"""
+_ADD_WORKER = f"""INSERT INTO workers (id, run_id, host, pid, concurrency, lease_seconds,
+    started_at, heartbeat_at, stopped_at) SELECT '{_EARLIER_WORKER}', :run, 'bench-host', 4242,
+    64, 60.0, created_at, updated_at, updated_at FROM runs WHERE id = :run"""
 _ADD_OUTPUTS = """INSERT INTO outputs (job_id, attempt_id, position, url, path, size, sha256,
     downloaded_at) SELECT a.job_id, a.id, 0, 'http://127.0.0.1/files/' || a.request_id,
     '/nonexistent/' || a.request_id || '.mp4', 2000, 'ab', a.finished_at FROM attempts a"""
@@ -60,6 +67,8 @@ def build_worker(params: dict[str, Any]) -> dict[str, Any]:
     ledger an earlier ``genbatch run`` against the same simulator (same prices) left."""
     ledger, run_id = synced(params)
     mark_done(ledger, run_id, _MARK_DONE, {"every": params["every"]}, _ADD_OUTPUTS)
+    with ledger.engine.begin() as conn:
+        conn.execute(text(_ADD_WORKER), {"run": run_id})
     counts = ledger.counts(run_id)
     ledger.close()
     return {"states": {state.value: n for state, n in counts.items() if n}}
