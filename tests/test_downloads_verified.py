@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import json
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -330,3 +331,33 @@ def test_an_html_page_named_like_an_image_is_still_refused(tmp_path: Path) -> No
     with pytest.raises(NotTheMedia, match="text/html, not an image file"):
         asyncio.run(_fetch_typed(tmp_path, "https://x.runcomfy.net/o/1", "text/html", page))
     assert list(tmp_path.iterdir()) == []
+
+
+# -- a name already taken -----------------------------------------------------------------------
+
+
+def test_a_file_never_replaces_another_jobs_file_that_has_its_name(
+    tmp_path: Path, make_simulator: MakeSimulator
+) -> None:
+    # The cat job makes two images, cat_0 and cat_1; the dog job's whole name is cat_1.
+    sim = make_simulator(time_scale=FAST, capacity=8)
+    manifest = tmp_path / "clash.yaml"
+    manifest.write_text(
+        f"model: {NANO}\njobs:\n"
+        '  - name: a\n    inputs: {num_images: 2}\n    prompts: ["a cat"]\n'
+        '    output: {dir: out, name: "cat"}\n'
+        '  - name: b\n    prompts: ["a dog"]\n    output: {dir: out, name: "cat_1"}\n'
+    )
+    env = cli_env(sim, tmp_path / "ledger.db")
+
+    done = genbatch(run_args(manifest, "--json"), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    files = output_files(tmp_path / "out")
+    assert len(files) == 3  # cat_0, cat_1 and, beside them, the second of the names cat_1
+    assert {sha256_of(f) for f in files} == served_hashes(sim)
+    exported = genbatch(["export", str(manifest), "--format", "jsonl"], env=env, cwd=tmp_path)
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert {row["file_name"] for row in rows} == {f.name for f in files}
+    assert all(sha256_of(tmp_path / "out" / row["file_name"]) == row["sha256"] for row in rows)
+    assert "holds other bytes" in done.stdout + done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -18,6 +19,10 @@ def _part(directory: Path, name: str, data: bytes) -> tuple[int, Path]:
     return fd, part
 
 
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def test_files_written_together_are_all_moved_into_place_with_their_bytes(tmp_path: Path) -> None:
     committer = FileCommitter()
     outcomes: dict[str, str] = {}
@@ -27,7 +32,9 @@ def test_files_written_together_are_all_moved_into_place_with_their_bytes(tmp_pa
         await anyio.sleep(0.001 * (index % 3))  # finishing at slightly different times
         fd, part = _part(directory, name, name.encode())
         try:
-            await committer.move_into_place(fd, part, directory / f"{name}.mp4")
+            await committer.move_into_place(
+                fd, part, directory / f"{name}.mp4", _sha(name.encode())
+            )
             outcomes[name] = "moved"
         finally:
             os.close(fd)
@@ -59,7 +66,7 @@ def test_a_file_that_cannot_be_moved_fails_alone_with_its_own_error(tmp_path: Pa
         if lose_part:
             part.unlink()  # as a process that put the same file in place does with stale parts
         try:
-            await committer.move_into_place(fd, part, tmp_path / f"{name}.mp4")
+            await committer.move_into_place(fd, part, tmp_path / f"{name}.mp4", _sha(b"data"))
         except (OutputError, IncompleteDownload) as exc:
             errors[name] = exc
         finally:
@@ -89,10 +96,42 @@ def test_a_caller_cancelled_while_its_file_waits_still_gets_it_moved(tmp_path: P
         try:
             with anyio.CancelScope() as scope:
                 scope.cancel()
-                await committer.move_into_place(fd, part, tmp_path / "clip.mp4")
+                await committer.move_into_place(fd, part, tmp_path / "clip.mp4", _sha(b"data"))
         finally:
             os.close(fd)
 
     anyio.run(scenario)
     assert (tmp_path / "clip.mp4").read_bytes() == b"data"
     assert not (tmp_path / ".clip.part").exists()
+
+
+def test_a_name_taken_by_other_bytes_is_kept_and_the_new_file_goes_beside_it(
+    tmp_path: Path,
+) -> None:
+    committer = FileCommitter()
+    (tmp_path / "cat_1.png").write_bytes(b"the dog, another job's whole name")
+    (tmp_path / "same.png").write_bytes(b"same bytes")  # this file, put in place before a crash
+    placed: dict[str, Path] = {}
+
+    async def one(name: str, data: bytes) -> None:
+        fd, part = _part(tmp_path, name, data)
+        try:
+            placed[name] = await committer.move_into_place(
+                fd, part, tmp_path / f"{name}.png", _sha(data)
+            )
+        finally:
+            os.close(fd)
+
+    async def scenario() -> None:
+        await one("cat_1", b"the cat's second image")
+        await one("same", b"same bytes")
+        await one("cat_1", b"the cat's second image")  # downloaded again: finds its own file
+
+    anyio.run(scenario)
+    second_image = _sha(b"the cat's second image")
+    beside = tmp_path / f"cat_1.{second_image[:12]}.png"
+    assert placed == {"cat_1": beside, "same": tmp_path / "same.png"}
+    assert (tmp_path / "cat_1.png").read_bytes() == b"the dog, another job's whole name"
+    assert beside.read_bytes() == b"the cat's second image"
+    assert (tmp_path / "same.png").read_bytes() == b"same bytes"
+    assert {p.name for p in tmp_path.iterdir()} == {"cat_1.png", beside.name, "same.png"}

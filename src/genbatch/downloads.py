@@ -202,13 +202,13 @@ class Downloader:
                 _remove_ours(part)
                 part.ours = False
                 return None
-            await self._committer.move_into_place(fd, part.path, final)
+            placed = await self._committer.move_into_place(fd, part.path, final, earlier.sha256)
         except BaseException:
             _remove_ours(part)
             raise
         finally:
             os.close(fd)
-        return DownloadedFile(path=final, size=earlier.size, sha256=earlier.sha256)
+        return DownloadedFile(path=placed, size=earlier.size, sha256=earlier.sha256)
 
     async def _download(
         self, url: str, part: _Part, directory: Path, stem: str, default_extension: str
@@ -289,13 +289,14 @@ class Downloader:
             if expected is not None and size != expected:
                 raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
             self._check_media(url, part, kind, fd, size)
-            final = directory / f"{stem}{extension}"
             # Flushed through the descriptor it was written by, in a worker thread.
-            await self._committer.move_into_place(fd, part.path, final)
+            placed = await self._committer.move_into_place(
+                fd, part.path, directory / f"{stem}{extension}", digest.hexdigest()
+            )
         finally:
             if fd is not None:
                 os.close(fd)
-        return DownloadedFile(path=final, size=size, sha256=digest.hexdigest())
+        return DownloadedFile(path=placed, size=size, sha256=digest.hexdigest())
 
     @staticmethod
     def _check_media(url: str, part: _Part, kind: str | None, fd: int, size: int) -> None:

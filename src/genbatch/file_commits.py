@@ -2,7 +2,10 @@
 
 A downloaded file becomes visible under its final name only once it is on the disk: its data is
 flushed (fsync), it is renamed from its ``.part`` name, and its directory is flushed so that the
-rename itself survives a power loss. Those waits for the disk happen in a worker thread, never
+rename itself survives a power loss. A file never replaces one with other bytes: a name taken by
+another job's file (one of a result's several outputs, ``name_1``, may be another job's whole
+name) or by a file of the user's, the new file takes the name with its sha256's first 12 hex
+digits after the stem instead. Those waits for the disk happen in a worker thread, never
 on the event loop, and the files that finish together share one trip to the thread, each
 directory flushed once for all of its files of the trip (``group_commit``). Each caller resumes
 only once its own file is in place and flushed, or with its own error.
@@ -11,6 +14,7 @@ only once its own file is in place and flushed, or with its own error.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,10 +31,12 @@ class FileCommitter:
     def __init__(self) -> None:
         self._group = GroupCommit(_move_all)
 
-    async def move_into_place(self, fd: int, part: Path, final: Path) -> None:
-        """Flush ``part`` (open as ``fd``, which stays open), rename it to ``final`` and flush
-        the rename. Raises ``OutputError`` when the disk refuses."""
-        await self._group.do(functools.partial(_flush_and_rename, fd, part, final))
+    async def move_into_place(self, fd: int, part: Path, final: Path, sha256: str) -> Path:
+        """Flush ``part`` (open as ``fd``, which stays open; its bytes hash to ``sha256``),
+        rename it to ``final`` (or the name beside it, when ``final`` holds other bytes) and
+        flush the rename; the path it has now. Raises ``OutputError`` when the disk refuses."""
+        work = functools.partial(_flush_and_rename, fd, part, final, sha256)
+        return await self._group.do(work)
 
 
 def _move_all(batch: Sequence[Work]) -> None:
@@ -39,7 +45,7 @@ def _move_all(batch: Sequence[Work]) -> None:
     for work in batch:
         work.run()
         if work.error is None:
-            directories.setdefault(work.result, []).append(work)
+            directories.setdefault(work.result.parent, []).append(work)
     for directory, works in directories.items():
         try:
             fsync_path(directory)
@@ -48,17 +54,29 @@ def _move_all(batch: Sequence[Work]) -> None:
                 work.error = _cannot_move(directory, exc)
 
 
-def _flush_and_rename(fd: int, part: Path, final: Path) -> Path:
-    """The directory to flush once ``part`` is flushed and renamed to ``final``."""
+def _flush_and_rename(fd: int, part: Path, final: Path, sha256: str) -> Path:
+    """``part`` flushed and renamed to ``final``, or beside it: where it is now."""
     try:
         os.fsync(fd)
+        final = _free_name(final, sha256)
         os.replace(part, final)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) and final.parent.is_dir():
             # Removed as stale by a process that put the same file in place: download it again.
             raise IncompleteDownload(f"{part.name} was removed before its rename") from None
         raise _cannot_move(final, exc) from None
-    return final.parent
+    return final
+
+
+def _free_name(final: Path, sha256: str) -> Path:
+    """``final``, unless a file with other bytes is there: then ``stem.<sha256 prefix>.ext``,
+    a name no other bytes take (a download of the same bytes again finds its own file)."""
+    if not final.is_file():
+        return final
+    with final.open("rb") as handle:
+        if hashlib.file_digest(handle, "sha256").hexdigest() == sha256:
+            return final
+    return final.with_name(f"{final.stem}.{sha256[:12]}{final.suffix}")
 
 
 def _cannot_move(where: Path, exc: OSError) -> OutputError:

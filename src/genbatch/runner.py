@@ -64,6 +64,7 @@ from genbatch.events import (
     ignore_events,
 )
 from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatch
+from genbatch.filenames import sanitize_file_stem
 from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo, StoredFile, WorkerStart
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.lifecycle import Move
@@ -604,9 +605,7 @@ class Runner:
     async def _fetch(self, job: JobRecord) -> None:
         # A job that just succeeded carries its outputs; a re-attached one reads them.
         outputs = list(job.outputs) or await self._store.outputs(job.id)
-        missing = [
-            o for o in outputs if o.sha256 is None or not o.path or not Path(o.path).exists()
-        ]
+        missing = [o for o in outputs if o.sha256 is None or not _still_there(o)]
         stored: list[StoredFile] = []
         for output in missing:
             file = await self._fetch_one(job, output, count=len(outputs))
@@ -646,6 +645,12 @@ class Runner:
             await self._give_up_for_now(job, f"download failed, will retry on resume: {exc}")
             self._notice("warning", f"#{job.ordinal} {job.key}: download failed: {exc}")
             return None
+        if file.path.stem != sanitize_file_stem(stem):
+            self._notice(
+                "warning",
+                f"#{job.ordinal} {job.key}: {file.path.parent / stem}{file.path.suffix} holds "
+                f"other bytes (another job's file, or yours): kept; saved as {file.path.name}",
+            )
         return StoredFile(
             output_id=output.id,
             path=str(file.path),
@@ -842,3 +847,12 @@ def print_unrecorded(job: JobRecord, new_request_id: str | None, urls: Sequence[
     if lines:
         with contextlib.suppress(OSError):  # stderr is gone too: nothing is left to tell
             print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _still_there(output: OutputRecord) -> bool:
+    """The file recorded for ``output`` is where it was put, at the size it had (a file put
+    back or replaced by hand is fetched again: a file never replaces one with other bytes)."""
+    try:
+        return output.path is not None and Path(output.path).stat().st_size == output.size
+    except OSError:
+        return False
