@@ -24,7 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, inspect, text
 
-from genbatch.errors import BudgetReached, CommitInDoubt, LedgerError, TransitionRefused
+from genbatch.errors import (
+    BudgetReached,
+    CommitInDoubt,
+    LedgerError,
+    StopRequested,
+    TransitionRefused,
+)
 from genbatch.jobs import JobSpec
 from genbatch.ledger import (
     CachedModel,
@@ -1107,3 +1113,51 @@ def test_any_sequence_of_moves_changes_the_state_exactly_as_the_table_says(
         else:
             assert moved is None
         assert ledger.states_by_key(run.id) == {job.key: state}
+
+
+def _start(ledger: Ledger, run_id: int, worker: str) -> None:
+    ledger.start_worker(
+        run_id, worker, host="h", pid=1, concurrency=2, lease_seconds=LEASE, resubmit_unknown=False
+    )
+
+
+@pytest.mark.postgres
+def test_a_worker_joining_a_run_its_cancel_is_still_stopping_stops_too(postgres_url: str) -> None:
+    ledger = Ledger.open(resolve_location(postgres_url))
+    try:
+        run_id = new_run(ledger, 4)
+        _start(ledger, run_id, "w1")
+        assert len(ledger.claim_jobs(run_id, 2, worker="w1", lease_seconds=LEASE)) == 2
+        ledger.request_stop(run_id, "cancelled with `genbatch cancel`")
+
+        # w1 holds its two jobs and has not claimed since (its slots are busy): it has not seen
+        # the stop yet. A worker joining now must not clear it for w1.
+        _start(ledger, run_id, "w2")
+        with pytest.raises(StopRequested, match="cancelled"):
+            claim(ledger, run_id, "w2")
+        with pytest.raises(StopRequested):
+            claim(ledger, run_id, "w1")
+
+        # Once the stopped workers let go of their jobs, a new run starts the run again.
+        ledger.stop_worker(run_id, "w1", stop_reason="cancelled")
+        _start(ledger, run_id, "w3")
+        assert claim(ledger, run_id, "w3") is not None
+    finally:
+        ledger.close()
+
+
+def test_on_sqlite_a_new_run_starts_a_cancelled_run_again_whatever_a_crash_left(
+    tmp_path: Path,
+) -> None:
+    ledger = Ledger.open(resolve_location(str(tmp_path / "ledger.db")))
+    try:
+        run_id = new_run(ledger, 4)
+        _start(ledger, run_id, "w1")
+        assert claim(ledger, run_id, "w1") is not None  # then the process is killed: a live lease
+        ledger.request_stop(run_id, "cancelled with `genbatch cancel`")
+
+        _start(ledger, run_id, "w2")  # one process at a time on SQLite: nobody else is stopping
+
+        assert claim(ledger, run_id, "w2") is not None
+    finally:
+        ledger.close()

@@ -106,7 +106,6 @@ class RunOptions:
     allowed_hosts: tuple[str, ...] = ()
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     handle_signals: bool = True
-    worker: str | None = None
     max_failures: FailureLimit = field(default_factory=FailureLimit)
     budget_usd: float | None = None
     """Stop submitting before the run's estimated spending would pass this."""
@@ -131,7 +130,6 @@ class RunSummary:
     stop_reason: str | None = None
     stop_error: Exception | None = None
     interrupted: bool = False
-    recovered_unknown: int = 0
 
     @property
     def all_done(self) -> bool:
@@ -187,7 +185,7 @@ class Runner:
         """API calls in a row that got no answer at all (see ``_on_unreachable``)."""
         self._failures = FailureWatch(options.max_failures)
         self._spent = 0.0
-        self._worker = WorkerIdentity.of_this_process(options.worker)
+        self._worker = WorkerIdentity.of_this_process()
 
     async def run(self) -> RunSummary:
         """Drive the run until every job is settled, the run is stopped, or interrupted."""
@@ -217,7 +215,6 @@ class Runner:
             stop_reason=stop_reason,
             stop_error=self._stop_error,
             interrupted=self._interrupted,
-            recovered_unknown=start.takeover.unknown,
         )
 
     async def _start_worker(self) -> WorkerStart:

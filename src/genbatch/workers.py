@@ -22,7 +22,7 @@ class WorkerIdentity:
     pid: int
 
     @classmethod
-    def of_this_process(cls, worker_id: str | None = None) -> WorkerIdentity:
-        """This process as a worker, named ``worker_id`` when given."""
+    def of_this_process(cls) -> WorkerIdentity:
+        """This process as a worker: ``host:pid:random``, unique even when a pid is reused."""
         host, pid = socket.gethostname(), os.getpid()
-        return cls(id=worker_id or f"{host}:{pid}:{secrets.token_hex(3)}", host=host, pid=pid)
+        return cls(id=f"{host}:{pid}:{secrets.token_hex(3)}", host=host, pid=pid)

@@ -120,6 +120,17 @@ def park(conn: Connection, job: JobRecord, worker_id: str) -> None:
     )
 
 
+def stopping(conn: Connection, run_id: int) -> bool:
+    """The run has a stop request that live workers have not all acted on: some hold leases
+    that have not ended. Such a worker learns of the stop only at its next claim (when a slot
+    frees), so a worker starting now must not forget the request for it: it stops too. SQLite
+    has one process at a time: whatever leases a crashed one left, nobody is stopping."""
+    if conn.dialect.name == "sqlite" or not lock_run(conn, run_id, exclusive=False):
+        return False
+    live = select(func.count()).where(*_leased(run_id), JOBS.c.lease_until > lease_time(conn))
+    return int(conn.execute(live).scalar_one()) > 0
+
+
 def others_in_flight(conn: Connection, run_id: int, worker_id: str) -> int:
     """Jobs in flight held by other workers: alive (they may still go back to pending) or gone
     (to be taken over once their lease ends)."""

@@ -456,11 +456,12 @@ class Ledger:
         resubmit_unknown: bool = False,
     ) -> WorkerStart:
         """A worker (this process) starts driving the run, in one transaction: an earlier stop
-        request is forgotten, the worker registered, the jobs left in flight by a crash (or by
-        workers that are gone) adopted, and with ``resubmit_unknown`` the ``unknown`` jobs put
-        back to pending."""
+        request is forgotten (unless workers it stops still hold jobs: ``leases.stopping``), the
+        worker registered, the jobs left in flight by a crash (or by workers that are gone)
+        adopted, and with ``resubmit_unknown`` the ``unknown`` jobs put back to pending."""
         with self._transaction("start_worker") as conn:
-            _update_run(conn, run_id, stop_requested=None)
+            if not leases.stopping(conn, run_id):
+                _update_run(conn, run_id, stop_requested=None)
             self.register_worker(
                 run_id,
                 worker_id,
