@@ -997,6 +997,40 @@ def test_a_commit_whose_answer_was_lost_is_never_run_again(postgres_url: str) ->
     ledger.close()
 
 
+@pytest.mark.postgres
+def test_a_call_done_twice_as_once_is_run_again_when_its_commit_is_in_doubt(
+    postgres_url: str,
+) -> None:
+    # A worker's exit (its leases end, its counts read) lost its commit's answer: doing it again
+    # does no harm, and the run's outcome is kept rather than replaced by a ledger error.
+    ledger = Ledger.open(resolve_location(postgres_url))
+    run_id = new_run(ledger, 2)
+    _start(ledger, run_id, "w1")
+    assert claim(ledger, run_id, "w1") is not None
+    dialect = ledger.engine.dialect
+    commit = dialect.do_commit
+    lose_the_answer = threading.Event()
+
+    def commit_then_lose_the_connection(dbapi_connection: Any) -> None:
+        commit(dbapi_connection)
+        if lose_the_answer.is_set():
+            lose_the_answer.clear()
+            _end_session(postgres_url, dbapi_connection.driver_connection)
+            dbapi_connection.driver_connection.execute("SELECT 1")  # sees it closed
+
+    dialect.do_commit = commit_then_lose_the_connection  # type: ignore[method-assign]
+    store = AsyncLedger(ledger)
+
+    lose_the_answer.set()
+    counts = anyio.run(functools.partial(store.stop_worker, run_id, "w1", stop_reason=None))
+
+    assert not lose_the_answer.is_set()  # the first commit's answer was lost
+    assert counts[JobState.SUBMITTING] == 1 and counts[JobState.PENDING] == 1
+    (worker,) = ledger.workers(run_id)
+    assert worker.stopped_at is not None
+    ledger.close()
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 

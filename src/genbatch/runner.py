@@ -134,7 +134,8 @@ class RunSummary:
     @property
     def all_done(self) -> bool:
         """True when every job of the manifest is done."""
-        return all(n == 0 for state, n in self.counts.items() if state != JobState.DONE)
+        counted = bool(self.counts)  # none when the ledger failed at the end of the run
+        return counted and all(n == 0 for state, n in self.counts.items() if state != JobState.DONE)
 
 
 class Runner:
@@ -206,16 +207,25 @@ class Runner:
         finally:
             stop_reason = None if self._stop_error is None else str(self._stop_error)
             with anyio.CancelScope(shield=True):
-                # The leases end now rather than when they expire: other workers take over.
-                counts = await self._store.stop_worker(
-                    self._run.id, self._worker.id, stop_reason=stop_reason
-                )
+                counts = await self._stop_worker(stop_reason)
         return RunSummary(
             counts=counts,
             stop_reason=stop_reason,
             stop_error=self._stop_error,
             interrupted=self._interrupted,
         )
+
+    async def _stop_worker(self, stop_reason: str | None) -> dict[JobState, int]:
+        """The leases end now rather than when they expire (other workers take over); the
+        run's counts. A ledger failing here leaves the run's outcome as it was, its error
+        added (the run's jobs are counted as unknown to this process: no count at all)."""
+        try:
+            return await self._store.stop_worker(
+                self._run.id, self._worker.id, stop_reason=stop_reason
+            )
+        except LedgerError as exc:
+            self._stop(exc, cancel_all=False)
+            return {}
 
     async def _start_worker(self) -> WorkerStart:
         me, options = self._worker, self._options
@@ -523,6 +533,8 @@ class Runner:
                     earlier = await self._store.generation_times(model_id, HISTORY_SIZE)
                     for seconds in reversed(earlier):  # oldest first: the newest are kept
                         self._history.add(model_id, seconds)
+            except LedgerError as exc:  # only a read: poll as a first run would
+                self._notice("warning", f"earlier generation times not read: {exc}")
             finally:
                 read.set()
         await read.wait()
@@ -674,6 +686,9 @@ class Runner:
         if self._stop_error is None:
             self._stop_error = exc
             self._notice("error", f"stopping the run: {exc}")
+        elif isinstance(exc, LedgerError) and exc is not self._stop_error:
+            # Already stopping (a budget, a cancel...): a ledger failing meanwhile still matters.
+            self._notice("error", f"while stopping: {exc}")
         self._stop_submitting = True
         if cancel_all and self._tg is not None:
             self._tg.cancel_scope.cancel()
@@ -783,7 +798,9 @@ class Runner:
                 files=files,
                 generation_seconds=generation_seconds,
             )
-        except LedgerError:
+        except TransitionRefused:
+            raise  # recorded by whoever moved the job first
+        except Exception:  # a LedgerError, or a failure of the pool or the driver's own
             print_unrecorded(job, request_id, urls)
             raise
         if (job.state in SPENDING_STATES) != (moved.state in SPENDING_STATES):

@@ -12,7 +12,8 @@ of a shared transaction fail, it rolls back and its calls run again one by one, 
 own transaction, so that each caller gets its own result or error, as if never grouped; one
 that PostgreSQL ended before its commit (``TransactionEnded``: this process was frozen in it, or
 the session was closed) runs once more. A commit whose answer was lost (``CommitInDoubt``) is
-never run again: it may have been written.
+never run again, it may have been written; except the calls done twice as once (a heartbeat, a
+worker's exit, a note), which run once more rather than end the run.
 
 A call returns once its transaction is committed, so a state change is on record before the
 side effect that depends on it (the POST after a claim, the download after the output URLs).
@@ -37,14 +38,20 @@ T = TypeVar("T")
 
 
 def _queued(
-    method: Callable[Concatenate[Ledger, P], T], *, alone: bool = False
+    method: Callable[Concatenate[Ledger, P], T], *, alone: bool = False, idempotent: bool = False
 ) -> Callable[Concatenate[AsyncLedger, P], Coroutine[Any, Any, T]]:
     """The ``Ledger`` method, awaited: queued to the writer, in a batch (``alone``: in a
-    transaction of its own)."""
+    transaction of its own). An ``idempotent`` one (done twice is done once) runs once more
+    when its commit is in doubt or ended again."""
 
     async def queued(self: AsyncLedger, /, *args: P.args, **kwargs: P.kwargs) -> T:
         call = functools.partial(method, self._ledger, *args, **kwargs)
-        result: T = await self._writer.do(call, alone=alone)
+        try:
+            result: T = await self._writer.do(call, alone=alone)
+        except (CommitInDoubt, TransactionEnded):
+            if not idempotent:
+                raise
+            result = await self._writer.do(call, alone=alone)
         return result
 
     queued.__doc__ = method.__doc__
@@ -62,16 +69,16 @@ class AsyncLedger:
         """Several processes may drive its runs at once (their changes come from elsewhere)."""
 
     claim_jobs = _queued(Ledger.claim_jobs, alone=True)  # a durable commit
-    note_error = _queued(Ledger.note_error)
-    outputs = _queued(Ledger.outputs)
+    note_error = _queued(Ledger.note_error, idempotent=True)
+    outputs = _queued(Ledger.outputs, idempotent=True)
     record_files = _queued(Ledger.record_files)
     fail_pending_of_model = _queued(Ledger.fail_pending_of_model)
     start_worker = _queued(Ledger.start_worker)
-    stop_worker = _queued(Ledger.stop_worker)
-    heartbeat = _queued(Ledger.heartbeat)
+    stop_worker = _queued(Ledger.stop_worker, idempotent=True)
+    heartbeat = _queued(Ledger.heartbeat, idempotent=True)
     take_over = _queued(Ledger.take_over)
-    park_job = _queued(Ledger.park_job)
-    work_may_come = _queued(Ledger.work_may_come)
+    park_job = _queued(Ledger.park_job, idempotent=True)
+    work_may_come = _queued(Ledger.work_may_come, idempotent=True)
     _try_move = _queued(Ledger.try_move)
     _refusal = _queued(Ledger.refusal)
 

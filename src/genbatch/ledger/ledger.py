@@ -821,7 +821,7 @@ class Ledger:
         try:
             with self.engine.connect() as conn:
                 return conn.execute(TRANSACTION_STATUS, {"txid": txid}).scalar() == "aborted"
-        except DBAPIError:
+        except Exception:  # any failure to ask (the pool's timeout too) leaves it in doubt
             return False
 
     @contextmanager
