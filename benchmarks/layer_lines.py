@@ -27,8 +27,17 @@ LAYER = (
     "src/genbatch/states.py",
     "src/genbatch/lifecycle.py",
 )
-FEATURES_SINCE = ("catalog_cache.py", "history.py", "metadata_marks.py", "ratings.py")
-"""Ledger modules for features added after the baseline (1c5355fb), reported apart."""
+FEATURES_SINCE = (
+    "catalog_cache.py",
+    "history.py",
+    "metadata_marks.py",
+    "ratings.py",
+    "sqlite_file.py",
+)
+"""Ledger modules for features added after the baseline (1c5355fb), reported apart: the model
+catalog kept offline, generation times for polling (issue 16), metadata.jsonl appended (16),
+ratings (review), the SQLite file's safety (issue 14: created whole, refused when damaged,
+quick_check unless closed cleanly; split out of engine.py, which kept its baseline part)."""
 SKIPPED = frozenset(
     (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
 )

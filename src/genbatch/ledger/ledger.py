@@ -51,7 +51,7 @@ from genbatch.errors import (
 from genbatch.jobs import JobSpec, canonical_json
 from genbatch.ledger import catalog_cache, history, leases, metadata_marks
 from genbatch.ledger import statements as sql
-from genbatch.ledger.engine import RUN_LOCK_SUFFIX, LedgerLocation, create_ledger_engine
+from genbatch.ledger.engine import LedgerLocation, create_ledger_engine
 from genbatch.ledger.metadata_marks import save_marks
 from genbatch.ledger.migrations import ensure_schema
 from genbatch.ledger.ratings import (
@@ -72,6 +72,7 @@ from genbatch.ledger.records import (
     Takeover,
     WorkerStart,
 )
+from genbatch.ledger.sqlite_file import RUN_LOCK_SUFFIX
 from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RATINGS, RUNS, utcnow
 from genbatch.lifecycle import Actor, AttemptOutcome, Move
 from genbatch.ratings import Rating
