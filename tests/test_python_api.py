@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -151,3 +152,34 @@ def test_arun_manifest_refuses_a_bad_manifest_with_the_same_manifest_error(
 
     with pytest.raises(genbatch.ManifestError, match=r"bad.yaml:3: duration: 7 is not one of"):
         asyncio.run(genbatch.arun_manifest(path, ledger=str(tmp_path / "l.db"), simulate=True))
+
+
+@pytest.mark.postgres
+def test_a_start_whose_transaction_postgresql_ended_runs_its_steps_once_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    # A restart of the database (or an administrator) ends the session while the manifest is
+    # synced: nothing was sent yet and the sync was rolled back, so the start does it again.
+    import psycopg
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    monkeypatch.chdir(tmp_path)
+    path = kling_manifest(tmp_path, 2)
+    ended = threading.Event()
+
+    def end_the_session_during_the_sync(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO runs") and not ended.is_set():
+            ended.set()
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                pid = cursor.connection.info.backend_pid
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    event.listen(Engine, "before_cursor_execute", end_the_session_during_the_sync)
+    try:
+        summary = genbatch.run_manifest(path, simulate=True, ledger=postgres_url)
+    finally:
+        event.remove(Engine, "before_cursor_execute", end_the_session_during_the_sync)
+
+    assert ended.is_set()
+    assert summary.all_done and summary.counts[genbatch.JobState.DONE] == 2

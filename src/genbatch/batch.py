@@ -34,6 +34,7 @@ from genbatch.errors import (
     EXIT_OK,
     GenbatchError,
     LedgerError,
+    TransactionEnded,
     UsageError,
 )
 from genbatch.events import EventSink, ignore_events
@@ -417,17 +418,27 @@ def _reach(
 def _synced_run(
     manifest: Manifest, reached: _Reached, prices: PriceTable, concurrency: int | None
 ) -> tuple[Prepared, RunOptions]:
-    """The manifest synced at ``prices``, and the run's options."""
-    prepared = prepare(manifest, reached.store, prices)
-    preflight.check_run_folders(reached.store, prepared.run, manifest)
-    reused = preflight.reuse_or_refuse(reached.store, prepared.run)
-    if reused:
-        counts = reached.store.counts(prepared.run.id)
-        prepared = replace(prepared, sync=replace(prepared.sync, counts=counts), reused=reused)
+    """The manifest synced at ``prices``, and the run's options. Nothing is sent yet, and
+    each step is one the next run would do again: a transaction PostgreSQL ended (rolled back)
+    makes them run once more, as mid-run calls do."""
+    try:
+        prepared = _synced(manifest, reached.store, prices)
+    except TransactionEnded:
+        prepared = _synced(manifest, reached.store, prices)
     options = options_for(
         manifest, concurrency=concurrency, base=reached.options, shared_ledger=reached.store.shared
     )
     return prepared, options
+
+
+def _synced(manifest: Manifest, store: Ledger, prices: PriceTable) -> Prepared:
+    prepared = prepare(manifest, store, prices)
+    preflight.check_run_folders(store, prepared.run, manifest)
+    reused = preflight.reuse_or_refuse(store, prepared.run)
+    if reused:
+        counts = store.counts(prepared.run.id)
+        prepared = replace(prepared, sync=replace(prepared.sync, counts=counts), reused=reused)
+    return prepared
 
 
 @contextmanager
