@@ -184,6 +184,64 @@ def test_a_ledger_left_in_the_working_directory_by_the_old_default_is_not_silent
     assert sim.stats.submissions == 2
 
 
+def test_a_link_to_a_manifest_finds_the_ledger_and_files_of_the_manifest_it_points_to(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    real, links = tmp_path / "real", tmp_path / "links"
+    real.mkdir()
+    links.mkdir()
+    kling_manifest(real, 2)
+    (links / "sweep.yaml").symlink_to(Path("..") / "real" / "sweep.yaml")
+    env = default_ledger_env(sim)
+    first = genbatch(run_args(real / "sweep.yaml"), env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    files = hashes(real / "out")
+
+    through_the_link = genbatch(run_args(links / "sweep.yaml"), env=env, cwd=links)
+    listed = genbatch(["status", str(links / "sweep.yaml"), "--json"], env=env, cwd=tmp_path)
+
+    assert through_the_link.returncode == 0, through_the_link.stderr
+    assert sim.stats.submissions == 2
+    assert not (links / ".genbatch").exists() and not (links / "out").exists()
+    assert hashes(real / "out") == files
+    assert '"done": 2' in listed.stdout
+
+
+def test_two_manifests_of_one_name_under_one_ledger_are_not_taken_for_one_run(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    # One .genbatch/ above several projects, as docs/reliability.md suggests; each has its
+    # sweep.yaml with no name: (the run's name is the file's stem).
+    (tmp_path / ".genbatch").mkdir()
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    kling_manifest(first, 2)
+    kling_manifest(second, 3)
+    (second / "sweep.yaml").write_text(
+        (second / "sweep.yaml").read_text().replace("clip number", "another clip")
+    )
+    env = default_ledger_env(sim)
+    assert genbatch(run_args(first / "sweep.yaml"), env=env, cwd=tmp_path).returncode == 0
+
+    refused = genbatch(run_args(second / "sweep.yaml"), env=env, cwd=tmp_path)
+
+    line = one_line_error(refused, 2)
+    assert f"belongs to {first / 'sweep.yaml'}" in line and "name:" in line
+    assert sim.stats.submissions == 2
+    # Named apart, it is a run of its own; and a manifest moved away is the same run, moved.
+    text = (second / "sweep.yaml").read_text()
+    (second / "sweep.yaml").write_text("name: sweep-b\n" + text)
+    assert genbatch(run_args(second / "sweep.yaml"), env=env, cwd=tmp_path).returncode == 0
+    moved = tmp_path / "c"
+    moved.mkdir()
+    (first / "sweep.yaml").rename(moved / "sweep.yaml")
+    again = genbatch(run_args(moved / "sweep.yaml"), env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert sim.stats.submissions == 5
+    assert sim.stats.duplicate_submissions == 0
+
+
 # -- path 6: an empty or truncated ledger file is refused ---------------------------------------
 
 

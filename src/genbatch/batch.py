@@ -220,7 +220,7 @@ def cached_catalog(
     """The catalog entries cached in the ledger ``given`` (else the one found from
     ``manifest``'s folder), for ``model_ids`` (every one when None); none when there is no
     ledger yet or it cannot be read (the command's own use of the ledger says why)."""
-    folder = None if manifest is None else Path(manifest).absolute().parent
+    folder = None if manifest is None else Path(manifest).resolve().parent
     location = resolve_location(given, manifest_dir=folder, may_create=False)
     if location.sqlite_path is not None and not location.sqlite_path.exists():
         return {}
@@ -432,6 +432,7 @@ def _synced_run(
 
 
 def _synced(manifest: Manifest, store: Ledger, prices: PriceTable) -> Prepared:
+    preflight.check_run_owner(store, manifest)
     prepared = prepare(manifest, store, prices)
     preflight.check_run_folders(store, prepared.run, manifest)
     reused = preflight.reuse_or_refuse(store, prepared.run)

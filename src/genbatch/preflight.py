@@ -41,6 +41,29 @@ def check_run_folders(ledger: Ledger, run: RunInfo, manifest: Manifest) -> None:
     check_output_dirs(d for d in stored if _has_unfinished_jobs(ledger, run, d))
 
 
+def check_run_owner(ledger: Ledger, manifest: Manifest) -> None:
+    """Refuse to sync ``manifest`` into a run another manifest file still drives.
+
+    A run is named by the manifest's ``name:``, else its file's stem: two ``sweep.yaml`` in
+    folders under one ``.genbatch/`` would be one run, each sync retiring the other's jobs, and
+    `cancel`, `status` or `export` of one would act on both. The run's recorded manifest gone
+    (moved, renamed) or holding the same bytes (a copy of the project), this one takes it over.
+    """
+    run = ledger.find_run(manifest.name)
+    if run is None or Path(run.manifest_path) == manifest.path:
+        return
+    other = Path(run.manifest_path)
+    try:
+        if other.samefile(manifest.path) or other.read_bytes() == manifest.path.read_bytes():
+            return
+    except OSError:
+        return  # gone from there: this is where the manifest is now
+    raise UsageError(
+        f"the run '{run.name}' of this ledger belongs to {other}, another manifest that still "
+        f"exists: give {manifest.path.name} a `name:` of its own (or run {other.name} there)"
+    )
+
+
 def check_earlier_default_ledger(manifest: Manifest, given: str | None) -> None:
     """Refuse to start a new ledger for ``manifest`` while the working directory's ledger
     already has the manifest's run.

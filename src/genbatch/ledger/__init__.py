@@ -51,7 +51,7 @@ def open_ledger_for(
     Only a run may create a ledger (``may_create``): a reading command pointed where there is
     none gets a ``LedgerError`` naming where it looked.
     """
-    folder = None if manifest is None else Path(manifest).absolute().parent
+    folder = None if manifest is None else Path(manifest).resolve().parent
     ledger = Ledger.open(resolve_location(given, manifest_dir=folder, may_create=may_create))
     try:
         yield ledger

@@ -188,7 +188,9 @@ def load_manifest(
     naming the file, line and field.
     """
     display = os.fspath(path)
-    absolute = Path(os.path.abspath(display))
+    # A symbolic link to a manifest is the manifest: its folder (the ledger found from it, the
+    # output and prompt files) and its name are the target's, wherever the link is.
+    absolute = Path(display).resolve()
     raw, document = read_document(absolute, display)
     spec = parse_manifest_spec(document)
     run_name = spec.name or absolute.stem
@@ -219,7 +221,7 @@ def model_ids_of(path: str | os.PathLike[str]) -> set[str]:
     it: what to ask the API's catalog for before loading. A manifest that cannot be read or
     parsed raises the one-line ``ManifestError`` ``load_manifest`` would."""
     display = os.fspath(path)
-    spec = parse_manifest_spec(read_document(Path(os.path.abspath(display)), display)[1])
+    spec = parse_manifest_spec(read_document(Path(display).resolve(), display)[1])
     written = {block.model for block in spec.jobs or ()} | {spec.model}
     slugs = page_slugs()
     return {slugs.get(model_id, model_id) for model_id in written if model_id}

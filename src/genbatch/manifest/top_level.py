@@ -23,7 +23,7 @@ def run_name_of(path: str | os.PathLike[str]) -> str:
     text, raises the one-line ``ManifestError`` ``load_manifest`` would.
     """
     display = os.fspath(path)
-    absolute = Path(os.path.abspath(display))
+    absolute = Path(display).resolve()  # a link's target: where its ledger and files are
     document = read_document(absolute, display)[1]
     if isinstance(document.data, dict):
         name = document.data.get("name")
