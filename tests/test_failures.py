@@ -10,6 +10,7 @@ import pytest
 
 from genbatch.ledger import Ledger, resolve_location
 from genbatch.simulator import Simulator, SimulatorConfig
+from genbatch.simulator.config import FaultConfig
 
 from support import (
     cli_env,
@@ -211,6 +212,32 @@ def test_cancel_cancels_queued_requests_reports_running_ones_and_stops_the_run(
         assert counts["cancelled"] == 2
         assert counts["pending"] == 3
         assert sim.stats.cancellations == 2
+
+
+def test_cancel_also_cancels_the_requests_whose_submit_was_in_flight_when_it_was_asked(
+    tmp_path: Path,
+) -> None:
+    # Every submit's answer takes 3 s: when cancel runs, three jobs are still `submitting`. Their
+    # requests exist remotely (queued: capacity 1) and are recorded only after the stop.
+    faults = FaultConfig(slow=1.0, slow_seconds=3.0, routes=frozenset({"submit"}))
+    with Simulator(SimulatorConfig(time_scale=0.1, capacity=1, seed=27, faults=faults)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 6)
+        runner = start_genbatch(run_args(manifest, "-c", "3"), env=env, cwd=tmp_path)
+        wait_until(
+            lambda: status(env, tmp_path)["counts"]["submitting"] == 3,
+            what="three submits in flight",
+        )
+
+        cancelled = genbatch(["cancel", str(manifest)], env=env, cwd=tmp_path)
+
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert "cancelled 2 queued request(s)" in cancelled.stdout
+        assert "1 request(s) were already running" in cancelled.stdout
+        runner.kill()
+        runner.communicate()
+        assert sim.stats.cancellations == 2
+        assert sim.stats.submissions == 3
 
 
 def test_a_running_process_stops_submitting_when_cancel_is_requested(tmp_path: Path) -> None:

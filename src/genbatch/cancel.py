@@ -13,10 +13,14 @@ import anyio
 from genbatch.client import RunComfyClient
 from genbatch.errors import ApiError, AuthError, RequestGone
 from genbatch.ledger import JobRecord, Ledger, RunInfo
+from genbatch.ledger.sqlite_file import driven_by_another_process
 from genbatch.lifecycle import Actor, Move
 from genbatch.states import JobState
 
 CANCEL_CONCURRENCY = 8
+SUBMITS_SETTLE_SECONDS = 10.0
+"""How long ``cancel_run`` waits for the submits in flight when it asked the run to stop: their
+answers come after it, and the requests they made are cancelled once recorded."""
 
 
 @dataclass(kw_only=True)
@@ -33,16 +37,42 @@ async def cancel_run(ledger: Ledger, client: RunComfyClient, run: RunInfo) -> Ca
     """Ask the run's driver to stop submitting, then cancel every queued remote request."""
     ledger.request_stop(run.id, "cancelled with `genbatch cancel`")
     report = CancelReport()
+    asked: set[int] = set()
+    await _cancel_attached(ledger, client, run, report, asked)
+    # A submit sent before the stop is answered after it (the job `submitting` until then): its
+    # request is queued remotely like the others, and cancelled as soon as it is recorded.
+    deadline = anyio.current_time() + SUBMITS_SETTLE_SECONDS
+    while _submits_in_flight(ledger, run) and anyio.current_time() < deadline:
+        await anyio.sleep(0.2)
+        await _cancel_attached(ledger, client, run, report, asked)
+    return report
+
+
+def _submits_in_flight(ledger: Ledger, run: RunInfo) -> bool:
+    """Jobs are `submitting` and a process may still be sending them (on SQLite, only while a
+    run holds the ledger: those a killed process left are `unknown` to its next run)."""
+    path = ledger.location.sqlite_path
+    if path is not None and not driven_by_another_process(path):
+        return False
+    return ledger.counts(run.id)[JobState.SUBMITTING] > 0
+
+
+async def _cancel_attached(
+    ledger: Ledger, client: RunComfyClient, run: RunInfo, report: CancelReport, asked: set[int]
+) -> None:
+    """Ask the API to cancel each request of the run not asked about yet (``asked``)."""
     jobs = [
         j
         for j in ledger.attached_jobs(run.id)
-        if j.request_id is not None and Move.CANCELLED.allows(j.state, Actor.CANCEL)
+        if j.request_id is not None
+        and j.id not in asked
+        and Move.CANCELLED.allows(j.state, Actor.CANCEL)
     ]
+    asked.update(j.id for j in jobs)
     limiter = anyio.CapacityLimiter(CANCEL_CONCURRENCY)
     async with anyio.create_task_group() as tg:
         for job in jobs:
             tg.start_soon(_cancel_one, ledger, client, job, report, limiter)
-    return report
 
 
 async def _cancel_one(
