@@ -3,6 +3,7 @@ queries, the same columns as the tables genbatch writes, and a session that cann
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sqlmodel import func, select
 import genbatch
 from genbatch.errors import LedgerError
 from genbatch.ledger import tables
+from genbatch.ledger.engine import STALLED_TRANSACTION_SECONDS
 from genbatch.ledger_models import Attempt, Job, Output, Rating, Run, read_session
 
 from support import kling_manifest, sha256_of
@@ -112,6 +114,15 @@ def test_the_session_cannot_write_to_a_postgresql_ledger(
         session.add(job)
         with pytest.raises(InternalError, match="read-only transaction"):
             session.commit()
+        session.rollback()  # what a script does next: the next transaction is read-only too
+        job = session.exec(select(Job)).one()
+        job.state = "pending"
+        session.add(job)
+        with pytest.raises(InternalError, match="read-only transaction"):
+            session.commit()
+        session.rollback()
+        time.sleep(STALLED_TRANSACTION_SECONDS + 1)  # a pause inside the block ends nothing
+        assert session.exec(select(Job.state)).all() == ["done"]
 
     with read_session(path) as session:
         assert session.exec(select(Job.state)).all() == ["done"]

@@ -149,6 +149,10 @@ def read_session(
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA query_only = ON")
         else:
-            conn.execute(text("SET TRANSACTION READ ONLY"))
+            # Every transaction of this connection, a rollback's next one too; and one left
+            # idle while the user's code works is not ended (the ledger's own are, at 5 s).
+            conn.execute(text("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"))
+            conn.execute(text("SET idle_in_transaction_session_timeout = 0"))
+        conn.commit()
         with Session(bind=conn) as session:
             yield session
