@@ -58,11 +58,12 @@ def test_files_written_together_are_all_moved_into_place_with_their_bytes(tmp_pa
 def test_a_file_that_cannot_be_moved_fails_alone_with_its_own_error(tmp_path: Path) -> None:
     committer = FileCommitter()
     errors: dict[str, Exception] = {}
-    (tmp_path / "blocked.mp4").mkdir()  # a folder in the way: the rename fails
+    (tmp_path / "blocked.mp4").mkdir()  # a folder in the way: never replaced, the file beside
     (tmp_path / "blocked.mp4" / "x").write_bytes(b"")
+    too_long = "n" * 300  # longer than a file name may be
 
     async def one(name: str, lose_part: bool = False) -> None:
-        fd, part = _part(tmp_path, name, b"data")
+        fd, part = _part(tmp_path, name[:40], b"data")
         if lose_part:
             part.unlink()  # as a process that put the same file in place does with stale parts
         try:
@@ -76,16 +77,20 @@ def test_a_file_that_cannot_be_moved_fails_alone_with_its_own_error(tmp_path: Pa
         async with anyio.create_task_group() as tg:
             tg.start_soon(one, "good1")
             tg.start_soon(one, "lost", True)
+            tg.start_soon(one, too_long)
             tg.start_soon(one, "blocked")
             tg.start_soon(one, "good2")
 
     anyio.run(scenario)
-    assert sorted(errors) == ["blocked", "lost"]
-    assert isinstance(errors["blocked"], OutputError)
-    assert str(errors["blocked"]).startswith("cannot move blocked.mp4 into place: ")
+    assert sorted(errors) == ["lost", too_long]
+    assert isinstance(errors[too_long], OutputError)
+    assert str(errors[too_long]).startswith(f"cannot move {too_long}.mp4 into place: ")
     assert isinstance(errors["lost"], IncompleteDownload)  # retried by the downloader
     assert (tmp_path / "good1.mp4").read_bytes() == b"data"
     assert (tmp_path / "good2.mp4").read_bytes() == b"data"
+    assert (tmp_path / f"blocked.{_sha(b'data')[:12]}.mp4").read_bytes() == b"data"
+    placed = ("good1", "good2", "blocked")
+    assert not [name for name in placed if (tmp_path / f".{name}.part").exists()]
 
 
 def test_a_caller_cancelled_while_its_file_waits_still_gets_it_moved(tmp_path: Path) -> None:

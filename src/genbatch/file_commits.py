@@ -5,14 +5,16 @@ flushed (fsync), it is renamed from its ``.part`` name, and its directory is flu
 rename itself survives a power loss. A file never replaces one with other bytes: a name taken by
 another job's file (one of a result's several outputs, ``name_1``, may be another job's whole
 name) or by a file of the user's, the new file takes the name with its sha256's first 12 hex
-digits after the stem instead. Those waits for the disk happen in a worker thread, never
-on the event loop, and the files that finish together share one trip to the thread, each
+digits after the stem instead; a hard link puts it in place, so that no other process placing
+the same name at that moment can race it. Those waits for the disk happen in a worker thread,
+never on the event loop, and the files that finish together share one trip to the thread, each
 directory flushed once for all of its files of the trip (``group_commit``). Each caller resumes
 only once its own file is in place and flushed, or with its own error.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import os
@@ -55,28 +57,53 @@ def _move_all(batch: Sequence[Work]) -> None:
 
 
 def _flush_and_rename(fd: int, part: Path, final: Path, sha256: str) -> Path:
-    """``part`` flushed and renamed to ``final``, or beside it: where it is now."""
+    """``part`` flushed and put in place at ``final``, or beside it: where it is now."""
+    beside = final.with_name(f"{final.stem}.{sha256[:12]}{final.suffix}")
     try:
         os.fsync(fd)
-        final = _free_name(final, sha256)
-        os.replace(part, final)
+        for name in (final, beside):
+            if _place(part, name, sha256):
+                return name
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) and final.parent.is_dir():
             # Removed as stale by a process that put the same file in place: download it again.
             raise IncompleteDownload(f"{part.name} was removed before its rename") from None
         raise _cannot_move(final, exc) from None
-    return final
+    raise OutputError(f"cannot move {final.name} into place: {beside.name} holds other bytes too")
 
 
-def _free_name(final: Path, sha256: str) -> Path:
-    """``final``, unless a file with other bytes is there: then ``stem.<sha256 prefix>.ext``,
-    a name no other bytes take (a download of the same bytes again finds its own file)."""
-    if not final.is_file():
-        return final
-    with final.open("rb") as handle:
-        if hashlib.file_digest(handle, "sha256").hexdigest() == sha256:
-            return final
-    return final.with_name(f"{final.stem}.{sha256[:12]}{final.suffix}")
+def _place(part: Path, name: Path, sha256: str) -> bool:
+    """``part`` at ``name``, unless other bytes are there (False). Never over a file: a hard
+    link is refused on a name taken, at once, even by another process placing the same name
+    at that moment (workers sharing a folder); the same bytes there already are this file."""
+    try:
+        os.link(part, name)
+    except FileExistsError:
+        if not _holds(name, sha256):
+            return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # A file system without hard links: looked at, then renamed (no other way there).
+        if name.exists() and not _holds(name, sha256):
+            return False
+        os.replace(part, name)
+        return True
+    os.unlink(part)
+    return True
+
+
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
+
+
+def _holds(path: Path, sha256: str) -> bool:
+    """Whether ``path`` is a file of the bytes whose digest is ``sha256`` (a folder, or a file
+    that cannot be read, is taken for other bytes: never replaced)."""
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest() == sha256
+    except OSError:
+        return False
 
 
 def _cannot_move(where: Path, exc: OSError) -> OutputError:
