@@ -65,8 +65,10 @@ def test_the_runner_must_hold_a_job_in_flight_to_move_it_but_not_a_pending_one()
 def test_cancel_may_only_end_requests_it_asked_the_api_about() -> None:
     by_cancel = {m for m in Move if Actor.CANCEL in m.transition.actors}
 
-    assert by_cancel == {Move.CANCELLED, Move.EXPIRE}
+    assert by_cancel == {Move.CANCELLED, Move.EXPIRE_ON_CANCEL}
     assert not Move.CANCELLED.allows(JobState.FETCHING, Actor.CANCEL)
+    # A job downloading is the runner's: a cancel told "gone" never expires it.
+    assert not Move.EXPIRE_ON_CANCEL.allows(JobState.FETCHING, Actor.CANCEL)
 
 
 def test_a_late_answer_is_recorded_on_a_job_a_takeover_marked_unknown() -> None:

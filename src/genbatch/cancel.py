@@ -70,9 +70,14 @@ async def _cancel_attached(
     ]
     asked.update(j.id for j in jobs)
     limiter = anyio.CapacityLimiter(CANCEL_CONCURRENCY)
-    async with anyio.create_task_group() as tg:
-        for job in jobs:
-            tg.start_soon(_cancel_one, ledger, client, job, report, limiter)
+    try:
+        async with anyio.create_task_group() as tg:
+            for job in jobs:
+                tg.start_soon(_cancel_one, ledger, client, job, report, limiter)
+    except* AuthError as refused:
+        # The task group gathers errors: its first refusal, alone, is the one line to show
+        # (every other call would be refused the same way).
+        raise refused.exceptions[0] from None
 
 
 async def _cancel_one(
@@ -86,11 +91,11 @@ async def _cancel_one(
     async with limiter:
         try:
             answer = await client.cancel(job.request_id)
-        except RequestGone as exc:
-            if ledger.try_move(job, Move.EXPIRE, actor=Actor.CANCEL, error=str(exc)):
+        except RequestGone as exc:  # the API's own 404001: any other 404 is a GatewayError
+            if ledger.try_move(job, Move.EXPIRE_ON_CANCEL, actor=Actor.CANCEL, error=str(exc)):
                 report.gone.append(job.key)
             return
-        except AuthError:
+        except AuthError:  # a refused token, or a request of another account (403001)
             raise
         except ApiError as exc:
             report.errors[job.key] = str(exc)

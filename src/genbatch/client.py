@@ -34,6 +34,8 @@ from genbatch.errors import (
     BadAnswer,
     BalanceExhausted,
     DownloadError,
+    FileMissing,
+    GatewayError,
     HostNotAllowed,
     IncompleteDownload,
     InputRejected,
@@ -515,10 +517,8 @@ def _file_stream(url: str, response: httpx.Response) -> FileStream:
 
 def _check_file_status(url: str, response: httpx.Response) -> None:
     if response.status_code in (404, 410):
-        raise RequestGone(
-            f"output file is gone (HTTP {response.status_code}): {url}",
-            http_status=response.status_code,
-        )
+        # Not the API's word that the request is gone: a CDN may answer so for a moment.
+        raise FileMissing(f"the file host answered HTTP {response.status_code} for {url}")
     if response.status_code >= 500 or response.status_code == 429:
         raise ServerError(
             f"file host answered HTTP {response.status_code} for {url}",
@@ -662,17 +662,28 @@ def _api_error(
     message = _message_of(response, body, secrets)
     if status == 429:
         return RateLimited(message, retry_after=_retry_after(response), **fields)
-    cls = _ERRORS_BY_CODE.get(code or 0) or _error_class_for_status(status)
+    cls = _ERRORS_BY_CODE.get(code or 0) or _error_class_for_status(status, request_id)
     if cls is InputRejected:
         message = _describe_validation(detail) or message
+    elif cls is RequestForbidden and request_id is not None:
+        message = (
+            f"the API says request {request_id} belongs to another account ({message}): is "
+            "RUNCOMFY_TOKEN the token of the account that submitted it?"
+        )
+    elif cls is GatewayError:
+        message = f"{message.rstrip('.')}: not the API's own answer (a gateway or CDN in between?)"
     return cls(message, **fields)
 
 
-def _error_class_for_status(status: int) -> type[ApiError]:
+def _error_class_for_status(status: int, request_id: str | None) -> type[ApiError]:
+    """The error of an answer without an error code the contract lists."""
     if status == 401:
         return AuthError
-    if status == 403:
-        return RequestForbidden
+    if request_id is not None and status in (403, 404, 410):
+        # About a request we hold: only the API's own codes (403001, 404001) say it belongs
+        # to another account or is gone; a page or another code from anything in between
+        # says nothing of it.
+        return GatewayError
     if status == 404:
         return RequestGone
     if status == 422:

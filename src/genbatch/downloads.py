@@ -24,6 +24,7 @@ import mimetypes
 import os
 import secrets
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,10 +35,13 @@ import anyio
 from genbatch.backoff import Backoff
 from genbatch.client import FileStream, RunComfyClient
 from genbatch.errors import (
+    ApiError,
     DownloadError,
+    FileMissing,
     FileTooLarge,
     IncompleteDownload,
     OutputError,
+    RequestGone,
     ServerError,
     TransportError,
 )
@@ -66,6 +70,9 @@ KNOWN_EXTENSIONS = frozenset(
     }
 )
 DOWNLOAD_ATTEMPTS = 10
+MISSING_ATTEMPTS = 5
+"""Tries of a file its host answers 404 or 410 for (about 4 to 8 s in all, backoff included):
+a CDN may miss a fresh file for a moment; past that, a later run tries again."""
 RECENT_FILES = 256
 """URLs remembered per run: a result lists its files together, so a few suffice."""
 
@@ -149,12 +156,14 @@ class Downloader:
         max_bytes: int = DEFAULT_MAX_FILE_SIZE,
         backoff: Backoff | None = None,
         attempts: int = DOWNLOAD_ATTEMPTS,
+        missing_attempts: int = MISSING_ATTEMPTS,
     ) -> None:
         self._client = client
         self._hosts = hosts
         self._max_bytes = max_bytes
         self._backoff = backoff or Backoff(base=0.5, cap=20.0)
         self._attempts = attempts
+        self._missing_attempts = missing_attempts
         self._committer = FileCommitter()
         self._token = secrets.token_hex(4)
         """Names this process's ``.part`` files."""
@@ -164,12 +173,23 @@ class Downloader:
         """The last files fetched, by URL: a URL a result lists twice is fetched once."""
 
     async def fetch(
-        self, url: str, *, directory: Path, stem: str, default_extension: str
+        self,
+        url: str,
+        *,
+        directory: Path,
+        stem: str,
+        default_extension: str,
+        check_request: Callable[[], Awaitable[object]] | None = None,
     ) -> DownloadedFile:
         """Download ``url`` to ``directory/stem<ext>``; retries what is safe to retry.
 
         A URL fetched moments ago (a result listing one file twice) is not fetched again: the
         file already verified is copied to the new name, and checked again as it is copied.
+
+        A file its host says is not there (404, 410) is asked for again a few times
+        (``FileMissing`` after the last). ``check_request`` asks the API about the file's
+        request the first time: its ``RequestGone`` (the API's own word) ends the download
+        at once; any other error of it is no answer, and the file is asked for again.
         """
         self._make_directory(directory)
         stem = sanitize_file_stem(stem)
@@ -179,7 +199,9 @@ class Downloader:
         if earlier is not None:
             file = await self._copy(earlier, part, directory / f"{stem}{earlier.path.suffix}")
         if file is None:
-            file = await self._download(url, part, directory, stem, default_extension)
+            file = await self._download(
+                url, part, directory, stem, default_extension, check_request
+            )
         self._recent[url] = file
         self._recent.move_to_end(url)
         if len(self._recent) > RECENT_FILES:
@@ -211,20 +233,35 @@ class Downloader:
         return DownloadedFile(path=placed, size=earlier.size, sha256=earlier.sha256)
 
     async def _download(
-        self, url: str, part: _Part, directory: Path, stem: str, default_extension: str
+        self,
+        url: str,
+        part: _Part,
+        directory: Path,
+        stem: str,
+        default_extension: str,
+        check_request: Callable[[], Awaitable[object]] | None,
     ) -> DownloadedFile:
-        for failures in range(1, self._attempts + 1):
-            try:
-                return await self._transfer(url, part, directory, stem, default_extension)
-            except (TransportError, ServerError, IncompleteDownload, NotTheMedia):
-                if failures == self._attempts:
-                    _remove_ours(part)
-                    raise
-                await anyio.sleep(self._backoff.delay(failures))
-            except BaseException:
-                _remove_ours(part)
-                raise
-        raise AssertionError("unreachable")  # the loop returns or raises
+        failures = missing = 0
+        try:
+            while True:
+                try:
+                    return await self._transfer(url, part, directory, stem, default_extension)
+                except (TransportError, ServerError, IncompleteDownload, NotTheMedia):
+                    failures += 1
+                    if failures == self._attempts:
+                        raise
+                    delay = self._backoff.delay(failures)
+                except FileMissing:
+                    missing += 1
+                    if missing == 1 and check_request is not None:
+                        await _unless_gone(check_request)
+                    if missing == self._missing_attempts:
+                        raise
+                    delay = self._backoff.delay(missing)
+                await anyio.sleep(delay)
+        except BaseException:
+            _remove_ours(part)
+            raise
 
     def _make_directory(self, directory: Path) -> None:
         # Once per directory and run: a directory removed meanwhile is made again when its
@@ -321,6 +358,17 @@ class Downloader:
             digest.update(chunk)
             _write_all(fd, chunk, part)
         return size
+
+
+async def _unless_gone(check_request: Callable[[], Awaitable[object]]) -> None:
+    """Raises ``RequestGone`` when the API says the request is gone; any other failure to ask
+    says nothing of it."""
+    try:
+        await check_request()
+    except RequestGone:
+        raise
+    except ApiError:
+        pass
 
 
 def _copy_intact(earlier: DownloadedFile, fd: int, part: Path) -> bool:

@@ -8,16 +8,18 @@
     ├── OutputError                    output directory unwritable, disk full  (exit 4)
     ├── ApiError                       the API said no, or could not be heard
     │   ├── AuthError                  400004 / 401: bad, expired, revoked token (exit 3)
+    │   │   └── RequestForbidden       403001: a request id of another account   (exit 3)
     │   ├── BalanceExhausted           400002: no balance left                  (exit 3)
     │   ├── ModelNotFound              400001: unknown model id
     │   ├── InputRejected              422: input outside the model's schema
-    │   ├── RequestForbidden           403001: request id of another account
     │   ├── RequestGone                404001: unknown, deleted or expired request id
+    │   ├── GatewayError               any other 403/404/410: not the API's own answer
     │   ├── RateLimited                429, maybe with Retry-After
     │   ├── ServerError                5xx
     │   ├── BadAnswer                  a 2xx whose body is not the JSON we expect
     │   └── TransportError             timeout, reset, refused: no answer at all
     ├── DownloadError                  an output file could not be fetched safely
+    │   ├── FileMissing                the file host answered 404 or 410
     │   ├── HostNotAllowed             URL (or redirect) outside the allowed hosts
     │   ├── FileTooLarge               over the size cap
     │   └── IncompleteDownload         fewer bytes than announced
@@ -210,15 +212,32 @@ class InputRejected(ApiError):
     """The API rejected the inputs of this job."""
 
 
-class RequestForbidden(ApiError):
-    """This request id belongs to another account."""
+class RequestForbidden(AuthError):
+    """This request id belongs to another account: the token is not the one that submitted it."""
+
+    # The API's own answer (403001) to a poll of a request genbatch submitted means the run is
+    # resumed with another account's token: every job would be refused the same way, so the run
+    # stops as for a refused token (exit 3); nothing is failed, nothing is lost.
 
 
 class RequestGone(ApiError):
     """The remote record of this request is gone (unknown, deleted or expired)."""
 
+    # Only the API's own answer, error code 404001, means this; any other 404 is a GatewayError.
     on_submit = Disposition.FAIL_JOB
     on_poll = Disposition.EXPIRE
+
+
+class GatewayError(ApiError):
+    """The answer is not the API's own (a gateway or CDN in between?): nothing is known of the
+    request from it."""
+
+    # A 403, 404 or 410 without the error code the contract gives it (an HTML page, another
+    # code, no body). A poll that got it is repeated later, as when the API cannot be reached
+    # (it counts toward the run's patience): it never expires nor fails a job. A submit that got
+    # it was not accepted (a 4xx), as before.
+    on_submit = Disposition.FAIL_JOB
+    on_poll = Disposition.RETRY_LATER
 
 
 class RateLimited(ApiError):
@@ -264,6 +283,15 @@ class TransportError(ApiError):
 
 class DownloadError(GenbatchError):
     """An output file could not be downloaded."""
+
+
+class FileMissing(DownloadError):
+    """The file host answered 404 or 410 for an output file."""
+
+    # A CDN may answer so for a moment (a file not replicated yet, a miss it cached): the
+    # download is retried and the API asked whether the request is gone. Only its own answer
+    # (404001) expires the job; otherwise the job keeps its request id and output URLs in
+    # `fetching`, and a later run fetches the files.
 
 
 class HostNotAllowed(DownloadError):

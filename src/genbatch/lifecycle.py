@@ -12,11 +12,13 @@ never overwrite each other silently.
        └────REFUSE──────┘  └─REJECT─▶ failed         │                  └─EXPIRE─▶ expired
        └────RETRY_GENERATION─────────────────────────┤
                                failed / cancelled / expired ◀─FAIL / CANCELLED / EXPIRE
+                                                                (cancel: EXPIRE_ON_CANCEL)
        ◀────RESET (genbatch retry, --resubmit-unknown)── failed, cancelled, expired, unknown
 
 A job whose generation succeeded stays ``fetching`` until every file is on disk, whatever stops
-its download (a host not allowed, a file over the cap, an unwritable folder): it keeps its request
-id and output URLs and is never submitted again.
+its download (a host not allowed, a file over the cap, an unwritable folder, a file its host
+keeps answering 404 for): it keeps its request id and output URLs and is never submitted again.
+Only the API's own word that the request is gone (404001) expires it.
 """
 
 from __future__ import annotations
@@ -128,14 +130,12 @@ class Move(Enum):
     """The generation failed; ``max_attempts`` allows another one."""
     CANCELLED = _t(_IN_FLIGHT, S.CANCELLED, _RUNNER, Actor.CANCEL, attempt=_O.CANCELLED)
     """Cancelled remotely (by ``genbatch cancel``, or seen cancelled by the runner)."""
-    EXPIRE = _t(
-        {*_IN_FLIGHT, S.FETCHING},
-        S.EXPIRED,
-        _RUNNER,
-        Actor.CANCEL,
-        attempt=_O.EXPIRED,
-    )
-    """The remote record or its files were gone before we got them."""
+    EXPIRE = _t({*_IN_FLIGHT, S.FETCHING}, S.EXPIRED, _RUNNER, attempt=_O.EXPIRED)
+    """The API says the request is gone (404001) before we got its files: on a poll, or asked
+    when the file host said a file is missing (a file host's 404 alone expires nothing)."""
+    EXPIRE_ON_CANCEL = _t(_IN_FLIGHT, S.EXPIRED, Actor.CANCEL, attempt=_O.EXPIRED)
+    """``genbatch cancel`` was told the request is gone (404001). Never from ``fetching``: a
+    generation that succeeded meanwhile is the runner's to fetch."""
     FINISH = _t({S.FETCHING}, S.DONE, _RUNNER)
     """Every output file is on disk, verified, under its final name."""
     REUSE = _t({S.PENDING}, S.DONE, _RUNNER)

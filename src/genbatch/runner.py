@@ -24,6 +24,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,6 +44,7 @@ from genbatch.errors import (
     DownloadError,
     FailureStreak,
     FileTooLarge,
+    GatewayError,
     HostNotAllowed,
     LedgerError,
     ModelNotFound,
@@ -547,7 +549,7 @@ class Runner:
             if isinstance(exc, RateLimited):
                 self._on_rate_limited(exc)
             else:
-                if isinstance(exc, TransportError):
+                if isinstance(exc, TransportError | GatewayError):
                     self._on_unreachable(exc)
                 await self._store.note_error(job, f"polling: {exc}")
             return job
@@ -639,9 +641,13 @@ class Runner:
                 directory=Path(job.output_dir),
                 stem=stem,
                 default_extension=spec.output.extension if spec else ".bin",
+                # A file its host says is missing expires the job only if the API says so.
+                check_request=(
+                    None if job.request_id is None else partial(self._client.result, job.request_id)
+                ),
             )
         except RequestGone as exc:
-            await self._move(job, Move.EXPIRE, error=f"output file gone before download: {exc}")
+            await self._move(job, Move.EXPIRE, error=f"output file missing, request gone: {exc}")
             return None
         except (HostNotAllowed, FileTooLarge) as exc:
             await self._keep_paid(job, exc)

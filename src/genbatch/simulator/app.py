@@ -54,6 +54,10 @@ _EARLY = frozenset(
         FaultKind.BAD_GATEWAY,
         FaultKind.UNAVAILABLE,
         FaultKind.DROP,
+        FaultKind.NOT_FOUND_PAGE,
+        FaultKind.FORBIDDEN_PAGE,
+        FaultKind.NO_ROUTE,
+        FaultKind.OTHER_ACCOUNT,
     }
 )
 _NOT_THE_FILE = frozenset(
@@ -141,7 +145,7 @@ class SimulatorApp:
         fault = self.faults.draw(route)
         if fault is not None and fault.kind in _EARLY:
             self.stats.count_fault(fault.kind)
-            return self._early_answer(fault)
+            return self._early_answer(fault, request.url.path)
         if fault is not None and fault.kind is FaultKind.ECHO_AUTH:
             self.stats.count_fault(fault.kind)
             return _headers_echoed(request)
@@ -164,7 +168,7 @@ class SimulatorApp:
                 response = error_response(error.http_status, error.error_code, error.message)
         return self._late_answer(fault, response, route)
 
-    def _early_answer(self, fault: Fault) -> Response:
+    def _early_answer(self, fault: Fault, path: str) -> Response:
         kind = fault.kind
         if kind is FaultKind.RATE_LIMIT:
             retry_after = fault.number("retry_after", self.config.faults.retry_after)
@@ -179,6 +183,14 @@ class SimulatorApp:
             return cdn_error_page(502, "Bad Gateway")
         if kind is FaultKind.UNAVAILABLE:
             return cdn_error_page(503, "Service Temporarily Unavailable")
+        if kind is FaultKind.NOT_FOUND_PAGE:
+            return cdn_error_page(404, "Not Found")
+        if kind is FaultKind.FORBIDDEN_PAGE:
+            return cdn_error_page(403, "Forbidden")
+        if kind is FaultKind.NO_ROUTE:
+            return error_response(404, 404000, f"No route {path!r}.")
+        if kind is FaultKind.OTHER_ACCOUNT:
+            return error_response(403, 403001, "This request belongs to another account.")
         return DroppedResponse()
 
     def _late_answer(self, fault: Fault | None, response: Response, route: CallRoute) -> Response:
@@ -304,7 +316,7 @@ class SimulatorApp:
         fault = self.faults.draw("file")
         if fault is not None and fault.kind in _EARLY:
             self.stats.count_fault(fault.kind)
-            return self._early_answer(fault)
+            return self._early_answer(fault, request.url.path)
         if fault is not None and fault.kind is FaultKind.REDIRECT:
             self.stats.count_fault(fault.kind)
             location = str(fault.params.get("location") or request.url)

@@ -65,6 +65,17 @@ class FaultKind(StrEnum):
     ECHO_AUTH = "echo_auth"
     """API routes: 400 from a misbehaving proxy whose message quotes the request's headers,
     the ``Authorization`` header (the token) included; nothing happened server-side."""
+    NOT_FOUND_PAGE = "not_found_page"
+    """404 with a gateway's (or a CDN's) HTML page, not the API's own error; nothing happened
+    server-side. On a file: a CDN missing the file for a moment."""
+    FORBIDDEN_PAGE = "forbidden_page"
+    """403 with a gateway's (a web firewall's) HTML page; nothing happened server-side."""
+    NO_ROUTE = "no_route"
+    """404 ``{"error_code": 404000, "error_message": "No route ..."}``: JSON, but not the code
+    of a request that is gone (a gateway routing the call nowhere); nothing happened."""
+    OTHER_ACCOUNT = "other_account"
+    """Status, result, cancel: 403 ``{"error_code": 403001}``, the API's own answer for a
+    request of another account (as if the token were another account's); nothing happened."""
 
 
 _EVERYWHERE = frozenset({"submit", "status", "result", "cancel", "catalog", "file"})
@@ -86,6 +97,7 @@ _VALID_ROUTES: Mapping[FaultKind, frozenset[str]] = {
         frozenset({"file"}),
     ),
     FaultKind.ECHO_AUTH: frozenset({"submit", "status", "result", "cancel", "catalog"}),
+    FaultKind.OTHER_ACCOUNT: frozenset({"status", "result", "cancel"}),
 }
 _PARAMS: Mapping[FaultKind, frozenset[str]] = {
     **{kind: frozenset() for kind in FaultKind},
