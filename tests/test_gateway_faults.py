@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from genbatch.catalog import find_model
 from genbatch.lifecycle import Actor, Move
 from genbatch.simulator import Simulator, SimulatorConfig
 from genbatch.states import JobState
@@ -266,3 +267,25 @@ def test_the_simulator_answers_gateway_faults_as_a_gateway_would(sim: Simulator)
         sim.inject(route="file", fault="other_account")
     with pytest.raises(ValueError, match="only applies"):
         sim.inject(route="submit", fault="other_account")
+
+
+# -- the budget -----------------------------------------------------------------------------------
+
+
+def test_expired_jobs_count_against_the_budget(tmp_path: Path) -> None:
+    # Every request is forgotten as it finishes: each job expires, most likely after being billed.
+    with Simulator(SimulatorConfig(time_scale=FAST, expire_after=0.0, seed=409)) as sim:
+        clip = find_model(KLING)
+        assert clip is not None
+        cost = clip.cost_usd({"prompt": "x"})
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 4, extra=f"budget_usd: {2.5 * cost}\n")
+
+        stopped = genbatch(run_args(manifest, "-c", "1"), env=env, cwd=tmp_path)
+
+        assert stopped.returncode == 5, stopped.stderr
+        assert "budget reached" in stopped.stderr
+        counts = status(env, tmp_path)["counts"]
+        assert (counts["expired"], counts["pending"]) == (2, 2)
+        assert sim.stats.submissions == 2
+        assert f"estimated spend ${2 * cost:,.2f}" in stopped.stderr

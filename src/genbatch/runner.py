@@ -72,12 +72,12 @@ from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.lifecycle import Move
 from genbatch.polling import HISTORY_SIZE, GenerationTimes, PollPolicy, generation_seconds
 from genbatch.states import (
+    BUDGET_STATES,
     REMOTE_ACTIVE_STATES,
     REMOTE_CANCELLED,
     REMOTE_FAILED,
     REMOTE_SUCCEEDED,
     REMOTE_WAITING,
-    SPENDING_STATES,
     JobState,
     RemoteStatus,
 )
@@ -809,8 +809,8 @@ class Runner:
         except Exception:  # a LedgerError, or a failure of the pool or the driver's own
             print_unrecorded(job, request_id, urls)
             raise
-        if (job.state in SPENDING_STATES) != (moved.state in SPENDING_STATES):
-            sign = 1.0 if moved.state in SPENDING_STATES else -1.0
+        if (job.state in BUDGET_STATES) != (moved.state in BUDGET_STATES):
+            sign = 1.0 if moved.state in BUDGET_STATES else -1.0
             self._spent += sign * (job.cost_usd or 0.0)
         if moved.state != job.state:
             self._emit(

@@ -42,8 +42,14 @@ LEASED_STATES = ATTACHED_STATES | {JobState.SUBMITTING}
 # Jobs that hold a slot of the run's remote concurrency.
 REMOTE_ACTIVE_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING})
 
-# Jobs whose cost counts against a budget: paid, being paid, or possibly paid.
+# Jobs paid, being paid, or possibly paid, whose request is still ours to follow (or done): the
+# same job in another run is not sent again while one of its copies is in one of these.
 SPENDING_STATES = REMOTE_ACTIVE_STATES | {JobState.FETCHING, JobState.DONE, JobState.UNKNOWN}
+
+# Jobs whose cost counts against a budget and in the run's spend: the spending ones, and the
+# expired ones. An expired request was accepted, and the API forgets requests after they finish:
+# its generation most likely ran and was billed (counted, as an `unknown` submit is).
+BUDGET_STATES = SPENDING_STATES | {JobState.EXPIRED}
 
 # Final: nothing more happens to these without an explicit user action (retry).
 TERMINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})

@@ -22,7 +22,7 @@ from genbatch.events import EventSink, RunFinished, RunStarted
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
 from genbatch.polling import PollPolicy
 from genbatch.progress import ProgressTracker
-from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
+from genbatch.states import ATTACHED_STATES, BUDGET_STATES, JobState
 from genbatch.workers import DEFAULT_LEASE_SECONDS, LEASE_ENV
 
 if TYPE_CHECKING:
@@ -489,8 +489,8 @@ def _next_command(summary: RunSummary, request: RunRequest) -> str | None:
 
 
 def _spent(spend: dict[JobState, float]) -> float:
-    """The estimated spend of the run: jobs done, in flight or unknown."""
-    return sum(spend[s] for s in SPENDING_STATES)
+    """The estimated spend of the run: jobs done, in flight, unknown or expired."""
+    return sum(spend[s] for s in BUDGET_STATES)
 
 
 def _print_summary(

@@ -76,7 +76,7 @@ from genbatch.ledger.sqlite_file import RUN_LOCK_SUFFIX
 from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RATINGS, RUNS, utcnow
 from genbatch.lifecycle import Actor, AttemptOutcome, Move
 from genbatch.ratings import Rating
-from genbatch.states import ATTACHED_STATES, SPENDING_STATES, JobState
+from genbatch.states import ATTACHED_STATES, BUDGET_STATES, SPENDING_STATES, JobState
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -476,7 +476,7 @@ class Ledger:
                 self.reset_to_pending(run_id, [JobState.UNKNOWN]) if resubmit_unknown else 0
             )
             spend = self.spend(run_id)
-        spent = sum(spend[state] for state in SPENDING_STATES)
+        spent = sum(spend[state] for state in BUDGET_STATES)
         return WorkerStart(spent_usd=spent, takeover=takeover, resubmitted=resubmitted)
 
     def stop_worker(

@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS
 from genbatch.lifecycle import Move
-from genbatch.states import REMOTE_ACTIVE_STATES, SPENDING_STATES, TERMINAL_STATES, JobState
+from genbatch.states import BUDGET_STATES, REMOTE_ACTIVE_STATES, TERMINAL_STATES, JobState
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
@@ -139,7 +139,7 @@ def remote_active(run: Any) -> Select[Any]:
 def spent(run: Any) -> Select[Any]:
     """The estimated cost of the run's jobs that are paid, being paid, or possibly paid."""
     return select(func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
-        JOBS.c.run_id == run, JOBS.c.state.in_([s.value for s in SPENDING_STATES])
+        JOBS.c.run_id == run, JOBS.c.state.in_([s.value for s in BUDGET_STATES])
     )
 
 
