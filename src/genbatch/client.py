@@ -671,7 +671,10 @@ def _api_error(
             "RUNCOMFY_TOKEN the token of the account that submitted it?"
         )
     elif cls is GatewayError:
-        message = f"{message.rstrip('.')}: not the API's own answer (a gateway or CDN in between?)"
+        message = (
+            f"{message.rstrip('.')}: not an error the API gives for this call "
+            "(a gateway or CDN in between?)"
+        )
     return cls(message, **fields)
 
 
@@ -679,10 +682,10 @@ def _error_class_for_status(status: int, request_id: str | None) -> type[ApiErro
     """The error of an answer without an error code the contract lists."""
     if status == 401:
         return AuthError
-    if request_id is not None and status in (403, 404, 410):
+    if request_id is not None and 400 <= status < 500:
         # About a request we hold: only the API's own codes (403001, 404001) say it belongs
-        # to another account or is gone; a page or another code from anything in between
-        # says nothing of it.
+        # to another account or is gone. A 4xx without one (a gateway's page, a router's
+        # 404000, no body) says nothing of the request, and must not end a paid job.
         return GatewayError
     if status == 404:
         return RequestGone

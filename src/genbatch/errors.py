@@ -13,7 +13,7 @@
     │   ├── ModelNotFound              400001: unknown model id
     │   ├── InputRejected              422: input outside the model's schema
     │   ├── RequestGone                404001: unknown, deleted or expired request id
-    │   ├── GatewayError               any other 403/404/410: not the API's own answer
+    │   ├── GatewayError               another 4xx about a request: not the API's word
     │   ├── RateLimited                429, maybe with Retry-After
     │   ├── ServerError                5xx
     │   ├── BadAnswer                  a 2xx whose body is not the JSON we expect
@@ -232,11 +232,12 @@ class GatewayError(ApiError):
     """The answer is not the API's own (a gateway or CDN in between?): nothing is known of the
     request from it."""
 
-    # A 403, 404 or 410 without the error code the contract gives it (an HTML page, another
-    # code, no body). A poll that got it is repeated later, as when the API cannot be reached
-    # (it counts toward the run's patience): it never expires nor fails a job. A submit that got
-    # it was not accepted (a 4xx), as before.
-    on_submit = Disposition.FAIL_JOB
+    # A 4xx answered to a call about a request (status, result, cancel) without an error code
+    # the contract lists (a 403 or 404 HTML page, a router's 404000, no body): the contract
+    # gives such calls only 403001, 404001 and the account's own errors. A poll that got it is
+    # repeated later, as when the API cannot be reached (it counts toward the run's patience):
+    # it never expires nor fails a job. (A submit or a catalog call never gets it: their 4xx
+    # keep their meaning.)
     on_poll = Disposition.RETRY_LATER
 
 
