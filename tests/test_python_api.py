@@ -183,3 +183,43 @@ def test_a_start_whose_transaction_postgresql_ended_runs_its_steps_once_more(
 
     assert ended.is_set()
     assert summary.all_done and summary.counts[genbatch.JobState.DONE] == 2
+
+
+def test_a_ledger_failing_at_the_runs_end_keeps_its_outcome_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk fails the worker's exit (its leases ended, the counts read): the jobs are done
+    # and their files in place, and the run still ends with a summary, exit 4, no traceback.
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.exc import OperationalError
+    from typer.testing import CliRunner
+
+    from genbatch.batch import exit_code_for
+    from genbatch.cli import _register_commands, app
+    from genbatch.errors import LedgerError
+
+    monkeypatch.chdir(tmp_path)
+    path = kling_manifest(tmp_path, 2)
+
+    def fail_the_exit(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.startswith("UPDATE workers") and "stopped_at" in statement:
+            raise OperationalError(statement, params, sqlite3.OperationalError("disk I/O error"))
+
+    event.listen(Engine, "before_cursor_execute", fail_the_exit)
+    try:
+        summary = genbatch.run_manifest(path, simulate=True)
+        _register_commands()
+        through_the_cli = CliRunner().invoke(app, ["run", str(path), "--simulate"])
+    finally:
+        event.remove(Engine, "before_cursor_execute", fail_the_exit)
+
+    assert isinstance(summary.stop_error, LedgerError)
+    assert "disk I/O error" in str(summary.stop_error)
+    assert not summary.all_done
+    assert exit_code_for(summary) == 4
+    assert through_the_cli.exit_code == 4, through_the_cli.output
+    assert "Traceback" not in through_the_cli.output
+    assert genbatch.results(path) and len(genbatch.results(path)) == 2  # done, files recorded

@@ -136,7 +136,7 @@ class RunSummary:
     @property
     def all_done(self) -> bool:
         """True when every job of the manifest is done."""
-        counted = bool(self.counts)  # none when the ledger failed at the end of the run
+        counted = any(self.counts.values())  # all zero: the ledger failed at the end of the run
         return counted and all(n == 0 for state, n in self.counts.items() if state != JobState.DONE)
 
 
@@ -220,14 +220,14 @@ class Runner:
     async def _stop_worker(self, stop_reason: str | None) -> dict[JobState, int]:
         """The leases end now rather than when they expire (other workers take over); the
         run's counts. A ledger failing here leaves the run's outcome as it was, its error
-        added (the run's jobs are counted as unknown to this process: no count at all)."""
+        added, and its counts all zero (unknown to this process)."""
         try:
             return await self._store.stop_worker(
                 self._run.id, self._worker.id, stop_reason=stop_reason
             )
         except LedgerError as exc:
             self._stop(exc, cancel_all=False)
-            return {}
+            return dict.fromkeys(JobState, 0)
 
     async def _start_worker(self) -> WorkerStart:
         me, options = self._worker, self._options
@@ -664,7 +664,8 @@ class Runner:
             self._notice(
                 "warning",
                 f"#{job.ordinal} {job.key}: {file.path.parent / stem}{file.path.suffix} holds "
-                f"other bytes (another job's file, or yours): kept; saved as {file.path.name}",
+                "other bytes (an earlier file, another job's, or yours): kept; saved as "
+                f"{file.path.name}",
             )
         return StoredFile(
             output_id=output.id,
