@@ -117,3 +117,23 @@ def test_reading_the_command_line_loads_none_of_the_heavy_machinery(args: list[s
     assert (
         sorted(m for m in imported if m.split(".")[0] in HEAVY_MODULES or m in HEAVY_MODULES) == []
     )
+
+
+def test_a_command_loads_with_the_cyclic_collector_paused_and_gets_it_back() -> None:
+    import gc
+    import time
+
+    from genbatch import launch
+
+    launch._pause_collector()
+    try:
+        paused = not gc.isenabled()
+        deadline = time.monotonic() + launch.COLLECTOR_PAUSE_SECONDS + 5
+        while not gc.isenabled() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert paused
+        assert gc.isenabled()  # a command that lives longer than its start-up collects again
+        assert gc.get_freeze_count() > 0  # what the start-up loaded is left out of collections
+    finally:
+        gc.enable()
+        gc.unfreeze()

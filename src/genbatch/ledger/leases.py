@@ -125,7 +125,8 @@ def stopping(conn: Connection, run_id: int) -> bool:
     that have not ended. Such a worker learns of the stop only at its next claim (when a slot
     frees), so a worker starting now must not forget the request for it: it stops too. SQLite
     has one process at a time: whatever leases a crashed one left, nobody is stopping."""
-    if conn.dialect.name == "sqlite" or not lock_run(conn, run_id, exclusive=False):
+    # Exclusive: a cancel committed between this read and the clear below would be lost.
+    if conn.dialect.name == "sqlite" or not lock_run(conn, run_id):
         return False
     live = select(func.count()).where(*_leased(run_id), JOBS.c.lease_until > lease_time(conn))
     return int(conn.execute(live).scalar_one()) > 0
