@@ -47,7 +47,9 @@ columns, inputs, variables, model_id, job_key, index, block, repeat, request_id,
 created_at, finished_at, cost_usd, verdict, stars, note, run, output_dir, url, state, error,
 in_manifest, rated_at, rated_by (ratings come from genbatch review). Also rewrites
 metadata.jsonl in the output directories. parquet needs pyarrow (pip install
-'genbatch[dataset]'); webdataset and hf write a folder, replaced whole. See docs/outputs.md.
+'genbatch[dataset]'); webdataset and hf write a folder, replaced whole. --output is never
+the ledger, a manifest, metadata.jsonl or a generated file (exit 2); any other file is
+replaced. See docs/outputs.md.
 """
 
 
@@ -123,6 +125,11 @@ def export(
 
     with reading_ledger(ledger, manifest) as store:
         run_ids = None if manifest is None else [run.id for run in runs_for(store, manifest)]
+        if output is not None:
+            from genbatch.output_guard import refuse_kept_output
+
+            folder = output_format in (ExportFormat.WEBDATASET, ExportFormat.HF)
+            refuse_kept_output(store, output, folder=folder)
         write_metadata(store, store.output_dirs(run_ids), whole=True)
 
         def rows() -> Iterator[dict[str, Any]]:

@@ -61,6 +61,10 @@ def gallery(
     """Write an HTML page showing the run's outputs as a grid along the sweep's axes."""
     with reading_ledger(ledger, manifest) as store:
         run = one_run(store, manifest)
+        if output is not None:
+            from genbatch.output_guard import refuse_kept_output
+
+            refuse_kept_output(store, output)
         from genbatch.gallery import write_gallery  # the page's machinery: only when run
 
         report = write_gallery(store, run, output=output, rows=rows, cols=cols)
