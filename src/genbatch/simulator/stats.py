@@ -109,6 +109,7 @@ class SimulatorStats:
                 "billed_usd": round(self.billed_usd, 6),
                 "bytes_served": self.bytes_served,
                 "files_served": self.files_served,
+                "file_requests_with_token": self.file_requests_with_token,
                 "file_redirects": self.file_redirects,
             }
 
