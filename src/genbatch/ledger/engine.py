@@ -8,6 +8,7 @@ it was started from another folder.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -147,6 +148,7 @@ def create_ledger_engine(location: LedgerLocation) -> Engine:
             "PostgreSQL ledgers need psycopg: pip install 'genbatch[postgres]'"
         ) from None
     event.listen(engine, "connect", _postgres_session)
+    _quiet_secondary_driver_errors()
     return engine
 
 
@@ -159,7 +161,17 @@ after the commit), so a transaction idle this long belongs to a process that is 
 worker up (the takeover of its jobs, its run's limit) for as long as it stays frozen. The
 frozen process, when it wakes, finds its transaction rolled back (``TransactionEnded``) and
 runs it again, where the guarded moves refuse what others did meanwhile.
+
+Two kinds of transaction do work in Python while they are open, and so must not idle this long:
+the sync of a manifest (``Ledger.sync_run``) sends the database a statement at least every
+``BUSY_SECONDS`` while it walks the jobs, and the read-only transactions that stream rows to a
+consumer (``Ledger.stream_job_outputs``) lift the limit for themselves: they hold no row lock.
 """
+
+BUSY_SECONDS = 1.0
+"""How long a sync walking a manifest may go without sending the database a statement: well
+under ``STALLED_TRANSACTION_SECONDS``, so a pause of the process (a garbage collection, a loaded
+host) does not end a transaction that is working."""
 
 
 def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
@@ -168,6 +180,29 @@ def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
             f"SET idle_in_transaction_session_timeout = '{STALLED_TRANSACTION_SECONDS}s'"
         )
     dbapi_connection.commit()
+
+
+class _SecondaryDriverError(logging.Filter):
+    """Drops psycopg's "error ignored ..." warnings: another error is on its way up already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored")
+
+
+_SECONDARY_DRIVER_ERROR = _SecondaryDriverError()
+
+
+def _quiet_secondary_driver_errors() -> None:
+    """Keep psycopg from printing a second line when a connection is lost.
+
+    A session that ends in the middle of an ``executemany`` (run in pipeline mode) fails it
+    with the lost connection, which ``Ledger`` reports as one error; psycopg then also logs
+    that ending the pipeline failed ("error ignored terminating <psycopg.Pipeline [BAD]>"),
+    and with no logging configured Python prints that warning on stderr.
+    """
+    driver_logger = logging.getLogger("psycopg")
+    if _SECONDARY_DRIVER_ERROR not in driver_logger.filters:
+        driver_logger.addFilter(_SECONDARY_DRIVER_ERROR)
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
