@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from genbatch.errors import LedgerError, TransactionEnded
+from genbatch.errors import LedgerError, ManifestError, TransactionEnded
 from genbatch.jobs import JobSpec
 from genbatch.ledger import Ledger, resolve_location
 from genbatch.ledger.engine import STALLED_TRANSACTION_SECONDS
@@ -171,4 +171,25 @@ def test_a_session_ended_during_a_sync_is_one_error(
     driver_said: list[Any] = [r for r in caplog.records if r.name.startswith("psycopg")]
     assert driver_said == []
     assert ledger.find_run("sweep") is None  # nothing of the sync was written
+    ledger.close()
+
+
+def test_a_manifest_found_bad_after_the_session_ended_says_what_is_wrong(
+    session: Session,
+) -> None:
+    # An error in a manifest is found as the walk reaches it, and a duplicate job is then
+    # looked for again from the first job, sending nothing meanwhile: 2.5 s for a pair 450 jobs
+    # apart at the end of a 202,500-job grid, so more than the idle limit past about 400,000.
+    # The rollback found the session gone, and that, not the manifest, was reported.
+    ledger = Ledger.open(resolve_location(session.ledger_url))
+
+    def found_bad(jobs: list[JobSpec]) -> Iterator[JobSpec]:
+        yield from jobs
+        session.end()
+        time.sleep(0.3)
+        raise ManifestError("sweep.yaml: jobs 3 and 7 are the same job")
+
+    with pytest.raises(ManifestError, match="the same job"):
+        ledger.sync_run("sweep", "sweep.yaml", found_bad(specs(10)))
+    assert ledger.find_run("sweep") is None
     ledger.close()

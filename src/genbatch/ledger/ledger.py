@@ -801,7 +801,11 @@ class Ledger:
             self._open.conn = conn
             try:
                 with conn.begin() as transaction:
-                    yield conn
+                    try:
+                        yield conn
+                    except BaseException:
+                        _roll_back(transaction)
+                        raise
                     self._commit(conn, transaction)
             finally:
                 self._open.conn = None
@@ -860,6 +864,18 @@ class Ledger:
             if lost or _ended_idle(cause):
                 raise TransactionEnded(_describe(self.location, cause)) from None
             raise LedgerError(_describe(self.location, cause)) from None
+
+
+def _roll_back(transaction: RootTransaction) -> None:
+    """Roll back after the block raised. A rollback that finds the connection lost changes
+    nothing (the server dropped the transaction with its session) and must not hide the block's
+    error: a manifest found bad at the end of a long sync, say."""
+    try:
+        if transaction.is_active:
+            transaction.rollback()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
 
 
 def _update_run(conn: Connection, run_id: int, **values: Any) -> None:
