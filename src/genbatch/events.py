@@ -22,6 +22,13 @@ class JobEvent:
     previous: JobState
     request_id: str | None = None
     message: str | None = None
+    in_manifest: bool = True
+    """False for a job the manifest no longer has, re-attached from an earlier run to be
+    finished (it is paid for; its files are kept): its ``ordinal`` is stale, and it counts in
+    none of the run's progress (``RunProgress.removed_finishing`` apart). Such a job is
+    announced once as it is re-attached, ``previous`` equal to ``state``."""
+    spent_usd: float | None = None
+    """The run's estimated spend once this move is made (None when not known)."""
 
 
 NoticeLevel = Literal["info", "warning", "error"]
@@ -64,10 +71,16 @@ class RunProgress:
     counts: dict[JobState, int]
     """Jobs per state (states with none left out)."""
     in_flight: int
+    """Jobs of the manifest with a request in flight remotely (submitting, queued, running);
+    jobs downloading their files (``fetching``) are in ``counts`` only."""
     limit: int
     eta_seconds: float | None
     """Seconds until every job has settled; None while nothing to base it on."""
     spent_usd: float | None
+    """The run's estimated spend at this moment (jobs done, in flight or unknown)."""
+    removed_finishing: int = 0
+    """Jobs the manifest no longer has, re-attached from an earlier run and not settled yet:
+    counted apart from every figure above."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,10 @@
 
 ``ProgressTracker`` sits in front of a sink (the live display, the line log, ``--json``): it
 passes every event on, keeps the per-state counts current, and hands the sink a ``RunProgress``
-every ``PROGRESS_EVERY`` seconds and each time another tenth of the jobs has settled.
+every ``PROGRESS_EVERY`` seconds and each time another tenth of the jobs has settled. Its
+counts are the manifest's jobs; a job the manifest no longer has, re-attached from an earlier run
+to be finished, is counted apart (``removed_finishing``), and its ordinal is not one of the
+manifest's.
 
 The ETA is the jobs left times the typical time of one job, divided by the jobs run at once.
 The typical time is the median of the last ``RECENT_JOBS`` jobs this process submitted and saw
@@ -30,9 +33,9 @@ RECENT_JOBS = 1000
 """Jobs whose durations make the typical time: the latest ones (a run's speed drifts), and a
 bounded number, so that a run of a million jobs holds no more than one of a thousand."""
 
-IN_FLIGHT_STATES = frozenset(
-    {JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING, JobState.FETCHING}
-)
+IN_FLIGHT_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING})
+"""A request in flight remotely, what the concurrency limit counts: a job downloading its files
+(``fetching``) is not one."""
 
 
 class JobTimes:
@@ -61,8 +64,8 @@ class JobTimes:
 def estimate_seconds_left(
     *, left: int, typical_seconds: float | None, at_once: int
 ) -> float | None:
-    """Jobs ``left`` (pending or in flight) times a job's typical time, over the jobs run at
-    once; None when no job's time is known yet."""
+    """Jobs ``left`` (pending, in flight or downloading) times a job's typical time, over the
+    jobs run at once; None when no job's time is known yet."""
     if left == 0:
         return 0.0
     if typical_seconds is None:
@@ -98,6 +101,9 @@ class ProgressTracker:
         self._clock = clock
         self._times = JobTimes(expected_seconds)
         self._gauge: RunGauge | None = None
+        self._spent: float | None = None
+        self._removed: set[str] = set()
+        """Keys of jobs no longer in the manifest, re-attached and not settled yet."""
         self._concurrency = 1
         self._last_report = clock()
         self._tenths_reported = self._tenths()
@@ -106,6 +112,11 @@ class ProgressTracker:
         self._sink(event)
         now = self._clock()
         if isinstance(event, JobEvent):
+            if event.spent_usd is not None:
+                self._spent = event.spent_usd
+            if not event.in_manifest:
+                self._on_removed(event)
+                return
             self._counts[event.previous] -= 1
             self._counts[event.state] += 1
             self._times.observe(event, now)
@@ -113,6 +124,7 @@ class ProgressTracker:
                 self._report(now)
         elif isinstance(event, RunGauge):
             self._gauge = event
+            self._spent = event.spent_usd
             if now - self._last_report >= self._every:
                 self._report(now)
         elif isinstance(event, RunStarted):
@@ -122,9 +134,9 @@ class ProgressTracker:
     def progress(self) -> RunProgress:
         """Where the run stands now."""
         counts = {state: n for state, n in self._counts.items() if n > 0}
-        in_flight = sum(self._counts[s] for s in IN_FLIGHT_STATES)
+        in_flight = max(0, sum(self._counts[s] for s in IN_FLIGHT_STATES))
         limit = self._gauge.limit if self._gauge else self._concurrency
-        left = self._counts[JobState.PENDING] + in_flight
+        left = max(0, self._counts[JobState.PENDING] + self._counts[JobState.FETCHING] + in_flight)
         return RunProgress(
             total=sum(self._counts.values()),
             done=self._counts[JobState.DONE],
@@ -135,8 +147,17 @@ class ProgressTracker:
             eta_seconds=estimate_seconds_left(
                 left=left, typical_seconds=self._times.typical(), at_once=limit
             ),
-            spent_usd=self._gauge.spent_usd if self._gauge else None,
+            spent_usd=self._spent,
+            removed_finishing=len(self._removed),
         )
+
+    def _on_removed(self, event: JobEvent) -> None:
+        """A job the manifest no longer has: counted apart, never in the manifest's counts
+        (which it was never part of)."""
+        if event.state in SETTLED_STATES:
+            self._removed.discard(event.key)
+        else:
+            self._removed.add(event.key)
 
     def _report(self, now: float) -> None:
         self._last_report = now

@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -89,6 +89,8 @@ MAX_CLAIM_BATCH = 16
 CLAIM_GATHER_SECONDS = 0.05
 """How long a free slot may wait for others to free up, so that one claim covers them all."""
 FOLLOWED_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); run again to resume"
+"""The stop reason recorded for a run stopped by a signal."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,6 +210,8 @@ class Runner:
                 tg.cancel_scope.cancel()  # only the watchers can still be running
         finally:
             stop_reason = None if self._stop_error is None else str(self._stop_error)
+            if stop_reason is None and self._interrupted:
+                stop_reason = INTERRUPTED  # `genbatch runs` and `status` say why it stopped
             with anyio.CancelScope(shield=True):
                 counts = await self._stop_worker(stop_reason)
         return RunSummary(
@@ -252,12 +256,22 @@ class Runner:
         return start
 
     def _adopt(self, jobs: list[JobRecord]) -> None:
-        """Drive jobs already in flight (re-attached after a crash or taken over)."""
+        """Drive jobs already in flight (re-attached after a crash or taken over). Those the
+        manifest no longer has are paid for: finished too, and announced apart."""
+        removed = [job for job in jobs if not job.in_manifest]
+        if removed:
+            self._notice(
+                "info",
+                f"{len(removed)} job(s) no longer in the manifest are still finishing: their "
+                "files are kept (they count in none of the run's progress)",
+            )
         for job in jobs:
             holds_slot = job.state in REMOTE_ACTIVE_STATES
             if holds_slot:
                 self._slots.occupy()
             self._start(job, holds_slot=holds_slot)
+            if not job.in_manifest:
+                self._emit(self._event(job, job, message="no longer in the manifest: finishing"))
 
     # -- the submitter ------------------------------------------------------------------------
 
@@ -341,11 +355,7 @@ class Runner:
         self._tg.start_soon(self._drive, job, holds_slot)
         if job.state == JobState.SUBMITTING:
             self._spent += job.cost_usd or 0.0
-            self._emit(
-                JobEvent(
-                    key=job.key, ordinal=job.ordinal, state=job.state, previous=JobState.PENDING
-                )
-            )
+            self._emit(self._event(replace(job, state=JobState.PENDING), job))
 
     async def _drive(self, job: JobRecord, holds_slot: bool) -> None:
         try:
@@ -765,6 +775,13 @@ class Runner:
             async for _signum in received:
                 if self._interrupted:
                     # Second signal: leave at once. Every commit is atomic; nothing is corrupted.
+                    with contextlib.suppress(OSError):
+                        print(
+                            "genbatch: interrupted again: exited at once; run the same command "
+                            "again to resume",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     os._exit(130)
                 self._interrupted = True
                 self._stop_submitting = True
@@ -810,21 +827,26 @@ class Runner:
         except Exception:  # a LedgerError, or a failure of the pool or the driver's own
             print_unrecorded(job, request_id, urls)
             raise
-        if (job.state in BUDGET_STATES) != (moved.state in BUDGET_STATES):
+        # A job the manifest no longer has is not in the run's spend (``Ledger.spend``).
+        if job.in_manifest and (job.state in BUDGET_STATES) != (moved.state in BUDGET_STATES):
             sign = 1.0 if moved.state in BUDGET_STATES else -1.0
             self._spent += sign * (job.cost_usd or 0.0)
         if moved.state != job.state:
-            self._emit(
-                JobEvent(
-                    key=job.key,
-                    ordinal=job.ordinal,
-                    state=moved.state,
-                    previous=job.state,
-                    request_id=moved.request_id or job.request_id,
-                    message=message or error,
-                )
-            )
+            self._emit(self._event(job, moved, message=message or error))
         return moved
+
+    def _event(self, job: JobRecord, moved: JobRecord, *, message: str | None = None) -> JobEvent:
+        """``job`` moved to ``moved``'s state, the run's spend as it is now."""
+        return JobEvent(
+            key=job.key,
+            ordinal=job.ordinal,
+            state=moved.state,
+            previous=job.state,
+            request_id=moved.request_id or job.request_id,
+            message=message,
+            in_manifest=job.in_manifest,
+            spent_usd=round(self._spent, 6),
+        )
 
     def _notice(self, level: NoticeLevel, message: str) -> None:
         self._emit(RunNotice(level=level, message=message))

@@ -59,7 +59,10 @@ class StateTally:
         self.counts: Counter[JobState] = Counter(counts)
 
     def apply(self, event: JobEvent) -> None:
-        """Move the event's job from its previous state to its new one."""
+        """Move the event's job from its previous state to its new one (a job the manifest no
+        longer has is not counted: it never was)."""
+        if not event.in_manifest:
+            return
         self.counts[event.previous] -= 1
         self.counts[event.state] += 1
 
@@ -72,6 +75,12 @@ class StateTally:
     def settled(self) -> int:
         """Jobs that reached a final state."""
         return sum(self.counts[s] for s in SETTLED_STATES)
+
+
+def job_label(event: JobEvent) -> str:
+    """``#12 KEY``; ``removed KEY`` for a job the manifest no longer has (its old number would
+    clash with the manifest's)."""
+    return f"#{event.ordinal} {event.key}" if event.in_manifest else f"removed {event.key}"
 
 
 def describe_gauge(gauge: RunGauge) -> str:
@@ -96,6 +105,8 @@ def describe_progress(progress: RunProgress) -> str:
     ]
     parts = [f"progress {progress.done}/{progress.total} done", *others]
     parts.append(f"in flight {progress.in_flight}/{progress.limit}")
+    if progress.removed_finishing:
+        parts.append(f"removed jobs finishing {progress.removed_finishing}")
     parts.append(f"ETA {format_eta(progress.eta_seconds)}")
     if progress.spent_usd is not None:
         parts.append(f"spent ~${progress.spent_usd:,.2f}")
@@ -126,7 +137,7 @@ class LineLog:
         else:
             request = f" {event.request_id}" if event.request_id else ""
             note = f" ({event.message})" if event.message else ""
-            line = f"{stamp} {event.state.value:<10} #{event.ordinal} {event.key}{request}{note}"
+            line = f"{stamp} {event.state.value:<10} {job_label(event)}{request}{note}"
         write_line(self._stream, line)
 
 
@@ -163,11 +174,12 @@ class JsonLog:
             record = {
                 "event": "job",
                 "key": event.key,
-                "index": event.ordinal,
+                "index": event.ordinal if event.in_manifest else None,
                 "state": event.state.value,
                 "previous": event.previous.value,
                 "request_id": event.request_id,
                 "message": event.message,
+                "in_manifest": event.in_manifest,
             }
         record["time"] = time.time()
         write_line(self._stream, json.dumps(record))
@@ -181,7 +193,7 @@ class LiveDisplay:
         self._tally = StateTally(counts)
         self._gauge: RunGauge | None = None
         self._failures: deque[str] = deque(maxlen=RECENT_FAILURES)
-        self._eta: float | None = None
+        self._removed_finishing = 0
         self._progress = Progress(
             TextColumn("[bold]genbatch"),
             BarColumn(),
@@ -218,6 +230,7 @@ class LiveDisplay:
             self._gauge = event
         elif isinstance(event, RunProgress):
             self._progress.update(self._task, eta=format_eta(event.eta_seconds))
+            self._removed_finishing = event.removed_finishing
         elif isinstance(event, RunStarted | RunFinished):
             return
         elif isinstance(event, RunNotice):
@@ -227,7 +240,7 @@ class LiveDisplay:
             self._tally.apply(event)
             if event.state in PROBLEM_STATES:
                 self._failures.append(
-                    f"#{event.ordinal} {event.key} {event.state.value}"
+                    f"{job_label(event)} {event.state.value}"
                     + (f": {event.message}" if event.message else "")
                 )
             self._progress.update(self._task, completed=self._tally.settled)
@@ -240,6 +253,8 @@ class LiveDisplay:
             for state in JobState
             if self._tally.counts[state] > 0
         ]
+        if self._removed_finishing:
+            cells.append(Text(f"removed jobs finishing {self._removed_finishing}", style="dim"))
         if cells:
             states.add_row(*cells)
         parts: list[Text | Table | Progress] = [self._progress, states]

@@ -1295,6 +1295,7 @@ def _job_record(row: Any, *, attempt_id: int | None = None) -> JobRecord:
         error=row.error,
         attempt_id=attempt_id,
         cost_usd=row.cost_usd,
+        in_manifest=bool(row.in_manifest),
     )
 
 

@@ -48,6 +48,8 @@ class JobRecord:
     outputs: tuple[OutputRecord, ...] = ()
     """The outputs recorded by the move that returned this record (``SUCCEED``: its URLs, none
     downloaded yet); empty otherwise, ``Ledger.outputs`` reads them."""
+    in_manifest: bool = True
+    """False once the manifest no longer has the job (retired by a sync; it may be paid for)."""
 
 
 @dataclass(frozen=True, kw_only=True)
