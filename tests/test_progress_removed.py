@@ -114,8 +114,10 @@ def test_a_resume_after_jobs_in_flight_were_removed_keeps_the_manifests_progress
         wait_until(lambda: status(env, tmp_path)["counts"]["running"] >= 3, what="jobs in flight")
         code, _, stderr = kill(process, signal.SIGTERM)
         assert code == 130, stderr
-        in_flight = sum(status(env, tmp_path)["counts"][s] for s in ("queued", "running"))
-        assert in_flight >= 3
+        attached = sum(
+            status(env, tmp_path)["counts"][s] for s in ("queued", "running", "fetching")
+        )
+        assert attached >= 3
         listed = genbatch(["runs", "--json"], env=env, cwd=tmp_path)
         assert "interrupted" in json.loads(listed.stdout)[0]["stop_reason"]
 
@@ -133,15 +135,15 @@ def test_a_resume_after_jobs_in_flight_were_removed_keeps_the_manifests_progress
     assert progress[-1]["done"] == 2 and progress[-1]["removed_finishing"] == 0
     jobs = [e for e in events if e["event"] == "job"]
     gone = [e for e in jobs if not e["in_manifest"]]
-    assert len({e["key"] for e in gone}) == in_flight
+    assert len({e["key"] for e in gone}) == attached
     assert all(e["index"] is None for e in gone)
     assert sorted({e["index"] for e in jobs if e["in_manifest"]}) == [0, 1]
     notices = [e["message"] for e in events if e["event"] == "notice"]
     assert any(
-        f"{in_flight} job(s) no longer in the manifest are still finishing" in n for n in notices
+        f"{attached} job(s) no longer in the manifest are still finishing" in n for n in notices
     )
     # The removed jobs' files are kept beside the new ones; the run's spend is the manifest's.
-    assert len(output_files(tmp_path / "out")) >= in_flight + 2
+    assert len(output_files(tmp_path / "out")) >= attached + 2
     finished = events[-1]
     assert finished["event"] == "run_finished" and finished["stop_reason"] is None
     assert progress[-1]["spent_usd"] == pytest.approx(finished["spent_usd"])

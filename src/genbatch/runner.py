@@ -775,13 +775,6 @@ class Runner:
             async for _signum in received:
                 if self._interrupted:
                     # Second signal: leave at once. Every commit is atomic; nothing is corrupted.
-                    with contextlib.suppress(OSError):
-                        print(
-                            "genbatch: interrupted again: exited at once; run the same command "
-                            "again to resume",
-                            file=sys.stderr,
-                            flush=True,
-                        )
                     os._exit(130)
                 self._interrupted = True
                 self._stop_submitting = True
