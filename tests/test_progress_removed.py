@@ -163,3 +163,28 @@ def test_the_spend_in_a_short_runs_progress_is_the_runs_at_that_moment(tmp_path:
     assert all(p["spent_usd"] > 0 for p in progress if p["done"])
     assert progress[-1]["spent_usd"] == pytest.approx(events[-1]["spent_usd"])
     assert events[-1]["spent_usd"] > 0
+
+
+def test_a_resume_counts_the_submits_a_crash_left_unknown_out_of_the_requests_in_flight(
+    tmp_path: Path,
+) -> None:
+    with Simulator(SimulatorConfig(time_scale=0.001, capacity=8, seed=45)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 4)
+        sim.inject(route="submit", fault="slow", count=2, delay=5.0)
+        process = start_genbatch(run_args(manifest, "-c", "2"), env=env, cwd=tmp_path)
+        wait_until(
+            lambda: status(env, tmp_path)["counts"]["submitting"] == 2, what="two submits out"
+        )
+        kill(process)  # SIGKILL: both are left `submitting`
+
+        resumed = genbatch(run_args(manifest, "-c", "2", "--json"), env=env, cwd=tmp_path)
+
+    assert resumed.returncode == 1, resumed.stderr
+    events = [json.loads(line) for line in resumed.stdout.splitlines()]
+    caught = [e for e in events if e["event"] == "job" and e["previous"] == "submitting"]
+    assert [e["state"] for e in caught][:2] == ["unknown", "unknown"]
+    progress = [e for e in events if e["event"] == "progress"]
+    assert all(p["in_flight"] <= p["limit"] for p in progress[1:])
+    assert progress[-1]["counts"] == {"done": 2, "unknown": 2}
+    assert progress[-1]["in_flight"] == 0

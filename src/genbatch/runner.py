@@ -251,9 +251,16 @@ class Runner:
                 f"{start.takeover.unknown} job(s) were interrupted while submitting and are now "
                 "`unknown`: they may exist remotely (see --resubmit-unknown)",
             )
+            self._announce_unknown(start.takeover.interrupted)
         if start.resubmitted:
             self._notice("warning", f"resubmitting {start.resubmitted} unknown job(s) as asked")
         return start
+
+    def _announce_unknown(self, jobs: list[JobRecord]) -> None:
+        """The ledger turned these ``submitting`` jobs ``unknown`` as they were taken over."""
+        for job in jobs:
+            unknown = replace(job, state=JobState.UNKNOWN)
+            self._emit(self._event(job, unknown, message="interrupted while submitting"))
 
     def _adopt(self, jobs: list[JobRecord]) -> None:
         """Drive jobs already in flight (re-attached after a crash or taken over). Those the
@@ -744,6 +751,7 @@ class Runner:
                 f"{takeover.unknown} job(s) of a worker that is gone were caught submitting "
                 "and are now `unknown`: they may exist remotely",
             )
+            self._announce_unknown(takeover.interrupted)
         if takeover.attached:
             self._notice(
                 "info",

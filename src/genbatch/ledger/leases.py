@@ -141,9 +141,9 @@ def others_in_flight(conn: Connection, run_id: int, worker_id: str) -> int:
 
 def take_over(
     conn: Connection, run_id: int, worker_id: str, *, lease_seconds: float, starting: bool
-) -> tuple[list[Any], int]:
-    """``Ledger.take_over``: the rows re-attached to ``worker_id``, and how many jobs caught
-    ``submitting`` became ``unknown``."""
+) -> tuple[list[Any], list[Any]]:
+    """``Ledger.take_over``: the rows re-attached to ``worker_id``, and those of the jobs caught
+    ``submitting`` that became ``unknown`` (as they were)."""
     query = select(JOBS).where(JOBS.c.run_id == run_id, JOBS.c.state.in_(LEASED))
     expired = JOBS.c.lease_until <= lease_time(conn)
     if not starting:
@@ -152,16 +152,16 @@ def take_over(
         query = query.where(expired | JOBS.c.lease_until.is_(None))
     # Two workers looking at once each take different jobs; a renewing owner keeps its own.
     rows = conn.execute(query.order_by(JOBS.c.ordinal).with_for_update(skip_locked=True)).all()
-    interrupted = [r.id for r in rows if r.state == JobState.SUBMITTING]
+    interrupted = [r for r in rows if r.state == JobState.SUBMITTING]
     attached = [r for r in rows if r.state != JobState.SUBMITTING]
-    _mark_unknown(conn, interrupted)
+    _mark_unknown(conn, [r.id for r in interrupted])
     if attached:
         conn.execute(
             update(JOBS)
             .where(JOBS.c.id.in_([r.id for r in attached]))
             .values(worker=worker_id, lease_until=lease_time(conn, lease_seconds))
         )
-    return attached, len(interrupted)
+    return attached, interrupted
 
 
 def _mark_unknown(conn: Connection, job_ids: Sequence[int]) -> None:

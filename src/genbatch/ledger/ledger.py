@@ -502,13 +502,14 @@ class Ledger:
         ``exclusive()`` proves no other process drives any).
         """
         with self._transaction("take_over") as conn:
-            rows, unknown = leases.take_over(
+            rows, interrupted = leases.take_over(
                 conn, run_id, worker_id, lease_seconds=lease_seconds, starting=starting
             )
             attempts = _current_attempts(conn, [r.id for r in rows])
         with self._errors("take_over"):
             attached = [_job_record(r, attempt_id=attempts.get(r.id)) for r in rows]
-        return Takeover(attached=attached, unknown=unknown)
+            caught = [_job_record(r) for r in interrupted]
+        return Takeover(attached=attached, unknown=len(caught), interrupted=caught)
 
     def work_may_come(self, run_id: int, worker_id: str) -> bool:
         """Jobs are pending (back after a 429 or a failed generation, or not claimable yet under

@@ -178,6 +178,8 @@ class Takeover:
     """Jobs with a request id: re-attached (polled, fetched), never resubmitted."""
     unknown: int = 0
     """Jobs caught ``submitting``: their POST may have landed, so they became ``unknown``."""
+    interrupted: list[JobRecord] = field(default_factory=list)
+    """Those ``unknown`` jobs, as they were (``submitting``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
