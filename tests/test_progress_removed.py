@@ -53,9 +53,10 @@ def test_jobs_no_longer_in_the_manifest_count_apart_from_its_progress() -> None:
         track(removed(key, JobState.RUNNING, JobState.RUNNING))
     assert track.progress().removed_finishing == 3
 
-    for key in ("7", "8", "9"):
+    for key in ("7", "8"):
         track(removed(key, JobState.RUNNING, JobState.FETCHING))
         track(removed(key, JobState.FETCHING, JobState.DONE))
+    track(removed("9", JobState.RUNNING, JobState.PENDING))  # to retry: never claimed again
     progress = track.progress()
 
     assert (progress.total, progress.done, progress.in_flight) == (2, 0, 0)

@@ -153,8 +153,9 @@ class ProgressTracker:
 
     def _on_removed(self, event: JobEvent) -> None:
         """A job the manifest no longer has: counted apart, never in the manifest's counts
-        (which it was never part of)."""
-        if event.state in SETTLED_STATES:
+        (which it was never part of). Back to pending (a failed generation to retry), it is
+        not finishing: a run claims only the manifest's jobs."""
+        if event.state in SETTLED_STATES or event.state is JobState.PENDING:
             self._removed.discard(event.key)
         else:
             self._removed.add(event.key)
