@@ -7,15 +7,18 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import wraps
+from functools import cache, wraps
 from types import FrameType
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 
 from genbatch.errors import EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, GenbatchError
 from genbatch.launch import caused_by_interrupt
 from genbatch.streams import silence
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,6 +79,27 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise
 
     return wrapper
+
+
+def console(**options: Any) -> Console:
+    """A rich console for a command's output (``rich.console.Console(**options)``) that ends
+    the command like any other when its reader leaves (``genbatch status | head -1``): the
+    ``BrokenPipeError`` reaches ``one_line_errors`` (exit 141, one line), where rich's own
+    console would exit 1 in silence, the code that says "some jobs are not done"."""
+    return _console_class()(**options)
+
+
+@cache
+def _console_class() -> type[Console]:
+    """The console class, made on first use: rich loads only with the commands that draw."""
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more to write: the reader is gone
+            raise BrokenPipeError
+
+    return PipeConsole
 
 
 @contextmanager

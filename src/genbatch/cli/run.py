@@ -151,11 +151,15 @@ class RunRequest:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     budget: float | None = None
     reset_states: Sequence[JobState] = ()
+    given: frozenset[str] = frozenset()
+    """The options the user gave on the command line (their parameter names): the commands
+    this run suggests next repeat them, and only them."""
 
 
 @app.command(epilog=RUN_EPILOG)
 @one_line_errors
 def run(
+    ctx: typer.Context,
     manifest: Path = MANIFEST,
     ledger: str | None = LEDGER_OPTION,
     concurrency: int | None = CONCURRENCY,
@@ -190,6 +194,7 @@ def run(
             allow_insecure=allow_insecure,
             json_output=json_output,
             lease_seconds=lease_seconds,
+            given=given_options(ctx),
         )
     )
 
@@ -197,6 +202,7 @@ def run(
 @app.command(epilog="Example: genbatch resume sweep.yaml\n\n" + EXIT_CODES)
 @one_line_errors
 def resume(
+    ctx: typer.Context,
     manifest: Path = MANIFEST,
     ledger: str | None = LEDGER_OPTION,
     concurrency: int | None = CONCURRENCY,
@@ -204,9 +210,12 @@ def resume(
     api_base: str | None = API_BASE,
     simulate: bool = SIMULATE,
     resubmit_unknown: bool = RESUBMIT_UNKNOWN,
+    max_jobs: int | None = MAX_JOBS,
+    strict: bool = STRICT,
     poll_interval: float = POLL_INTERVAL,
     max_failures: str = MAX_FAILURES,
     budget: float | None = BUDGET,
+    allow_insecure: bool = ALLOW_INSECURE,
     json_output: bool = JSON_OUTPUT,
     lease_seconds: float = LEASE_SECONDS,
 ) -> None:
@@ -221,11 +230,15 @@ def resume(
             api_base=api_base,
             simulate=simulate,
             resubmit_unknown=resubmit_unknown,
+            max_jobs=max_jobs,
+            strict=strict,
             poll_interval=poll_interval,
             max_failures=max_failures,
             budget=budget,
+            allow_insecure=allow_insecure,
             json_output=json_output,
             lease_seconds=lease_seconds,
+            given=given_options(ctx),
         )
     )
 
@@ -233,6 +246,7 @@ def resume(
 @app.command(epilog="Example: genbatch retry sweep.yaml --failed --expired\n\n" + EXIT_CODES)
 @one_line_errors
 def retry(
+    ctx: typer.Context,
     manifest: Path = MANIFEST,
     ledger: str | None = LEDGER_OPTION,
     failed: bool = typer.Option(False, "--failed", help="Retry failed jobs."),
@@ -247,9 +261,12 @@ def retry(
     capacity: int | None = CAPACITY,
     api_base: str | None = API_BASE,
     simulate: bool = SIMULATE,
+    max_jobs: int | None = MAX_JOBS,
+    strict: bool = STRICT,
     poll_interval: float = POLL_INTERVAL,
     max_failures: str = MAX_FAILURES,
     budget: float | None = BUDGET,
+    allow_insecure: bool = ALLOW_INSECURE,
     json_output: bool = JSON_OUTPUT,
     lease_seconds: float = LEASE_SECONDS,
 ) -> None:
@@ -273,12 +290,16 @@ def retry(
             capacity=capacity,
             api_base=api_base,
             simulate=simulate,
+            max_jobs=max_jobs,
+            strict=strict,
             poll_interval=poll_interval,
             max_failures=max_failures,
             budget=budget,
+            allow_insecure=allow_insecure,
             json_output=json_output,
             lease_seconds=lease_seconds,
             reset_states=states or [JobState.FAILED],
+            given=given_options(ctx),
         )
     )
 
@@ -342,7 +363,7 @@ def execute_request(request: RunRequest) -> None:
         code = batch.exit_code_for(summary)
         next_command = _next_command(summary, request)
         spend = store.spend(prepared.run.id)
-        _print_summary(summary, prepared, spend, request.simulate, next_command)
+        _print_summary(summary, prepared, spend, request, next_command)
         if isinstance(summary.stop_error, AuthError):
             print(
                 f"genbatch: the refused token came from {session.connection.token_source}",
@@ -458,14 +479,93 @@ def _print_plan_line(started: RunStarted, prepared: batch.Prepared, request: Run
         )
 
 
+CARRIED_OPTIONS = (
+    ("ledger", "--ledger"),
+    ("simulate", "--simulate"),
+    ("api_base", "--api-base"),
+    ("allow_insecure", "--allow-insecure"),
+    ("concurrency", "--concurrency"),
+    ("capacity", "--capacity"),
+    ("budget", "--budget"),
+    ("max_failures", "--max-failures"),
+    ("poll_interval", "--poll-interval"),
+    ("lease_seconds", "--lease-seconds"),
+    ("max_jobs", "--max-jobs"),
+    ("strict", "--strict"),
+    ("json_output", "--json"),
+)
+"""The options a suggested command repeats when the user gave them, in this order.
+
+Left out on purpose: ``--resubmit-unknown`` (it pays again for jobs whose first submit may have
+been received: a suggested command asks for it only when unknown jobs are what is left), and
+``retry``'s ``--failed``, ``--unknown``, ``--expired``, ``--cancelled`` (the suggested command
+names the states left to run)."""
+
+
+def given_options(ctx: typer.Context) -> frozenset[str]:
+    """The parameters of the command that were given on its command line (not defaults, not
+    the environment: a resume reads the same environment)."""
+    # By name: typer ships its own copy of click, whose ParameterSource is another class.
+    return frozenset(
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+    )
+
+
 def _command(request: RunRequest, command: str, *flags: str) -> str:
-    """The exact command line that does ``command`` for this manifest (and its ledger)."""
+    """The exact command line that does ``command`` for this manifest, with the options the
+    user gave (``flags`` replace the same options given; a ledger password is left out)."""
     words = ["genbatch", command, str(request.manifest), *flags]
-    if request.ledger:
-        words += ["--ledger", request.ledger]
-    if request.simulate:
-        words.append("--simulate")
+    for name, flag in CARRIED_OPTIONS:
+        value = getattr(request, name)
+        if name not in request.given or flag in flags or value in (None, False):
+            continue
+        words += [flag] if value is True else [flag, _option_text(name, value)]
     return shlex.join(words)
+
+
+def _option_text(name: str, value: object) -> str:
+    """An option's value as typed: ``100`` for 100.0, a ledger URL without its password."""
+    if name == "ledger":
+        return ledger_without_password(str(value))
+    if isinstance(value, float):
+        return repr(value).removesuffix(".0")
+    return str(value)
+
+
+def ledger_without_password(ledger: str) -> str:
+    """``--ledger``'s text, a PostgreSQL URL's password left out (libpq then reads it from
+    ``PGPASSWORD`` or ``~/.pgpass``); the text as given when it has none."""
+    if not ledger.startswith(("postgresql:", "postgres:", "postgresql+")):
+        return ledger
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(ledger)
+    except ArgumentError:
+        return ledger  # the run refused it before any command was suggested
+    if url.password is None and "password" not in url.query:
+        return ledger
+    kept = URL.create(  # not url.set(password=None): set() takes None for "unchanged"
+        url.drivername,
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query={k: v for k, v in url.query.items() if k != "password"},
+    )
+    return kept.render_as_string(hide_password=False)
+
+
+def _password_left_out(request: RunRequest) -> bool:
+    """True when the suggested commands leave out the password of the ``--ledger`` given."""
+    return (
+        "ledger" in request.given
+        and request.ledger is not None
+        and (ledger_without_password(request.ledger) != request.ledger)
+    )
 
 
 def _next_command(summary: RunSummary, request: RunRequest) -> str | None:
@@ -497,7 +597,7 @@ def _print_summary(
     summary: RunSummary,
     prepared: batch.Prepared,
     spend: dict[JobState, float],
-    simulate: bool,
+    request: RunRequest,
     next_command: str | None,
 ) -> None:
     counts = ", ".join(f"{n} {s.value}" for s, n in summary.counts.items() if n)
@@ -518,14 +618,22 @@ def _print_summary(
         print(
             f"genbatch: estimated spend ${spent:,.2f} (done ${spend[JobState.DONE]:,.2f}); "
             f"left to run ${spend[JobState.PENDING]:,.2f}"
-            + (" at RunComfy's prices; simulated, nothing was paid" if simulate else ""),
+            + (" at RunComfy's prices; simulated, nothing was paid" if request.simulate else ""),
             file=sys.stderr,
         )
     folders = prepared.ledger.output_dirs(prepared.run.id) if summary.all_done else []
     if folders:
         print(f"genbatch: outputs in {_output_folders(folders)}", file=sys.stderr)
     if next_command:
+        if _password_left_out(request):
+            print(PASSWORD_LEFT_OUT, file=sys.stderr)
         print(f"genbatch: next: {next_command}", file=sys.stderr)
+
+
+PASSWORD_LEFT_OUT = (
+    "genbatch: note: the next command leaves out the ledger's password: give it with "
+    "PGPASSWORD or ~/.pgpass, or put the whole URL in GENBATCH_LEDGER and leave out --ledger"
+)
 
 
 def _output_folders(folders: Sequence[str]) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, console, one_line_errors
 from genbatch.cli.selection import reading_ledger
 from genbatch.export import iso
 from genbatch.states import JobState
@@ -49,7 +49,6 @@ def _as_json(run: RunInfo, counts: dict[JobState, int]) -> dict[str, object]:
 
 
 def _print_table(found: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -71,7 +70,7 @@ def _print_table(found: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
             _when(run.updated_at),
             Text(run.stop_reason or ""),
         )
-    Console().print(table)
+    console().print(table)
 
 
 def _when(moment: datetime) -> str:

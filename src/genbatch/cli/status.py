@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
+from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, console, one_line_errors
 from genbatch.cli.selection import reading_ledger, runs_for
 from genbatch.states import JobState
 
@@ -42,18 +42,16 @@ def status(
         report["workers"] = [_worker_json(run, worker) for run, worker in workers]
         print(json.dumps(report))
         return
-    from rich.console import Console  # the table's, not --json's
-
     _print_table(per_run)
     for run, _ in per_run:
         if reused[run.id]:
-            Console().print(
+            console().print(
                 f"{run.name}: {reused[run.id]} done job(s) reused the files of the same jobs in "
                 "other runs (nothing was submitted for them)",
                 highlight=False,
             )
         if run.id in rated:
-            Console().print(f"{run.name}: review: {_review_line(rated[run.id])}", highlight=False)
+            console().print(f"{run.name}: review: {_review_line(rated[run.id])}", highlight=False)
     shown = workers if all_workers else _recent(workers)
     _print_workers(shown)
     if len(shown) < len(workers):
@@ -107,11 +105,10 @@ def _as_json(
 def _print_table(per_run: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
     """Runs by jobs per state: only the states some run has jobs in, so that it fits 80
     columns; a long name wraps, it is never cut."""
-    from rich.console import Console
     from rich.table import Table
 
     states = [s for s in JobState if any(counts[s] for _, counts in per_run)]
-    table = Table(title="genbatch runs", show_lines=False)
+    table = Table(title="jobs per state", show_lines=False)
     table.add_column("run", overflow="fold")
     for state in states:
         table.add_column(state.value, justify="right", no_wrap=True, min_width=len(state.value))
@@ -119,10 +116,10 @@ def _print_table(per_run: list[tuple[RunInfo, dict[JobState, int]]]) -> None:
     for run, counts in per_run:
         cells = [str(counts[s]) if counts[s] else "·" for s in states]
         table.add_row(run.name, *cells, str(sum(counts.values())))
-    Console().print(table)
+    console().print(table)
     for run, _ in per_run:
         if run.stop_reason:
-            Console().print(f"{run.name}: last stopped because: {run.stop_reason}", highlight=False)
+            console().print(f"{run.name}: last stopped because: {run.stop_reason}", highlight=False)
 
 
 RECENT_WORKER_SECONDS = 600.0
@@ -150,7 +147,6 @@ def _worker_json(run: RunInfo, worker: WorkerInfo) -> dict[str, object]:
 
 
 def _print_workers(workers: list[tuple[RunInfo, WorkerInfo]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     if not workers:
@@ -176,7 +172,7 @@ def _print_workers(workers: list[tuple[RunInfo, WorkerInfo]]) -> None:
             f"{_ago(silent)} ago",
         ]
         table.add_row(*([run.name] if several_runs else []), *cells)
-    Console().print(table)
+    console().print(table)
 
 
 def _recent(workers: list[tuple[RunInfo, WorkerInfo]]) -> list[tuple[RunInfo, WorkerInfo]]:
