@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,16 @@ from sqlalchemy.engine import make_url
 from conftest import MakeSimulator
 from genbatch.simulator import Simulator
 
-from support import cli_env, genbatch, kling_manifest
+from support import (
+    cli_env,
+    genbatch,
+    kill,
+    kling_manifest,
+    run_args,
+    start_genbatch,
+    status,
+    wait_until,
+)
 
 DEAD_API = "http://127.0.0.1:9"
 """Nothing listens there: a command that forgot ``--api-base`` fails against it."""
@@ -179,3 +190,27 @@ def test_the_status_table_is_titled_by_what_it_shows(tmp_path: Path, simulator: 
 
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip().splitlines()[0].strip() == "jobs per state"
+
+
+def test_jobs_cancelled_by_genbatch_cancel_are_no_warning_in_the_run_they_leave(
+    tmp_path: Path, make_simulator: MakeSimulator
+) -> None:
+    # Capacity 1 and long generations: one job runs, two wait in the remote queue.
+    sim = make_simulator(time_scale=0.1, capacity=1, seed=25)
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 6)
+    runner = start_genbatch(run_args(manifest, "-c", "3"), env=env, cwd=tmp_path)
+    wait_until(
+        lambda: sum(status(env, tmp_path)["counts"][s] for s in ("queued", "running")) == 3,
+        what="three submits recorded as accepted",
+    )
+
+    assert genbatch(["cancel", str(manifest)], env=env, cwd=tmp_path).returncode == 0
+    polls = sim.stats.calls["result"]
+    # The run polls its jobs and finds two of them cancelled in the ledger already.
+    wait_until(lambda: sim.stats.calls["result"] >= polls + 12, what="the run to poll")
+    _, _, stderr = kill(runner, signal.SIGINT)
+
+    assert "lets go of it" not in stderr
+    assert "cannot" not in stderr
+    assert len(re.findall(r"\bcancelled +#\d", stderr)) == 2, stderr

@@ -155,7 +155,8 @@ class TransitionRefused(GenbatchError):
         """The job's state now (None: the job is gone)."""
         self.holder = holder
         super().__init__(
-            f"job {job_key}: cannot {move.lower()}: it is now {found or 'gone'}"
+            f"job {job_key}: not moved ({move.lower().replace('_', ' ')}): another process "
+            f"moved it first, it is now {found or 'gone'}"
             + (f", held by {holder}" if holder else "")
         )
 

@@ -380,7 +380,7 @@ class Runner:
                         self._slots.release()
                     await self._fetch(job)
         except TransitionRefused as exc:
-            self._notice("warning", f"#{job.ordinal} {exc}: this worker lets go of it")
+            self._let_go(job, exc)
         except LedgerError as exc:  # a full disk, a lost database: nothing more can be recorded
             self._stop(exc, cancel_all=True)
         except Exception as exc:  # one job's bug must not stop the others
@@ -835,6 +835,19 @@ class Runner:
         if moved.state != job.state:
             self._emit(self._event(job, moved, message=message or error))
         return moved
+
+    def _let_go(self, job: JobRecord, refused: TransitionRefused) -> None:
+        """Stop driving a job another process moved first. Found cancelled, it is what
+        `genbatch cancel` does (or another worker that saw the cancellation): announced as the
+        job's move, not a warning."""
+        if refused.found is not JobState.CANCELLED:
+            self._notice("warning", f"#{job.ordinal} {refused}: this worker lets go of it")
+            return
+        cancelled = replace(job, state=JobState.CANCELLED)
+        if job.in_manifest and (job.state in BUDGET_STATES) != (cancelled.state in BUDGET_STATES):
+            self._spent -= job.cost_usd or 0.0
+        message = "recorded by `genbatch cancel` or another worker"
+        self._emit(self._event(job, cancelled, message=message))
 
     def _event(self, job: JobRecord, moved: JobRecord, *, message: str | None = None) -> JobEvent:
         """``job`` moved to ``moved``'s state, the run's spend as it is now."""
