@@ -210,5 +210,7 @@ def test_a_budget_stop_exits_5_and_says_the_exact_command_to_go_on(
     assert stopped.returncode == 5, stopped.stderr
     finished = json.loads(stopped.stdout.splitlines()[-1])
     assert finished["event"] == "run_finished" and finished["exit_code"] == 5
-    assert finished["next"] == f"genbatch run {manifest} --budget USD"
-    assert f"genbatch: next: genbatch run {manifest} --budget USD" in stopped.stderr
+    # The options given are repeated (run_args gives --poll-interval), the budget asked anew.
+    command = f"genbatch run {manifest} --budget USD --poll-interval 0.01 --json"
+    assert finished["next"] == command
+    assert f"genbatch: next: {command}" in stopped.stderr
