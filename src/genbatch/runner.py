@@ -52,6 +52,7 @@ from genbatch.errors import (
     OutputError,
     RateLimited,
     RequestGone,
+    RunStopped,
     StopRequested,
     TransitionRefused,
     TransportError,
@@ -709,7 +710,9 @@ class Runner:
     def _stop(self, exc: Exception, *, cancel_all: bool) -> None:
         if self._stop_error is None:
             self._stop_error = exc
-            self._notice("error", f"stopping the run: {exc}")
+            # A cancel or the budget is a stop asked for, not a failure.
+            level: NoticeLevel = "warning" if isinstance(exc, RunStopped) else "error"
+            self._notice(level, f"stopping the run: {exc}")
         elif isinstance(exc, LedgerError) and exc is not self._stop_error:
             # Already stopping (a budget, a cancel...): a ledger failing meanwhile still matters.
             self._notice("error", f"while stopping: {exc}")
