@@ -914,6 +914,24 @@ def test_a_worker_frozen_inside_a_transaction_holds_the_others_up_for_seconds_on
     other.close()
 
 
+def _losing_commit_answers(ledger: Ledger, postgres_url: str) -> threading.Event:
+    """Set the event: the ledger's next commit is written, then its connection is lost before
+    the answer comes back (the event is cleared then)."""
+    dialect = ledger.engine.dialect
+    commit = dialect.do_commit
+    lose_the_answer = threading.Event()
+
+    def commit_then_lose_the_connection(dbapi_connection: Any) -> None:
+        commit(dbapi_connection)
+        if lose_the_answer.is_set():
+            lose_the_answer.clear()
+            _end_session(postgres_url, dbapi_connection.driver_connection)
+            dbapi_connection.driver_connection.execute("SELECT 1")  # sees it closed
+
+    dialect.do_commit = commit_then_lose_the_connection  # type: ignore[method-assign]
+    return lose_the_answer
+
+
 def _end_session(postgres_url: str, driver_connection: Any) -> None:
     """End a session of the test PostgreSQL as an administrator (or a restart) would."""
     import psycopg
@@ -965,18 +983,7 @@ def test_a_commit_whose_answer_was_lost_is_never_run_again(postgres_url: str) ->
     # again, the claim would hold a second job and leave the first one held by nobody's task.
     ledger = Ledger.open(resolve_location(postgres_url))
     run_id = new_run(ledger, 4)
-    dialect = ledger.engine.dialect
-    commit = dialect.do_commit
-    lose_the_answer = threading.Event()
-
-    def commit_then_lose_the_connection(dbapi_connection: Any) -> None:
-        commit(dbapi_connection)
-        if lose_the_answer.is_set():
-            lose_the_answer.clear()
-            _end_session(postgres_url, dbapi_connection.driver_connection)
-            dbapi_connection.driver_connection.execute("SELECT 1")  # sees it closed
-
-    dialect.do_commit = commit_then_lose_the_connection  # type: ignore[method-assign]
+    lose_the_answer = _losing_commit_answers(ledger, postgres_url)
     store = AsyncLedger(ledger)
     claim_one = functools.partial(
         store.claim_jobs, run_id, 1, worker="w1", lease_seconds=LEASE, run_limit=2
@@ -1007,18 +1014,7 @@ def test_a_call_done_twice_as_once_is_run_again_when_its_commit_is_in_doubt(
     run_id = new_run(ledger, 2)
     _start(ledger, run_id, "w1")
     assert claim(ledger, run_id, "w1") is not None
-    dialect = ledger.engine.dialect
-    commit = dialect.do_commit
-    lose_the_answer = threading.Event()
-
-    def commit_then_lose_the_connection(dbapi_connection: Any) -> None:
-        commit(dbapi_connection)
-        if lose_the_answer.is_set():
-            lose_the_answer.clear()
-            _end_session(postgres_url, dbapi_connection.driver_connection)
-            dbapi_connection.driver_connection.execute("SELECT 1")  # sees it closed
-
-    dialect.do_commit = commit_then_lose_the_connection  # type: ignore[method-assign]
+    lose_the_answer = _losing_commit_answers(ledger, postgres_url)
     store = AsyncLedger(ledger)
 
     lose_the_answer.set()
