@@ -289,3 +289,65 @@ def test_expired_jobs_count_against_the_budget(tmp_path: Path) -> None:
         assert (counts["expired"], counts["pending"]) == (2, 2)
         assert sim.stats.submissions == 2
         assert f"estimated spend ${2 * cost:,.2f}" in stopped.stderr
+
+
+def test_a_job_whose_polls_keep_getting_pages_is_left_for_the_next_run_not_polled_forever(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run's own patience is off: only the job's own patience (GATEWAY_PATIENCE) ends it.
+    import genbatch
+    from genbatch.backoff import Backoff
+    from genbatch.failures import FailureLimit
+    from genbatch.runner import GATEWAY_PATIENCE, RunOptions
+
+    monkeypatch.setenv("RUNCOMFY_TOKEN", sim.token)
+    manifest = kling_manifest(tmp_path, 1)
+    ledger = str(tmp_path / "ledger.db")
+    sim.inject(route="result", fault="not_found_page", count=1000)
+    options = RunOptions(
+        handle_signals=False,
+        backoff=Backoff(base=0.001, cap=0.001),
+        max_failures=FailureLimit.parse("off"),
+    )
+
+    left = genbatch.run_manifest(manifest, ledger=ledger, api_base=sim.base_url, options=options)
+
+    assert not left.all_done and left.stop_error is None
+    assert sim.stats.faults["not_found_page"] >= GATEWAY_PATIENCE
+    env = cli_env(sim, tmp_path / "ledger.db")
+    assert in_flight(status(env, tmp_path)["counts"]) == 1  # its request id kept
+    sim.clear_faults()
+    resumed = genbatch.run_manifest(manifest, ledger=ledger, api_base=sim.base_url, options=options)
+    assert resumed.all_done
+    assert (sim.stats.submissions, sim.stats.duplicate_submissions) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, {"error_code": 500002, "error_message": "busy"}),  # a code the contract lacks
+        (200, {"error_code": 400001, "error_message": "model not found"}),  # not a poll's
+        (400, {"error_code": 400003, "error_message": "?"}),
+    ],
+)
+def test_a_poll_answered_with_a_code_the_contract_does_not_give_it_is_asked_again(
+    status: int, body: dict[str, object]
+) -> None:
+    # Only the API's own words end a paid job (a result's failed status, 404001, 403001).
+    import anyio
+
+    from genbatch.client import RunComfyClient
+    from genbatch.errors import Disposition, GatewayError
+
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body)
+
+    async def poll() -> None:
+        async with RunComfyClient(
+            base_url="https://model-api.runcomfy.net", token="t", transport=httpx.MockTransport(api)
+        ) as client:
+            await client.result("req-1")
+
+    with pytest.raises(GatewayError) as raised:
+        anyio.run(poll)
+    assert raised.value.on_poll is Disposition.RETRY_LATER

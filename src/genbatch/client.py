@@ -662,7 +662,9 @@ def _api_error(
     message = _message_of(response, body, secrets)
     if status == 429:
         return RateLimited(message, retry_after=_retry_after(response), **fields)
-    cls = _ERRORS_BY_CODE.get(code or 0) or _error_class_for_status(status, request_id)
+    cls = _ERRORS_BY_CODE.get(code or 0)
+    if cls is None or (cls is ModelNotFound and request_id is not None):
+        cls = _error_class_for_status(status, request_id)
     if cls is InputRejected:
         message = _describe_validation(detail) or message
     elif cls is RequestForbidden and request_id is not None:
@@ -682,10 +684,11 @@ def _error_class_for_status(status: int, request_id: str | None) -> type[ApiErro
     """The error of an answer without an error code the contract lists."""
     if status == 401:
         return AuthError
-    if request_id is not None and 400 <= status < 500:
+    if request_id is not None and status < 500:
         # About a request we hold: only the API's own codes (403001, 404001) say it belongs
-        # to another account or is gone. A 4xx without one (a gateway's page, a router's
-        # 404000, no body) says nothing of the request, and must not end a paid job.
+        # to another account or is gone. Any other answer (a gateway's page, a router's
+        # 404000, no body, a 200 with a code the contract does not list) says nothing of the
+        # request, and must not end a paid job.
         return GatewayError
     if status == 404:
         return RequestGone

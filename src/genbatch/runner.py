@@ -127,6 +127,11 @@ class RunOptions:
     (they may free run-wide capacity, hand jobs back to pending, or die)."""
 
 
+GATEWAY_PATIENCE = 10
+"""Polls of one job in a row answered by something that is not the API (``GatewayError``)
+before that job is left for the next run (with the backoff between them, about 4 minutes)."""
+
+
 @dataclass(kw_only=True)
 class RunSummary:
     """How a run ended."""
@@ -516,7 +521,7 @@ class Runner:
         accepted = clock.now()
         seen_queued = False
         delay = 0.0 if poll_now else await self._first_poll_delay(job.model_id)
-        failures = 0
+        failures = strange = 0
         while job.state in FOLLOWED_STATES:
             await clock.sleep(delay)
             await self._gate.wait()
@@ -525,6 +530,9 @@ class Runner:
                 result = await self._client.result(job.request_id)
             except ApiError as exc:
                 failures += 1
+                strange = strange + 1 if isinstance(exc, GatewayError) else 0
+                if strange >= GATEWAY_PATIENCE:
+                    return await self._leave_after_strange_answers(job, exc, strange)
                 job = await self._poll_failed(job, exc)
                 # The gate already holds rate-limited calls back.
                 delay = (
@@ -559,6 +567,21 @@ class Runner:
                 read.set()
         await read.wait()
         return self._options.poll.first_delay(self._history, model_id)
+
+    async def _leave_after_strange_answers(
+        self, job: JobRecord, exc: ApiError, count: int
+    ) -> JobRecord:
+        """Stop following a job whose polls keep getting answers that are not the API's own
+        while other jobs' polls may succeed (a request the API forgot without saying so in its
+        words, a route a gateway sends elsewhere): it stays as it is, request id kept, for the
+        next run; this one does not poll it forever."""
+        message = (
+            f"polling: {count} answers in a row that are not the API's own (latest: {exc}); "
+            "left as it is, request id kept: the next run polls it again"
+        )
+        await self._give_up_for_now(job, message)
+        self._notice("warning", f"#{job.ordinal} {job.key}: {message}")
+        return job
 
     async def _poll_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
         """The job after a failed poll: unchanged when the poll is to be repeated."""

@@ -519,7 +519,8 @@ def _command(request: RunRequest, command: str, *flags: str) -> str:
     words = ["genbatch", command, str(request.manifest), *flags]
     for name, flag in CARRIED_OPTIONS:
         value = getattr(request, name)
-        if name not in request.given or flag in flags or value in (None, False):
+        # `is`, not `in (None, False)`: a budget of 0 equals False, and must be repeated.
+        if name not in request.given or flag in flags or value is None or value is False:
             continue
         words += [flag] if value is True else [flag, _option_text(name, value)]
     return shlex.join(words)
