@@ -351,3 +351,37 @@ def test_a_poll_answered_with_a_code_the_contract_does_not_give_it_is_asked_agai
     with pytest.raises(GatewayError) as raised:
         anyio.run(poll)
     assert raised.value.on_poll is Disposition.RETRY_LATER
+
+
+def test_one_request_of_another_account_among_the_runs_own_is_left_and_the_run_goes_on(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The token has seen the run's first request: a 403001 for the second says that one alone
+    # is another account's. Stopping every run at it would leave it in the way for good.
+    import genbatch
+    from genbatch.events import Event, JobEvent
+    from genbatch.runner import RunOptions
+
+    monkeypatch.setenv("RUNCOMFY_TOKEN", sim.token)
+    manifest = kling_manifest(tmp_path, 2)
+    ledger = str(tmp_path / "ledger.db")
+
+    def after_the_first_is_done(event: Event) -> None:
+        if isinstance(event, JobEvent) and event.state is JobState.DONE:
+            sim.inject(route="result", fault="other_account", count=1)
+
+    options = RunOptions(handle_signals=False)
+    left = genbatch.run_manifest(
+        manifest,
+        ledger=ledger,
+        api_base=sim.base_url,
+        concurrency=1,
+        options=options,
+        events=after_the_first_is_done,
+    )
+
+    assert left.stop_error is None and not left.all_done
+    assert left.counts[JobState.DONE] == 1 and sim.stats.faults["other_account"] == 1
+    resumed = genbatch.run_manifest(manifest, ledger=ledger, api_base=sim.base_url, options=options)
+    assert resumed.all_done
+    assert (sim.stats.submissions, sim.stats.duplicate_submissions) == (2, 0)

@@ -51,6 +51,7 @@ from genbatch.errors import (
     OutputClosed,
     OutputError,
     RateLimited,
+    RequestForbidden,
     RequestGone,
     RunStopped,
     StopRequested,
@@ -194,6 +195,8 @@ class Runner:
         self._consecutive_unknown = 0
         self._unreachable = 0
         """API calls in a row that got no answer at all (see ``_on_unreachable``)."""
+        self._polled_ours = False
+        """A poll of this process got a request's status: the token sees the run's requests."""
         self._failures = FailureWatch(options.max_failures)
         self._spent = 0.0
         self._worker = WorkerIdentity.of_this_process()
@@ -532,7 +535,16 @@ class Runner:
                 failures += 1
                 strange = strange + 1 if isinstance(exc, GatewayError) else 0
                 if strange >= GATEWAY_PATIENCE:
-                    return await self._leave_after_strange_answers(job, exc, strange)
+                    return await self._leave(
+                        job,
+                        f"polling: {strange} answers in a row that are not the API's own "
+                        f"(latest: {exc})",
+                    )
+                if isinstance(exc, RequestForbidden) and self._polled_ours:
+                    # The token sees this run's other requests: this one alone is another
+                    # account's (submitted under an earlier token). Stopping every run at it
+                    # would leave it in the way for good.
+                    return await self._leave(job, f"polling: {exc}")
                 job = await self._poll_failed(job, exc)
                 # The gate already holds rate-limited calls back.
                 delay = (
@@ -541,6 +553,7 @@ class Runner:
                 continue
             failures = 0
             self._unreachable = 0
+            self._polled_ours = True
             # A queued job's gaps grow from acceptance like any other's (its wait costs few
             # calls); its time is partly the queue's, so it is not taken as the model's.
             seen_queued = seen_queued or result.status == RemoteStatus.IN_QUEUE
@@ -568,17 +581,12 @@ class Runner:
         await read.wait()
         return self._options.poll.first_delay(self._history, model_id)
 
-    async def _leave_after_strange_answers(
-        self, job: JobRecord, exc: ApiError, count: int
-    ) -> JobRecord:
-        """Stop following a job whose polls keep getting answers that are not the API's own
-        while other jobs' polls may succeed (a request the API forgot without saying so in its
-        words, a route a gateway sends elsewhere): it stays as it is, request id kept, for the
-        next run; this one does not poll it forever."""
-        message = (
-            f"polling: {count} answers in a row that are not the API's own (latest: {exc}); "
-            "left as it is, request id kept: the next run polls it again"
-        )
+    async def _leave(self, job: JobRecord, why: str) -> JobRecord:
+        """Stop following a job whose polls keep getting answers that end nothing while other
+        jobs' polls succeed (a request the API forgot without saying so in its words, one of
+        another account): it stays as it is, request id kept, for the next run, which polls it
+        again; this one neither polls it forever nor stops for it."""
+        message = f"{why}; left as it is, request id kept: the next run polls it again"
         await self._give_up_for_now(job, message)
         self._notice("warning", f"#{job.ordinal} {job.key}: {message}")
         return job
