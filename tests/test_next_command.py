@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import make_url
 
 from conftest import MakeSimulator
@@ -116,11 +117,18 @@ def test_the_next_command_names_only_what_was_given(tmp_path: Path, simulator: S
     assert _next_line(done.stderr) == "genbatch run sweep.yaml --budget USD"
 
 
+@pytest.mark.parametrize("where", ["before @", "in the query"])
 def test_a_ledger_password_is_never_printed(
-    tmp_path: Path, make_simulator: MakeSimulator, postgres_url: str
+    tmp_path: Path, make_simulator: MakeSimulator, postgres_url: str, where: str
 ) -> None:
     secret = "PgPw1234secret"
-    url = make_url(postgres_url).set(password=secret).render_as_string(hide_password=False)
+    given = make_url(postgres_url)
+    given = (
+        given.set(password=secret)
+        if where == "before @"
+        else given.update_query_dict({"password": secret})
+    )
+    url = given.render_as_string(hide_password=False)
     sim = make_simulator(fail_rate=1.0)
     env = cli_env(sim, tmp_path / "unused.db")
     kling_manifest(tmp_path, 2)

@@ -116,9 +116,11 @@ def _postgres_location(text: str, *, may_create: bool) -> LedgerLocation:
     except ArgumentError as exc:
         raise UsageError(f"--ledger: not a valid PostgreSQL URL: {exc}") from None
     url = url.set(drivername="postgresql+psycopg")
+    # A password may also come as ?password=...: hide_password masks only the one before @.
+    shown = url.difference_update_query(["password"])
     return LedgerLocation(
         url=url.render_as_string(hide_password=False),
-        display=url.render_as_string(hide_password=True),
+        display=shown.render_as_string(hide_password=True),
         may_create=may_create,
     )
 
