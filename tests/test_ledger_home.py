@@ -228,7 +228,12 @@ def test_two_manifests_of_one_name_under_one_ledger_are_not_taken_for_one_run(
 
     line = one_line_error(refused, 2)
     assert f"belongs to {first / 'sweep.yaml'}" in line and "name:" in line
+    # Nor do the commands that read or cancel a manifest's run take the other's for its own.
+    for command in ("status", "export", "cancel"):
+        other = genbatch([command, str(second / "sweep.yaml")], env=env, cwd=tmp_path)
+        assert f"belongs to {first / 'sweep.yaml'}" in one_line_error(other, 2)
     assert sim.stats.submissions == 2
+    assert sim.stats.cancellations == 0
     # Named apart, it is a run of its own; and a manifest moved away is the same run, moved.
     text = (second / "sweep.yaml").read_text()
     (second / "sweep.yaml").write_text("name: sweep-b\n" + text)

@@ -42,25 +42,32 @@ def check_run_folders(ledger: Ledger, run: RunInfo, manifest: Manifest) -> None:
 
 
 def check_run_owner(ledger: Ledger, manifest: Manifest) -> None:
-    """Refuse to sync ``manifest`` into a run another manifest file still drives.
+    """Refuse to sync ``manifest`` into a run another manifest file still drives
+    (``refuse_other_owner``)."""
+    run = ledger.find_run(manifest.name)
+    if run is not None:
+        refuse_other_owner(run, manifest.path)
+
+
+def refuse_other_owner(run: RunInfo, manifest: Path) -> None:
+    """``UsageError`` when ``run`` is the run of another manifest file that still exists.
 
     A run is named by the manifest's ``name:``, else its file's stem: two ``sweep.yaml`` in
     folders under one ``.genbatch/`` would be one run, each sync retiring the other's jobs, and
     `cancel`, `status` or `export` of one would act on both. The run's recorded manifest gone
-    (moved, renamed) or holding the same bytes (a copy of the project), this one takes it over.
+    (moved, renamed) or holding the same bytes (a copy of the project), this one is its own.
     """
-    run = ledger.find_run(manifest.name)
-    if run is None or Path(run.manifest_path) == manifest.path:
-        return
     other = Path(run.manifest_path)
+    if other == manifest:
+        return
     try:
-        if other.samefile(manifest.path) or other.read_bytes() == manifest.path.read_bytes():
+        if other.samefile(manifest) or other.read_bytes() == manifest.read_bytes():
             return
     except OSError:
         return  # gone from there: this is where the manifest is now
     raise UsageError(
         f"the run '{run.name}' of this ledger belongs to {other}, another manifest that still "
-        f"exists: give {manifest.path.name} a `name:` of its own (or run {other.name} there)"
+        f"exists: give {manifest.name} a `name:` of its own (or run {other.name} there)"
     )
 
 

@@ -8,7 +8,7 @@ import typer
 
 from genbatch.cli import app
 from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
-from genbatch.errors import EXIT_JOBS_NOT_DONE, UsageError
+from genbatch.errors import EXIT_JOBS_NOT_DONE
 
 
 @app.command(
@@ -33,16 +33,15 @@ def cancel(
 
     from genbatch import batch
     from genbatch.cancel import cancel_run
+    from genbatch.cli.selection import run_of_manifest
     from genbatch.client import RunComfyClient
     from genbatch.ledger import open_ledger_for
     from genbatch.manifest import load_manifest
 
-    name = load_manifest(manifest).name
+    load_manifest(manifest)  # a manifest with an error says so, before anything is asked
     connection = batch.resolve_connection(api_base)
     with open_ledger_for(ledger, manifest=manifest) as store:
-        run = store.find_run(name)
-        if run is None:
-            raise UsageError(f"the ledger has no run '{name}'")
+        run = run_of_manifest(store, Path(manifest))
 
         async def go() -> None:
             async with RunComfyClient(

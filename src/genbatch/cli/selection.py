@@ -38,6 +38,9 @@ def run_of_manifest(store: Ledger, manifest: Path) -> RunInfo:
     run = store.find_run(name)
     if run is None:
         raise UsageError(f"the ledger has no run '{name}' yet: `genbatch run {manifest}` starts it")
+    from genbatch.preflight import refuse_other_owner
+
+    refuse_other_owner(run, manifest.resolve())  # not another manifest's run of the same name
     return run
 
 
