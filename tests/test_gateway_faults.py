@@ -137,16 +137,17 @@ def test_a_request_of_another_account_stops_the_run_with_exit_3_and_keeps_every_
 # -- output files -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("fault", ["not_found_page", "forbidden_page"])
 def test_a_file_its_host_misses_once_is_downloaded_again_and_kept_intact(
-    tmp_path: Path, sim: Simulator
+    tmp_path: Path, sim: Simulator, fault: str
 ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
-    sim.inject(route="file", fault="not_found_page")
+    sim.inject(route="file", fault=fault)
 
     done = genbatch(run_args(kling_manifest(tmp_path, 1)), env=env, cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
-    assert sim.stats.faults["not_found_page"] == 1
+    assert sim.stats.faults[fault] == 1
     assert status(env, tmp_path)["counts"]["done"] == 1
     assert sim.stats.submissions == 1
     assert_files_are_the_simulators(sim, tmp_path / "out")

@@ -516,8 +516,9 @@ def _file_stream(url: str, response: httpx.Response) -> FileStream:
 
 
 def _check_file_status(url: str, response: httpx.Response) -> None:
-    if response.status_code in (404, 410):
-        # Not the API's word that the request is gone: a CDN may answer so for a moment.
+    if response.status_code in (403, 404, 410):
+        # Not the API's word that the request is gone: a CDN may answer so for a moment (403:
+        # a private bucket's answer for a key it does not have yet, or an edge's hiccup).
         raise FileMissing(f"the file host answered HTTP {response.status_code} for {url}")
     if response.status_code >= 500 or response.status_code == 429:
         raise ServerError(

@@ -71,7 +71,7 @@ KNOWN_EXTENSIONS = frozenset(
 )
 DOWNLOAD_ATTEMPTS = 10
 MISSING_ATTEMPTS = 5
-"""Tries of a file its host answers 404 or 410 for (about 4 to 8 s in all, backoff included):
+"""Tries of a file its host answers 403, 404 or 410 for (about 4 to 8 s in all, backoff included):
 a CDN may miss a fresh file for a moment; past that, a later run tries again."""
 RECENT_FILES = 256
 """URLs remembered per run: a result lists its files together, so a few suffice."""
@@ -186,7 +186,7 @@ class Downloader:
         A URL fetched moments ago (a result listing one file twice) is not fetched again: the
         file already verified is copied to the new name, and checked again as it is copied.
 
-        A file its host says is not there (404, 410) is asked for again a few times
+        A file its host says is not there (403, 404, 410) is asked for again a few times
         (``FileMissing`` after the last). ``check_request`` asks the API about the file's
         request the first time: its ``RequestGone`` (the API's own word) ends the download
         at once; any other error of it is no answer, and the file is asked for again.

@@ -19,7 +19,7 @@
     │   ├── BadAnswer                  a 2xx whose body is not the JSON we expect
     │   └── TransportError             timeout, reset, refused: no answer at all
     ├── DownloadError                  an output file could not be fetched safely
-    │   ├── FileMissing                the file host answered 404 or 410
+    │   ├── FileMissing                the file host answered 403, 404 or 410
     │   ├── HostNotAllowed             URL (or redirect) outside the allowed hosts
     │   ├── FileTooLarge               over the size cap
     │   └── IncompleteDownload         fewer bytes than announced
@@ -288,7 +288,7 @@ class DownloadError(GenbatchError):
 
 
 class FileMissing(DownloadError):
-    """The file host answered 404 or 410 for an output file."""
+    """The file host answered 403, 404 or 410 for an output file."""
 
     # A CDN may answer so for a moment (a file not replicated yet, a miss it cached): the
     # download is retried and the API asked whether the request is gone. Only its own answer
