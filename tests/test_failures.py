@@ -240,6 +240,44 @@ def test_cancel_also_cancels_the_requests_whose_submit_was_in_flight_when_it_was
         assert sim.stats.submissions == 3
 
 
+def test_cancel_says_how_many_submits_had_no_answer_when_it_stopped_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Submits answered 4 s late, and cancel waits 0.5 s for them: their requests may still be
+    # queued and billed, and the user is told to cancel again.
+    import anyio
+
+    from genbatch import cancel
+    from genbatch.client import RunComfyClient
+
+    monkeypatch.setattr(cancel, "SUBMITS_SETTLE_SECONDS", 0.5)
+    faults = FaultConfig(slow=1.0, slow_seconds=4.0, routes=frozenset({"submit"}))
+    with Simulator(SimulatorConfig(time_scale=0.1, capacity=1, seed=28, faults=faults)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 6)
+        runner = start_genbatch(run_args(manifest, "-c", "3"), env=env, cwd=tmp_path)
+        wait_until(
+            lambda: status(env, tmp_path)["counts"]["submitting"] == 3,
+            what="three submits in flight",
+        )
+        ledger = Ledger.open(resolve_location(str(tmp_path / "ledger.db")))
+        try:
+            run = ledger.runs()[0]
+
+            async def go() -> cancel.CancelReport:
+                async with RunComfyClient(base_url=sim.base_url, token=sim.token) as client:
+                    return await cancel.cancel_run(ledger, client, run)
+
+            report = anyio.run(go)
+        finally:
+            ledger.close()
+        runner.kill()
+        runner.communicate()
+
+    assert report.unanswered == 3
+    assert report.cancelled == []
+
+
 def test_a_running_process_stops_submitting_when_cancel_is_requested(tmp_path: Path) -> None:
     with Simulator(SimulatorConfig(time_scale=0.01, capacity=2, seed=26)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")

@@ -31,6 +31,9 @@ class CancelReport:
     still_running: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    unanswered: int = 0
+    """Submits still waiting for their answer when ``cancel_run`` stopped waiting: their
+    requests may be queued remotely, and run and be billed unless cancelled later."""
 
 
 async def cancel_run(ledger: Ledger, client: RunComfyClient, run: RunInfo) -> CancelReport:
@@ -45,6 +48,8 @@ async def cancel_run(ledger: Ledger, client: RunComfyClient, run: RunInfo) -> Ca
     while _submits_in_flight(ledger, run) and anyio.current_time() < deadline:
         await anyio.sleep(0.2)
         await _cancel_attached(ledger, client, run, report, asked)
+    if _submits_in_flight(ledger, run):
+        report.unanswered = ledger.counts(run.id)[JobState.SUBMITTING]
     return report
 
 

@@ -32,7 +32,7 @@ def cancel(
     import anyio
 
     from genbatch import batch
-    from genbatch.cancel import cancel_run
+    from genbatch.cancel import SUBMITS_SETTLE_SECONDS, cancel_run
     from genbatch.cli.selection import run_of_manifest
     from genbatch.client import RunComfyClient
     from genbatch.ledger import open_ledger_for
@@ -55,9 +55,15 @@ def cancel(
                     "not be cancelled: they will complete and be billed; `genbatch run` "
                     "fetches them: " + ", ".join(report.still_running)
                 )
+            if report.unanswered:
+                print(
+                    f"{report.unanswered} submit(s) still had no answer after "
+                    f"{SUBMITS_SETTLE_SECONDS:.0f} s: their requests may be queued and then run "
+                    "and be billed; run `genbatch cancel` again in a moment to cancel them"
+                )
             for key, error in report.errors.items():
                 print(f"{key}: could not cancel: {error}")
-            if report.errors:
+            if report.errors or report.unanswered:
                 raise typer.Exit(EXIT_JOBS_NOT_DONE)
 
         anyio.run(go)
