@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -214,28 +215,39 @@ def test_cancel_cancels_queued_requests_reports_running_ones_and_stops_the_run(
         assert sim.stats.cancellations == 2
 
 
-def test_cancel_also_cancels_the_requests_whose_submit_was_in_flight_when_it_was_asked(
-    tmp_path: Path,
-) -> None:
-    # Every submit's answer takes 3 s: when cancel runs, three jobs are still `submitting`. Their
-    # requests exist remotely (queued: capacity 1) and are recorded only after the stop.
-    faults = FaultConfig(slow=1.0, slow_seconds=3.0, routes=frozenset({"submit"}))
-    with Simulator(SimulatorConfig(time_scale=0.1, capacity=1, seed=27, faults=faults)) as sim:
+@contextmanager
+def three_submits_in_flight(
+    tmp_path: Path, *, answered_after: float, seed: int
+) -> Iterator[tuple[Simulator, dict[str, str], Path]]:
+    """A run of six jobs, three at a time, whose submits are answered ``answered_after``
+    seconds late, caught with three jobs `submitting` (capacity 1: one will run, two queue)."""
+    faults = FaultConfig(slow=1.0, slow_seconds=answered_after, routes=frozenset({"submit"}))
+    with Simulator(SimulatorConfig(time_scale=0.1, capacity=1, seed=seed, faults=faults)) as sim:
         env = cli_env(sim, tmp_path / "ledger.db")
         manifest = kling_manifest(tmp_path, 6)
         runner = start_genbatch(run_args(manifest, "-c", "3"), env=env, cwd=tmp_path)
-        wait_until(
-            lambda: status(env, tmp_path)["counts"]["submitting"] == 3,
-            what="three submits in flight",
-        )
+        try:
+            wait_until(
+                lambda: status(env, tmp_path)["counts"]["submitting"] == 3,
+                what="three submits in flight",
+            )
+            yield sim, env, manifest
+        finally:
+            runner.kill()
+            runner.communicate()
 
+
+def test_cancel_also_cancels_the_requests_whose_submit_was_in_flight_when_it_was_asked(
+    tmp_path: Path,
+) -> None:
+    # Every submit's answer takes 3 s: their requests exist remotely and are recorded only
+    # after the stop.
+    with three_submits_in_flight(tmp_path, answered_after=3.0, seed=27) as (sim, env, manifest):
         cancelled = genbatch(["cancel", str(manifest)], env=env, cwd=tmp_path)
 
         assert cancelled.returncode == 0, cancelled.stderr
         assert "cancelled 2 queued request(s)" in cancelled.stdout
         assert "1 request(s) were already running" in cancelled.stdout
-        runner.kill()
-        runner.communicate()
         assert sim.stats.cancellations == 2
         assert sim.stats.submissions == 3
 
@@ -251,15 +263,7 @@ def test_cancel_says_how_many_submits_had_no_answer_when_it_stopped_waiting(
     from genbatch.client import RunComfyClient
 
     monkeypatch.setattr(cancel, "SUBMITS_SETTLE_SECONDS", 0.5)
-    faults = FaultConfig(slow=1.0, slow_seconds=4.0, routes=frozenset({"submit"}))
-    with Simulator(SimulatorConfig(time_scale=0.1, capacity=1, seed=28, faults=faults)) as sim:
-        env = cli_env(sim, tmp_path / "ledger.db")
-        manifest = kling_manifest(tmp_path, 6)
-        runner = start_genbatch(run_args(manifest, "-c", "3"), env=env, cwd=tmp_path)
-        wait_until(
-            lambda: status(env, tmp_path)["counts"]["submitting"] == 3,
-            what="three submits in flight",
-        )
+    with three_submits_in_flight(tmp_path, answered_after=4.0, seed=28) as (sim, _env, _path):
         ledger = Ledger.open(resolve_location(str(tmp_path / "ledger.db")))
         try:
             run = ledger.runs()[0]
@@ -271,8 +275,6 @@ def test_cancel_says_how_many_submits_had_no_answer_when_it_stopped_waiting(
             report = anyio.run(go)
         finally:
             ledger.close()
-        runner.kill()
-        runner.communicate()
 
     assert report.unanswered == 3
     assert report.cancelled == []
