@@ -45,21 +45,22 @@ async def cancel_run(ledger: Ledger, client: RunComfyClient, run: RunInfo) -> Ca
     # A submit sent before the stop is answered after it (the job `submitting` until then): its
     # request is queued remotely like the others, and cancelled as soon as it is recorded.
     deadline = anyio.current_time() + SUBMITS_SETTLE_SECONDS
-    while _submits_in_flight(ledger, run) and anyio.current_time() < deadline:
+    unanswered = _submits_in_flight(ledger, run)
+    while unanswered and anyio.current_time() < deadline:
         await anyio.sleep(0.2)
         await _cancel_attached(ledger, client, run, report, asked)
-    if _submits_in_flight(ledger, run):
-        report.unanswered = ledger.counts(run.id)[JobState.SUBMITTING]
+        unanswered = _submits_in_flight(ledger, run)
+    report.unanswered = unanswered
     return report
 
 
-def _submits_in_flight(ledger: Ledger, run: RunInfo) -> bool:
-    """Jobs are `submitting` and a process may still be sending them (on SQLite, only while a
-    run holds the ledger: those a killed process left are `unknown` to its next run)."""
+def _submits_in_flight(ledger: Ledger, run: RunInfo) -> int:
+    """The jobs `submitting` that a process may still be sending (on SQLite, only while a run
+    holds the ledger: those a killed process left are `unknown` to its next run)."""
     path = ledger.location.sqlite_path
     if path is not None and not driven_by_another_process(path):
-        return False
-    return ledger.counts(run.id)[JobState.SUBMITTING] > 0
+        return 0
+    return ledger.counts(run.id)[JobState.SUBMITTING]
 
 
 async def _cancel_attached(
