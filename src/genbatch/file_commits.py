@@ -100,10 +100,15 @@ def _holds(path: Path, sha256: str) -> bool:
     """Whether ``path`` is a file of the bytes whose digest is ``sha256`` (a folder, or a file
     that cannot be read, is taken for other bytes: never replaced)."""
     try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest() == sha256
+        return sha256_of(path) == sha256
     except OSError:
         return False
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of the file ``path``, hex; ``OSError`` when it cannot be read."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _cannot_move(where: Path, exc: OSError) -> OutputError:

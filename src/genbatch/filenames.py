@@ -267,3 +267,10 @@ def _neutralise_reserved(stem: str) -> str:
 
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
+
+
+def output_stem(file_stem: str, position: int, count: int) -> str:
+    """The name (before sanitising and the extension) of the output at ``position`` of a job
+    named ``file_stem`` whose result has ``count`` files: the job's own name for a single
+    file, ``{file_stem}_{position}`` for each of several."""
+    return file_stem if count == 1 else f"{file_stem}_{position}"

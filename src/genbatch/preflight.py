@@ -8,7 +8,6 @@ the first download.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -16,7 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from genbatch.errors import GenbatchError, LedgerError, OutputError, UsageError
-from genbatch.filenames import sanitize_file_stem
+from genbatch.file_commits import sha256_of
+from genbatch.filenames import output_stem, sanitize_file_stem
 from genbatch.ledger import JobRecord, Ledger, RunInfo, resolve_location
 from genbatch.ledger.engine import DEFAULT_LEDGER
 from genbatch.manifest import Manifest
@@ -213,7 +213,7 @@ def _place_files(ledger: Ledger, job: JobRecord, source: JobRecord) -> list[str]
     paths = []
     for output in outputs:
         original = Path(str(output.path))
-        stem = job.file_stem if len(outputs) == 1 else f"{job.file_stem}_{output.position}"
+        stem = output_stem(job.file_stem, output.position, len(outputs))
         target = Path(job.output_dir) / f"{sanitize_file_stem(stem)}{original.suffix}"
         if target != original:
             _link_or_copy(original, target, output.sha256)
@@ -225,13 +225,13 @@ def _intact(path: str | None, sha256: str | None) -> bool:
     """The file recorded at ``path`` is there, with the bytes recorded (``sha256``)."""
     if path is None or sha256 is None or not Path(path).is_file():
         return False
-    return _sha256_of(Path(path)) == sha256
+    return sha256_of(Path(path)) == sha256
 
 
 def _link_or_copy(original: Path, target: Path, sha256: str | None) -> None:
     """``original`` at ``target`` too; never over another file."""
     if target.exists():
-        if sha256 is not None and _sha256_of(target) == sha256:
+        if sha256 is not None and sha256_of(target) == sha256:
             return
         raise UsageError(f"{target} exists and is not the file of the job that would reuse it")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -243,15 +243,10 @@ def _link_or_copy(original: Path, target: Path, sha256: str | None) -> None:
     part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:
         shutil.copyfile(original, part)
-        if sha256 is not None and _sha256_of(part) != sha256:
+        if sha256 is not None and sha256_of(part) != sha256:
             raise OutputError(f"{original} does not match its recorded sha256: not reused")
         os.replace(part, target)
     except OSError as exc:
         raise OutputError(f"cannot copy {original} to {target}: {exc.strerror}") from None
     finally:
         part.unlink(missing_ok=True)
-
-
-def _sha256_of(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

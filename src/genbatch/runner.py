@@ -68,7 +68,7 @@ from genbatch.events import (
     ignore_events,
 )
 from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatch
-from genbatch.filenames import sanitize_file_stem
+from genbatch.filenames import output_stem, sanitize_file_stem
 from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo, StoredFile, WorkerStart
 from genbatch.ledger.async_ledger import AsyncLedger
 from genbatch.lifecycle import Move
@@ -682,7 +682,7 @@ class Runner:
         self, job: JobRecord, output: OutputRecord, *, count: int
     ) -> StoredFile | None:
         """The output downloaded, verified and in place; None when the job stops here."""
-        stem = job.file_stem if count == 1 else f"{job.file_stem}_{output.position}"
+        stem = output_stem(job.file_stem, output.position, count)
         spec = find_model(job.model_id)
         try:
             file = await self._downloader.fetch(
@@ -862,13 +862,17 @@ class Runner:
         except Exception:  # a LedgerError, or a failure of the pool or the driver's own
             print_unrecorded(job, request_id, urls)
             raise
-        # A job the manifest no longer has is not in the run's spend (``Ledger.spend``).
-        if job.in_manifest and (job.state in BUDGET_STATES) != (moved.state in BUDGET_STATES):
-            sign = 1.0 if moved.state in BUDGET_STATES else -1.0
-            self._spent += sign * (job.cost_usd or 0.0)
+        self._account(job, moved.state)
         if moved.state != job.state:
             self._emit(self._event(job, moved, message=message or error))
         return moved
+
+    def _account(self, job: JobRecord, state: JobState) -> None:
+        """The run's spend as ``job`` moves to ``state``. A job the manifest no longer has is
+        not in it (``Ledger.spend``)."""
+        if job.in_manifest and (job.state in BUDGET_STATES) != (state in BUDGET_STATES):
+            sign = 1.0 if state in BUDGET_STATES else -1.0
+            self._spent += sign * (job.cost_usd or 0.0)
 
     def _let_go(self, job: JobRecord, refused: TransitionRefused) -> None:
         """Stop driving a job another process moved first. Found cancelled, it is what
@@ -878,8 +882,7 @@ class Runner:
             self._notice("warning", f"#{job.ordinal} {refused}: this worker lets go of it")
             return
         cancelled = replace(job, state=JobState.CANCELLED)
-        if job.in_manifest and (job.state in BUDGET_STATES) != (cancelled.state in BUDGET_STATES):
-            self._spent -= job.cost_usd or 0.0
+        self._account(job, cancelled.state)
         message = "recorded by `genbatch cancel` or another worker"
         self._emit(self._event(job, cancelled, message=message))
 
