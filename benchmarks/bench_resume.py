@@ -205,7 +205,8 @@ def _peak_memory(jobs: int, sim: SimProcess, work: Path) -> _Peak:
         while process.stdout.read(1 << 16):
             pass  # the rest of the events, unread
         process.stdout.close()
-        usage = wait_measured(process, started)
+        # A 200,000-job run takes longer than a child's usual limit: give it an hour.
+        usage = wait_measured(process, started, timeout=3600.0)
         if process.returncode != 0:
             errors.seek(0)
             raise RuntimeError(
