@@ -169,7 +169,7 @@ def _closed_pipe_run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[i
     return done.returncode, done.stderr
 
 
-def test_status_and_runs_cut_short_by_a_closed_pipe_exit_141(
+def test_status_and_runs_cut_short_by_a_closed_pipe_exit_141_in_silence(
     tmp_path: Path, simulator: Simulator
 ) -> None:
     env = cli_env(simulator, tmp_path / "ledger.db")
@@ -182,8 +182,9 @@ def test_status_and_runs_cut_short_by_a_closed_pipe_exit_141(
     for args in (["status", "sweep.yaml"], ["status"], ["runs"]):
         code, stderr = _closed_pipe_run(args, env, tmp_path)
 
-        # Not 1, which says "some jobs are not done" to a script.
-        assert (code, stderr) == (141, "genbatch: error: the output was closed\n"), args
+        # Not 1, which says "some jobs are not done" to a script; and no word on stderr: the
+        # reader has what it wanted, as after `git log | head -1`.
+        assert (code, stderr) == (141, ""), args
 
 
 def test_the_status_table_is_titled_by_what_it_shows(tmp_path: Path, simulator: Simulator) -> None:

@@ -69,10 +69,11 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             raise fail("interrupted", EXIT_INTERRUPTED) from None
         except BrokenPipeError:
-            # The reader of stdout or stderr left (``genbatch ... | head``): whatever the run
-            # did is recorded; only the report is cut short.
+            # The reader left (``genbatch status | head -1``): it has what it wanted, so exit
+            # in silence with the code of SIGPIPE, as ``git log | head`` does. (A run that loses
+            # its reader stops itself and says so: ``OutputClosed`` above.)
             silence(sys.stdout)
-            raise fail("the output was closed", EXIT_OUTPUT_CLOSED) from None
+            raise typer.Exit(EXIT_OUTPUT_CLOSED) from None
         except RuntimeError as exc:
             if caused_by_interrupt(exc):  # a Ctrl-C while a lazily imported class was made
                 raise fail("interrupted", EXIT_INTERRUPTED) from None
