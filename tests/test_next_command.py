@@ -223,3 +223,41 @@ def test_jobs_cancelled_by_genbatch_cancel_are_no_warning_in_the_run_they_leave(
     assert "lets go of it" not in stderr
     assert "cannot" not in stderr
     assert len(re.findall(r"\bcancelled +#\d", stderr)) == 2, stderr
+
+
+def test_a_second_ctrl_c_exits_at_once_with_the_command_that_resumes(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    env = cli_env(simulator, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 3)
+    simulator.inject(route="submit", fault="slow", delay=30)  # created, its answer 30 s late
+    args = run_args(manifest, "-c", "1", "--budget", "100")
+    process = start_genbatch(args, env=env, cwd=tmp_path)
+    assert process.stderr is not None
+    wait_until(lambda: len(simulator.records) == 1, what="the first submit")
+
+    process.send_signal(signal.SIGINT)  # waits for the submit's answer...
+    for line in process.stderr:
+        if "interrupted: recording submissions in flight" in line:
+            break
+    code, _, stderr = kill(process, signal.SIGINT)  # ...unless told twice
+
+    assert code == 130, stderr
+    assert "Traceback" not in stderr
+    assert "exited at once" in stderr
+    # The options given are carried, as in any other `next:` line; the job whose answer never
+    # came is `unknown` for that run, not sent again.
+    assert shlex.split(_next_line(stderr)) == [
+        "genbatch",
+        "run",
+        str(manifest),
+        "--concurrency",
+        "1",
+        "--budget",
+        "100",
+        "--poll-interval",
+        "0.01",
+    ]
+    resumed = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert status(env, tmp_path)["counts"]["unknown"] == 1, resumed.stderr
+    assert len(simulator.records) == 3  # the two pending jobs; the unknown one not again

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import anyio
@@ -112,6 +114,9 @@ class RunOptions:
     allowed_hosts: tuple[str, ...] = ()
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     handle_signals: bool = True
+    resume_command: str | None = None
+    """The command that resumes this run, said when a second Ctrl-C exits at once (a run
+    that leaves that way prints no summary, so this is its ``next:`` line)."""
     max_failures: FailureLimit = field(default_factory=FailureLimit)
     budget_usd: float | None = None
     """Stop submitting before the run's estimated spending would pass this."""
@@ -223,6 +228,9 @@ class Runner:
                 stop_reason = INTERRUPTED  # `genbatch runs` and `status` say why it stopped
             with anyio.CancelScope(shield=True):
                 counts = await self._stop_worker(stop_reason)
+            if self._interrupted:  # the second signal's handler ends with the run
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
         return RunSummary(
             counts=counts,
             stop_reason=stop_reason,
@@ -815,18 +823,37 @@ class Runner:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
             task_status.started()
             async for _signum in received:
-                if self._interrupted:
-                    # Second signal: leave at once. Every commit is atomic; nothing is corrupted.
-                    os._exit(130)
-                self._interrupted = True
-                self._stop_submitting = True
-                self._notice(
-                    "warning",
-                    "interrupted: recording submissions in flight, then exiting (press Ctrl-C "
-                    "again to exit at once); run again to resume",
-                )
-                assert self._tg is not None
-                self._tg.cancel_scope.cancel()
+                break
+        self._interrupted = True
+        self._stop_submitting = True
+        # This task ends with the others, and the event loop's handlers with it, while the
+        # submits in flight record their answers: a plain handler hears a second signal.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._exit_at_once)
+        self._notice(
+            "warning",
+            "interrupted: recording submissions in flight, then exiting (press Ctrl-C "
+            "again to exit at once); run again to resume",
+        )
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+
+    def _exit_at_once(self, _signum: int, _frame: FrameType | None) -> NoReturn:
+        """A second signal: leave now. Every commit is atomic; nothing is corrupted."""
+        self._say_exiting_at_once()
+        os._exit(130)
+
+    def _say_exiting_at_once(self) -> None:
+        """The last words of a run that leaves without its summary: what became of the jobs in
+        flight, and what to run next."""
+        words = (
+            "genbatch: exited at once: jobs whose submit had no answer yet become `unknown` "
+            "(never sent again unless you say so), the others resume\n"
+        )
+        if self._options.resume_command:
+            words += f"genbatch: next: {self._options.resume_command}\n"
+        with contextlib.suppress(OSError):  # stderr gone too: the exit code is what is left
+            os.write(2, words.encode())
 
     async def _move(
         self,

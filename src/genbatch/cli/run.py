@@ -337,6 +337,7 @@ def execute_request(request: RunRequest) -> None:
         max_failures=FailureLimit.parse(request.max_failures),
         budget_usd=request.budget,
         lease_seconds=request.lease_seconds,
+        resume_command=_command(request, "run"),
     )
     with batch.open_session(
         loaded,
