@@ -189,3 +189,30 @@ def test_a_resume_counts_the_submits_a_crash_left_unknown_out_of_the_requests_in
     assert all(p["in_flight"] <= p["limit"] for p in progress[1:])
     assert progress[-1]["counts"] == {"done": 2, "unknown": 2}
     assert progress[-1]["in_flight"] == 0
+
+
+def test_a_removed_jobs_warnings_name_it_removed_not_by_a_number_of_the_new_manifest(
+    tmp_path: Path,
+) -> None:
+    with Simulator(SimulatorConfig(time_scale=0.01, capacity=8, seed=43)) as sim:
+        env = cli_env(sim, tmp_path / "ledger.db")
+        manifest = kling_manifest(tmp_path, 6, extra="inputs:\n  duration: 5\n")
+        process = start_genbatch(run_args(manifest, "-c", "3"), env=env, cwd=tmp_path)
+        wait_until(lambda: status(env, tmp_path)["counts"]["running"] >= 2, what="jobs in flight")
+        assert kill(process, signal.SIGTERM)[0] == 130
+        # Every old job removed; every file refused (too large), each with its warning.
+        kling_manifest(tmp_path, 1, extra="max_file_size: 10\ninputs:\n  duration: 10\n")
+        again = genbatch(run_args(manifest, "-c", "3", "--json"), env=env, cwd=tmp_path)
+
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    removed = {e["key"] for e in events if e["event"] == "job" and not e["in_manifest"]}
+    failed = [
+        e["message"]
+        for e in events
+        if e["event"] == "notice" and "change max_file_size" in e["message"]
+    ]
+    assert removed and failed, again.stderr
+    for message in failed:
+        label, key = message.split(":")[0].split()
+        assert label == ("removed" if key in removed else "#0"), message
+    assert any(m.startswith("removed ") for m in failed), failed

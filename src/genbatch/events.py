@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from genbatch.states import JobState
 
@@ -29,6 +29,21 @@ class JobEvent:
     announced once as it is re-attached, ``previous`` equal to ``state``."""
     spent_usd: float | None = None
     """The run's estimated spend once this move is made (None when not known)."""
+
+
+class _NumberedJob(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def ordinal(self) -> int: ...
+    @property
+    def in_manifest(self) -> bool: ...
+
+
+def job_label(job: _NumberedJob) -> str:
+    """``#12 KEY``; ``removed KEY`` for a job the manifest no longer has (its old number would
+    clash with the manifest's)."""
+    return f"#{job.ordinal} {job.key}" if job.in_manifest else f"removed {job.key}"
 
 
 NoticeLevel = Literal["info", "warning", "error"]

@@ -68,6 +68,7 @@ from genbatch.events import (
     RunGauge,
     RunNotice,
     ignore_events,
+    job_label,
 )
 from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatch
 from genbatch.filenames import output_stem, sanitize_file_stem
@@ -404,7 +405,7 @@ class Runner:
             await self._give_up_for_now(job, f"internal error: {exc!r}")
             self._notice(
                 "error",
-                f"#{job.ordinal} {job.key}: internal error, the job stays "
+                f"{job_label(job)}: internal error, the job stays "
                 f"{job.state.value} and is resumable: {exc!r}",
             )
         finally:
@@ -596,7 +597,7 @@ class Runner:
         again; this one neither polls it forever nor stops for it."""
         message = f"{why}; left as it is, request id kept: the next run polls it again"
         await self._give_up_for_now(job, message)
-        self._notice("warning", f"#{job.ordinal} {job.key}: {message}")
+        self._notice("warning", f"{job_label(job)}: {message}")
         return job
 
     async def _poll_failed(self, job: JobRecord, exc: ApiError) -> JobRecord:
@@ -715,12 +716,12 @@ class Runner:
             return None
         except (DownloadError, ApiError) as exc:
             await self._give_up_for_now(job, f"download failed, will retry on resume: {exc}")
-            self._notice("warning", f"#{job.ordinal} {job.key}: download failed: {exc}")
+            self._notice("warning", f"{job_label(job)}: download failed: {exc}")
             return None
         if file.path.stem != sanitize_file_stem(stem):
             self._notice(
                 "warning",
-                f"#{job.ordinal} {job.key}: {file.path.parent / stem}{file.path.suffix} holds "
+                f"{job_label(job)}: {file.path.parent / stem}{file.path.suffix} holds "
                 "other bytes (an earlier file, another job's, or yours): kept; saved as "
                 f"{file.path.name}",
             )
@@ -741,7 +742,7 @@ class Runner:
             "run again to fetch it (nothing is submitted again)"
         )
         await self._give_up_for_now(job, message)
-        self._notice("error", f"#{job.ordinal} {job.key}: {message}")
+        self._notice("error", f"{job_label(job)}: {message}")
         self._count_failure(type(exc).__name__)
 
     # -- run-level ------------------------------------------------------------------------------
@@ -768,7 +769,7 @@ class Runner:
                 await self._store.note_error(job, error)
                 await self._store.park_job(job, self._worker.id)
             except LedgerError as exc:
-                self._notice("warning", f"#{job.ordinal} {job.key}: {exc}")
+                self._notice("warning", f"{job_label(job)}: {exc}")
 
     async def _keep_leases(self) -> None:
         """Heartbeat: renew this worker's leases, and take over the jobs of workers gone."""
@@ -906,7 +907,8 @@ class Runner:
         `genbatch cancel` does (or another worker that saw the cancellation): announced as the
         job's move, not a warning."""
         if refused.found is not JobState.CANCELLED:
-            self._notice("warning", f"#{job.ordinal} {refused}: this worker lets go of it")
+            which = f"#{job.ordinal}" if job.in_manifest else "removed"
+            self._notice("warning", f"{which} {refused}: this worker lets go of it")
             return
         cancelled = replace(job, state=JobState.CANCELLED)
         self._account(job, cancelled.state)

@@ -29,6 +29,7 @@ from genbatch.events import (
     RunNotice,
     RunProgress,
     RunStarted,
+    job_label,
 )
 from genbatch.progress import IN_FLIGHT_STATES, format_eta
 from genbatch.states import SETTLED_STATES, JobState
@@ -75,12 +76,6 @@ class StateTally:
     def settled(self) -> int:
         """Jobs that reached a final state."""
         return sum(self.counts[s] for s in SETTLED_STATES)
-
-
-def job_label(event: JobEvent) -> str:
-    """``#12 KEY``; ``removed KEY`` for a job the manifest no longer has (its old number would
-    clash with the manifest's)."""
-    return f"#{event.ordinal} {event.key}" if event.in_manifest else f"removed {event.key}"
 
 
 def describe_gauge(gauge: RunGauge) -> str:
