@@ -387,3 +387,41 @@ def test_one_request_of_another_account_among_the_runs_own_is_left_and_the_run_g
     resumed = genbatch.run_manifest(manifest, ledger=ledger, api_base=sim.base_url, options=options)
     assert resumed.all_done
     assert (sim.stats.submissions, sim.stats.duplicate_submissions) == (2, 0)
+
+
+# -- submits ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["not_found_page", "forbidden_page"])
+def test_a_submit_answered_by_a_gateways_page_is_sent_again_and_fails_no_job(
+    tmp_path: Path, sim: Simulator, fault: str
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    sim.inject(route="submit", fault=fault, count=2)
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 3), "-c", "1"), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert sim.stats.faults[fault] == 2
+    assert "not an error the API gives for this call" in done.stderr
+    assert status(env, tmp_path)["counts"]["done"] == 3
+    assert (sim.stats.submissions, sim.stats.duplicate_submissions) == (3, 0)
+    assert_files_are_the_simulators(sim, tmp_path / "out")
+
+
+def test_submits_that_keep_getting_pages_stop_the_run_after_its_patience_with_nothing_failed(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 2)
+    sim.inject(route="submit", fault="forbidden_page", count=1000)
+
+    stopped = genbatch(run_args(manifest, "--max-failures", "2"), env=env, cwd=tmp_path)
+
+    assert stopped.returncode == 7, stopped.stderr
+    assert "could not be reached 2 times in a row" in stopped.stderr
+    assert status(env, tmp_path)["counts"]["pending"] == 2  # not failed: nothing to retry
+    sim.clear_faults()
+    resumed = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (sim.stats.submissions, sim.stats.duplicate_submissions) == (2, 0)
