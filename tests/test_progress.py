@@ -52,6 +52,10 @@ def submit_and_finish(track: ProgressTracker, clock: Clock, key: str, seconds: f
     track(job(key, JobState.QUEUED, JobState.DONE))
 
 
+def first_progress(events: list[dict[str, object]]) -> dict[str, object]:
+    return next(e for e in events if e["event"] == "progress")
+
+
 def reports(seen: list[Event]) -> list[RunProgress]:
     return [e for e in seen if isinstance(e, RunProgress)]
 
@@ -141,11 +145,44 @@ def test_before_any_job_ends_the_eta_comes_from_earlier_runs_then_from_this_one(
             api="a",
         )
     )
-    assert reports(seen)[0].eta_seconds == 4 * 30.0 / 2  # reported at once
+    assert not reports(seen)  # the runner's start may still move jobs...
+    track(gauge(in_flight=0, limit=2))
+    assert reports(seen)[0].eta_seconds == 4 * 30.0 / 2  # ...reported with its first gauge
 
     submit_and_finish(track, clock, "1", 10.0)
 
     assert track.progress().eta_seconds == 3 * 10.0 / 2
+
+
+def test_the_first_report_counts_the_jobs_the_runners_start_moved() -> None:
+    # A resume after a kill -9: two jobs were caught submitting, one unknown is resubmitted.
+    seen: list[Event] = []
+    track = ProgressTracker(
+        seen.append,
+        {JobState.PENDING: 1, JobState.SUBMITTING: 2, JobState.UNKNOWN: 1},
+        clock=Clock(),
+    )
+    track(
+        RunStarted(
+            run="r",
+            jobs=4,
+            new=0,
+            done=0,
+            to_submit=1,
+            reattached=0,
+            concurrency=2,
+            ledger="l",
+            api="a",
+        )
+    )
+    track(job("1", JobState.SUBMITTING, JobState.UNKNOWN))
+    track(job("2", JobState.SUBMITTING, JobState.UNKNOWN))
+    track(job("3", JobState.UNKNOWN, JobState.PENDING))
+    track(gauge(in_flight=0, limit=2))
+
+    first = reports(seen)[-1]  # (the two unknown ones settled a tenth each on the way)
+    assert first.counts == {JobState.PENDING: 2, JobState.UNKNOWN: 2}
+    assert (first.in_flight, first.total) == (0, 4)
 
 
 def test_eta_formats() -> None:
@@ -190,13 +227,13 @@ def test_json_events_start_with_run_started_and_end_with_run_finished(
     assert (last["counts"], last["exit_code"], last["next"]) == ({"done": 4}, 0, None)
     progress = [e for e in events if e["event"] == "progress"]
     assert progress and progress[-1]["done"] == 4 and progress[-1]["eta_seconds"] == 0
-    assert events[1]["event"] == "progress" and events[1]["eta_seconds"] is None  # no history
+    assert first_progress(events)["eta_seconds"] is None  # no history
 
     kling_manifest(tmp_path, 8)  # four more jobs of the same model
     again = genbatch(run_args(manifest, "-c", "2", "--json"), env=env, cwd=tmp_path)
     events = [json.loads(line) for line in again.stdout.splitlines()]
     # Before any of the four ends, the ETA comes from the generation times of the first run.
-    assert events[1]["event"] == "progress" and events[1]["eta_seconds"] > 0
+    assert first_progress(events)["eta_seconds"] > 0
 
 
 def test_a_budget_stop_exits_5_and_says_the_exact_command_to_go_on(

@@ -145,9 +145,16 @@ def test_a_lost_submit_answer_makes_the_job_unknown_and_it_is_never_resubmitted_
     assert again.returncode == 1
     assert sim.stats.submissions == 3
 
-    forced = genbatch(run_args(manifest, "--resubmit-unknown"), env=env, cwd=tmp_path)
+    forced = genbatch(run_args(manifest, "--resubmit-unknown", "--json"), env=env, cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert sim.stats.duplicate_submissions == 1  # paid twice, as the user asked
+    # The progress counts the resubmitted job as it goes: pending, then done, never unknown.
+    events = [json.loads(line) for line in forced.stdout.splitlines()]
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress[0]["counts"] == {"done": 2, "pending": 1}, progress[0]
+    assert progress[-1]["counts"] == {"done": 3}
+    resubmitted = [e for e in events if e["event"] == "job" and e["previous"] == "unknown"]
+    assert [e["state"] for e in resubmitted] == ["pending"]
 
 
 def test_input_rejected_by_the_api_fails_that_job_with_the_servers_message(

@@ -105,6 +105,7 @@ class ProgressTracker:
         self._removed: set[str] = set()
         """Keys of jobs no longer in the manifest, re-attached and not settled yet."""
         self._concurrency = 1
+        self._starting = False
         self._last_report = clock()
         self._tenths_reported = self._tenths()
 
@@ -125,11 +126,15 @@ class ProgressTracker:
         elif isinstance(event, RunGauge):
             self._gauge = event
             self._spent = event.spent_usd
-            if now - self._last_report >= self._every:
-                self._report(now)
+            if self._starting or now - self._last_report >= self._every:
+                self._starting = False
+                self._report(now)  # the first: where the run starts from, an ETA from history
         elif isinstance(event, RunStarted):
             self._concurrency = event.concurrency
-            self._report(now)  # where the run starts from, and an ETA from earlier runs
+            # Reported with the runner's first gauge, once its start has moved the jobs it
+            # moves (those a crash left submitting are unknown, unknown ones to resubmit are
+            # pending): the counts given here are from before.
+            self._starting = True
 
     def progress(self) -> RunProgress:
         """Where the run stands now."""

@@ -271,7 +271,12 @@ class Runner:
             )
             self._announce_unknown(start.takeover.interrupted)
         if start.resubmitted:
-            self._notice("warning", f"resubmitting {start.resubmitted} unknown job(s) as asked")
+            self._notice(
+                "warning", f"resubmitting {len(start.resubmitted)} unknown job(s) as asked"
+            )
+            for job in start.resubmitted:
+                unknown = replace(job, state=JobState.UNKNOWN)
+                self._emit(self._event(unknown, job, message="to be submitted again, as asked"))
         return start
 
     def _announce_unknown(self, jobs: list[JobRecord]) -> None:

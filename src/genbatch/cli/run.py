@@ -350,7 +350,7 @@ def execute_request(request: RunRequest) -> None:
     ) as session:
         prepared, store = session.prepared, session.prepared.ledger
         if request.reset_states:
-            count = store.reset_to_pending(prepared.run.id, request.reset_states)
+            count = len(store.reset_to_pending(prepared.run.id, request.reset_states))
             print(f"genbatch: {count} job(s) to run again", file=sys.stderr)
             prepared = replace(
                 prepared, sync=replace(prepared.sync, counts=store.counts(prepared.run.id))

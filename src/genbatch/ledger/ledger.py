@@ -371,14 +371,15 @@ class Ledger:
             ).all()
         return len(moved)
 
-    def reset_to_pending(self, run_id: int, states: Iterable[JobState]) -> int:
-        """Put the run's jobs in ``states`` back to pending (an explicit user decision)."""
+    def reset_to_pending(self, run_id: int, states: Iterable[JobState]) -> list[JobRecord]:
+        """Put the run's jobs in ``states`` back to pending (an explicit user decision); the
+        jobs moved."""
         wanted = [s.value for s in states]
         where = (JOBS.c.run_id == run_id, JOBS.c.state.in_(wanted), JOBS.c.in_manifest.is_(True))
         with self._transaction("reset_to_pending") as conn:
             moved = conn.execute(sql.transition(Move.RESET, *where, now=utcnow())).all()
             _back_to_pending(conn, run_id)
-        return len(moved)
+        return [_job_record(row) for row in moved]
 
     def note_error(self, job: JobRecord, error: str) -> None:
         """Remember the last error of a job, leaving its state as it is."""
@@ -474,7 +475,7 @@ class Ledger:
             )
             takeover = self.take_over(run_id, worker_id, lease_seconds=lease_seconds, starting=True)
             resubmitted = (
-                self.reset_to_pending(run_id, [JobState.UNKNOWN]) if resubmit_unknown else 0
+                self.reset_to_pending(run_id, [JobState.UNKNOWN]) if resubmit_unknown else []
             )
             spend = self.spend(run_id)
         spent = sum(spend[state] for state in BUDGET_STATES)

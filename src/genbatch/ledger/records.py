@@ -190,7 +190,7 @@ class WorkerStart:
     """The run's estimated spending so far: paid, being paid, or possibly paid."""
     takeover: Takeover
     """The jobs in flight it adopted, and those left submitting that became ``unknown``."""
-    resubmitted: int = 0
+    resubmitted: list[JobRecord] = field(default_factory=list)
     """``unknown`` jobs put back to pending, as asked."""
 
 
