@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from support import (
     KLING,
     cli_env,
     genbatch,
+    kill,
     kling_manifest,
     output_files,
     run_args,
@@ -494,3 +496,28 @@ def test_a_second_run_on_a_ledger_in_use_names_the_process_holding_it(tmp_path: 
         assert len(second.stderr.strip().splitlines()) == 1
         first.communicate(timeout=60)
         assert first.returncode == 0
+
+
+def test_a_rehearsal_interrupted_with_jobs_in_flight_resumes_them_to_done(tmp_path: Path) -> None:
+    # `genbatch run --simulate` starts a new simulator each time: the next one takes on the
+    # requests the ledger holds in flight, on the same port, instead of saying they are gone.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNCOMFY_", "GENBATCH_"))}
+    env["GENBATCH_LEDGER"] = str(tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 12)
+    args = ["run", str(manifest), "--simulate", "-c", "4"]
+    process = start_genbatch(args, env=env, cwd=tmp_path)
+    wait_until(
+        lambda: sum(status(env, tmp_path)["counts"][s] for s in ("queued", "running")) > 0,
+        what="jobs in flight",
+    )
+    code, _, interrupted = kill(process, signal.SIGINT)
+    assert code == 130, interrupted
+    in_flight = status(env, tmp_path)["counts"]
+    assert in_flight["done"] < 12
+
+    resumed = genbatch(args, env=env, cwd=tmp_path)
+
+    assert resumed.returncode == 0, resumed.stderr
+    counts = status(env, tmp_path)["counts"]
+    assert (counts["done"], counts["expired"]) == (12, 0)
+    assert len(output_files(tmp_path / "out")) == 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -228,3 +229,26 @@ def test_genbatch_simulate_refuses_a_schema_file_without_a_model_id(tmp_path: Pa
         "genbatch: error: --model-schema: dream.json names no model_id: give it as "
         "MODEL_ID=dream.json\n"
     )
+
+
+def test_a_request_of_a_simulator_gone_is_adopted_by_the_next_on_the_same_port() -> None:
+    # What `genbatch run --simulate` does when it resumes a rehearsal: the ledger's request ids
+    # are of the simulator that ran before.
+    body = {"prompt": "a fox", "aspect_ratio": "9:16", "duration": 5}
+    with Simulator(SimulatorConfig(time_scale=0.0)) as first:
+        answer = httpx.post(f"{first.base_url}/v1/models/{KLING}", json=body, headers=first.headers)
+        request_id = answer.json()["request_id"]
+        [output] = first.records[request_id].outputs
+        port = first.port
+
+    with Simulator(SimulatorConfig(time_scale=0.0), port=port) as second:
+        assert second.adopt(request_id, KLING, body, generated=True)
+        assert not second.adopt("another", "acme/not-served", body)
+        result = httpx.get(
+            f"{second.base_url}/v1/requests/{request_id}/result", headers=second.headers
+        ).json()
+        clip = httpx.get(output.url)  # the URL the first one gave answers again
+
+    assert result["status"] == "succeeded"
+    assert clip.is_success and hashlib.sha256(clip.content).hexdigest() == output.sha256
+    assert second.stats.submissions == 0  # nothing sent, nothing billed

@@ -13,12 +13,13 @@ import asyncio
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -44,6 +45,10 @@ from genbatch.manifest import Manifest, load_manifest, model_ids_of
 from genbatch.model_catalog import cache_entries, cached_entries, look_up
 from genbatch.pricing import PriceTable
 from genbatch.runner import Runner, RunOptions, RunSummary
+from genbatch.states import JobState
+
+if TYPE_CHECKING:
+    from genbatch.simulator import Simulator
 
 TOKEN_ENV = "RUNCOMFY_TOKEN"
 CONFIG_DIR_ENV = "RUNCOMFY_CONFIG_DIR"
@@ -347,16 +352,50 @@ async def execute_with(
     return await runner.run()
 
 
+SIMULATOR_PORTS = (20000, 10000)
+"""The first port and the number of ports a ``--simulate`` run's simulator picks from, by its
+ledger: the same ledger gets the same port, so the file URLs an interrupted rehearsal recorded
+still answer when it resumes."""
+
+
 @contextmanager
 def simulated_connection(*, seed: int | None = None) -> Iterator[Connection]:
     """Start the bundled simulator in this process and yield a connection to it."""
+    with _simulator(seed=seed) as simulator:
+        yield Connection(api_base=simulator.base_url, token=simulator.token)
+
+
+@contextmanager
+def _simulator(*, seed: int | None = None, ledger: str | None = None) -> Iterator[Simulator]:
+    """The bundled simulator, started in this process (on ``ledger``'s port when free)."""
     from genbatch.simulator import Simulator, SimulatorConfig
 
     config = SimulatorConfig(
         time_scale=SIMULATE_TIME_SCALE, capacity=8, seed=seed if seed is not None else 0
     )
-    with Simulator(config) as simulator:
-        yield Connection(api_base=simulator.base_url, token=simulator.token)
+    first, count = SIMULATOR_PORTS
+    port = 0 if ledger is None else first + zlib.crc32(ledger.encode()) % count
+    try:
+        simulator = Simulator(config, port=port).start()
+    except OSError:  # taken: any free port (files being fetched are then fetched next time)
+        simulator = Simulator(config).start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+def _adopt_in_flight(simulator: Simulator, prepared: Prepared) -> None:
+    """A rehearsal resumed: the simulator takes on the requests the ledger holds in flight,
+    which a simulator now gone created, so they finish instead of expiring."""
+    for job in prepared.ledger.attached_jobs(prepared.run.id):
+        assert job.request_id is not None
+        simulator.adopt(
+            job.request_id,
+            job.model_id,
+            dict(job.inputs),
+            generated=job.state is JobState.FETCHING,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -383,6 +422,8 @@ class _Reached:
     store: Ledger
     options: RunOptions
     """The caller's options (else the Python API's defaults), polls scaled for the simulator."""
+    simulator: Simulator | None = field(default=None, repr=False)
+    """The bundled simulator started in this process (``simulate``)."""
 
 
 @contextmanager
@@ -401,18 +442,22 @@ def _reach(
     preflight.check_manifest_folders(manifest)
     preflight.check_earlier_default_ledger(manifest, ledger)
     with ExitStack() as stack:
-        if simulate:
-            connection = stack.enter_context(simulated_connection())
-            # Scaled times enter no ledger history: a real run on this ledger would poll its
-            # first jobs far too early.
-            base = replace(base, poll=base.poll.scaled(SIMULATE_POLL_SCALE), ledger_history=False)
-        else:
-            connection = resolve_connection(api_base, allow_insecure=allow_insecure)
+        connection = (
+            None if simulate else resolve_connection(api_base, allow_insecure=allow_insecure)
+        )
         store = stack.enter_context(
             open_ledger_for(ledger, manifest=manifest.path, may_create=True)
         )
         stack.enter_context(store.exclusive())
-        yield _Reached(connection=connection, store=store, options=base)
+        simulator = None
+        if simulate:
+            simulator = stack.enter_context(_simulator(ledger=store.location.url))
+            connection = Connection(api_base=simulator.base_url, token=simulator.token)
+            # Scaled times enter no ledger history: a real run on this ledger would poll its
+            # first jobs far too early.
+            base = replace(base, poll=base.poll.scaled(SIMULATE_POLL_SCALE), ledger_history=False)
+        assert connection is not None
+        yield _Reached(connection=connection, store=store, options=base, simulator=simulator)
 
 
 def _synced_run(
@@ -425,6 +470,8 @@ def _synced_run(
         prepared = _synced(manifest, reached.store, prices)
     except TransactionEnded:
         prepared = _synced(manifest, reached.store, prices)
+    if reached.simulator is not None:
+        _adopt_in_flight(reached.simulator, prepared)
     options = options_for(
         manifest, concurrency=concurrency, base=reached.options, shared_ledger=reached.store.shared
     )

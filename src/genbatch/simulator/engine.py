@@ -192,6 +192,29 @@ class Engine:
         self._stats.count_submission(canonical_submission(model_id, body))
         return record
 
+    def adopt(
+        self, request_id: str, model_id: str, body: dict[str, Any], *, generated: bool
+    ) -> bool:
+        """Take on a request an earlier simulator created, as if submitted now (``genbatch run
+        --simulate`` resumed: the ledger's request ids are of a simulator that is gone).
+        ``generated``: its generation was over (the ledger was fetching its files), so it ends
+        at once. Nothing is charged and no submission counted; False for a model not served."""
+        model = self._config.models.get(model_id)
+        if model is None:
+            return False
+        with self._lock:
+            if request_id in self._records:
+                return True
+            now = self._clock()
+            self._advance(now)
+            record = self._create(model, body, 0.0, now, None, request_id=request_id)
+            if generated:  # it succeeded: its files are the ones to fetch
+                record.error = None
+                record.duration = 0.0
+            self._queue.append(record.request_id)
+            self._fill_slots(now)
+        return True
+
     def lookup(self, request_id: str) -> RequestRecord:
         """The live record of ``request_id`` as of now, or SimError 404001."""
         with self._lock:
@@ -325,7 +348,14 @@ class Engine:
         self._stats.add("billed_usd", -record.cost_usd)
 
     def _create(
-        self, model: ModelSchema, body: dict[str, Any], cost: float, now: float, fail_with: Any
+        self,
+        model: ModelSchema,
+        body: dict[str, Any],
+        cost: float,
+        now: float,
+        fail_with: Any,
+        *,
+        request_id: str | None = None,
     ) -> RequestRecord:
         # Always the same draws in the same order, so a seed fixes every request's fate.
         duration = self._draw_duration(model) * self._config.time_scale
@@ -338,7 +368,7 @@ class Engine:
         if error is not None:
             self._stats.count_fault("fail")
         record = RequestRecord(
-            request_id=str(uuid.uuid4()),
+            request_id=request_id or str(uuid.uuid4()),
             model=model,
             body=dict(body),
             cost_usd=cost,

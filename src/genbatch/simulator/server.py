@@ -194,6 +194,12 @@ class Simulator:
         planned = check_injection(route, fault, count, params)
         self.faults.inject(route, planned, count)
 
+    def adopt(
+        self, request_id: str, model_id: str, body: dict[str, Any], *, generated: bool = False
+    ) -> bool:
+        """Take on a request another simulator created (see ``Engine.adopt``)."""
+        return self.engine.adopt(request_id, model_id, body, generated=generated)
+
     def clear_faults(self) -> None:
         """Forget the scripted faults not applied yet."""
         self.faults.clear()
