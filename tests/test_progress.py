@@ -52,6 +52,20 @@ def submit_and_finish(track: ProgressTracker, clock: Clock, key: str, seconds: f
     track(job(key, JobState.QUEUED, JobState.DONE))
 
 
+def started(*, jobs: int, new: int, to_submit: int) -> RunStarted:
+    return RunStarted(
+        run="r",
+        jobs=jobs,
+        new=new,
+        done=0,
+        to_submit=to_submit,
+        reattached=0,
+        concurrency=2,
+        ledger="l",
+        api="a",
+    )
+
+
 def first_progress(events: list[dict[str, object]]) -> dict[str, object]:
     return next(e for e in events if e["event"] == "progress")
 
@@ -132,19 +146,7 @@ def test_before_any_job_ends_the_eta_comes_from_earlier_runs_then_from_this_one(
     seen: list[Event] = []
     clock = Clock()
     track = ProgressTracker(seen.append, {JobState.PENDING: 4}, expected_seconds=30.0, clock=clock)
-    track(
-        RunStarted(
-            run="r",
-            jobs=4,
-            new=4,
-            done=0,
-            to_submit=4,
-            reattached=0,
-            concurrency=2,
-            ledger="l",
-            api="a",
-        )
-    )
+    track(started(jobs=4, new=4, to_submit=4))
     assert not reports(seen)  # the runner's start may still move jobs...
     track(gauge(in_flight=0, limit=2))
     assert reports(seen)[0].eta_seconds == 4 * 30.0 / 2  # ...reported with its first gauge
@@ -162,19 +164,7 @@ def test_the_first_report_counts_the_jobs_the_runners_start_moved() -> None:
         {JobState.PENDING: 1, JobState.SUBMITTING: 2, JobState.UNKNOWN: 1},
         clock=Clock(),
     )
-    track(
-        RunStarted(
-            run="r",
-            jobs=4,
-            new=0,
-            done=0,
-            to_submit=1,
-            reattached=0,
-            concurrency=2,
-            ledger="l",
-            api="a",
-        )
-    )
+    track(started(jobs=4, new=0, to_submit=1))
     track(job("1", JobState.SUBMITTING, JobState.UNKNOWN))
     track(job("2", JobState.SUBMITTING, JobState.UNKNOWN))
     track(job("3", JobState.UNKNOWN, JobState.PENDING))
