@@ -139,8 +139,10 @@ def test_killed_mid_download_fetches_again_and_verifies(tmp_path: Path, sim: Sim
     assert_complete_and_verified(sim, tmp_path / "out", 2)
 
 
-def test_sigint_records_what_is_in_flight_exits_130_and_never_duplicates(
-    tmp_path: Path, sim: Simulator
+# SIGHUP: the terminal (or the tmux session) the run was started from was closed.
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])
+def test_an_interrupt_records_what_is_in_flight_exits_130_and_never_duplicates(
+    tmp_path: Path, sim: Simulator, sig: signal.Signals
 ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
     manifest = kling_manifest(tmp_path, 4)
@@ -148,7 +150,7 @@ def test_sigint_records_what_is_in_flight_exits_130_and_never_duplicates(
     process = start_genbatch(run_args(manifest, "-c", "2"), env=env, cwd=tmp_path)
     wait_until(lambda: sim.stats.submissions >= 1, what="a submit in flight")
 
-    code, _, stderr = kill(process, signal.SIGINT)
+    code, _, stderr = kill(process, sig)
 
     assert code == 130, stderr
     assert "Traceback" not in stderr

@@ -26,6 +26,7 @@ in that time, and the collector would walk every object loaded so far again and 
 def main() -> None:
     """Entry point of the ``genbatch`` console script and of ``python -m genbatch``."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)  # the terminal closed: as a Ctrl-C
     _pause_collector()
     try:
         from genbatch.cli import main as run_command
@@ -94,3 +95,10 @@ def _exit_interrupted() -> NoReturn:
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt
+
+
+def exit_interrupted_now(_signum: int, _frame: FrameType | None) -> NoReturn:
+    """A signal handler: one line, then exit 130 at once (output flushed)."""
+    with contextlib.suppress(OSError, ValueError):  # the terminal may be gone with the signal
+        print("genbatch: error: interrupted", file=sys.stderr)
+    _exit_interrupted()

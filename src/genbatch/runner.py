@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import anyio
@@ -94,7 +94,9 @@ MAX_CLAIM_BATCH = 16
 CLAIM_GATHER_SECONDS = 0.05
 """How long a free slot may wait for others to free up, so that one claim covers them all."""
 FOLLOWED_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
-INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); run again to resume"
+INTERRUPTED = "interrupted (Ctrl-C, SIGTERM or SIGHUP); run again to resume"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a run as Ctrl-C does (SIGHUP: its terminal was closed)."""
 """The stop reason recorded for a run stopped by a signal."""
 
 
@@ -206,6 +208,8 @@ class Runner:
         self._failures = FailureWatch(options.max_failures)
         self._spent = 0.0
         self._worker = WorkerIdentity.of_this_process()
+        self._handlers_before: dict[int, Any] = {}
+        """Signal handlers a second signal's replaced, put back as the run ends."""
 
     async def run(self) -> RunSummary:
         """Drive the run until every job is settled, the run is stopped, or interrupted."""
@@ -229,9 +233,8 @@ class Runner:
                 stop_reason = INTERRUPTED  # `genbatch runs` and `status` say why it stopped
             with anyio.CancelScope(shield=True):
                 counts = await self._stop_worker(stop_reason)
-            if self._interrupted:  # the second signal's handler ends with the run
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for sig, handler in self._handlers_before.items():  # the second signal's
+                signal.signal(sig, handler)
         return RunSummary(
             counts=counts,
             stop_reason=stop_reason,
@@ -826,7 +829,7 @@ class Runner:
     async def _watch_signals(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as received:
             task_status.started()
             async for _signum in received:
                 break
@@ -834,8 +837,8 @@ class Runner:
         self._stop_submitting = True
         # This task ends with the others, and the event loop's handlers with it, while the
         # submits in flight record their answers: a plain handler hears a second signal.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._exit_at_once)
+        for sig in STOP_SIGNALS:
+            self._handlers_before[sig] = signal.signal(sig, self._exit_at_once)
         self._notice(
             "warning",
             "interrupted: recording submissions in flight, then exiting (press Ctrl-C "

@@ -38,10 +38,20 @@ LEDGER_ENVIRONMENT = "Environment: GENBATCH_LEDGER (the ledger, as --ledger), NO
 
 
 def interrupt_on_sigterm() -> None:
-    """Make SIGTERM interrupt like Ctrl-C (a ``KeyboardInterrupt``: exit 130, one line) until
-    a run installs its own handler; asyncio puts back the default (die by the signal) when a
-    run's handler is removed, so the CLI calls this again after each run."""
+    """Make SIGTERM and SIGHUP (the terminal closed) interrupt like Ctrl-C (a
+    ``KeyboardInterrupt``: exit 130, one line) until a run installs its own handler."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+
+
+def exit_on_signals() -> None:
+    """Once a run is over and recorded, a Ctrl-C, SIGTERM or SIGHUP ends the command at once
+    (exit 130, one line): what is left is its report and closing the ledger, where an
+    interrupt raised would surface as a library's logged traceback."""
+    from genbatch.launch import exit_interrupted_now
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, exit_interrupted_now)
 
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> NoReturn:

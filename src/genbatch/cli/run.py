@@ -16,7 +16,7 @@ import typer
 
 from genbatch.capacity import concurrency_for_capacity
 from genbatch.cli import app
-from genbatch.cli.common import LEDGER_OPTION, interrupt_on_sigterm, one_line_errors
+from genbatch.cli.common import LEDGER_OPTION, exit_on_signals, one_line_errors
 from genbatch.errors import AuthError, BudgetReached, UsageError
 from genbatch.events import EventSink, RunFinished, RunStarted
 from genbatch.failures import DEFAULT_MAX_FAILURES, FailureLimit
@@ -427,7 +427,7 @@ def _execute(
         with display:
             return anyio.run(batch.execute, prepared, connection, options, sink)
     finally:
-        interrupt_on_sigterm()  # the run's own handler is gone: the summary stays interruptible
+        exit_on_signals()  # the run's own handlers are gone: the summary stays interruptible
 
 
 def _run_started(prepared: batch.Prepared, session: batch.Session, simulate: bool) -> RunStarted:
