@@ -18,6 +18,7 @@ from genbatch.errors import LedgerError
 from genbatch.ledger import tables
 from genbatch.ledger.engine import STALLED_TRANSACTION_SECONDS
 from genbatch.ledger_models import Attempt, Job, Output, Rating, Run, read_session
+from genbatch.simulator import Simulator, SimulatorConfig
 
 from support import kling_manifest, sha256_of
 
@@ -67,7 +68,7 @@ def test_a_script_reads_a_runs_jobs_and_files_as_typed_rows(
     assert genbatch.run_manifest(path, simulate=True).all_done
     monkeypatch.chdir(tmp_path)  # elsewhere: the ledger is found from the manifest's folder
 
-    with read_session(path) as session:
+    with read_session(path, simulate=True) as session:  # the rehearsal's ledger
         run = session.exec(select(Run)).one()
         jobs = session.exec(select(Job).where(Job.run_id == run.id)).all()
         files = session.exec(select(Output).join(Job).where(Job.state == "done")).all()
@@ -88,7 +89,7 @@ def test_the_session_cannot_write_to_the_ledger(
     monkeypatch.chdir(tmp_path)
     genbatch.run_manifest(path, simulate=True)
 
-    with read_session(path) as session:
+    with read_session(path, simulate=True) as session:
         job = session.exec(select(Job)).first()
         assert job is not None
         job.state = "pending"
@@ -96,7 +97,7 @@ def test_the_session_cannot_write_to_the_ledger(
         with pytest.raises(OperationalError, match="readonly"):
             session.commit()
 
-    with read_session(path) as session:
+    with read_session(path, simulate=True) as session:
         assert session.exec(select(Job.state)).all() == ["done", "done"]
 
 
@@ -106,7 +107,9 @@ def test_the_session_cannot_write_to_a_postgresql_ledger(
     path = kling_manifest(tmp_path, 1)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GENBATCH_LEDGER", postgres_url)
-    genbatch.run_manifest(path, simulate=True)
+    with Simulator(SimulatorConfig(time_scale=0.001)) as simulator:
+        monkeypatch.setenv("RUNCOMFY_TOKEN", simulator.token)
+        genbatch.run_manifest(path, api_base=simulator.base_url)
 
     with read_session(ledger=postgres_url) as session:
         job = session.exec(select(Job)).one()

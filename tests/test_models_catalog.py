@@ -681,4 +681,4 @@ def test_the_image_to_video_example_plans_and_runs_against_the_simulator(tmp_pat
     assert planned.stdout.startswith("animate-stills: 4 jobs: 4 new")
     ran = genbatch(["run", "image-to-video.yaml", "--simulate"], env=env, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    assert len(list((tmp_path / "out" / "animate-stills").glob("*.mp4"))) == 4
+    assert len(list((tmp_path / "out" / "animate-stills" / "simulated").glob("*.mp4"))) == 4

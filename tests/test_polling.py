@@ -198,7 +198,9 @@ def test_a_rehearsal_with_simulate_leaves_no_generation_times_for_a_real_run(
     done = genbatch(["run", str(manifest), "--simulate"], env=env, cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
-    ledger = Ledger.open(resolve_location(str(tmp_path / ".genbatch" / "ledger.db")))
+    # (It keeps its own ledger beside the real one, too: the real one is not even made.)
+    assert not (tmp_path / ".genbatch" / "ledger.db").exists()
+    ledger = Ledger.open(resolve_location(str(tmp_path / ".genbatch" / "ledger.simulated.db")))
     try:
         assert ledger.counts(ledger.runs()[0].id)[JobState.DONE] == 2
         assert ledger.generation_times(KLING, 10) == []

@@ -36,14 +36,16 @@ def test_a_script_loads_runs_and_reads_the_results_without_the_cli(
 
     manifest = genbatch.load_manifest(path)
     summary = genbatch.run_manifest(path, simulate=True)
-    rows = genbatch.results(path)
+    rows = genbatch.results(path, simulate=True)  # the rehearsal's: kept apart from real runs
 
     assert manifest.job_count == 3
     assert summary.all_done and summary.counts[genbatch.JobState.DONE] == 3
     assert len(rows) == 3
     assert {row["prompt"] for row in rows} == {f"clip number {i}" for i in range(3)}
-    assert all((tmp_path / "out" / row["file_name"]).is_file() for row in rows)
+    assert all((tmp_path / "out" / "simulated" / row["file_name"]).is_file() for row in rows)
     assert all(len(row["sha256"]) == 64 and row["request_id"] for row in rows)
+    with pytest.raises(genbatch.GenbatchError, match="no ledger"):
+        genbatch.results(path)  # nothing real ran
 
 
 def test_a_bad_manifest_raises_one_manifest_error(tmp_path: Path) -> None:
@@ -88,8 +90,9 @@ def test_run_manifest_completes_when_called_inside_a_running_event_loop_as_in_a_
     summary = asyncio.run(cell())
 
     assert summary.all_done and summary.counts[genbatch.JobState.DONE] == 3
-    rows = genbatch.results(path)
-    assert len(rows) == 3 and all((tmp_path / "out" / row["file_name"]).is_file() for row in rows)
+    rows = genbatch.results(path, simulate=True)
+    out = tmp_path / "out" / "simulated"
+    assert len(rows) == 3 and all((out / row["file_name"]).is_file() for row in rows)
 
 
 def test_arun_manifest_runs_in_the_callers_loop_beside_its_other_tasks(
@@ -115,8 +118,8 @@ def test_arun_manifest_runs_in_the_callers_loop_beside_its_other_tasks(
     assert summary.all_done and summary.counts[genbatch.JobState.DONE] == 3
     assert ticks > 0  # the loop went on serving its other task while the run was in flight
     assert event_threads == {threading.get_ident()}
-    assert len(list((tmp_path / "out").glob("*.mp4"))) == 3
-    assert (tmp_path / "out" / "metadata.jsonl").is_file()
+    assert len(list((tmp_path / "out" / "simulated").glob("*.mp4"))) == 3
+    assert (tmp_path / "out" / "simulated" / "metadata.jsonl").is_file()
 
 
 def test_arun_manifest_under_anyio_runs_against_a_simulator_and_prices_from_its_catalog(
@@ -156,7 +159,7 @@ def test_arun_manifest_refuses_a_bad_manifest_with_the_same_manifest_error(
 
 @pytest.mark.postgres
 def test_a_start_whose_transaction_postgresql_ended_runs_its_steps_once_more(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str, simulator: Simulator
 ) -> None:
     # A restart of the database (or an administrator) ends the session while the manifest is
     # synced: nothing was sent yet and the sync was rolled back, so the start does it again.
@@ -177,7 +180,8 @@ def test_a_start_whose_transaction_postgresql_ended_runs_its_steps_once_more(
 
     event.listen(Engine, "before_cursor_execute", end_the_session_during_the_sync)
     try:
-        summary = genbatch.run_manifest(path, simulate=True, ledger=postgres_url)
+        monkeypatch.setenv("RUNCOMFY_TOKEN", simulator.token)
+        summary = genbatch.run_manifest(path, api_base=simulator.base_url, ledger=postgres_url)
     finally:
         event.remove(Engine, "before_cursor_execute", end_the_session_during_the_sync)
 
@@ -222,4 +226,12 @@ def test_a_ledger_failing_at_the_runs_end_keeps_its_outcome_and_says_so(
     assert exit_code_for(summary) == 4
     assert through_the_cli.exit_code == 4, through_the_cli.output
     assert "Traceback" not in through_the_cli.output
-    assert genbatch.results(path) and len(genbatch.results(path)) == 2  # done, files recorded
+    assert len(genbatch.results(path, simulate=True)) == 2  # done, files recorded
+
+
+@pytest.mark.postgres
+def test_a_rehearsal_is_never_kept_in_a_shared_postgresql_ledger(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with pytest.raises(genbatch.GenbatchError, match="--simulate keeps a rehearsal in a SQLite"):
+        genbatch.run_manifest(kling_manifest(tmp_path, 1), simulate=True, ledger=postgres_url)

@@ -502,7 +502,7 @@ def test_a_rehearsal_interrupted_with_jobs_in_flight_resumes_them_to_done(tmp_pa
     # `genbatch run --simulate` starts a new simulator each time: the next one takes on the
     # requests the ledger holds in flight, on the same port, instead of saying they are gone.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNCOMFY_", "GENBATCH_"))}
-    env["GENBATCH_LEDGER"] = str(tmp_path / "ledger.db")
+    env["GENBATCH_LEDGER"] = str(tmp_path / "ledger.simulated.db")  # the rehearsal's ledger
     manifest = kling_manifest(tmp_path, 12)
     args = ["run", str(manifest), "--simulate", "-c", "4"]
     process = start_genbatch(args, env=env, cwd=tmp_path)
@@ -520,4 +520,24 @@ def test_a_rehearsal_interrupted_with_jobs_in_flight_resumes_them_to_done(tmp_pa
     assert resumed.returncode == 0, resumed.stderr
     counts = status(env, tmp_path)["counts"]
     assert (counts["done"], counts["expired"]) == (12, 0)
-    assert len(output_files(tmp_path / "out")) == 12
+    assert len(output_files(tmp_path / "out" / "simulated")) == 12
+
+
+def test_a_rehearsal_is_kept_apart_and_the_real_run_after_it_submits_every_job(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNCOMFY_", "GENBATCH_"))}
+    manifest = kling_manifest(tmp_path, 3)
+    rehearsed = genbatch(["run", str(manifest), "--simulate"], env=env, cwd=tmp_path)
+    assert rehearsed.returncode == 0, rehearsed.stderr
+    assert "a rehearsal, kept apart from real runs" in rehearsed.stderr
+
+    real_api = {**env, "RUNCOMFY_API_BASE": sim.base_url, "RUNCOMFY_TOKEN": sim.token}
+    real = genbatch(run_args(manifest), env=real_api, cwd=tmp_path)
+
+    # The ledger found beside the manifest is not the rehearsal's: the real run does not take
+    # its placeholder files for generations, and submits its three jobs.
+    assert real.returncode == 0, real.stderr
+    assert sim.stats.submissions == 3
+    assert len(output_files(tmp_path / "out")) == 3  # the real files; the rehearsal's apart
+    assert len(output_files(tmp_path / "out" / "simulated")) == 3

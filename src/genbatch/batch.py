@@ -446,12 +446,14 @@ def _reach(
             None if simulate else resolve_connection(api_base, allow_insecure=allow_insecure)
         )
         store = stack.enter_context(
-            open_ledger_for(ledger, manifest=manifest.path, may_create=True)
+            open_ledger_for(ledger, manifest=manifest.path, may_create=True, rehearsal=simulate)
         )
         stack.enter_context(store.exclusive())
         simulator = None
         if simulate:
-            simulator = stack.enter_context(_simulator(ledger=store.location.url))
+            assert store.location.sqlite_path is not None  # a rehearsal's ledger is a file
+            ledger_file = str(store.location.sqlite_path.resolve())
+            simulator = stack.enter_context(_simulator(ledger=ledger_file))
             connection = Connection(api_base=simulator.base_url, token=simulator.token)
             # Scaled times enter no ledger history: a real run on this ledger would poll its
             # first jobs far too early.
@@ -506,6 +508,7 @@ def open_session(
     the API's catalog, as ``genbatch run`` does. For a caller with no event loop running (the
     ``genbatch run`` command); inside a running loop, use ``open_async_session``.
     """
+    manifest = manifest.rehearsal() if simulate else manifest
     with _reach(
         manifest,
         ledger=ledger,
@@ -536,6 +539,7 @@ async def open_async_session(
     # The ledger's calls are synchronous for now: opening it, taking its lock and the sync
     # (seconds for a large manifest) block the caller's loop, as does starting and stopping the
     # simulator's thread with ``simulate``.
+    manifest = manifest.rehearsal() if simulate else manifest
     with _reach(
         manifest,
         ledger=ledger,
@@ -636,13 +640,18 @@ def _run_in_own_thread(run: Callable[[], Awaitable[RunSummary]]) -> RunSummary:
 
 
 def results(
-    path: str | Path, *, ledger: str | None = None, all_states: bool = False
+    path: str | Path,
+    *,
+    ledger: str | None = None,
+    all_states: bool = False,
+    simulate: bool = False,
 ) -> list[dict[str, Any]]:
     """What a manifest's run produced: the rows of ``genbatch export``, one per output file
     (file path, prompt, inputs, request id, sha256, cost...); with ``all_states`` also one row per
-    job not done, with its state and error. ``LedgerError`` when there is no ledger at all."""
+    job not done, with its state and error; with ``simulate``, those of its rehearsal.
+    ``LedgerError`` when there is no ledger at all."""
     manifest = load_manifest(path)
-    with open_ledger_for(ledger, manifest=manifest.path) as store:
+    with open_ledger_for(ledger, manifest=manifest.path, rehearsal=simulate) as store:
         run = store.find_run(manifest.name)
         if run is None:
             return []

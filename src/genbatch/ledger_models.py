@@ -138,14 +138,16 @@ class Rating(LedgerModel, table=True):
 
 @contextmanager
 def read_session(
-    manifest: str | Path | None = None, *, ledger: str | None = None
+    manifest: str | Path | None = None, *, ledger: str | None = None, simulate: bool = False
 ) -> Iterator[Session]:
     """A read-only SQLModel session on the ledger ``genbatch`` would use for ``manifest`` (the
     nearest ``.genbatch/`` from its folder up), or on ``ledger`` (a path or a PostgreSQL URL,
-    as ``--ledger`` takes). ``LedgerError`` when there is none, or it is damaged or newer."""
+    as ``--ledger`` takes); with ``simulate``, on the rehearsals' ledger beside it.
+    ``LedgerError`` when there is none, or it is damaged or newer."""
     from genbatch.ledger import open_ledger_for
 
-    with open_ledger_for(ledger, manifest=manifest) as store, store.engine.connect() as conn:
+    opened = open_ledger_for(ledger, manifest=manifest, rehearsal=simulate)
+    with opened as store, store.engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA query_only = ON")
         else:

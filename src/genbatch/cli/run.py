@@ -626,6 +626,13 @@ def _print_summary(
     folders = prepared.ledger.output_dirs(prepared.run.id) if summary.all_done else []
     if folders:
         print(f"genbatch: outputs in {_output_folders(folders)}", file=sys.stderr)
+    if request.simulate:
+        ledger = shlex.quote(prepared.ledger.location.display)
+        print(
+            "genbatch: a rehearsal, kept apart from real runs (its own ledger and folders): "
+            f"`--ledger {ledger}` shows it to status, show, export and gallery",
+            file=sys.stderr,
+        )
     if next_command:
         if _password_left_out(request):
             print(PASSWORD_LEFT_OUT, file=sys.stderr)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from genbatch.manifest.schema import ManifestSpec, parse_manifest_spec
 from genbatch.manifest.settings import DEFAULT_MAX_JOBS, ManifestSettings
 from genbatch.manifest.top_level import read_document
 from genbatch.manifest.yaml_loader import YamlDocument
+
+REHEARSAL_FOLDER = "simulated"
+"""The folder, inside each output folder, where a ``--simulate`` rehearsal writes its files."""
 
 __all__ = ["BlockSummary", "Manifest", "load_manifest", "model_ids_of"]
 
@@ -79,6 +83,17 @@ class Manifest:
         """The catalog the models were looked up in (the API's entries it was loaded with)."""
         """A hash of everything the jobs depend on (see ``load_manifest``): equal digests,
         equal jobs. Prices are not in it."""
+
+    def rehearsal(self) -> Manifest:
+        """This manifest as ``--simulate`` runs it: every block writes into a ``simulated``
+        folder inside its own, so a rehearsal's placeholder files never stand where a real
+        run's go (its ledger is apart too: see ``batch.rehearsal_location``)."""
+        copied = copy.copy(self)
+        copied._blocks = [
+            replace(block, output_dir=str(Path(block.output_dir) / REHEARSAL_FOLDER))
+            for block in self._blocks
+        ]
+        return copied
 
     @property
     def blocks(self) -> tuple[BlockSummary, ...]:
