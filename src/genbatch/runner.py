@@ -26,8 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import anyio
@@ -95,9 +94,9 @@ CLAIM_GATHER_SECONDS = 0.05
 """How long a free slot may wait for others to free up, so that one claim covers them all."""
 FOLLOWED_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
 INTERRUPTED = "interrupted (Ctrl-C, SIGTERM or SIGHUP); run again to resume"
+"""The stop reason recorded for a run stopped by a signal."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Signals that stop a run as Ctrl-C does (SIGHUP: its terminal was closed)."""
-"""The stop reason recorded for a run stopped by a signal."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,19 +207,27 @@ class Runner:
         self._failures = FailureWatch(options.max_failures)
         self._spent = 0.0
         self._worker = WorkerIdentity.of_this_process()
-        self._handlers_before: dict[int, Any] = {}
-        """Signal handlers a second signal's replaced, put back as the run ends."""
 
     async def run(self) -> RunSummary:
         """Drive the run until every job is settled, the run is stopped, or interrupted."""
         start = await self._start_worker()
+        if not self._options.handle_signals:
+            return await self._drive_run(start)
+        async with anyio.create_task_group() as listening:
+            # Listening before the first claim and until the worker has stopped: a Ctrl-C lets
+            # every submit in flight record its answer (none is left `submitting`), a second one
+            # leaves at once. Apart from the run's tasks: their cancel does not reach it.
+            await listening.start(self._watch_signals)
+            try:
+                summary = await self._drive_run(start)
+            finally:
+                listening.cancel_scope.cancel()
+        return summary
+
+    async def _drive_run(self, start: WorkerStart) -> RunSummary:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                if self._options.handle_signals:
-                    # Listening before the first claim: a Ctrl-C from then on lets every
-                    # submit in flight record its answer (none is left `submitting`).
-                    await tg.start(self._watch_signals)
                 # Leases are renewed whoever drives the run (the CLI or the Python API).
                 tg.start_soon(self._keep_leases)
                 tg.start_soon(self._report_gauges)
@@ -233,8 +240,6 @@ class Runner:
                 stop_reason = INTERRUPTED  # `genbatch runs` and `status` say why it stopped
             with anyio.CancelScope(shield=True):
                 counts = await self._stop_worker(stop_reason)
-            for sig, handler in self._handlers_before.items():  # the second signal's
-                signal.signal(sig, handler)
         return RunSummary(
             counts=counts,
             stop_reason=stop_reason,
@@ -832,35 +837,37 @@ class Runner:
         with anyio.open_signal_receiver(*STOP_SIGNALS) as received:
             task_status.started()
             async for _signum in received:
-                break
-        self._interrupted = True
-        self._stop_submitting = True
-        # This task ends with the others, and the event loop's handlers with it, while the
-        # submits in flight record their answers: a plain handler hears a second signal.
-        for sig in STOP_SIGNALS:
-            self._handlers_before[sig] = signal.signal(sig, self._exit_at_once)
-        self._notice(
-            "warning",
-            "interrupted: recording submissions in flight, then exiting (press Ctrl-C "
-            "again to exit at once); run again to resume",
-        )
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
+                if self._interrupted:
+                    self._exit_at_once()
+                self._interrupted = True
+                self._stop_submitting = True
+                self._notice(
+                    "warning",
+                    "interrupted: recording submissions in flight, then exiting (press Ctrl-C "
+                    "again to exit at once); run again to resume",
+                )
+                assert self._tg is not None
+                self._tg.cancel_scope.cancel()
 
-    def _exit_at_once(self, _signum: int, _frame: FrameType | None) -> NoReturn:
+    def _exit_at_once(self) -> NoReturn:
         """A second signal: leave now. Every commit is atomic; nothing is corrupted."""
         self._say_exiting_at_once()
         os._exit(130)
 
     def _say_exiting_at_once(self) -> None:
         """The last words of a run that leaves without its summary: what became of the jobs in
-        flight, and what to run next."""
+        flight, and what to run next (past the live display's frame, its cursor shown again:
+        the display is not closed on this way out)."""
+        terminal = sys.stderr.isatty()
         words = (
-            "genbatch: exited at once: jobs whose submit had no answer yet become `unknown` "
+            ("\r\n" if terminal else "")
+            + "genbatch: exited at once: jobs whose submit had no answer yet become `unknown` "
             "(never sent again unless you say so), the others resume\n"
         )
         if self._options.resume_command:
             words += f"genbatch: next: {self._options.resume_command}\n"
+        if terminal:
+            words += "\x1b[?25h"
         with contextlib.suppress(OSError):  # stderr gone too: the exit code is what is left
             os.write(2, words.encode())
 
