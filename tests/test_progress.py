@@ -241,3 +241,31 @@ def test_a_budget_stop_exits_5_and_says_the_exact_command_to_go_on(
     command = f"genbatch run {manifest} --budget USD --poll-interval 0.01 --json"
     assert finished["next"] == command
     assert f"genbatch: next: {command}" in stopped.stderr
+
+
+def test_no_report_shows_the_runners_start_half_done() -> None:
+    # The start's moves come one event at a time: a tenth crossed on the way is no reason to
+    # report a state the ledger never held (one job unknown, the other still submitting).
+    seen: list[Event] = []
+    track = ProgressTracker(
+        seen.append, {JobState.SUBMITTING: 2, JobState.PENDING: 8}, clock=Clock()
+    )
+    track(
+        RunStarted(
+            run="r",
+            jobs=10,
+            new=0,
+            done=0,
+            to_submit=8,
+            reattached=0,
+            concurrency=2,
+            ledger="l",
+            api="a",
+        )
+    )
+    track(job("1", JobState.SUBMITTING, JobState.UNKNOWN))
+    track(job("2", JobState.SUBMITTING, JobState.UNKNOWN))
+    track(gauge(in_flight=0, limit=2))
+
+    [first] = reports(seen)
+    assert first.counts == {JobState.PENDING: 8, JobState.UNKNOWN: 2}
