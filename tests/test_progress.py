@@ -250,19 +250,7 @@ def test_no_report_shows_the_runners_start_half_done() -> None:
     track = ProgressTracker(
         seen.append, {JobState.SUBMITTING: 2, JobState.PENDING: 8}, clock=Clock()
     )
-    track(
-        RunStarted(
-            run="r",
-            jobs=10,
-            new=0,
-            done=0,
-            to_submit=8,
-            reattached=0,
-            concurrency=2,
-            ledger="l",
-            api="a",
-        )
-    )
+    track(started(jobs=10, new=0, to_submit=8))
     track(job("1", JobState.SUBMITTING, JobState.UNKNOWN))
     track(job("2", JobState.SUBMITTING, JobState.UNKNOWN))
     track(gauge(in_flight=0, limit=2))
