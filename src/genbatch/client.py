@@ -197,9 +197,7 @@ class RunComfyClient:
 
     async def submit(self, model_id: str, inputs: Mapping[str, Any]) -> Submission:
         """Submit one generation. Raises ``TransportError`` with ``request_sent`` when unsure."""
-        body = await self._call(
-            "POST", f"/v1/models/{model_id}", json_body=dict(inputs), submit=True
-        )
+        body = await self._call("POST", f"/v1/models/{model_id}", json_body=dict(inputs))
         request_id = body.get("request_id")
         if not isinstance(request_id, str) or not request_id:
             raise BadAnswer(
@@ -314,7 +312,6 @@ class RunComfyClient:
         *,
         json_body: dict[str, Any] | None = None,
         request_id: str | None = None,
-        submit: bool = False,
     ) -> dict[str, Any]:
         try:
             response = await self._api.request(method, path, json=json_body)
@@ -325,7 +322,7 @@ class RunComfyClient:
                 response = await self._api.send(self._same_origin(response, request_id))
         except httpx.TransportError as exc:
             raise _transport_error(exc, request_id=request_id) from None
-        return _parse_answer(response, request_id=request_id, secrets=self._secrets, submit=submit)
+        return _parse_answer(response, request_id=request_id, secrets=self._secrets)
 
     def _same_origin(self, response: httpx.Response, request_id: str | None) -> httpx.Request:
         following = response.next_request
@@ -618,11 +615,7 @@ def _transport_error(exc: httpx.TransportError, *, request_id: str | None) -> Tr
 
 
 def _parse_answer(
-    response: httpx.Response,
-    *,
-    request_id: str | None,
-    secrets: tuple[str, ...],
-    submit: bool = False,
+    response: httpx.Response, *, request_id: str | None, secrets: tuple[str, ...]
 ) -> dict[str, Any]:
     body = _json_or_none(response)
     error_code = body.get("error_code") if isinstance(body, dict) else None
@@ -634,9 +627,7 @@ def _parse_answer(
             http_status=response.status_code,
             request_id=request_id,
         )
-    raise _api_error(
-        response, redact_value(body, secrets), request_id=request_id, secrets=secrets, submit=submit
-    )
+    raise _api_error(response, redact_value(body, secrets), request_id=request_id, secrets=secrets)
 
 
 def _json_or_none(response: httpx.Response) -> Any:
@@ -657,12 +648,7 @@ _ERRORS_BY_CODE: dict[int, type[ApiError]] = {
 
 
 def _api_error(
-    response: httpx.Response,
-    body: Any,
-    *,
-    request_id: str | None,
-    secrets: tuple[str, ...],
-    submit: bool = False,
+    response: httpx.Response, body: Any, *, request_id: str | None, secrets: tuple[str, ...]
 ) -> ApiError:
     """The error an answer means; ``body`` is already redacted, the raw text is redacted here."""
     status = response.status_code
@@ -679,7 +665,7 @@ def _api_error(
         return RateLimited(message, retry_after=_retry_after(response), **fields)
     cls = _ERRORS_BY_CODE.get(code or 0)
     if cls is None or (cls is ModelNotFound and request_id is not None):
-        cls = _error_class_for_status(status, request_id, page_to_submit=submit and body is None)
+        cls = _error_class_for_status(status, request_id)
     if cls is InputRejected:
         message = _describe_validation(detail) or message
     elif cls is RequestForbidden and request_id is not None:
@@ -695,18 +681,10 @@ def _api_error(
     return cls(message, **fields)
 
 
-def _error_class_for_status(
-    status: int, request_id: str | None, *, page_to_submit: bool
-) -> type[ApiError]:
-    """The error of an answer without an error code the contract lists (``page_to_submit``:
-    the answer to a submit is not JSON)."""
+def _error_class_for_status(status: int, request_id: str | None) -> type[ApiError]:
+    """The error of an answer without an error code the contract lists."""
     if status == 401:
         return AuthError
-    if page_to_submit and status < 500:
-        # The API answers a submit it refuses in JSON (its codes, or 422's details). A 4xx
-        # page (a web firewall's 403, a gateway's 404) comes from in front of it: the call
-        # never reached the API, nothing was created, and the job is not to blame.
-        return GatewayError
     if request_id is not None and status < 500:
         # About a request we hold: only the API's own codes (403001, 404001) say it belongs
         # to another account or is gone. Any other answer (a gateway's page, a router's

@@ -13,7 +13,7 @@
     │   ├── ModelNotFound              400001: unknown model id
     │   ├── InputRejected              422: input outside the model's schema
     │   ├── RequestGone                404001: unknown, deleted or expired request id
-    │   ├── GatewayError               another 4xx about a request, a 4xx page to a submit
+    │   ├── GatewayError               another 4xx about a request: not the API's word
     │   ├── RateLimited                429, maybe with Retry-After
     │   ├── ServerError                5xx
     │   ├── BadAnswer                  a 2xx whose body is not the JSON we expect
@@ -237,11 +237,8 @@ class GatewayError(ApiError):
     # the contract lists (a 403 or 404 HTML page, a router's 404000, no body): the contract
     # gives such calls only 403001, 404001 and the account's own errors. A poll that got it is
     # repeated later, as when the API cannot be reached (it counts toward the run's patience):
-    # it never expires nor fails a job. A submit gets it for a 4xx that is not JSON (a web
-    # firewall's or a gateway's page): the call never reached the API, so it is sent again
-    # later, counting toward the run's patience as a call with no answer does. (A catalog
-    # call never gets it: its 4xx keep their meaning.)
-    on_submit = Disposition.RETRY_LATER
+    # it never expires nor fails a job. (A submit or a catalog call never gets it: their 4xx
+    # keep their meaning.)
     on_poll = Disposition.RETRY_LATER
 
 
