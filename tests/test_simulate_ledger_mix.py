@@ -1,9 +1,9 @@
 """`genbatch run --simulate` on a ledger whose jobs in flight were submitted to the real API.
 
-The ledger does not say which API a request id came from, and `--simulate` uses the same
-default ledger as a real run. A rehearsal must never take on the real API's requests: its
-simulator would "finish" them with its own files, mark paid jobs done with fake outputs, and
-the real outputs would never be fetched (lost once the API's retention ends).
+The ledger does not say which API a request id came from, so a rehearsal keeps its own ledger
+beside the real one. It must never take on the real API's requests: its simulator would
+"finish" them with its own files, mark paid jobs done with fake outputs, and the real outputs
+would never be fetched (lost once the API's retention ends).
 """
 
 from __future__ import annotations

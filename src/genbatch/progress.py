@@ -121,7 +121,7 @@ class ProgressTracker:
             self._counts[event.previous] -= 1
             self._counts[event.state] += 1
             self._times.observe(event, now)
-            if self._tenths() > self._tenths_reported:
+            if not self._starting and self._tenths() > self._tenths_reported:
                 self._report(now)
         elif isinstance(event, RunGauge):
             self._gauge = event
