@@ -186,7 +186,9 @@ def test_a_bad_token_stops_the_run_with_exit_3_and_leaves_it_resumable(
 
     assert done.returncode == 3
     assert "token" in done.stderr.lower()
-    assert "genbatch: the refused token came from $RUNCOMFY_TOKEN" in done.stderr
+    # Where to put it right, then what to run once it is: the command's last two lines.
+    assert done.stderr.splitlines()[-2] == "genbatch: the refused token came from $RUNCOMFY_TOKEN"
+    assert done.stderr.splitlines()[-1].startswith("genbatch: next: genbatch run ")
     assert "wrong-token" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
     assert status(env, tmp_path)["counts"]["pending"] == 3

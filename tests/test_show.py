@@ -94,13 +94,17 @@ def test_an_ambiguous_or_unknown_job_is_a_one_line_usage_error(
 ) -> None:
     _, env, rows = ran
     # 20 keys over 16 hex digits: at least two share their first digit.
-    shared = next(c for c, n in Counter(str(r["job_key"])[0] for r in rows).items() if n > 1)
+    shared, sharing = next(
+        (c, n) for c, n in Counter(str(r["job_key"])[0] for r in rows).items() if n > 1
+    )
 
     ambiguous = genbatch(["show", shared], env=env, cwd=tmp_path)
     unknown = genbatch(["show", "zzzz"], env=env, cwd=tmp_path)
     no_index = genbatch(["show", "#99"], env=env, cwd=tmp_path)
 
-    assert ambiguous.returncode == 2 and "matches" in ambiguous.stderr
+    assert ambiguous.returncode == 2, ambiguous.stderr
+    assert f"'{shared}' matches {sharing} jobs: " in ambiguous.stderr  # the count, exactly
+    assert ambiguous.stderr.count(" (#") == min(sharing, 5)
     assert unknown.returncode == 2 and "no job's key starts with 'zzzz'" in unknown.stderr
     assert no_index.returncode == 2 and "has no job #99" in no_index.stderr
     for done in (ambiguous, unknown, no_index):

@@ -364,12 +364,9 @@ def execute_request(request: RunRequest) -> None:
         code = batch.exit_code_for(summary)
         next_command = _next_command(summary, request)
         spend = store.spend(prepared.run.id)
-        _print_summary(summary, prepared, spend, request, next_command)
-        if isinstance(summary.stop_error, AuthError):
-            print(
-                f"genbatch: the refused token came from {session.connection.token_source}",
-                file=sys.stderr,
-            )
+        _print_summary(
+            summary, prepared, spend, request, next_command, session.connection.token_source
+        )
         sink(
             RunFinished(
                 counts=summary.counts,
@@ -601,6 +598,7 @@ def _print_summary(
     spend: dict[JobState, float],
     request: RunRequest,
     next_command: str | None,
+    token_source: str,
 ) -> None:
     counts = ", ".join(f"{n} {s.value}" for s, n in summary.counts.items() if n)
     print(f"genbatch: {counts or 'no jobs'}", file=sys.stderr)
@@ -633,6 +631,8 @@ def _print_summary(
             f"`--ledger {ledger}` shows it to status, show, export and gallery",
             file=sys.stderr,
         )
+    if isinstance(summary.stop_error, AuthError):  # to put right before the next command
+        print(f"genbatch: the refused token came from {token_source}", file=sys.stderr)
     if next_command:
         if _password_left_out(request):
             print(PASSWORD_LEFT_OUT, file=sys.stderr)

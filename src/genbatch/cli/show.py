@@ -122,10 +122,13 @@ def _find(store: Ledger, selector: str, manifest: Path | None) -> JobRecord:
     if not found:
         raise UsageError(f"no job's key starts with '{selector}'")
     if len(found) > 1:
+        # find_jobs stops at 10: so many may mean more.
+        count = f"{len(found)} or more" if len(found) == 10 else str(len(found))
         shown = ", ".join(f"{j.key} (#{j.ordinal})" for j in found[:5])
+        more = ", ..." if len(found) > 5 else ""
         raise UsageError(
-            f"'{selector}' matches {len(found)}+ jobs: {shown}; give more of the "
-            "key, or the manifest"
+            f"'{selector}' matches {count} jobs: {shown}{more}; give more of the key, or the "
+            "manifest"
         )
     return found[0]
 
