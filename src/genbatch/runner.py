@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Unpack
 from urllib.parse import urlsplit
 
 import anyio
@@ -73,6 +73,7 @@ from genbatch.failures import MAX_CONSECUTIVE_UNKNOWN, FailureLimit, FailureWatc
 from genbatch.filenames import output_stem, sanitize_file_stem
 from genbatch.ledger import JobRecord, Ledger, OutputRecord, RunInfo, StoredFile, WorkerStart
 from genbatch.ledger.async_ledger import AsyncLedger
+from genbatch.ledger.records import MoveDetails
 from genbatch.lifecycle import Move
 from genbatch.polling import HISTORY_SIZE, GenerationTimes, PollPolicy, generation_seconds
 from genbatch.states import (
@@ -877,37 +878,22 @@ class Runner:
         move: Move,
         *,
         message: str | None = None,
-        error: str | None = None,
-        request_id: str | None = None,
-        remote_status: str | None = None,
-        urls: tuple[str, ...] = (),
-        files: Sequence[StoredFile] = (),
-        generation_seconds: float | None = None,
+        **details: Unpack[MoveDetails],
     ) -> JobRecord:
-        """Make ``move`` in the ledger, then announce it (``message``, else ``error``). Should the
+        """Make ``move`` in the ledger, then announce it (``message``, else the error). Should the
         ledger fail (``LedgerError``) to record what only the API knows (a request id, output
         URLs), each is printed on stderr before the error goes on (``print_unrecorded``), so a
         full disk never loses a paid request."""
         try:
-            moved = await self._store.move(
-                job,
-                move,
-                worker=self._worker.id,
-                error=error,
-                request_id=request_id,
-                remote_status=remote_status,
-                urls=urls,
-                files=files,
-                generation_seconds=generation_seconds,
-            )
+            moved = await self._store.move(job, move, worker=self._worker.id, **details)
         except TransitionRefused:
             raise  # recorded by whoever moved the job first
         except Exception:  # a LedgerError, or a failure of the pool or the driver's own
-            print_unrecorded(job, request_id, urls)
+            print_unrecorded(job, details.get("request_id"), details.get("urls", ()))
             raise
         self._account(job, moved.state)
         if moved.state != job.state:
-            self._emit(self._event(job, moved, message=message or error))
+            self._emit(self._event(job, moved, message=message or details.get("error")))
         return moved
 
     def _account(self, job: JobRecord, state: JobState) -> None:

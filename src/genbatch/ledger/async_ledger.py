@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 import anyio
 
 from genbatch.errors import CommitInDoubt, TransactionEnded
 from genbatch.group_commit import GroupCommit, Work
 from genbatch.ledger.ledger import Ledger
-from genbatch.ledger.records import JobRecord, StoredFile
-from genbatch.lifecycle import Actor, Move
+from genbatch.ledger.records import JobRecord, MoveDetails
+from genbatch.lifecycle import Move
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -83,33 +83,11 @@ class AsyncLedger:
     _refusal = _queued(Ledger.refusal)
 
     async def move(
-        self,
-        job: JobRecord,
-        move: Move,
-        *,
-        worker: str,
-        actor: Actor = Actor.RUNNER,
-        error: str | None = None,
-        request_id: str | None = None,
-        remote_status: str | None = None,
-        urls: Sequence[str] = (),
-        files: Sequence[StoredFile] = (),
-        generation_seconds: float | None = None,
+        self, job: JobRecord, move: Move, *, worker: str, **details: Unpack[MoveDetails]
     ) -> JobRecord:
-        """``Ledger.try_move``: the job, moved; ``TransitionRefused`` when it was not where
-        expected (a cancel or a takeover came first)."""
-        moved = await self._try_move(
-            job,
-            move,
-            actor=actor,
-            worker=worker,
-            error=error,
-            request_id=request_id,
-            remote_status=remote_status,
-            urls=urls,
-            files=files,
-            generation_seconds=generation_seconds,
-        )
+        """``Ledger.try_move`` of the runner: the job, moved; ``TransitionRefused`` when it was
+        not where expected (a cancel or a takeover came first)."""
+        moved = await self._try_move(job, move, worker=worker, **details)
         if moved is None:
             raise await self._refusal(job, move)
         return moved

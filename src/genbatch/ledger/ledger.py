@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import fields, replace
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from sqlalchemy import (
     Connection,
@@ -66,6 +66,7 @@ from genbatch.ledger.records import (
     AttemptRecord,
     JobOutputs,
     JobRecord,
+    MoveDetails,
     OutputRecord,
     RunInfo,
     StoredFile,
@@ -292,24 +293,14 @@ class Ledger:
         *,
         actor: Actor = Actor.RUNNER,
         worker: str | None = None,
-        error: str | None = None,
-        request_id: str | None = None,
-        remote_status: str | None = None,
-        urls: Sequence[str] = (),
-        files: Sequence[StoredFile] = (),
-        generation_seconds: float | None = None,
+        **details: Unpack[MoveDetails],
     ) -> JobRecord | None:
         """Make ``move`` (the one guarded write of a job's state): the job takes the move's
         target state only if it is in one of its source states and, for the runner's moves of
         a job in flight, still held by ``worker``. Returns the job as it is now, or None when
         nothing matched (nothing was changed, but the request id of an ACCEPT, which is kept
-        on the attempt whatever happens: a request id is never lost).
-
-        ``error``: the job's (and its attempt's) error; ``request_id``: ACCEPT's answer;
-        ``remote_status``: what the API reported; ``urls``: SUCCEED's output URLs, recorded
-        before any download; ``files``: output files put in place, recorded with the move
-        (FINISH and the job's last file: one commit); ``generation_seconds``: SUCCEED's
-        generation time as the API reported it (``genbatch.ledger.history``).
+        on the attempt whatever happens: a request id is never lost). ``details``: what the
+        move records beside the state (``MoveDetails``).
         """
         if actor not in move.transition.actors:
             raise ValueError(f"{actor} may not make the move {move.name}")
@@ -317,32 +308,31 @@ class Ledger:
         if worker is None and checks_holder:
             raise ValueError(f"the move {move.name} of a job in flight needs its worker")
         now = utcnow()
+        request_id = details.get("request_id")
         statement = sql.job_move(
             move, checks_holder=checks_holder, sets_request=request_id is not None
         )
         # A statement ignores the values it does not bind (``b_worker`` when it checks no holder).
-        params = dict(b_job=job.id, b_now=now, b_error=error, b_worker=worker, b_request=request_id)
+        params = dict(
+            b_job=job.id,
+            b_now=now,
+            b_error=details.get("error"),
+            b_worker=worker,
+            b_request=request_id,
+        )
         with self._transaction(move.name.lower()) as conn:
             # The job's row first, then its attempt's: the order a takeover locks them in, so two
             # workers at once never deadlock (PostgreSQL would abort one of them).
             row = conn.execute(statement, params).first()
             if row is not None or move is Move.ACCEPT:  # an answer's request id is never lost
-                _record_attempt(
-                    conn,
-                    job.attempt_id,
-                    move,
-                    now,
-                    request_id=request_id,
-                    error=error,
-                    remote_status=remote_status,
-                    generation_seconds=generation_seconds,
-                )
+                _record_attempt(conn, job.attempt_id, move, now, details)
             if row is None:
                 return None
             if move.transition.target is JobState.PENDING:
                 _back_to_pending(conn, job.run_id)
+            urls = details.get("urls", ())
             outputs = self._record_urls(conn, job, urls) if move is Move.SUCCEED else ()
-            _store_files(conn, files)
+            _store_files(conn, details.get("files", ()))
         return replace(
             job,
             state=JobState(row.state),
@@ -920,27 +910,19 @@ def _new_attempts(conn: Connection, rows: Sequence[Any], now: datetime) -> dict[
 
 
 def _record_attempt(
-    conn: Connection,
-    attempt_id: int | None,
-    move: Move,
-    now: datetime,
-    *,
-    request_id: str | None,
-    error: str | None,
-    remote_status: str | None,
-    generation_seconds: float | None,
+    conn: Connection, attempt_id: int | None, move: Move, now: datetime, details: MoveDetails
 ) -> None:
     """What ``move`` says of the job's current attempt: an ACCEPT's request id, an outcome and
     its error, the remote status, the generation time."""
     outcome = move.transition.attempt
     values: dict[str, Any] = {
-        "remote_status": remote_status,
-        "generation_seconds": generation_seconds,
+        "remote_status": details.get("remote_status"),
+        "generation_seconds": details.get("generation_seconds"),
     }
     if move is Move.ACCEPT:
-        values.update(request_id=request_id, outcome=outcome, accepted_at=now)
+        values.update(request_id=details.get("request_id"), outcome=outcome, accepted_at=now)
     elif outcome is not None:
-        values.update(outcome=outcome, finished_at=now, error=error)
+        values.update(outcome=outcome, finished_at=now, error=details.get("error"))
     values = {column: value for column, value in values.items() if value is not None}
     if attempt_id is not None and values:
         params = {f"b_{column}": value for column, value in values.items()}

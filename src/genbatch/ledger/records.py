@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from genbatch.ratings import Rating
 from genbatch.states import JobState
@@ -78,6 +79,24 @@ class StoredFile:
     sha256: str
     host: str | None = None
     """The machine whose worker wrote it."""
+
+
+class MoveDetails(TypedDict, total=False):
+    """What a move of a job records beside its new state (``Ledger.try_move``)."""
+
+    error: str | None
+    """The job's (and its attempt's) error."""
+    request_id: str | None
+    """ACCEPT's answer."""
+    remote_status: str | None
+    """What the API reported."""
+    urls: Sequence[str]
+    """SUCCEED's output URLs, recorded before any download."""
+    files: Sequence[StoredFile]
+    """Output files put in place, recorded with the move (FINISH and the job's last file: one
+    commit)."""
+    generation_seconds: float | None
+    """SUCCEED's generation time as the API reported it (``genbatch.ledger.history``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
