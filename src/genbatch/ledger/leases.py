@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from genbatch.ledger import statements as sql
-from genbatch.ledger.records import JobRecord, WorkerInfo
+from genbatch.ledger.records import JobRecord, WorkerInfo, from_row
 from genbatch.ledger.tables import ATTEMPTS, JOBS, RUNS, WORKERS, utcnow
 from genbatch.lifecycle import AttemptOutcome, Move
 from genbatch.states import LEASED_STATES, JobState
@@ -211,13 +211,9 @@ def _worker_info(
     row: Any, held: tuple[int, datetime | None], done: int, as_of: datetime
 ) -> WorkerInfo:
     count, until = held
-    return WorkerInfo(
-        id=row.id,
-        run_id=row.run_id,
-        host=row.host,
-        pid=row.pid,
-        concurrency=row.concurrency,
-        lease_seconds=row.lease_seconds,
+    return from_row(
+        WorkerInfo,
+        row,
         started_at=aware(row.started_at),
         heartbeat_at=aware(row.heartbeat_at),
         stopped_at=aware(row.stopped_at) if row.stopped_at else None,

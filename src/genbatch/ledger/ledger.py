@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
@@ -73,6 +73,7 @@ from genbatch.ledger.records import (
     SyncReport,
     Takeover,
     WorkerStart,
+    from_row,
 )
 from genbatch.ledger.sqlite_file import RUN_LOCK_SUFFIX
 from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RATINGS, RUNS, utcnow
@@ -81,7 +82,6 @@ from genbatch.ratings import Rating
 from genbatch.states import ATTACHED_STATES, BUDGET_STATES, SPENDING_STATES, JobState
 
 P = ParamSpec("P")
-R = TypeVar("R")
 T = TypeVar("T")
 
 SYNC_BATCH = 5000
@@ -182,19 +182,19 @@ class Ledger:
             .values(manifest_path=manifest_path, updated_at=now, stop_reason=None)
         )
         row = conn.execute(select(RUNS).where(RUNS.c.name == name)).one()
-        return _record(RunInfo, row)
+        return from_row(RunInfo, row)
 
     def find_run(self, name: str) -> RunInfo | None:
         """The run called ``name``, or None."""
         with self._transaction("find_run") as conn:
             row = conn.execute(select(RUNS).where(RUNS.c.name == name)).first()
-        return _record(RunInfo, row) if row else None
+        return from_row(RunInfo, row) if row else None
 
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
         with self._transaction("runs") as conn:
             rows = conn.execute(select(RUNS).order_by(RUNS.c.id)).all()
-        return [_record(RunInfo, r) for r in rows]
+        return [from_row(RunInfo, r) for r in rows]
 
     def request_stop(self, run_id: int, reason: str) -> None:
         """Make every claim of the run fail from now on, until the next run starts."""
@@ -406,7 +406,7 @@ class Ledger:
         """The output files of a job, in output order."""
         with self._transaction("outputs") as conn:
             rows = conn.execute(sql.OUTPUTS_OF_JOB, {"b_job": job_id}).all()
-        return [_record(OutputRecord, r) for r in rows]
+        return [from_row(OutputRecord, r) for r in rows]
 
     def record_files(self, files: Sequence[StoredFile]) -> None:
         """Output files are on disk, verified, under their final names."""
@@ -544,7 +544,7 @@ class Ledger:
                 .where(ATTEMPTS.c.job_id == job_id)
                 .order_by(ATTEMPTS.c.number, ATTEMPTS.c.id)
             ).all()
-        return [_record(AttemptRecord, r) for r in rows]
+        return [from_row(AttemptRecord, r) for r in rows]
 
     def job_outputs(
         self,
@@ -1261,25 +1261,13 @@ def _current_attempts(conn: Connection, job_ids: list[int]) -> dict[int, int]:
 
 
 def _job_record(row: Any, *, attempt_id: int | None = None) -> JobRecord:
-    return JobRecord(
-        id=row.id,
-        run_id=row.run_id,
-        key=row.key,
-        ordinal=row.ordinal,
-        block=row.block,
-        model_id=row.model_id,
+    return from_row(
+        JobRecord,
+        row,
         inputs=_json_column(row, "inputs_json"),
         variables=_json_column(row, "variables_json"),
-        repeat_index=row.repeat_index,
-        file_stem=row.file_stem,
-        output_dir=row.output_dir,
         state=JobState(row.state),
-        request_id=row.request_id,
-        attempts=row.attempts,
-        error=row.error,
         attempt_id=attempt_id,
-        cost_usd=row.cost_usd,
-        in_manifest=bool(row.in_manifest),
     )
 
 
@@ -1294,17 +1282,6 @@ def _json_column(row: Any, column: str) -> Any:
     except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError; NULL a TypeError
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise _DamagedRow(f"job {row.key}: {column} is not JSON ({reason})") from None
-
-
-def _record(cls: type[R], row: Any, prefix: str = "") -> R:
-    """The record ``cls`` held by ``row``: each field from the column of its name (labelled
-    ``prefix`` + name in a join)."""
-    return cls(**{name: getattr(row, prefix + name) for name in _FIELDS[cls]})
-
-
-_FIELDS: dict[type[Any], list[str]] = {
-    cls: [f.name for f in fields(cls)] for cls in (RunInfo, OutputRecord, AttemptRecord)
-}
 
 
 def _same_file_name(job: Any, other: Any) -> Any:
@@ -1371,7 +1348,7 @@ def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
         if row.g_job_key is not None:
             rated[row.o_position] = rating_of_row(row, "g_")
         if row.o_id is not None:
-            outputs.append(_record(OutputRecord, row, "o_"))
+            outputs.append(from_row(OutputRecord, row, "o_"))
         last = row
     if last is not None:
         yield _job_outputs(last, tuple(outputs), rated)
@@ -1380,7 +1357,7 @@ def _group_job_outputs(rows: Iterable[Any]) -> Iterator[JobOutputs]:
 def _job_outputs(
     row: Any, outputs: tuple[OutputRecord, ...], rated: dict[int, Rating]
 ) -> JobOutputs:
-    attempt = None if row.a_id is None else _record(AttemptRecord, row, "a_")
+    attempt = None if row.a_id is None else from_row(AttemptRecord, row, "a_")
     return JobOutputs(
         job=_job_record(row),
         run_name=row.r_name,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
+from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RUNS, WORKERS
 from genbatch.ratings import Rating
 from genbatch.states import JobState
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,3 +224,23 @@ class CachedModel:
     document: dict[str, Any] = field(repr=False)
     """The entry as the endpoint answered it."""
     fetched_at: datetime
+
+
+def from_row(cls: type[R], row: Any, prefix: str = "", **given: Any) -> R:
+    """The record ``cls`` held by a row of its table: each field from the column of its name
+    (labelled ``prefix`` + name in a join), but those ``given``."""
+    found = {name: getattr(row, prefix + name) for name in _COLUMNS[cls] if name not in given}
+    return cls(**found, **given)
+
+
+_COLUMNS: dict[type[Any], list[str]] = {
+    cls: [f.name for f in fields(cls) if f.name in table.c]
+    for cls, table in (
+        (RunInfo, RUNS),
+        (JobRecord, JOBS),
+        (AttemptRecord, ATTEMPTS),
+        (OutputRecord, OUTPUTS),
+        (WorkerInfo, WORKERS),
+    )
+}
+"""The fields of each record that are columns of its table."""
