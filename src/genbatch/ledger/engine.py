@@ -184,14 +184,9 @@ def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.commit()
 
 
-class _SecondaryDriverError(logging.Filter):
+def _not_secondary(record: logging.LogRecord) -> bool:
     """Drops psycopg's "error ignored ..." warnings: another error is on its way up already."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("error ignored")
-
-
-_SECONDARY_DRIVER_ERROR = _SecondaryDriverError()
+    return not str(record.msg).startswith("error ignored")
 
 
 def _quiet_secondary_driver_errors() -> None:
@@ -203,8 +198,8 @@ def _quiet_secondary_driver_errors() -> None:
     and with no logging configured Python prints that warning on stderr.
     """
     driver_logger = logging.getLogger("psycopg")
-    if _SECONDARY_DRIVER_ERROR not in driver_logger.filters:
-        driver_logger.addFilter(_SECONDARY_DRIVER_ERROR)
+    if _not_secondary not in driver_logger.filters:
+        driver_logger.addFilter(_not_secondary)
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
@@ -235,7 +235,7 @@ class Ledger:
                 counts = _counts(conn, run.id)
                 return run, SyncReport(total=sum(counts.values()), counts=counts, unchanged=True)
             report = _sync(conn, run.id, specs, cost)
-            _set_fingerprint(conn, run.id, fingerprint)
+            _update_run(conn, run.id, jobs_fingerprint=fingerprint)
             return run, report
 
     # -- claiming -------------------------------------------------------------------------------
@@ -932,20 +932,9 @@ def _record_attempt(
 def _store_files(conn: Connection, files: Sequence[StoredFile]) -> None:
     if files:
         now = utcnow()
-        conn.execute(
-            sql.FILE_STORED,
-            [
-                {
-                    "b_output": f.output_id,
-                    "b_path": f.path,
-                    "b_size": f.size,
-                    "b_sha256": f.sha256,
-                    "b_now": now,
-                    "b_host": f.host,
-                }
-                for f in files
-            ],
-        )
+        # Each field of a file is bound as b_<field> (``statements.FILE_STORED``).
+        rows = [{f"b_{name}": value for name, value in asdict(f).items()} for f in files]
+        conn.execute(sql.FILE_STORED, [{**row, "b_now": now} for row in rows])
 
 
 def _set_synchronous(conn: Connection, level: str) -> None:
@@ -1172,10 +1161,6 @@ _NEW_JOB_CONSTANT = ("run_id", "in_manifest", "state", "attempts", "created_at",
 
 def _bind_processors(dialect: Any, names: Sequence[str]) -> list[Callable[[Any], Any] | None]:
     return [JOBS.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-
-
-def _set_fingerprint(conn: Connection, run_id: int, fingerprint: str | None) -> None:
-    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(jobs_fingerprint=fingerprint))
 
 
 def _back_to_pending(conn: Connection, run_id: int) -> None:

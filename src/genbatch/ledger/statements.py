@@ -225,7 +225,7 @@ OUTPUTS_OF_JOB: Select[Any] = (
 
 FILE_STORED: Update = (
     update(OUTPUTS)
-    .where(OUTPUTS.c.id == bindparam("b_output"))
+    .where(OUTPUTS.c.id == bindparam("b_output_id"))
     .values(
         path=bindparam("b_path"),
         size=bindparam("b_size"),
