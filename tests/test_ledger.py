@@ -47,6 +47,7 @@ from genbatch.ledger.tables import SCHEMA_VERSION
 from genbatch.lifecycle import Actor, Move
 from genbatch.ratings import Rating, Verdict
 from genbatch.states import JobState
+from genbatch.workers import WorkerIdentity
 
 KLING = "kling/kling-2-6/pro/text-to-video"
 LEASE = 60.0
@@ -96,6 +97,10 @@ def specs(count: int, *, start: int = 0) -> list[JobSpec]:
         )
         for i in range(start, start + count)
     ]
+
+
+def identity(worker_id: str, host: str = "h", pid: int = 1) -> WorkerIdentity:
+    return WorkerIdentity(id=worker_id, host=host, pid=pid)
 
 
 def new_run(ledger: Ledger, jobs: int, *, cost: float | None = None) -> int:
@@ -159,7 +164,7 @@ def test_a_version_1_ledger_is_upgraded_step_by_step_keeping_its_jobs(
 
     assert _version(upgraded) == SCHEMA_VERSION
     assert upgraded.counts(run_id)[JobState.PENDING] == 2
-    upgraded.register_worker(run_id, "h:1:a", host="h", pid=1, concurrency=2, lease_seconds=9)
+    upgraded.register_worker(run_id, identity("h:1:a"), concurrency=2, lease_seconds=9)
     assert [w.id for w in upgraded.workers(run_id)] == ["h:1:a"]
 
 
@@ -440,7 +445,7 @@ def test_claims_follow_manifest_order_and_stop_when_nothing_is_pending(ledger: L
 
 def test_a_claim_commits_the_intent_with_the_worker_and_its_lease(ledger: Ledger) -> None:
     run_id = new_run(ledger, 1)
-    ledger.register_worker(run_id, "w1", host="h", pid=1, concurrency=1, lease_seconds=LEASE)
+    ledger.register_worker(run_id, identity("w1"), concurrency=1, lease_seconds=LEASE)
 
     job = claim(ledger, run_id, "w1")
 
@@ -515,7 +520,7 @@ def test_concurrent_claims_never_take_a_job_twice_nor_pass_the_limit_or_the_budg
 
 def test_a_heartbeat_renews_the_leases_of_the_jobs_its_worker_holds(ledger: Ledger) -> None:
     run_id = new_run(ledger, 3)
-    ledger.register_worker(run_id, "w1", host="h", pid=1, concurrency=2, lease_seconds=LEASE)
+    ledger.register_worker(run_id, identity("w1"), concurrency=2, lease_seconds=LEASE)
     accepted(ledger, run_id, "w1", "r1")
     claim(ledger, run_id, "w1", lease_seconds=0.0)
 
@@ -554,7 +559,7 @@ def test_live_leases_and_a_workers_own_jobs_are_never_taken_over(ledger: Ledger)
 
 def test_a_worker_that_exits_hands_its_jobs_over_at_once(ledger: Ledger) -> None:
     run_id = new_run(ledger, 1)
-    ledger.register_worker(run_id, "w1", host="h", pid=1, concurrency=1, lease_seconds=LEASE)
+    ledger.register_worker(run_id, identity("w1"), concurrency=1, lease_seconds=LEASE)
     accepted(ledger, run_id, "w1", "r1")
 
     ledger.release_worker(run_id, "w1")
@@ -604,8 +609,8 @@ def test_others_in_flight_counts_the_jobs_other_workers_hold(ledger: Ledger) -> 
 
 def test_workers_report_status_jobs_done_and_throughput(ledger: Ledger) -> None:
     run_id = new_run(ledger, 2)
-    ledger.register_worker(run_id, "w1", host="h1", pid=1, concurrency=2, lease_seconds=LEASE)
-    ledger.register_worker(run_id, "lost", host="h2", pid=2, concurrency=2, lease_seconds=0.05)
+    ledger.register_worker(run_id, identity("w1", "h1", 1), concurrency=2, lease_seconds=LEASE)
+    ledger.register_worker(run_id, identity("lost", "h2", 2), concurrency=2, lease_seconds=0.05)
     job = accepted(ledger, run_id, "w1", "r1")
     output = succeeded(ledger, job, "w1", "https://x.runcomfy.net/a.mp4")
     stored = StoredFile(output_id=output.id, path="/out/a.mp4", size=3, sha256="abc", host="h1")
@@ -1147,7 +1152,7 @@ def test_any_sequence_of_moves_changes_the_state_exactly_as_the_table_says(
 
 def _start(ledger: Ledger, run_id: int, worker: str) -> None:
     ledger.start_worker(
-        run_id, worker, host="h", pid=1, concurrency=2, lease_seconds=LEASE, resubmit_unknown=False
+        run_id, identity(worker), concurrency=2, lease_seconds=LEASE, resubmit_unknown=False
     )
 
 

@@ -261,12 +261,10 @@ class Runner:
             return dict.fromkeys(JobState, 0)
 
     async def _start_worker(self) -> WorkerStart:
-        me, options = self._worker, self._options
+        options = self._options
         start = await self._store.start_worker(
             self._run.id,
-            me.id,
-            host=me.host,
-            pid=me.pid,
+            self._worker,
             concurrency=options.concurrency,
             lease_seconds=options.lease_seconds,
             resubmit_unknown=options.resubmit_unknown,

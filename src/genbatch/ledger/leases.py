@@ -25,6 +25,7 @@ from genbatch.ledger.records import JobRecord, WorkerInfo, from_row
 from genbatch.ledger.tables import ATTEMPTS, JOBS, RUNS, WORKERS, utcnow
 from genbatch.lifecycle import AttemptOutcome, Move
 from genbatch.states import LEASED_STATES, JobState
+from genbatch.workers import WorkerIdentity
 
 LEASED = [s.value for s in LEASED_STATES]
 INTERRUPTED = "interrupted while submitting: the request may or may not exist remotely"
@@ -64,22 +65,15 @@ def lock_run(conn: Connection, run_id: int, *, exclusive: bool = True) -> str | 
 
 
 def register(
-    conn: Connection,
-    run_id: int,
-    worker_id: str,
-    *,
-    host: str,
-    pid: int,
-    concurrency: int,
-    lease_seconds: float,
+    conn: Connection, run_id: int, worker: WorkerIdentity, *, concurrency: int, lease_seconds: float
 ) -> None:
     """Record a new worker of the run."""
     conn.execute(
         insert(WORKERS).values(
-            id=worker_id,
+            id=worker.id,
             run_id=run_id,
-            host=host,
-            pid=pid,
+            host=worker.host,
+            pid=worker.pid,
             concurrency=concurrency,
             lease_seconds=lease_seconds,
             started_at=lease_time(conn),

@@ -80,6 +80,7 @@ from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RATINGS, RUNS, utcno
 from genbatch.lifecycle import Actor, AttemptOutcome, Move
 from genbatch.ratings import Rating
 from genbatch.states import ATTACHED_STATES, BUDGET_STATES, SPENDING_STATES, JobState
+from genbatch.workers import WorkerIdentity
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -440,10 +441,8 @@ class Ledger:
     def start_worker(
         self,
         run_id: int,
-        worker_id: str,
+        worker: WorkerIdentity,
         *,
-        host: str,
-        pid: int,
         concurrency: int,
         lease_seconds: float,
         resubmit_unknown: bool = False,
@@ -456,14 +455,9 @@ class Ledger:
             if not leases.stopping(conn, run_id):
                 _update_run(conn, run_id, stop_requested=None)
             self.register_worker(
-                run_id,
-                worker_id,
-                host=host,
-                pid=pid,
-                concurrency=concurrency,
-                lease_seconds=lease_seconds,
+                run_id, worker, concurrency=concurrency, lease_seconds=lease_seconds
             )
-            takeover = self.take_over(run_id, worker_id, lease_seconds=lease_seconds, starting=True)
+            takeover = self.take_over(run_id, worker.id, lease_seconds=lease_seconds, starting=True)
             resubmitted = (
                 self.reset_to_pending(run_id, [JobState.UNKNOWN]) if resubmit_unknown else []
             )
