@@ -171,19 +171,15 @@ class Ledger:
 
     def _ensure_run(self, conn: Connection, name: str, manifest_path: str) -> RunInfo:
         now = utcnow()
-        # Workers starting together all insert it: every insert but the first does nothing.
-        conn.execute(
+        current = dict(manifest_path=manifest_path, updated_at=now, stop_reason=None)
+        # Workers starting together all insert it: every insert but the first updates it.
+        upsert = (
             sql.insert_on_conflict(conn, RUNS)
-            .values(name=name, manifest_path=manifest_path, created_at=now, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["name"])
+            .values(name=name, created_at=now, **current)
+            .on_conflict_do_update(index_elements=["name"], set_=current)
+            .returning(*RUNS.c)
         )
-        conn.execute(
-            update(RUNS)
-            .where(RUNS.c.name == name)
-            .values(manifest_path=manifest_path, updated_at=now, stop_reason=None)
-        )
-        row = conn.execute(select(RUNS).where(RUNS.c.name == name)).one()
-        return from_row(RunInfo, row)
+        return from_row(RunInfo, conn.execute(upsert).one())
 
     def find_run(self, name: str) -> RunInfo | None:
         """The run called ``name``, or None."""
