@@ -541,7 +541,7 @@ def test_expired_leases_are_taken_over_reattached_and_submitting_jobs_become_unk
     assert [(j.key, j.request_id, j.attempt_id) for j in takeover.attached] == [
         (job.key, "req-1", job.attempt_id)
     ]
-    assert takeover.unknown == 1
+    assert len(takeover.interrupted) == 1
     assert ledger.states_by_key(run_id)[caught.key] == JobState.UNKNOWN
     assert ledger.attempts(caught.id)[0].outcome == "unknown"
     assert ledger.take_over(run_id, "w3", lease_seconds=LEASE).attached == []  # w2 holds it now
@@ -751,7 +751,7 @@ def test_an_answer_arriving_after_a_takeover_marked_its_submit_unknown_is_record
     run_id = new_run(ledger, 1)
     frozen = claim(ledger, run_id, "w1", lease_seconds=0.0)
     assert frozen is not None
-    assert ledger.take_over(run_id, "w2", lease_seconds=LEASE).unknown == 1
+    assert len(ledger.take_over(run_id, "w2", lease_seconds=LEASE).interrupted) == 1
 
     late = move(ledger, frozen, Move.ACCEPT, worker="w1", request_id="req-late")
 

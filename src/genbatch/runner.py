@@ -270,13 +270,11 @@ class Runner:
             resubmit_unknown=options.resubmit_unknown,
         )
         self._spent = start.spent_usd
-        if start.takeover.unknown:
-            self._notice(
-                "warning",
-                f"{start.takeover.unknown} job(s) were interrupted while submitting and are now "
-                "`unknown`: they may exist remotely (see --resubmit-unknown)",
-            )
-            self._announce_unknown(start.takeover.interrupted)
+        self._announce_unknown(
+            start.takeover.interrupted,
+            "were interrupted while submitting and are now `unknown`: they may exist remotely "
+            "(see --resubmit-unknown)",
+        )
         if start.resubmitted:
             self._notice(
                 "warning", f"resubmitting {len(start.resubmitted)} unknown job(s) as asked"
@@ -286,8 +284,11 @@ class Runner:
                 self._emit(self._event(unknown, job, message="to be submitted again, as asked"))
         return start
 
-    def _announce_unknown(self, jobs: list[JobRecord]) -> None:
-        """The ledger turned these ``submitting`` jobs ``unknown`` as they were taken over."""
+    def _announce_unknown(self, jobs: list[JobRecord], what: str) -> None:
+        """The ledger turned these ``submitting`` jobs ``unknown`` as they were taken over:
+        a warning that says ``what`` of them, then each one's move."""
+        if jobs:
+            self._notice("warning", f"{len(jobs)} job(s) {what}")
         for job in jobs:
             unknown = replace(job, state=JobState.UNKNOWN)
             self._emit(self._event(job, unknown, message="interrupted while submitting"))
@@ -800,13 +801,11 @@ class Runner:
         takeover = await self._store.take_over(
             self._run.id, self._worker.id, lease_seconds=self._options.lease_seconds
         )
-        if takeover.unknown:
-            self._notice(
-                "warning",
-                f"{takeover.unknown} job(s) of a worker that is gone were caught submitting "
-                "and are now `unknown`: they may exist remotely",
-            )
-            self._announce_unknown(takeover.interrupted)
+        self._announce_unknown(
+            takeover.interrupted,
+            "of a worker that is gone were caught submitting and are now `unknown`: they may "
+            "exist remotely",
+        )
         if takeover.attached:
             self._notice(
                 "info",

@@ -490,7 +490,7 @@ class Ledger:
         with self._errors("take_over"):
             attached = [_job_record(r, attempt_id=attempts.get(r.id)) for r in rows]
             caught = [_job_record(r) for r in interrupted]
-        return Takeover(attached=attached, unknown=len(caught), interrupted=caught)
+        return Takeover(attached=attached, interrupted=caught)
 
     def work_may_come(self, run_id: int, worker_id: str) -> bool:
         """Jobs are pending (back after a 429 or a failed generation, or not claimable yet under

@@ -198,10 +198,9 @@ class Takeover:
 
     attached: list[JobRecord] = field(default_factory=list)
     """Jobs with a request id: re-attached (polled, fetched), never resubmitted."""
-    unknown: int = 0
-    """Jobs caught ``submitting``: their POST may have landed, so they became ``unknown``."""
     interrupted: list[JobRecord] = field(default_factory=list)
-    """Those ``unknown`` jobs, as they were (``submitting``)."""
+    """Jobs caught ``submitting``, as they were: their POST may have landed, so they became
+    ``unknown``."""
 
 
 @dataclass(frozen=True, kw_only=True)
