@@ -984,7 +984,7 @@ def _sync(
     cost: Callable[[JobSpec], float | None] | None,
 ) -> SyncReport:
     price = cost or (lambda _spec: None)
-    # Read in chunks: each fetch keeps the transaction busy (``_KeepBusy``) while the rows of
+    # Read in chunks: each fetch keeps the transaction busy (``_kept_busy``) while the rows of
     # a large run are turned into this dict (1.5 to 3 s for 200,000 jobs).
     known = {
         r.key: (r.id, r.ordinal, r.in_manifest, r.state, r.cost_usd, r.output_dir, r.file_stem)
@@ -1006,10 +1006,8 @@ def _sync(
     moved: list[dict[str, Any]] = []
     reordered_done = False  # a done job's row in metadata.jsonl changes (its index)
     inserter = _JobInserter(conn, run_id, utcnow())
-    busy = _KeepBusy(conn)
     total = 0
-    for spec in specs:
-        busy.tick()
+    for spec in _kept_busy(conn, specs):
         total += 1
         existing = known.get(spec.key)
         if existing is None:
@@ -1048,24 +1046,18 @@ def _sync(
     return SyncReport(total=total, new=total - len(found), counts=_counts(conn, run_id))
 
 
-class _KeepBusy:
-    """Sends PostgreSQL a statement at least every ``BUSY_SECONDS`` while Python works inside
-    a transaction (the sync's walk of a manifest), which the database would otherwise end as
-    stalled (``engine.STALLED_TRANSACTION_SECONDS``). A process frozen in the walk stops
-    sending, so its transaction still ends, and the run row it holds is freed."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn if conn.dialect.name == "postgresql" else None
-        self.due = time.monotonic() + BUSY_SECONDS
-
-    def tick(self) -> None:
-        """``KEEP_BUSY``, when ``BUSY_SECONDS`` passed since the last one (or since made)."""
-        if self.conn is None:
-            return
-        now = time.monotonic()
-        if now >= self.due:
-            self.conn.execute(KEEP_BUSY)
-            self.due = now + BUSY_SECONDS
+def _kept_busy(conn: Connection, specs: Iterable[JobSpec]) -> Iterator[JobSpec]:
+    """``specs``, with PostgreSQL sent a statement at least every ``BUSY_SECONDS`` while Python
+    works inside the transaction (the sync's walk of a manifest), which the database would
+    otherwise end as stalled (``engine.STALLED_TRANSACTION_SECONDS``). A process frozen in the
+    walk stops sending, so its transaction still ends, and the run row it holds is freed."""
+    postgresql = conn.dialect.name == "postgresql"
+    due = time.monotonic() + BUSY_SECONDS
+    for spec in specs:
+        if postgresql and time.monotonic() >= due:
+            conn.execute(KEEP_BUSY)
+            due = time.monotonic() + BUSY_SECONDS
+        yield spec
 
 
 class _JobInserter:
