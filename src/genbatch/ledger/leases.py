@@ -182,22 +182,11 @@ def workers(conn: Connection, run_id: int) -> list[WorkerInfo]:
     rows = conn.execute(
         select(WORKERS).where(WORKERS.c.run_id == run_id).order_by(WORKERS.c.started_at.desc())
     ).all()
-    held = {
-        w: (n, until)
-        for w, n, until in conn.execute(
-            select(JOBS.c.worker, func.count(), func.max(JOBS.c.lease_until))
-            .where(*_leased(run_id))
-            .group_by(JOBS.c.worker)
-        )
-    }
-    done: dict[str, int] = {
-        worker: count
-        for worker, count in conn.execute(
-            select(JOBS.c.worker, func.count())
-            .where(JOBS.c.run_id == run_id, JOBS.c.state == JobState.DONE)
-            .group_by(JOBS.c.worker)
-        )
-    }
+    per_worker = select(JOBS.c.worker, func.count()).group_by(JOBS.c.worker)
+    leased = per_worker.add_columns(func.max(JOBS.c.lease_until)).where(*_leased(run_id))
+    held = {worker: (count, until) for worker, count, until in conn.execute(leased)}
+    finished = per_worker.where(JOBS.c.run_id == run_id, JOBS.c.state == JobState.DONE)
+    done: dict[str, int] = {worker: count for worker, count in conn.execute(finished)}
     return [_worker_info(r, held.get(r.id, (0, None)), int(done.get(r.id, 0)), as_of) for r in rows]
 
 
