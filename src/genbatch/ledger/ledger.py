@@ -916,7 +916,7 @@ def _record_attempt(
     values = {column: value for column, value in values.items() if value is not None}
     if attempt_id is not None and values:
         params = {f"b_{column}": value for column, value in values.items()}
-        conn.execute(sql.attempt_update(*values), {"b_attempt": attempt_id, **params})
+        conn.execute(sql.row_update(ATTEMPTS, *values), {"b_id": attempt_id, **params})
 
 
 def _store_files(conn: Connection, files: Sequence[StoredFile]) -> None:
@@ -1019,9 +1019,10 @@ def _sync(
                 {
                     "b_id": job_id,
                     "b_ordinal": spec.ordinal,
-                    "b_cost": new_cost,
-                    "b_dir": place[0],
-                    "b_stem": place[1],
+                    "b_in_manifest": True,
+                    "b_cost_usd": new_cost,
+                    "b_output_dir": place[0],
+                    "b_file_stem": place[1],
                 }
             )
             if len(moved) >= SYNC_BATCH:  # SQLAlchemy prepares a batch whole before sending it
@@ -1150,20 +1151,9 @@ def _back_to_pending(conn: Connection, run_id: int) -> None:
 
 
 def _apply_moves(conn: Connection, moved: list[dict[str, Any]]) -> None:
-    if not moved:
-        return
-    conn.execute(
-        update(JOBS)
-        .where(JOBS.c.id == bindparam("b_id"))
-        .values(
-            ordinal=bindparam("b_ordinal"),
-            in_manifest=True,
-            cost_usd=bindparam("b_cost"),
-            output_dir=bindparam("b_dir"),
-            file_stem=bindparam("b_stem"),
-        ),
-        moved,
-    )
+    if moved:
+        columns = ("ordinal", "in_manifest", "cost_usd", "output_dir", "file_stem")
+        conn.execute(sql.row_update(JOBS, *columns), moved)
 
 
 def _retire_missing(conn: Connection, known: dict[str, tuple[Any, ...]], found: set[str]) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS
+from genbatch.ledger.tables import JOBS, OUTPUTS
 from genbatch.lifecycle import Move
 from genbatch.states import BUDGET_STATES, REMOTE_ACTIVE_STATES, TERMINAL_STATES, JobState
 
@@ -192,14 +192,15 @@ def claim_in_one_statement(
     )
 
 
-# -- attempts -----------------------------------------------------------------------------------
+# -- rows ---------------------------------------------------------------------------------------
 
 
 @functools.cache
-def attempt_update(*columns: str) -> Update:
-    """Set ``columns`` of the attempt ``b_attempt``, each to the value bound as ``b_<column>``."""
+def row_update(table: Table, *columns: str) -> Update:
+    """Set ``columns`` of the row ``b_id`` of ``table``, each to the value bound as
+    ``b_<column>`` (an attempt's outcome, a job's place in a re-synced manifest)."""
     values: dict[str, Any] = {column: bindparam(f"b_{column}") for column in columns}
-    return update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("b_attempt")).values(**values)
+    return update(table).where(table.c.id == bindparam("b_id")).values(**values)
 
 
 # -- outputs ------------------------------------------------------------------------------------
