@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
@@ -922,9 +922,16 @@ def _record_attempt(
 def _store_files(conn: Connection, files: Sequence[StoredFile]) -> None:
     if files:
         now = utcnow()
-        # Each field of a file is bound as b_<field> (``statements.FILE_STORED``).
-        rows = [{f"b_{name}": value for name, value in asdict(f).items()} for f in files]
-        conn.execute(sql.FILE_STORED, [{**row, "b_now": now} for row in rows])
+        columns = ("path", "size", "sha256", "host")  # each a field of StoredFile too
+        rows = [
+            {
+                "b_id": f.output_id,
+                "b_downloaded_at": now,
+                **{f"b_{c}": getattr(f, c) for c in columns},
+            }
+            for f in files
+        ]
+        conn.execute(sql.row_update(OUTPUTS, *columns, "downloaded_at"), rows)
 
 
 def _set_synchronous(conn: Connection, level: str) -> None:

@@ -198,7 +198,8 @@ def claim_in_one_statement(
 @functools.cache
 def row_update(table: Table, *columns: str) -> Update:
     """Set ``columns`` of the row ``b_id`` of ``table``, each to the value bound as
-    ``b_<column>`` (an attempt's outcome, a job's place in a re-synced manifest)."""
+    ``b_<column>`` (an attempt's outcome, a file put in place, a job's place in a re-synced
+    manifest)."""
     values: dict[str, Any] = {column: bindparam(f"b_{column}") for column in columns}
     return update(table).where(table.c.id == bindparam("b_id")).values(**values)
 
@@ -222,16 +223,4 @@ NEW_OUTPUT: Insert = (
 
 OUTPUTS_OF_JOB: Select[Any] = (
     select(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job")).order_by(OUTPUTS.c.position)
-)
-
-FILE_STORED: Update = (
-    update(OUTPUTS)
-    .where(OUTPUTS.c.id == bindparam("b_output_id"))
-    .values(
-        path=bindparam("b_path"),
-        size=bindparam("b_size"),
-        sha256=bindparam("b_sha256"),
-        downloaded_at=bindparam("b_now"),
-        host=bindparam("b_host"),
-    )
 )
