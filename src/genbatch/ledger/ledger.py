@@ -388,7 +388,7 @@ class Ledger:
             OutputRecord(
                 id=conn.execute(
                     sql.NEW_OUTPUT,
-                    {"b_job": job.id, "b_attempt": job.attempt_id, "b_position": i, "b_url": url},
+                    {"job_id": job.id, "attempt_id": job.attempt_id, "position": i, "url": url},
                 ).scalar_one(),
                 job_id=job.id,
                 position=i,

@@ -209,17 +209,8 @@ def row_update(table: Table, *columns: str) -> Update:
 FORGET_OUTPUTS: Delete = delete(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job"))
 """An earlier attempt's URLs, replaced by the succeeding attempt's."""
 
-NEW_OUTPUT: Insert = (
-    insert(OUTPUTS)
-    .values(
-        job_id=bindparam("b_job"),
-        attempt_id=bindparam("b_attempt"),
-        position=bindparam("b_position"),
-        url=bindparam("b_url"),
-    )
-    .returning(OUTPUTS.c.id)
-)
-"""One output URL of a job, returning its id."""
+NEW_OUTPUT: Insert = insert(OUTPUTS).returning(OUTPUTS.c.id)
+"""One output URL of a job (its columns given by name), returning its id."""
 
 OUTPUTS_OF_JOB: Select[Any] = (
     select(OUTPUTS).where(OUTPUTS.c.job_id == bindparam("b_job")).order_by(OUTPUTS.c.position)
