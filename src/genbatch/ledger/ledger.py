@@ -330,14 +330,8 @@ class Ledger:
             urls = details.get("urls", ())
             outputs = self._record_urls(conn, job, urls) if move is Move.SUCCEED else ()
             _store_files(conn, details.get("files", ()))
-        return replace(
-            job,
-            state=JobState(row.state),
-            request_id=row.request_id,
-            attempts=row.attempts,
-            error=row.error,
-            outputs=outputs,
-        )
+        changed = dict(row._mapping, state=JobState(row.state))  # the columns ``sql.MOVED``
+        return replace(job, **changed, outputs=outputs)
 
     def refusal(self, job: JobRecord, move: Move) -> TransitionRefused:
         """The error for ``move`` of ``job`` having matched nothing: says where the job is now."""
