@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 from collections.abc import Iterator
@@ -543,3 +544,26 @@ def test_a_rehearsal_is_kept_apart_and_the_real_run_after_it_submits_every_job(
     assert sim.stats.submissions == 3
     assert len(output_files(tmp_path / "out")) == 3  # the real files; the rehearsal's apart
     assert len(output_files(tmp_path / "out" / "simulated")) == 3
+
+
+def test_a_job_resubmitted_after_a_lost_answer_still_counts_its_first_attempt_in_the_budget(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    manifest = kling_manifest(tmp_path, 2)
+    sim.inject(route="submit", fault="lost_answer", count=1)  # created, billed, answer lost
+    first = genbatch(run_args(manifest), env=env, cwd=tmp_path)
+    assert first.returncode == 1 and status(env, tmp_path)["counts"]["unknown"] == 1
+    spent = float(re.findall(r"estimated spend \$([\d.]+)", first.stderr)[0])  # both jobs
+
+    resubmit = run_args(manifest, "--resubmit-unknown", "--budget", str(spent))
+    stopped = genbatch(resubmit, env=env, cwd=tmp_path)
+
+    # The lost submit may be billed: sending the job again would pass the budget.
+    assert stopped.returncode == 5, stopped.stderr
+    assert "budget reached" in stopped.stderr
+    assert sim.stats.submissions == 2
+    assert f"estimated spend ${spent:,.2f}" in stopped.stderr
+    again = genbatch(run_args(manifest, "--budget", str(spent * 1.5 + 0.01)), env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert sim.stats.submissions == 3  # paid twice, as asked, within the budget raised

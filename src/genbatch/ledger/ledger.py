@@ -76,7 +76,7 @@ from genbatch.ledger.records import (
     from_row,
 )
 from genbatch.ledger.sqlite_file import RUN_LOCK_SUFFIX
-from genbatch.ledger.tables import ATTEMPTS, JOBS, OUTPUTS, RATINGS, RUNS, utcnow
+from genbatch.ledger.tables import ATTEMPTS, JOBS, META, OUTPUTS, RATINGS, RUNS, utcnow
 from genbatch.lifecycle import Actor, AttemptOutcome, Move
 from genbatch.ratings import Rating
 from genbatch.states import ATTACHED_STATES, BUDGET_STATES, SPENDING_STATES, JobState
@@ -358,6 +358,7 @@ class Ledger:
         wanted = [s.value for s in states]
         where = (JOBS.c.run_id == run_id, JOBS.c.state.in_(wanted), JOBS.c.in_manifest.is_(True))
         with self._transaction("reset_to_pending") as conn:
+            _keep_spend_of(conn, run_id, where)
             moved = conn.execute(sql.transition(Move.RESET, *where, now=utcnow())).all()
             _back_to_pending(conn, run_id)
         return [_job_record(row) for row in moved]
@@ -504,10 +505,14 @@ class Ledger:
             return _counts(conn, run_id)
 
     def spend(self, run_id: int) -> dict[JobState, float]:
-        """Estimated cost of the run's jobs (of the current manifest) per state."""
+        """Estimated cost of the run's jobs (of the current manifest) per state; ``unknown``
+        also holds what jobs put back to pending since had possibly cost."""
         with self._transaction("spend") as conn:
             found = _per_state(conn, run_id, func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
-        return {state: float(found.get(state, 0.0)) for state in JobState}
+            before_reset = conn.execute(sql.spent_before_reset(run_id)).scalar_one()
+        spend = {state: float(found.get(state, 0.0)) for state in JobState}
+        spend[JobState.UNKNOWN] += float(before_reset)
+        return spend
 
     def unpriced_pending(self, run_id: int) -> int:
         """Pending jobs whose model has no known price (a budget cannot account for them)."""
@@ -856,6 +861,22 @@ def _roll_back(transaction: RootTransaction) -> None:
 
 def _update_run(conn: Connection, run_id: int, **values: Any) -> None:
     conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
+
+
+def _keep_spend_of(conn: Connection, run_id: int, where: tuple[Any, ...]) -> None:
+    """Before jobs go back to pending: what those that were possibly paid for had cost joins
+    the run's spend kept apart (``statements.spent_before_reset``)."""
+    paid = conn.execute(
+        select(func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
+            *where, JOBS.c.state.in_([s.value for s in BUDGET_STATES])
+        )
+    ).scalar_one()
+    if not paid:
+        return
+    total = float(conn.execute(sql.spent_before_reset(run_id)).scalar_one()) + float(paid)
+    key, value = sql.spent_before_reset_key(run_id), repr(total)
+    upsert = sql.insert_on_conflict(conn, META).values(key=key, value=value)
+    conn.execute(upsert.on_conflict_do_update(index_elements=[META.c.key], set_={"value": value}))
 
 
 def _check_budget(conn: Connection, run_id: int, budget_usd: float) -> None:

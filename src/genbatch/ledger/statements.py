@@ -16,11 +16,13 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Delete,
+    Float,
     Insert,
     Select,
     Table,
     Update,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -28,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 
-from genbatch.ledger.tables import JOBS, OUTPUTS
+from genbatch.ledger.tables import JOBS, META, OUTPUTS
 from genbatch.lifecycle import Move
 from genbatch.states import BUDGET_STATES, REMOTE_ACTIVE_STATES, TERMINAL_STATES, JobState
 
@@ -136,11 +138,25 @@ def remote_active(run: Any) -> Select[Any]:
     )
 
 
-def spent(run: Any) -> Select[Any]:
-    """The estimated cost of the run's jobs that are paid, being paid, or possibly paid."""
-    return select(func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
+def spent(run: int) -> Select[Any]:
+    """The estimated cost of the run's jobs that are paid, being paid, or possibly paid, and
+    of the attempts of jobs put back to pending since that were (``spent_before_reset``)."""
+    jobs = select(func.coalesce(func.sum(JOBS.c.cost_usd), 0.0)).where(
         JOBS.c.run_id == run, JOBS.c.state.in_([s.value for s in BUDGET_STATES])
     )
+    return select(jobs.scalar_subquery() + spent_before_reset(run).scalar_subquery())
+
+
+def spent_before_reset(run: int) -> Select[Any]:
+    """What the jobs the user put back to pending had possibly cost when they were (an
+    ``unknown`` submit, an ``expired`` request: billed most likely). Their state no longer
+    says it, so the run keeps the sum apart, in ``genbatch_meta``."""
+    value = func.coalesce(func.sum(cast(META.c.value, Float)), 0.0)
+    return select(value).where(META.c.key == spent_before_reset_key(run))
+
+
+def spent_before_reset_key(run: int) -> str:
+    return f"spent_before_reset:{run}"
 
 
 def claim_in_one_statement(
