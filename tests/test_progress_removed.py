@@ -143,11 +143,14 @@ def test_a_resume_after_jobs_in_flight_were_removed_keeps_the_manifests_progress
     assert any(
         f"{attached} job(s) no longer in the manifest are still finishing" in n for n in notices
     )
-    # The removed jobs' files are kept beside the new ones; the run's spend is the manifest's.
+    # The removed jobs' files are kept beside the new ones.
     assert len(output_files(tmp_path / "out")) >= attached + 2
     finished = events[-1]
     assert finished["event"] == "run_finished" and finished["stop_reason"] is None
     assert progress[-1]["spent_usd"] == pytest.approx(finished["spent_usd"])
+    # The run's spend is what the account paid, the removed jobs' included (they count in the
+    # budget too): not the new manifest's alone.
+    assert finished["spent_usd"] == pytest.approx(sim.stats.billed_usd)
 
 
 def test_the_spend_in_a_short_runs_progress_is_the_runs_at_that_moment(tmp_path: Path) -> None:

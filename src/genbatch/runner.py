@@ -894,9 +894,9 @@ class Runner:
         return moved
 
     def _account(self, job: JobRecord, state: JobState) -> None:
-        """The run's spend as ``job`` moves to ``state``. A job the manifest no longer has is
-        not in it (``Ledger.spend``)."""
-        if job.in_manifest and (job.state in BUDGET_STATES) != (state in BUDGET_STATES):
+        """The run's spend as ``job`` moves to ``state`` (a job the manifest no longer has
+        included: it is paid for, and counts in the budget; ``Ledger.spend``)."""
+        if (job.state in BUDGET_STATES) != (state in BUDGET_STATES):
             sign = 1.0 if state in BUDGET_STATES else -1.0
             self._spent += sign * (job.cost_usd or 0.0)
 

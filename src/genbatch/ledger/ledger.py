@@ -34,6 +34,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -505,10 +506,14 @@ class Ledger:
             return _counts(conn, run_id)
 
     def spend(self, run_id: int) -> dict[JobState, float]:
-        """Estimated cost of the run's jobs (of the current manifest) per state; ``unknown``
-        also holds what jobs put back to pending since had possibly cost."""
+        """Estimated cost of the run's jobs per state: those of the current manifest, and
+        those it no longer has that were possibly paid for (what the budget counts too);
+        ``unknown`` also holds what jobs put back to pending since had possibly cost."""
+        paid = JOBS.c.state.in_([s.value for s in BUDGET_STATES])
         with self._transaction("spend") as conn:
-            found = _per_state(conn, run_id, func.coalesce(func.sum(JOBS.c.cost_usd), 0.0))
+            found = _per_state(
+                conn, run_id, func.coalesce(func.sum(JOBS.c.cost_usd), 0.0), also=paid
+            )
             before_reset = conn.execute(sql.spent_before_reset(run_id)).scalar_one()
         spend = {state: float(found.get(state, 0.0)) for state in JobState}
         spend[JobState.UNKNOWN] += float(before_reset)
@@ -1205,9 +1210,15 @@ def _counts(conn: Connection, run_id: int) -> dict[JobState, int]:
     return {state: int(found.get(state, 0)) for state in JobState}
 
 
-def _per_state(conn: Connection, run_id: int, total: Any) -> dict[str, Any]:
-    """The aggregate ``total`` of the run's jobs (of the current manifest), by state."""
-    query = select(JOBS.c.state, total).where(JOBS.c.run_id == run_id, JOBS.c.in_manifest.is_(True))
+def _per_state(
+    conn: Connection, run_id: int, total: Any, also: ColumnElement[bool] | None = None
+) -> dict[str, Any]:
+    """The aggregate ``total`` of the run's jobs of the current manifest (and of those it no
+    longer has that match ``also``), by state."""
+    kept = JOBS.c.in_manifest.is_(True)
+    query = select(JOBS.c.state, total).where(
+        JOBS.c.run_id == run_id, kept if also is None else or_(kept, also)
+    )
     return {state: value for state, value in conn.execute(query.group_by(JOBS.c.state))}
 
 
