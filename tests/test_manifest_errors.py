@@ -47,8 +47,40 @@ grid:
 
 def test_an_invalid_fixed_input_names_its_line() -> None:
     assert message_of(f"model: {KLING}\nprompts: [a]\ninputs:\n  generate_audio: 'no'\n") == (
-        "sweep.yaml:4: generate_audio: no is not a boolean"
+        "sweep.yaml:4: generate_audio: 'no' is not a boolean (write true or false)"
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ('"5"', "duration: '5' is not an integer (write 5 without quotes)"),
+        ("'10'", "duration: '10' is not an integer (write 10 without quotes)"),
+        ("'5.5'", "duration: '5.5' is not an integer"),
+        ("'5.0'", "duration: '5.0' is not an integer"),
+        ("five", "duration: 'five' is not an integer"),
+    ],
+)
+def test_a_quoted_number_is_shown_as_the_text_it_is(written: str, expected: str) -> None:
+    assert message_of(f"model: {KLING}\nprompts: [a]\ninputs:\n  duration: {written}\n") == (
+        f"sweep.yaml:4: {expected}"
+    )
+
+
+def test_a_quoted_boolean_says_to_drop_the_quotes() -> None:
+    assert message_of(f"model: {KLING}\nprompts: [a]\ninputs: {{generate_audio: 'true'}}\n") == (
+        "sweep.yaml:3: generate_audio: 'true' is not a boolean (write true without quotes)"
+    )
+
+
+def test_text_that_reads_as_a_number_is_quoted_in_a_choices_message(tmp_path: Path) -> None:
+    # No "type" here, so the enum itself refuses the text "5": it must not read "5 is not one of 5".
+    schema = {"properties": {"prompt": {"type": "string"}, "steps": {"enum": [5, 10]}}}
+    (tmp_path / "echo.json").write_text(json.dumps(schema))
+    message = message_of(
+        "model: acme/echo/v1\nschema: echo.json\nprompts: [a]\ninputs:\n  steps: '5'\n"
+    )
+    assert message == "sweep.yaml:5: steps: '5' is not one of 5, 10"
 
 
 def test_an_invalid_zip_value_names_its_line() -> None:

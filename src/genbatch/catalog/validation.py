@@ -7,6 +7,7 @@ must be a public ``https://`` URL, since the API fetches it itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 _URL_FORMATS = ("uri", "image_uri", "video_uri", "audio_uri", "uri-reference", "iri")
+_BOOLS = ("true", "false")
 _TYPE_NAMES = {
     "string": "a string",
     "integer": "an integer",
@@ -128,8 +130,7 @@ def _reason(error: ValidationError) -> str:
     if kind == "const":
         return f"{shown} is not {show_value(rule)}"
     if kind == "type":
-        names = [rule] if isinstance(rule, str) else list(rule)
-        return f"{shown} is not {' or '.join(_TYPE_NAMES.get(n, n) for n in names)}"
+        return _type_reason(value, [rule] if isinstance(rule, str) else list(rule))
     if kind in ("minimum", "exclusiveMinimum"):
         return f"{shown} is less than the minimum {show_value(rule)}"
     if kind in ("maximum", "exclusiveMaximum"):
@@ -147,14 +148,69 @@ def _reason(error: ValidationError) -> str:
     return error.message
 
 
+def _type_reason(value: Any, names: list[str]) -> str:
+    """``'5' is not an integer (write 5 without quotes)``: text is always shown quoted here, since
+    the message is about its type, with a hint when unquoting it would give the wanted type."""
+    shown = _quoted(value) if isinstance(value, str) else show_value(value)
+    reason = f"{shown} is not {' or '.join(_TYPE_NAMES.get(n, n) for n in names)}"
+    unquoted = _as_json_scalar(value) if isinstance(value, str) else None
+    if unquoted is not None and any(_is_of_type(unquoted, n) for n in names):
+        return f"{reason} (write {value.strip()} without quotes)"
+    if isinstance(value, str) and names == ["boolean"]:
+        return f"{reason} (write true or false)"
+    return reason
+
+
+def _as_json_scalar(text: str) -> int | float | bool | None:
+    """The number or boolean ``text`` spells (``"5"``, ``"2.5"``, ``"true"``), or None."""
+    word = text.strip().lower()
+    try:
+        value = _strict_json(word if word in _BOOLS else text)
+    except ValueError:
+        return None
+    return value if isinstance(value, int | float) else None
+
+
+def _strict_json(text: str) -> Any:
+    """``json.loads`` without its non-JSON ``NaN`` and ``Infinity``, which YAML reads as text."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _is_of_type(value: int | float | bool, name: str) -> bool:
+    # "5.0" gets no hint for an integer: a CSV cell so written stays text, quotes or none.
+    if name == "boolean" or isinstance(value, bool):
+        return name == "boolean" and isinstance(value, bool)
+    return name == "number" or (name == "integer" and isinstance(value, int))
+
+
+def _reads_as_non_text(text: str) -> bool:
+    """True when ``text`` unquoted would be a number, boolean or null (``5``, ``true``): such
+    text is shown quoted so ``'5' is not one of 5, 10`` does not read as a contradiction."""
+    try:
+        return not isinstance(_strict_json(text), str)
+    except ValueError:
+        return False
+
+
+def _quoted(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 80 else shown[:76] + "...'"
+
+
 def show_value(value: Any) -> str:
-    """A value as a message shows it: ``true``, ``16:9``, ``' padded '``."""
+    """A value as a message shows it: ``true``, ``16:9``, ``' padded '``, ``'5'`` (text that
+    would otherwise read as a number)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
     if isinstance(value, str):
-        text = repr(value) if value == "" or value.strip() != value else value
+        plain = value != "" and value.strip() == value and not _reads_as_non_text(value)
+        text = value if plain else repr(value)
         return text if len(text) <= 80 else text[:77] + "..."
     if isinstance(value, list | dict):
         return "a list" if isinstance(value, list) else "a mapping"
