@@ -11,6 +11,9 @@ from genbatch.errors import ManifestError
 from genbatch.manifest import Manifest, load_manifest
 from genbatch.manifest.reading import MAX_PROMPT_FILE_BYTES
 from genbatch.manifest.yaml_loader import MAX_MANIFEST_BYTES
+from genbatch.simulator import Simulator
+
+from support import cli_env, genbatch, run_args
 
 KLING = "kling/kling-2-6/pro/text-to-video"
 
@@ -254,7 +257,7 @@ def test_a_manifest_over_the_size_cap_is_refused_before_it_is_read() -> None:
 
 
 def test_line_numbers_hold_deep_into_a_big_file_with_every_kind_of_line_break() -> None:
-    breaks = ["\n", "\r\n", "\r", "\u2028", "\x0b", "\x1c"]
+    breaks = ["\n", "\r\n", "\r", "\u2028", "\x85", "\u2029"]
     lines = [f"prompt number {i} of a long file" for i in range(120_000)]
     lines[-2] = "a {dog}"
     text = "".join(line + breaks[i % len(breaks)] for i, line in enumerate(lines))
@@ -287,3 +290,67 @@ def test_a_jsonl_surrogate_pair_escape_is_the_character_it_spells() -> None:
         {"p.jsonl": '{"prompt": "a \\ud83e\\udd8a"}\n'},
     )
     assert prompts_of(manifest) == ["a \U0001f98a"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "line", "code"),
+    [
+        ("p.txt", "\ufeffa cat\n\x00dog\n", 2, "0000"),
+        ("p.txt", "a cat\r\na dog\r\n# note \x1b[31m\r\n", 3, "001B"),
+        ("p.txt", "a cat\ra dog\u2028a fox\x0ca hare\n", 3, "000C"),
+        ("p.csv", 'prompt,id\na cat,1\n"a\x07dog",2\n', 3, "0007"),
+        ("p.jsonl", '{"prompt": "a cat"}\n{"prompt": "a dog\x7f"}\n', 2, "007F"),
+    ],
+)
+def test_a_control_character_in_a_prompt_file_is_refused_at_its_line(
+    name: str, content: str, line: int, code: str
+) -> None:
+    # The manifest's own text refuses these (YAML does); a prompt file is held to the same rule.
+    assert error_of(f"model: {KLING}\nprompts: {{file: {name}}}\n", {name: content}) == (
+        f"{name}:{line}: character U+{code} is not allowed in a prompt file "
+        "(a control character?); remove it"
+    )
+
+
+def test_a_control_character_in_a_wildcard_file_is_refused_at_its_line() -> None:
+    assert error_of(
+        f"model: {KLING}\nprompts: ['a __animals__']\n",
+        {"wildcards/animals.txt": "fox\nhare\x00\n"},
+    ) == (
+        "wildcards/animals.txt:2: character U+0000 is not allowed in a wildcard file "
+        "(a control character?); remove it"
+    )
+
+
+def test_tabs_and_line_breaks_in_a_prompt_file_are_not_control_characters_refused() -> None:
+    m = load(
+        f"model: {KLING}\nprompts: {{file: p.tsv}}\n",
+        {"p.tsv": 'id\tprompt\r\n1\ta cat\u00a0on a mat\r\n2\t"a dog\nrunning"\r\n'},
+    )
+    assert prompts_of(m) == ["a cat\u00a0on a mat", "a dog\nrunning"]
+
+
+def test_a_control_character_written_as_a_jsonl_escape_is_kept_like_a_yaml_escape() -> None:
+    # An escape is written on purpose, as "\u0007" may be in the manifest's double quotes.
+    m = load(
+        f"model: {KLING}\nprompts: {{file: p.jsonl}}\n", {"p.jsonl": '{"prompt": "a\\u0007"}\n'}
+    )
+    assert prompts_of(m) == ["a\u0007"]
+
+
+def test_a_run_whose_prompt_file_holds_a_nul_exits_2_in_one_line_sending_nothing(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    (tmp_path / "p.txt").write_bytes(b"a cat\n\x00dog\n")
+    (tmp_path / "sweep.yaml").write_text(f"model: {KLING}\nprompts: {{file: p.txt}}\n")
+    env = cli_env(simulator, tmp_path / "ledger.db")
+
+    done = genbatch(run_args(Path("sweep.yaml")), env=env, cwd=tmp_path)
+
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "genbatch: error: p.txt:2: character U+0000 is not allowed in a prompt file "
+        "(a control character?); remove it"
+    )
+    assert "Traceback" not in done.stderr
+    assert simulator.stats.submissions == 0

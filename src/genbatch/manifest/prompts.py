@@ -26,7 +26,7 @@ from genbatch.manifest.reading import (
     read_named_file,
 )
 from genbatch.manifest.schema import PromptFileSpec
-from genbatch.manifest.yaml_loader import decode_text
+from genbatch.manifest.yaml_loader import decode_text, refuse_control_characters
 
 __all__ = [
     "LIST_SEPARATOR",
@@ -153,6 +153,7 @@ def read_prompt_file(
     if refused is not None:
         raise where.error(f"prompt file '{spec.file}' {refused}", field="prompts.file")
     text = decode_text(_read(path, spec.file, where), display)  # the bytes freed at once
+    refuse_control_characters(text, display, what="a prompt file")
     columns = _input_columns(spec)
     if kind == "text":
         found = _text_prompts(text, display)

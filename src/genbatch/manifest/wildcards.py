@@ -21,7 +21,7 @@ from genbatch.manifest.variants import (
     split_weight,
     text_fields_of,
 )
-from genbatch.manifest.yaml_loader import decode_text
+from genbatch.manifest.yaml_loader import decode_text, refuse_control_characters
 
 __all__ = ["WILDCARD_FOLDER", "Wildcards"]
 
@@ -68,6 +68,7 @@ class Wildcards:
         )
         display = os.path.normpath(os.path.join(self.display_dir, written))
         text = decode_text(raw, display)
+        refuse_control_characters(text, display, what="a wildcard file")
         self.texts[name] = text
         options = []
         for number, line in enumerate(text.splitlines(), start=1):

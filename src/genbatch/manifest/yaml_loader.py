@@ -20,7 +20,14 @@ import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs may not be in
 from genbatch.errors import ManifestError
 from genbatch.manifest.locations import Path_, render_path
 
-__all__ = ["MAX_ALIAS_EXPANSION", "ManifestYamlLoader", "YamlDocument", "decode_text", "load_yaml"]
+__all__ = [
+    "MAX_ALIAS_EXPANSION",
+    "ManifestYamlLoader",
+    "YamlDocument",
+    "decode_text",
+    "load_yaml",
+    "refuse_control_characters",
+]
 
 MAX_ALIAS_EXPANSION = 10_000
 """How many values aliases (``*name``) may add to a document, all together."""
@@ -122,6 +129,27 @@ def decode_text(raw: bytes, file: str) -> str:
             file=file,
             line=line,
         ) from None
+
+
+_NOT_ALLOWED_IN_YAML: re.Pattern[str] = yaml.reader.Reader.NON_PRINTABLE
+"""The characters YAML refuses written as they are (control characters but tab and line
+breaks, U+FFFE, U+FFFF): the rule a manifest's own text follows."""
+
+
+def refuse_control_characters(text: str, file: str, *, what: str) -> None:
+    """Raise ``ManifestError`` at the line of the first character of ``text`` that a manifest
+    could not hold written as it is (a NUL, an escape sequence...): a file the manifest names
+    (``what``, "a prompt file") is held to the same rule as the manifest itself."""
+    found = _NOT_ALLOWED_IN_YAML.search(text)
+    if found is None:
+        return
+    raise ManifestError(
+        f"character U+{ord(found.group()):04X} is not allowed in {what} "
+        "(a control character?); remove it",
+        file=file,
+        # Lines counted as str.splitlines() counts them, like every other line of these files.
+        line=len((text[: found.start()] + "x").splitlines()),
+    )
 
 
 def load_yaml(text: str, file: str) -> YamlDocument:
