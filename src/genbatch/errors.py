@@ -6,6 +6,7 @@
     ├── LedgerError                    ledger unreadable, corrupt or locked     (exit 4)
     ├── TransitionRefused              a job was moved by another process meanwhile
     ├── OutputError                    output directory unwritable, disk full  (exit 4)
+    │   └── ForeignMetadata            a metadata.jsonl genbatch did not write (exit 4)
     ├── ApiError                       the API said no, or could not be heard
     │   ├── AuthError                  400004 / 401: bad, expired, revoked token (exit 3)
     │   │   └── RequestForbidden       403001: a request id of another account   (exit 3)
@@ -144,6 +145,10 @@ class OutputError(GenbatchError):
     """An output file cannot be written."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class ForeignMetadata(OutputError):
+    """A metadata.jsonl genbatch did not write is where genbatch writes its own."""
 
 
 class TransitionRefused(GenbatchError):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from genbatch.atomic import atomic_writer, remove_if_present
+from genbatch.errors import ForeignMetadata
 from genbatch.ratings import Rating, Verdict
 from genbatch.states import JobState
 
@@ -161,7 +162,30 @@ def write_metadata(
     changed (a manifest edit reordered done jobs), when a new job took over another's file
     name, on a PostgreSQL ledger (workers finish jobs in an order that is not commit order),
     and with ``whole``. Rows stream from the ledger, so memory stays flat.
+
+    A ``metadata.jsonl`` genbatch did not write (``metadata_guard``) is left as it is: the
+    other directories are written, then ``ForeignMetadata`` names it.
     """
+    from genbatch.metadata_guard import foreign_metadata
+
+    foreign = foreign_metadata(ledger, directories)
+    written = _write_metadata(ledger, [d for d in directories if d not in foreign], whole=whole)
+    if foreign:
+        _refuse_foreign(foreign)
+    return written
+
+
+def _refuse_foreign(foreign: dict[str, str]) -> None:
+    directory, why = next(iter(foreign.items()))
+    path = Path(directory) / METADATA_FILE
+    others = f" ({len(foreign) - 1} other folder(s) likewise)" if len(foreign) > 1 else ""
+    raise ForeignMetadata(
+        f"{path} is not one genbatch wrote ({why}): left as it is, without the rows of "
+        f"{directory}{others}; move or rename it, then `genbatch export` writes genbatch's"
+    )
+
+
+def _write_metadata(ledger: Ledger, directories: Sequence[str], *, whole: bool) -> list[Path]:
     if not directories:
         return []
     if ledger.shared:

@@ -11,15 +11,23 @@ import contextlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from genbatch.errors import GenbatchError, LedgerError, OutputError, UsageError
+from genbatch.errors import (
+    ForeignMetadata,
+    GenbatchError,
+    LedgerError,
+    OutputError,
+    UsageError,
+)
+from genbatch.export import METADATA_FILE
 from genbatch.file_commits import sha256_of
 from genbatch.filenames import output_stem, sanitize_file_stem
 from genbatch.ledger import JobRecord, Ledger, RunInfo, resolve_location
 from genbatch.ledger.engine import DEFAULT_LEDGER
 from genbatch.manifest import Manifest
+from genbatch.metadata_guard import foreign_metadata
 from genbatch.states import JobState
 
 PROBE_PREFIX = ".genbatch-probe-"
@@ -35,10 +43,28 @@ def check_manifest_folders(manifest: Manifest) -> None:
 
 def check_run_folders(ledger: Ledger, run: RunInfo, manifest: Manifest) -> None:
     """The same for the folders recorded for the run's unfinished jobs, where they differ from
-    the manifest's (a job keeps the folder of the sync that created it)."""
+    the manifest's (a job keeps the folder of the sync that created it); then
+    ``check_metadata_files`` for every folder of the run."""
     known = {block.output_dir for block in manifest.blocks}
-    stored = [d for d in ledger.output_dirs(run.id) if d not in known]
+    folders = ledger.output_dirs(run.id)
+    stored = [d for d in folders if d not in known]
     check_output_dirs(d for d in stored if _has_unfinished_jobs(ledger, run, d))
+    check_metadata_files(ledger, folders)
+
+
+def check_metadata_files(ledger: Ledger, folders: Sequence[str]) -> None:
+    """``ForeignMetadata`` (exit 4) when a folder the run writes ``metadata.jsonl`` in holds one
+    genbatch did not write (``metadata_guard``): the run's exit would have to replace it, or
+    leave the run's files undescribed. Refused here, nothing is paid for yet."""
+    foreign = foreign_metadata(ledger, folders)
+    if not foreign:
+        return
+    folder, why = next(iter(foreign.items()))
+    raise ForeignMetadata(
+        f"preflight: {Path(folder) / METADATA_FILE} is not one genbatch wrote ({why}), and "
+        f"genbatch keeps its own {METADATA_FILE} in each output folder: move or rename that "
+        "file, or set another output dir; no job was submitted"
+    )
 
 
 def check_run_owner(ledger: Ledger, manifest: Manifest) -> None:

@@ -17,7 +17,7 @@ from genbatch.cli import app
 from genbatch.cli.common import LEDGER_ENVIRONMENT, LEDGER_OPTION, one_line_errors
 from genbatch.cli.export_dataset import dataset_request, write_dataset
 from genbatch.cli.selection import reading_ledger, runs_for
-from genbatch.errors import GenbatchError, UsageError
+from genbatch.errors import ForeignMetadata, GenbatchError, UsageError
 from genbatch.ratings import STARS
 from genbatch.states import JobState
 
@@ -130,7 +130,10 @@ def export(
 
             folder = output_format in (ExportFormat.WEBDATASET, ExportFormat.HF)
             refuse_kept_output(store, output, folder=folder)
-        write_metadata(store, store.output_dirs(run_ids), whole=True)
+        try:
+            write_metadata(store, store.output_dirs(run_ids), whole=True)
+        except ForeignMetadata as exc:  # the export itself does not need that file
+            print(f"genbatch: warning: metadata.jsonl not updated: {exc}", file=sys.stderr)
 
         def rows() -> Iterator[dict[str, Any]]:
             return ledger_export_rows(store, run_ids, wanted)
