@@ -19,7 +19,7 @@ import pytest
 import genbatch
 from genbatch.catalog import Price
 from genbatch.client import RunComfyClient
-from genbatch.events import Event
+from genbatch.events import Event, JobEvent
 from genbatch.pricing import PriceTable, fetch_api_prices
 from genbatch.simulator import Simulator, SimulatorConfig
 
@@ -235,3 +235,26 @@ def test_a_rehearsal_is_never_kept_in_a_shared_postgresql_ledger(
 ) -> None:
     with pytest.raises(genbatch.GenbatchError, match="--simulate keeps a rehearsal in a SQLite"):
         genbatch.run_manifest(kling_manifest(tmp_path, 1), simulate=True, ledger=postgres_url)
+
+
+def test_a_foreign_metadata_file_appearing_during_a_run_warns_and_the_summary_is_returned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulator: Simulator
+) -> None:
+    monkeypatch.setenv("RUNCOMFY_TOKEN", simulator.token)
+    path = kling_manifest(tmp_path, 2)
+    foreign = tmp_path / "out" / "metadata.jsonl"
+
+    def drop_a_file_of_the_users(event: Event) -> None:
+        if isinstance(event, JobEvent) and event.state is genbatch.JobState.DONE:
+            foreign.write_text('{"mine": true}\n')  # the user's own, mid-run
+
+    with pytest.warns(UserWarning, match="metadata.jsonl not updated"):
+        summary = genbatch.run_manifest(
+            path,
+            api_base=simulator.base_url,
+            ledger=str(tmp_path / "ledger.db"),
+            events=drop_a_file_of_the_users,
+        )
+
+    assert summary.all_done
+    assert foreign.read_text() == '{"mine": true}\n'  # left as the user wrote it

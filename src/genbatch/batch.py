@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import warnings
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
@@ -581,8 +582,12 @@ async def arun_manifest(
         options=options,
     ) as session:
         summary = await execute_with(session.prepared, session.client, session.options, events)
-        # A few file writes: they block the caller's loop, briefly.
-        write_run_metadata(session.prepared.ledger, session.prepared.run.id)
+        # A few file writes: they block the caller's loop, briefly. Their failure (a full
+        # disk, a metadata.jsonl that is not genbatch's) warns: the run's outcome is the summary.
+        try:
+            write_run_metadata(session.prepared.ledger, session.prepared.run.id)
+        except GenbatchError as exc:
+            warnings.warn(f"metadata.jsonl not updated: {exc}", stacklevel=2)
         return summary
 
 
