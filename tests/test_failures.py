@@ -45,6 +45,18 @@ def attempts_of(ledger_path: Path, run: str) -> list[list[str]]:
         ledger.close()
 
 
+def recorded_request_ids(ledger_path: Path, run: str) -> set[str | None]:
+    """The request id each job of ``run`` holds, read through the public ledger API."""
+    ledger = Ledger.open(resolve_location(str(ledger_path)))
+    try:
+        info = ledger.find_run(run)
+        assert info is not None
+        items = ledger.job_outputs(run_id=info.id, in_manifest_only=True)
+        return {item.job.request_id for item in items}
+    finally:
+        ledger.close()
+
+
 def test_a_failed_generation_is_retried_up_to_max_attempts_each_attempt_recorded(
     tmp_path: Path, sim: Simulator
 ) -> None:
@@ -137,19 +149,55 @@ def test_lost_answers_in_a_row_stop_submitting_instead_of_piling_up_unknown_jobs
     assert (counts["unknown"], counts["pending"]) == (3, 7)
 
 
-def test_a_malformed_submit_answer_is_ambiguous_and_a_malformed_poll_is_retried(
+def test_a_malformed_submit_answer_holding_the_request_id_is_followed_and_polls_retried(
     tmp_path: Path, sim: Simulator
 ) -> None:
     env = cli_env(sim, tmp_path / "ledger.db")
-    sim.inject(route="submit", fault="malformed", count=1)
+    sim.inject(route="submit", fault="malformed", count=1)  # a 200 cut in half: the id is whole
     sim.inject(route="result", fault="malformed", count=3)
 
     done = genbatch(run_args(kling_manifest(tmp_path, 3), "-c", "1"), env=env, cwd=tmp_path)
 
-    counts = status(env, tmp_path)["counts"]
-    assert (counts["unknown"], counts["done"]) == (1, 2)
+    assert done.returncode == 0, done.stderr
+    assert status(env, tmp_path)["counts"]["done"] == 3
+    assert sim.stats.submissions == 3 and sim.stats.duplicate_submissions == 0
+    assert recorded_request_ids(tmp_path / "ledger.db", "sweep") == set(sim.records)
+
+
+# The simulator's submit answer is compact JSON with the id (a UUID) first: keeping this many
+# bytes cuts off the id's closing quote, and nothing else of it.
+ID_ENDS = len('{"request_id":"') + 36
+
+
+@pytest.mark.parametrize("keep", [None, ID_ENDS + 1])
+def test_a_submit_answer_cut_after_the_request_id_keeps_it_and_the_job_is_done(
+    tmp_path: Path, sim: Simulator, keep: int | None
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    sim.inject(route="submit", fault="partial", **({} if keep is None else {"keep": keep}))
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 2)), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert status(env, tmp_path)["counts"]["done"] == 2
+    assert sim.stats.faults["partial"] == 1
+    assert sim.stats.submissions == 2 and sim.stats.duplicate_submissions == 0
+    assert recorded_request_ids(tmp_path / "ledger.db", "sweep") == set(sim.records)
+
+
+@pytest.mark.parametrize("keep", [10, ID_ENDS])
+def test_a_submit_answer_cut_before_the_request_id_ends_makes_the_job_unknown(
+    tmp_path: Path, sim: Simulator, keep: int
+) -> None:
+    env = cli_env(sim, tmp_path / "ledger.db")
+    sim.inject(route="submit", fault="partial", keep=keep)
+
+    done = genbatch(run_args(kling_manifest(tmp_path, 2), "-c", "1"), env=env, cwd=tmp_path)
+
     assert done.returncode == 1
-    assert sim.stats.duplicate_submissions == 0
+    counts = status(env, tmp_path)["counts"]
+    assert (counts["unknown"], counts["done"]) == (1, 1)
+    assert sim.stats.submissions == 2 and sim.stats.duplicate_submissions == 0
 
 
 def test_html_error_pages_and_429s_without_retry_after_are_waited_out(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import select
 import socket
 import ssl
@@ -65,6 +66,15 @@ DEFAULT_MAX_CONNECTIONS = 16
 # of the compressed bytes. A host that compresses anyway is decoded (these encodings only).
 _FILE_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
 _DECODED_BLOCK = 1024 * 1024
+# A submit's answer is a few hundred bytes; it is read by chunks, so what arrived survives a
+# connection lost halfway, and no more than this is ever held of it.
+MAX_SUBMIT_ANSWER_BYTES = 1024 * 1024
+# The contract calls a request id opaque (a UUID, it seems). One read from an answer cut short
+# must be a complete JSON string (a cut one lacks its closing quote) and a plausible id: the
+# characters of a URL path segment, as every later call puts it in one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
+_JSON = json.JSONDecoder()
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,8 +209,19 @@ class RunComfyClient:
         await self._files.aclose()
 
     async def submit(self, model_id: str, inputs: Mapping[str, Any]) -> Submission:
-        """Submit one generation. Raises ``TransportError`` with ``request_sent`` when unsure."""
-        body = await self._call("POST", f"/v1/models/{model_id}", json_body=dict(inputs))
+        """Submit one generation. Raises ``TransportError`` with ``request_sent`` when unsure.
+
+        An accepted submit whose answer was cut short, or is not valid JSON, still succeeds when
+        the bytes received hold the request id whole: the request exists, and is followed.
+        """
+        answer = _ReceivedAnswer()
+        try:
+            body = await self._submit_call(f"/v1/models/{model_id}", dict(inputs), answer)
+        except (TransportError, BadAnswer):
+            recovered = answer.submission(self._secrets)
+            if recovered is None:
+                raise
+            return recovered
         request_id = body.get("request_id")
         if not isinstance(request_id, str) or not request_id:
             raise BadAnswer(
@@ -309,15 +330,10 @@ class RunComfyClient:
             raise _transport_error(exc, request_id=None) from None
 
     async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: dict[str, Any] | None = None,
-        request_id: str | None = None,
+        self, method: str, path: str, *, request_id: str | None = None
     ) -> dict[str, Any]:
         try:
-            response = await self._api.request(method, path, json=json_body)
+            response = await self._api.request(method, path)
             for _ in range(MAX_REDIRECTS):
                 if response.next_request is None:
                     break
@@ -326,6 +342,33 @@ class RunComfyClient:
         except httpx.TransportError as exc:
             raise _transport_error(exc, request_id=request_id) from None
         return _parse_answer(response, request_id=request_id, secrets=self._secrets)
+
+    async def _submit_call(
+        self, path: str, json_body: dict[str, Any], answer: _ReceivedAnswer
+    ) -> dict[str, Any]:
+        """``_call`` for a submit, its answer read by chunks into ``answer``: what arrived stays
+        there when the answer is cut short or cannot be parsed (``submit`` looks in it)."""
+        request = self._api.build_request("POST", path, json=json_body)
+        try:
+            response = await self._api.send(request, stream=True)
+            try:
+                for _ in range(MAX_REDIRECTS):
+                    if response.next_request is None:
+                        break
+                    following = self._same_origin(response, None)
+                    await response.aclose()
+                    response = await self._api.send(following, stream=True)
+                await answer.read(response)
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, request_id=None) from None
+        if answer.unreadable and answer.is_success:
+            raise BadAnswer(
+                f"HTTP {answer.status_code} answer {answer.unreadable}",
+                http_status=answer.status_code,
+            )
+        return _parse_answer(answer.response(), request_id=None, secrets=self._secrets)
 
     def _same_origin(self, response: httpx.Response, request_id: str | None) -> httpx.Request:
         following = response.next_request
@@ -338,6 +381,102 @@ class RunComfyClient:
                 request_id=request_id,
             )
         return following
+
+
+class _ReceivedAnswer:
+    """The answer to a submit as far as it arrived: its status line, headers and first bytes."""
+
+    def __init__(self) -> None:
+        self.status_code: int | None = None
+        self.headers = httpx.Headers()
+        self.body = bytearray()
+        self.unreadable = ""
+        """Why the body is not all there though the connection held ("" when it is)."""
+        self._request: httpx.Request | None = None
+
+    @property
+    def is_success(self) -> bool:
+        """Whether the status line said 2xx."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    async def read(self, response: httpx.Response) -> None:
+        """Reads the body, decoded, up to ``MAX_SUBMIT_ANSWER_BYTES``; a connection lost
+        raises httpx's error, the bytes received until then kept."""
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self._request = response.request
+        try:
+            async for chunk in response.aiter_bytes():
+                room = MAX_SUBMIT_ANSWER_BYTES - len(self.body)
+                self.body += chunk[:room]
+                if len(chunk) > room:
+                    self.unreadable = f"is larger than {MAX_SUBMIT_ANSWER_BYTES} bytes"
+                    return
+        except httpx.DecodingError:
+            encoding = response.headers.get("content-encoding")
+            self.unreadable = f"cannot be decoded (Content-Encoding {encoding})"
+
+    def response(self) -> httpx.Response:
+        """The answer as httpx gives one read whole, its body the bytes received (decoded)."""
+        assert self.status_code is not None
+        headers = [
+            (name, value)
+            for name, value in self.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            self.status_code, headers=headers, content=bytes(self.body), request=self._request
+        )
+
+    def submission(self, secrets: tuple[str, ...]) -> Submission | None:
+        """The submission a 2xx's bytes hold whole, even cut short or not valid JSON: a
+        request id complete (its closing quote received), and the links complete with it."""
+        if not self.is_success:
+            return None
+        members = _complete_members(self.body.decode("utf-8", errors="replace"))
+        request_id = members.get("request_id")
+        if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+            return None
+        if any(secret in request_id for secret in secrets):
+            return None  # a proxy echoing our headers: never an id, never to be recorded
+        links = {
+            name: value
+            for name in ("status_url", "result_url", "cancel_url")
+            if isinstance(value := members.get(name), str)
+        }
+        return Submission(request_id=request_id, **links)
+
+
+def _complete_members(text: str) -> dict[str, Any]:
+    """The members of the JSON object ``text`` opens that arrived whole, in order, up to the
+    first one cut short or not valid JSON; none when a key repeats (which one would count?)."""
+    members: dict[str, Any] = {}
+    position = _after_whitespace(text, 0)
+    if not text.startswith("{", position):
+        return {}
+    position += 1
+    while text.startswith('"', position := _after_whitespace(text, position)):
+        try:
+            key, position = _JSON.raw_decode(text, position)
+            if key in members:
+                return {}  # even with its second value cut: whole, it would have won
+            position = _after_whitespace(text, position)
+            if not text.startswith(":", position):
+                break
+            members[key], position = _JSON.raw_decode(text, _after_whitespace(text, position + 1))
+        except json.JSONDecodeError:
+            break
+        position = _after_whitespace(text, position)
+        if not text.startswith(",", position):
+            break
+        position += 1
+    return members
+
+
+def _after_whitespace(text: str, position: int) -> int:
+    """The position of the first character at or after ``position`` that is not JSON space."""
+    match = _JSON_WHITESPACE.match(text, position)
+    return position if match is None else match.end()
 
 
 def _pooled_transport(
