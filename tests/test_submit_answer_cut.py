@@ -7,6 +7,7 @@ missing) is nothing: the submit stays ambiguous, as when no byte came.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -194,3 +195,18 @@ def test_the_loopback_simulator_answers_a_submit_with_the_id_first(
     assert (
         answer.content[: ID_ENDS + 1] == f'{{"request_id":"{answer.json()["request_id"]}"'.encode()
     )
+
+
+@pytest.mark.anyio
+async def test_a_compressed_submit_answer_cut_short_gives_its_request_id_decoded() -> None:
+    whole = f'{{"request_id":"{REQUEST_ID}","status_url":"http://api.test/x"}}'.encode()
+    compressed = gzip.compress(whole)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-encoding", b"gzip")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": compressed[: len(compressed) - 12]})
+
+    submission = await submit_in_process(app)
+
+    assert submission.request_id == REQUEST_ID
