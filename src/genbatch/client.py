@@ -753,11 +753,23 @@ def _content_range(content_range: str | None) -> tuple[int | None, int | None]:
     )
 
 
+_TRANSPORT_DETAIL: dict[type[httpx.TransportError], str] = {
+    httpx.ReadError: "the connection was closed or reset while the answer was read",
+    httpx.WriteError: "the connection was closed or reset while the request was sent",
+    httpx.ReadTimeout: "no answer in time",
+    httpx.WriteTimeout: "the request could not be sent in time",
+    httpx.ConnectTimeout: "no connection in time",
+    httpx.PoolTimeout: "no free connection in time",
+}
+
+
 def _transport_error(exc: httpx.TransportError, *, request_id: str | None) -> TransportError:
     # Only a failure to connect proves the request never left: anything later is ambiguous.
     sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    # httpx gives some of these no text (a ReadError when the peer closed): say what it is.
+    detail = str(exc) or _TRANSPORT_DETAIL.get(type(exc), "the connection failed")
     error = TransportError(
-        f"no answer from the API: {type(exc).__name__}: {exc}", request_id=request_id
+        f"no answer from the API: {type(exc).__name__}: {detail}", request_id=request_id
     )
     error.request_sent = sent
     return error
