@@ -41,7 +41,6 @@ from genbatch.errors import (
     IncompleteDownload,
     InputRejected,
     ModelNotFound,
-    RangeNotSatisfiable,
     RateLimited,
     RequestForbidden,
     RequestGone,
@@ -131,8 +130,6 @@ class FileStream:
     content_encoding: str | None = None
     """The compression the host applied anyway; ``chunks`` yields the decoded bytes, and
     ``content_length`` is then None (it counts the compressed bytes)."""
-    etag: str | None = None
-    """The file's strong ETag (a weak one, ``W/``, says nothing of its bytes: None)."""
     chunks: Callable[[], AsyncIterator[bytes]] = field(repr=False)
 
 
@@ -653,13 +650,8 @@ def _file_stream(url: str, response: httpx.Response) -> FileStream:
         content_range_start=None if encoding else start,
         total_size=None if encoding else total,
         content_encoding=encoding,
-        etag=_strong_etag(response.headers.get("etag")),
         chunks=lambda: _body_chunks(response, _Decoder(url, encoding) if encoding else None),
     )
-
-
-def _strong_etag(etag: str | None) -> str | None:
-    return None if etag is None or etag.startswith("W/") else etag
 
 
 def _check_file_status(url: str, response: httpx.Response) -> None:
@@ -672,8 +664,6 @@ def _check_file_status(url: str, response: httpx.Response) -> None:
             f"file host answered HTTP {response.status_code} for {url}",
             http_status=response.status_code,
         )
-    if response.status_code == 416:
-        raise RangeNotSatisfiable(f"file host answered HTTP 416 to a resume of {url}")
     if response.status_code not in (200, 206):
         raise DownloadError(f"file host answered HTTP {response.status_code} for {url}")
 

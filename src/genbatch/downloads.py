@@ -6,15 +6,11 @@ against ``Content-Length`` (and a ``Content-Range`` total), checked to be the me
 disk, and only then renamed to its final name: a file with its final name is always complete.
 It is asked for uncompressed; a host that compresses anyway is decoded (``client``), so the
 bytes written and hashed are the file's own. An interrupted transfer resumes with HTTP Range
-when the host honours it, and restarts otherwise: a retry of the same run resumes the bytes it
-wrote; a later run resumes a ``.part`` left by a download that was cancelled (Ctrl-C, SIGTERM,
-SIGHUP, a run stopped by another error), once its bytes are checked against the note left
-beside it (``resume_points``). A ``.part`` whose bytes may be wrong is never resumed: one left
-with no note (a killed process) is truncated, one of a compressed body or of a file that was not
-the media is discarded. A process holds a lock on the ``.part`` it writes (``flock``, released by
-the system even when the process is killed): one another live process writes (a worker frozen
-past its lease, whose job was taken over) is left alone, this process writing a ``.part`` of its
-own beside it.
+when the host honours it, and restarts otherwise. A process holds a lock on the ``.part`` it
+writes (``flock``, released by the system even when the process is killed): a ``.part`` left by
+a killed process is taken over and truncated, while one another live process writes (a worker
+frozen past its lease, whose job was taken over) is left alone, this process writing a
+``.part`` of its own beside it.
 """
 
 from __future__ import annotations
@@ -45,7 +41,6 @@ from genbatch.errors import (
     FileTooLarge,
     IncompleteDownload,
     OutputError,
-    RangeNotSatisfiable,
     RequestGone,
     ServerError,
     TransportError,
@@ -53,7 +48,6 @@ from genbatch.errors import (
 from genbatch.file_commits import FileCommitter
 from genbatch.filenames import sanitize_file_stem
 from genbatch.media_check import content_type_problem, expected_kind, file_problem, reader_of
-from genbatch.resume_points import ResumePoint, read_note, remove_note, resume_digest, write_note
 
 DEFAULT_MAX_FILE_SIZE = 2 * 1024**3
 DEFAULT_ALLOWED_SUFFIXES = (".runcomfy.net", ".runcomfy.com")
@@ -138,24 +132,8 @@ class _Part:
     spare: Path
     """Where to write instead while another live process writes ``path``."""
     ours: bool = False
-    """It holds bytes of this download (removed when the download fails); until then, one left
-    by an earlier process may hold other bytes: it is truncated, unless its note says it holds
-    the start of this very file."""
-    resumable: bool = False
-    """Ours, and its bytes are the start of the file as the host sent it, uncompressed: the
-    next attempt asks for the rest."""
-    noted: bool = False
-    """A note of what an interrupted run left lies beside ``path``, until ``path`` is opened:
-    it is then resumed (its bytes checked) or truncated, and the note removed."""
-    left: ResumePoint | None = None
-    """What that note says (of any URL), when it can be read."""
-    left_usable: bool = True
-    """False once the host's answer or the bytes held refused ``left``: starts over."""
-
-    def start_over(self) -> None:
-        """Its bytes are not to be resumed: the next attempt starts from the first byte."""
-        self.resumable = False
-        self.left_usable = False
+    """It holds bytes of this download (resumable); until then, one left by an earlier attempt
+    may hold other bytes: it is truncated, never resumed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,7 +194,6 @@ class Downloader:
         self._make_directory(directory)
         stem = sanitize_file_stem(stem)
         part = _Part(directory / f".{stem}.part", spare=directory / f".{stem}.{self._token}.part")
-        part.noted, part.left = read_note(part.path)
         earlier = self._recent.get(url)
         file = None
         if earlier is not None:
@@ -239,14 +216,13 @@ class Downloader:
         if final == earlier.path:
             return earlier if _size_or_zero(final) == earlier.size else None
         try:
-            fd, _ = self._open_part(part, resume_from=None)
+            fd = self._open_part(part, resume_from=None)
         except IncompleteDownload:
             return None
         try:
             if not await anyio.to_thread.run_sync(_copy_intact, earlier, fd, part.path):
                 _remove_ours(part)
                 part.ours = False
-                part.start_over()
                 return None
             placed = await self._committer.move_into_place(fd, part.path, final, earlier.sha256)
         except BaseException:
@@ -294,10 +270,9 @@ class Downloader:
             _make_directory(directory)
             self._directories.add(directory)
 
-    def _open_part(self, part: _Part, *, resume_from: int | None) -> tuple[int, hashlib._Hash]:
-        """The part file, open for writing and locked, and the sha256 of what it holds: the
-        ``resume_from`` bytes of this download (written by this process in an earlier attempt,
-        or left by an interrupted run as its note says), to append to; or nothing."""
+    def _open_part(self, part: _Part, *, resume_from: int | None) -> int:
+        """The part file, open for writing and locked: holding the ``resume_from`` bytes this
+        process wrote in an earlier attempt (to append to), or empty."""
         try:
             candidates = [part.path] if resume_from is not None else [part.path, part.spare]
             for path in candidates:
@@ -306,24 +281,23 @@ class Downloader:
                     break
             else:
                 part.ours = False  # taken by another process between two attempts: start over
-                part.start_over()
                 raise IncompleteDownload(f"{part.path.name} is being written by another process")
-            digest = _held_digest(part, fd, path, resume_from)
-            if part.noted and path != part.spare:
-                # Its bytes are this download's now: the note would no longer say what it holds.
-                remove_note(path)
-                part.noted, part.left = False, None
+            if resume_from is None:
+                os.ftruncate(fd, 0)
+            elif os.fstat(fd).st_size != resume_from:
+                os.close(fd)
+                part.ours = False  # not the bytes this process wrote: start over
+                raise IncompleteDownload(f"{part.path.name} changed between two attempts")
         except OSError as exc:
             raise OutputError(f"cannot write {part.path.parent}: {exc.strerror}") from None
         os.lseek(fd, 0, os.SEEK_END)
-        part.path, part.ours, part.resumable = path, True, True
-        return fd, digest
+        part.path, part.ours = path, True
+        return fd
 
     async def _transfer(
         self, url: str, part: _Part, directory: Path, stem: str, default_extension: str
     ) -> DownloadedFile:
-        left = part.left if part.left_usable and part.left and part.left.url == url else None
-        offset = _size_or_zero(part.path) if part.resumable else (left.size if left else 0)
+        offset = _size_or_zero(part.path) if part.ours else 0
         fd: int | None = None
         try:
             async with self._client.open_file(
@@ -334,28 +308,21 @@ class Downloader:
                     extension, stream.content_type, from_url=_extension_from_url(url) is not None
                 )
                 _refuse(url, content_type_problem(kind, stream.content_type))
-                resumed = offset > 0 and _continues(part, left, stream, offset)
+                resumed = offset > 0 and stream.content_range_start == offset
                 expected = _expected_size(stream, offset if resumed else 0)
                 if expected is not None and expected > self._max_bytes:
                     raise FileTooLarge(
                         f"{url} is {expected} bytes, over the cap of {self._max_bytes} bytes"
                     )
                 # In a worker thread: creating a file waits for the file system (about 1 ms
-                # on ext4 here, a third of it CPU), time the event loop would not serve calls;
-                # so does hashing the bytes a resume appends to.
-                held = await anyio.to_thread.run_sync(
+                # on ext4 here, a third of it CPU), time the event loop would not serve calls.
+                fd = await anyio.to_thread.run_sync(
                     partial(self._open_part, part, resume_from=offset if resumed else None)
                 )
-                fd, digest = held[0], held[1]
-                if stream.content_encoding is not None:
-                    part.start_over()  # a compressed body's bytes are checked only at its end
-                try:
-                    size = await self._write(
-                        stream.chunks(), fd, part.path, digest, start=offset if resumed else 0
-                    )
-                except anyio.get_cancelled_exc_class():
-                    _leave_for_a_later_run(url, part, stream, fd, digest, expected)
-                    raise
+                digest = _hash_existing(part.path) if resumed else hashlib.sha256()
+                size = await self._write(
+                    stream.chunks(), fd, part.path, digest, start=offset if resumed else 0
+                )
             if expected is not None and size != expected:
                 raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
             self._check_media(url, part, kind, fd, size)
@@ -363,9 +330,6 @@ class Downloader:
             placed = await self._committer.move_into_place(
                 fd, part.path, directory / f"{stem}{extension}", digest.hexdigest()
             )
-        except RangeNotSatisfiable:
-            part.start_over()  # the bytes held are not the start of this file
-            raise
         finally:
             if fd is not None:
                 os.close(fd)
@@ -379,7 +343,6 @@ class Downloader:
         if problem is not None:
             _remove_ours(part)
             part.ours = False
-            part.start_over()
             _refuse(url, problem)
 
     async def _write(
@@ -469,63 +432,9 @@ def _refuse(url: str, problem: str | None) -> None:
         raise NotTheMedia(f"{url} is not the output file: {problem}")
 
 
-def _continues(part: _Part, left: ResumePoint | None, stream: FileStream, offset: int) -> bool:
-    """Whether ``stream`` is the rest of the file from byte ``offset``, which the part holds.
-    A 206 that is not, unless it is the whole file (from byte 0), is refused: never written."""
-    if part.resumable or left is None:
-        continues = stream.content_range_start == offset
-    else:
-        continues = left.continued_by(
-            start=stream.content_range_start, total_size=stream.total_size, etag=stream.etag
-        )
-    if not continues and stream.content_range_start not in (None, 0):
-        part.start_over()
-        raise IncompleteDownload(f"{stream.url}: the host sent another part of the file")
-    return continues
-
-
-def _held_digest(part: _Part, fd: int, path: Path, resume_from: int | None) -> hashlib._Hash:
-    """The sha256 of the bytes the part (open and locked as ``fd``) is resumed from; the part
-    emptied when it starts afresh. Raises IncompleteDownload (the next attempt starts over)
-    when it does not hold the bytes it should."""
-    if resume_from is None:
-        os.ftruncate(fd, 0)
-        return hashlib.sha256()
-    digest = None
-    if part.resumable:
-        if os.fstat(fd).st_size == resume_from:
-            with open(fd, "rb", closefd=False) as handle:
-                digest = hashlib.file_digest(handle, "sha256")
-    elif part.left is not None and part.left_usable:
-        digest = resume_digest(fd, part.left)
-    if digest is None:
-        if part.noted:  # another file's bytes, or changed since: never resumed
-            remove_note(path)
-            part.noted = False
-        os.close(fd)
-        part.ours = False  # not the bytes this download wrote: start over
-        part.start_over()
-        raise IncompleteDownload(f"{path.name} changed since its bytes were written")
-    return digest
-
-
-def _leave_for_a_later_run(
-    url: str, part: _Part, stream: FileStream, fd: int, digest: hashlib._Hash, total: int | None
-) -> None:
-    """A download cancelled while its file streams in: the part is kept, with a note of its
-    bytes (``resume_points``), for a later run to resume. Not when its bytes could be wrong
-    (a compressed body), when it is a spare (another process writes the part) or empty."""
-    size = os.fstat(fd).st_size
-    if not part.resumable or part.path == part.spare or size == 0:
-        return
-    point = ResumePoint(
-        url=url, size=size, sha256=digest.hexdigest(), total_size=total, etag=stream.etag
-    )
-    try:
-        write_note(part.path, point)
-    except OSError:
-        return  # no note: removed as any failed download's part is
-    part.ours = False  # not this download's to remove any more
+def _hash_existing(part: Path) -> hashlib._Hash:
+    with part.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256")
 
 
 def _extension_from_url(url: str) -> str | None:

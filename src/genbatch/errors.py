@@ -24,7 +24,6 @@
     │   ├── HostNotAllowed             URL (or redirect) outside the allowed hosts
     │   ├── FileTooLarge               over the size cap
     │   └── IncompleteDownload         fewer bytes than announced
-    │       └── RangeNotSatisfiable    416: no bytes from the one a resume asked for
     ├── RunStopped                     the whole run must stop (auth, balance)  (exit 3)
     │   ├── BudgetReached              the next job would cross the budget      (exit 5)
     │   └── StopRequested              `genbatch cancel` asked the run to stop  (exit 1)
@@ -312,11 +311,6 @@ class FileTooLarge(DownloadError):
 
 class IncompleteDownload(DownloadError):
     """The output file arrived shorter than announced."""
-
-
-class RangeNotSatisfiable(IncompleteDownload):
-    """The file host has no bytes from the one a resume asked for (416): the file is not the
-    one the bytes held came from; it is fetched again from its start."""
 
 
 class RunStopped(GenbatchError):

@@ -336,8 +336,6 @@ class SimulatorApp:
             ):
                 return self._other_answer(file, fault)
             fault = None  # gzip not accepted: the file as stored
-        if span is not None:
-            self.stats.count_range(span[0])
         return self._media_answer(file, span, fault)
 
     def _find_file(self, request_id: str, name: str) -> MediaFile | None:

@@ -29,8 +29,6 @@ class SimulatorStats:
         file_requests_with_token: file requests that carried an Authorization header (a client
             must never send its API token to a file host).
         file_redirects: file requests the API's host redirected to the file host.
-        file_range_starts: the first byte each file request answered with a range (206) asked
-            for, in order (a client resuming a download asks for the rest).
     """
 
     def __init__(self) -> None:
@@ -53,7 +51,6 @@ class SimulatorStats:
         self.files_served = 0
         self.file_requests_with_token = 0
         self.file_redirects = 0
-        self.file_range_starts: list[int] = []
         self._seen_bodies: set[str] = set()
 
     def add(self, name: str, amount: int | float = 1) -> None:
@@ -70,11 +67,6 @@ class SimulatorStats:
         """Count one injected fault of ``kind``."""
         with self._lock:
             self.faults[str(kind)] += 1
-
-    def count_range(self, first: int) -> None:
-        """Count a file answered from byte ``first`` (a 206)."""
-        with self._lock:
-            self.file_range_starts.append(first)
 
     def count_submission(self, canonical: str) -> None:
         """Count an accepted submit, and a duplicate if ``canonical`` was accepted before."""
@@ -119,7 +111,6 @@ class SimulatorStats:
                 "files_served": self.files_served,
                 "file_requests_with_token": self.file_requests_with_token,
                 "file_redirects": self.file_redirects,
-                "file_range_starts": list(self.file_range_starts),
             }
 
     def __repr__(self) -> str:
