@@ -195,6 +195,63 @@ def test_a_resumed_answer_shorter_than_its_content_range_total_is_not_kept(
     assert not (tmp_path / "a.jpg").exists()
 
 
+@pytest.mark.parametrize("range_answer", ["compressed", "another offset"])
+def test_a_206_that_is_not_the_part_asked_for_is_never_written_as_the_file(
+    tmp_path: Path, range_answer: str
+) -> None:
+    """The retry of a cut download asks for the rest; a host answering with part of the file
+    whose place is unknown (compressed: its Content-Range no longer describes the bytes) or
+    elsewhere must not have it saved as the file from byte 0. (A .glb: no media check would
+    catch it.) The file is asked for again whole."""
+    glb = b"glTF" + bytes(range(256)) * 64
+    answers: list[str] = []
+
+    def host(request: httpx.Request) -> httpx.Response:
+        wanted = request.headers.get("range")
+        answers.append(wanted or "whole")
+        if wanted is None and len(answers) == 1:  # the whole file announced, a part sent
+            headers = {"content-length": str(len(glb))}
+            return httpx.Response(200, headers=headers, stream=httpx.ByteStream(glb[:1000]))
+        if wanted is None:
+            headers = {"content-length": str(len(glb))}
+            return httpx.Response(200, headers=headers, stream=httpx.ByteStream(glb))
+        first = int(wanted.removeprefix("bytes=").rstrip("-"))
+        if range_answer == "compressed":
+            span = f"bytes {first}-{len(glb) - 1}/{len(glb)}"
+            body = gzip.compress(glb[first:], mtime=0)
+            headers = {"content-range": span, "content-encoding": "gzip"}
+        else:
+            first += 500
+            span = f"bytes {first}-{len(glb) - 1}/{len(glb)}"
+            body = glb[first:]
+            headers = {"content-range": span, "content-length": str(len(body))}
+        return httpx.Response(206, headers=headers, stream=httpx.ByteStream(body))
+
+    async def fetch() -> str:
+        transport = httpx.MockTransport(host)
+        async with RunComfyClient(
+            base_url="https://x.runcomfy.net", token=None, transport=transport
+        ) as client:
+            downloader = Downloader(
+                client,
+                hosts=HostPolicy(api_host="x.runcomfy.net"),
+                attempts=3,
+                backoff=Backoff(base=0.001, cap=0.001),
+            )
+            file = await downloader.fetch(
+                "https://x.runcomfy.net/a.glb",
+                directory=tmp_path,
+                stem="a",
+                default_extension=".glb",
+            )
+            return file.sha256
+
+    digest = asyncio.run(fetch())
+
+    assert answers == ["whole", "bytes=1000-", "whole"]
+    assert digest == hashlib.sha256(glb).hexdigest() == sha256_of(tmp_path / "a.glb")
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8 + b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 

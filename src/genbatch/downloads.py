@@ -309,6 +309,16 @@ class Downloader:
                 )
                 _refuse(url, content_type_problem(kind, stream.content_type))
                 resumed = offset > 0 and stream.content_range_start == offset
+                if stream.status_code == 206 and not resumed and stream.content_range_start != 0:
+                    # Part of the file, not the part asked for (another offset, or compressed
+                    # so that its place is unknown): written as the file's start it would
+                    # corrupt it. Asked again whole, with no bytes to resume.
+                    _remove_ours(part)
+                    part.ours = False
+                    raise IncompleteDownload(
+                        f"{url}: the host answered part of the file (206) that is not the part "
+                        f"asked for (from byte {offset})"
+                    )
                 expected = _expected_size(stream, offset if resumed else 0)
                 if expected is not None and expected > self._max_bytes:
                     raise FileTooLarge(
