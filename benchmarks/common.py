@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,6 +62,11 @@ def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child: ours, minus anything that would point genbatch elsewhere."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNCOMFY_", "GENBATCH_"))}
     env.update(NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    # A list of ledgers of its own (ledger_registry): the same manifest run fresh in another
+    # folder, pair after pair, is what a benchmark does on purpose.
+    state = tempfile.mkdtemp(prefix="genbatch-bench-state-")
+    atexit.register(shutil.rmtree, state, ignore_errors=True)
+    env["XDG_STATE_HOME"] = state
     env.update(extra)
     return env
 

@@ -27,6 +27,15 @@ def _leftover_processes() -> Iterator[None]:
     support.stop_leftover_processes()
 
 
+@pytest.fixture(autouse=True)
+def _own_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test lists the ledgers it uses in a state folder of its own (``ledger_registry``):
+    the user's is never written, and one test's jobs never stop another's run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
+
+
 # ---------------------------------------------------------------------------------------------
 # Simulator fixtures (owner: simulator, issue #2)
 # ---------------------------------------------------------------------------------------------

@@ -385,3 +385,45 @@ def test_a_ledger_its_run_closed_a_moment_ago_is_not_checked_again_by_status(
     assert json.loads(status.stdout)["counts"]["done"] == 3
     with contextlib.closing(sqlite3.connect(ledger)) as conn:
         assert conn.execute("PRAGMA quick_check").fetchall() != [("ok",)]
+
+
+def test_a_manifest_moved_out_of_its_project_is_not_paid_for_again_in_a_new_ledger(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    env = default_ledger_env(sim)
+    assert genbatch(run_args(kling_manifest(first, 2)), env=env, cwd=first).returncode == 0
+    moved = second / "sweep.yaml"
+    (first / "sweep.yaml").rename(moved)  # no .genbatch/ from its new folder up
+
+    refused = genbatch(run_args(moved), env=env, cwd=second)
+
+    message = one_line_error(refused, 4)
+    assert f"2 of the jobs of sweep.yaml ran already, recorded in the ledger {first}" in message
+    assert sim.stats.submissions == 2  # nothing sent again
+    assert not (second / ".genbatch" / "ledger.db").exists()
+    # Either way out works: on with the earlier ledger, or a new one asked for by name.
+    earlier = first / ".genbatch" / "ledger.db"
+    assert genbatch(run_args(moved, "--ledger", str(earlier)), env=env, cwd=second).returncode == 0
+    assert sim.stats.submissions == 2
+    anew = genbatch(run_args(moved, "--ledger", str(second / "new.db")), env=env, cwd=second)
+    assert anew.returncode == 0, anew.stderr
+    assert sim.stats.submissions == 4  # paid again, on purpose
+
+
+def test_another_manifest_in_a_new_folder_starts_its_ledger_as_ever(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    env = default_ledger_env(sim)
+    assert genbatch(run_args(kling_manifest(first, 2)), env=env, cwd=first).returncode == 0
+
+    other = genbatch(run_args(kling_manifest(second, 2, prefix="other")), env=env, cwd=second)
+
+    assert other.returncode == 0, other.stderr
+    assert (second / ".genbatch" / "ledger.db").is_file()
+    assert sim.stats.submissions == 4

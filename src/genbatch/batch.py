@@ -42,6 +42,7 @@ from genbatch.errors import (
 from genbatch.events import EventSink, ignore_events
 from genbatch.export import ALL_STATES, ExportFilter, ledger_export_rows, write_run_metadata
 from genbatch.ledger import Ledger, RunInfo, SyncReport, open_ledger_for, resolve_location
+from genbatch.ledger_registry import remember
 from genbatch.manifest import Manifest, load_manifest, model_ids_of
 from genbatch.model_catalog import cache_entries, cached_entries, look_up
 from genbatch.pricing import PriceTable
@@ -450,6 +451,9 @@ def _reach(
             open_ledger_for(ledger, manifest=manifest.path, may_create=True, rehearsal=simulate)
         )
         stack.enter_context(store.exclusive())
+        found_beside = store.location.searched_from is not None and not simulate
+        if found_beside and store.location.sqlite_path is not None:
+            remember(store.location.sqlite_path)  # found from the manifest: listed for later
         simulator = None
         if simulate:
             assert store.location.sqlite_path is not None  # a rehearsal's ledger is a file

@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 
 from genbatch.errors import (
@@ -26,6 +27,7 @@ from genbatch.file_commits import sha256_of
 from genbatch.filenames import output_stem, sanitize_file_stem
 from genbatch.ledger import JobRecord, Ledger, RunInfo, resolve_location
 from genbatch.ledger.engine import DEFAULT_LEDGER
+from genbatch.ledger_registry import ASKED_JOBS, earlier_ledger
 from genbatch.manifest import Manifest
 from genbatch.metadata_guard import foreign_metadata
 from genbatch.states import JobState
@@ -117,6 +119,18 @@ def check_earlier_default_ledger(manifest: Manifest, given: str | None) -> None:
             f"the ledger of {manifest.path.name} is now found from its folder ({new}, not "
             f"created yet): to go on with that run, move {earlier.parent} into "
             f"{new.parent.parent}, or pass --ledger {earlier}"
+        )
+    # A manifest moved or copied out of its project's folder: its jobs ran in a ledger that
+    # is no longer found from here (ledger_registry).
+    keys = (job.key for job in islice(manifest.jobs(), ASKED_JOBS))
+    elsewhere = earlier_ledger(keys, besides=new)
+    if elsewhere is not None:
+        raise LedgerError(
+            f"{elsewhere.jobs} of the jobs of {manifest.path.name} ran already, recorded in the "
+            f"ledger {elsewhere.path}, which is not found from its folder: a new ledger ({new}) "
+            f"would submit and pay for them again. To go on with them, pass --ledger "
+            f"{elsewhere.path}, or move the manifest back; to run them anew on purpose, pass "
+            f"--ledger {new}"
         )
 
 

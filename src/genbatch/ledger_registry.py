@@ -1,0 +1,94 @@
+"""The ledgers genbatch found or made beside this user's manifests, so that a manifest moved or
+copied out of its project's folder is not run afresh, and paid for again, in a new ledger.
+
+The ledger of a manifest is the nearest ``.genbatch/`` from its folder up (as git finds its
+repository). Moved elsewhere, the manifest finds none, and its run would start a new ledger: every
+job new. Before a run makes such a ledger, the ledgers it has used before are asked whether they
+hold any of its jobs (a job is its content: the same model, inputs and repeat index give the same
+key anywhere); if one does, the run stops and names it. Only ledgers found beside manifests are
+listed here: one named with ``--ledger`` or ``GENBATCH_LEDGER`` is the user's own choice.
+
+The list is ``$XDG_STATE_HOME/genbatch/ledgers.json`` (``~/.local/state/genbatch/ledgers.json``
+by default). Reading or writing it never stops a run: a home that cannot be written only loses
+this protection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+ASKED_JOBS = 200
+"""Job keys of the manifest looked up in each earlier ledger (its first ones: enough to tell a
+manifest that ran there from one that did not)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EarlierLedger:
+    """A ledger that already holds some of a manifest's jobs."""
+
+    path: Path
+    jobs: int
+    """How many of the keys asked about it holds, finished or in flight."""
+
+
+def registry_file() -> Path:
+    """Where the list of ledgers is kept."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "genbatch" / "ledgers.json"
+
+
+def known_ledgers() -> list[Path]:
+    """The ledgers listed that still exist."""
+    try:
+        listed = json.loads(registry_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(listed, list):
+        return []
+    return [Path(item) for item in listed if isinstance(item, str) and Path(item).is_file()]
+
+
+def remember(ledger: Path) -> None:
+    """List ``ledger`` (best effort: atomically, or not at all)."""
+    path = str(ledger.resolve())
+    known = [str(p) for p in known_ledgers()]
+    if path in known:
+        return
+    target = registry_file()
+    temporary = target.with_name(f".{target.name}.{os.getpid()}")
+    with contextlib.suppress(OSError):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps([*known, path], indent=0), encoding="utf-8")
+        os.replace(temporary, target)
+
+
+def earlier_ledger(keys: Iterable[str], *, besides: Path) -> EarlierLedger | None:
+    """The first listed ledger (other than ``besides``) holding any of ``keys`` as a job that
+    is not merely pending there."""
+    wanted = list(keys)[:ASKED_JOBS]
+    if not wanted:
+        return None
+    for ledger in known_ledgers():
+        if ledger.resolve() == besides.resolve():
+            continue
+        found = _jobs_held(ledger, wanted)
+        if found:
+            return EarlierLedger(path=ledger, jobs=found)
+    return None
+
+
+def _jobs_held(ledger: Path, keys: list[str]) -> int:
+    """How many of ``keys`` the ledger file holds as started jobs (0 when it cannot be read)."""
+    marks = ",".join("?" * len(keys))
+    query = f"SELECT count(*) FROM jobs WHERE key IN ({marks}) AND state != 'pending'"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{ledger.as_uri()}?mode=ro", uri=True)) as db:
+            return int(db.execute(query, keys).fetchone()[0])
+    except sqlite3.Error:
+        return 0
