@@ -171,28 +171,27 @@ def test_a_resumed_answer_shorter_than_its_content_range_total_is_not_kept(
         headers = {"content-range": span, "content-length": str(len(cut))}
         return httpx.Response(206, headers=headers, stream=httpx.ByteStream(cut))
 
-    async def fetch() -> None:
-        transport = httpx.MockTransport(host)
-        async with RunComfyClient(
-            base_url="https://x.runcomfy.net", token=None, transport=transport
-        ) as client:
-            downloader = Downloader(
-                client,
-                hosts=HostPolicy(api_host="x.runcomfy.net"),
-                attempts=3,
-                backoff=Backoff(base=0.001, cap=0.001),
-            )
-            await downloader.fetch(
-                "https://x.runcomfy.net/a.jpg",
-                directory=tmp_path,
-                stem="a",
-                default_extension=".jpg",
-            )
-
     with pytest.raises(IncompleteDownload, match="sends 110 bytes of a file of 1028"):
-        asyncio.run(fetch())
+        asyncio.run(_fetch_from(host, "https://x.runcomfy.net/a.jpg", tmp_path))
     assert answers == ["whole", "bytes=100-", "bytes=100-"]
     assert not (tmp_path / "a.jpg").exists()
+
+
+async def _fetch_from(host: Callable[[httpx.Request], httpx.Response], url: str, into: Path) -> str:
+    """``url`` downloaded from ``host`` as ``into/a.EXT``, three tries, no wait between: its
+    sha256."""
+    async with RunComfyClient(
+        base_url="https://x.runcomfy.net", token=None, transport=httpx.MockTransport(host)
+    ) as client:
+        downloader = Downloader(
+            client,
+            hosts=HostPolicy(api_host="x.runcomfy.net"),
+            attempts=3,
+            backoff=Backoff(base=0.001, cap=0.001),
+        )
+        extension = "." + url.rsplit(".", 1)[1]
+        file = await downloader.fetch(url, directory=into, stem="a", default_extension=extension)
+        return file.sha256
 
 
 @pytest.mark.parametrize("range_answer", ["compressed", "another offset"])
@@ -227,26 +226,7 @@ def test_a_206_that_is_not_the_part_asked_for_is_never_written_as_the_file(
             headers = {"content-range": span, "content-length": str(len(body))}
         return httpx.Response(206, headers=headers, stream=httpx.ByteStream(body))
 
-    async def fetch() -> str:
-        transport = httpx.MockTransport(host)
-        async with RunComfyClient(
-            base_url="https://x.runcomfy.net", token=None, transport=transport
-        ) as client:
-            downloader = Downloader(
-                client,
-                hosts=HostPolicy(api_host="x.runcomfy.net"),
-                attempts=3,
-                backoff=Backoff(base=0.001, cap=0.001),
-            )
-            file = await downloader.fetch(
-                "https://x.runcomfy.net/a.glb",
-                directory=tmp_path,
-                stem="a",
-                default_extension=".glb",
-            )
-            return file.sha256
-
-    digest = asyncio.run(fetch())
+    digest = asyncio.run(_fetch_from(host, "https://x.runcomfy.net/a.glb", tmp_path))
 
     assert answers == ["whole", "bytes=1000-", "whole"]
     assert digest == hashlib.sha256(glb).hexdigest() == sha256_of(tmp_path / "a.glb")

@@ -387,14 +387,20 @@ def test_a_ledger_its_run_closed_a_moment_ago_is_not_checked_again_by_status(
         assert conn.execute("PRAGMA quick_check").fetchall() != [("ok",)]
 
 
-def test_a_manifest_moved_out_of_its_project_is_not_paid_for_again_in_a_new_ledger(
-    tmp_path: Path, sim: Simulator
-) -> None:
+def two_projects_the_first_run(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """Two folders with no ``.genbatch/`` above them; a run of two jobs done in the first."""
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    env = default_ledger_env(sim)
     assert genbatch(run_args(kling_manifest(first, 2)), env=env, cwd=first).returncode == 0
+    return first, second
+
+
+def test_a_manifest_moved_out_of_its_project_is_not_paid_for_again_in_a_new_ledger(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    env = default_ledger_env(sim)
+    first, second = two_projects_the_first_run(tmp_path, env)
     moved = second / "sweep.yaml"
     (first / "sweep.yaml").rename(moved)  # no .genbatch/ from its new folder up
 
@@ -416,11 +422,8 @@ def test_a_manifest_moved_out_of_its_project_is_not_paid_for_again_in_a_new_ledg
 def test_another_manifest_in_a_new_folder_starts_its_ledger_as_ever(
     tmp_path: Path, sim: Simulator
 ) -> None:
-    first, second = tmp_path / "first", tmp_path / "second"
-    first.mkdir()
-    second.mkdir()
     env = default_ledger_env(sim)
-    assert genbatch(run_args(kling_manifest(first, 2)), env=env, cwd=first).returncode == 0
+    _, second = two_projects_the_first_run(tmp_path, env)
 
     other = genbatch(run_args(kling_manifest(second, 2, prefix="other")), env=env, cwd=second)
 
