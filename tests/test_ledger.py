@@ -474,6 +474,19 @@ def test_the_budget_stops_claims_before_the_spending_would_pass_it(ledger: Ledge
         claim(ledger, run_id, budget_usd=3.5)
 
 
+def test_a_job_put_back_to_pending_keeps_its_possible_cost_in_the_budget(ledger: Ledger) -> None:
+    run_id = new_run(ledger, 3, cost=1.0)
+    lost = claim(ledger, run_id, "w1", lease_seconds=0.0)  # its submit's answer never came
+    assert lost is not None
+    ledger.take_over(run_id, "w2", lease_seconds=LEASE)  # caught submitting: unknown
+    ledger.reset_to_pending(run_id, [JobState.UNKNOWN])  # the user sends it again
+
+    assert sum(ledger.spend(run_id).values()) - ledger.spend(run_id)[JobState.PENDING] == 1.0
+    assert claim(ledger, run_id, "w2", budget_usd=2.5) is not None  # $1 maybe paid + $1
+    with pytest.raises(BudgetReached, match=r"\$2.00 of \$2.50"):
+        claim(ledger, run_id, "w2", budget_usd=2.5)  # the third dollar would pass it
+
+
 def test_a_batch_claim_takes_jobs_in_order_up_to_the_limit_and_the_budget(ledger: Ledger) -> None:
     run_id = new_run(ledger, 10, cost=1.0)
 
