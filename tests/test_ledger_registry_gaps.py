@@ -111,3 +111,18 @@ def test_ledgers_remembered_by_runs_at_once_are_all_listed(tmp_path: Path) -> No
         worker.join()
 
     assert sorted(str(p) for p in ledger_registry.known_ledgers()) == sorted(ledgers)
+
+
+def test_retry_after_a_rehearsal_does_not_start_a_paid_run_of_every_job(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    # Since the rehearsal keeps its own ledger, `genbatch retry` without --simulate finds no
+    # real run: it says "0 job(s) to run again", then creates a real ledger and submits every job.
+    first, _ = two_folders(tmp_path)
+    env = default_ledger_env(sim)
+    manifest = kling_manifest(first, 2)
+    assert genbatch(run_args(manifest, "--simulate"), env=env, cwd=first).returncode == 0
+
+    retried = genbatch(["retry", str(manifest), "--poll-interval", "0.01"], env=env, cwd=first)
+
+    assert sim.stats.submissions == 0, retried.stderr
