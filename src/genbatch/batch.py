@@ -41,7 +41,14 @@ from genbatch.errors import (
 )
 from genbatch.events import EventSink, ignore_events
 from genbatch.export import ALL_STATES, ExportFilter, ledger_export_rows, write_run_metadata
-from genbatch.ledger import Ledger, RunInfo, SyncReport, open_ledger_for, resolve_location
+from genbatch.ledger import (
+    REHEARSAL_SUFFIX,
+    Ledger,
+    RunInfo,
+    SyncReport,
+    open_ledger_for,
+    resolve_location,
+)
 from genbatch.ledger_registry import remember
 from genbatch.manifest import Manifest, load_manifest, model_ids_of
 from genbatch.model_catalog import cache_entries, cached_entries, look_up
@@ -442,7 +449,7 @@ def _reach(
     base = options or RunOptions(handle_signals=False)
     # Before anything is sent: a problem found here costs nothing.
     preflight.check_manifest_folders(manifest)
-    preflight.check_earlier_default_ledger(manifest, ledger)
+    preflight.check_earlier_default_ledger(manifest, ledger, rehearsal=simulate)
     with ExitStack() as stack:
         connection = (
             None if simulate else resolve_connection(api_base, allow_insecure=allow_insecure)
@@ -451,6 +458,13 @@ def _reach(
             open_ledger_for(ledger, manifest=manifest.path, may_create=True, rehearsal=simulate)
         )
         stack.enter_context(store.exclusive())
+        kept_apart = store.location.sqlite_path is not None and store.location.sqlite_path.name
+        if not simulate and str(kept_apart).endswith(REHEARSAL_SUFFIX):
+            raise LedgerError(
+                f"{store.location.display} is a rehearsal's ledger (--simulate): its jobs were "
+                "never paid for nor generated, so a real run never uses it: leave out --ledger "
+                "(and GENBATCH_LEDGER), or add --simulate"
+            )
         found_beside = store.location.searched_from is not None and not simulate
         if found_beside and store.location.sqlite_path is not None:
             remember(store.location.sqlite_path)  # found from the manifest: listed for later

@@ -16,12 +16,16 @@ this protection.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from genbatch.states import BUDGET_STATES
 
 ASKED_JOBS = 200
 """Job keys of the manifest looked up in each earlier ledger (its first ones: enough to tell a
@@ -34,7 +38,7 @@ class EarlierLedger:
 
     path: Path
     jobs: int
-    """How many of the keys asked about it holds, finished or in flight."""
+    """How many of the keys asked about it holds as paid for, or possibly."""
 
 
 def registry_file() -> Path:
@@ -45,32 +49,43 @@ def registry_file() -> Path:
 
 def known_ledgers() -> list[Path]:
     """The ledgers listed that still exist."""
+    return [path for path in map(Path, _listed() or []) if path.is_file()]
+
+
+def _listed() -> list[str] | None:
+    """The list as written (None when it cannot be read as one: never written over then)."""
     try:
         listed = json.loads(registry_file().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
     except (OSError, ValueError):
-        return []
+        return None
     if not isinstance(listed, list):
-        return []
-    return [Path(item) for item in listed if isinstance(item, str) and Path(item).is_file()]
+        return None
+    return [item for item in listed if isinstance(item, str)]
 
 
 def remember(ledger: Path) -> None:
-    """List ``ledger`` (best effort: atomically, or not at all)."""
+    """List ``ledger`` (best effort: a run never fails for it). Under a lock, so runs starting
+    at once all get listed; a list that cannot be read is left as it is."""
     path = str(ledger.resolve())
-    known = [str(p) for p in known_ledgers()]
-    if path in known:
-        return
     target = registry_file()
-    temporary = target.with_name(f".{target.name}.{os.getpid()}")
     with contextlib.suppress(OSError):
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps([*known, path], indent=0), encoding="utf-8")
-        os.replace(temporary, target)
+        with open(target.with_name(target.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            listed = _listed()
+            if listed is None or path in listed:
+                return
+            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump([*listed, path], out, indent=0)
+            os.replace(temporary, target)
 
 
 def earlier_ledger(keys: Iterable[str], *, besides: Path) -> EarlierLedger | None:
-    """The first listed ledger (other than ``besides``) holding any of ``keys`` as a job that
-    is not merely pending there."""
+    """The first listed ledger (other than ``besides``) holding any of ``keys`` as a job paid
+    for there, or possibly."""
     wanted = list(keys)[:ASKED_JOBS]
     if not wanted:
         return None
@@ -84,9 +99,11 @@ def earlier_ledger(keys: Iterable[str], *, besides: Path) -> EarlierLedger | Non
 
 
 def _jobs_held(ledger: Path, keys: list[str]) -> int:
-    """How many of ``keys`` the ledger file holds as started jobs (0 when it cannot be read)."""
+    """How many of ``keys`` the ledger file holds as jobs paid for, or possibly (0 when it
+    cannot be read)."""
     marks = ",".join("?" * len(keys))
-    query = f"SELECT count(*) FROM jobs WHERE key IN ({marks}) AND state != 'pending'"
+    paid = ",".join(f"'{state.value}'" for state in sorted(BUDGET_STATES))
+    query = f"SELECT count(*) FROM jobs WHERE key IN ({marks}) AND state IN ({paid})"
     try:
         with contextlib.closing(sqlite3.connect(f"{ledger.as_uri()}?mode=ro", uri=True)) as db:
             return int(db.execute(query, keys).fetchone()[0])

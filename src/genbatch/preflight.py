@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import islice
 from pathlib import Path
@@ -99,7 +100,9 @@ def refuse_other_owner(run: RunInfo, manifest: Path) -> None:
     )
 
 
-def check_earlier_default_ledger(manifest: Manifest, given: str | None) -> None:
+def check_earlier_default_ledger(
+    manifest: Manifest, given: str | None, *, rehearsal: bool = False
+) -> None:
     """Refuse to start a new ledger for ``manifest`` while the working directory's ledger
     already has the manifest's run.
 
@@ -110,7 +113,11 @@ def check_earlier_default_ledger(manifest: Manifest, given: str | None) -> None:
     """
     location = resolve_location(given, manifest_dir=manifest.path.parent)
     new = location.sqlite_path
-    if location.searched_from is None or new is None or new.exists():
+    if rehearsal or location.searched_from is None or new is None:
+        return  # a rehearsal pays nothing; a ledger named is the user's choice
+    if new.exists():
+        if not _quick_has_run(new, manifest.name):
+            _refuse_jobs_recorded_elsewhere(manifest, new)  # moved into another project
         return
     earlier = Path.cwd() / DEFAULT_LEDGER
     if earlier.is_file() and _has_run(earlier, manifest.name):
@@ -120,18 +127,32 @@ def check_earlier_default_ledger(manifest: Manifest, given: str | None) -> None:
             f"created yet): to go on with that run, move {earlier.parent} into "
             f"{new.parent.parent}, or pass --ledger {earlier}"
         )
-    # A manifest moved or copied out of its project's folder: its jobs ran in a ledger that
-    # is no longer found from here (ledger_registry).
+    _refuse_jobs_recorded_elsewhere(manifest, new)
+
+
+def _refuse_jobs_recorded_elsewhere(manifest: Manifest, found: Path) -> None:
+    """A manifest moved or copied out of its project's folder: its jobs were paid for in a
+    ledger that is no longer found from here, and ``found`` has no run of it (ledger_registry)."""
     keys = (job.key for job in islice(manifest.jobs(), ASKED_JOBS))
-    elsewhere = earlier_ledger(keys, besides=new)
+    elsewhere = earlier_ledger(keys, besides=found)
     if elsewhere is not None:
         raise LedgerError(
-            f"{elsewhere.jobs} of the jobs of {manifest.path.name} ran already, recorded in the "
-            f"ledger {elsewhere.path}, which is not found from its folder: a new ledger ({new}) "
-            f"would submit and pay for them again. To go on with them, pass --ledger "
-            f"{elsewhere.path}, or move the manifest back; to run them anew on purpose, pass "
-            f"--ledger {new}"
+            f"{elsewhere.jobs} of the first {ASKED_JOBS} jobs of {manifest.path.name} were paid "
+            f"for already, recorded in the ledger {elsewhere.path}, which is not found from its "
+            f"folder: a run in {found} would submit and pay for them again. To go on with "
+            f"them, pass --ledger {elsewhere.path}, or move the manifest back; to run them anew "
+            f"on purpose, pass --ledger {found}"
         )
+
+
+def _quick_has_run(ledger: Path, name: str) -> bool:
+    """Whether the SQLite ledger file has a run ``name`` (read-only; True when unreadable:
+    the ledger's own checks report that)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{ledger.as_uri()}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() is not None
+    except sqlite3.Error:
+        return True
 
 
 def _has_run(path: Path, name: str) -> bool:

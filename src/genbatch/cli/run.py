@@ -339,6 +339,8 @@ def execute_request(request: RunRequest) -> None:
         lease_seconds=request.lease_seconds,
         resume_command=_command(request, "run"),
     )
+    if request.reset_states:
+        _check_run_to_retry(request, loaded.name)
     with batch.open_session(
         loaded,
         ledger=request.ledger,
@@ -425,6 +427,28 @@ def _execute(
             return anyio.run(batch.execute, prepared, connection, options, sink)
     finally:
         exit_on_signals()  # the run's own handlers are gone: the summary stays interruptible
+
+
+def _check_run_to_retry(request: RunRequest, name: str) -> None:
+    """``retry`` goes on with a run: with none in the ledger (none run yet, or only
+    rehearsed), it would submit every job, and a retry never pays for what never ran."""
+    from genbatch.errors import LedgerError
+    from genbatch.ledger import open_ledger_for
+
+    try:
+        with open_ledger_for(
+            request.ledger, manifest=request.manifest, rehearsal=request.simulate
+        ) as store:
+            if store.find_run(name) is not None:
+                return
+            where = store.location.display
+    except LedgerError as exc:
+        where = str(exc)
+    hint = "" if request.simulate else " (a rehearsal's is retried with --simulate)"
+    raise UsageError(
+        f"nothing to retry: no run '{name}' to go on with ({where}){hint}; "
+        f"`{_command(request, 'run')}` runs it"
+    )
 
 
 def _run_started(prepared: batch.Prepared, session: batch.Session, simulate: bool) -> RunStarted:

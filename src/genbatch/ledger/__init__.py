@@ -25,6 +25,7 @@ from genbatch.ledger.records import (
 )
 
 __all__ = [
+    "REHEARSAL_SUFFIX",
     "AttemptRecord",
     "CachedModel",
     "JobOutputs",

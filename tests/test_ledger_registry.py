@@ -1,5 +1,6 @@
-"""Failing tests (review3) of the list of ledgers (ledger_registry) and of the rehearsal's ledger
-kept apart: gaps a real user hits."""
+"""The list of ledgers (ledger_registry) and the rehearsal's ledger kept apart, on the paths a
+real user takes: a manifest moved into another project, a rehearsal of a moved manifest, runs
+starting at once, a retry after a rehearsal, a real run pointed at a rehearsal's ledger."""
 
 from __future__ import annotations
 
@@ -52,15 +53,15 @@ def test_a_manifest_moved_into_another_project_with_its_own_ledger_is_not_paid_a
 
     again = genbatch(run_args(moved), env=env, cwd=second)
 
-    assert sim.stats.submissions == 3, again.stderr  # main: 5, both jobs paid again
+    assert sim.stats.submissions == 3, again.stderr  # not both jobs paid again
     assert again.returncode == 4
 
 
 def test_a_rehearsal_of_a_moved_manifest_is_not_refused_as_if_it_would_pay(
     tmp_path: Path, sim: Simulator
 ) -> None:
-    # A --simulate rehearsal pays nothing and keeps its own ledger; main refuses it with
-    # "a new ledger ... would submit and pay for them again".
+    # A --simulate rehearsal pays nothing and keeps its own ledger: not "a run ... would
+    # submit and pay for them again".
     first, second = two_folders(tmp_path)
     env = default_ledger_env(sim)
     assert genbatch(run_args(kling_manifest(first, 2)), env=env, cwd=first).returncode == 0
