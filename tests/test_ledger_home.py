@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import random
 import sqlite3
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from genbatch import ledger_registry
 from genbatch.ledger import Ledger, resolve_location
 from genbatch.simulator import Simulator, SimulatorConfig
 
@@ -387,11 +389,17 @@ def test_a_ledger_its_run_closed_a_moment_ago_is_not_checked_again_by_status(
         assert conn.execute("PRAGMA quick_check").fetchall() != [("ok",)]
 
 
-def two_projects_the_first_run(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
-    """Two folders with no ``.genbatch/`` above them; a run of two jobs done in the first."""
+def two_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Two folders with no ``.genbatch/`` above them."""
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
+    return first, second
+
+
+def two_projects_the_first_run(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """``two_folders``, a run of two jobs done in the first."""
+    first, second = two_folders(tmp_path)
     assert genbatch(run_args(kling_manifest(first, 2)), env=env, cwd=first).returncode == 0
     return first, second
 
@@ -431,3 +439,102 @@ def test_another_manifest_in_a_new_folder_starts_its_ledger_as_ever(
     assert other.returncode == 0, other.stderr
     assert (second / ".genbatch" / "ledger.db").is_file()
     assert sim.stats.submissions == 4
+
+
+def test_a_manifest_moved_into_another_project_with_its_own_ledger_is_not_paid_again(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    # The guard runs only when the ledger found is new: a project that has a ledger already
+    # (another manifest ran there) takes the moved manifest's jobs as new and pays again.
+    first, second = two_folders(tmp_path)
+    env = default_ledger_env(sim)
+    assert genbatch(run_args(kling_manifest(first, 2)), env=env, cwd=first).returncode == 0
+    other = kling_manifest(second, 1, name="other.yaml", prefix="other")
+    assert genbatch(run_args(other), env=env, cwd=second).returncode == 0
+    assert sim.stats.submissions == 3
+    moved = second / "sweep.yaml"
+    (first / "sweep.yaml").rename(moved)
+
+    again = genbatch(run_args(moved), env=env, cwd=second)
+
+    assert sim.stats.submissions == 3, again.stderr  # not both jobs paid again
+    assert again.returncode == 4
+
+
+def test_a_rehearsal_of_a_moved_manifest_is_not_refused_as_if_it_would_pay(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    # A --simulate rehearsal pays nothing and keeps its own ledger: not "a run ... would
+    # submit and pay for them again".
+    first, second = two_folders(tmp_path)
+    env = default_ledger_env(sim)
+    assert genbatch(run_args(kling_manifest(first, 2)), env=env, cwd=first).returncode == 0
+    copied = second / "sweep.yaml"
+    copied.write_text((first / "sweep.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+
+    rehearsal = genbatch(run_args(copied, "--simulate"), env=env, cwd=second)
+
+    assert rehearsal.returncode == 0, rehearsal.stderr
+
+
+def rehearsed(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """A folder whose manifest of two jobs was rehearsed (``--simulate``): it, the manifest."""
+    first, _ = two_folders(tmp_path)
+    manifest = kling_manifest(first, 2)
+    assert genbatch(run_args(manifest, "--simulate"), env=env, cwd=first).returncode == 0
+    return first, manifest
+
+
+def test_a_real_run_on_the_rehearsals_ledger_does_not_take_its_placeholders_for_outputs(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    # The rehearsal's last line prints `--ledger .../ledger.simulated.db`; a real run given it
+    # (or GENBATCH_LEDGER set to it) would report the placeholder files as done, the very
+    # mix-up the rehearsal's ledger is kept apart for.
+    env = default_ledger_env(sim)
+    first, manifest = rehearsed(tmp_path, env)
+    rehearsal_ledger = first / ".genbatch" / "ledger.simulated.db"
+    assert rehearsal_ledger.is_file()
+
+    real = genbatch(run_args(manifest, "--ledger", str(rehearsal_ledger)), env=env, cwd=first)
+
+    assert "is a rehearsal's ledger" in one_line_error(real, 4)
+    assert sim.stats.submissions == 0
+
+
+def _remember(ledger: str) -> None:
+    ledger_registry.remember(Path(ledger))
+
+
+def test_ledgers_remembered_by_runs_at_once_are_all_listed(tmp_path: Path) -> None:
+    # Runs starting at once (a script starting several projects) each add their ledger.
+    ledgers = []
+    for i in range(12):
+        ledger = tmp_path / f"p{i}" / ".genbatch" / "ledger.db"
+        ledger.parent.mkdir(parents=True)
+        ledger.touch()
+        ledgers.append(str(ledger))
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_remember, args=(ledger,)) for ledger in ledgers]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert sorted(str(p) for p in ledger_registry.known_ledgers()) == sorted(ledgers)
+
+
+def test_retry_after_a_rehearsal_does_not_start_a_paid_run_of_every_job(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    # The rehearsal keeps its own ledger, so `genbatch retry` without --simulate finds no real
+    # run: it must not make one and submit every job.
+    env = default_ledger_env(sim)
+    first, manifest = rehearsed(tmp_path, env)
+
+    retried = genbatch(["retry", str(manifest), "--poll-interval", "0.01"], env=env, cwd=first)
+
+    assert sim.stats.submissions == 0, retried.stderr
+    assert "nothing to retry: no run 'sweep'" in retried.stderr
+    assert "(a rehearsal's is retried with --simulate)" in retried.stderr
+    assert retried.returncode == 2 and not (first / ".genbatch" / "ledger.db").exists()
