@@ -177,16 +177,18 @@ def test_a_resumed_answer_shorter_than_its_content_range_total_is_not_kept(
     assert not (tmp_path / "a.jpg").exists()
 
 
-async def _fetch_from(host: Callable[[httpx.Request], httpx.Response], url: str, into: Path) -> str:
-    """``url`` downloaded from ``host`` as ``into/a.EXT``, three tries, no wait between: its
-    sha256."""
+async def _fetch_from(
+    host: Callable[[httpx.Request], httpx.Response], url: str, into: Path, *, attempts: int = 3
+) -> str:
+    """``url`` downloaded from ``host`` as ``into/a.EXT``, in ``attempts`` tries with no wait
+    between: its sha256."""
     async with RunComfyClient(
         base_url="https://x.runcomfy.net", token=None, transport=httpx.MockTransport(host)
     ) as client:
         downloader = Downloader(
             client,
             hosts=HostPolicy(api_host="x.runcomfy.net"),
-            attempts=3,
+            attempts=attempts,
             backoff=Backoff(base=0.001, cap=0.001),
         )
         extension = "." + url.rsplit(".", 1)[1]
@@ -246,18 +248,7 @@ async def _fetch_encoded(directory: Path, encoding: str, body: bytes) -> str:
         headers = {"content-encoding": encoding, "content-length": str(len(body))}
         return httpx.Response(200, headers=headers, stream=httpx.ByteStream(body))
 
-    async with RunComfyClient(
-        base_url="https://x.runcomfy.net", token=None, transport=httpx.MockTransport(host)
-    ) as client:
-        downloader = Downloader(
-            client,
-            hosts=HostPolicy(api_host="x.runcomfy.net"),
-            attempts=1,
-        )
-        file = await downloader.fetch(
-            "https://x.runcomfy.net/a.png", directory=directory, stem="a", default_extension=".png"
-        )
-    return file.sha256
+    return await _fetch_from(host, "https://x.runcomfy.net/a.png", directory, attempts=1)
 
 
 @pytest.mark.parametrize(
