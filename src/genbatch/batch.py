@@ -458,21 +458,20 @@ def _reach(
             open_ledger_for(ledger, manifest=manifest.path, may_create=True, rehearsal=simulate)
         )
         stack.enter_context(store.exclusive())
-        kept_apart = store.location.sqlite_path is not None and store.location.sqlite_path.name
-        if not simulate and str(kept_apart).endswith(REHEARSAL_SUFFIX):
+        path = store.location.sqlite_path
+        if not simulate and path is not None and path.name.endswith(REHEARSAL_SUFFIX):
             raise LedgerError(
                 f"{store.location.display} is a rehearsal's ledger (--simulate): its jobs were "
                 "never paid for nor generated, so a real run never uses it: leave out --ledger "
                 "(and GENBATCH_LEDGER), or add --simulate"
             )
         found_beside = store.location.searched_from is not None and not simulate
-        if found_beside and store.location.sqlite_path is not None:
-            remember(store.location.sqlite_path)  # found from the manifest: listed for later
+        if found_beside and path is not None:
+            remember(path)  # found from the manifest: listed for later
         simulator = None
         if simulate:
-            assert store.location.sqlite_path is not None  # a rehearsal's ledger is a file
-            ledger_file = str(store.location.sqlite_path.resolve())
-            simulator = stack.enter_context(_simulator(ledger=ledger_file))
+            assert path is not None  # a rehearsal's ledger is a file
+            simulator = stack.enter_context(_simulator(ledger=str(path.resolve())))
             connection = Connection(api_base=simulator.base_url, token=simulator.token)
             # Scaled times enter no ledger history: a real run on this ledger would poll its
             # first jobs far too early.

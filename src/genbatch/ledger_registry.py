@@ -89,13 +89,20 @@ def earlier_ledger(keys: Iterable[str], *, besides: Path) -> EarlierLedger | Non
     wanted = list(keys)[:ASKED_JOBS]
     if not wanted:
         return None
+    skipped = besides.resolve()
     for ledger in known_ledgers():
-        if ledger.resolve() == besides.resolve():
+        if ledger.resolve() == skipped:
             continue
         found = _jobs_held(ledger, wanted)
         if found:
             return EarlierLedger(path=ledger, jobs=found)
     return None
+
+
+def run_recorded(ledger: Path, name: str) -> bool | None:
+    """Whether the SQLite ledger file has a run ``name``; None when it cannot be read."""
+    found = _count(ledger, "SELECT count(*) FROM runs WHERE name = ?", [name])
+    return None if found is None else found > 0
 
 
 def _jobs_held(ledger: Path, keys: list[str]) -> int:
@@ -104,8 +111,14 @@ def _jobs_held(ledger: Path, keys: list[str]) -> int:
     marks = ",".join("?" * len(keys))
     paid = ",".join(f"'{state.value}'" for state in sorted(BUDGET_STATES))
     query = f"SELECT count(*) FROM jobs WHERE key IN ({marks}) AND state IN ({paid})"
+    return _count(ledger, query, keys) or 0
+
+
+def _count(ledger: Path, query: str, values: list[str]) -> int | None:
+    """A count read from another ledger file, read-only with the standard library (a check
+    before a run, which neither migrates nor locks that ledger); None when it cannot be read."""
     try:
         with contextlib.closing(sqlite3.connect(f"{ledger.as_uri()}?mode=ro", uri=True)) as db:
-            return int(db.execute(query, keys).fetchone()[0])
+            return int(db.execute(query, values).fetchone()[0])
     except sqlite3.Error:
-        return 0
+        return None

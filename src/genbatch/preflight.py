@@ -11,14 +11,12 @@ import contextlib
 import os
 import secrets
 import shutil
-import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import islice
 from pathlib import Path
 
 from genbatch.errors import (
     ForeignMetadata,
-    GenbatchError,
     LedgerError,
     OutputError,
     UsageError,
@@ -28,7 +26,7 @@ from genbatch.file_commits import sha256_of
 from genbatch.filenames import output_stem, sanitize_file_stem
 from genbatch.ledger import JobRecord, Ledger, RunInfo, resolve_location
 from genbatch.ledger.engine import DEFAULT_LEDGER
-from genbatch.ledger_registry import ASKED_JOBS, earlier_ledger
+from genbatch.ledger_registry import ASKED_JOBS, earlier_ledger, run_recorded
 from genbatch.manifest import Manifest
 from genbatch.metadata_guard import foreign_metadata
 from genbatch.states import JobState
@@ -116,11 +114,13 @@ def check_earlier_default_ledger(
     if rehearsal or location.searched_from is None or new is None:
         return  # a rehearsal pays nothing; a ledger named is the user's choice
     if new.exists():
-        if not _quick_has_run(new, manifest.name):
-            _refuse_jobs_recorded_elsewhere(manifest, new)  # moved into another project
+        # Moved into another project (an unreadable ledger's own checks report it later).
+        if run_recorded(new, manifest.name) is False:
+            _refuse_jobs_recorded_elsewhere(manifest, new)
         return
     earlier = Path.cwd() / DEFAULT_LEDGER
-    if earlier.is_file() and _has_run(earlier, manifest.name):
+    # (A ledger that cannot be read has no run to go on with.)
+    if earlier.is_file() and run_recorded(earlier, manifest.name):
         raise LedgerError(
             f"the ledger {earlier} in the working directory has a run '{manifest.name}', but "
             f"the ledger of {manifest.path.name} is now found from its folder ({new}, not "
@@ -143,27 +143,6 @@ def _refuse_jobs_recorded_elsewhere(manifest: Manifest, found: Path) -> None:
             f"them, pass --ledger {elsewhere.path}, or move the manifest back; to run them anew "
             f"on purpose, pass --ledger {found}"
         )
-
-
-def _quick_has_run(ledger: Path, name: str) -> bool:
-    """Whether the SQLite ledger file has a run ``name`` (read-only; True when unreadable:
-    the ledger's own checks report that)."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"{ledger.as_uri()}?mode=ro", uri=True)) as db:
-            return db.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() is not None
-    except sqlite3.Error:
-        return True
-
-
-def _has_run(path: Path, name: str) -> bool:
-    try:
-        store = Ledger.open(resolve_location(str(path), may_create=False))
-    except GenbatchError:
-        return False  # a ledger that cannot be opened has no run to go on with
-    try:
-        return store.find_run(name) is not None
-    finally:
-        store.close()
 
 
 def check_output_dirs(directories: Iterable[str | Path]) -> None:
